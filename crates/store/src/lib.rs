@@ -1,0 +1,228 @@
+//! Where events and the ingest ledger live.
+//!
+//! * [`Store`] — the seam every other crate uses: open an [`EventWriter`], search events,
+//!   read the ledger. Callers pass typed queries ([`EventQuery`]); no SQL crosses this API.
+//! * [`EventWriter`] — the one place events are written. An object's events and its ledger
+//!   row are one unit: [`begin_object`](EventWriter::begin_object), any number of
+//!   [`insert`](EventWriter::insert) calls, then [`finish_object`](EventWriter::finish_object)
+//!   or [`quarantine_object`](EventWriter::quarantine_object). Objects are grouped into
+//!   transactions and become durable together at [`commit`](EventWriter::commit); a crash
+//!   before that leaves none of them, a crash after leaves all of them. Events are keyed by
+//!   `eventID`: a record delivered again (org trail and member trail, EventBridge and S3, a
+//!   retried message) is counted as a duplicate and not stored twice.
+//! * [`SqliteStore`] — the embedded backend (WAL, one file).
+//!
+//! ```
+//! use store::{EventQuery, ObjectMeta, Store};
+//! let store = store::SqliteStore::open_in_memory().unwrap();
+//! let mut writer = store.writer().unwrap();
+//! let event = model::ParsedEvent::from_json(
+//!     r#"{"eventID":"e1","eventTime":"2024-01-15T10:45:23Z","eventName":"StopLogging"}"#).unwrap();
+//! writer.begin_object(&ObjectMeta::local("trail/a.json.gz", 10)).unwrap();
+//! writer.insert(std::slice::from_ref(&event)).unwrap();
+//! writer.finish_object(&store::ObjectTotals { records: 1, ..Default::default() }).unwrap();
+//! writer.commit().unwrap();
+//! let found = store.search(&EventQuery { event_name: Some("StopLogging".into()), ..Default::default() }).unwrap();
+//! assert_eq!(found[0].event_id, "e1");
+//! ```
+
+mod query;
+mod sqlite;
+
+pub use query::{Dimension, EventQuery, EventRow, Page};
+pub use sqlite::SqliteStore;
+
+use model::EpochMillis;
+
+/// The events, ledger and (later) alert state of one deployment.
+pub trait Store: Send + Sync {
+    /// A writer with its own connection. Writers serialise with each other (one transaction
+    /// at a time per database); readers are never blocked.
+    fn writer(&self) -> Result<Box<dyn EventWriter>, StoreError>;
+
+    /// Events matching `query`, newest first (ties broken by arrival order, newest first).
+    fn search(&self, query: &EventQuery) -> Result<Vec<EventRow>, StoreError>;
+
+    /// The stored event with this `eventID`.
+    fn event(&self, event_id: &str) -> Result<Option<EventRow>, StoreError>;
+
+    /// Most frequent values of `dimension` among the events matching `query`.
+    fn top(&self, dimension: Dimension, query: &EventQuery, limit: usize) -> Result<Vec<(String, u64)>, StoreError>;
+
+    /// The ledger row of one object, if it was ever committed or quarantined.
+    fn ledger_entry(&self, bucket: &str, key: &str) -> Result<Option<LedgerEntry>, StoreError>;
+
+    /// All ledger rows of a bucket whose key starts with `prefix` (one query, for listing
+    /// a whole tree or bucket prefix against the ledger).
+    fn ledger_entries(&self, bucket: &str, prefix: &str) -> Result<Vec<LedgerEntry>, StoreError>;
+
+    /// Quarantined objects, oldest first.
+    fn quarantined(&self) -> Result<Vec<LedgerEntry>, StoreError>;
+
+    fn stats(&self) -> Result<StoreStats, StoreError>;
+}
+
+/// Writes objects' events and ledger rows. See the crate documentation for the protocol.
+pub trait EventWriter: Send {
+    /// Starts `object`; its events go in with [`insert`](Self::insert). Opens a transaction
+    /// when none is open.
+    fn begin_object(&mut self, object: &ObjectMeta) -> Result<(), StoreError>;
+
+    /// Stores events of the current object; returns how many were new and how many were
+    /// already stored (by `eventID`).
+    fn insert(&mut self, events: &[model::ParsedEvent]) -> Result<InsertCounts, StoreError>;
+
+    /// Ends the current object: writes its ledger row as committed (within the open
+    /// transaction) and returns its counts.
+    fn finish_object(&mut self, totals: &ObjectTotals) -> Result<InsertCounts, StoreError>;
+
+    /// Undoes everything of the current object (if one is open) and records `object` as
+    /// quarantined with its reason; nothing else in the transaction is affected.
+    fn quarantine_object(&mut self, object: &ObjectMeta, reason: &str, detail: &str) -> Result<(), StoreError>;
+
+    /// Undoes everything of the current object without recording it: it was not read to
+    /// the end for a reason that says nothing about its content (an I/O error), so it must
+    /// be tried again later.
+    fn abort_object(&mut self) -> Result<(), StoreError>;
+
+    /// Makes every finished or quarantined object durable. Only after this returns may a
+    /// source acknowledge them (delete the SQS message, advance a cursor).
+    fn commit(&mut self) -> Result<(), StoreError>;
+
+    /// Events inserted since the last commit (callers commit in groups of this size).
+    fn pending_events(&self) -> u64;
+}
+
+/// Identifies an object and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// `local`, `s3`, `sqs`, … (which source delivered it).
+    pub source: String,
+    /// The S3 bucket; `local` for files read from a directory.
+    pub bucket: String,
+    /// The S3 key, or the path relative to the ingested directory.
+    pub key: String,
+    /// Size of the object as stored, in bytes.
+    pub size: u64,
+}
+
+impl ObjectMeta {
+    pub const LOCAL_BUCKET: &'static str = "local";
+
+    pub fn local(key: impl Into<String>, size: u64) -> ObjectMeta {
+        ObjectMeta { source: "local".into(), bucket: Self::LOCAL_BUCKET.into(), key: key.into(), size }
+    }
+}
+
+/// What was read of an object, recorded in its ledger row.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectTotals {
+    pub records: u64,
+    pub object_sha256: Option<String>,
+    pub content_sha256: Option<String>,
+    pub content_bytes: Option<u64>,
+}
+
+impl From<&model::FileSummary> for ObjectTotals {
+    fn from(s: &model::FileSummary) -> Self {
+        ObjectTotals {
+            records: s.records,
+            object_sha256: Some(s.object_sha256.clone()),
+            content_sha256: Some(s.content_sha256.clone()),
+            content_bytes: Some(s.content_bytes),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InsertCounts {
+    pub new: u64,
+    pub duplicates: u64,
+}
+
+impl std::ops::AddAssign for InsertCounts {
+    fn add_assign(&mut self, o: InsertCounts) {
+        self.new += o.new;
+        self.duplicates += o.duplicates;
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LedgerStatus {
+    Committed,
+    Quarantined,
+}
+
+impl LedgerStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LedgerStatus::Committed => "committed",
+            LedgerStatus::Quarantined => "quarantined",
+        }
+    }
+}
+
+/// One row of the ingest ledger: an object that was committed or quarantined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerEntry {
+    pub source: String,
+    pub bucket: String,
+    pub key: String,
+    pub size: u64,
+    pub object_sha256: Option<String>,
+    pub content_sha256: Option<String>,
+    pub records: u64,
+    pub new_events: u64,
+    pub duplicate_events: u64,
+    pub status: LedgerStatus,
+    /// Quarantine reason code (`gzip_truncated`, `record_missing_event_id`, …).
+    pub reason: Option<String>,
+    pub detail: Option<String>,
+    pub recorded_at: EpochMillis,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    pub events: u64,
+    pub objects_committed: u64,
+    pub objects_quarantined: u64,
+    pub oldest_event: Option<EpochMillis>,
+    pub newest_event: Option<EpochMillis>,
+    pub principals: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{context}: {source}")]
+    Sqlite {
+        context: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("database schema version {found} is newer than this trailwatch understands ({supported}); upgrade trailwatch")]
+    SchemaTooNew { found: i64, supported: i64 },
+    #[error("{0} called without an object in progress")]
+    NoObject(&'static str),
+    #[error("begin_object called while object {0:?} is still in progress")]
+    ObjectInProgress(String),
+}
+
+impl StoreError {
+    pub fn reason_code(&self) -> &'static str {
+        match self {
+            StoreError::Sqlite { .. } => "sqlite",
+            StoreError::SchemaTooNew { .. } => "schema_too_new",
+            StoreError::NoObject(_) | StoreError::ObjectInProgress(_) => "protocol",
+        }
+    }
+}
+
+pub(crate) trait Context<T> {
+    fn context(self, context: &'static str) -> Result<T, StoreError>;
+}
+
+impl<T> Context<T> for Result<T, rusqlite::Error> {
+    fn context(self, context: &'static str) -> Result<T, StoreError> {
+        self.map_err(|source| StoreError::Sqlite { context, source })
+    }
+}

@@ -1,0 +1,81 @@
+//! Typed event queries and result rows.
+
+use model::EpochMillis;
+
+/// A search over stored events. Every set filter must match (AND).
+///
+/// Text filters match exactly (case-sensitive, as CloudTrail spells values), unless the value
+/// contains `*` or `?`, which then work as shell wildcards (`Delete*`, `10.0.?.1`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventQuery {
+    pub event_name: Option<String>,
+    pub event_source: Option<String>,
+    /// Matches the normalised principal (ARN), the role or user that issued the session,
+    /// the user/session name, or the federated human behind the session.
+    pub principal: Option<String>,
+    pub source_ip: Option<String>,
+    /// `recipientAccountId`.
+    pub account: Option<String>,
+    pub region: Option<String>,
+    /// Inclusive bounds on `eventTime`.
+    pub since: Option<EpochMillis>,
+    pub until: Option<EpochMillis>,
+    /// Only failed calls (an `errorCode` is present).
+    pub errors: bool,
+    /// Maximum rows; `None` means all.
+    pub limit: Option<usize>,
+    /// Continue after this row (keyset paging, stays fast deep into results).
+    pub after: Option<Page>,
+}
+
+/// Position of a row in the newest-first order, for keyset paging.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub event_time: EpochMillis,
+    pub row: i64,
+}
+
+/// A stored event: the indexed columns and the original record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRow {
+    /// Arrival order within this store.
+    pub row: i64,
+    pub event_id: String,
+    pub event_time: EpochMillis,
+    pub event_source: Option<String>,
+    pub event_name: Option<String>,
+    pub principal: String,
+    pub source_ip: Option<String>,
+    pub account: Option<String>,
+    pub region: Option<String>,
+    pub error_code: Option<String>,
+    /// The record exactly as CloudTrail delivered it.
+    pub raw: String,
+}
+
+impl EventRow {
+    pub fn page(&self) -> Page {
+        Page { event_time: self.event_time, row: self.row }
+    }
+}
+
+/// Columns that can be counted with [`Store::top`](crate::Store::top).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dimension {
+    EventName,
+    EventSource,
+    Principal,
+    SourceIp,
+    Account,
+    Region,
+    ErrorCode,
+}
+
+pub(crate) fn is_wildcard(value: &str) -> bool {
+    value.contains(['*', '?'])
+}
+
+/// Shell wildcard → SQLite GLOB pattern (`[` is escaped; GLOB has no other specials).
+pub(crate) fn glob_pattern(value: &str) -> String {
+    value.replace('[', "[[]")
+}

@@ -1,0 +1,142 @@
+//! SQLite schema and its migrations. `PRAGMA user_version` holds the applied version.
+//!
+//! Layout, and why:
+//! * `events` keeps one row per `eventID` (unique index) with the record's verbatim JSON in
+//!   `raw` and the columns every search filter needs. Low-cardinality text (event source and
+//!   name, account, region, error code, event type, category, user agent) is stored as an
+//!   integer id into `dict`, and the principal as an id into `principals`: rows and every
+//!   index entry stay small, which is most of the write cost. The `events_v` view joins
+//!   them back for people using the `sqlite3` shell.
+//! * Each filter has an index `(column, event_time)`, so a filtered, newest-first page is a
+//!   backwards index range scan; `--errors` uses a partial index.
+//! * `objects` is the ingest ledger: one row per object (bucket, key) committed or
+//!   quarantined, written in the same transaction as the object's events.
+//!
+//! Later features add their tables (alerts, outbox, integrity state, accounts) as new
+//! migrations appended to [`MIGRATIONS`]; existing entries are never edited.
+
+use rusqlite::Connection;
+
+use crate::{Context, StoreError};
+
+/// Dictionary kinds (`dict.kind`).
+pub(crate) mod kind {
+    pub const EVENT_SOURCE: u8 = 1;
+    pub const EVENT_NAME: u8 = 2;
+    pub const ACCOUNT: u8 = 3;
+    pub const REGION: u8 = 4;
+    pub const ERROR_CODE: u8 = 5;
+    pub const EVENT_TYPE: u8 = 6;
+    pub const CATEGORY: u8 = 7;
+    pub const USER_AGENT: u8 = 8;
+    pub const COUNT: usize = 9;
+}
+
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // 1: events, dictionaries, principals, ingest ledger.
+    r#"
+    CREATE TABLE dict (
+        id    INTEGER PRIMARY KEY,
+        kind  INTEGER NOT NULL,
+        value TEXT NOT NULL,
+        UNIQUE (kind, value)
+    );
+
+    CREATE TABLE principals (
+        id         INTEGER PRIMARY KEY,
+        principal  TEXT NOT NULL UNIQUE,
+        kind       TEXT NOT NULL,
+        account_id TEXT,
+        name       TEXT,
+        issuer     TEXT,
+        human      TEXT,
+        federation TEXT
+    );
+    CREATE INDEX principals_issuer ON principals (issuer);
+    CREATE INDEX principals_name ON principals (name);
+    CREATE INDEX principals_human ON principals (human);
+
+    CREATE TABLE objects (
+        id               INTEGER PRIMARY KEY,
+        source           TEXT NOT NULL,
+        bucket           TEXT NOT NULL,
+        key              TEXT NOT NULL,
+        size             INTEGER NOT NULL,
+        status           TEXT NOT NULL CHECK (status IN ('pending', 'committed', 'quarantined')),
+        records          INTEGER NOT NULL DEFAULT 0,
+        new_events       INTEGER NOT NULL DEFAULT 0,
+        duplicate_events INTEGER NOT NULL DEFAULT 0,
+        object_sha256    TEXT,
+        content_sha256   TEXT,
+        content_bytes    INTEGER,
+        reason           TEXT,
+        detail           TEXT,
+        recorded_at      INTEGER NOT NULL,
+        UNIQUE (bucket, key)
+    );
+    CREATE INDEX objects_quarantined ON objects (id) WHERE status = 'quarantined';
+
+    CREATE TABLE events (
+        id            INTEGER PRIMARY KEY,
+        event_id      TEXT NOT NULL,
+        event_time    INTEGER NOT NULL,
+        event_source  INTEGER,
+        event_name    INTEGER,
+        account       INTEGER,
+        region        INTEGER,
+        principal     INTEGER NOT NULL,
+        source_ip     TEXT,
+        error_code    INTEGER,
+        event_type    INTEGER,
+        category      INTEGER,
+        read_only     INTEGER,
+        management    INTEGER,
+        user_agent    INTEGER,
+        access_key_id TEXT,
+        mfa           INTEGER,
+        console       INTEGER NOT NULL,
+        object_id     INTEGER,
+        raw           TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX events_event_id ON events (event_id);
+    CREATE INDEX events_time ON events (event_time);
+    CREATE INDEX events_name_time ON events (event_name, event_time);
+    CREATE INDEX events_source_time ON events (event_source, event_time);
+    CREATE INDEX events_principal_time ON events (principal, event_time);
+    CREATE INDEX events_ip_time ON events (source_ip, event_time);
+    CREATE INDEX events_account_time ON events (account, event_time);
+    CREATE INDEX events_region_time ON events (region, event_time);
+    CREATE INDEX events_errors_time ON events (event_time) WHERE error_code IS NOT NULL;
+
+    CREATE VIEW events_v AS
+    SELECT e.id, e.event_id,
+           strftime('%Y-%m-%dT%H:%M:%SZ', e.event_time / 1000, 'unixepoch') AS event_time,
+           src.value AS event_source, name.value AS event_name, acct.value AS account,
+           reg.value AS region, p.principal, e.source_ip, err.value AS error_code,
+           e.access_key_id, e.mfa, e.console, e.object_id, e.raw
+    FROM events e
+    JOIN principals p ON p.id = e.principal
+    LEFT JOIN dict src ON src.id = e.event_source
+    LEFT JOIN dict name ON name.id = e.event_name
+    LEFT JOIN dict acct ON acct.id = e.account
+    LEFT JOIN dict reg ON reg.id = e.region
+    LEFT JOIN dict err ON err.id = e.error_code;
+    "#,
+];
+
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let supported = MIGRATIONS.len() as i64;
+    // BEGIN IMMEDIATE: two processes opening a fresh file at once must not both migrate.
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .context("start schema migration")?;
+    let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).context("read schema version")?;
+    if current > supported {
+        return Err(StoreError::SchemaTooNew { found: current, supported });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        tx.execute_batch(sql).context("apply schema migration")?;
+        tx.pragma_update(None, "user_version", i as i64 + 1).context("record schema version")?;
+    }
+    tx.commit().context("commit schema migration")
+}

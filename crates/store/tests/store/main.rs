@@ -1,0 +1,16 @@
+//! Integration tests of the SQLite store: the object protocol and search semantics.
+
+mod protocol;
+mod search;
+
+use model::ParsedEvent;
+
+/// A minimal valid record.
+pub fn event(id: &str, time: &str, name: &str) -> ParsedEvent {
+    ParsedEvent::from_json(&format!(
+        r#"{{"eventID":"{id}","eventTime":"{time}","eventName":"{name}","eventSource":"ec2.amazonaws.com",
+        "awsRegion":"us-east-1","recipientAccountId":"111122223333","sourceIPAddress":"203.0.113.7",
+        "userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/alice","userName":"alice"}}}}"#
+    ))
+    .unwrap()
+}
