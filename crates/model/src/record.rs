@@ -340,7 +340,9 @@ pub struct InsightDetails<'a> {
 
 /// `resources` as a list of objects; other entries (some exporters write Python reprs as
 /// strings) are skipped instead of failing the whole record.
-fn lenient_resources<'de: 'a, 'a, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<Resource<'a>>>, D::Error> {
+fn lenient_resources<'de: 'a, 'a, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Vec<Resource<'a>>>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Entry<'a> {
@@ -439,7 +441,8 @@ mod tests {
             c: Flag,
             d: Flag,
         }
-        let t: T = serde_json::from_str(r#"{"a":true,"b":"false","c":"TRUE","d":"maybe"}"#).unwrap();
+        let t: T =
+            serde_json::from_str(r#"{"a":true,"b":"false","c":"TRUE","d":"maybe"}"#).unwrap();
         assert_eq!(t.a, Flag::True);
         assert_eq!(t.b, Flag::False);
         assert_eq!(t.c, Flag::True);
@@ -450,7 +453,10 @@ mod tests {
     fn strings_without_escapes_are_borrowed() {
         let text = r#"{"eventName":"StopLogging","eventSource":"cloudtrail.amazonaws.com","errorMessage":"a \"quoted\" word"}"#;
         let r = Record::from_json(text).unwrap();
-        assert!(matches!(r.event_name, Some(Str(Cow::Borrowed("StopLogging")))));
+        assert!(matches!(
+            r.event_name,
+            Some(Str(Cow::Borrowed("StopLogging")))
+        ));
         assert!(matches!(r.error_message, Some(Str(Cow::Owned(_)))));
         assert_eq!(r.error_message.as_deref(), Some("a \"quoted\" word"));
     }
@@ -463,13 +469,18 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_listed() {
-        let unknown = Record::unknown_fields(r#"{"eventName":"X","p_row_id":"1","newField":{}}"#).unwrap();
-        assert_eq!(unknown, vec!["newField".to_string(), "p_row_id".to_string()]);
+        let unknown =
+            Record::unknown_fields(r#"{"eventName":"X","p_row_id":"1","newField":{}}"#).unwrap();
+        assert_eq!(
+            unknown,
+            vec!["newField".to_string(), "p_row_id".to_string()]
+        );
     }
 
     #[test]
     fn payloads_stay_raw_json() {
-        let r = Record::from_json(r#"{"requestParameters":{"a":[1,2]},"responseElements":null}"#).unwrap();
+        let r = Record::from_json(r#"{"requestParameters":{"a":[1,2]},"responseElements":null}"#)
+            .unwrap();
         assert_eq!(r.request_parameters.unwrap().get(), r#"{"a":[1,2]}"#);
         assert!(r.response_elements.is_none());
     }

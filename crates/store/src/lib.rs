@@ -47,7 +47,12 @@ pub trait Store: Send + Sync {
     fn event(&self, event_id: &str) -> Result<Option<EventRow>, StoreError>;
 
     /// Most frequent values of `dimension` among the events matching `query`.
-    fn top(&self, dimension: Dimension, query: &EventQuery, limit: usize) -> Result<Vec<(String, u64)>, StoreError>;
+    fn top(
+        &self,
+        dimension: Dimension,
+        query: &EventQuery,
+        limit: usize,
+    ) -> Result<Vec<(String, u64)>, StoreError>;
 
     /// The ledger row of one object, if it was ever committed or quarantined.
     fn ledger_entry(&self, bucket: &str, key: &str) -> Result<Option<LedgerEntry>, StoreError>;
@@ -78,7 +83,12 @@ pub trait EventWriter: Send {
 
     /// Undoes everything of the current object (if one is open) and records `object` as
     /// quarantined with its reason; nothing else in the transaction is affected.
-    fn quarantine_object(&mut self, object: &ObjectMeta, reason: &str, detail: &str) -> Result<(), StoreError>;
+    fn quarantine_object(
+        &mut self,
+        object: &ObjectMeta,
+        reason: &str,
+        detail: &str,
+    ) -> Result<(), StoreError>;
 
     /// Undoes everything of the current object without recording it: it was not read to
     /// the end for a reason that says nothing about its content (an I/O error), so it must
@@ -110,7 +120,12 @@ impl ObjectMeta {
     pub const LOCAL_BUCKET: &'static str = "local";
 
     pub fn local(key: impl Into<String>, size: u64) -> ObjectMeta {
-        ObjectMeta { source: "local".into(), bucket: Self::LOCAL_BUCKET.into(), key: key.into(), size }
+        ObjectMeta {
+            source: "local".into(),
+            bucket: Self::LOCAL_BUCKET.into(),
+            key: key.into(),
+            size,
+        }
     }
 }
 

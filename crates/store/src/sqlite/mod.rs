@@ -13,7 +13,8 @@ use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtensio
 
 use crate::query::{glob_pattern, is_wildcard};
 use crate::{
-    Context, Dimension, EventQuery, EventRow, EventWriter, LedgerEntry, LedgerStatus, Store, StoreError, StoreStats,
+    Context, Dimension, EventQuery, EventRow, EventWriter, LedgerEntry, LedgerStatus, Store,
+    StoreError, StoreStats,
 };
 use schema::kind;
 
@@ -37,16 +38,25 @@ impl SqliteStore {
         let target = Target::File(path.as_ref().to_path_buf());
         let mut conn = target.connect()?;
         schema::migrate(&mut conn)?;
-        Ok(SqliteStore { target, read: Mutex::new(conn) })
+        Ok(SqliteStore {
+            target,
+            read: Mutex::new(conn),
+        })
     }
 
     /// A private in-memory database that lives as long as this value.
     pub fn open_in_memory() -> Result<SqliteStore, StoreError> {
         let n = MEMORY_DBS.fetch_add(1, Ordering::Relaxed);
-        let target = Target::Memory(format!("file:trailwatch-mem-{}-{n}?mode=memory&cache=shared", std::process::id()));
+        let target = Target::Memory(format!(
+            "file:trailwatch-mem-{}-{n}?mode=memory&cache=shared",
+            std::process::id()
+        ));
         let mut conn = target.connect()?;
         schema::migrate(&mut conn)?;
-        Ok(SqliteStore { target, read: Mutex::new(conn) })
+        Ok(SqliteStore {
+            target,
+            read: Mutex::new(conn),
+        })
     }
 
     /// The database file (`None` for in-memory stores).
@@ -57,8 +67,14 @@ impl SqliteStore {
         }
     }
 
-    fn with_read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let conn = self.read.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    fn with_read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let conn = self
+            .read
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&conn)
     }
 }
@@ -74,16 +90,22 @@ impl Target {
             Target::Memory(uri) => Connection::open_with_flags(uri, flags),
         }
         .context("open database")?;
-        conn.busy_timeout(Duration::from_secs(30)).context("set busy timeout")?;
+        conn.busy_timeout(Duration::from_secs(30))
+            .context("set busy timeout")?;
         if let Target::File(_) = self {
-            conn.pragma_update(None, "journal_mode", "WAL").context("enable WAL")?;
+            conn.pragma_update(None, "journal_mode", "WAL")
+                .context("enable WAL")?;
             // FULL: a commit is on disk when it returns, so a source may acknowledge it.
-            conn.pragma_update(None, "synchronous", "FULL").context("set synchronous")?;
+            conn.pragma_update(None, "synchronous", "FULL")
+                .context("set synchronous")?;
             // Checkpoint in larger steps: fewer, bigger copies from the WAL while ingesting.
-            conn.pragma_update(None, "wal_autocheckpoint", 8192).context("set wal_autocheckpoint")?;
+            conn.pragma_update(None, "wal_autocheckpoint", 8192)
+                .context("set wal_autocheckpoint")?;
         }
-        conn.pragma_update(None, "cache_size", -65536).context("set cache size")?;
-        conn.pragma_update(None, "temp_store", "MEMORY").context("set temp_store")?;
+        conn.pragma_update(None, "cache_size", -65536)
+            .context("set cache size")?;
+        conn.pragma_update(None, "temp_store", "MEMORY")
+            .context("set temp_store")?;
         conn.set_prepared_statement_cache_capacity(64);
         Ok(conn)
     }
@@ -96,7 +118,8 @@ pub(crate) fn now_millis() -> i64 {
         .unwrap_or(0)
 }
 
-const EVENT_COLUMNS: &str = "e.id, e.event_id, e.event_time, src.value, name.value, p.principal, e.source_ip,
+const EVENT_COLUMNS: &str =
+    "e.id, e.event_id, e.event_time, src.value, name.value, p.principal, e.source_ip,
     acct.value, reg.value, err.value, e.raw";
 
 const EVENT_JOINS: &str = "JOIN principals p ON p.id = e.principal
@@ -135,15 +158,23 @@ fn where_clause(q: &EventQuery) -> (String, Vec<Value>) {
     for (value, column, kind) in dict_filters {
         let Some(value) = value else { continue };
         if is_wildcard(value) {
-            clauses.push(format!("{column} IN (SELECT id FROM dict WHERE kind = {kind} AND value GLOB ?)"));
+            clauses.push(format!(
+                "{column} IN (SELECT id FROM dict WHERE kind = {kind} AND value GLOB ?)"
+            ));
             params.push(Value::Text(glob_pattern(value)));
         } else {
-            clauses.push(format!("{column} = (SELECT id FROM dict WHERE kind = {kind} AND value = ?)"));
+            clauses.push(format!(
+                "{column} = (SELECT id FROM dict WHERE kind = {kind} AND value = ?)"
+            ));
             params.push(Value::Text(value.clone()));
         }
     }
     if let Some(p) = &q.principal {
-        let (op, v) = if is_wildcard(p) { ("GLOB", glob_pattern(p)) } else { ("=", p.clone()) };
+        let (op, v) = if is_wildcard(p) {
+            ("GLOB", glob_pattern(p))
+        } else {
+            ("=", p.clone())
+        };
         clauses.push(format!(
             "e.principal IN (SELECT id FROM principals WHERE principal {op} ? OR issuer {op} ? OR name {op} ? OR human {op} ?)"
         ));
@@ -193,14 +224,19 @@ fn ledger_row(r: &Row<'_>) -> rusqlite::Result<LedgerEntry> {
         records: r.get::<_, i64>(6)? as u64,
         new_events: r.get::<_, i64>(7)? as u64,
         duplicate_events: r.get::<_, i64>(8)? as u64,
-        status: if status == "quarantined" { LedgerStatus::Quarantined } else { LedgerStatus::Committed },
+        status: if status == "quarantined" {
+            LedgerStatus::Quarantined
+        } else {
+            LedgerStatus::Committed
+        },
         reason: r.get(10)?,
         detail: r.get(11)?,
         recorded_at: r.get(12)?,
     })
 }
 
-const LEDGER_COLUMNS: &str = "source, bucket, key, size, object_sha256, content_sha256, records, new_events,
+const LEDGER_COLUMNS: &str =
+    "source, bucket, key, size, object_sha256, content_sha256, records, new_events,
     duplicate_events, status, reason, detail, recorded_at";
 
 impl Store for SqliteStore {
@@ -217,17 +253,30 @@ impl Store for SqliteStore {
         }
         self.with_read(|c| {
             let mut stmt = c.prepare(&sql).context("prepare search")?;
-            let rows = stmt.query_map(params_from_iter(params), event_row).context("search events")?;
-            rows.collect::<Result<Vec<_>, _>>().context("read search results")
+            let rows = stmt
+                .query_map(params_from_iter(params), event_row)
+                .context("search events")?;
+            rows.collect::<Result<Vec<_>, _>>()
+                .context("read search results")
         })
     }
 
     fn event(&self, event_id: &str) -> Result<Option<EventRow>, StoreError> {
-        let sql = format!("SELECT {EVENT_COLUMNS} FROM events e {EVENT_JOINS} WHERE e.event_id = ?");
-        self.with_read(|c| c.query_row(&sql, [event_id], event_row).optional().context("read event"))
+        let sql =
+            format!("SELECT {EVENT_COLUMNS} FROM events e {EVENT_JOINS} WHERE e.event_id = ?");
+        self.with_read(|c| {
+            c.query_row(&sql, [event_id], event_row)
+                .optional()
+                .context("read event")
+        })
     }
 
-    fn top(&self, dimension: Dimension, q: &EventQuery, limit: usize) -> Result<Vec<(String, u64)>, StoreError> {
+    fn top(
+        &self,
+        dimension: Dimension,
+        q: &EventQuery,
+        limit: usize,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
         let (filter, mut params) = where_clause(q);
         let (label, group) = match dimension {
             Dimension::EventName => ("name.value", "e.event_name"),
@@ -247,15 +296,22 @@ impl Store for SqliteStore {
         self.with_read(|c| {
             let mut stmt = c.prepare(&sql).context("prepare top values")?;
             let rows = stmt
-                .query_map(params_from_iter(params), |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))
+                .query_map(params_from_iter(params), |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+                })
                 .context("count top values")?;
-            rows.collect::<Result<Vec<_>, _>>().context("read top values")
+            rows.collect::<Result<Vec<_>, _>>()
+                .context("read top values")
         })
     }
 
     fn ledger_entry(&self, bucket: &str, key: &str) -> Result<Option<LedgerEntry>, StoreError> {
         let sql = format!("SELECT {LEDGER_COLUMNS} FROM objects WHERE bucket = ? AND key = ? AND status != 'pending'");
-        self.with_read(|c| c.query_row(&sql, params![bucket, key], ledger_row).optional().context("read ledger"))
+        self.with_read(|c| {
+            c.query_row(&sql, params![bucket, key], ledger_row)
+                .optional()
+                .context("read ledger")
+        })
     }
 
     fn ledger_entries(&self, bucket: &str, prefix: &str) -> Result<Vec<LedgerEntry>, StoreError> {
@@ -265,17 +321,23 @@ impl Store for SqliteStore {
         );
         self.with_read(|c| {
             let mut stmt = c.prepare(&sql).context("prepare ledger listing")?;
-            let rows = stmt.query_map(params![bucket, prefix], ledger_row).context("list ledger")?;
-            rows.collect::<Result<Vec<_>, _>>().context("read ledger listing")
+            let rows = stmt
+                .query_map(params![bucket, prefix], ledger_row)
+                .context("list ledger")?;
+            rows.collect::<Result<Vec<_>, _>>()
+                .context("read ledger listing")
         })
     }
 
     fn quarantined(&self) -> Result<Vec<LedgerEntry>, StoreError> {
-        let sql = format!("SELECT {LEDGER_COLUMNS} FROM objects WHERE status = 'quarantined' ORDER BY id");
+        let sql = format!(
+            "SELECT {LEDGER_COLUMNS} FROM objects WHERE status = 'quarantined' ORDER BY id"
+        );
         self.with_read(|c| {
             let mut stmt = c.prepare(&sql).context("prepare quarantine listing")?;
             let rows = stmt.query_map([], ledger_row).context("list quarantine")?;
-            rows.collect::<Result<Vec<_>, _>>().context("read quarantine listing")
+            rows.collect::<Result<Vec<_>, _>>()
+                .context("read quarantine listing")
         })
     }
 

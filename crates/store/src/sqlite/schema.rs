@@ -130,13 +130,19 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .context("start schema migration")?;
-    let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).context("read schema version")?;
+    let current: i64 = tx
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .context("read schema version")?;
     if current > supported {
-        return Err(StoreError::SchemaTooNew { found: current, supported });
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            supported,
+        });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         tx.execute_batch(sql).context("apply schema migration")?;
-        tx.pragma_update(None, "user_version", i as i64 + 1).context("record schema version")?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)
+            .context("record schema version")?;
     }
     tx.commit().context("commit schema migration")
 }

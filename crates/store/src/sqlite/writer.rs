@@ -14,8 +14,8 @@ use std::collections::HashMap;
 use model::ParsedEvent;
 use rusqlite::{params, Connection};
 
-use super::schema::kind;
 use super::now_millis;
+use super::schema::kind;
 use crate::{Context, EventWriter, InsertCounts, ObjectMeta, ObjectTotals, StoreError};
 
 /// Bound on each in-memory id cache; past it the cache starts over (ids stay in the DB).
@@ -49,7 +49,9 @@ impl SqliteWriter {
 
     fn ensure_transaction(&mut self) -> Result<(), StoreError> {
         if !self.in_tx {
-            self.conn.execute_batch("BEGIN IMMEDIATE").context("begin write transaction")?;
+            self.conn
+                .execute_batch("BEGIN IMMEDIATE")
+                .context("begin write transaction")?;
             self.in_tx = true;
         }
         Ok(())
@@ -62,7 +64,8 @@ impl SqliteWriter {
 
     fn insert_one(&mut self, e: &ParsedEvent, object_id: i64) -> Result<bool, StoreError> {
         let conn = &self.conn;
-        let mut d = |k: u8, v: &Option<String>| dict_id(conn, &mut self.dict[k as usize], k, v.as_deref());
+        let mut d =
+            |k: u8, v: &Option<String>| dict_id(conn, &mut self.dict[k as usize], k, v.as_deref());
         let event_source = d(kind::EVENT_SOURCE, &e.event_source)?;
         let event_name = d(kind::EVENT_NAME, &e.event_name)?;
         let account = d(kind::ACCOUNT, &e.recipient_account_id)?;
@@ -115,7 +118,9 @@ impl EventWriter for SqliteWriter {
             return Err(StoreError::ObjectInProgress(object.key.clone()));
         }
         self.ensure_transaction()?;
-        self.conn.execute_batch("SAVEPOINT object").context("open object savepoint")?;
+        self.conn
+            .execute_batch("SAVEPOINT object")
+            .context("open object savepoint")?;
         let ledger_id: i64 = self
             .conn
             .prepare_cached(
@@ -132,12 +137,19 @@ impl EventWriter for SqliteWriter {
                 )
             })
             .context("write pending ledger row")?;
-        self.object = Some(OpenObject { ledger_id, counts: InsertCounts::default() });
+        self.object = Some(OpenObject {
+            ledger_id,
+            counts: InsertCounts::default(),
+        });
         Ok(())
     }
 
     fn insert(&mut self, events: &[ParsedEvent]) -> Result<InsertCounts, StoreError> {
-        let ledger_id = self.object.as_ref().ok_or(StoreError::NoObject("insert"))?.ledger_id;
+        let ledger_id = self
+            .object
+            .as_ref()
+            .ok_or(StoreError::NoObject("insert"))?
+            .ledger_id;
         let mut counts = InsertCounts::default();
         for e in events {
             if self.insert_one(e, ledger_id)? {
@@ -154,7 +166,10 @@ impl EventWriter for SqliteWriter {
     }
 
     fn finish_object(&mut self, totals: &ObjectTotals) -> Result<InsertCounts, StoreError> {
-        let object = self.object.take().ok_or(StoreError::NoObject("finish_object"))?;
+        let object = self
+            .object
+            .take()
+            .ok_or(StoreError::NoObject("finish_object"))?;
         self.conn
             .prepare_cached(
                 "UPDATE objects SET status = 'committed', records = ?1, new_events = ?2, duplicate_events = ?3,
@@ -174,11 +189,18 @@ impl EventWriter for SqliteWriter {
                 ])
             })
             .context("write committed ledger row")?;
-        self.conn.execute_batch("RELEASE object").context("release object savepoint")?;
+        self.conn
+            .execute_batch("RELEASE object")
+            .context("release object savepoint")?;
         Ok(object.counts)
     }
 
-    fn quarantine_object(&mut self, object: &ObjectMeta, reason: &str, detail: &str) -> Result<(), StoreError> {
+    fn quarantine_object(
+        &mut self,
+        object: &ObjectMeta,
+        reason: &str,
+        detail: &str,
+    ) -> Result<(), StoreError> {
         self.abort_object()?;
         self.ensure_transaction()?;
         self.conn
@@ -199,7 +221,9 @@ impl EventWriter for SqliteWriter {
     fn abort_object(&mut self) -> Result<(), StoreError> {
         if let Some(open) = self.object.take() {
             self.pending_events -= open.counts.new + open.counts.duplicates;
-            self.conn.execute_batch("ROLLBACK TO object; RELEASE object").context("roll back object")?;
+            self.conn
+                .execute_batch("ROLLBACK TO object; RELEASE object")
+                .context("roll back object")?;
             self.forget_caches();
         }
         Ok(())
@@ -218,7 +242,10 @@ impl EventWriter for SqliteWriter {
                 }
                 self.forget_caches();
                 self.pending_events = 0;
-                return Err(StoreError::Sqlite { context: "commit", source: e });
+                return Err(StoreError::Sqlite {
+                    context: "commit",
+                    source: e,
+                });
             }
             self.in_tx = false;
         }
@@ -264,7 +291,11 @@ fn dict_id(
     Ok(Some(id))
 }
 
-fn principal_id(conn: &Connection, cache: &mut HashMap<Box<str>, i64>, e: &ParsedEvent) -> Result<i64, StoreError> {
+fn principal_id(
+    conn: &Connection,
+    cache: &mut HashMap<Box<str>, i64>,
+    e: &ParsedEvent,
+) -> Result<i64, StoreError> {
     let a = &e.actor;
     if let Some(&id) = cache.get(a.principal.as_str()) {
         return Ok(id);

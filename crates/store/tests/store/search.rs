@@ -4,12 +4,31 @@ use model::{timefmt::format_millis, ParsedEvent};
 use proptest::prelude::*;
 use store::{Dimension, EventQuery, ObjectMeta, ObjectTotals, SqliteStore, Store};
 
-const NAMES: &[&str] = &["StopLogging", "DescribeInstances", "DeleteTrail", "ConsoleLogin"];
-const SOURCES: &[&str] = &["ec2.amazonaws.com", "cloudtrail.amazonaws.com", "signin.amazonaws.com"];
-const IPS: &[&str] = &["203.0.113.7", "198.51.100.1", "ec2.amazonaws.com", "AWS Internal"];
+const NAMES: &[&str] = &[
+    "StopLogging",
+    "DescribeInstances",
+    "DeleteTrail",
+    "ConsoleLogin",
+];
+const SOURCES: &[&str] = &[
+    "ec2.amazonaws.com",
+    "cloudtrail.amazonaws.com",
+    "signin.amazonaws.com",
+];
+const IPS: &[&str] = &[
+    "203.0.113.7",
+    "198.51.100.1",
+    "ec2.amazonaws.com",
+    "AWS Internal",
+];
 const ACCOUNTS: &[&str] = &["111122223333", "444455556666"];
 const REGIONS: &[&str] = &["us-east-1", "eu-west-1"];
-const ERRORS: &[Option<&str>] = &[None, None, Some("AccessDenied"), Some("Client.UnauthorizedOperation")];
+const ERRORS: &[Option<&str>] = &[
+    None,
+    None,
+    Some("AccessDenied"),
+    Some("Client.UnauthorizedOperation"),
+];
 
 #[derive(Debug, Clone)]
 struct Spec {
@@ -24,25 +43,51 @@ struct Spec {
 }
 
 fn spec() -> impl Strategy<Value = Spec> {
-    (0..NAMES.len(), 0..SOURCES.len(), 0..IPS.len(), 0..ACCOUNTS.len(), 0..REGIONS.len(), 0..ERRORS.len(), 0..4usize, 0..50i64)
-        .prop_map(|(name, source, ip, account, region, error, who, time)| Spec { name, source, ip, account, region, error, who, time })
+    (
+        0..NAMES.len(),
+        0..SOURCES.len(),
+        0..IPS.len(),
+        0..ACCOUNTS.len(),
+        0..REGIONS.len(),
+        0..ERRORS.len(),
+        0..4usize,
+        0..50i64,
+    )
+        .prop_map(
+            |(name, source, ip, account, region, error, who, time)| Spec {
+                name,
+                source,
+                ip,
+                account,
+                region,
+                error,
+                who,
+                time,
+            },
+        )
 }
 
 fn identity(who: usize, account: &str) -> String {
     match who {
-        0 => format!(r#"{{"type":"IAMUser","arn":"arn:aws:iam::{account}:user/alice","userName":"alice","accountId":"{account}"}}"#),
+        0 => format!(
+            r#"{{"type":"IAMUser","arn":"arn:aws:iam::{account}:user/alice","userName":"alice","accountId":"{account}"}}"#
+        ),
         1 => format!(
             r#"{{"type":"AssumedRole","arn":"arn:aws:sts::{account}:assumed-role/Admin/bob@example.com","accountId":"{account}",
             "sessionContext":{{"sessionIssuer":{{"type":"Role","arn":"arn:aws:iam::{account}:role/Admin","userName":"Admin"}}}}}}"#
         ),
         2 => r#"{"type":"AWSService","invokedBy":"config.amazonaws.com"}"#.to_string(),
-        _ => format!(r#"{{"type":"Root","arn":"arn:aws:iam::{account}:root","accountId":"{account}"}}"#),
+        _ => format!(
+            r#"{{"type":"Root","arn":"arn:aws:iam::{account}:root","accountId":"{account}"}}"#
+        ),
     }
 }
 
 fn build(i: usize, s: &Spec) -> ParsedEvent {
     let account = ACCOUNTS[s.account];
-    let error = ERRORS[s.error].map(|e| format!(r#","errorCode":"{e}""#)).unwrap_or_default();
+    let error = ERRORS[s.error]
+        .map(|e| format!(r#","errorCode":"{e}""#))
+        .unwrap_or_default();
     ParsedEvent::from_json(&format!(
         r#"{{"eventID":"ev-{i}","eventTime":"{}","eventName":"{}","eventSource":"{}","sourceIPAddress":"{}",
         "recipientAccountId":"{account}","awsRegion":"{}","userIdentity":{}{error}}}"#,
@@ -58,7 +103,9 @@ fn build(i: usize, s: &Spec) -> ParsedEvent {
 
 /// The reference: filter the records in memory.
 fn scan(events: &[ParsedEvent], q: &EventQuery) -> Vec<String> {
-    let eq = |want: &Option<String>, have: Option<&str>| want.as_ref().is_none_or(|w| Some(w.as_str()) == have);
+    let eq = |want: &Option<String>, have: Option<&str>| {
+        want.as_ref().is_none_or(|w| Some(w.as_str()) == have)
+    };
     let mut hits: Vec<(i64, usize, String)> = events
         .iter()
         .enumerate()
@@ -70,10 +117,15 @@ fn scan(events: &[ParsedEvent], q: &EventQuery) -> Vec<String> {
                 && eq(&q.region, e.aws_region.as_deref())
                 && q.principal.as_ref().is_none_or(|p| {
                     let a = &e.actor;
-                    [Some(&a.principal), a.issuer.as_ref(), a.name.as_ref(), a.human.as_ref()]
-                        .into_iter()
-                        .flatten()
-                        .any(|v| v == p)
+                    [
+                        Some(&a.principal),
+                        a.issuer.as_ref(),
+                        a.name.as_ref(),
+                        a.human.as_ref(),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .any(|v| v == p)
                 })
                 && q.since.is_none_or(|t| e.event_time >= t)
                 && q.until.is_none_or(|t| e.event_time <= t)
@@ -86,7 +138,12 @@ fn scan(events: &[ParsedEvent], q: &EventQuery) -> Vec<String> {
 }
 
 fn query() -> impl Strategy<Value = EventQuery> {
-    let pick = |values: &'static [&'static str]| proptest::option::weighted(0.3, proptest::sample::select(values).prop_map(str::to_string));
+    let pick = |values: &'static [&'static str]| {
+        proptest::option::weighted(
+            0.3,
+            proptest::sample::select(values).prop_map(str::to_string),
+        )
+    };
     let principals: &'static [&'static str] = &[
         "arn:aws:iam::111122223333:user/alice",
         "arn:aws:iam::444455556666:role/Admin",
@@ -106,18 +163,30 @@ fn query() -> impl Strategy<Value = EventQuery> {
         proptest::option::weighted(0.3, 0..50i64),
         proptest::bool::weighted(0.2),
     )
-        .prop_map(|(event_name, event_source, source_ip, account, region, principal, since, until, errors)| EventQuery {
-            event_name,
-            event_source,
-            source_ip,
-            account,
-            region,
-            principal,
-            since: since.map(|m| 1_700_000_000_000 + m * 60_000),
-            until: until.map(|m| 1_700_000_000_000 + m * 60_000),
-            errors,
-            ..Default::default()
-        })
+        .prop_map(
+            |(
+                event_name,
+                event_source,
+                source_ip,
+                account,
+                region,
+                principal,
+                since,
+                until,
+                errors,
+            )| EventQuery {
+                event_name,
+                event_source,
+                source_ip,
+                account,
+                region,
+                principal,
+                since: since.map(|m| 1_700_000_000_000 + m * 60_000),
+                until: until.map(|m| 1_700_000_000_000 + m * 60_000),
+                errors,
+                ..Default::default()
+            },
+        )
 }
 
 fn store_with(events: &[ParsedEvent]) -> SqliteStore {
@@ -125,9 +194,14 @@ fn store_with(events: &[ParsedEvent]) -> SqliteStore {
     let mut w = store.writer().unwrap();
     // Several objects, as files would arrive.
     for (i, chunk) in events.chunks(7).enumerate() {
-        w.begin_object(&ObjectMeta::local(format!("f{i}.json.gz"), 1)).unwrap();
+        w.begin_object(&ObjectMeta::local(format!("f{i}.json.gz"), 1))
+            .unwrap();
         w.insert(chunk).unwrap();
-        w.finish_object(&ObjectTotals { records: chunk.len() as u64, ..Default::default() }).unwrap();
+        w.finish_object(&ObjectTotals {
+            records: chunk.len() as u64,
+            ..Default::default()
+        })
+        .unwrap();
     }
     w.commit().unwrap();
     store
@@ -166,17 +240,50 @@ proptest! {
 #[test]
 fn wildcards_and_top_values() {
     let events: Vec<ParsedEvent> = (0..12)
-        .map(|i| build(i, &Spec { name: i % 4, source: i % 3, ip: i % 2, account: 0, region: 0, error: 0, who: i % 4, time: i as i64 }))
+        .map(|i| {
+            build(
+                i,
+                &Spec {
+                    name: i % 4,
+                    source: i % 3,
+                    ip: i % 2,
+                    account: 0,
+                    region: 0,
+                    error: 0,
+                    who: i % 4,
+                    time: i as i64,
+                },
+            )
+        })
         .collect();
     let store = store_with(&events);
-    let deletes = store.search(&EventQuery { event_name: Some("Delete*".into()), ..Default::default() }).unwrap();
+    let deletes = store
+        .search(&EventQuery {
+            event_name: Some("Delete*".into()),
+            ..Default::default()
+        })
+        .unwrap();
     assert_eq!(deletes.len(), 3);
-    assert!(deletes.iter().all(|r| r.event_name.as_deref() == Some("DeleteTrail")));
-    let ips = store.search(&EventQuery { source_ip: Some("203.0.113.?".into()), ..Default::default() }).unwrap();
+    assert!(deletes
+        .iter()
+        .all(|r| r.event_name.as_deref() == Some("DeleteTrail")));
+    let ips = store
+        .search(&EventQuery {
+            source_ip: Some("203.0.113.?".into()),
+            ..Default::default()
+        })
+        .unwrap();
     assert_eq!(ips.len(), 6);
-    let roles = store.search(&EventQuery { principal: Some("arn:aws:sts::*:assumed-role/Admin/*".into()), ..Default::default() }).unwrap();
+    let roles = store
+        .search(&EventQuery {
+            principal: Some("arn:aws:sts::*:assumed-role/Admin/*".into()),
+            ..Default::default()
+        })
+        .unwrap();
     assert_eq!(roles.len(), 3);
-    let top = store.top(Dimension::EventName, &EventQuery::default(), 2).unwrap();
+    let top = store
+        .top(Dimension::EventName, &EventQuery::default(), 2)
+        .unwrap();
     assert_eq!(top.len(), 2);
     assert_eq!(top[0].1, 3);
     let found = store.event("ev-3").unwrap().unwrap();
