@@ -14,4 +14,6 @@
 pub mod pipeline;
 pub mod sources;
 
-pub use pipeline::{ObjectJob, Outcome, Pipeline, PipelineConfig, PipelineError, Settled};
+pub use pipeline::{
+    DiscardWriter, ObjectJob, Outcome, Pipeline, PipelineConfig, PipelineError, Settled,
+};

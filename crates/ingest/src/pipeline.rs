@@ -371,6 +371,45 @@ fn write_object(
     }
 }
 
+/// An [`EventWriter`] that keeps nothing: runs the pipeline with parsing as the only cost,
+/// as the baseline of `trailwatch bench ingest`.
+#[derive(Debug, Default)]
+pub struct DiscardWriter {
+    object: InsertCounts,
+}
+
+impl EventWriter for DiscardWriter {
+    fn begin_object(&mut self, _: &ObjectMeta) -> Result<(), StoreError> {
+        self.object = InsertCounts::default();
+        Ok(())
+    }
+    fn insert(&mut self, events: &[ParsedEvent]) -> Result<InsertCounts, StoreError> {
+        let counts = InsertCounts {
+            new: events.len() as u64,
+            duplicates: 0,
+        };
+        self.object += counts;
+        Ok(counts)
+    }
+    fn finish_object(&mut self, _: &ObjectTotals) -> Result<InsertCounts, StoreError> {
+        Ok(std::mem::take(&mut self.object))
+    }
+    fn quarantine_object(&mut self, _: &ObjectMeta, _: &str, _: &str) -> Result<(), StoreError> {
+        self.object = InsertCounts::default();
+        Ok(())
+    }
+    fn abort_object(&mut self) -> Result<(), StoreError> {
+        self.object = InsertCounts::default();
+        Ok(())
+    }
+    fn commit(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    fn pending_events(&self) -> u64 {
+        0
+    }
+}
+
 /// The one place outcomes are released: after the commit that made them durable.
 fn commit_and_settle<R>(
     writer: &mut dyn EventWriter,

@@ -1,18 +1,23 @@
-//! The SQLite [`EventWriter`]: group commit of objects, one savepoint per object.
+//! The SQLite [`EventWriter`]: objects grouped into one transaction, each object undoable.
 //!
-//! A transaction (`BEGIN IMMEDIATE`) is opened by the first `begin_object` and spans every
-//! object until `commit`. Each object lives in `SAVEPOINT object`: `finish_object` releases
-//! it into the transaction, `quarantine_object` rolls it back and records the reason. So a
-//! commit makes a group of whole objects durable at once, and a crash (or a `Drop` without
-//! commit) loses whole objects only — never part of one.
+//! A transaction (`BEGIN IMMEDIATE`, so this connection holds the database's write lock) is
+//! opened by the first `begin_object` and spans every object until `commit`. A commit makes
+//! a group of whole objects durable at once; a crash, or a `Drop` without commit, loses the
+//! whole uncommitted group and nothing else.
 //!
-//! Dictionary and principal ids are cached in memory. A rollback can remove rows those
-//! caches point at, so every rollback clears the caches.
+//! Undoing one object inside the group (quarantine, I/O failure) does not use a SAVEPOINT:
+//! with a savepoint open, SQLite copies every page it touches into a sub-journal, which cost
+//! more than everything else the writer does. Instead, because this writer holds the write
+//! lock and rowids grow, the object's new events are exactly the rows with a rowid above the
+//! largest one when the object began: one range `DELETE` removes them, and the object's
+//! ledger row is put back as it was. Dictionary and principal rows an undone object created
+//! stay (they are valid values, and the in-memory id caches stay correct).
 
 use std::collections::HashMap;
 
 use model::ParsedEvent;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
+use rustc_hash::FxHashMap;
 
 use super::now_millis;
 use super::schema::kind;
@@ -23,26 +28,55 @@ const CACHE_LIMIT: usize = 100_000;
 
 pub(crate) struct SqliteWriter {
     conn: Connection,
+    /// Dropped after `conn` (field order): stops the background checkpoints.
+    _checkpointer: Option<super::Checkpointer>,
     in_tx: bool,
     object: Option<OpenObject>,
-    dict: Vec<HashMap<Box<str>, i64>>,
-    principals: HashMap<Box<str>, i64>,
+    dict: Vec<FxHashMap<Box<str>, i64>>,
+    principals: FxHashMap<Box<str>, i64>,
     pending_events: u64,
 }
 
 struct OpenObject {
     ledger_id: i64,
+    /// Largest event rowid when the object began: its new events are the rows above it.
+    rowid_floor: i64,
+    /// The object's ledger row before this attempt (a retried quarantined object), to put back.
+    previous: Option<PreviousLedger>,
     counts: InsertCounts,
 }
 
+struct PreviousLedger {
+    source: String,
+    size: i64,
+    status: String,
+    records: i64,
+    new_events: i64,
+    duplicate_events: i64,
+    object_sha256: Option<String>,
+    content_sha256: Option<String>,
+    content_bytes: Option<i64>,
+    reason: Option<String>,
+    detail: Option<String>,
+    recorded_at: i64,
+}
+
+const INSERT_EVENT: &str =
+    "INSERT INTO events (event_id, event_time, event_source, event_name, account, region,
+        principal, source_ip, error_code, event_type, category, read_only, management,
+        user_agent, access_key_id, mfa, console, object_id, raw)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
+     ON CONFLICT (event_id) DO NOTHING";
+
 impl SqliteWriter {
-    pub(crate) fn new(conn: Connection) -> SqliteWriter {
+    pub(crate) fn new(conn: Connection, checkpointer: Option<super::Checkpointer>) -> SqliteWriter {
         SqliteWriter {
             conn,
+            _checkpointer: checkpointer,
             in_tx: false,
             object: None,
-            dict: vec![HashMap::new(); kind::COUNT],
-            principals: HashMap::new(),
+            dict: (0..kind::COUNT).map(|_| FxHashMap::default()).collect(),
+            principals: FxHashMap::default(),
             pending_events: 0,
         }
     }
@@ -57,58 +91,10 @@ impl SqliteWriter {
         Ok(())
     }
 
+    /// After a rollback the caches may name rows that no longer exist.
     fn forget_caches(&mut self) {
         self.dict.iter_mut().for_each(HashMap::clear);
         self.principals.clear();
-    }
-
-    fn insert_one(&mut self, e: &ParsedEvent, object_id: i64) -> Result<bool, StoreError> {
-        let conn = &self.conn;
-        let mut d =
-            |k: u8, v: &Option<String>| dict_id(conn, &mut self.dict[k as usize], k, v.as_deref());
-        let event_source = d(kind::EVENT_SOURCE, &e.event_source)?;
-        let event_name = d(kind::EVENT_NAME, &e.event_name)?;
-        let account = d(kind::ACCOUNT, &e.recipient_account_id)?;
-        let region = d(kind::REGION, &e.aws_region)?;
-        let error_code = d(kind::ERROR_CODE, &e.error_code)?;
-        let event_type = d(kind::EVENT_TYPE, &e.event_type)?;
-        let category = d(kind::CATEGORY, &e.event_category)?;
-        let user_agent = d(kind::USER_AGENT, &e.user_agent)?;
-        let principal = principal_id(conn, &mut self.principals, e)?;
-        let a = &e.actor;
-        let mut stmt = conn
-            .prepare_cached(
-                "INSERT INTO events (event_id, event_time, event_source, event_name, account, region,
-                    principal, source_ip, error_code, event_type, category, read_only, management,
-                    user_agent, access_key_id, mfa, console, object_id, raw)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
-                 ON CONFLICT (event_id) DO NOTHING",
-            )
-            .context("prepare event insert")?;
-        let changed = stmt
-            .execute(params![
-                e.event_id,
-                e.event_time,
-                event_source,
-                event_name,
-                account,
-                region,
-                principal,
-                e.source_ip,
-                error_code,
-                event_type,
-                category,
-                e.read_only,
-                e.management_event,
-                user_agent,
-                a.access_key_id,
-                a.mfa,
-                a.console,
-                object_id,
-                e.raw,
-            ])
-            .context("insert event")?;
-        Ok(changed == 1)
     }
 }
 
@@ -118,27 +104,81 @@ impl EventWriter for SqliteWriter {
             return Err(StoreError::ObjectInProgress(object.key.clone()));
         }
         self.ensure_transaction()?;
-        self.conn
-            .execute_batch("SAVEPOINT object")
-            .context("open object savepoint")?;
-        let ledger_id: i64 = self
+        let existing = self
             .conn
             .prepare_cached(
-                "INSERT INTO objects (source, bucket, key, size, status, recorded_at)
-                 VALUES (?1, ?2, ?3, ?4, 'pending', ?5)
-                 ON CONFLICT (bucket, key) DO UPDATE SET source = excluded.source, size = excluded.size,
-                    status = 'pending', reason = NULL, detail = NULL
-                 RETURNING id",
+                "SELECT id, source, size, status, records, new_events, duplicate_events, object_sha256,
+                        content_sha256, content_bytes, reason, detail, recorded_at
+                 FROM objects WHERE bucket = ?1 AND key = ?2",
             )
             .and_then(|mut s| {
-                s.query_row(
-                    params![object.source, object.bucket, object.key, object.size as i64, now_millis()],
-                    |r| r.get(0),
-                )
+                s.query_row(params![object.bucket, object.key], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        PreviousLedger {
+                            source: r.get(1)?,
+                            size: r.get(2)?,
+                            status: r.get(3)?,
+                            records: r.get(4)?,
+                            new_events: r.get(5)?,
+                            duplicate_events: r.get(6)?,
+                            object_sha256: r.get(7)?,
+                            content_sha256: r.get(8)?,
+                            content_bytes: r.get(9)?,
+                            reason: r.get(10)?,
+                            detail: r.get(11)?,
+                            recorded_at: r.get(12)?,
+                        },
+                    ))
+                })
+                .optional()
             })
-            .context("write pending ledger row")?;
+            .context("read ledger row")?;
+        let (ledger_id, previous) = match existing {
+            Some((id, previous)) => {
+                self.conn
+                    .prepare_cached(
+                        "UPDATE objects SET source = ?1, size = ?2, status = 'pending', reason = NULL, detail = NULL WHERE id = ?3",
+                    )
+                    .and_then(|mut s| s.execute(params![object.source, object.size as i64, id]))
+                    .context("mark ledger row pending")?;
+                (id, Some(previous))
+            }
+            None => {
+                let id = self
+                    .conn
+                    .prepare_cached(
+                        "INSERT INTO objects (source, bucket, key, size, status, recorded_at)
+                         VALUES (?1, ?2, ?3, ?4, 'pending', ?5) RETURNING id",
+                    )
+                    .and_then(|mut s| {
+                        s.query_row(
+                            params![
+                                object.source,
+                                object.bucket,
+                                object.key,
+                                object.size as i64,
+                                now_millis()
+                            ],
+                            |r| r.get(0),
+                        )
+                    })
+                    .context("write pending ledger row")?;
+                (id, None)
+            }
+        };
+        // Exactly `max(id)`: SQLite answers that from the end of the table's B-tree, while any
+        // expression around it (coalesce) turns it into a full scan.
+        let rowid_floor: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT max(id) FROM events")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .context("read event rowid")?;
+        let rowid_floor = rowid_floor.unwrap_or(0);
         self.object = Some(OpenObject {
             ledger_id,
+            rowid_floor,
+            previous,
             counts: InsertCounts::default(),
         });
         Ok(())
@@ -150,9 +190,50 @@ impl EventWriter for SqliteWriter {
             .as_ref()
             .ok_or(StoreError::NoObject("insert"))?
             .ledger_id;
+        let conn = &self.conn;
         let mut counts = InsertCounts::default();
+        // One statement handle for the whole chunk: looking it up per row hashes its SQL.
+        let mut insert = conn
+            .prepare_cached(INSERT_EVENT)
+            .context("prepare event insert")?;
         for e in events {
-            if self.insert_one(e, ledger_id)? {
+            let mut d = |k: u8, v: &Option<String>| {
+                dict_id(conn, &mut self.dict[k as usize], k, v.as_deref())
+            };
+            let event_source = d(kind::EVENT_SOURCE, &e.event_source)?;
+            let event_name = d(kind::EVENT_NAME, &e.event_name)?;
+            let account = d(kind::ACCOUNT, &e.recipient_account_id)?;
+            let region = d(kind::REGION, &e.aws_region)?;
+            let error_code = d(kind::ERROR_CODE, &e.error_code)?;
+            let event_type = d(kind::EVENT_TYPE, &e.event_type)?;
+            let category = d(kind::CATEGORY, &e.event_category)?;
+            let user_agent = d(kind::USER_AGENT, &e.user_agent)?;
+            let principal = principal_id(conn, &mut self.principals, e)?;
+            let a = &e.actor;
+            let changed = insert
+                .execute(params![
+                    e.event_id,
+                    e.event_time,
+                    event_source,
+                    event_name,
+                    account,
+                    region,
+                    principal,
+                    e.source_ip,
+                    error_code,
+                    event_type,
+                    category,
+                    e.read_only,
+                    e.management_event,
+                    user_agent,
+                    a.access_key_id,
+                    a.mfa,
+                    a.console,
+                    ledger_id,
+                    e.raw,
+                ])
+                .context("insert event")?;
+            if changed == 1 {
                 counts.new += 1;
             } else {
                 counts.duplicates += 1;
@@ -173,7 +254,8 @@ impl EventWriter for SqliteWriter {
         self.conn
             .prepare_cached(
                 "UPDATE objects SET status = 'committed', records = ?1, new_events = ?2, duplicate_events = ?3,
-                    object_sha256 = ?4, content_sha256 = ?5, content_bytes = ?6, recorded_at = ?7
+                    object_sha256 = ?4, content_sha256 = ?5, content_bytes = ?6, reason = NULL, detail = NULL,
+                    recorded_at = ?7
                  WHERE id = ?8",
             )
             .and_then(|mut s| {
@@ -189,9 +271,6 @@ impl EventWriter for SqliteWriter {
                 ])
             })
             .context("write committed ledger row")?;
-        self.conn
-            .execute_batch("RELEASE object")
-            .context("release object savepoint")?;
         Ok(object.counts)
     }
 
@@ -219,14 +298,41 @@ impl EventWriter for SqliteWriter {
     }
 
     fn abort_object(&mut self) -> Result<(), StoreError> {
-        if let Some(open) = self.object.take() {
-            self.pending_events -= open.counts.new + open.counts.duplicates;
-            self.conn
-                .execute_batch("ROLLBACK TO object; RELEASE object")
-                .context("roll back object")?;
-            self.forget_caches();
+        let Some(open) = self.object.take() else {
+            return Ok(());
+        };
+        self.pending_events -= open.counts.new + open.counts.duplicates;
+        self.conn
+            .execute("DELETE FROM events WHERE id > ?1", [open.rowid_floor])
+            .context("remove the events of an undone object")?;
+        match open.previous {
+            None => self.conn.execute("DELETE FROM objects WHERE id = ?1", [open.ledger_id]).map(drop),
+            Some(p) => self
+                .conn
+                .execute(
+                    "UPDATE objects SET source = ?1, size = ?2, status = ?3, records = ?4, new_events = ?5,
+                        duplicate_events = ?6, object_sha256 = ?7, content_sha256 = ?8, content_bytes = ?9,
+                        reason = ?10, detail = ?11, recorded_at = ?12
+                     WHERE id = ?13",
+                    params![
+                        p.source,
+                        p.size,
+                        p.status,
+                        p.records,
+                        p.new_events,
+                        p.duplicate_events,
+                        p.object_sha256,
+                        p.content_sha256,
+                        p.content_bytes,
+                        p.reason,
+                        p.detail,
+                        p.recorded_at,
+                        open.ledger_id
+                    ],
+                )
+                .map(drop),
         }
-        Ok(())
+        .context("restore the ledger row of an undone object")
     }
 
     fn commit(&mut self) -> Result<(), StoreError> {
@@ -235,11 +341,10 @@ impl EventWriter for SqliteWriter {
         }
         if self.in_tx {
             if let Err(e) = self.conn.execute_batch("COMMIT") {
-                self.in_tx = !self.conn.is_autocommit();
-                if self.in_tx {
+                if !self.conn.is_autocommit() {
                     let _ = self.conn.execute_batch("ROLLBACK");
-                    self.in_tx = false;
                 }
+                self.in_tx = false;
                 self.forget_caches();
                 self.pending_events = 0;
                 return Err(StoreError::Sqlite {
@@ -269,7 +374,7 @@ impl Drop for SqliteWriter {
 
 fn dict_id(
     conn: &Connection,
-    cache: &mut HashMap<Box<str>, i64>,
+    cache: &mut FxHashMap<Box<str>, i64>,
     kind: u8,
     value: Option<&str>,
 ) -> Result<Option<i64>, StoreError> {
@@ -293,7 +398,7 @@ fn dict_id(
 
 fn principal_id(
     conn: &Connection,
-    cache: &mut HashMap<Box<str>, i64>,
+    cache: &mut FxHashMap<Box<str>, i64>,
     e: &ParsedEvent,
 ) -> Result<i64, StoreError> {
     let a = &e.actor;

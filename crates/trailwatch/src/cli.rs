@@ -1,0 +1,284 @@
+//! The command line, as clap parses it (raw arguments; commands validate them).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::output::Format;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "trailwatch",
+    version,
+    about = "Self-hosted AWS CloudTrail monitor: ingest, search, detect, prove integrity",
+    long_about = "trailwatch ingests AWS CloudTrail log files into a store on your own machine and \
+        lets you search who did what, where, from which IP.\n\n\
+        Try it on simulated data:   trailwatch demo\n\
+        Ingest a copy of a bucket:  trailwatch ingest --local ./bucket --db trail.db\n\
+        Search:                     trailwatch search --db trail.db --event-name StopLogging",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug). `TRAILWATCH_LOG` takes a full filter.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Simulate a multi-account trail with attack scenarios, ingest it, and summarise.
+    Demo(DemoArgs),
+    /// Write a simulated CloudTrail bucket (deterministic for a given seed).
+    Simulate(SimulateArgs),
+    /// Ingest CloudTrail log files into the store.
+    Ingest(IngestArgs),
+    /// Search stored events (newest first).
+    Search(SearchArgs),
+    /// List objects that were quarantined, with the reason.
+    Quarantine(QuarantineArgs),
+    /// Measure ingest throughput.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// Which store to use: `--db` (an SQLite file) or `--config` (that file's store).
+#[derive(Debug, Args, Clone, Default)]
+pub struct StoreArgs {
+    /// Configuration file (its [store] section is used).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "TRAILWATCH_CONFIG",
+        conflicts_with = "db"
+    )]
+    pub config: Option<PathBuf>,
+    /// SQLite database file (created if missing). Default: ./trailwatch.db.
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  trailwatch ingest --local ./bucket-copy --db trail.db --format json"
+)]
+pub struct IngestArgs {
+    /// Directory to ingest: a copy of a trail bucket or any folder of log files.
+    #[arg(long, value_name = "DIR")]
+    pub local: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Output: `table` (summary for people) or `json` ({"files","records","new","duplicates","quarantined"}).
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+    /// Parse threads (default: number of CPUs).
+    #[arg(long)]
+    pub workers: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Time values: RFC 3339 (2024-01-15T10:00:00Z), a date (2024-01-15; as --until it means \
+    the end of that day), or an age (30m, 12h, 7d: that long ago).\n\
+    Text filters match exactly; * and ? are wildcards (--event-name 'Delete*').\n\n\
+    Examples:\n  trailwatch search --event-name StopLogging --since 7d\n  \
+    trailwatch search --principal alice --errors --format tsv\n  \
+    trailwatch search --source-ip 203.0.113.7 --limit 0 --format jsonl"
+)]
+pub struct SearchArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// eventName, e.g. StopLogging.
+    #[arg(long)]
+    pub event_name: Option<String>,
+    /// eventSource, e.g. cloudtrail.amazonaws.com.
+    #[arg(long)]
+    pub event_source: Option<String>,
+    /// Principal ARN, the role or user that issued the session, a user/session name, or the
+    /// federated person behind a session.
+    #[arg(long)]
+    pub principal: Option<String>,
+    /// sourceIPAddress (an address, or a service name such as ec2.amazonaws.com).
+    #[arg(long)]
+    pub source_ip: Option<String>,
+    /// recipientAccountId.
+    #[arg(long)]
+    pub account: Option<String>,
+    /// awsRegion.
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Events at or after this time.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Events at or before this time.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Only failed calls (events with an errorCode).
+    #[arg(long)]
+    pub errors: bool,
+    /// Maximum events to print; 0 means no limit.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// `table`, `json` (array of the original records), `jsonl` (one original record per
+    /// line) or `tsv` (eventTime, eventID, eventSource, eventName, principal,
+    /// sourceIPAddress, recipientAccountId, awsRegion, errorCode).
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct QuarantineArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Scenarios: trail-tampering, root-usage, console-login-without-mfa, failed-login-burst, \
+    security-group-open-world, admin-policy-attached, access-key-for-other-user, bulk-terminate, \
+    instance-stop-start-unusual-ip, or `all`.\n\n\
+    Example:\n  trailwatch simulate --out ./bucket --accounts 3 --hours 24 --events 150000 --scenario all"
+)]
+pub struct SimulateArgs {
+    /// Output directory (must be empty or absent).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 3)]
+    pub accounts: usize,
+    /// Comma-separated regions.
+    #[arg(long, value_delimiter = ',', default_value = "us-east-1,eu-west-1")]
+    pub regions: Vec<String>,
+    #[arg(long, default_value_t = 24)]
+    pub hours: u32,
+    /// Ordinary events (scenario and Insights records come on top).
+    #[arg(long, default_value_t = 20_000)]
+    pub events: u64,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Start of the simulated window (RFC 3339). Default 2026-01-05T00:00:00Z.
+    #[arg(long)]
+    pub start: Option<String>,
+    /// Inject a named scenario (repeatable; `all` for every one).
+    #[arg(long = "scenario", value_name = "NAME")]
+    pub scenarios: Vec<String>,
+    /// Lay files out as an organization trail (AWSLogs/<o-id>/<account>/…).
+    #[arg(long, value_name = "O-ID")]
+    pub organization_id: Option<String>,
+    /// The trail's S3 key prefix.
+    #[arg(long)]
+    pub prefix: Option<String>,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  trailwatch demo --data-dir ./trailwatch-demo")]
+pub struct DemoArgs {
+    /// Where the simulated bucket and the database go.
+    #[arg(long, value_name = "DIR", default_value = "trailwatch-demo")]
+    pub data_dir: PathBuf,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Ordinary events to simulate.
+    #[arg(long, default_value_t = 20_000)]
+    pub events: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// gunzip+parse alone vs. full ingest into SQLite, on the same files in one run.
+    Ingest(BenchIngestArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  trailwatch simulate --out /tmp/b --events 150000 && trailwatch bench ingest --local /tmp/b"
+)]
+pub struct BenchIngestArgs {
+    #[arg(long, value_name = "DIR")]
+    pub local: PathBuf,
+    /// Runs of each stage; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Parse threads (default: number of CPUs).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+/// Parses a `--since`/`--until` value. `end_of_day` makes a bare date mean its last instant.
+pub fn parse_time(value: &str, now_ms: i64, end_of_day: bool) -> anyhow::Result<i64> {
+    let v = value.trim();
+    if v.eq_ignore_ascii_case("now") {
+        return Ok(now_ms);
+    }
+    if let Some(ms) = model::timefmt::parse_rfc3339_millis(v) {
+        return Ok(ms);
+    }
+    let b = v.as_bytes();
+    if b.len() == 10 && b[4] == b'-' && b[7] == b'-' {
+        if let Some(start) = model::timefmt::parse_rfc3339_millis(&format!("{v}T00:00:00Z")) {
+            return Ok(if end_of_day {
+                start + 86_400_000 - 1
+            } else {
+                start
+            });
+        }
+    }
+    if b.len() == 16 && b[10] == b'T' {
+        if let Some(ms) = model::timefmt::parse_rfc3339_millis(&format!("{v}:00Z")) {
+            return Ok(ms);
+        }
+    }
+    if let Some(unit) = v.chars().last().filter(|c| "smhdw".contains(*c)) {
+        if let Ok(n) = v[..v.len() - 1].parse::<i64>() {
+            let ms = n * match unit {
+                's' => 1_000,
+                'm' => 60_000,
+                'h' => 3_600_000,
+                'd' => 86_400_000,
+                _ => 7 * 86_400_000,
+            };
+            return Ok(now_ms - ms);
+        }
+    }
+    anyhow::bail!("{value:?} is not a time: use RFC 3339 (2024-01-15T10:00:00Z), a date (2024-01-15) or an age (30m, 12h, 7d)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_arguments() {
+        let now = 1_705_315_523_000; // 2024-01-15T10:45:23Z
+        assert_eq!(parse_time("2024-01-15T10:45:23Z", now, false).unwrap(), now);
+        assert_eq!(
+            parse_time("2024-01-15", now, false).unwrap(),
+            1_705_276_800_000
+        );
+        assert_eq!(
+            parse_time("2024-01-15", now, true).unwrap(),
+            1_705_276_800_000 + 86_400_000 - 1
+        );
+        assert_eq!(
+            parse_time("2024-01-15T10:45", now, false).unwrap(),
+            now - 23_000
+        );
+        assert_eq!(parse_time("2h", now, false).unwrap(), now - 7_200_000);
+        assert_eq!(parse_time("7d", now, false).unwrap(), now - 7 * 86_400_000);
+        assert_eq!(parse_time("now", now, false).unwrap(), now);
+        assert!(parse_time("yesterday", now, false).is_err());
+        assert!(parse_time("2024-13-01", now, false).is_err());
+    }
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

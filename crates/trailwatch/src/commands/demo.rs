@@ -1,0 +1,158 @@
+//! `trailwatch demo`: simulate a realistic trail with attack scenarios, ingest it, and show
+//! what trailwatch makes of it.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Context;
+use model::timefmt::format_millis;
+use sim::{Scenario, SimConfig};
+use store::{Dimension, EventQuery, SqliteStore, Store};
+
+use super::{now_millis, pipeline_config, thousands};
+use crate::cli::DemoArgs;
+use crate::output::terminal_safe;
+
+pub fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let dir = &args.data_dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let bucket = dir.join("bucket");
+    let db = dir.join("trailwatch.db");
+
+    let manifest_path = bucket.join("manifest.json");
+    if manifest_path.exists() {
+        println!("reusing the simulated bucket in {}", bucket.display());
+    } else {
+        // The last 24 hours, so the data looks current.
+        let now = now_millis();
+        let start = (now - 24 * 3_600_000).div_euclid(3_600_000) * 3_600_000;
+        let config = SimConfig {
+            events: args.events,
+            seed: args.seed,
+            start,
+            scenarios: Scenario::ALL.to_vec(),
+            ..Default::default()
+        };
+        let started = Instant::now();
+        let m = sim::simulate(&config, &bucket).context("simulating the demo trail")?;
+        println!(
+            "simulated {} accounts × {} regions, 24 h of CloudTrail: {} files, {} records, {} scenarios ({:.1}s)",
+            m.accounts.len(),
+            m.regions.len(),
+            thousands(m.files.len() as u64),
+            thousands(m.records),
+            m.scenarios.len(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+
+    let store = SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
+    let started = Instant::now();
+    let report = ingest::sources::local::ingest_dir(&bucket, &store, pipeline_config(None))?;
+    println!(
+        "ingested {} new files ({} events, {} duplicates, {} quarantined) in {:.1}s; {} already in the ledger",
+        thousands(report.files),
+        thousands(report.counts.new),
+        thousands(report.counts.duplicates),
+        report.quarantined.len(),
+        started.elapsed().as_secs_f64(),
+        thousands(report.already_ingested)
+    );
+    summarise(&store, &manifest_path, &db)
+}
+
+fn summarise(store: &SqliteStore, manifest_path: &Path, db: &Path) -> anyhow::Result<()> {
+    let stats = store.stats()?;
+    let all = EventQuery::default();
+    println!();
+    println!(
+        "{} events from {} principals, {} to {}",
+        thousands(stats.events),
+        thousands(stats.principals),
+        stats.oldest_event.map(format_millis).unwrap_or_default(),
+        stats.newest_event.map(format_millis).unwrap_or_default()
+    );
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(manifest_path)?)?;
+    let names: std::collections::HashMap<&str, &str> = manifest["accounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| Some((a["id"].as_str()?, a["name"].as_str()?)))
+        .collect();
+    section("accounts", store.top(Dimension::Account, &all, 10)?, |v| {
+        format!("{v} ({})", names.get(v).unwrap_or(&"?"))
+    });
+    section(
+        "regions",
+        store.top(Dimension::Region, &all, 10)?,
+        str::to_string,
+    );
+    section(
+        "busiest calls",
+        store.top(Dimension::EventName, &all, 8)?,
+        str::to_string,
+    );
+    section(
+        "most active principals",
+        store.top(Dimension::Principal, &all, 6)?,
+        str::to_string,
+    );
+    let errors = EventQuery {
+        errors: true,
+        ..Default::default()
+    };
+    section(
+        "failed calls",
+        store.top(Dimension::ErrorCode, &errors, 5)?,
+        str::to_string,
+    );
+
+    println!("\nwhat the attack and tamper scenarios left in the record:");
+    for s in manifest["scenarios"].as_array().into_iter().flatten() {
+        let ids: Vec<&str> = s["eventIds"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str())
+            .collect();
+        let mut found = Vec::new();
+        for id in &ids {
+            if let Some(row) = store.event(id)? {
+                found.push(row);
+            }
+        }
+        println!(
+            "\n  {} — {} ({} of {} events stored)",
+            s["name"].as_str().unwrap_or(""),
+            s["description"].as_str().unwrap_or(""),
+            found.len(),
+            ids.len()
+        );
+        for row in found.iter().take(4) {
+            println!(
+                "    {}  {:<30} by {} from {}",
+                format_millis(row.event_time),
+                terminal_safe(row.event_name.as_deref().unwrap_or("-")),
+                terminal_safe(&row.principal),
+                terminal_safe(row.source_ip.as_deref().unwrap_or("-"))
+            );
+        }
+        if found.len() > 4 {
+            println!("    … and {} more", found.len() - 4);
+        }
+    }
+    let db = db.display();
+    println!("\ntry:");
+    println!("  trailwatch search --db {db} --event-name StopLogging");
+    println!("  trailwatch search --db {db} --source-ip 203.0.113.7");
+    println!("  trailwatch search --db {db} --principal dana@example.com --format jsonl");
+    println!("  trailwatch search --db {db} --errors --since 2h --format tsv");
+    Ok(())
+}
+
+fn section(title: &str, values: Vec<(String, u64)>, label: impl Fn(&str) -> String) {
+    println!("\n{title}:");
+    for (value, n) in values {
+        println!("  {:>9}  {}", thousands(n), terminal_safe(&label(&value)));
+    }
+}

@@ -1,0 +1,85 @@
+//! One module per subcommand; each exposes `run(args) -> anyhow::Result<()>`.
+
+pub mod bench;
+pub mod demo;
+pub mod ingest;
+pub mod quarantine;
+pub mod search;
+pub mod simulate;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use store::SqliteStore;
+
+use crate::cli::StoreArgs;
+use crate::config::{Config, StoreConfig};
+
+/// Whether a command may create the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Open {
+    /// Ingesting: create the file when it is missing.
+    Create,
+    /// Reading: a missing file is an error (it would only ever be empty).
+    Existing,
+}
+
+/// The SQLite file the arguments select: `--db`, else `--config`'s store, else
+/// `TRAILWATCH_STORE_PATH`, else `./trailwatch.db`.
+pub fn store_path(args: &StoreArgs) -> anyhow::Result<PathBuf> {
+    if let Some(db) = &args.db {
+        return Ok(db.clone());
+    }
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let config = match &args.config {
+        Some(path) => Config::load(path, &env)?,
+        None => Config::from_env(&env)?,
+    };
+    let StoreConfig::Sqlite { path } = config.store;
+    Ok(path)
+}
+
+pub fn open_store(args: &StoreArgs, mode: Open) -> anyhow::Result<SqliteStore> {
+    let path = store_path(args)?;
+    if mode == Open::Existing && !path.exists() {
+        anyhow::bail!(
+            "no database at {} (ingest something first, or pass --db / --config)",
+            path.display()
+        );
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    SqliteStore::open(&path).with_context(|| format!("opening database {}", path.display()))
+}
+
+pub fn pipeline_config(workers: Option<usize>) -> ::ingest::PipelineConfig {
+    let mut config = ::ingest::PipelineConfig::default();
+    if let Some(w) = workers.filter(|w| *w > 0) {
+        config.workers = w;
+        config.inflight_objects = w * 2 + 2;
+    }
+    config
+}
+
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// `1234567` → `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

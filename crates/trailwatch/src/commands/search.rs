@@ -1,0 +1,127 @@
+//! `trailwatch search`.
+
+use std::io::Write;
+
+use model::timefmt::format_millis;
+use store::{EventQuery, EventRow, Store};
+
+use super::{now_millis, open_store, Open};
+use crate::cli::{parse_time, SearchArgs};
+use crate::output::{one_line_json, table, tsv_field, Format};
+
+pub fn run(args: SearchArgs) -> anyhow::Result<()> {
+    let store = open_store(&args.store, Open::Existing)?;
+    let now = now_millis();
+    let query = EventQuery {
+        event_name: args.event_name,
+        event_source: args.event_source,
+        principal: args.principal,
+        source_ip: args.source_ip,
+        account: args.account,
+        region: args.region,
+        since: args
+            .since
+            .as_deref()
+            .map(|t| parse_time(t, now, false))
+            .transpose()?,
+        until: args
+            .until
+            .as_deref()
+            .map(|t| parse_time(t, now, true))
+            .transpose()?,
+        errors: args.errors,
+        // One more than asked, to tell people when there is more.
+        limit: (args.limit > 0).then_some(args.limit + 1),
+        after: None,
+    };
+    let mut rows = store.search(&query)?;
+    let truncated = args.limit > 0 && rows.len() > args.limit;
+    rows.truncate(if args.limit > 0 {
+        args.limit
+    } else {
+        rows.len()
+    });
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    match args.format {
+        Format::Table => {
+            write!(out, "{}", render_table(&rows))?;
+            out.flush()?;
+            if truncated {
+                eprintln!(
+                    "(showing the newest {}; more match: raise --limit, or --limit 0 for all)",
+                    args.limit
+                );
+            } else if rows.is_empty() {
+                eprintln!("no events match");
+            }
+        }
+        Format::Json => {
+            writeln!(out, "[")?;
+            for (i, r) in rows.iter().enumerate() {
+                let sep = if i + 1 < rows.len() { "," } else { "" };
+                writeln!(out, "{}{sep}", one_line_json(&r.raw))?;
+            }
+            writeln!(out, "]")?;
+        }
+        Format::Jsonl => {
+            for r in &rows {
+                writeln!(out, "{}", one_line_json(&r.raw))?;
+            }
+        }
+        Format::Tsv => {
+            for r in &rows {
+                let fields = [
+                    format_millis(r.event_time),
+                    r.event_id.clone(),
+                    r.event_source.clone().unwrap_or_default(),
+                    r.event_name.clone().unwrap_or_default(),
+                    r.principal.clone(),
+                    r.source_ip.clone().unwrap_or_default(),
+                    r.account.clone().unwrap_or_default(),
+                    r.region.clone().unwrap_or_default(),
+                    r.error_code.clone().unwrap_or_default(),
+                ];
+                let line: Vec<String> = fields.iter().map(|f| tsv_field(f)).collect();
+                writeln!(out, "{}", line.join("\t"))?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+pub fn render_table(rows: &[EventRow]) -> String {
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                format_millis(r.event_time),
+                r.event_name.clone().unwrap_or_else(|| "-".into()),
+                r.event_source
+                    .as_deref()
+                    .map(|s| s.trim_end_matches(".amazonaws.com").to_string())
+                    .unwrap_or_else(|| "-".into()),
+                r.principal.clone(),
+                r.source_ip.clone().unwrap_or_default(),
+                r.account.clone().unwrap_or_default(),
+                r.region.clone().unwrap_or_default(),
+                r.error_code.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "TIME",
+            "EVENT",
+            "SERVICE",
+            "PRINCIPAL",
+            "SOURCE IP",
+            "ACCOUNT",
+            "REGION",
+            "ERROR",
+        ],
+        &cells,
+        80,
+    )
+}

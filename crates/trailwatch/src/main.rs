@@ -1,0 +1,59 @@
+//! trailwatch: the binary. Parses the command line, sets up logging, runs one command, and
+//! turns the outcome into an exit code in one place (0 ok, 1 findings, 2 errors).
+
+mod cli;
+mod commands;
+mod config;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+// Events are allocated on parse threads and freed on the writer thread; mimalloc handles
+// that cross-thread pattern far better than glibc's allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    init_logging(cli.verbose);
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // One line: the whole context chain.
+            eprintln!(
+                "trailwatch: error: {}",
+                output::terminal_safe(&format!("{err:#}"))
+            );
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(command: cli::Command) -> anyhow::Result<()> {
+    use cli::Command;
+    match command {
+        Command::Demo(args) => commands::demo::run(args),
+        Command::Simulate(args) => commands::simulate::run(args),
+        Command::Ingest(args) => commands::ingest::run(args),
+        Command::Search(args) => commands::search::run(args),
+        Command::Quarantine(args) => commands::quarantine::run(args),
+        Command::Bench(cli::BenchCommand::Ingest(args)) => commands::bench::run(args),
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TRAILWATCH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
