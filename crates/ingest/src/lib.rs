@@ -14,6 +14,4 @@
 pub mod pipeline;
 pub mod sources;
 
-pub use pipeline::{
-    DiscardWriter, ObjectJob, Outcome, Pipeline, PipelineConfig, PipelineError, Settled,
-};
+pub use pipeline::{DiscardWriter, ObjectJob, Outcome, Pipeline, PipelineConfig, PipelineError, Settled};

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
 use model::{EventReader, FileSummary, LogFileError, ParsedEvent};
-use store::{EventWriter, InsertCounts, ObjectMeta, ObjectTotals, StoreError};
+use store::{EventBatch, EventWriter, InsertCounts, ObjectMeta, ObjectTotals, StoreError};
 
 /// Opens an object's bytes (a file, an S3 GET body). Runs on a parse worker.
 pub type Opener = Box<dyn FnOnce() -> std::io::Result<Box<dyn Read + Send>> + Send>;
@@ -49,9 +49,7 @@ pub struct PipelineConfig {
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        let workers = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
+        let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         PipelineConfig {
             workers,
             chunk_events: 1024,
@@ -85,7 +83,9 @@ pub enum Outcome {
     },
     /// Not read to the end for a reason unrelated to its content (I/O); nothing was
     /// recorded, so the object will be tried again.
-    Failed { detail: String },
+    Failed {
+        detail: String,
+    },
 }
 
 /// An object whose outcome is durable, with the receipt its source gave.
@@ -105,7 +105,7 @@ pub enum PipelineError {
 }
 
 enum Chunk {
-    Events(Vec<ParsedEvent>),
+    Events(EventBatch),
     Done(FileSummary),
     Failed(LogFileError),
     Panicked(String),
@@ -139,6 +139,8 @@ impl<R: Send + 'static> Pipeline<R> {
         let (job_tx, job_rx) = unbounded::<WorkItem>();
         let (order_tx, order_rx) = bounded::<Ordered<R>>(config.inflight_objects.max(1));
         let (settled_tx, settled_rx) = unbounded();
+        // Compressing raw records is the store's work, but it needs no database: do it here.
+        let pack = writer.wants_packed_raw();
         let workers = (0..config.workers.max(1))
             .map(|i| {
                 let job_rx = job_rx.clone();
@@ -147,7 +149,7 @@ impl<R: Send + 'static> Pipeline<R> {
                     .name(format!("parse-{i}"))
                     .spawn(move || {
                         for item in job_rx {
-                            parse_object(item, &config);
+                            parse_object(item, &config, pack);
                         }
                     })
                     .expect("spawn parse worker")
@@ -157,35 +159,18 @@ impl<R: Send + 'static> Pipeline<R> {
             .name("store-writer".into())
             .spawn(move || write_objects(writer, order_rx, settled_tx, &config))
             .expect("spawn store writer");
-        Pipeline {
-            job_tx: Some(job_tx),
-            order_tx: Some(order_tx),
-            workers,
-            writer: Some(writer),
-            settled_rx,
-        }
+        Pipeline { job_tx: Some(job_tx), order_tx: Some(order_tx), workers, writer: Some(writer), settled_rx }
     }
 
     /// Queues an object. Blocks while too many objects are in flight (backpressure).
     pub fn submit(&self, job: ObjectJob<R>) -> Result<(), PipelineError> {
         let (chunks_tx, chunks_rx) = bounded(CHUNKS_PER_OBJECT);
-        let ordered = Ordered {
-            meta: job.meta,
-            chunks: chunks_rx,
-            receipt: job.receipt,
-        };
-        self.order_tx
-            .as_ref()
-            .expect("open until finish")
-            .send(ordered)
-            .map_err(|_| PipelineError::Stopped)?;
+        let ordered = Ordered { meta: job.meta, chunks: chunks_rx, receipt: job.receipt };
+        self.order_tx.as_ref().expect("open until finish").send(ordered).map_err(|_| PipelineError::Stopped)?;
         self.job_tx
             .as_ref()
             .expect("open until finish")
-            .send(WorkItem {
-                open: job.open,
-                chunks: chunks_tx,
-            })
+            .send(WorkItem { open: job.open, chunks: chunks_tx })
             .map_err(|_| PipelineError::Stopped)
     }
 
@@ -199,12 +184,7 @@ impl<R: Send + 'static> Pipeline<R> {
     pub fn finish(mut self) -> Result<Vec<Settled<R>>, PipelineError> {
         self.order_tx.take();
         self.job_tx.take();
-        let result = self
-            .writer
-            .take()
-            .expect("joined once")
-            .join()
-            .unwrap_or(Err(PipelineError::Stopped));
+        let result = self.writer.take().expect("joined once").join().unwrap_or(Err(PipelineError::Stopped));
         for w in self.workers.drain(..) {
             let _ = w.join();
         }
@@ -222,9 +202,9 @@ impl<R> Drop for Pipeline<R> {
     }
 }
 
-fn parse_object(item: WorkItem, config: &PipelineConfig) {
+fn parse_object(item: WorkItem, config: &PipelineConfig, pack: bool) {
     let chunks = item.chunks.clone();
-    let result = catch_unwind(AssertUnwindSafe(|| parse_into(item, config)));
+    let result = catch_unwind(AssertUnwindSafe(|| parse_into(item, config, pack)));
     if let Err(panic) = result {
         let what = panic
             .downcast_ref::<&str>()
@@ -235,8 +215,15 @@ fn parse_object(item: WorkItem, config: &PipelineConfig) {
     }
 }
 
-fn parse_into(item: WorkItem, config: &PipelineConfig) {
+fn parse_into(item: WorkItem, config: &PipelineConfig, pack: bool) {
     let send = |c: Chunk| item.chunks.send(c).is_ok();
+    let batch = |events: Vec<ParsedEvent>| {
+        let mut batch = EventBatch::new(events);
+        if pack {
+            batch.pack();
+        }
+        Chunk::Events(batch)
+    };
     let reader = match (item.open)() {
         Ok(r) => r,
         Err(e) => {
@@ -260,15 +247,14 @@ fn parse_into(item: WorkItem, config: &PipelineConfig) {
                 chunk.push(event);
                 if chunk.len() >= config.chunk_events || bytes >= config.chunk_bytes {
                     bytes = 0;
-                    let full =
-                        std::mem::replace(&mut chunk, Vec::with_capacity(config.chunk_events));
-                    if !send(Chunk::Events(full)) {
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(config.chunk_events));
+                    if !send(batch(full)) {
                         return; // the writer stopped
                     }
                 }
             }
             Ok(None) => {
-                if !chunk.is_empty() && !send(Chunk::Events(chunk)) {
+                if !chunk.is_empty() && !send(batch(chunk)) {
                     return;
                 }
                 send(Chunk::Done(events.summary()));
@@ -296,11 +282,7 @@ fn write_objects<R>(
         } else {
             order_rx.recv_timeout(config.commit_interval.saturating_sub(last_commit.elapsed()))
         };
-        let Ordered {
-            meta,
-            chunks,
-            receipt,
-        } = match next {
+        let Ordered { meta, chunks, receipt } = match next {
             Ok(o) => o,
             Err(RecvTimeoutError::Timeout) => {
                 commit_and_settle(&mut *writer, &mut pending, &settled_tx)?;
@@ -310,14 +292,8 @@ fn write_objects<R>(
             Err(RecvTimeoutError::Disconnected) => break,
         };
         let outcome = write_object(&mut *writer, &meta, &chunks)?;
-        pending.push(Settled {
-            receipt,
-            meta,
-            outcome,
-        });
-        if writer.pending_events() >= config.commit_events
-            || last_commit.elapsed() >= config.commit_interval
-        {
+        pending.push(Settled { receipt, meta, outcome });
+        if writer.pending_events() >= config.commit_events || last_commit.elapsed() >= config.commit_interval {
             commit_and_settle(&mut *writer, &mut pending, &settled_tx)?;
             last_commit = Instant::now();
         }
@@ -333,8 +309,8 @@ fn write_object(
     writer.begin_object(meta)?;
     loop {
         match chunks.recv() {
-            Ok(Chunk::Events(events)) => {
-                writer.insert(&events)?;
+            Ok(Chunk::Events(mut batch)) => {
+                writer.insert(&mut batch)?;
             }
             Ok(Chunk::Done(summary)) => {
                 let counts = writer.finish_object(&ObjectTotals::from(&summary))?;
@@ -350,22 +326,16 @@ fn write_object(
             Ok(Chunk::Failed(e)) => {
                 writer.abort_object()?;
                 tracing::warn!(bucket = %meta.bucket, key = %meta.key, error = %e, "object not read; will retry");
-                return Ok(Outcome::Failed {
-                    detail: e.to_string(),
-                });
+                return Ok(Outcome::Failed { detail: e.to_string() });
             }
             Ok(Chunk::Panicked(what)) => {
                 writer.abort_object()?;
                 tracing::error!(bucket = %meta.bucket, key = %meta.key, panic = %what, "parser panicked; will retry");
-                return Ok(Outcome::Failed {
-                    detail: format!("internal error while parsing: {what}"),
-                });
+                return Ok(Outcome::Failed { detail: format!("internal error while parsing: {what}") });
             }
             Err(_) => {
                 writer.abort_object()?;
-                return Ok(Outcome::Failed {
-                    detail: "parse worker stopped".into(),
-                });
+                return Ok(Outcome::Failed { detail: "parse worker stopped".into() });
             }
         }
     }
@@ -383,11 +353,8 @@ impl EventWriter for DiscardWriter {
         self.object = InsertCounts::default();
         Ok(())
     }
-    fn insert(&mut self, events: &[ParsedEvent]) -> Result<InsertCounts, StoreError> {
-        let counts = InsertCounts {
-            new: events.len() as u64,
-            duplicates: 0,
-        };
+    fn insert(&mut self, batch: &mut EventBatch) -> Result<InsertCounts, StoreError> {
+        let counts = InsertCounts { new: batch.len() as u64, duplicates: 0 };
         self.object += counts;
         Ok(counts)
     }

@@ -62,22 +62,13 @@ impl ParsedEvent {
     }
 
     pub fn from_record(record: &Record<'_>, text: &str) -> Result<ParsedEvent, EventError> {
-        let event_id = record
-            .event_id
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .ok_or(EventError::MissingEventId)?
-            .to_string();
+        let event_id =
+            record.event_id.as_deref().filter(|s| !s.is_empty()).ok_or(EventError::MissingEventId)?.to_string();
         let event_time = match record.event_time.as_deref() {
             None => return Err(EventError::MissingEventTime { event_id }),
             Some(t) => match parse_rfc3339_millis(t) {
                 Some(ms) => ms,
-                None => {
-                    return Err(EventError::BadEventTime {
-                        event_id,
-                        value: t.to_string(),
-                    })
-                }
+                None => return Err(EventError::BadEventTime { event_id, value: t.to_string() }),
             },
         };
         let owned = |v: &Option<crate::record::Str<'_>>| v.as_deref().map(str::to_string);
@@ -107,34 +98,17 @@ mod tests {
 
     #[test]
     fn required_fields() {
+        assert_eq!(ParsedEvent::from_json("{}").unwrap_err().reason_code(), "record_missing_event_id");
+        assert_eq!(ParsedEvent::from_json(r#"{"eventID":""}"#).unwrap_err().reason_code(), "record_missing_event_id");
         assert_eq!(
-            ParsedEvent::from_json("{}").unwrap_err().reason_code(),
-            "record_missing_event_id"
-        );
-        assert_eq!(
-            ParsedEvent::from_json(r#"{"eventID":""}"#)
-                .unwrap_err()
-                .reason_code(),
-            "record_missing_event_id"
-        );
-        assert_eq!(
-            ParsedEvent::from_json(r#"{"eventID":"a"}"#)
-                .unwrap_err()
-                .reason_code(),
+            ParsedEvent::from_json(r#"{"eventID":"a"}"#).unwrap_err().reason_code(),
             "record_missing_event_time"
         );
         assert_eq!(
-            ParsedEvent::from_json(r#"{"eventID":"a","eventTime":"2019-01-00T00:00:00Z"}"#)
-                .unwrap_err()
-                .reason_code(),
+            ParsedEvent::from_json(r#"{"eventID":"a","eventTime":"2019-01-00T00:00:00Z"}"#).unwrap_err().reason_code(),
             "record_bad_event_time"
         );
-        assert_eq!(
-            ParsedEvent::from_json(r#"{"eventID":5}"#)
-                .unwrap_err()
-                .reason_code(),
-            "record_invalid"
-        );
+        assert_eq!(ParsedEvent::from_json(r#"{"eventID":5}"#).unwrap_err().reason_code(), "record_invalid");
     }
 
     #[test]
@@ -147,10 +121,7 @@ mod tests {
         assert_eq!(e.event_id, "e1");
         assert_eq!(e.event_time, 1_705_315_523_000);
         assert_eq!(e.event_name.as_deref(), Some("StopInstances"));
-        assert_eq!(
-            e.error_code.as_deref(),
-            Some("Client.UnauthorizedOperation")
-        );
+        assert_eq!(e.error_code.as_deref(), Some("Client.UnauthorizedOperation"));
         assert_eq!(e.read_only, Some(false));
         assert_eq!(e.actor.principal, "arn:aws:iam::111122223333:user/alice");
         assert_eq!(e.actor.name.as_deref(), Some("alice"));

@@ -158,9 +158,7 @@ impl Actor {
         let kind = PrincipalKind::parse(ui.kind.as_deref());
         let ctx = ui.session_context.as_ref();
         let issuer_ref = ctx.and_then(|c| c.session_issuer.as_ref());
-        let issuer = issuer_ref
-            .and_then(|i| non_empty(&i.arn))
-            .map(str::to_string);
+        let issuer = issuer_ref.and_then(|i| non_empty(&i.arn)).map(str::to_string);
         let issuer_name = issuer_ref.and_then(|i| non_empty(&i.user_name));
         let session_name = session_name(&kind, ui);
 
@@ -168,12 +166,10 @@ impl Actor {
         let name = match kind {
             PrincipalKind::AssumedRole => session_name.clone(),
             PrincipalKind::AwsService => non_empty(&ui.invoked_by).map(str::to_string),
-            PrincipalKind::FederatedUser => session_name
-                .clone()
-                .or_else(|| non_empty(&ui.user_name).map(str::to_string)),
-            _ => non_empty(&ui.user_name)
-                .or_else(|| arn_resource_name(non_empty(&ui.arn)?))
-                .map(str::to_string),
+            PrincipalKind::FederatedUser => {
+                session_name.clone().or_else(|| non_empty(&ui.user_name).map(str::to_string))
+            }
+            _ => non_empty(&ui.user_name).or_else(|| arn_resource_name(non_empty(&ui.arn)?)).map(str::to_string),
         };
 
         let (human, federation) = human(&kind, ui, issuer_name, session_name.as_deref());
@@ -204,9 +200,7 @@ fn session_name(kind: &PrincipalKind, ui: &UserIdentity<'_>) -> Option<String> {
     match kind {
         PrincipalKind::AssumedRole => {
             // arn:aws:sts::<acct>:assumed-role/<role>/<session>
-            if let Some(rest) =
-                non_empty(&ui.arn).and_then(|a| arn_resource(a)?.strip_prefix("assumed-role/"))
-            {
+            if let Some(rest) = non_empty(&ui.arn).and_then(|a| arn_resource(a)?.strip_prefix("assumed-role/")) {
                 if let Some((_, session)) = rest.split_once('/') {
                     return Some(session.to_string());
                 }
@@ -220,21 +214,12 @@ fn session_name(kind: &PrincipalKind, ui: &UserIdentity<'_>) -> Option<String> {
         PrincipalKind::FederatedUser => non_empty(&ui.arn)
             .and_then(|a| arn_resource(a)?.strip_prefix("federated-user/"))
             .map(str::to_string)
-            .or_else(|| {
-                non_empty(&ui.principal_id)
-                    .and_then(|p| p.split_once(':'))
-                    .map(|(_, s)| s.to_string())
-            }),
+            .or_else(|| non_empty(&ui.principal_id).and_then(|p| p.split_once(':')).map(|(_, s)| s.to_string())),
         _ => None,
     }
 }
 
-fn principal(
-    kind: &PrincipalKind,
-    ui: &UserIdentity<'_>,
-    issuer: Option<&str>,
-    session: Option<&str>,
-) -> String {
+fn principal(kind: &PrincipalKind, ui: &UserIdentity<'_>, issuer: Option<&str>, session: Option<&str>) -> String {
     if let Some(arn) = non_empty(&ui.arn) {
         return arn.to_string();
     }
@@ -277,28 +262,13 @@ fn principal(
 /// `arn:aws:iam::123:role/path/Name` + `session` → `arn:aws:sts::123:assumed-role/Name/session`.
 fn assumed_role_arn(role_arn: &str, session: &str) -> Option<String> {
     let mut parts = role_arn.splitn(6, ':');
-    let (
-        Some("arn"),
-        Some(partition),
-        Some(_service),
-        Some(_region),
-        Some(account),
-        Some(resource),
-    ) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    )
+    let (Some("arn"), Some(partition), Some(_service), Some(_region), Some(account), Some(resource)) =
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return None;
     };
     let role_name = resource.strip_prefix("role/")?.rsplit('/').next()?;
-    Some(format!(
-        "arn:{partition}:sts::{account}:assumed-role/{role_name}/{session}"
-    ))
+    Some(format!("arn:{partition}:sts::{account}:assumed-role/{role_name}/{session}"))
 }
 
 /// The resource part of an ARN (after the fifth `:`).
@@ -333,17 +303,9 @@ fn human(
         return (Some(user.to_string()), Some(Federation::IdentityCenter));
     }
     match kind {
-        PrincipalKind::SamlUser => {
-            return (
-                non_empty(&ui.user_name).map(str::to_string),
-                Some(Federation::Saml),
-            )
-        }
+        PrincipalKind::SamlUser => return (non_empty(&ui.user_name).map(str::to_string), Some(Federation::Saml)),
         PrincipalKind::WebIdentityUser => {
-            return (
-                non_empty(&ui.user_name).map(str::to_string),
-                Some(Federation::WebIdentity),
-            )
+            return (non_empty(&ui.user_name).map(str::to_string), Some(Federation::WebIdentity))
         }
         PrincipalKind::IdentityCenterUser => {
             let who = non_empty(&ui.user_name).or(non_empty(&ui.user_id));
@@ -355,10 +317,7 @@ fn human(
                 .and_then(|w| non_empty(&w.federated_provider))
                 .is_some();
             if issuer_name.is_some_and(|n| n.starts_with(SSO_ROLE_PREFIX)) {
-                return (
-                    session.map(str::to_string),
-                    Some(Federation::IdentityCenter),
-                );
+                return (session.map(str::to_string), Some(Federation::IdentityCenter));
             }
             if web {
                 return (session.map(str::to_string), Some(Federation::WebIdentity));
@@ -374,9 +333,7 @@ fn human(
 
 fn looks_like_email(s: &str) -> bool {
     match s.split_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty() && domain.contains('.') && !domain.starts_with('.')
-        }
+        Some((local, domain)) => !local.is_empty() && domain.contains('.') && !domain.starts_with('.'),
         None => false,
     }
 }
@@ -384,10 +341,7 @@ fn looks_like_email(s: &str) -> bool {
 fn mfa(record: &Record<'_>, ui: &UserIdentity<'_>) -> Option<bool> {
     // A console sign-in states MFA use in additionalEventData.MFAUsed ("Yes"/"No").
     if record.event_name.as_deref() == Some("ConsoleLogin") {
-        if let Some(used) = record
-            .additional_event_data
-            .and_then(|raw| mfa_used(raw.get()))
-        {
+        if let Some(used) = record.additional_event_data.and_then(|raw| mfa_used(raw.get())) {
             return Some(used);
         }
     }
@@ -416,10 +370,7 @@ fn is_console(record: &Record<'_>) -> bool {
     if record.session_credential_from_console == Some(Flag::True) {
         return true;
     }
-    if matches!(
-        record.event_type.as_deref(),
-        Some("AwsConsoleSignIn" | "AwsConsoleAction")
-    ) {
+    if matches!(record.event_type.as_deref(), Some("AwsConsoleSignIn" | "AwsConsoleAction")) {
         return true;
     }
     matches!(record.user_agent.as_deref(), Some(ua) if ua.eq_ignore_ascii_case("console.amazonaws.com")
@@ -443,14 +394,8 @@ mod tests {
             "arn":"arn:aws:iam::111122223333:role/ops/Admin","accountId":"111122223333","userName":"Admin"},
             "attributes":{"creationDate":"2024-01-01T00:00:00Z","mfaAuthenticated":"true"}}}}"#,
         );
-        assert_eq!(
-            a.principal,
-            "arn:aws:sts::111122223333:assumed-role/Admin/alice@example.com"
-        );
-        assert_eq!(
-            a.issuer.as_deref(),
-            Some("arn:aws:iam::111122223333:role/ops/Admin")
-        );
+        assert_eq!(a.principal, "arn:aws:sts::111122223333:assumed-role/Admin/alice@example.com");
+        assert_eq!(a.issuer.as_deref(), Some("arn:aws:iam::111122223333:role/ops/Admin"));
         assert_eq!(a.session_name.as_deref(), Some("alice@example.com"));
         assert_eq!(a.human.as_deref(), Some("alice@example.com"));
         assert_eq!(a.access_key_id.as_deref(), Some("ASIAEXAMPLE"));
@@ -464,10 +409,7 @@ mod tests {
             r#"{"userIdentity":{"type":"AssumedRole","principalId":"AROAEXAMPLE:build-42","accountId":"111122223333",
             "sessionContext":{"sessionIssuer":{"type":"Role","arn":"arn:aws:iam::111122223333:role/ci/Deployer","userName":"Deployer"}}}}"#,
         );
-        assert_eq!(
-            a.principal,
-            "arn:aws:sts::111122223333:assumed-role/Deployer/build-42"
-        );
+        assert_eq!(a.principal, "arn:aws:sts::111122223333:assumed-role/Deployer/build-42");
         assert_eq!(a.name.as_deref(), Some("build-42"));
         assert_eq!(a.human, None);
     }
@@ -496,22 +438,17 @@ mod tests {
 
     #[test]
     fn root_without_arn() {
-        let a = actor(
-            r#"{"userIdentity":{"type":"Root","accountId":"111122223333","principalId":"111122223333"}}"#,
-        );
+        let a = actor(r#"{"userIdentity":{"type":"Root","accountId":"111122223333","principalId":"111122223333"}}"#);
         assert_eq!(a.principal, "arn:aws:iam::111122223333:root");
         assert_eq!(a.kind, PrincipalKind::Root);
     }
 
     #[test]
     fn service_and_internal_callers() {
-        let a = actor(
-            r#"{"userIdentity":{"type":"AWSService","invokedBy":"cloudtrail.amazonaws.com"}}"#,
-        );
+        let a = actor(r#"{"userIdentity":{"type":"AWSService","invokedBy":"cloudtrail.amazonaws.com"}}"#);
         assert_eq!(a.principal, "cloudtrail.amazonaws.com");
         assert_eq!(a.name.as_deref(), Some("cloudtrail.amazonaws.com"));
-        let a =
-            actor(r#"{"userIdentity":{"accountId":"111122223333","invokedBy":"AWS Internal"}}"#);
+        let a = actor(r#"{"userIdentity":{"accountId":"111122223333","invokedBy":"AWS Internal"}}"#);
         assert_eq!(a.principal, "AWS Internal");
         let a = actor(r#"{"eventName":"X"}"#);
         assert_eq!(a.principal, "unknown");
@@ -524,10 +461,7 @@ mod tests {
             "accountId":"111122223333","accessKeyId":"","userName":"HIDDEN_DUE_TO_SECURITY_REASONS"},
             "additionalEventData":{"MFAUsed":"No","LoginTo":"https://console.aws.amazon.com/"}}"#,
         );
-        assert_eq!(
-            a.principal,
-            "IAMUser:111122223333:HIDDEN_DUE_TO_SECURITY_REASONS"
-        );
+        assert_eq!(a.principal, "IAMUser:111122223333:HIDDEN_DUE_TO_SECURITY_REASONS");
         assert_eq!(a.access_key_id, None);
         assert_eq!(a.mfa, Some(false));
         assert!(a.console);
@@ -541,10 +475,7 @@ mod tests {
             "arn":"arn:aws:iam::111122223333:user/broker","userName":"broker"}}}}"#,
         );
         assert_eq!(a.name.as_deref(), Some("carol"));
-        assert_eq!(
-            a.issuer.as_deref(),
-            Some("arn:aws:iam::111122223333:user/broker")
-        );
+        assert_eq!(a.issuer.as_deref(), Some("arn:aws:iam::111122223333:user/broker"));
         let a = actor(
             r#"{"userIdentity":{"type":"WebIdentityUser","principalId":"accounts.google.com:app:user-id",
             "userName":"user-id","identityProvider":"accounts.google.com"}}"#,

@@ -71,11 +71,7 @@ impl TrailKey {
     pub fn parse(key: &str) -> Result<TrailKey, KeyError> {
         let segments: Vec<&str> = key.split('/').collect();
         let mut first_error = None;
-        for (i, _) in segments
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| **s == "AWSLogs")
-        {
+        for (i, _) in segments.iter().enumerate().filter(|(_, s)| **s == "AWSLogs") {
             match parse_from(&segments, i) {
                 Ok(k) => return Ok(k),
                 Err(reason) => {
@@ -84,20 +80,14 @@ impl TrailKey {
             }
         }
         match first_error {
-            None => Err(KeyError::NotCloudTrail {
-                key: key.to_string(),
-            }),
-            Some(reason) => Err(KeyError::Malformed {
-                key: key.to_string(),
-                reason,
-            }),
+            None => Err(KeyError::NotCloudTrail { key: key.to_string() }),
+            Some(reason) => Err(KeyError::Malformed { key: key.to_string(), reason }),
         }
     }
 
     /// The key this value was parsed from (or would be written at).
     pub fn to_key(&self) -> String {
-        let (y, mo, d, h, mi, s) =
-            crate::timefmt::civil(self.time).unwrap_or((1970, 1, 1, 0, 0, 0));
+        let (y, mo, d, h, mi, s) = crate::timefmt::civil(self.time).unwrap_or((1970, 1, 1, 0, 0, 0));
         let mut out = String::new();
         if !self.prefix.is_empty() {
             out.push_str(&self.prefix);
@@ -111,9 +101,7 @@ impl TrailKey {
         let acct = &self.account_id;
         let region = &self.region;
         let dir = self.kind.dir();
-        out.push_str(&format!(
-            "{acct}/{dir}/{region}/{y:04}/{mo:02}/{d:02}/{acct}_{dir}_{region}_"
-        ));
+        out.push_str(&format!("{acct}/{dir}/{region}/{y:04}/{mo:02}/{d:02}/{acct}_{dir}_{region}_"));
         match self.kind {
             ObjectKind::Digest => out.push_str(&format!(
                 "{}_{}_{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}Z.json.gz",
@@ -142,7 +130,9 @@ fn parse_from(segments: &[&str], awslogs: usize) -> Result<TrailKey, String> {
     if let Some(first) = rest.first() {
         if first.starts_with("o-") {
             if !is_org_id(first) {
-                return Err(format!("{first:?} is not an organization id (o- and 10 to 32 lowercase letters or digits)"));
+                return Err(format!(
+                    "{first:?} is not an organization id (o- and 10 to 32 lowercase letters or digits)"
+                ));
             }
             org_id = Some(first.to_string());
             rest = &rest[1..];
@@ -168,9 +158,7 @@ fn parse_from(segments: &[&str], awslogs: usize) -> Result<TrailKey, String> {
     }
     let (y, m, d) = (digits(year, 4)?, digits(month, 2)?, digits(day, 2)?);
 
-    let name = file
-        .strip_suffix(".json.gz")
-        .ok_or_else(|| format!("file name {file:?} does not end in .json.gz"))?;
+    let name = file.strip_suffix(".json.gz").ok_or_else(|| format!("file name {file:?} does not end in .json.gz"))?;
     let head = format!("{account}_{}_{region}_", kind.dir());
     let tail = name.strip_prefix(&head).ok_or_else(|| {
         format!("file name {file:?} does not start with {head:?} (account and region must match the directories)")
@@ -178,24 +166,17 @@ fn parse_from(segments: &[&str], awslogs: usize) -> Result<TrailKey, String> {
 
     let (time, trail_name, home_region, unique) = match kind {
         ObjectKind::Log | ObjectKind::Insight => {
-            let (stamp, unique) = tail
-                .split_once('_')
-                .ok_or_else(|| format!("file name {file:?} lacks the _<unique> suffix"))?;
+            let (stamp, unique) =
+                tail.split_once('_').ok_or_else(|| format!("file name {file:?} lacks the _<unique> suffix"))?;
             if unique.is_empty() || !unique.bytes().all(|b| b.is_ascii_alphanumeric()) {
                 return Err(format!("unique suffix {unique:?} is not alphanumeric"));
             }
-            (
-                stamp_millis(stamp, false)?,
-                None,
-                None,
-                Some(unique.to_string()),
-            )
+            (stamp_millis(stamp, false)?, None, None, Some(unique.to_string()))
         }
         ObjectKind::Digest => {
             // <trail>_<homeRegion>_<stamp>; a trail name may itself contain underscores.
-            let (before_stamp, stamp) = tail
-                .rsplit_once('_')
-                .ok_or_else(|| format!("digest name {file:?} lacks a timestamp"))?;
+            let (before_stamp, stamp) =
+                tail.rsplit_once('_').ok_or_else(|| format!("digest name {file:?} lacks a timestamp"))?;
             let (trail, home) = before_stamp
                 .rsplit_once('_')
                 .ok_or_else(|| format!("digest name {file:?} lacks <trail>_<home region>"))?;
@@ -205,12 +186,7 @@ fn parse_from(segments: &[&str], awslogs: usize) -> Result<TrailKey, String> {
             if !is_region(home) {
                 return Err(format!("{home:?} is not a home region name"));
             }
-            (
-                stamp_millis(stamp, true)?,
-                Some(trail.to_string()),
-                Some(home.to_string()),
-                None,
-            )
+            (stamp_millis(stamp, true)?, Some(trail.to_string()), Some(home.to_string()), None)
         }
     };
     let (fy, fm, fd, ..) = crate::timefmt::civil(time).ok_or("timestamp out of range")?;
@@ -235,11 +211,7 @@ fn parse_from(segments: &[&str], awslogs: usize) -> Result<TrailKey, String> {
 
 /// `YYYYMMDDTHHMMZ` (logs) or `YYYYMMDDTHHMMSSZ` (digests).
 fn stamp_millis(stamp: &str, with_seconds: bool) -> Result<EpochMillis, String> {
-    let want = if with_seconds {
-        "YYYYMMDDTHHMMSSZ"
-    } else {
-        "YYYYMMDDTHHMMZ"
-    };
+    let want = if with_seconds { "YYYYMMDDTHHMMSSZ" } else { "YYYYMMDDTHHMMZ" };
     let b = stamp.as_bytes();
     let ok_shape = b.len() == want.len()
         && b[8] == b'T'
@@ -251,15 +223,8 @@ fn stamp_millis(stamp: &str, with_seconds: bool) -> Result<EpochMillis, String> 
     }
     let n = |r: std::ops::Range<usize>| stamp[r].parse::<u32>().expect("checked digits");
     let seconds = if with_seconds { n(13..15) as u8 } else { 0 };
-    from_civil(
-        n(0..4) as i32,
-        n(4..6) as u8,
-        n(6..8) as u8,
-        n(9..11) as u8,
-        n(11..13) as u8,
-        seconds,
-    )
-    .ok_or_else(|| format!("timestamp {stamp:?} is not a valid UTC time"))
+    from_civil(n(0..4) as i32, n(4..6) as u8, n(6..8) as u8, n(9..11) as u8, n(11..13) as u8, seconds)
+        .ok_or_else(|| format!("timestamp {stamp:?} is not a valid UTC time"))
 }
 
 fn digits(s: &str, len: usize) -> Result<u32, String> {
@@ -276,10 +241,7 @@ pub fn is_account_id(s: &str) -> bool {
 
 pub fn is_org_id(s: &str) -> bool {
     s.strip_prefix("o-").is_some_and(|id| {
-        (10..=32).contains(&id.len())
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        (10..=32).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
     })
 }
 
@@ -287,15 +249,9 @@ pub fn is_org_id(s: &str) -> bool {
 pub fn is_region(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() >= 3
-        && parts.iter().all(|p| {
-            !p.is_empty()
-                && p.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        })
+        && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
         && parts[0].bytes().all(|b| b.is_ascii_lowercase())
-        && parts
-            .last()
-            .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        && parts.last().is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[cfg(test)]

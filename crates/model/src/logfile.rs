@@ -41,30 +41,20 @@ pub enum LogFileError {
     Io(#[source] io::Error),
     #[error("empty object (0 bytes)")]
     Empty,
-    #[error(
-        "gzip stream truncated: unexpected end of input after {compressed_bytes} compressed bytes"
-    )]
+    #[error("gzip stream truncated: unexpected end of input after {compressed_bytes} compressed bytes")]
     GzipTruncated { compressed_bytes: u64 },
     #[error("gzip stream corrupt after {compressed_bytes} compressed bytes: {detail}")]
-    GzipCorrupt {
-        compressed_bytes: u64,
-        detail: String,
-    },
+    GzipCorrupt { compressed_bytes: u64, detail: String },
     #[error("{trailing_bytes} bytes of trailing data after the end of the gzip stream{}",
         if *.looks_like_gzip { " (another gzip member; CloudTrail writes one)" } else { "" })]
-    GzipTrailingData {
-        trailing_bytes: u64,
-        looks_like_gzip: bool,
-    },
+    GzipTrailingData { trailing_bytes: u64, looks_like_gzip: bool },
     #[error("invalid UTF-8 at decompressed byte {offset}")]
     Utf8 { offset: u64 },
     #[error("not JSON: {detail} at decompressed byte {offset}")]
     JsonSyntax { offset: u64, detail: String },
     #[error("JSON truncated: input ends inside the document at decompressed byte {offset}")]
     JsonTruncated { offset: u64 },
-    #[error(
-        "the JSON document is not an object (starts with {found:?} at decompressed byte {offset})"
-    )]
+    #[error("the JSON document is not an object (starts with {found:?} at decompressed byte {offset})")]
     NotAnObject { offset: u64, found: char },
     #[error("the JSON document has no \"Records\" member")]
     RecordsMissing,
@@ -72,14 +62,8 @@ pub enum LogFileError {
     RecordsNotArray { offset: u64, found: char },
     #[error("\"Records\" appears twice (second at decompressed byte {offset})")]
     DuplicateRecords { offset: u64 },
-    #[error(
-        "record {index} is not a JSON object (starts with {found:?} at decompressed byte {offset})"
-    )]
-    RecordNotObject {
-        index: u64,
-        offset: u64,
-        found: char,
-    },
+    #[error("record {index} is not a JSON object (starts with {found:?} at decompressed byte {offset})")]
+    RecordNotObject { index: u64, offset: u64, found: char },
     #[error("record {index} at decompressed byte {offset} is larger than {MAX_VALUE_BYTES} bytes")]
     ValueTooLarge { index: u64, offset: u64 },
     #[error("record {index} at decompressed byte {offset}: {source}")]
@@ -208,8 +192,7 @@ impl<R: Read> LogFileReader<R> {
         if head.is_empty() {
             return Err(LogFileError::Empty);
         }
-        let src = if head.starts_with(&GZIP_MAGIC) || (head.len() == 1 && head[0] == GZIP_MAGIC[0])
-        {
+        let src = if head.starts_with(&GZIP_MAGIC) || (head.len() == 1 && head[0] == GZIP_MAGIC[0]) {
             Source::Gzip(GzDecoder::new(input))
         } else {
             Source::Plain(input)
@@ -238,9 +221,7 @@ impl<R: Read> LogFileReader<R> {
                 Step::Continue => {}
                 Step::NeedMore => {
                     if self.eof {
-                        return Err(LogFileError::JsonTruncated {
-                            offset: self.base + self.buf.len() as u64,
-                        });
+                        return Err(LogFileError::JsonTruncated { offset: self.base + self.buf.len() as u64 });
                     }
                     self.fill()?;
                 }
@@ -251,9 +232,7 @@ impl<R: Read> LogFileReader<R> {
         let bytes = &self.buf[start..end];
         match std::str::from_utf8(bytes) {
             Ok(text) => Ok(Some(text)),
-            Err(e) => Err(LogFileError::Utf8 {
-                offset: self.base + (start + e.valid_up_to()) as u64,
-            }),
+            Err(e) => Err(LogFileError::Utf8 { offset: self.base + (start + e.valid_up_to()) as u64 }),
         }
     }
 
@@ -289,10 +268,7 @@ impl<R: Read> LogFileReader<R> {
             State::Start => match self.skip_ws() {
                 None => Ok(Step::NeedMore),
                 Some(b'{') => self.advance(1, State::KeyOrEnd),
-                Some(c) => Err(LogFileError::NotAnObject {
-                    offset: self.offset(),
-                    found: c as char,
-                }),
+                Some(c) => Err(LogFileError::NotAnObject { offset: self.offset(), found: c as char }),
             },
             State::KeyOrEnd | State::Key => match self.skip_ws() {
                 None => Ok(Step::NeedMore),
@@ -307,9 +283,7 @@ impl<R: Read> LogFileReader<R> {
                     let records = key == "Records";
                     drop(key);
                     if records && self.saw_records {
-                        return Err(LogFileError::DuplicateRecords {
-                            offset: self.offset(),
-                        });
+                        return Err(LogFileError::DuplicateRecords { offset: self.offset() });
                     }
                     self.advance(len, State::Colon { records })
                 }
@@ -317,14 +291,7 @@ impl<R: Read> LogFileReader<R> {
             },
             State::Colon { records } => match self.skip_ws() {
                 None => Ok(Step::NeedMore),
-                Some(b':') => self.advance(
-                    1,
-                    if records {
-                        State::RecordsOpen
-                    } else {
-                        State::OtherValue
-                    },
-                ),
+                Some(b':') => self.advance(1, if records { State::RecordsOpen } else { State::OtherValue }),
                 Some(_) => Err(self.unexpected("':'")),
             },
             State::RecordsOpen => match self.skip_ws() {
@@ -333,10 +300,7 @@ impl<R: Read> LogFileReader<R> {
                     self.saw_records = true;
                     self.advance(1, State::RecordOrEnd { first: true })
                 }
-                Some(c) => Err(LogFileError::RecordsNotArray {
-                    offset: self.offset(),
-                    found: c as char,
-                }),
+                Some(c) => Err(LogFileError::RecordsNotArray { offset: self.offset(), found: c as char }),
             },
             State::RecordOrEnd { first } => match self.skip_ws() {
                 None => Ok(Step::NeedMore),
@@ -347,11 +311,9 @@ impl<R: Read> LogFileReader<R> {
                     Ok(Step::Continue)
                 }
                 Some(b']') => Err(self.unexpected("a record after ','")),
-                Some(c) => Err(LogFileError::RecordNotObject {
-                    index: self.records,
-                    offset: self.offset(),
-                    found: c as char,
-                }),
+                Some(c) => {
+                    Err(LogFileError::RecordNotObject { index: self.records, offset: self.offset(), found: c as char })
+                }
             },
             State::Record => match self.scan.object_end(&self.buf[self.pos..], b'{', b'}') {
                 Some(len) => {
@@ -360,16 +322,10 @@ impl<R: Read> LogFileReader<R> {
                     self.scan.offset = len;
                     self.state = State::AfterRecord;
                     self.records += 1;
-                    Ok(Step::Record {
-                        start,
-                        end: start + len,
-                    })
+                    Ok(Step::Record { start, end: start + len })
                 }
                 None if self.buf.len() - self.pos > MAX_VALUE_BYTES => {
-                    Err(LogFileError::ValueTooLarge {
-                        index: self.records,
-                        offset: self.offset(),
-                    })
+                    Err(LogFileError::ValueTooLarge { index: self.records, offset: self.offset() })
                 }
                 None => Ok(Step::NeedMore),
             },
@@ -396,9 +352,7 @@ impl<R: Read> LogFileReader<R> {
                 };
                 let value = &avail[..len];
                 if let Err(e) = std::str::from_utf8(value) {
-                    return Err(LogFileError::Utf8 {
-                        offset: self.offset() + e.valid_up_to() as u64,
-                    });
+                    return Err(LogFileError::Utf8 { offset: self.offset() + e.valid_up_to() as u64 });
                 }
                 serde_json::from_slice::<IgnoredAny>(value).map_err(|e| self.syntax(e))?;
                 self.advance(len, State::AfterMember)
@@ -410,9 +364,7 @@ impl<R: Read> LogFileReader<R> {
                 Some(_) => Err(self.unexpected("',' or '}' after a member")),
             },
             State::AfterDoc => match self.skip_ws() {
-                Some(_) => Err(LogFileError::TrailingData {
-                    offset: self.offset(),
-                }),
+                Some(_) => Err(LogFileError::TrailingData { offset: self.offset() }),
                 None if !self.eof => Ok(Step::NeedMore),
                 None => {
                     if !self.saw_records {
@@ -447,10 +399,7 @@ impl<R: Read> LogFileReader<R> {
 
     fn need_more_for_value(&self, have: usize) -> Result<Step, LogFileError> {
         if have > MAX_VALUE_BYTES {
-            Err(LogFileError::ValueTooLarge {
-                index: self.records,
-                offset: self.offset(),
-            })
+            Err(LogFileError::ValueTooLarge { index: self.records, offset: self.offset() })
         } else {
             Ok(Step::NeedMore)
         }
@@ -462,17 +411,11 @@ impl<R: Read> LogFileReader<R> {
 
     fn unexpected(&self, wanted: &str) -> LogFileError {
         let found = self.buf.get(self.pos).map(|&c| c as char).unwrap_or(' ');
-        LogFileError::JsonSyntax {
-            offset: self.offset(),
-            detail: format!("expected {wanted}, found {found:?}"),
-        }
+        LogFileError::JsonSyntax { offset: self.offset(), detail: format!("expected {wanted}, found {found:?}") }
     }
 
     fn syntax(&self, e: serde_json::Error) -> LogFileError {
-        LogFileError::JsonSyntax {
-            offset: self.offset(),
-            detail: e.to_string(),
-        }
+        LogFileError::JsonSyntax { offset: self.offset(), detail: e.to_string() }
     }
 
     /// Reads the next block of decompressed bytes into `buf`, dropping the consumed prefix.
@@ -524,10 +467,7 @@ impl<R: Read> LogFileReader<R> {
                 input.consume(n);
             }
             if trailing > 0 {
-                return Err(LogFileError::GzipTrailingData {
-                    trailing_bytes: trailing,
-                    looks_like_gzip,
-                });
+                return Err(LogFileError::GzipTrailingData { trailing_bytes: trailing, looks_like_gzip });
             }
         }
         Ok(())
@@ -605,10 +545,7 @@ fn scan_string(bytes: &[u8]) -> Option<usize> {
 
 /// Length of a number / `true` / `false` / `null` token; it ends at a delimiter or at EOF.
 fn scan_scalar(bytes: &[u8], eof: bool) -> Option<usize> {
-    match bytes
-        .iter()
-        .position(|c| matches!(c, b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t'))
-    {
+    match bytes.iter().position(|c| matches!(c, b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t')) {
         Some(n) => Some(n.max(1)),
         None if eof => Some(bytes.len()),
         None => None,
@@ -641,10 +578,7 @@ impl<R: Read> Source<R> {
         if e.kind() == io::ErrorKind::UnexpectedEof {
             LogFileError::GzipTruncated { compressed_bytes }
         } else {
-            LogFileError::GzipCorrupt {
-                compressed_bytes,
-                detail: e.to_string(),
-            }
+            LogFileError::GzipCorrupt { compressed_bytes, detail: e.to_string() }
         }
     }
 }
@@ -660,12 +594,7 @@ struct Counted<R> {
 
 impl<R> Counted<R> {
     fn new(inner: R) -> Self {
-        Counted {
-            inner,
-            bytes: 0,
-            hash: Sha256::new(),
-            failed: false,
-        }
+        Counted { inner, bytes: 0, hash: Sha256::new(), failed: false }
     }
 }
 
@@ -694,9 +623,7 @@ pub struct EventReader<R: Read> {
 
 impl<R: Read> EventReader<R> {
     pub fn new(reader: R) -> Result<Self, LogFileError> {
-        Ok(EventReader {
-            inner: LogFileReader::new(reader)?,
-        })
+        Ok(EventReader { inner: LogFileReader::new(reader)? })
     }
 
     pub fn from_reader(inner: LogFileReader<R>) -> Self {
@@ -710,11 +637,7 @@ impl<R: Read> EventReader<R> {
         };
         match ParsedEvent::from_json(text) {
             Ok(event) => Ok(Some(event)),
-            Err(source) => Err(LogFileError::Record {
-                index,
-                offset: self.inner.last_record_offset(),
-                source,
-            }),
+            Err(source) => Err(LogFileError::Record { index, offset: self.inner.last_record_offset(), source }),
         }
     }
 
@@ -763,10 +686,7 @@ mod tests {
     fn cuts_records_verbatim() {
         let doc = br#" { "Records" : [ {"a":"}{\"","b":[1,{"c":2}]} ,{ "eventID" : "x" } ] } "#;
         let got = texts(doc).unwrap();
-        assert_eq!(
-            got,
-            vec![r#"{"a":"}{\"","b":[1,{"c":2}]}"#, r#"{ "eventID" : "x" }"#]
-        );
+        assert_eq!(got, vec![r#"{"a":"}{\"","b":[1,{"c":2}]}"#, r#"{ "eventID" : "x" }"#]);
         assert_eq!(texts(&gz(doc)).unwrap(), got);
     }
 
@@ -792,19 +712,13 @@ mod tests {
         assert_eq!(code(b"{}"), "records_missing");
         assert_eq!(code(br#"{"records":[]}"#), "records_missing");
         assert_eq!(code(br#"{"Records":{}}"#), "records_not_array");
-        assert_eq!(
-            code(br#"{"Records":[],"Records":[]}"#),
-            "records_duplicated"
-        );
+        assert_eq!(code(br#"{"Records":[],"Records":[]}"#), "records_duplicated");
         assert_eq!(code(br#"{"Records":[1]}"#), "record_not_object");
         assert_eq!(code(br#"{"Records":[{},]}"#), "json_syntax");
         assert_eq!(code(br#"{"Records":[{}] "#), "json_truncated");
         assert_eq!(code(br#"{"Records":[{"a":"#), "json_truncated");
         assert_eq!(code(br#"{"Records":[]} x"#), "json_trailing_data");
-        assert_eq!(
-            code(br#"{"Records":[]}{"Records":[]}"#),
-            "json_trailing_data"
-        );
+        assert_eq!(code(br#"{"Records":[]}{"Records":[]}"#), "json_trailing_data");
         assert_eq!(code(b"{\"Records\":[{\"a\":\"\xff\"}]}"), "invalid_utf8");
 
         let good = gz(br#"{"Records":[]}"#);

@@ -182,10 +182,7 @@ impl<'a> Record<'a> {
     /// Top-level keys of `text` that [`Record`] does not model (kept in the raw JSON).
     pub fn unknown_fields(text: &str) -> Result<Vec<String>, serde_json::Error> {
         let map: std::collections::BTreeMap<String, IgnoredAny> = serde_json::from_str(text)?;
-        Ok(map
-            .into_keys()
-            .filter(|k| !KNOWN_FIELDS.contains(&k.as_str()))
-            .collect())
+        Ok(map.into_keys().filter(|k| !KNOWN_FIELDS.contains(&k.as_str())).collect())
     }
 
     /// `true` for Insights records (`eventType` `AwsCloudTrailInsight`).
@@ -441,8 +438,7 @@ mod tests {
             c: Flag,
             d: Flag,
         }
-        let t: T =
-            serde_json::from_str(r#"{"a":true,"b":"false","c":"TRUE","d":"maybe"}"#).unwrap();
+        let t: T = serde_json::from_str(r#"{"a":true,"b":"false","c":"TRUE","d":"maybe"}"#).unwrap();
         assert_eq!(t.a, Flag::True);
         assert_eq!(t.b, Flag::False);
         assert_eq!(t.c, Flag::True);
@@ -453,10 +449,7 @@ mod tests {
     fn strings_without_escapes_are_borrowed() {
         let text = r#"{"eventName":"StopLogging","eventSource":"cloudtrail.amazonaws.com","errorMessage":"a \"quoted\" word"}"#;
         let r = Record::from_json(text).unwrap();
-        assert!(matches!(
-            r.event_name,
-            Some(Str(Cow::Borrowed("StopLogging")))
-        ));
+        assert!(matches!(r.event_name, Some(Str(Cow::Borrowed("StopLogging")))));
         assert!(matches!(r.error_message, Some(Str(Cow::Owned(_)))));
         assert_eq!(r.error_message.as_deref(), Some("a \"quoted\" word"));
     }
@@ -469,18 +462,13 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_listed() {
-        let unknown =
-            Record::unknown_fields(r#"{"eventName":"X","p_row_id":"1","newField":{}}"#).unwrap();
-        assert_eq!(
-            unknown,
-            vec!["newField".to_string(), "p_row_id".to_string()]
-        );
+        let unknown = Record::unknown_fields(r#"{"eventName":"X","p_row_id":"1","newField":{}}"#).unwrap();
+        assert_eq!(unknown, vec!["newField".to_string(), "p_row_id".to_string()]);
     }
 
     #[test]
     fn payloads_stay_raw_json() {
-        let r = Record::from_json(r#"{"requestParameters":{"a":[1,2]},"responseElements":null}"#)
-            .unwrap();
+        let r = Record::from_json(r#"{"requestParameters":{"a":[1,2]},"responseElements":null}"#).unwrap();
         assert_eq!(r.request_parameters.unwrap().get(), r#"{"a":[1,2]}"#);
         assert!(r.response_elements.is_none());
     }

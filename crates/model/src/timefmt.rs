@@ -24,24 +24,13 @@ pub fn parse_rfc3339_millis(s: &str) -> Option<EpochMillis> {
         return None;
     }
     let has_offset = s.ends_with(['Z', 'z']) || b[19..].iter().any(|&c| c == b'+' || c == b'-');
-    let normalised = format!(
-        "{}T{}{}",
-        &s[..10],
-        &s[11..],
-        if has_offset { "" } else { "Z" }
-    );
+    let normalised = format!("{}T{}{}", &s[..10], &s[11..], if has_offset { "" } else { "Z" });
     let t = OffsetDateTime::parse(&normalised, &Rfc3339).ok()?;
     Some((t.unix_timestamp_nanos() / 1_000_000) as i64)
 }
 
 fn parse_cloudtrail_fast(b: &[u8]) -> Option<EpochMillis> {
-    if b.len() != 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b'T'
-        || b[13] != b':'
-        || b[16] != b':'
-        || b[19] != b'Z'
+    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'Z'
     {
         return None;
     }
@@ -55,19 +44,10 @@ fn parse_cloudtrail_fast(b: &[u8]) -> Option<EpochMillis> {
         }
         Some(v)
     };
-    let date = Date::from_calendar_date(
-        num(0..4)? as i32,
-        Month::try_from(num(5..7)? as u8).ok()?,
-        num(8..10)? as u8,
-    )
-    .ok()?;
+    let date =
+        Date::from_calendar_date(num(0..4)? as i32, Month::try_from(num(5..7)? as u8).ok()?, num(8..10)? as u8).ok()?;
     let time = Time::from_hms(num(11..13)? as u8, num(14..16)? as u8, num(17..19)? as u8).ok()?;
-    Some(
-        PrimitiveDateTime::new(date, time)
-            .assume_utc()
-            .unix_timestamp()
-            * 1000,
-    )
+    Some(PrimitiveDateTime::new(date, time).assume_utc().unix_timestamp() * 1000)
 }
 
 /// Formats as CloudTrail does: `YYYY-MM-DDTHH:MM:SSZ`, or with `.mmm` when there are millis.
@@ -94,33 +74,14 @@ pub fn format_millis(ms: EpochMillis) -> String {
 /// UTC calendar fields of a timestamp: (year, month, day, hour, minute, second).
 pub fn civil(ms: EpochMillis) -> Option<(i32, u8, u8, u8, u8, u8)> {
     let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()?;
-    Some((
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-    ))
+    Some((t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute(), t.second()))
 }
 
 /// Milliseconds for a UTC calendar time; `None` when a field is out of range.
-pub fn from_civil(
-    year: i32,
-    month: u8,
-    day: u8,
-    hour: u8,
-    minute: u8,
-    second: u8,
-) -> Option<EpochMillis> {
+pub fn from_civil(year: i32, month: u8, day: u8, hour: u8, minute: u8, second: u8) -> Option<EpochMillis> {
     let date = Date::from_calendar_date(year, Month::try_from(month).ok()?, day).ok()?;
     let time = Time::from_hms(hour, minute, second).ok()?;
-    Some(
-        PrimitiveDateTime::new(date, time)
-            .assume_utc()
-            .unix_timestamp()
-            * 1000,
-    )
+    Some(PrimitiveDateTime::new(date, time).assume_utc().unix_timestamp() * 1000)
 }
 
 #[cfg(test)]
@@ -131,32 +92,14 @@ mod tests {
     #[test]
     fn cloudtrail_shape_and_general_rfc3339() {
         assert_eq!(parse_rfc3339_millis("1970-01-01T00:00:01Z"), Some(1000));
-        assert_eq!(
-            parse_rfc3339_millis("2024-01-15T10:45:23Z"),
-            Some(1_705_315_523_000)
-        );
-        assert_eq!(
-            parse_rfc3339_millis("2024-01-15T10:45:23.5Z"),
-            Some(1_705_315_523_500)
-        );
-        assert_eq!(
-            parse_rfc3339_millis("2024-01-15T11:45:23+01:00"),
-            Some(1_705_315_523_000)
-        );
+        assert_eq!(parse_rfc3339_millis("2024-01-15T10:45:23Z"), Some(1_705_315_523_000));
+        assert_eq!(parse_rfc3339_millis("2024-01-15T10:45:23.5Z"), Some(1_705_315_523_500));
+        assert_eq!(parse_rfc3339_millis("2024-01-15T11:45:23+01:00"), Some(1_705_315_523_000));
         assert_eq!(parse_rfc3339_millis("2024-02-30T10:45:23Z"), None);
         assert_eq!(parse_rfc3339_millis("2019-01-00T00:00:00Z"), None);
-        assert_eq!(
-            parse_rfc3339_millis("2024-01-15 10:45:23.000000000"),
-            Some(1_705_315_523_000)
-        );
-        assert_eq!(
-            parse_rfc3339_millis("2024-01-15 10:45:23"),
-            Some(1_705_315_523_000)
-        );
-        assert_eq!(
-            parse_rfc3339_millis("2024-01-15 11:45:23+01:00"),
-            Some(1_705_315_523_000)
-        );
+        assert_eq!(parse_rfc3339_millis("2024-01-15 10:45:23.000000000"), Some(1_705_315_523_000));
+        assert_eq!(parse_rfc3339_millis("2024-01-15 10:45:23"), Some(1_705_315_523_000));
+        assert_eq!(parse_rfc3339_millis("2024-01-15 11:45:23+01:00"), Some(1_705_315_523_000));
         assert_eq!(parse_rfc3339_millis("2024-01-15 10:45"), None);
         assert_eq!(parse_rfc3339_millis("redacted"), None);
         assert_eq!(parse_rfc3339_millis(""), None);

@@ -148,33 +148,24 @@ pub fn simulate(config: &SimConfig, out: &Path) -> Result<Manifest, SimError> {
         return Err(SimError::NotEmpty(out.to_path_buf()));
     }
     let root = Rng::new(config.seed);
-    let accounts: Vec<Account> = (0..config.accounts)
-        .map(|i| Account::generate(&mut root.fork(1000 + i as u64), i))
-        .collect();
+    let accounts: Vec<Account> =
+        (0..config.accounts).map(|i| Account::generate(&mut root.fork(1000 + i as u64), i)).collect();
     let span = i64::from(config.hours) * 3_600_000;
     let end = config.start + span;
 
     // (kind, account, region, five-minute window) → records.
     let mut groups: BTreeMap<(u8, usize, usize, i64), Vec<SimRecord>> = BTreeMap::new();
     let mut place = |kind: u8, a: usize, r: usize, rec: SimRecord| {
-        groups
-            .entry((kind, a, r, rec.time_ms.div_euclid(FIVE_MINUTES)))
-            .or_default()
-            .push(rec);
+        groups.entry((kind, a, r, rec.time_ms.div_euclid(FIVE_MINUTES))).or_default().push(rec);
     };
 
     let mut rng = root.fork(1);
-    let account_weights: Vec<(u32, usize)> = (0..accounts.len())
-        .map(|i| ((accounts.len() - i) as u32 * 2 + 1, i))
-        .collect();
+    let account_weights: Vec<(u32, usize)> =
+        (0..accounts.len()).map(|i| ((accounts.len() - i) as u32 * 2 + 1, i)).collect();
     for _ in 0..config.events {
         let t = working_hours_time(&mut rng, config.start, span);
         let a = *rng.weighted(&account_weights);
-        let r = if config.regions.len() == 1 || rng.chance(0.6) {
-            0
-        } else {
-            1 + rng.index(config.regions.len() - 1)
-        };
+        let r = if config.regions.len() == 1 || rng.chance(0.6) { 0 } else { 1 + rng.index(config.regions.len() - 1) };
         let rec = traffic::ordinary(&mut rng, &accounts[a], &config.regions[r], t);
         place(0, a, r, rec);
     }
@@ -190,10 +181,7 @@ pub fn simulate(config: &SimConfig, out: &Path) -> Result<Manifest, SimError> {
             account: accounts[0].id.clone(),
             region: config.regions[0].clone(),
             event_ids: records.iter().map(|r| r.event_id.clone()).collect(),
-            event_names: records
-                .iter()
-                .filter_map(|r| r.event_name.clone())
-                .collect(),
+            event_names: records.iter().filter_map(|r| r.event_name.clone()).collect(),
         });
         for rec in records {
             place(0, 0, 0, rec);
@@ -230,11 +218,7 @@ pub fn simulate(config: &SimConfig, out: &Path) -> Result<Manifest, SimError> {
             prefix: config.prefix.clone().unwrap_or_default(),
             org_id: config.organization_id.clone(),
             account_id: accounts[a].id.clone(),
-            kind: if kind == 0 {
-                ObjectKind::Log
-            } else {
-                ObjectKind::Insight
-            },
+            kind: if kind == 0 { ObjectKind::Log } else { ObjectKind::Insight },
             region: config.regions[r].clone(),
             time: delivered,
             trail_name: None,
@@ -257,13 +241,7 @@ pub fn simulate(config: &SimConfig, out: &Path) -> Result<Manifest, SimError> {
         seed: config.seed,
         start: format_millis(config.start),
         end: format_millis(end),
-        accounts: accounts
-            .iter()
-            .map(|a| ManifestAccount {
-                id: a.id.clone(),
-                name: a.name.clone(),
-            })
-            .collect(),
+        accounts: accounts.iter().map(|a| ManifestAccount { id: a.id.clone(), name: a.name.clone() }).collect(),
         regions: config.regions.clone(),
         records: total,
         files,
@@ -289,14 +267,8 @@ fn validate(config: &SimConfig) -> Result<(), SimError> {
     if let Some(r) = config.regions.iter().find(|r| !model::key::is_region(r)) {
         return bad(format!("{r:?} is not a region name (like us-east-1)"));
     }
-    if let Some(org) = config
-        .organization_id
-        .as_deref()
-        .filter(|o| !model::key::is_org_id(o))
-    {
-        return bad(format!(
-            "{org:?} is not an organization id (o- and 10 to 32 lowercase letters or digits)"
-        ));
+    if let Some(org) = config.organization_id.as_deref().filter(|o| !model::key::is_org_id(o)) {
+        return bad(format!("{org:?} is not an organization id (o- and 10 to 32 lowercase letters or digits)"));
     }
     Ok(())
 }
@@ -322,17 +294,11 @@ fn write_file(out: &Path, key: &str, records: &[SimRecord]) -> Result<ManifestFi
         serde_json::to_writer(&mut content, r).expect("records serialise");
     }
     content.extend_from_slice(b"]}");
-    let mut gz = GzBuilder::new().mtime(0).write(
-        Vec::with_capacity(content.len() / 8),
-        Compression::default(),
-    );
+    let mut gz = GzBuilder::new().mtime(0).write(Vec::with_capacity(content.len() / 8), Compression::default());
     gz.write_all(&content).expect("in-memory write");
     let packed = gz.finish().expect("in-memory write");
     let path = out.join(key);
-    let io = |source| SimError::Io {
-        path: path.clone(),
-        source,
-    };
+    let io = |source| SimError::Io { path: path.clone(), source };
     std::fs::create_dir_all(path.parent().expect("key has directories")).map_err(io)?;
     std::fs::write(&path, &packed).map_err(io)?;
     let times = records.iter().map(|r| r.time_ms);

@@ -89,13 +89,7 @@ pub struct Call<'a> {
 }
 
 impl<'a> Call<'a> {
-    pub fn new(
-        source: &'a str,
-        name: &'a str,
-        read_only: bool,
-        params: Value,
-        response: Value,
-    ) -> Call<'a> {
+    pub fn new(source: &'a str, name: &'a str, read_only: bool, params: Value, response: Value) -> Call<'a> {
         Call {
             source,
             name,
@@ -111,18 +105,8 @@ impl<'a> Call<'a> {
     }
 }
 
-pub fn build(
-    rng: &mut Rng,
-    caller: &Caller,
-    call: Call<'_>,
-    account: &str,
-    region: &str,
-    time_ms: i64,
-) -> SimRecord {
-    let host = format!(
-        "{}.{region}.amazonaws.com",
-        call.source.trim_end_matches(".amazonaws.com")
-    );
+pub fn build(rng: &mut Rng, caller: &Caller, call: Call<'_>, account: &str, region: &str, time_ms: i64) -> SimRecord {
+    let host = format!("{}.{region}.amazonaws.com", call.source.trim_end_matches(".amazonaws.com"));
     let failed = call.error.is_some();
     let (error_code, error_message) = match call.error {
         Some((code, message)) => (Some(code.to_string()), Some(message)),

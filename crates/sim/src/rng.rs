@@ -79,23 +79,17 @@ impl Rng {
     /// `n` characters from `[A-Za-z0-9]`.
     pub fn alnum(&mut self, n: usize) -> String {
         const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-        (0..n)
-            .map(|_| CHARS[self.index(CHARS.len())] as char)
-            .collect()
+        (0..n).map(|_| CHARS[self.index(CHARS.len())] as char).collect()
     }
 
     /// `n` characters from `[A-Z0-9]` (access key ids).
     pub fn upper(&mut self, n: usize) -> String {
         const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-        (0..n)
-            .map(|_| CHARS[self.index(CHARS.len())] as char)
-            .collect()
+        (0..n).map(|_| CHARS[self.index(CHARS.len())] as char).collect()
     }
 
     pub fn hex(&mut self, n: usize) -> String {
-        (0..n)
-            .map(|_| char::from_digit(self.below(16) as u32, 16).expect("below 16"))
-            .collect()
+        (0..n).map(|_| char::from_digit(self.below(16) as u32, 16).expect("below 16")).collect()
     }
 
     /// Fisher–Yates.

@@ -70,13 +70,7 @@ impl Scenario {
     }
 
     /// The scenario's records, starting at `start_ms`, in `acct`/`region`.
-    pub fn records(
-        self,
-        rng: &mut Rng,
-        acct: &Account,
-        region: &str,
-        start_ms: i64,
-    ) -> Vec<SimRecord> {
+    pub fn records(self, rng: &mut Rng, acct: &Account, region: &str, start_ms: i64) -> Vec<SimRecord> {
         let mut out = Vec::new();
         let mut t = start_ms;
         // Ids and request ids come from their own stream so that call arguments may use `rng`.
@@ -138,24 +132,12 @@ impl Scenario {
                 );
                 emit(
                     &caller,
-                    Call::new(
-                        "cloudtrail.amazonaws.com",
-                        "StopLogging",
-                        false,
-                        json!({"name": trail}),
-                        Value::Null,
-                    ),
+                    Call::new("cloudtrail.amazonaws.com", "StopLogging", false, json!({"name": trail}), Value::Null),
                     60_000,
                 );
                 emit(
                     &caller,
-                    Call::new(
-                        "cloudtrail.amazonaws.com",
-                        "DeleteTrail",
-                        false,
-                        json!({"name": trail}),
-                        Value::Null,
-                    ),
+                    Call::new("cloudtrail.amazonaws.com", "DeleteTrail", false, json!({"name": trail}), Value::Null),
                     0,
                 );
             }
@@ -175,13 +157,7 @@ impl Scenario {
                 emit(&caller, login, 90_000);
                 emit(
                     &caller,
-                    Call::new(
-                        "iam.amazonaws.com",
-                        "ListUsers",
-                        true,
-                        json!({"maxItems": 100}),
-                        Value::Null,
-                    ),
+                    Call::new("iam.amazonaws.com", "ListUsers", true, json!({"maxItems": 100}), Value::Null),
                     60_000,
                 );
                 emit(
@@ -252,20 +228,14 @@ impl Scenario {
             Scenario::SecurityGroupOpenWorld => {
                 let caller = acct.iam_user("carol", "198.51.100.37", crate::traffic::BROWSER);
                 let group = format!("sg-0{}", rng.hex(16));
-                for (port, cidr, v6) in [
-                    (22, "0.0.0.0/0", false),
-                    (3389, "0.0.0.0/0", false),
-                    (22, "::/0", true),
-                ] {
+                for (port, cidr, v6) in [(22, "0.0.0.0/0", false), (3389, "0.0.0.0/0", false), (22, "::/0", true)] {
                     let range = if v6 {
                         json!({"ipv6Ranges": {"items": [{"cidrIpv6": cidr}]}, "ipRanges": {}})
                     } else {
                         json!({"ipRanges": {"items": [{"cidrIp": cidr}]}, "ipv6Ranges": {}})
                     };
                     let mut perm = json!({"ipProtocol": "tcp", "fromPort": port, "toPort": port, "groups": {}, "prefixListIds": {}});
-                    perm.as_object_mut()
-                        .expect("object")
-                        .extend(range.as_object().expect("object").clone());
+                    perm.as_object_mut().expect("object").extend(range.as_object().expect("object").clone());
                     emit(
                         &caller,
                         Call::new(
@@ -280,7 +250,11 @@ impl Scenario {
                 }
             }
             Scenario::AdminPolicyAttached => {
-                let caller = acct.iam_user("alice", "198.51.100.10", "aws-cli/2.15.30 Python/3.11.8 Linux/6.5.0-1017-aws exe/x86_64.ubuntu.22 prompt/off");
+                let caller = acct.iam_user(
+                    "alice",
+                    "198.51.100.10",
+                    "aws-cli/2.15.30 Python/3.11.8 Linux/6.5.0-1017-aws exe/x86_64.ubuntu.22 prompt/off",
+                );
                 let admin = "arn:aws:iam::aws:policy/AdministratorAccess";
                 emit(
                     &caller,
@@ -306,7 +280,11 @@ impl Scenario {
                 );
             }
             Scenario::AccessKeyForOtherUser => {
-                let caller = acct.iam_user("alice", "198.51.100.10", "aws-cli/2.15.30 Python/3.11.8 Linux/6.5.0-1017-aws exe/x86_64.ubuntu.22 prompt/off");
+                let caller = acct.iam_user(
+                    "alice",
+                    "198.51.100.10",
+                    "aws-cli/2.15.30 Python/3.11.8 Linux/6.5.0-1017-aws exe/x86_64.ubuntu.22 prompt/off",
+                );
                 emit(
                     &caller,
                     Call::new(

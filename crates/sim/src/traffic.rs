@@ -25,31 +25,11 @@ pub struct Account {
     pub kms_key: String,
 }
 
-const ACCOUNT_NAMES: &[&str] = &[
-    "prod",
-    "staging",
-    "dev",
-    "security",
-    "shared-services",
-    "data",
-    "sandbox",
-    "logging",
-];
+const ACCOUNT_NAMES: &[&str] = &["prod", "staging", "dev", "security", "shared-services", "data", "sandbox", "logging"];
 pub const HUMANS: &[&str] = &["alice", "bob", "carol"];
-pub const SSO_PEOPLE: &[&str] = &[
-    "dana@example.com",
-    "erik@example.com",
-    "fatima@example.com",
-    "gus@example.com",
-];
+pub const SSO_PEOPLE: &[&str] = &["dana@example.com", "erik@example.com", "fatima@example.com", "gus@example.com"];
 pub const SAML_PEOPLE: &[&str] = &["hana@example.com", "ivan@example.com"];
-pub const OFFICE_IPS: &[&str] = &[
-    "198.51.100.10",
-    "198.51.100.11",
-    "198.51.100.24",
-    "198.51.100.37",
-    "2001:db8:4::17",
-];
+pub const OFFICE_IPS: &[&str] = &["198.51.100.10", "198.51.100.11", "198.51.100.24", "198.51.100.37", "2001:db8:4::17"];
 pub const CI_IPS: &[&str] = &["192.0.2.10", "192.0.2.11"];
 const WORKLOAD_IPS: &[&str] = &["10.0.12.44", "10.0.13.9", "10.0.44.201"];
 const CLI_AGENTS: &[&str] = &[
@@ -65,20 +45,11 @@ pub const BROWSER: &str =
 impl Account {
     pub fn generate(rng: &mut Rng, index: usize) -> Account {
         let id = format!("{:012}", rng.range(100_000_000_000, 999_999_999_999));
-        let name = ACCOUNT_NAMES
-            .get(index)
-            .map(|s| s.to_string())
-            .unwrap_or_else(|| format!("account-{}", index + 1));
+        let name = ACCOUNT_NAMES.get(index).map(|s| s.to_string()).unwrap_or_else(|| format!("account-{}", index + 1));
         let mut users: Vec<(String, String, String)> = HUMANS
             .iter()
             .chain(["deploy-bot"].iter())
-            .map(|u| {
-                (
-                    u.to_string(),
-                    format!("AIDA{}", rng.upper(17)),
-                    format!("AKIA{}", rng.upper(16)),
-                )
-            })
+            .map(|u| (u.to_string(), format!("AIDA{}", rng.upper(17)), format!("AKIA{}", rng.upper(16))))
             .collect();
         users.sort();
         let role_ids = ["app-server", "orders-processor", "deploy", "SAML-Engineers"]
@@ -89,10 +60,7 @@ impl Account {
             sso_admin_role: format!("AWSReservedSSO_AdministratorAccess_{}", rng.hex(16)),
             sso_readonly_role: format!("AWSReservedSSO_ReadOnlyAccess_{}", rng.hex(16)),
             instances: (0..6).map(|_| format!("i-0{}", rng.hex(16))).collect(),
-            buckets: vec![
-                format!("{name}-app-data-{id}"),
-                format!("{name}-artifacts-{id}"),
-            ],
+            buckets: vec![format!("{name}-app-data-{id}"), format!("{name}-artifacts-{id}")],
             kms_key: format!("arn:aws:kms:us-east-1:{id}:key/{}", rng.uuid()),
             id,
             name,
@@ -110,11 +78,7 @@ impl Account {
     }
 
     fn role_id(&self, role: &str) -> String {
-        self.role_ids
-            .iter()
-            .find(|r| r.0 == role)
-            .map(|r| r.1.clone())
-            .unwrap_or_else(|| "AROAUNKNOWN".into())
+        self.role_ids.iter().find(|r| r.0 == role).map(|r| r.1.clone()).unwrap_or_else(|| "AROAUNKNOWN".into())
     }
 
     pub fn iam_user(&self, name: &str, ip: &str, agent: &str) -> Caller {
@@ -165,25 +129,9 @@ impl Account {
     }
 
     pub fn sso(&self, rng: &mut Rng, admin: bool, person: &str, ip: &str, console: bool) -> Caller {
-        let role = if admin {
-            &self.sso_admin_role
-        } else {
-            &self.sso_readonly_role
-        };
-        let agent = if console {
-            BROWSER.to_string()
-        } else {
-            rng.pick(CLI_AGENTS).to_string()
-        };
-        let mut c = self.session(
-            rng,
-            role,
-            "/aws-reserved/sso.amazonaws.com/",
-            person,
-            false,
-            ip,
-            &agent,
-        );
+        let role = if admin { &self.sso_admin_role } else { &self.sso_readonly_role };
+        let agent = if console { BROWSER.to_string() } else { rng.pick(CLI_AGENTS).to_string() };
+        let mut c = self.session(rng, role, "/aws-reserved/sso.amazonaws.com/", person, false, ip, &agent);
         c.console = console;
         c
     }
@@ -214,16 +162,7 @@ impl Account {
 
 /// One ordinary event in `account`/`region` at `time_ms`.
 pub fn ordinary(rng: &mut Rng, acct: &Account, region: &str, time_ms: i64) -> SimRecord {
-    let kind = *rng.weighted(&[
-        (34, 0u8),
-        (14, 1),
-        (8, 2),
-        (24, 3),
-        (8, 4),
-        (7, 5),
-        (2, 6),
-        (3, 7),
-    ]);
+    let kind = *rng.weighted(&[(34, 0u8), (14, 1), (8, 2), (24, 3), (8, 4), (7, 5), (2, 6), (3, 7)]);
     let (caller, call) = match kind {
         0 => human_api(rng, acct, region),
         1 => human_console(rng, acct, region),
@@ -290,20 +229,8 @@ fn read_call(rng: &mut Rng, acct: &Account, region: &str) -> Call<'static> {
             json!({"securityGroupSet": {}, "filterSet": {}}),
             Value::Null,
         ),
-        5 => Call::new(
-            "ec2.amazonaws.com",
-            "DescribeVpcs",
-            true,
-            json!({"vpcSet": {}, "filterSet": {}}),
-            Value::Null,
-        ),
-        6 => Call::new(
-            "s3.amazonaws.com",
-            "ListBuckets",
-            true,
-            json!({"Host": "s3.amazonaws.com"}),
-            Value::Null,
-        ),
+        5 => Call::new("ec2.amazonaws.com", "DescribeVpcs", true, json!({"vpcSet": {}, "filterSet": {}}), Value::Null),
+        6 => Call::new("s3.amazonaws.com", "ListBuckets", true, json!({"Host": "s3.amazonaws.com"}), Value::Null),
         7 => {
             let bucket = rng.pick(&acct.buckets).clone();
             Call::new(
@@ -314,55 +241,13 @@ fn read_call(rng: &mut Rng, acct: &Account, region: &str) -> Call<'static> {
                 Value::Null,
             )
         }
-        8 => Call::new(
-            "sts.amazonaws.com",
-            "GetCallerIdentity",
-            true,
-            Value::Null,
-            Value::Null,
-        ),
-        9 => Call::new(
-            "iam.amazonaws.com",
-            "ListRoles",
-            true,
-            json!({"maxItems": 100}),
-            Value::Null,
-        ),
-        10 => Call::new(
-            "iam.amazonaws.com",
-            "GetUser",
-            true,
-            json!({"userName": rng.pick(HUMANS)}),
-            Value::Null,
-        ),
-        11 => Call::new(
-            "monitoring.amazonaws.com",
-            "DescribeAlarms",
-            true,
-            json!({"maxRecords": 100}),
-            Value::Null,
-        ),
-        12 => Call::new(
-            "logs.amazonaws.com",
-            "DescribeLogGroups",
-            true,
-            json!({"limit": 50}),
-            Value::Null,
-        ),
-        13 => Call::new(
-            "lambda.amazonaws.com",
-            "ListFunctions20150331",
-            true,
-            json!({"maxItems": 50}),
-            Value::Null,
-        ),
-        14 => Call::new(
-            "cloudformation.amazonaws.com",
-            "DescribeStacks",
-            true,
-            Value::Null,
-            Value::Null,
-        ),
+        8 => Call::new("sts.amazonaws.com", "GetCallerIdentity", true, Value::Null, Value::Null),
+        9 => Call::new("iam.amazonaws.com", "ListRoles", true, json!({"maxItems": 100}), Value::Null),
+        10 => Call::new("iam.amazonaws.com", "GetUser", true, json!({"userName": rng.pick(HUMANS)}), Value::Null),
+        11 => Call::new("monitoring.amazonaws.com", "DescribeAlarms", true, json!({"maxRecords": 100}), Value::Null),
+        12 => Call::new("logs.amazonaws.com", "DescribeLogGroups", true, json!({"limit": 50}), Value::Null),
+        13 => Call::new("lambda.amazonaws.com", "ListFunctions20150331", true, json!({"maxItems": 50}), Value::Null),
+        14 => Call::new("cloudformation.amazonaws.com", "DescribeStacks", true, Value::Null, Value::Null),
         _ => {
             let instance = rng.pick(&acct.instances).clone();
             Call::new(
@@ -380,15 +265,8 @@ fn maybe_fail(rng: &mut Rng, call: &mut Call<'_>, caller: &Caller, acct: &Accoun
     if !rng.chance(p) {
         return;
     }
-    let who = caller.identity["arn"]
-        .as_str()
-        .unwrap_or("unknown")
-        .to_string();
-    let action = format!(
-        "{}:{}",
-        call.source.trim_end_matches(".amazonaws.com"),
-        call.name
-    );
+    let who = caller.identity["arn"].as_str().unwrap_or("unknown").to_string();
+    let action = format!("{}:{}", call.source.trim_end_matches(".amazonaws.com"), call.name);
     call.error = Some(match (call.source, rng.below(5)) {
         ("ec2.amazonaws.com", _) => ("Client.UnauthorizedOperation", "You are not authorized to perform this operation.".into()),
         (_, 0) => ("ThrottlingException", "Rate exceeded".into()),
@@ -462,11 +340,7 @@ fn workload(rng: &mut Rng, acct: &Account, region: &str) -> (Caller, Call<'stati
     let call = match rng.below(10) {
         0..=4 => {
             let key = format!("orders/{}/{}.json", rng.range(2020, 2026), rng.hex(10));
-            let (name, read) = if rng.chance(0.7) {
-                ("GetObject", true)
-            } else {
-                ("PutObject", false)
-            };
+            let (name, read) = if rng.chance(0.7) { ("GetObject", true) } else { ("PutObject", false) };
             let mut c = Call::new(
                 "s3.amazonaws.com",
                 name,
@@ -492,13 +366,7 @@ fn workload(rng: &mut Rng, acct: &Account, region: &str) -> (Caller, Call<'stati
             json!({"name": "/app/db/password", "withDecryption": true}),
             Value::Null,
         ),
-        _ => Call::new(
-            "sts.amazonaws.com",
-            "GetCallerIdentity",
-            true,
-            Value::Null,
-            Value::Null,
-        ),
+        _ => Call::new("sts.amazonaws.com", "GetCallerIdentity", true, Value::Null, Value::Null),
     };
     (caller, call)
 }
@@ -506,17 +374,12 @@ fn workload(rng: &mut Rng, acct: &Account, region: &str) -> (Caller, Call<'stati
 fn kms_decrypt(rng: &mut Rng, acct: &Account) -> Call<'static> {
     let mut c = Call::new(
         "kms.amazonaws.com",
-        if rng.chance(0.7) {
-            "Decrypt"
-        } else {
-            "GenerateDataKey"
-        },
+        if rng.chance(0.7) { "Decrypt" } else { "GenerateDataKey" },
         true,
         json!({"encryptionAlgorithm": "SYMMETRIC_DEFAULT", "encryptionContext": {"aws:s3:arn": format!("arn:aws:s3:::{}", acct.buckets[0])}}),
         Value::Null,
     );
-    c.resources =
-        Some(json!([{"accountId": acct.id, "type": "AWS::KMS::Key", "ARN": acct.kms_key}]));
+    c.resources = Some(json!([{"accountId": acct.id, "type": "AWS::KMS::Key", "ARN": acct.kms_key}]));
     c
 }
 
@@ -533,13 +396,7 @@ fn lambda(rng: &mut Rng, acct: &Account) -> (Caller, Call<'static>) {
     let call = if rng.chance(0.5) {
         kms_decrypt(rng, acct)
     } else {
-        Call::new(
-            "dynamodb.amazonaws.com",
-            "DescribeTable",
-            true,
-            json!({"tableName": "orders"}),
-            Value::Null,
-        )
+        Call::new("dynamodb.amazonaws.com", "DescribeTable", true, json!({"tableName": "orders"}), Value::Null)
     };
     (caller, call)
 }
@@ -587,16 +444,9 @@ fn aws_service(rng: &mut Rng, acct: &Account, region: &str) -> (Caller, Call<'st
                 console: false,
                 service: true,
             };
-            let mut call = Call::new(
-                "kms.amazonaws.com",
-                "RotateKey",
-                false,
-                Value::Null,
-                Value::Null,
-            );
+            let mut call = Call::new("kms.amazonaws.com", "RotateKey", false, Value::Null, Value::Null);
             call.event_type = "AwsServiceEvent";
-            call.resources =
-                Some(json!([{"accountId": acct.id, "type": "AWS::KMS::Key", "ARN": acct.kms_key}]));
+            call.resources = Some(json!([{"accountId": acct.id, "type": "AWS::KMS::Key", "ARN": acct.kms_key}]));
             (caller, call)
         }
     }
@@ -607,13 +457,8 @@ fn console_login(rng: &mut Rng, acct: &Account) -> (Caller, Call<'static>) {
     let ip = *rng.pick(OFFICE_IPS);
     let mut caller = acct.iam_user(user, ip, BROWSER);
     caller.identity["accessKeyId"] = json!("");
-    let mut call = Call::new(
-        "signin.amazonaws.com",
-        "ConsoleLogin",
-        false,
-        Value::Null,
-        json!({"ConsoleLogin": "Success"}),
-    );
+    let mut call =
+        Call::new("signin.amazonaws.com", "ConsoleLogin", false, Value::Null, json!({"ConsoleLogin": "Success"}));
     call.event_type = "AwsConsoleSignIn";
     call.additional = Some(json!({
         "LoginTo": "https://console.aws.amazon.com/console/home?state=hashArgs%23&isauthcode=true",

@@ -19,18 +19,20 @@
 //! let event = model::ParsedEvent::from_json(
 //!     r#"{"eventID":"e1","eventTime":"2024-01-15T10:45:23Z","eventName":"StopLogging"}"#).unwrap();
 //! writer.begin_object(&ObjectMeta::local("trail/a.json.gz", 10)).unwrap();
-//! writer.insert(std::slice::from_ref(&event)).unwrap();
+//! writer.insert(&mut store::EventBatch::new(vec![event])).unwrap();
 //! writer.finish_object(&store::ObjectTotals { records: 1, ..Default::default() }).unwrap();
 //! writer.commit().unwrap();
 //! let found = store.search(&EventQuery { event_name: Some("StopLogging".into()), ..Default::default() }).unwrap();
 //! assert_eq!(found[0].event_id, "e1");
 //! ```
 
+mod batch;
 mod query;
 mod sqlite;
 
+pub use batch::{EventBatch, PackedRaw, UnpackError};
 pub use query::{Dimension, EventQuery, EventRow, Page};
-pub use sqlite::SqliteStore;
+pub use sqlite::{PlanChoice, SqliteStore};
 
 use model::EpochMillis;
 
@@ -41,18 +43,24 @@ pub trait Store: Send + Sync {
     fn writer(&self) -> Result<Box<dyn EventWriter>, StoreError>;
 
     /// Events matching `query`, newest first (ties broken by arrival order, newest first).
-    fn search(&self, query: &EventQuery) -> Result<Vec<EventRow>, StoreError>;
+    fn search(&self, query: &EventQuery) -> Result<Vec<EventRow>, StoreError> {
+        let mut rows = Vec::new();
+        self.for_each_event(query, &mut |row| {
+            rows.push(row);
+            true
+        })?;
+        Ok(rows)
+    }
+
+    /// Like [`search`](Self::search), handing rows to `f` one at a time (for output of any
+    /// size); `f` returns `false` to stop.
+    fn for_each_event(&self, query: &EventQuery, f: &mut dyn FnMut(EventRow) -> bool) -> Result<(), StoreError>;
 
     /// The stored event with this `eventID`.
     fn event(&self, event_id: &str) -> Result<Option<EventRow>, StoreError>;
 
     /// Most frequent values of `dimension` among the events matching `query`.
-    fn top(
-        &self,
-        dimension: Dimension,
-        query: &EventQuery,
-        limit: usize,
-    ) -> Result<Vec<(String, u64)>, StoreError>;
+    fn top(&self, dimension: Dimension, query: &EventQuery, limit: usize) -> Result<Vec<(String, u64)>, StoreError>;
 
     /// The ledger row of one object, if it was ever committed or quarantined.
     fn ledger_entry(&self, bucket: &str, key: &str) -> Result<Option<LedgerEntry>, StoreError>;
@@ -73,9 +81,15 @@ pub trait EventWriter: Send {
     /// when none is open.
     fn begin_object(&mut self, object: &ObjectMeta) -> Result<(), StoreError>;
 
-    /// Stores events of the current object; returns how many were new and how many were
-    /// already stored (by `eventID`).
-    fn insert(&mut self, events: &[model::ParsedEvent]) -> Result<InsertCounts, StoreError>;
+    /// Stores a batch of the current object's events; returns how many were new and how many
+    /// were already stored (by `eventID`).
+    fn insert(&mut self, batch: &mut EventBatch) -> Result<InsertCounts, StoreError>;
+
+    /// Whether this writer stores packed raw records, so callers should [`EventBatch::pack`]
+    /// on their own threads before handing batches over.
+    fn wants_packed_raw(&self) -> bool {
+        false
+    }
 
     /// Ends the current object: writes its ledger row as committed (within the open
     /// transaction) and returns its counts.
@@ -83,12 +97,7 @@ pub trait EventWriter: Send {
 
     /// Undoes everything of the current object (if one is open) and records `object` as
     /// quarantined with its reason; nothing else in the transaction is affected.
-    fn quarantine_object(
-        &mut self,
-        object: &ObjectMeta,
-        reason: &str,
-        detail: &str,
-    ) -> Result<(), StoreError>;
+    fn quarantine_object(&mut self, object: &ObjectMeta, reason: &str, detail: &str) -> Result<(), StoreError>;
 
     /// Undoes everything of the current object without recording it: it was not read to
     /// the end for a reason that says nothing about its content (an I/O error), so it must
@@ -120,12 +129,7 @@ impl ObjectMeta {
     pub const LOCAL_BUCKET: &'static str = "local";
 
     pub fn local(key: impl Into<String>, size: u64) -> ObjectMeta {
-        ObjectMeta {
-            source: "local".into(),
-            bucket: Self::LOCAL_BUCKET.into(),
-            key: key.into(),
-            size,
-        }
+        ObjectMeta { source: "local".into(), bucket: Self::LOCAL_BUCKET.into(), key: key.into(), size }
     }
 }
 
@@ -214,12 +218,20 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
-    #[error("database schema version {found} is newer than this trailwatch understands ({supported}); upgrade trailwatch")]
+    #[error(
+        "database schema version {found} is newer than this trailwatch understands ({supported}); upgrade trailwatch"
+    )]
     SchemaTooNew { found: i64, supported: i64 },
     #[error("{0} called without an object in progress")]
     NoObject(&'static str),
     #[error("begin_object called while object {0:?} is still in progress")]
     ObjectInProgress(String),
+    #[error("stored raw record of event row {row} is unreadable: {source}")]
+    Raw {
+        row: i64,
+        #[source]
+        source: UnpackError,
+    },
 }
 
 impl StoreError {
@@ -228,6 +240,7 @@ impl StoreError {
             StoreError::Sqlite { .. } => "sqlite",
             StoreError::SchemaTooNew { .. } => "schema_too_new",
             StoreError::NoObject(_) | StoreError::ObjectInProgress(_) => "protocol",
+            StoreError::Raw { .. } => "raw_unreadable",
         }
     }
 }

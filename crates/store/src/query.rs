@@ -55,10 +55,7 @@ pub struct EventRow {
 
 impl EventRow {
     pub fn page(&self) -> Page {
-        Page {
-            event_time: self.event_time,
-            row: self.row,
-        }
+        Page { event_time: self.event_time, row: self.row }
     }
 }
 

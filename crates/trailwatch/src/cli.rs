@@ -47,12 +47,7 @@ pub enum Command {
 #[derive(Debug, Args, Clone, Default)]
 pub struct StoreArgs {
     /// Configuration file (its [store] section is used).
-    #[arg(
-        long,
-        value_name = "FILE",
-        env = "TRAILWATCH_CONFIG",
-        conflicts_with = "db"
-    )]
+    #[arg(long, value_name = "FILE", env = "TRAILWATCH_CONFIG", conflicts_with = "db")]
     pub config: Option<PathBuf>,
     /// SQLite database file (created if missing). Default: ./trailwatch.db.
     #[arg(long, value_name = "PATH")]
@@ -60,9 +55,7 @@ pub struct StoreArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(
-    after_help = "Example:\n  trailwatch ingest --local ./bucket-copy --db trail.db --format json"
-)]
+#[command(after_help = "Example:\n  trailwatch ingest --local ./bucket-copy --db trail.db --format json")]
 pub struct IngestArgs {
     /// Directory to ingest: a copy of a trail bucket or any folder of log files.
     #[arg(long, value_name = "DIR")]
@@ -78,14 +71,12 @@ pub struct IngestArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(
-    after_help = "Time values: RFC 3339 (2024-01-15T10:00:00Z), a date (2024-01-15; as --until it means \
+#[command(after_help = "Time values: RFC 3339 (2024-01-15T10:00:00Z), a date (2024-01-15; as --until it means \
     the end of that day), or an age (30m, 12h, 7d: that long ago).\n\
     Text filters match exactly; * and ? are wildcards (--event-name 'Delete*').\n\n\
     Examples:\n  trailwatch search --event-name StopLogging --since 7d\n  \
     trailwatch search --principal alice --errors --format tsv\n  \
-    trailwatch search --source-ip 203.0.113.7 --limit 0 --format jsonl"
-)]
+    trailwatch search --source-ip 203.0.113.7 --limit 0 --format jsonl")]
 pub struct SearchArgs {
     #[command(flatten)]
     pub store: StoreArgs,
@@ -136,12 +127,10 @@ pub struct QuarantineArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(
-    after_help = "Scenarios: trail-tampering, root-usage, console-login-without-mfa, failed-login-burst, \
+#[command(after_help = "Scenarios: trail-tampering, root-usage, console-login-without-mfa, failed-login-burst, \
     security-group-open-world, admin-policy-attached, access-key-for-other-user, bulk-terminate, \
     instance-stop-start-unusual-ip, or `all`.\n\n\
-    Example:\n  trailwatch simulate --out ./bucket --accounts 3 --hours 24 --events 150000 --scenario all"
-)]
+    Example:\n  trailwatch simulate --out ./bucket --accounts 3 --hours 24 --events 150000 --scenario all")]
 pub struct SimulateArgs {
     /// Output directory (must be empty or absent).
     #[arg(long, value_name = "DIR")]
@@ -222,11 +211,7 @@ pub fn parse_time(value: &str, now_ms: i64, end_of_day: bool) -> anyhow::Result<
     let b = v.as_bytes();
     if b.len() == 10 && b[4] == b'-' && b[7] == b'-' {
         if let Some(start) = model::timefmt::parse_rfc3339_millis(&format!("{v}T00:00:00Z")) {
-            return Ok(if end_of_day {
-                start + 86_400_000 - 1
-            } else {
-                start
-            });
+            return Ok(if end_of_day { start + 86_400_000 - 1 } else { start });
         }
     }
     if b.len() == 16 && b[10] == b'T' {
@@ -246,7 +231,9 @@ pub fn parse_time(value: &str, now_ms: i64, end_of_day: bool) -> anyhow::Result<
             return Ok(now_ms - ms);
         }
     }
-    anyhow::bail!("{value:?} is not a time: use RFC 3339 (2024-01-15T10:00:00Z), a date (2024-01-15) or an age (30m, 12h, 7d)")
+    anyhow::bail!(
+        "{value:?} is not a time: use RFC 3339 (2024-01-15T10:00:00Z), a date (2024-01-15) or an age (30m, 12h, 7d)"
+    )
 }
 
 #[cfg(test)]
@@ -257,18 +244,9 @@ mod tests {
     fn time_arguments() {
         let now = 1_705_315_523_000; // 2024-01-15T10:45:23Z
         assert_eq!(parse_time("2024-01-15T10:45:23Z", now, false).unwrap(), now);
-        assert_eq!(
-            parse_time("2024-01-15", now, false).unwrap(),
-            1_705_276_800_000
-        );
-        assert_eq!(
-            parse_time("2024-01-15", now, true).unwrap(),
-            1_705_276_800_000 + 86_400_000 - 1
-        );
-        assert_eq!(
-            parse_time("2024-01-15T10:45", now, false).unwrap(),
-            now - 23_000
-        );
+        assert_eq!(parse_time("2024-01-15", now, false).unwrap(), 1_705_276_800_000);
+        assert_eq!(parse_time("2024-01-15", now, true).unwrap(), 1_705_276_800_000 + 86_400_000 - 1);
+        assert_eq!(parse_time("2024-01-15T10:45", now, false).unwrap(), now - 23_000);
         assert_eq!(parse_time("2h", now, false).unwrap(), now - 7_200_000);
         assert_eq!(parse_time("7d", now, false).unwrap(), now - 7 * 86_400_000);
         assert_eq!(parse_time("now", now, false).unwrap(), now);

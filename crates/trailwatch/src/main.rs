@@ -22,10 +22,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             // One line: the whole context chain.
-            eprintln!(
-                "trailwatch: error: {}",
-                output::terminal_safe(&format!("{err:#}"))
-            );
+            eprintln!("trailwatch: error: {}", output::terminal_safe(&format!("{err:#}")));
             ExitCode::from(2)
         }
     }
@@ -51,9 +48,5 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("TRAILWATCH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
 }

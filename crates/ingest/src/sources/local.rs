@@ -51,7 +51,7 @@ pub enum LocalError {
     Ledger(#[from] store::StoreError),
 }
 
-/// Walks `root` and classifies every file (sorted by key, so runs are deterministic).
+/// Walks `root` and classifies every file (in a fixed order, so runs are deterministic).
 pub fn discover(root: &Path) -> Result<Discovery, LocalError> {
     let mut found = Discovery::default();
     let walk = walkdir::WalkDir::new(root)
@@ -60,41 +60,29 @@ pub fn discover(root: &Path) -> Result<Discovery, LocalError> {
         .into_iter()
         .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
     for entry in walk {
-        let entry = entry.map_err(|source| LocalError::Walk {
-            path: root.to_path_buf(),
-            source,
-        })?;
+        let entry = entry.map_err(|source| LocalError::Walk { path: root.to_path_buf(), source })?;
         if !entry.file_type().is_file() {
             continue;
         }
         let Ok(rel) = entry.path().strip_prefix(root) else {
             continue;
         };
-        let key = rel
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy())
-            .collect::<Vec<_>>()
-            .join("/");
+        let key = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
         match classify(&key) {
             FileClass::Log => {
                 let size = entry
                     .metadata()
-                    .map_err(|source| LocalError::Walk {
-                        path: entry.path().to_path_buf(),
-                        source,
-                    })?
+                    .map_err(|source| LocalError::Walk { path: entry.path().to_path_buf(), source })?
                     .len();
-                found.logs.push(LocalFile {
-                    path: entry.path().to_path_buf(),
-                    key,
-                    size,
-                });
+                found.logs.push(LocalFile { path: entry.path().to_path_buf(), key, size });
             }
             FileClass::Digest => found.digests += 1,
             FileClass::Other => found.other += 1,
         }
     }
-    found.logs.sort_by(|a, b| a.key.cmp(&b.key));
+    // Delivery order (the key's timestamp), then key: events then arrive roughly in time
+    // order, so the store's time index and row ids grow at their ends.
+    found.logs.sort_by_cached_key(|f| (TrailKey::parse(&f.key).map(|k| k.time).unwrap_or(i64::MIN), f.key.clone()));
     Ok(found)
 }
 
@@ -141,21 +129,12 @@ pub struct LocalReport {
 }
 
 /// Ingests every log file under `root` that the ledger does not have yet.
-pub fn ingest_dir(
-    root: &Path,
-    store: &dyn Store,
-    config: PipelineConfig,
-) -> Result<LocalReport, LocalError> {
+pub fn ingest_dir(root: &Path, store: &dyn Store, config: PipelineConfig) -> Result<LocalReport, LocalError> {
     let found = discover(root)?;
-    let known: HashMap<String, (u64, LedgerStatus)> = store
-        .ledger_entries(ObjectMeta::LOCAL_BUCKET, "")?
-        .into_iter()
-        .map(|e| (e.key, (e.size, e.status)))
-        .collect();
-    let (todo, done): (Vec<LocalFile>, Vec<LocalFile>) = found
-        .logs
-        .into_iter()
-        .partition(|f| known.get(&f.key).is_none_or(|(size, _)| *size != f.size));
+    let known: HashMap<String, (u64, LedgerStatus)> =
+        store.ledger_entries(ObjectMeta::LOCAL_BUCKET, "")?.into_iter().map(|e| (e.key, (e.size, e.status))).collect();
+    let (todo, done): (Vec<LocalFile>, Vec<LocalFile>) =
+        found.logs.into_iter().partition(|f| known.get(&f.key).is_none_or(|(size, _)| *size != f.size));
     let mut report = ingest_files(todo, store.writer()?, config)?;
     report.already_ingested = done.len() as u64;
     report.digests = found.digests;
@@ -181,9 +160,7 @@ pub fn ingest_files(
                 report.object_bytes += summary.object_bytes;
                 report.content_bytes += summary.content_bytes;
             }
-            Outcome::Quarantined { reason, detail } => {
-                report.quarantined.push((s.receipt, reason, detail))
-            }
+            Outcome::Quarantined { reason, detail } => report.quarantined.push((s.receipt, reason, detail)),
             Outcome::Failed { detail } => report.failed.push((s.receipt, detail)),
         }
     };
@@ -193,11 +170,7 @@ pub fn ingest_files(
             let f = File::open(&path)?;
             Ok(Box::new(f) as Box<dyn std::io::Read + Send>)
         });
-        pipeline.submit(ObjectJob {
-            meta: ObjectMeta::local(file.key.clone(), file.size),
-            open,
-            receipt: file.key,
-        })?;
+        pipeline.submit(ObjectJob { meta: ObjectMeta::local(file.key.clone(), file.size), open, receipt: file.key })?;
         while let Ok(s) = pipeline.settled().try_recv() {
             add(&mut report, s);
         }
@@ -216,10 +189,7 @@ mod tests {
     fn classification() {
         let log = "AWSLogs/111122223333/CloudTrail/us-east-1/2024/01/15/111122223333_CloudTrail_us-east-1_20240115T2035Z_ktqOC7inSW0L9lcP.json.gz";
         assert!(matches!(classify(log), FileClass::Log));
-        assert!(matches!(
-            classify("downloads/anything.json.gz"),
-            FileClass::Log
-        ));
+        assert!(matches!(classify("downloads/anything.json.gz"), FileClass::Log));
         assert!(matches!(
             classify("x/111122223333_CloudTrail_us-east-1_20240115T2035Z_ktqOC7inSW0L9lcP.json"),
             FileClass::Log
@@ -227,10 +197,7 @@ mod tests {
         let digest = "AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2024/01/15/111122223333_CloudTrail-Digest_us-east-1_t_us-east-1_20240115T203500Z.json.gz";
         assert!(matches!(classify(digest), FileClass::Digest));
         assert!(matches!(classify("manifest.json"), FileClass::Other));
-        assert!(matches!(
-            classify(&format!("{digest}.metadata.json")),
-            FileClass::Other
-        ));
+        assert!(matches!(classify(&format!("{digest}.metadata.json")), FileClass::Other));
         assert!(matches!(classify("notes.txt"), FileClass::Other));
     }
 }

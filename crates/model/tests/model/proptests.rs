@@ -17,15 +17,13 @@ fn gz(data: &[u8]) -> Vec<u8> {
 }
 
 fn read(input: &[u8], block: usize) -> Result<Vec<String>, String> {
-    let mut r =
-        LogFileReader::with_block_size(input, block).map_err(|e| e.reason_code().to_string())?;
+    let mut r = LogFileReader::with_block_size(input, block).map_err(|e| e.reason_code().to_string())?;
     let mut out = Vec::new();
     loop {
         match r.next_record() {
             Ok(Some(t)) => {
                 // What EventReader does next: the record itself must be valid JSON.
-                serde_json::from_str::<serde::de::IgnoredAny>(t)
-                    .map_err(|_| "record_invalid".to_string())?;
+                serde_json::from_str::<serde::de::IgnoredAny>(t).map_err(|_| "record_invalid".to_string())?;
                 out.push(t.to_string())
             }
             Ok(None) => return Ok(out),
@@ -72,22 +70,13 @@ fn document() -> impl Strategy<Value = (String, Vec<Value>)> {
         .prop_map(|(records, before, after, ws, pretty)| {
             let body: Vec<String> = records
                 .iter()
-                .map(|r| {
-                    if pretty {
-                        serde_json::to_string_pretty(r).unwrap()
-                    } else {
-                        r.to_string()
-                    }
-                })
+                .map(|r| if pretty { serde_json::to_string_pretty(r).unwrap() } else { r.to_string() })
                 .collect();
             let mut doc = format!("{ws}{{{ws}");
             if let Some(b) = &before {
                 doc.push_str(&format!("\"before\"{ws}:{ws}{b}{ws},"));
             }
-            doc.push_str(&format!(
-                "\"Records\"{ws}:{ws}[{ws}{}{ws}]",
-                body.join(&format!("{ws},{ws}"))
-            ));
+            doc.push_str(&format!("\"Records\"{ws}:{ws}[{ws}{}{ws}]", body.join(&format!("{ws},{ws}"))));
             if let Some(a) = &after {
                 doc.push_str(&format!(",{ws}\"after\":{a}"));
             }

@@ -17,18 +17,11 @@ fn shared_dir() -> PathBuf {
 fn lines(file: &str) -> Vec<String> {
     let path = shared_dir().join("data/cloudtrail").join(file);
     let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(str::to_string)
-        .collect()
+    text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect()
 }
 
-const CONFORMING: &[(&str, usize)] = &[
-    ("panther.jsonl", 277),
-    ("stratus.jsonl", 310),
-    ("otel-contrib.jsonl", 7),
-    ("cloud-custodian.jsonl", 2),
-];
+const CONFORMING: &[(&str, usize)] =
+    &[("panther.jsonl", 277), ("stratus.jsonl", 310), ("otel-contrib.jsonl", 7), ("cloud-custodian.jsonl", 2)];
 
 /// `panther.jsonl` line 274 is a hand-made fixture dated `2019-01-00`, a day that does not
 /// exist: it parses as a [`Record`] but cannot be indexed by time, and says so.
@@ -49,16 +42,10 @@ fn every_published_record_parses_and_round_trips() {
                 assert!(err.to_string().contains("2019-01-00T00:00:00Z"), "{err}");
                 continue;
             }
-            let event =
-                ParsedEvent::from_json(line).unwrap_or_else(|e| panic!("{file}:{}: {e}", i + 1));
+            let event = ParsedEvent::from_json(line).unwrap_or_else(|e| panic!("{file}:{}: {e}", i + 1));
             let original: Value = serde_json::from_str(line).unwrap();
             let stored: Value = serde_json::from_str(&event.raw).unwrap();
-            assert_eq!(
-                original,
-                stored,
-                "{file}:{}: raw JSON must round-trip",
-                i + 1
-            );
+            assert_eq!(original, stored, "{file}:{}: raw JSON must round-trip", i + 1);
             assert_eq!(event.event_id, original["eventID"].as_str().unwrap());
         }
         assert_eq!(parsed, *expected, "{file}");
@@ -97,11 +84,7 @@ fn nonconforming_records_parse_or_fail_precisely() {
         }
     }
     assert_eq!(stored + reasons.values().sum::<usize>(), 190);
-    assert_eq!(
-        reasons.get("record_missing_event_id"),
-        Some(&50),
-        "{reasons:?}"
-    );
+    assert_eq!(reasons.get("record_missing_event_id"), Some(&50), "{reasons:?}");
     // Space-separated, zone-less UTC times are read; `redacted` and the like are not.
     assert!(stored > 100, "{stored} stored, {reasons:?}");
 }
@@ -133,60 +116,29 @@ fn derived_identity_of_published_records() {
             }
         }
     }
-    for kind in [
-        "Root",
-        "IAMUser",
-        "AssumedRole",
-        "IdentityCenterUser",
-        "FederatedUser",
-        "",
-    ] {
-        assert!(
-            kinds.contains(kind),
-            "no {kind} among the samples: {kinds:?}"
-        );
+    for kind in ["Root", "IAMUser", "AssumedRole", "IdentityCenterUser", "FederatedUser", ""] {
+        assert!(kinds.contains(kind), "no {kind} among the samples: {kinds:?}");
     }
 }
 
 #[test]
 fn published_log_files_match_their_manifest() {
     let root = shared_dir().join("data/cloudtrail/s3");
-    let manifest: Value =
-        serde_json::from_slice(&fs::read(root.join("manifest.json")).unwrap()).unwrap();
+    let manifest: Value = serde_json::from_slice(&fs::read(root.join("manifest.json")).unwrap()).unwrap();
     let entries = manifest.as_array().unwrap();
     assert_eq!(entries.len(), 5);
     for entry in entries {
         let key = entry["s3Object"].as_str().unwrap();
         let parsed = TrailKey::parse(key).unwrap();
-        assert_eq!(
-            parsed.org_id.is_some(),
-            entry["organizationTrail"].as_bool().unwrap(),
-            "{key}"
-        );
+        assert_eq!(parsed.org_id.is_some(), entry["organizationTrail"].as_bool().unwrap(), "{key}");
         let bytes = fs::read(root.join(key)).unwrap();
         let (events, summary) = read_all_events(bytes.as_slice()).unwrap();
-        assert_eq!(
-            events.len() as u64,
-            entry["records"].as_u64().unwrap(),
-            "{key}"
-        );
+        assert_eq!(events.len() as u64, entry["records"].as_u64().unwrap(), "{key}");
         assert_eq!(summary.records, events.len() as u64);
-        assert_eq!(
-            summary.object_sha256,
-            entry["sha256Compressed"].as_str().unwrap(),
-            "{key}"
-        );
-        assert_eq!(
-            summary.content_sha256,
-            entry["sha256Uncompressed"].as_str().unwrap(),
-            "{key}"
-        );
+        assert_eq!(summary.object_sha256, entry["sha256Compressed"].as_str().unwrap(), "{key}");
+        assert_eq!(summary.content_sha256, entry["sha256Uncompressed"].as_str().unwrap(), "{key}");
         for e in &events {
-            assert_eq!(
-                e.recipient_account_id.as_deref(),
-                Some(parsed.account_id.as_str()),
-                "{key}"
-            );
+            assert_eq!(e.recipient_account_id.as_deref(), Some(parsed.account_id.as_str()), "{key}");
         }
         // Same records with tiny read blocks: block boundaries must not matter.
         let mut small = LogFileReader::with_block_size(bytes.as_slice(), 7).unwrap();

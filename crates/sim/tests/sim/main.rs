@@ -7,25 +7,13 @@ use model::{read_all_events, ObjectKind, TrailKey};
 use sim::{simulate, Scenario, SimConfig};
 
 fn small(seed: u64) -> SimConfig {
-    SimConfig {
-        accounts: 2,
-        hours: 3,
-        events: 3_000,
-        seed,
-        scenarios: Scenario::ALL.to_vec(),
-        ..Default::default()
-    }
+    SimConfig { accounts: 2, hours: 3, events: 3_000, seed, scenarios: Scenario::ALL.to_vec(), ..Default::default() }
 }
 
 fn tree_bytes(root: &Path) -> BTreeMap<String, Vec<u8>> {
     walk(root)
         .into_iter()
-        .map(|p| {
-            (
-                p.strip_prefix(root).unwrap().display().to_string(),
-                std::fs::read(&p).unwrap(),
-            )
-        })
+        .map(|p| (p.strip_prefix(root).unwrap().display().to_string(), std::fs::read(&p).unwrap()))
         .collect()
 }
 
@@ -44,19 +32,11 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn same_seed_same_bytes_other_seed_other_bytes() {
-    let (a, b, c) = (
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-        tempfile::tempdir().unwrap(),
-    );
+    let (a, b, c) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     simulate(&small(7), a.path()).unwrap();
     simulate(&small(7), b.path()).unwrap();
     simulate(&small(8), c.path()).unwrap();
-    let (ta, tb, tc) = (
-        tree_bytes(a.path()),
-        tree_bytes(b.path()),
-        tree_bytes(c.path()),
-    );
+    let (ta, tb, tc) = (tree_bytes(a.path()), tree_bytes(b.path()), tree_bytes(c.path()));
     assert!(ta.len() > 20);
     assert_eq!(ta, tb);
     assert_ne!(ta, tc);
@@ -83,17 +63,8 @@ fn every_file_is_a_valid_cloudtrail_object_and_matches_the_manifest() {
             assert_eq!(e.recipient_account_id.as_deref(), Some(f.account.as_str()));
             assert_eq!(e.aws_region.as_deref(), Some(f.region.as_str()));
             // A file is delivered after the events it holds.
-            assert!(
-                e.event_time < key.time,
-                "{} after delivery {}",
-                e.event_time,
-                f.key
-            );
-            assert!(
-                ids.insert(e.event_id.clone()),
-                "duplicate id {}",
-                e.event_id
-            );
+            assert!(e.event_time < key.time, "{} after delivery {}", e.event_time, f.key);
+            assert!(ids.insert(e.event_id.clone()), "duplicate id {}", e.event_id);
         }
         total += events.len() as u64;
     }
@@ -103,25 +74,12 @@ fn every_file_is_a_valid_cloudtrail_object_and_matches_the_manifest() {
     assert_eq!(manifest.scenarios.len(), Scenario::ALL.len());
     for s in &manifest.scenarios {
         assert!(!s.event_ids.is_empty(), "{}", s.name);
-        assert!(
-            s.event_ids.iter().all(|id| ids.contains(id)),
-            "{} ids are in the files",
-            s.name
-        );
+        assert!(s.event_ids.iter().all(|id| ids.contains(id)), "{} ids are in the files", s.name);
     }
-    let tamper = manifest
-        .scenarios
-        .iter()
-        .find(|s| s.name == "trail-tampering")
-        .unwrap();
-    for name in [
-        "StopLogging",
-        "DeleteTrail",
-        "UpdateTrail",
-        "PutEventSelectors",
-        "PutBucketPolicy",
-        "PutBucketLifecycle",
-    ] {
+    let tamper = manifest.scenarios.iter().find(|s| s.name == "trail-tampering").unwrap();
+    for name in
+        ["StopLogging", "DeleteTrail", "UpdateTrail", "PutEventSelectors", "PutBucketPolicy", "PutBucketLifecycle"]
+    {
         assert!(tamper.event_names.iter().any(|n| n == name), "{name}");
     }
 }
@@ -129,19 +87,11 @@ fn every_file_is_a_valid_cloudtrail_object_and_matches_the_manifest() {
 #[test]
 fn traffic_has_a_realistic_mix() {
     let dir = tempfile::tempdir().unwrap();
-    let manifest = simulate(
-        &SimConfig {
-            events: 5_000,
-            ..Default::default()
-        },
-        dir.path(),
-    )
-    .unwrap();
+    let manifest = simulate(&SimConfig { events: 5_000, ..Default::default() }, dir.path()).unwrap();
     let mut kinds = BTreeMap::<String, usize>::new();
     let (mut reads, mut errors, mut data, mut console, mut n) = (0, 0, 0, 0, 0);
     for f in &manifest.files {
-        let (events, _) =
-            read_all_events(std::fs::File::open(dir.path().join(&f.key)).unwrap()).unwrap();
+        let (events, _) = read_all_events(std::fs::File::open(dir.path().join(&f.key)).unwrap()).unwrap();
         for e in events {
             n += 1;
             *kinds.entry(e.actor.kind.as_str().to_string()).or_default() += 1;
@@ -155,10 +105,7 @@ fn traffic_has_a_realistic_mix() {
         assert!(kinds.get(k).copied().unwrap_or(0) > 20, "{k}: {kinds:?}");
     }
     assert!(reads * 2 > n, "read-heavy: {reads} of {n}");
-    assert!(
-        errors > n / 200 && errors < n / 10,
-        "errors {errors} of {n}"
-    );
+    assert!(errors > n / 200 && errors < n / 10, "errors {errors} of {n}");
     assert!(data > n / 20, "data events {data} of {n}");
     assert!(console > n / 50, "console {console} of {n}");
 }

@@ -1,27 +1,27 @@
 //! The embedded SQLite backend.
 
+mod read;
 mod schema;
 mod writer;
+
+pub use read::PlanChoice;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtension, Row};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
-use crate::query::{glob_pattern, is_wildcard};
 use crate::{
-    Context, Dimension, EventQuery, EventRow, EventWriter, LedgerEntry, LedgerStatus, Store,
-    StoreError, StoreStats,
+    Context, Dimension, EventQuery, EventRow, EventWriter, LedgerEntry, LedgerStatus, Store, StoreError, StoreStats,
 };
-use schema::kind;
 
 /// Events in one SQLite file (WAL mode; readers never wait for the writer).
 pub struct SqliteStore {
     target: Target,
     read: Mutex<Connection>,
+    plan: PlanChoice,
 }
 
 enum Target {
@@ -38,25 +38,22 @@ impl SqliteStore {
         let target = Target::File(path.as_ref().to_path_buf());
         let mut conn = target.connect()?;
         schema::migrate(&mut conn)?;
-        Ok(SqliteStore {
-            target,
-            read: Mutex::new(conn),
-        })
+        Ok(SqliteStore { target, read: Mutex::new(conn), plan: PlanChoice::Auto })
     }
 
     /// A private in-memory database that lives as long as this value.
     pub fn open_in_memory() -> Result<SqliteStore, StoreError> {
         let n = MEMORY_DBS.fetch_add(1, Ordering::Relaxed);
-        let target = Target::Memory(format!(
-            "file:trailwatch-mem-{}-{n}?mode=memory&cache=shared",
-            std::process::id()
-        ));
+        let target = Target::Memory(format!("file:trailwatch-mem-{}-{n}?mode=memory&cache=shared", std::process::id()));
         let mut conn = target.connect()?;
         schema::migrate(&mut conn)?;
-        Ok(SqliteStore {
-            target,
-            read: Mutex::new(conn),
-        })
+        Ok(SqliteStore { target, read: Mutex::new(conn), plan: PlanChoice::Auto })
+    }
+
+    /// Forces a search plan (tests use this to check that both plans agree).
+    pub fn with_plan(mut self, plan: PlanChoice) -> Self {
+        self.plan = plan;
+        self
     }
 
     /// The database file (`None` for in-memory stores).
@@ -67,14 +64,8 @@ impl SqliteStore {
         }
     }
 
-    fn with_read<T>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let conn = self
-            .read
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+    fn with_read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let conn = self.read.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&conn)
     }
 }
@@ -105,21 +96,15 @@ impl Checkpointer {
                     Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
                     _ => return,
                 }
-                let big = std::fs::metadata(&wal)
-                    .map(|m| m.len() >= CHECKPOINT_WAL_BYTES)
-                    .unwrap_or(false);
+                let big = std::fs::metadata(&wal).map(|m| m.len() >= CHECKPOINT_WAL_BYTES).unwrap_or(false);
                 if big {
-                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                    {
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
                         tracing::warn!(error = %e, "background WAL checkpoint failed");
                     }
                 }
             })
             .expect("spawn checkpoint thread");
-        Ok(Checkpointer {
-            stop: Some(stop),
-            thread: Some(thread),
-        })
+        Ok(Checkpointer { stop: Some(stop), thread: Some(thread) })
     }
 }
 
@@ -143,130 +128,26 @@ impl Target {
             Target::Memory(uri) => Connection::open_with_flags(uri, flags),
         }
         .context("open database")?;
-        conn.busy_timeout(Duration::from_secs(30))
-            .context("set busy timeout")?;
+        conn.busy_timeout(Duration::from_secs(30)).context("set busy timeout")?;
         if let Target::File(_) = self {
             // Larger pages: fewer B-tree levels, splits and WAL frames for ~1 KB records. Only
             // takes effect when the database is created.
-            conn.pragma_update(None, "page_size", 16384)
-                .context("set page size")?;
-            conn.pragma_update(None, "journal_mode", "WAL")
-                .context("enable WAL")?;
+            conn.pragma_update(None, "page_size", 16384).context("set page size")?;
+            conn.pragma_update(None, "journal_mode", "WAL").context("enable WAL")?;
             // FULL: a commit is on disk when it returns, so a source may acknowledge it.
-            conn.pragma_update(None, "synchronous", "FULL")
-                .context("set synchronous")?;
+            conn.pragma_update(None, "synchronous", "FULL").context("set synchronous")?;
             // Checkpoint in larger steps: fewer, bigger copies from the WAL while ingesting.
-            conn.pragma_update(None, "wal_autocheckpoint", 8192)
-                .context("set wal_autocheckpoint")?;
+            conn.pragma_update(None, "wal_autocheckpoint", 8192).context("set wal_autocheckpoint")?;
         }
-        conn.pragma_update(None, "cache_size", -65536)
-            .context("set cache size")?;
-        conn.pragma_update(None, "temp_store", "MEMORY")
-            .context("set temp_store")?;
+        conn.pragma_update(None, "cache_size", -65536).context("set cache size")?;
+        conn.pragma_update(None, "temp_store", "MEMORY").context("set temp_store")?;
         conn.set_prepared_statement_cache_capacity(64);
         Ok(conn)
     }
 }
 
 pub(crate) fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-const EVENT_COLUMNS: &str =
-    "e.id, e.event_id, e.event_time, src.value, name.value, p.principal, e.source_ip,
-    acct.value, reg.value, err.value, e.raw";
-
-const EVENT_JOINS: &str = "JOIN principals p ON p.id = e.principal
-    LEFT JOIN dict src ON src.id = e.event_source
-    LEFT JOIN dict name ON name.id = e.event_name
-    LEFT JOIN dict acct ON acct.id = e.account
-    LEFT JOIN dict reg ON reg.id = e.region
-    LEFT JOIN dict err ON err.id = e.error_code";
-
-fn event_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
-    Ok(EventRow {
-        row: r.get(0)?,
-        event_id: r.get(1)?,
-        event_time: r.get(2)?,
-        event_source: r.get(3)?,
-        event_name: r.get(4)?,
-        principal: r.get(5)?,
-        source_ip: r.get(6)?,
-        account: r.get(7)?,
-        region: r.get(8)?,
-        error_code: r.get(9)?,
-        raw: r.get(10)?,
-    })
-}
-
-/// `WHERE` clause (fixed fragments, `?` placeholders) and its parameters for a query.
-fn where_clause(q: &EventQuery) -> (String, Vec<Value>) {
-    let mut clauses: Vec<String> = Vec::new();
-    let mut params: Vec<Value> = Vec::new();
-    let dict_filters = [
-        (&q.event_name, "e.event_name", kind::EVENT_NAME),
-        (&q.event_source, "e.event_source", kind::EVENT_SOURCE),
-        (&q.account, "e.account", kind::ACCOUNT),
-        (&q.region, "e.region", kind::REGION),
-    ];
-    for (value, column, kind) in dict_filters {
-        let Some(value) = value else { continue };
-        if is_wildcard(value) {
-            clauses.push(format!(
-                "{column} IN (SELECT id FROM dict WHERE kind = {kind} AND value GLOB ?)"
-            ));
-            params.push(Value::Text(glob_pattern(value)));
-        } else {
-            clauses.push(format!(
-                "{column} = (SELECT id FROM dict WHERE kind = {kind} AND value = ?)"
-            ));
-            params.push(Value::Text(value.clone()));
-        }
-    }
-    if let Some(p) = &q.principal {
-        let (op, v) = if is_wildcard(p) {
-            ("GLOB", glob_pattern(p))
-        } else {
-            ("=", p.clone())
-        };
-        clauses.push(format!(
-            "e.principal IN (SELECT id FROM principals WHERE principal {op} ? OR issuer {op} ? OR name {op} ? OR human {op} ?)"
-        ));
-        params.extend(std::iter::repeat_n(Value::Text(v), 4));
-    }
-    if let Some(ip) = &q.source_ip {
-        if is_wildcard(ip) {
-            clauses.push("e.source_ip GLOB ?".into());
-            params.push(Value::Text(glob_pattern(ip)));
-        } else {
-            clauses.push("e.source_ip = ?".into());
-            params.push(Value::Text(ip.clone()));
-        }
-    }
-    if let Some(since) = q.since {
-        clauses.push("e.event_time >= ?".into());
-        params.push(Value::Integer(since));
-    }
-    if let Some(until) = q.until {
-        clauses.push("e.event_time <= ?".into());
-        params.push(Value::Integer(until));
-    }
-    if q.errors {
-        clauses.push("e.error_code IS NOT NULL".into());
-    }
-    if let Some(after) = q.after {
-        clauses.push("(e.event_time, e.id) < (?, ?)".into());
-        params.push(Value::Integer(after.event_time));
-        params.push(Value::Integer(after.row));
-    }
-    if clauses.is_empty() {
-        (String::new(), params)
-    } else {
-        (format!("WHERE {}", clauses.join(" AND ")), params)
-    }
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 fn ledger_row(r: &Row<'_>) -> rusqlite::Result<LedgerEntry> {
@@ -281,19 +162,14 @@ fn ledger_row(r: &Row<'_>) -> rusqlite::Result<LedgerEntry> {
         records: r.get::<_, i64>(6)? as u64,
         new_events: r.get::<_, i64>(7)? as u64,
         duplicate_events: r.get::<_, i64>(8)? as u64,
-        status: if status == "quarantined" {
-            LedgerStatus::Quarantined
-        } else {
-            LedgerStatus::Committed
-        },
+        status: if status == "quarantined" { LedgerStatus::Quarantined } else { LedgerStatus::Committed },
         reason: r.get(10)?,
         detail: r.get(11)?,
         recorded_at: r.get(12)?,
     })
 }
 
-const LEDGER_COLUMNS: &str =
-    "source, bucket, key, size, object_sha256, content_sha256, records, new_events,
+const LEDGER_COLUMNS: &str = "source, bucket, key, size, object_sha256, content_sha256, records, new_events,
     duplicate_events, status, reason, detail, recorded_at";
 
 impl Store for SqliteStore {
@@ -301,8 +177,7 @@ impl Store for SqliteStore {
         let conn = self.target.connect()?;
         let checkpointer = match &self.target {
             Target::File(path) => {
-                conn.pragma_update(None, "wal_autocheckpoint", 0)
-                    .context("hand checkpoints to the checkpointer")?;
+                conn.pragma_update(None, "wal_autocheckpoint", 0).context("hand checkpoints to the checkpointer")?;
                 Some(Checkpointer::start(path.clone())?)
             }
             Target::Memory(_) => None,
@@ -310,74 +185,21 @@ impl Store for SqliteStore {
         Ok(Box::new(writer::SqliteWriter::new(conn, checkpointer)))
     }
 
-    fn search(&self, q: &EventQuery) -> Result<Vec<EventRow>, StoreError> {
-        let (filter, mut params) = where_clause(q);
-        let mut sql = format!("SELECT {EVENT_COLUMNS} FROM events e {EVENT_JOINS} {filter} ORDER BY e.event_time DESC, e.id DESC");
-        if let Some(limit) = q.limit {
-            sql.push_str(" LIMIT ?");
-            params.push(Value::Integer(limit as i64));
-        }
-        self.with_read(|c| {
-            let mut stmt = c.prepare(&sql).context("prepare search")?;
-            let rows = stmt
-                .query_map(params_from_iter(params), event_row)
-                .context("search events")?;
-            rows.collect::<Result<Vec<_>, _>>()
-                .context("read search results")
-        })
+    fn for_each_event(&self, q: &EventQuery, f: &mut dyn FnMut(EventRow) -> bool) -> Result<(), StoreError> {
+        self.with_read(|c| read::for_each_event(c, q, self.plan, f))
     }
 
     fn event(&self, event_id: &str) -> Result<Option<EventRow>, StoreError> {
-        let sql =
-            format!("SELECT {EVENT_COLUMNS} FROM events e {EVENT_JOINS} WHERE e.event_id = ?");
-        self.with_read(|c| {
-            c.query_row(&sql, [event_id], event_row)
-                .optional()
-                .context("read event")
-        })
+        self.with_read(|c| read::event(c, event_id))
     }
 
-    fn top(
-        &self,
-        dimension: Dimension,
-        q: &EventQuery,
-        limit: usize,
-    ) -> Result<Vec<(String, u64)>, StoreError> {
-        let (filter, mut params) = where_clause(q);
-        let (label, group) = match dimension {
-            Dimension::EventName => ("name.value", "e.event_name"),
-            Dimension::EventSource => ("src.value", "e.event_source"),
-            Dimension::Principal => ("p.principal", "e.principal"),
-            Dimension::SourceIp => ("e.source_ip", "e.source_ip"),
-            Dimension::Account => ("acct.value", "e.account"),
-            Dimension::Region => ("reg.value", "e.region"),
-            Dimension::ErrorCode => ("err.value", "e.error_code"),
-        };
-        let sql = format!(
-            "SELECT {label}, count(*) AS n FROM events e {EVENT_JOINS} {filter}
-             {} {group} IS NOT NULL GROUP BY {group} ORDER BY n DESC, {label} LIMIT ?",
-            if filter.is_empty() { "WHERE" } else { "AND" }
-        );
-        params.push(Value::Integer(limit as i64));
-        self.with_read(|c| {
-            let mut stmt = c.prepare(&sql).context("prepare top values")?;
-            let rows = stmt
-                .query_map(params_from_iter(params), |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
-                })
-                .context("count top values")?;
-            rows.collect::<Result<Vec<_>, _>>()
-                .context("read top values")
-        })
+    fn top(&self, dimension: Dimension, q: &EventQuery, limit: usize) -> Result<Vec<(String, u64)>, StoreError> {
+        self.with_read(|c| read::top(c, dimension, q, limit))
     }
 
     fn ledger_entry(&self, bucket: &str, key: &str) -> Result<Option<LedgerEntry>, StoreError> {
         let sql = format!("SELECT {LEDGER_COLUMNS} FROM objects WHERE bucket = ? AND key = ? AND status != 'pending'");
-        self.with_read(|c| {
-            c.query_row(&sql, params![bucket, key], ledger_row)
-                .optional()
-                .context("read ledger")
-        })
+        self.with_read(|c| c.query_row(&sql, params![bucket, key], ledger_row).optional().context("read ledger"))
     }
 
     fn ledger_entries(&self, bucket: &str, prefix: &str) -> Result<Vec<LedgerEntry>, StoreError> {
@@ -387,23 +209,17 @@ impl Store for SqliteStore {
         );
         self.with_read(|c| {
             let mut stmt = c.prepare(&sql).context("prepare ledger listing")?;
-            let rows = stmt
-                .query_map(params![bucket, prefix], ledger_row)
-                .context("list ledger")?;
-            rows.collect::<Result<Vec<_>, _>>()
-                .context("read ledger listing")
+            let rows = stmt.query_map(params![bucket, prefix], ledger_row).context("list ledger")?;
+            rows.collect::<Result<Vec<_>, _>>().context("read ledger listing")
         })
     }
 
     fn quarantined(&self) -> Result<Vec<LedgerEntry>, StoreError> {
-        let sql = format!(
-            "SELECT {LEDGER_COLUMNS} FROM objects WHERE status = 'quarantined' ORDER BY id"
-        );
+        let sql = format!("SELECT {LEDGER_COLUMNS} FROM objects WHERE status = 'quarantined' ORDER BY id");
         self.with_read(|c| {
             let mut stmt = c.prepare(&sql).context("prepare quarantine listing")?;
             let rows = stmt.query_map([], ledger_row).context("list quarantine")?;
-            rows.collect::<Result<Vec<_>, _>>()
-                .context("read quarantine listing")
+            rows.collect::<Result<Vec<_>, _>>().context("read quarantine listing")
         })
     }
 
@@ -432,5 +248,65 @@ impl Store for SqliteStore {
                 principals: principals as u64,
             })
         })
+    }
+}
+
+/// `eventID` as stored: a canonical lowercase UUID (what CloudTrail writes) as its 16 bytes,
+/// anything else as text. Halves the unique index and makes its comparisons `memcmp`s; both
+/// forms read back to the exact original string.
+pub(crate) fn event_id_key(id: &str) -> rusqlite::types::Value {
+    use rusqlite::types::Value;
+    let b = id.as_bytes();
+    if b.len() != 36 || b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
+        return Value::Text(id.to_string());
+    }
+    let mut out = Vec::with_capacity(16);
+    let mut hex = b.iter().filter(|&&c| c != b'-');
+    while let (Some(&hi), Some(&lo)) = (hex.next(), hex.next()) {
+        match (lower_hex(hi), lower_hex(lo)) {
+            (Some(h), Some(l)) => out.push(h << 4 | l),
+            _ => return Value::Text(id.to_string()),
+        }
+    }
+    if out.len() == 16 {
+        Value::Blob(out)
+    } else {
+        Value::Text(id.to_string())
+    }
+}
+
+fn lower_hex(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    }
+}
+
+/// Reads back what [`event_id_key`] stored.
+pub(crate) fn event_id_string(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<String> {
+    use rusqlite::types::{FromSqlError, ValueRef};
+    match value {
+        ValueRef::Text(t) => String::from_utf8(t.to_vec()).map_err(|e| FromSqlError::Other(Box::new(e))),
+        ValueRef::Blob(b) if b.len() == 16 => {
+            let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+            Ok(format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]))
+        }
+        _ => Err(FromSqlError::InvalidType),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn event_ids_round_trip(id in "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9A-Fa-f-]{36}|\\PC{0,40}") {
+            let stored = event_id_key(&id);
+            let back = event_id_string(rusqlite::types::ValueRef::from(&stored)).unwrap();
+            prop_assert_eq!(back, id);
+        }
     }
 }

@@ -9,8 +9,8 @@
 //! with a savepoint open, SQLite copies every page it touches into a sub-journal, which cost
 //! more than everything else the writer does. Instead, because this writer holds the write
 //! lock and rowids grow, the object's new events are exactly the rows with a rowid above the
-//! largest one when the object began: one range `DELETE` removes them, and the object's
-//! ledger row is put back as it was. Dictionary and principal rows an undone object created
+//! largest one when the object began: one range `DELETE` removes them (and their raw blocks,
+//! whose ids are event rowids), and the object's ledger row is put back as it was. Dictionary and principal rows an undone object created
 //! stay (they are valid values, and the in-memory id caches stay correct).
 
 use std::collections::HashMap;
@@ -21,7 +21,7 @@ use rustc_hash::FxHashMap;
 
 use super::now_millis;
 use super::schema::kind;
-use crate::{Context, EventWriter, InsertCounts, ObjectMeta, ObjectTotals, StoreError};
+use crate::{Context, EventBatch, EventWriter, InsertCounts, ObjectMeta, ObjectTotals, StoreError};
 
 /// Bound on each in-memory id cache; past it the cache starts over (ids stay in the DB).
 const CACHE_LIMIT: usize = 100_000;
@@ -61,10 +61,18 @@ struct PreviousLedger {
     recorded_at: i64,
 }
 
-const INSERT_EVENT: &str =
-    "INSERT INTO events (event_id, event_time, event_source, event_name, account, region,
+/// The rows of one batch that were new: a contiguous rowid range (this writer holds the
+/// write lock, and rowids grow), which becomes the block's id and `last_row`.
+struct NewBlock {
+    first: i64,
+    last: i64,
+    min_time: i64,
+    max_time: i64,
+}
+
+const INSERT_EVENT: &str = "INSERT INTO events (event_id, event_time, event_source, event_name, account, region,
         principal, source_ip, error_code, event_type, category, read_only, management,
-        user_agent, access_key_id, mfa, console, object_id, raw)
+        user_agent, access_key_id, mfa, console, object_id, slot)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
      ON CONFLICT (event_id) DO NOTHING";
 
@@ -83,9 +91,7 @@ impl SqliteWriter {
 
     fn ensure_transaction(&mut self) -> Result<(), StoreError> {
         if !self.in_tx {
-            self.conn
-                .execute_batch("BEGIN IMMEDIATE")
-                .context("begin write transaction")?;
+            self.conn.execute_batch("BEGIN IMMEDIATE").context("begin write transaction")?;
             self.in_tx = true;
         }
         Ok(())
@@ -153,13 +159,7 @@ impl EventWriter for SqliteWriter {
                     )
                     .and_then(|mut s| {
                         s.query_row(
-                            params![
-                                object.source,
-                                object.bucket,
-                                object.key,
-                                object.size as i64,
-                                now_millis()
-                            ],
+                            params![object.source, object.bucket, object.key, object.size as i64, now_millis()],
                             |r| r.get(0),
                         )
                     })
@@ -175,82 +175,117 @@ impl EventWriter for SqliteWriter {
             .and_then(|mut s| s.query_row([], |r| r.get(0)))
             .context("read event rowid")?;
         let rowid_floor = rowid_floor.unwrap_or(0);
-        self.object = Some(OpenObject {
-            ledger_id,
-            rowid_floor,
-            previous,
-            counts: InsertCounts::default(),
-        });
+        self.object = Some(OpenObject { ledger_id, rowid_floor, previous, counts: InsertCounts::default() });
         Ok(())
     }
 
-    fn insert(&mut self, events: &[ParsedEvent]) -> Result<InsertCounts, StoreError> {
-        let ledger_id = self
-            .object
-            .as_ref()
-            .ok_or(StoreError::NoObject("insert"))?
-            .ledger_id;
+    fn insert(&mut self, batch: &mut EventBatch) -> Result<InsertCounts, StoreError> {
+        let ledger_id = self.object.as_ref().ok_or(StoreError::NoObject("insert"))?.ledger_id;
         let conn = &self.conn;
         let mut counts = InsertCounts::default();
-        // One statement handle for the whole chunk: looking it up per row hashes its SQL.
-        let mut insert = conn
-            .prepare_cached(INSERT_EVENT)
-            .context("prepare event insert")?;
-        for e in events {
-            let mut d = |k: u8, v: &Option<String>| {
-                dict_id(conn, &mut self.dict[k as usize], k, v.as_deref())
-            };
-            let event_source = d(kind::EVENT_SOURCE, &e.event_source)?;
-            let event_name = d(kind::EVENT_NAME, &e.event_name)?;
-            let account = d(kind::ACCOUNT, &e.recipient_account_id)?;
-            let region = d(kind::REGION, &e.aws_region)?;
-            let error_code = d(kind::ERROR_CODE, &e.error_code)?;
-            let event_type = d(kind::EVENT_TYPE, &e.event_type)?;
-            let category = d(kind::CATEGORY, &e.event_category)?;
-            let user_agent = d(kind::USER_AGENT, &e.user_agent)?;
-            let principal = principal_id(conn, &mut self.principals, e)?;
-            let a = &e.actor;
-            let changed = insert
-                .execute(params![
-                    e.event_id,
-                    e.event_time,
-                    event_source,
-                    event_name,
-                    account,
-                    region,
-                    principal,
-                    e.source_ip,
-                    error_code,
-                    event_type,
-                    category,
-                    e.read_only,
-                    e.management_event,
-                    user_agent,
-                    a.access_key_id,
-                    a.mfa,
-                    a.console,
-                    ledger_id,
-                    e.raw,
-                ])
-                .context("insert event")?;
-            if changed == 1 {
+        // (dimension, value id) of every new event, for the block's postings.
+        let mut postings: Vec<(u8, i64)> = Vec::with_capacity(batch.len() * 8);
+        let mut block: Option<NewBlock> = None;
+        {
+            // One statement handle for the whole batch: looking it up per row hashes its SQL.
+            let mut insert = conn.prepare_cached(INSERT_EVENT).context("prepare event insert")?;
+            for (slot, e) in batch.events.iter().enumerate() {
+                let mut d = |k: u8, v: &Option<String>| dict_id(conn, &mut self.dict[k as usize], k, v.as_deref());
+                let event_source = d(kind::EVENT_SOURCE, &e.event_source)?;
+                let event_name = d(kind::EVENT_NAME, &e.event_name)?;
+                let account = d(kind::ACCOUNT, &e.recipient_account_id)?;
+                let region = d(kind::REGION, &e.aws_region)?;
+                let error_code = d(kind::ERROR_CODE, &e.error_code)?;
+                let event_type = d(kind::EVENT_TYPE, &e.event_type)?;
+                let category = d(kind::CATEGORY, &e.event_category)?;
+                let user_agent = d(kind::USER_AGENT, &e.user_agent)?;
+                let source_ip = d(kind::SOURCE_IP, &e.source_ip)?;
+                let principal = principal_id(conn, &mut self.principals, e)?;
+                let a = &e.actor;
+                let changed = insert
+                    .execute(params![
+                        super::event_id_key(&e.event_id),
+                        e.event_time,
+                        event_source,
+                        event_name,
+                        account,
+                        region,
+                        principal,
+                        source_ip,
+                        error_code,
+                        event_type,
+                        category,
+                        e.read_only,
+                        e.management_event,
+                        user_agent,
+                        a.access_key_id,
+                        a.mfa,
+                        a.console,
+                        ledger_id,
+                        slot as i64,
+                    ])
+                    .context("insert event")?;
+                if changed == 0 {
+                    counts.duplicates += 1;
+                    continue;
+                }
                 counts.new += 1;
-            } else {
-                counts.duplicates += 1;
+                let row = conn.last_insert_rowid();
+                match &mut block {
+                    None => {
+                        block = Some(NewBlock { first: row, last: row, min_time: e.event_time, max_time: e.event_time })
+                    }
+                    Some(b) => {
+                        b.last = row;
+                        b.min_time = b.min_time.min(e.event_time);
+                        b.max_time = b.max_time.max(e.event_time);
+                    }
+                }
+                postings.push((kind::PRINCIPAL, principal));
+                for (k, v) in [
+                    (kind::EVENT_SOURCE, event_source),
+                    (kind::EVENT_NAME, event_name),
+                    (kind::ACCOUNT, account),
+                    (kind::REGION, region),
+                    (kind::ERROR_CODE, error_code),
+                    (kind::SOURCE_IP, source_ip),
+                ] {
+                    if let Some(v) = v {
+                        postings.push((k, v));
+                    }
+                }
             }
         }
-        self.pending_events += events.len() as u64;
+        // A batch whose events were all stored before adds nothing, not even its raw bytes.
+        if let Some(b) = block {
+            let packed = batch.packed();
+            conn.prepare_cached(
+                "INSERT INTO blocks (id, last_row, object_id, min_time, max_time, raw) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .and_then(|mut s| s.execute(params![b.first, b.last, ledger_id, b.min_time, b.max_time, packed.as_bytes()]))
+            .context("store raw block")?;
+            postings.sort_unstable();
+            postings.dedup();
+            let mut post = conn
+                .prepare_cached("INSERT OR IGNORE INTO postings (dim, value, block) VALUES (?1, ?2, ?3)")
+                .context("prepare postings insert")?;
+            for (dim, value) in postings {
+                post.execute(params![dim, value, b.first]).context("insert posting")?;
+            }
+        }
+        self.pending_events += batch.len() as u64;
         if let Some(o) = self.object.as_mut() {
             o.counts += counts;
         }
         Ok(counts)
     }
 
+    fn wants_packed_raw(&self) -> bool {
+        true
+    }
+
     fn finish_object(&mut self, totals: &ObjectTotals) -> Result<InsertCounts, StoreError> {
-        let object = self
-            .object
-            .take()
-            .ok_or(StoreError::NoObject("finish_object"))?;
+        let object = self.object.take().ok_or(StoreError::NoObject("finish_object"))?;
         self.conn
             .prepare_cached(
                 "UPDATE objects SET status = 'committed', records = ?1, new_events = ?2, duplicate_events = ?3,
@@ -274,12 +309,7 @@ impl EventWriter for SqliteWriter {
         Ok(object.counts)
     }
 
-    fn quarantine_object(
-        &mut self,
-        object: &ObjectMeta,
-        reason: &str,
-        detail: &str,
-    ) -> Result<(), StoreError> {
+    fn quarantine_object(&mut self, object: &ObjectMeta, reason: &str, detail: &str) -> Result<(), StoreError> {
         self.abort_object()?;
         self.ensure_transaction()?;
         self.conn
@@ -291,7 +321,15 @@ impl EventWriter for SqliteWriter {
                     records = 0, new_events = 0, duplicate_events = 0, recorded_at = excluded.recorded_at",
             )
             .and_then(|mut s| {
-                s.execute(params![object.source, object.bucket, object.key, object.size as i64, reason, detail, now_millis()])
+                s.execute(params![
+                    object.source,
+                    object.bucket,
+                    object.key,
+                    object.size as i64,
+                    reason,
+                    detail,
+                    now_millis()
+                ])
             })
             .context("write quarantine ledger row")?;
         Ok(())
@@ -302,9 +340,11 @@ impl EventWriter for SqliteWriter {
             return Ok(());
         };
         self.pending_events -= open.counts.new + open.counts.duplicates;
-        self.conn
-            .execute("DELETE FROM events WHERE id > ?1", [open.rowid_floor])
-            .context("remove the events of an undone object")?;
+        // Block ids are event rowids, so the same floor undoes the object's blocks. Its
+        // postings stay: they only ever widen a search, which then filters rows exactly.
+        for sql in ["DELETE FROM events WHERE id > ?1", "DELETE FROM blocks WHERE id > ?1"] {
+            self.conn.execute(sql, [open.rowid_floor]).context("remove the events of an undone object")?;
+        }
         match open.previous {
             None => self.conn.execute("DELETE FROM objects WHERE id = ?1", [open.ledger_id]).map(drop),
             Some(p) => self
@@ -347,10 +387,7 @@ impl EventWriter for SqliteWriter {
                 self.in_tx = false;
                 self.forget_caches();
                 self.pending_events = 0;
-                return Err(StoreError::Sqlite {
-                    context: "commit",
-                    source: e,
-                });
+                return Err(StoreError::Sqlite { context: "commit", source: e });
             }
             self.in_tx = false;
         }
@@ -396,11 +433,7 @@ fn dict_id(
     Ok(Some(id))
 }
 
-fn principal_id(
-    conn: &Connection,
-    cache: &mut FxHashMap<Box<str>, i64>,
-    e: &ParsedEvent,
-) -> Result<i64, StoreError> {
+fn principal_id(conn: &Connection, cache: &mut FxHashMap<Box<str>, i64>, e: &ParsedEvent) -> Result<i64, StoreError> {
     let a = &e.actor;
     if let Some(&id) = cache.get(a.principal.as_str()) {
         return Ok(id);

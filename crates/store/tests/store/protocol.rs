@@ -3,90 +3,58 @@ use store::{EventQuery, LedgerStatus, ObjectMeta, ObjectTotals, SqliteStore, Sto
 use crate::event;
 
 fn totals(records: u64) -> ObjectTotals {
-    ObjectTotals {
-        records,
-        ..Default::default()
-    }
+    ObjectTotals { records, ..Default::default() }
 }
 
 #[test]
 fn an_event_delivered_twice_is_stored_once() {
     let store = SqliteStore::open_in_memory().unwrap();
     let mut w = store.writer().unwrap();
-    w.begin_object(&ObjectMeta::local("member/a.json.gz", 1))
-        .unwrap();
+    w.begin_object(&ObjectMeta::local("member/a.json.gz", 1)).unwrap();
     let first = w
-        .insert(&[
-            event("e1", "2024-01-01T00:00:00Z", "A"),
-            event("e2", "2024-01-01T00:00:01Z", "B"),
-        ])
+        .insert(&mut vec![event("e1", "2024-01-01T00:00:00Z", "A"), event("e2", "2024-01-01T00:00:01Z", "B")].into())
         .unwrap();
     assert_eq!((first.new, first.duplicates), (2, 0));
     w.finish_object(&totals(2)).unwrap();
     // The same event again, e.g. from the organization trail's copy of the file.
-    w.begin_object(&ObjectMeta::local("org/a.json.gz", 1))
-        .unwrap();
+    w.begin_object(&ObjectMeta::local("org/a.json.gz", 1)).unwrap();
     let again = w
-        .insert(&[
-            event("e1", "2024-01-01T00:00:00Z", "A"),
-            event("e1", "2024-01-01T00:00:00Z", "A"),
-        ])
+        .insert(&mut vec![event("e1", "2024-01-01T00:00:00Z", "A"), event("e1", "2024-01-01T00:00:00Z", "A")].into())
         .unwrap();
     assert_eq!((again.new, again.duplicates), (0, 2));
     let counts = w.finish_object(&totals(2)).unwrap();
     assert_eq!(counts.duplicates, 2);
     w.commit().unwrap();
     assert_eq!(store.stats().unwrap().events, 2);
-    let org = store
-        .ledger_entry("local", "org/a.json.gz")
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        (org.records, org.new_events, org.duplicate_events),
-        (2, 0, 2)
-    );
+    let org = store.ledger_entry("local", "org/a.json.gz").unwrap().unwrap();
+    assert_eq!((org.records, org.new_events, org.duplicate_events), (2, 0, 2));
 }
 
 #[test]
 fn quarantine_undoes_only_that_object() {
     let store = SqliteStore::open_in_memory().unwrap();
     let mut w = store.writer().unwrap();
-    w.begin_object(&ObjectMeta::local("good.json.gz", 1))
-        .unwrap();
-    w.insert(&[event("g1", "2024-01-01T00:00:00Z", "A")])
-        .unwrap();
+    w.begin_object(&ObjectMeta::local("good.json.gz", 1)).unwrap();
+    w.insert(&mut vec![event("g1", "2024-01-01T00:00:00Z", "A")].into()).unwrap();
     w.finish_object(&totals(1)).unwrap();
     let bad = ObjectMeta::local("bad.json.gz", 7);
     w.begin_object(&bad).unwrap();
-    w.insert(&[
-        event("b1", "2024-01-01T00:00:00Z", "A"),
-        event("b2", "2024-01-01T00:00:00Z", "Brand-new-name"),
-    ])
+    w.insert(
+        &mut vec![event("b1", "2024-01-01T00:00:00Z", "A"), event("b2", "2024-01-01T00:00:00Z", "Brand-new-name")]
+            .into(),
+    )
     .unwrap();
-    w.quarantine_object(&bad, "gzip_truncated", "unexpected end")
-        .unwrap();
+    w.quarantine_object(&bad, "gzip_truncated", "unexpected end").unwrap();
     // Dictionary ids created inside the rolled-back object must not be reused from a cache.
-    w.begin_object(&ObjectMeta::local("later.json.gz", 1))
-        .unwrap();
-    w.insert(&[event("l1", "2024-01-01T00:00:00Z", "Brand-new-name")])
-        .unwrap();
+    w.begin_object(&ObjectMeta::local("later.json.gz", 1)).unwrap();
+    w.insert(&mut vec![event("l1", "2024-01-01T00:00:00Z", "Brand-new-name")].into()).unwrap();
     w.finish_object(&totals(1)).unwrap();
     w.commit().unwrap();
 
-    let ids: Vec<String> = store
-        .search(&EventQuery::default())
-        .unwrap()
-        .into_iter()
-        .map(|r| r.event_id)
-        .collect();
+    let ids: Vec<String> = store.search(&EventQuery::default()).unwrap().into_iter().map(|r| r.event_id).collect();
     assert_eq!(ids.len(), 2);
     assert!(ids.contains(&"g1".to_string()) && ids.contains(&"l1".to_string()));
-    let found = store
-        .search(&EventQuery {
-            event_name: Some("Brand-new-name".into()),
-            ..Default::default()
-        })
-        .unwrap();
+    let found = store.search(&EventQuery { event_name: Some("Brand-new-name".into()), ..Default::default() }).unwrap();
     assert_eq!(found.len(), 1);
     let q = store.quarantined().unwrap();
     assert_eq!(q.len(), 1);
@@ -104,22 +72,14 @@ fn nothing_is_visible_before_commit_and_nothing_survives_a_drop() {
     {
         let mut w = store.writer().unwrap();
         w.begin_object(&ObjectMeta::local("a.json.gz", 1)).unwrap();
-        w.insert(&[event("e1", "2024-01-01T00:00:00Z", "A")])
-            .unwrap();
+        w.insert(&mut vec![event("e1", "2024-01-01T00:00:00Z", "A")].into()).unwrap();
         w.finish_object(&totals(1)).unwrap();
-        assert_eq!(
-            store.stats().unwrap().events,
-            0,
-            "uncommitted rows are invisible to readers"
-        );
+        assert_eq!(store.stats().unwrap().events, 0, "uncommitted rows are invisible to readers");
         // Dropped without commit: as if the process died here.
     }
     let reopened = SqliteStore::open(&path).unwrap();
     assert_eq!(reopened.stats().unwrap().events, 0);
-    assert!(reopened
-        .ledger_entry("local", "a.json.gz")
-        .unwrap()
-        .is_none());
+    assert!(reopened.ledger_entry("local", "a.json.gz").unwrap().is_none());
 }
 
 #[test]
@@ -127,8 +87,7 @@ fn an_aborted_object_leaves_no_trace() {
     let store = SqliteStore::open_in_memory().unwrap();
     let mut w = store.writer().unwrap();
     w.begin_object(&ObjectMeta::local("a.json.gz", 1)).unwrap();
-    w.insert(&[event("e1", "2024-01-01T00:00:00Z", "A")])
-        .unwrap();
+    w.insert(&mut vec![event("e1", "2024-01-01T00:00:00Z", "A")].into()).unwrap();
     w.abort_object().unwrap();
     assert_eq!(w.pending_events(), 0);
     w.commit().unwrap();
@@ -142,10 +101,7 @@ fn commit_refuses_a_half_written_object() {
     let mut w = store.writer().unwrap();
     w.begin_object(&ObjectMeta::local("a.json.gz", 1)).unwrap();
     assert!(matches!(w.commit(), Err(StoreError::ObjectInProgress(_))));
-    assert!(matches!(
-        w.begin_object(&ObjectMeta::local("b", 1)),
-        Err(StoreError::ObjectInProgress(_))
-    ));
+    assert!(matches!(w.begin_object(&ObjectMeta::local("b", 1)), Err(StoreError::ObjectInProgress(_))));
 }
 
 #[test]

@@ -74,10 +74,7 @@ pub fn run(args: BenchIngestArgs) -> anyhow::Result<()> {
                 gz as f64 / 1e6,
                 json_bytes as f64 / 1e6
             );
-            println!(
-                "{:<22}{:>14}{:>14}{:>14}{:>10}",
-                "stage", "events/s", "MB/s gzip", "MB/s JSON", "seconds"
-            );
+            println!("{:<22}{:>14}{:>14}{:>14}{:>10}", "stage", "events/s", "MB/s gzip", "MB/s JSON", "seconds");
             for (name, s) in [("gunzip+parse", &parse), ("ingest into SQLite", &full)] {
                 println!(
                     "{name:<22}{:>14}{:>14.1}{:>14.1}{:>10.2}",
@@ -98,15 +95,8 @@ pub fn run(args: BenchIngestArgs) -> anyhow::Result<()> {
 
 fn parse_only(files: &[LocalFile], workers: Option<usize>) -> anyhow::Result<Stage> {
     let started = Instant::now();
-    let report = ingest_files(
-        files.to_vec(),
-        Box::new(DiscardWriter::default()),
-        pipeline_config(workers),
-    )?;
-    Ok(Stage {
-        seconds: started.elapsed().as_secs_f64(),
-        report,
-    })
+    let report = ingest_files(files.to_vec(), Box::new(DiscardWriter::default()), pipeline_config(workers))?;
+    Ok(Stage { seconds: started.elapsed().as_secs_f64(), report })
 }
 
 fn full_ingest(files: &[LocalFile], workers: Option<usize>) -> anyhow::Result<Stage> {
@@ -114,10 +104,7 @@ fn full_ingest(files: &[LocalFile], workers: Option<usize>) -> anyhow::Result<St
     let store = SqliteStore::open(dir.path().join("bench.db"))?;
     let started = Instant::now();
     let report = ingest_files(files.to_vec(), store.writer()?, pipeline_config(workers))?;
-    Ok(Stage {
-        seconds: started.elapsed().as_secs_f64(),
-        report,
-    })
+    Ok(Stage { seconds: started.elapsed().as_secs_f64(), report })
 }
 
 fn median(mut stages: Vec<Stage>) -> Stage {

@@ -82,39 +82,15 @@ fn summarise(store: &SqliteStore, manifest_path: &Path, db: &Path) -> anyhow::Re
     section("accounts", store.top(Dimension::Account, &all, 10)?, |v| {
         format!("{v} ({})", names.get(v).unwrap_or(&"?"))
     });
-    section(
-        "regions",
-        store.top(Dimension::Region, &all, 10)?,
-        str::to_string,
-    );
-    section(
-        "busiest calls",
-        store.top(Dimension::EventName, &all, 8)?,
-        str::to_string,
-    );
-    section(
-        "most active principals",
-        store.top(Dimension::Principal, &all, 6)?,
-        str::to_string,
-    );
-    let errors = EventQuery {
-        errors: true,
-        ..Default::default()
-    };
-    section(
-        "failed calls",
-        store.top(Dimension::ErrorCode, &errors, 5)?,
-        str::to_string,
-    );
+    section("regions", store.top(Dimension::Region, &all, 10)?, str::to_string);
+    section("busiest calls", store.top(Dimension::EventName, &all, 8)?, str::to_string);
+    section("most active principals", store.top(Dimension::Principal, &all, 6)?, str::to_string);
+    let errors = EventQuery { errors: true, ..Default::default() };
+    section("failed calls", store.top(Dimension::ErrorCode, &errors, 5)?, str::to_string);
 
     println!("\nwhat the attack and tamper scenarios left in the record:");
     for s in manifest["scenarios"].as_array().into_iter().flatten() {
-        let ids: Vec<&str> = s["eventIds"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_str())
-            .collect();
+        let ids: Vec<&str> = s["eventIds"].as_array().into_iter().flatten().filter_map(|v| v.as_str()).collect();
         let mut found = Vec::new();
         for id in &ids {
             if let Some(row) = store.event(id)? {

@@ -15,8 +15,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
     }
     let store = open_store(&args.store, Open::Create)?;
     let started = Instant::now();
-    let report =
-        ingest::sources::local::ingest_dir(&args.local, &store, pipeline_config(args.workers))?;
+    let report = ingest::sources::local::ingest_dir(&args.local, &store, pipeline_config(args.workers))?;
     let seconds = started.elapsed().as_secs_f64();
     let counts = json!({
         "files": report.files,
@@ -45,29 +44,21 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
                 report.quarantined.len()
             );
             if report.already_ingested > 0 {
-                println!(
-                    "skipped {} files already in the ledger",
-                    thousands(report.already_ingested)
-                );
+                println!("skipped {} files already in the ledger", thousands(report.already_ingested));
             }
             for (key, reason, detail) in &report.quarantined {
-                println!(
-                    "quarantined {}: {reason}: {}",
-                    terminal_safe(key),
-                    terminal_safe(detail)
-                );
+                println!("quarantined {}: {reason}: {}", terminal_safe(key), terminal_safe(detail));
             }
         }
     }
     if !report.failed.is_empty() {
         for (key, detail) in &report.failed {
-            eprintln!(
-                "trailwatch: could not read {}: {}",
-                terminal_safe(key),
-                terminal_safe(detail)
-            );
+            eprintln!("trailwatch: could not read {}: {}", terminal_safe(key), terminal_safe(detail));
         }
-        bail!("{} files could not be read; they were not recorded and will be retried on the next run", report.failed.len());
+        bail!(
+            "{} files could not be read; they were not recorded and will be retried on the next run",
+            report.failed.len()
+        );
     }
     Ok(())
 }

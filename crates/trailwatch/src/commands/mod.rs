@@ -43,14 +43,10 @@ pub fn store_path(args: &StoreArgs) -> anyhow::Result<PathBuf> {
 pub fn open_store(args: &StoreArgs, mode: Open) -> anyhow::Result<SqliteStore> {
     let path = store_path(args)?;
     if mode == Open::Existing && !path.exists() {
-        anyhow::bail!(
-            "no database at {} (ingest something first, or pass --db / --config)",
-            path.display()
-        );
+        anyhow::bail!("no database at {} (ingest something first, or pass --db / --config)", path.display());
     }
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     }
     SqliteStore::open(&path).with_context(|| format!("opening database {}", path.display()))
 }
@@ -65,10 +61,7 @@ pub fn pipeline_config(workers: Option<usize>) -> ::ingest::PipelineConfig {
 }
 
 pub fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// `1234567` → `1,234,567`.

@@ -28,14 +28,7 @@ pub fn run(args: QuarantineArgs) -> anyhow::Result<()> {
                     ]
                 })
                 .collect();
-            print!(
-                "{}",
-                table(
-                    &["RECORDED", "BUCKET", "KEY", "REASON", "DETAIL"],
-                    &rows,
-                    120
-                )
-            );
+            print!("{}", table(&["RECORDED", "BUCKET", "KEY", "REASON", "DETAIL"], &rows, 120));
         }
         Format::Json | Format::Jsonl => {
             let values: Vec<_> = entries

@@ -19,16 +19,8 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         source_ip: args.source_ip,
         account: args.account,
         region: args.region,
-        since: args
-            .since
-            .as_deref()
-            .map(|t| parse_time(t, now, false))
-            .transpose()?,
-        until: args
-            .until
-            .as_deref()
-            .map(|t| parse_time(t, now, true))
-            .transpose()?,
+        since: args.since.as_deref().map(|t| parse_time(t, now, false)).transpose()?,
+        until: args.until.as_deref().map(|t| parse_time(t, now, true)).transpose()?,
         errors: args.errors,
         // One more than asked, to tell people when there is more.
         limit: (args.limit > 0).then_some(args.limit + 1),
@@ -36,11 +28,7 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     };
     let mut rows = store.search(&query)?;
     let truncated = args.limit > 0 && rows.len() > args.limit;
-    rows.truncate(if args.limit > 0 {
-        args.limit
-    } else {
-        rows.len()
-    });
+    rows.truncate(if args.limit > 0 { args.limit } else { rows.len() });
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     match args.format {
@@ -48,10 +36,7 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
             write!(out, "{}", render_table(&rows))?;
             out.flush()?;
             if truncated {
-                eprintln!(
-                    "(showing the newest {}; more match: raise --limit, or --limit 0 for all)",
-                    args.limit
-                );
+                eprintln!("(showing the newest {}; more match: raise --limit, or --limit 0 for all)", args.limit);
             } else if rows.is_empty() {
                 eprintln!("no events match");
             }
@@ -110,18 +95,5 @@ pub fn render_table(rows: &[EventRow]) -> String {
             ]
         })
         .collect();
-    table(
-        &[
-            "TIME",
-            "EVENT",
-            "SERVICE",
-            "PRINCIPAL",
-            "SOURCE IP",
-            "ACCOUNT",
-            "REGION",
-            "ERROR",
-        ],
-        &cells,
-        80,
-    )
+    table(&["TIME", "EVENT", "SERVICE", "PRINCIPAL", "SOURCE IP", "ACCOUNT", "REGION", "ERROR"], &cells, 80)
 }

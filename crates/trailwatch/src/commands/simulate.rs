@@ -18,10 +18,7 @@ pub fn scenarios(names: &[String]) -> anyhow::Result<Vec<Scenario>> {
             Some(s) => out.push(s),
             None => {
                 let known: Vec<&str> = Scenario::ALL.iter().map(|s| s.name()).collect();
-                bail!(
-                    "unknown scenario {name:?}; known: {}, all",
-                    known.join(", ")
-                )
+                bail!("unknown scenario {name:?}; known: {}, all", known.join(", "))
             }
         }
     }
@@ -39,17 +36,14 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         seed: args.seed,
         scenarios: scenarios(&args.scenarios)?,
         organization_id: args.organization_id,
-        prefix: args
-            .prefix
-            .map(|p| p.trim_matches('/').to_string())
-            .filter(|p| !p.is_empty()),
+        prefix: args.prefix.map(|p| p.trim_matches('/').to_string()).filter(|p| !p.is_empty()),
         ..Default::default()
     };
     if let Some(start) = &args.start {
         config.start = parse_time(start, super::now_millis(), false)?;
     }
-    let manifest = sim::simulate(&config, &args.out)
-        .with_context(|| format!("simulating into {}", args.out.display()))?;
+    let manifest =
+        sim::simulate(&config, &args.out).with_context(|| format!("simulating into {}", args.out.display()))?;
     match args.format {
         Format::Json | Format::Jsonl => println!(
             "{}",
