@@ -55,6 +55,13 @@ impl EventBatch {
         self.packed.as_ref().expect("packed above")
     }
 
+    /// The packed raw records' bytes, packing them here if nobody did before; leaves the
+    /// batch unpacked.
+    pub fn take_packed(&mut self) -> Vec<u8> {
+        self.pack();
+        self.packed.take().map(|p| p.bytes).unwrap_or_default()
+    }
+
     pub fn len(&self) -> usize {
         self.events.len()
     }
@@ -92,13 +99,17 @@ impl PackedRaw {
                 for piece in [&len[..], e.raw.as_bytes()] {
                     let mut input = InBuffer::around(piece);
                     while input.pos() < piece.len() {
-                        let mut out = OutBuffer::around(&mut bytes);
+                        // Continue after what is already written (`around` would start at 0).
+                        let at = bytes.len();
+                        let mut out = OutBuffer::around_pos(&mut bytes, at);
                         expect_ok(cctx.compress_stream2(&mut out, &mut input, EndDirective::ZSTD_e_continue));
                     }
                 }
             }
             loop {
-                let mut out = OutBuffer::around(&mut bytes);
+                // Continue after what is already written (`around` would start at 0).
+                let at = bytes.len();
+                let mut out = OutBuffer::around_pos(&mut bytes, at);
                 let mut empty = InBuffer::around(&[][..]);
                 if expect_ok(cctx.compress_stream2(&mut out, &mut empty, EndDirective::ZSTD_e_end)) == 0 {
                     break;
@@ -148,11 +159,12 @@ mod tests {
 
     #[test]
     fn packs_and_unpacks_in_order() {
-        let events: Vec<ParsedEvent> = (0..300)
+        // 3000 records of up to ~3 KB: several MB, so zstd emits output many times mid-stream.
+        let events: Vec<ParsedEvent> = (0..3000)
             .map(|i| {
                 ParsedEvent::from_json(&format!(
                     r#"{{"eventID":"e{i}","eventTime":"2024-01-01T00:00:00Z","note":"ünï\n{}"}}"#,
-                    "x".repeat(i)
+                    "x".repeat(i % 3000)
                 ))
                 .unwrap()
             })

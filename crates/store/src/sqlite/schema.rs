@@ -7,9 +7,10 @@
 //!   category, user agent, source IP) is an integer id into `dict`; the principal an id into
 //!   `principals`. Besides `eventID`, the only per-event index is `event_time`.
 //! * `blocks` holds the records' verbatim JSON, compressed a batch at a time (see
-//!   `EventBatch`). A block's id is the rowid of its first event row and `last_row` its last,
-//!   so a block is a contiguous rowid range of `events`; `events.slot` is the record's place in
-//!   the block.
+//!   `EventBatch`), about a thousand rows per block (consecutive batches, possibly of several
+//!   objects, are gathered). A block's id is the rowid of its first event row and `last_row`
+//!   its last, so a block is a contiguous rowid range of `events`; `events.slot` is the
+//!   record's place in the block.
 //! * `postings` says which blocks contain which value of each filter column: one entry per
 //!   distinct value per block instead of one index entry per event per column. A search for
 //!   a rare value (an IP, a principal, `StopLogging`) reads the few blocks that can contain it
@@ -116,7 +117,6 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE TABLE blocks (
         id        INTEGER PRIMARY KEY,
         last_row  INTEGER NOT NULL,
-        object_id INTEGER NOT NULL,
         min_time  INTEGER NOT NULL,
         max_time  INTEGER NOT NULL,
         raw       BLOB NOT NULL

@@ -9,15 +9,21 @@
 //! with a savepoint open, SQLite copies every page it touches into a sub-journal, which cost
 //! more than everything else the writer does. Instead, because this writer holds the write
 //! lock and rowids grow, the object's new events are exactly the rows with a rowid above the
-//! largest one when the object began: one range `DELETE` removes them (and their raw blocks,
-//! whose ids are event rowids), and the object's ledger row is put back as it was. Dictionary and principal rows an undone object created
-//! stay (they are valid values, and the in-memory id caches stay correct).
+//! largest one when the object began (the *floor*): one range `DELETE` removes them and the
+//! raw blocks that start above the floor, a block that started below it is cut back to the
+//! floor, and the object's ledger row is put back as it was. Dictionary and principal rows an
+//! undone object created stay (they are valid values, and the in-memory id caches stay right).
+//!
+//! Raw blocks: consecutive batches (of one or several objects) are gathered into one *open
+//! block* until it holds [`BLOCK_EVENTS`] rows or [`BLOCK_BYTES`] of compressed raw records,
+//! and written (raw bytes plus the block's postings) when full and before every commit. The
+//! block's raw value is the batches' zstd frames back to back, which decode as one stream.
 
 use std::collections::HashMap;
 
 use model::ParsedEvent;
 use rusqlite::{params, Connection, OptionalExtension};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::now_millis;
 use super::schema::kind;
@@ -25,13 +31,20 @@ use crate::{Context, EventBatch, EventWriter, InsertCounts, ObjectMeta, ObjectTo
 
 /// Bound on each in-memory id cache; past it the cache starts over (ids stay in the DB).
 const CACHE_LIMIT: usize = 100_000;
+/// A block is written once it holds this many rows…
+const BLOCK_EVENTS: i64 = 1024;
+/// …or this many bytes of compressed raw records.
+const BLOCK_BYTES: usize = 1 << 20;
 
 pub(crate) struct SqliteWriter {
     conn: Connection,
     /// Dropped after `conn` (field order): stops the background checkpoints.
     _checkpointer: Option<super::Checkpointer>,
     in_tx: bool,
+    /// Largest event rowid; valid while `in_tx` (this connection holds the write lock).
+    last_row: i64,
     object: Option<OpenObject>,
+    block: Option<OpenBlock>,
     dict: Vec<FxHashMap<Box<str>, i64>>,
     principals: FxHashMap<Box<str>, i64>,
     pending_events: u64,
@@ -39,11 +52,26 @@ pub(crate) struct SqliteWriter {
 
 struct OpenObject {
     ledger_id: i64,
-    /// Largest event rowid when the object began: its new events are the rows above it.
-    rowid_floor: i64,
+    /// `last_row` when the object began: its new events are the rows above it.
+    floor: i64,
+    /// The open block's (frames, slots) when the object began, to cut it back on undo.
+    block_mark: Option<(usize, usize)>,
     /// The object's ledger row before this attempt (a retried quarantined object), to put back.
     previous: Option<PreviousLedger>,
     counts: InsertCounts,
+}
+
+/// New rows not yet written as a block: rowids `first..=last`, raw records in `frames`.
+struct OpenBlock {
+    first: i64,
+    last: i64,
+    min_time: i64,
+    max_time: i64,
+    frames: Vec<Vec<u8>>,
+    /// Records in `frames` (a row's `slot` indexes them).
+    slots: usize,
+    raw_bytes: usize,
+    postings: FxHashSet<(u8, i64)>,
 }
 
 struct PreviousLedger {
@@ -61,15 +89,6 @@ struct PreviousLedger {
     recorded_at: i64,
 }
 
-/// The rows of one batch that were new: a contiguous rowid range (this writer holds the
-/// write lock, and rowids grow), which becomes the block's id and `last_row`.
-struct NewBlock {
-    first: i64,
-    last: i64,
-    min_time: i64,
-    max_time: i64,
-}
-
 const INSERT_EVENT: &str = "INSERT INTO events (event_id, event_time, event_source, event_name, account, region,
         principal, source_ip, error_code, event_type, category, read_only, management,
         user_agent, access_key_id, mfa, console, object_id, slot)
@@ -82,7 +101,9 @@ impl SqliteWriter {
             conn,
             _checkpointer: checkpointer,
             in_tx: false,
+            last_row: 0,
             object: None,
+            block: None,
             dict: (0..kind::COUNT).map(|_| FxHashMap::default()).collect(),
             principals: FxHashMap::default(),
             pending_events: 0,
@@ -93,6 +114,14 @@ impl SqliteWriter {
         if !self.in_tx {
             self.conn.execute_batch("BEGIN IMMEDIATE").context("begin write transaction")?;
             self.in_tx = true;
+            // Exactly `max(id)`: SQLite answers that from the end of the table's B-tree, while
+            // any expression around it (coalesce) turns it into a full scan.
+            let max: Option<i64> = self
+                .conn
+                .prepare_cached("SELECT max(id) FROM events")
+                .and_then(|mut s| s.query_row([], |r| r.get(0)))
+                .context("read event rowid")?;
+            self.last_row = max.unwrap_or(0);
         }
         Ok(())
     }
@@ -102,16 +131,29 @@ impl SqliteWriter {
         self.dict.iter_mut().for_each(HashMap::clear);
         self.principals.clear();
     }
-}
 
-impl EventWriter for SqliteWriter {
-    fn begin_object(&mut self, object: &ObjectMeta) -> Result<(), StoreError> {
-        if self.object.is_some() {
-            return Err(StoreError::ObjectInProgress(object.key.clone()));
-        }
-        self.ensure_transaction()?;
-        let existing = self
+    /// Writes the open block (raw records and postings), if any.
+    fn flush_block(&mut self) -> Result<(), StoreError> {
+        let Some(block) = self.block.take() else { return Ok(()) };
+        let raw = block.frames.concat();
+        self.conn
+            .prepare_cached("INSERT INTO blocks (id, last_row, min_time, max_time, raw) VALUES (?1, ?2, ?3, ?4, ?5)")
+            .and_then(|mut s| s.execute(params![block.first, block.last, block.min_time, block.max_time, raw]))
+            .context("store raw block")?;
+        let mut postings: Vec<(u8, i64)> = block.postings.into_iter().collect();
+        postings.sort_unstable();
+        let mut post = self
             .conn
+            .prepare_cached("INSERT OR IGNORE INTO postings (dim, value, block) VALUES (?1, ?2, ?3)")
+            .context("prepare postings insert")?;
+        for (dim, value) in postings {
+            post.execute(params![dim, value, block.first]).context("insert posting")?;
+        }
+        Ok(())
+    }
+
+    fn previous_ledger(&self, object: &ObjectMeta) -> Result<(i64, PreviousLedger), StoreError> {
+        self.conn
             .prepare_cached(
                 "SELECT id, source, size, status, records, new_events, duplicate_events, object_sha256,
                         content_sha256, content_bytes, reason, detail, recorded_at
@@ -137,11 +179,36 @@ impl EventWriter for SqliteWriter {
                         },
                     ))
                 })
+            })
+            .context("read ledger row")
+    }
+}
+
+impl EventWriter for SqliteWriter {
+    fn begin_object(&mut self, object: &ObjectMeta) -> Result<(), StoreError> {
+        if self.object.is_some() {
+            return Err(StoreError::ObjectInProgress(object.key.clone()));
+        }
+        self.ensure_transaction()?;
+        // New objects (the usual case) take one statement; a retried one is read and updated.
+        let inserted: Option<i64> = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO objects (source, bucket, key, size, status, recorded_at)
+                 VALUES (?1, ?2, ?3, ?4, 'pending', ?5)
+                 ON CONFLICT (bucket, key) DO NOTHING RETURNING id",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![object.source, object.bucket, object.key, object.size as i64, now_millis()], |r| {
+                    r.get(0)
+                })
                 .optional()
             })
-            .context("read ledger row")?;
-        let (ledger_id, previous) = match existing {
-            Some((id, previous)) => {
+            .context("write pending ledger row")?;
+        let (ledger_id, previous) = match inserted {
+            Some(id) => (id, None),
+            None => {
+                let (id, previous) = self.previous_ledger(object)?;
                 self.conn
                     .prepare_cached(
                         "UPDATE objects SET source = ?1, size = ?2, status = 'pending', reason = NULL, detail = NULL WHERE id = ?3",
@@ -150,32 +217,14 @@ impl EventWriter for SqliteWriter {
                     .context("mark ledger row pending")?;
                 (id, Some(previous))
             }
-            None => {
-                let id = self
-                    .conn
-                    .prepare_cached(
-                        "INSERT INTO objects (source, bucket, key, size, status, recorded_at)
-                         VALUES (?1, ?2, ?3, ?4, 'pending', ?5) RETURNING id",
-                    )
-                    .and_then(|mut s| {
-                        s.query_row(
-                            params![object.source, object.bucket, object.key, object.size as i64, now_millis()],
-                            |r| r.get(0),
-                        )
-                    })
-                    .context("write pending ledger row")?;
-                (id, None)
-            }
         };
-        // Exactly `max(id)`: SQLite answers that from the end of the table's B-tree, while any
-        // expression around it (coalesce) turns it into a full scan.
-        let rowid_floor: Option<i64> = self
-            .conn
-            .prepare_cached("SELECT max(id) FROM events")
-            .and_then(|mut s| s.query_row([], |r| r.get(0)))
-            .context("read event rowid")?;
-        let rowid_floor = rowid_floor.unwrap_or(0);
-        self.object = Some(OpenObject { ledger_id, rowid_floor, previous, counts: InsertCounts::default() });
+        self.object = Some(OpenObject {
+            ledger_id,
+            floor: self.last_row,
+            block_mark: self.block.as_ref().map(|b| (b.frames.len(), b.slots)),
+            previous,
+            counts: InsertCounts::default(),
+        });
         Ok(())
     }
 
@@ -183,13 +232,14 @@ impl EventWriter for SqliteWriter {
         let ledger_id = self.object.as_ref().ok_or(StoreError::NoObject("insert"))?.ledger_id;
         let conn = &self.conn;
         let mut counts = InsertCounts::default();
-        // (dimension, value id) of every new event, for the block's postings.
-        let mut postings: Vec<(u8, i64)> = Vec::with_capacity(batch.len() * 8);
-        let mut block: Option<NewBlock> = None;
+        // Slots continue the open block's records; this batch's frame is appended below.
+        let base_slot = self.block.as_ref().map_or(0, |b| b.slots);
+        let mut new_rows: Option<(i64, i64, i64, i64)> = None; // (first, last, min_time, max_time)
+        let mut postings: Vec<(u8, i64)> = Vec::with_capacity(batch.len() * 7);
         {
             // One statement handle for the whole batch: looking it up per row hashes its SQL.
             let mut insert = conn.prepare_cached(INSERT_EVENT).context("prepare event insert")?;
-            for (slot, e) in batch.events.iter().enumerate() {
+            for (i, e) in batch.events.iter().enumerate() {
                 let mut d = |k: u8, v: &Option<String>| dict_id(conn, &mut self.dict[k as usize], k, v.as_deref());
                 let event_source = d(kind::EVENT_SOURCE, &e.event_source)?;
                 let event_name = d(kind::EVENT_NAME, &e.event_name)?;
@@ -222,7 +272,7 @@ impl EventWriter for SqliteWriter {
                         a.mfa,
                         a.console,
                         ledger_id,
-                        slot as i64,
+                        (base_slot + i) as i64,
                     ])
                     .context("insert event")?;
                 if changed == 0 {
@@ -231,16 +281,10 @@ impl EventWriter for SqliteWriter {
                 }
                 counts.new += 1;
                 let row = conn.last_insert_rowid();
-                match &mut block {
-                    None => {
-                        block = Some(NewBlock { first: row, last: row, min_time: e.event_time, max_time: e.event_time })
-                    }
-                    Some(b) => {
-                        b.last = row;
-                        b.min_time = b.min_time.min(e.event_time);
-                        b.max_time = b.max_time.max(e.event_time);
-                    }
-                }
+                new_rows = Some(match new_rows {
+                    None => (row, row, e.event_time, e.event_time),
+                    Some((first, _, lo, hi)) => (first, row, lo.min(e.event_time), hi.max(e.event_time)),
+                });
                 postings.push((kind::PRINCIPAL, principal));
                 for (k, v) in [
                     (kind::EVENT_SOURCE, event_source),
@@ -257,22 +301,31 @@ impl EventWriter for SqliteWriter {
             }
         }
         // A batch whose events were all stored before adds nothing, not even its raw bytes.
-        if let Some(b) = block {
-            let packed = batch.packed();
-            conn.prepare_cached(
-                "INSERT INTO blocks (id, last_row, object_id, min_time, max_time, raw) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )
-            .and_then(|mut s| s.execute(params![b.first, b.last, ledger_id, b.min_time, b.max_time, packed.as_bytes()]))
-            .context("store raw block")?;
-            postings.sort_unstable();
-            postings.dedup();
-            let mut post = conn
-                .prepare_cached("INSERT OR IGNORE INTO postings (dim, value, block) VALUES (?1, ?2, ?3)")
-                .context("prepare postings insert")?;
-            for (dim, value) in postings {
-                post.execute(params![dim, value, b.first]).context("insert posting")?;
+        if let Some((first, last, min_time, max_time)) = new_rows {
+            self.last_row = last;
+            let frame = batch.take_packed();
+            let block = self.block.get_or_insert_with(|| OpenBlock {
+                first,
+                last,
+                min_time,
+                max_time,
+                frames: Vec::new(),
+                slots: 0,
+                raw_bytes: 0,
+                postings: FxHashSet::default(),
+            });
+            block.last = last;
+            block.min_time = block.min_time.min(min_time);
+            block.max_time = block.max_time.max(max_time);
+            block.raw_bytes += frame.len();
+            block.frames.push(frame);
+            block.slots += batch.len();
+            block.postings.extend(postings);
+            if block.last - block.first + 1 >= BLOCK_EVENTS || block.raw_bytes >= BLOCK_BYTES {
+                self.flush_block()?;
             }
         }
+        // (An all-duplicate batch adds no frame and no slots, so slots stay aligned.)
         self.pending_events += batch.len() as u64;
         if let Some(o) = self.object.as_mut() {
             o.counts += counts;
@@ -336,14 +389,28 @@ impl EventWriter for SqliteWriter {
     }
 
     fn abort_object(&mut self) -> Result<(), StoreError> {
-        let Some(open) = self.object.take() else {
-            return Ok(());
-        };
+        let Some(open) = self.object.take() else { return Ok(()) };
+        let floor = open.floor;
         self.pending_events -= open.counts.new + open.counts.duplicates;
-        // Block ids are event rowids, so the same floor undoes the object's blocks. Its
-        // postings stay: they only ever widen a search, which then filters rows exactly.
-        for sql in ["DELETE FROM events WHERE id > ?1", "DELETE FROM blocks WHERE id > ?1"] {
-            self.conn.execute(sql, [open.rowid_floor]).context("remove the events of an undone object")?;
+        // Rows and written blocks above the floor go; a written block that started below the
+        // floor but ran past it (it filled up during this object) is cut back to the floor.
+        for sql in [
+            "DELETE FROM events WHERE id > ?1",
+            "DELETE FROM blocks WHERE id > ?1",
+            "UPDATE blocks SET last_row = ?1 WHERE last_row > ?1",
+        ] {
+            self.conn.execute(sql, [floor]).context("remove the events of an undone object")?;
+        }
+        self.last_row = floor;
+        // The open block: keep what earlier objects put in it, drop the rest.
+        match (open.block_mark, self.block.as_mut()) {
+            (Some((frames, slots)), Some(block)) if block.first <= floor => {
+                block.frames.truncate(frames);
+                block.slots = slots;
+                block.last = floor;
+                block.raw_bytes = block.frames.iter().map(Vec::len).sum();
+            }
+            _ => self.block = None,
         }
         match open.previous {
             None => self.conn.execute("DELETE FROM objects WHERE id = ?1", [open.ledger_id]).map(drop),
@@ -380,14 +447,16 @@ impl EventWriter for SqliteWriter {
             return Err(StoreError::ObjectInProgress("commit".into()));
         }
         if self.in_tx {
-            if let Err(e) = self.conn.execute_batch("COMMIT") {
+            let result = self.flush_block().and_then(|()| self.conn.execute_batch("COMMIT").context("commit"));
+            if let Err(e) = result {
                 if !self.conn.is_autocommit() {
                     let _ = self.conn.execute_batch("ROLLBACK");
                 }
                 self.in_tx = false;
+                self.block = None;
                 self.forget_caches();
                 self.pending_events = 0;
-                return Err(StoreError::Sqlite { context: "commit", source: e });
+                return Err(e);
             }
             self.in_tx = false;
         }
