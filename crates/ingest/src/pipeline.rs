@@ -1,30 +1,34 @@
 //! The ingest pipeline: object jobs in, committed (or quarantined) objects out.
 //!
 //! ```text
-//!  submit(job) ──► job queue ──► parse workers (N threads: open, inflate, parse, chunk)
-//!        │                                   │ per-object bounded chunk channel
-//!        └──────► order queue ──► writer (1 thread, objects in submission order)
-//!                                             │ begin_object / insert / finish|quarantine|abort
-//!                                             │ commit every `commit_events` or `commit_interval`
-//!                                             ▼
-//!                                   settled: (receipt, outcome) — only after the commit
+//!  submit(job) ──► job queue ──► parse workers (N threads: open, inflate, parse, batch, pack)
+//!                                   │  a whole object, once parsed (most objects)
+//!                                   │  or, past `stream_batches`, a stream of its batches
+//!                                   ▼
+//!                              ready queue ──► writer (1 thread, one object at a time)
+//!                                                 begin_object / insert / finish|quarantine|abort
+//!                                                 commit every `commit_events` or `commit_interval`
+//!                                                 ▼
+//!                               settled: (receipt, outcome) — only after the commit
 //! ```
 //!
 //! **Invariant:** a [`Settled`] value (and with it the source's receipt: an SQS receipt
 //! handle, a file name) is released only after the transaction holding that object's events
 //! and ledger row has committed. Sources acknowledge from `settled` and nowhere else.
 //!
-//! The writer takes objects in the order they were submitted while workers parse ahead; each
-//! object's chunk channel is bounded, and so is the number of objects in flight, so memory
-//! stays bounded however large a file is. Workers take jobs in FIFO order, so the object the
-//! writer waits for is always being parsed: the pipeline cannot deadlock.
+//! Objects reach the writer in the order their parsing finishes, so the single writer never
+//! waits on one slow object while others are ready. An object larger than `stream_batches`
+//! batches is streamed instead, so memory stays bounded however large a file is: its worker
+//! hands the writer a bounded channel and keeps filling it. Every queue is bounded. The
+//! writer only ever waits on the object it is writing, whose worker never waits on the
+//! writer's queue again, so the pipeline cannot deadlock.
 
 use std::io::Read;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use model::{EventReader, FileSummary, LogFileError, ParsedEvent};
 use store::{EventBatch, EventWriter, InsertCounts, ObjectMeta, ObjectTotals, StoreError};
 
@@ -35,15 +39,18 @@ pub type Opener = Box<dyn FnOnce() -> std::io::Result<Box<dyn Read + Send>> + Se
 pub struct PipelineConfig {
     /// Parse threads (gunzip + JSON). Defaults to the number of CPUs.
     pub workers: usize,
-    /// Events per chunk handed from a worker to the writer.
+    /// Events per batch handed from a worker to the writer.
     pub chunk_events: usize,
-    /// Raw JSON bytes per chunk, whichever limit is hit first.
+    /// Raw JSON bytes per batch, whichever limit is hit first.
     pub chunk_bytes: usize,
+    /// An object of more batches than this is streamed to the writer instead of handed over
+    /// whole (bounds the memory one object can take).
+    pub stream_batches: usize,
     /// Commit once this many events are pending…
     pub commit_events: u64,
     /// …or this long after the previous commit, whichever comes first.
     pub commit_interval: Duration,
-    /// Objects submitted but not yet written (bounds memory and parse-ahead).
+    /// Objects queued for the workers, and parsed objects queued for the writer.
     pub inflight_objects: usize,
 }
 
@@ -54,9 +61,10 @@ impl Default for PipelineConfig {
             workers,
             chunk_events: 1024,
             chunk_bytes: 2 << 20,
+            stream_batches: 4,
             commit_events: 50_000,
             commit_interval: Duration::from_millis(500),
-            inflight_objects: workers * 2 + 2,
+            inflight_objects: workers * 8,
         }
     }
 }
@@ -104,74 +112,70 @@ pub enum PipelineError {
     Stopped,
 }
 
-enum Chunk {
-    Events(EventBatch),
+/// How reading an object ended.
+enum End {
     Done(FileSummary),
     Failed(LogFileError),
     Panicked(String),
 }
 
-struct WorkItem {
-    open: Opener,
-    chunks: Sender<Chunk>,
+enum Chunk {
+    Batch(EventBatch),
+    End(End),
 }
 
-struct Ordered<R> {
-    meta: ObjectMeta,
-    chunks: Receiver<Chunk>,
-    receipt: R,
+/// A parsed object on its way to the writer.
+enum Ready<R> {
+    Whole { meta: ObjectMeta, receipt: R, batches: Vec<EventBatch>, end: End },
+    Streaming { meta: ObjectMeta, receipt: R, chunks: Receiver<Chunk> },
 }
 
-/// Chunks buffered per object between its worker and the writer.
-const CHUNKS_PER_OBJECT: usize = 4;
+/// Batches buffered between a streaming object's worker and the writer.
+const STREAM_BUFFER: usize = 4;
 
 pub struct Pipeline<R> {
-    job_tx: Option<Sender<WorkItem>>,
-    order_tx: Option<Sender<Ordered<R>>>,
+    job_tx: Option<Sender<ObjectJob<R>>>,
     workers: Vec<JoinHandle<()>>,
     writer: Option<JoinHandle<Result<(), PipelineError>>>,
     settled_rx: Receiver<Settled<R>>,
 }
 
 impl<R: Send + 'static> Pipeline<R> {
-    /// Starts the workers and the writer. `writer` receives every object, in submission order.
+    /// Starts the workers and the writer.
     pub fn start(writer: Box<dyn EventWriter>, config: PipelineConfig) -> Pipeline<R> {
-        let (job_tx, job_rx) = unbounded::<WorkItem>();
-        let (order_tx, order_rx) = bounded::<Ordered<R>>(config.inflight_objects.max(1));
-        let (settled_tx, settled_rx) = unbounded();
+        let inflight = config.inflight_objects.max(1);
+        let (job_tx, job_rx) = bounded::<ObjectJob<R>>(inflight);
+        let (ready_tx, ready_rx) = bounded::<Ready<R>>(inflight);
+        let (settled_tx, settled_rx) = crossbeam_channel::unbounded();
         // Compressing raw records is the store's work, but it needs no database: do it here.
         let pack = writer.wants_packed_raw();
         let workers = (0..config.workers.max(1))
             .map(|i| {
-                let job_rx = job_rx.clone();
-                let config = config.clone();
+                let (job_rx, ready_tx, config) = (job_rx.clone(), ready_tx.clone(), config.clone());
                 std::thread::Builder::new()
                     .name(format!("parse-{i}"))
                     .spawn(move || {
-                        for item in job_rx {
-                            parse_object(item, &config, pack);
+                        for job in job_rx {
+                            if !parse_object(job, &ready_tx, &config, pack) {
+                                return; // the writer stopped
+                            }
                         }
                     })
                     .expect("spawn parse worker")
             })
             .collect();
+        // Only workers hold the ready queue: it closes when the last of them is done.
+        drop(ready_tx);
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || write_objects(writer, order_rx, settled_tx, &config))
+            .spawn(move || write_objects(writer, ready_rx, settled_tx, &config))
             .expect("spawn store writer");
-        Pipeline { job_tx: Some(job_tx), order_tx: Some(order_tx), workers, writer: Some(writer), settled_rx }
+        Pipeline { job_tx: Some(job_tx), workers, writer: Some(writer), settled_rx }
     }
 
-    /// Queues an object. Blocks while too many objects are in flight (backpressure).
+    /// Queues an object. Blocks while too many objects are waiting (backpressure).
     pub fn submit(&self, job: ObjectJob<R>) -> Result<(), PipelineError> {
-        let (chunks_tx, chunks_rx) = bounded(CHUNKS_PER_OBJECT);
-        let ordered = Ordered { meta: job.meta, chunks: chunks_rx, receipt: job.receipt };
-        self.order_tx.as_ref().expect("open until finish").send(ordered).map_err(|_| PipelineError::Stopped)?;
-        self.job_tx
-            .as_ref()
-            .expect("open until finish")
-            .send(WorkItem { open: job.open, chunks: chunks_tx })
-            .map_err(|_| PipelineError::Stopped)
+        self.job_tx.as_ref().expect("open until finish").send(job).map_err(|_| PipelineError::Stopped)
     }
 
     /// Durable outcomes as they are committed.
@@ -182,12 +186,11 @@ impl<R: Send + 'static> Pipeline<R> {
     /// Waits until every submitted object is written and committed; returns the outcomes
     /// not yet taken from [`settled`](Self::settled).
     pub fn finish(mut self) -> Result<Vec<Settled<R>>, PipelineError> {
-        self.order_tx.take();
         self.job_tx.take();
-        let result = self.writer.take().expect("joined once").join().unwrap_or(Err(PipelineError::Stopped));
         for w in self.workers.drain(..) {
             let _ = w.join();
         }
+        let result = self.writer.take().expect("joined once").join().unwrap_or(Err(PipelineError::Stopped));
         result?;
         Ok(self.settled_rx.try_iter().collect())
     }
@@ -197,46 +200,98 @@ impl<R> Drop for Pipeline<R> {
     fn drop(&mut self) {
         // Dropping without `finish`: stop taking work; the writer rolls back what it has not
         // committed, which is safe because nothing uncommitted was ever settled.
-        self.order_tx.take();
         self.job_tx.take();
     }
 }
 
-fn parse_object(item: WorkItem, config: &PipelineConfig, pack: bool) {
-    let chunks = item.chunks.clone();
-    let result = catch_unwind(AssertUnwindSafe(|| parse_into(item, config, pack)));
-    if let Err(panic) = result {
-        let what = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".into());
-        let _ = chunks.send(Chunk::Panicked(what));
+/// Where a worker puts an object's batches: kept until the object is parsed, or streamed
+/// once there are too many to keep.
+struct Handover<'q, R> {
+    ready: &'q Sender<Ready<R>>,
+    meta: Option<ObjectMeta>,
+    receipt: Option<R>,
+    batches: Vec<EventBatch>,
+    stream: Option<Sender<Chunk>>,
+    limit: usize,
+}
+
+impl<R> Handover<'_, R> {
+    /// `false` when the writer is gone.
+    fn batch(&mut self, batch: EventBatch) -> bool {
+        if let Some(stream) = &self.stream {
+            return stream.send(Chunk::Batch(batch)).is_ok();
+        }
+        self.batches.push(batch);
+        if self.batches.len() <= self.limit {
+            return true;
+        }
+        let (tx, rx) = bounded(STREAM_BUFFER);
+        let (meta, receipt) = (self.meta.take().expect("once"), self.receipt.take().expect("once"));
+        if self.ready.send(Ready::Streaming { meta, receipt, chunks: rx }).is_err() {
+            return false;
+        }
+        for b in self.batches.drain(..) {
+            if tx.send(Chunk::Batch(b)).is_err() {
+                return false;
+            }
+        }
+        self.stream = Some(tx);
+        true
+    }
+
+    fn end(mut self, end: End) -> bool {
+        match self.stream.take() {
+            Some(stream) => stream.send(Chunk::End(end)).is_ok(),
+            None => {
+                let (meta, receipt) = (self.meta.take().expect("once"), self.receipt.take().expect("once"));
+                self.ready.send(Ready::Whole { meta, receipt, batches: std::mem::take(&mut self.batches), end }).is_ok()
+            }
+        }
     }
 }
 
-fn parse_into(item: WorkItem, config: &PipelineConfig, pack: bool) {
-    let send = |c: Chunk| item.chunks.send(c).is_ok();
+/// Parses one object and hands it to the writer. `false` when the writer is gone.
+fn parse_object<R>(job: ObjectJob<R>, ready: &Sender<Ready<R>>, config: &PipelineConfig, pack: bool) -> bool {
+    let mut handover = Handover {
+        ready,
+        meta: Some(job.meta),
+        receipt: Some(job.receipt),
+        batches: Vec::new(),
+        stream: None,
+        limit: config.stream_batches,
+    };
+    let open = job.open;
+    let result = catch_unwind(AssertUnwindSafe(|| parse_into(open, &mut handover, config, pack)));
+    let end = match result {
+        Ok(Some(end)) => end,
+        Ok(None) => return false,
+        Err(panic) => End::Panicked(
+            panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into()),
+        ),
+    };
+    handover.end(end)
+}
+
+/// Reads the object into `handover`; `None` when the writer is gone.
+fn parse_into<R>(open: Opener, handover: &mut Handover<'_, R>, config: &PipelineConfig, pack: bool) -> Option<End> {
+    let reader = match open() {
+        Ok(r) => r,
+        Err(e) => return Some(End::Failed(LogFileError::Io(e))),
+    };
+    let mut events = match EventReader::new(reader) {
+        Ok(r) => r,
+        Err(e) => return Some(End::Failed(e)),
+    };
     let batch = |events: Vec<ParsedEvent>| {
         let mut batch = EventBatch::new(events);
         if pack {
             batch.pack();
         }
-        Chunk::Events(batch)
-    };
-    let reader = match (item.open)() {
-        Ok(r) => r,
-        Err(e) => {
-            send(Chunk::Failed(LogFileError::Io(e)));
-            return;
-        }
-    };
-    let mut events = match EventReader::new(reader) {
-        Ok(r) => r,
-        Err(e) => {
-            send(Chunk::Failed(e));
-            return;
-        }
+        batch
     };
     let mut chunk = Vec::with_capacity(config.chunk_events);
     let mut bytes = 0;
@@ -248,29 +303,25 @@ fn parse_into(item: WorkItem, config: &PipelineConfig, pack: bool) {
                 if chunk.len() >= config.chunk_events || bytes >= config.chunk_bytes {
                     bytes = 0;
                     let full = std::mem::replace(&mut chunk, Vec::with_capacity(config.chunk_events));
-                    if !send(batch(full)) {
-                        return; // the writer stopped
+                    if !handover.batch(batch(full)) {
+                        return None;
                     }
                 }
             }
             Ok(None) => {
-                if !chunk.is_empty() && !send(batch(chunk)) {
-                    return;
+                if !chunk.is_empty() && !handover.batch(batch(chunk)) {
+                    return None;
                 }
-                send(Chunk::Done(events.summary()));
-                return;
+                return Some(End::Done(events.summary()));
             }
-            Err(e) => {
-                send(Chunk::Failed(e));
-                return;
-            }
+            Err(e) => return Some(End::Failed(e)),
         }
     }
 }
 
 fn write_objects<R>(
     mut writer: Box<dyn EventWriter>,
-    order_rx: Receiver<Ordered<R>>,
+    ready: Receiver<Ready<R>>,
     settled_tx: Sender<Settled<R>>,
     config: &PipelineConfig,
 ) -> Result<(), PipelineError> {
@@ -278,12 +329,22 @@ fn write_objects<R>(
     let mut last_commit = Instant::now();
     loop {
         let next = if pending.is_empty() {
-            order_rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+            ready.recv().map_err(|_| RecvTimeoutError::Disconnected)
         } else {
-            order_rx.recv_timeout(config.commit_interval.saturating_sub(last_commit.elapsed()))
+            ready.recv_timeout(config.commit_interval.saturating_sub(last_commit.elapsed()))
         };
-        let Ordered { meta, chunks, receipt } = match next {
-            Ok(o) => o,
+        let settled = match next {
+            Ok(Ready::Whole { meta, receipt, batches, end }) => {
+                writer.begin_object(&meta)?;
+                let mut batches = batches.into_iter().map(Chunk::Batch).chain(std::iter::once(Chunk::End(end)));
+                let outcome = write_object(&mut *writer, &meta, || batches.next())?;
+                Settled { receipt, meta, outcome }
+            }
+            Ok(Ready::Streaming { meta, receipt, chunks }) => {
+                writer.begin_object(&meta)?;
+                let outcome = write_object(&mut *writer, &meta, || chunks.recv().ok())?;
+                Settled { receipt, meta, outcome }
+            }
             Err(RecvTimeoutError::Timeout) => {
                 commit_and_settle(&mut *writer, &mut pending, &settled_tx)?;
                 last_commit = Instant::now();
@@ -291,8 +352,7 @@ fn write_objects<R>(
             }
             Err(RecvTimeoutError::Disconnected) => break,
         };
-        let outcome = write_object(&mut *writer, &meta, &chunks)?;
-        pending.push(Settled { receipt, meta, outcome });
+        pending.push(settled);
         if writer.pending_events() >= config.commit_events || last_commit.elapsed() >= config.commit_interval {
             commit_and_settle(&mut *writer, &mut pending, &settled_tx)?;
             last_commit = Instant::now();
@@ -301,39 +361,39 @@ fn write_objects<R>(
     commit_and_settle(&mut *writer, &mut pending, &settled_tx)
 }
 
+/// Writes the batches `next` yields until the object's end; the object is already begun.
 fn write_object(
     writer: &mut dyn EventWriter,
     meta: &ObjectMeta,
-    chunks: &Receiver<Chunk>,
+    mut next: impl FnMut() -> Option<Chunk>,
 ) -> Result<Outcome, StoreError> {
-    writer.begin_object(meta)?;
     loop {
-        match chunks.recv() {
-            Ok(Chunk::Events(mut batch)) => {
+        match next() {
+            Some(Chunk::Batch(mut batch)) => {
                 writer.insert(&mut batch)?;
             }
-            Ok(Chunk::Done(summary)) => {
+            Some(Chunk::End(End::Done(summary))) => {
                 let counts = writer.finish_object(&ObjectTotals::from(&summary))?;
                 tracing::debug!(bucket = %meta.bucket, key = %meta.key, records = summary.records, new = counts.new, "object written");
                 return Ok(Outcome::Committed { counts, summary });
             }
-            Ok(Chunk::Failed(e)) if e.is_content_error() => {
+            Some(Chunk::End(End::Failed(e))) if e.is_content_error() => {
                 let (reason, detail) = (e.reason_code(), e.to_string());
                 writer.quarantine_object(meta, reason, &detail)?;
                 tracing::warn!(bucket = %meta.bucket, key = %meta.key, reason, detail = %detail, "object quarantined");
                 return Ok(Outcome::Quarantined { reason, detail });
             }
-            Ok(Chunk::Failed(e)) => {
+            Some(Chunk::End(End::Failed(e))) => {
                 writer.abort_object()?;
                 tracing::warn!(bucket = %meta.bucket, key = %meta.key, error = %e, "object not read; will retry");
                 return Ok(Outcome::Failed { detail: e.to_string() });
             }
-            Ok(Chunk::Panicked(what)) => {
+            Some(Chunk::End(End::Panicked(what))) => {
                 writer.abort_object()?;
                 tracing::error!(bucket = %meta.bucket, key = %meta.key, panic = %what, "parser panicked; will retry");
                 return Ok(Outcome::Failed { detail: format!("internal error while parsing: {what}") });
             }
-            Err(_) => {
+            None => {
                 writer.abort_object()?;
                 return Ok(Outcome::Failed { detail: "parse worker stopped".into() });
             }

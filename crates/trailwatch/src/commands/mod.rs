@@ -55,7 +55,7 @@ pub fn pipeline_config(workers: Option<usize>) -> ::ingest::PipelineConfig {
     let mut config = ::ingest::PipelineConfig::default();
     if let Some(w) = workers.filter(|w| *w > 0) {
         config.workers = w;
-        config.inflight_objects = w * 2 + 2;
+        config.inflight_objects = w * 8;
     }
     config
 }
