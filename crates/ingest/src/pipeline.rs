@@ -289,7 +289,7 @@ fn parse_into<R>(open: Opener, handover: &mut Handover<'_, R>, config: &Pipeline
     let batch = |events: Vec<ParsedEvent>| {
         let mut batch = EventBatch::new(events);
         if pack {
-            batch.pack();
+            batch.pack_and_release_raw();
         }
         batch
     };

@@ -49,6 +49,15 @@ impl EventBatch {
         }
     }
 
+    /// Packs the raw records and frees the unpacked text (for writers that store only the
+    /// packed form: the text is freed on the thread that allocated it, not the writer's).
+    pub fn pack_and_release_raw(&mut self) {
+        self.pack();
+        for e in &mut self.events {
+            e.raw = String::new();
+        }
+    }
+
     /// The packed raw records, packing them here if nobody did before.
     pub fn packed(&mut self) -> &PackedRaw {
         self.pack();

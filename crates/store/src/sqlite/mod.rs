@@ -254,24 +254,40 @@ impl Store for SqliteStore {
 /// `eventID` as stored: a canonical lowercase UUID (what CloudTrail writes) as its 16 bytes,
 /// anything else as text. Halves the unique index and makes its comparisons `memcmp`s; both
 /// forms read back to the exact original string.
-pub(crate) fn event_id_key(id: &str) -> rusqlite::types::Value {
-    use rusqlite::types::Value;
+pub(crate) enum EventIdKey<'a> {
+    Uuid([u8; 16]),
+    Text(&'a str),
+}
+
+pub(crate) fn event_id_key(id: &str) -> EventIdKey<'_> {
     let b = id.as_bytes();
     if b.len() != 36 || b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
-        return Value::Text(id.to_string());
+        return EventIdKey::Text(id);
     }
-    let mut out = Vec::with_capacity(16);
+    let mut out = [0u8; 16];
+    let mut n = 0;
     let mut hex = b.iter().filter(|&&c| c != b'-');
     while let (Some(&hi), Some(&lo)) = (hex.next(), hex.next()) {
-        match (lower_hex(hi), lower_hex(lo)) {
-            (Some(h), Some(l)) => out.push(h << 4 | l),
-            _ => return Value::Text(id.to_string()),
+        match (lower_hex(hi), lower_hex(lo), out.get_mut(n)) {
+            (Some(h), Some(l), Some(slot)) => *slot = h << 4 | l,
+            _ => return EventIdKey::Text(id),
         }
+        n += 1;
     }
-    if out.len() == 16 {
-        Value::Blob(out)
+    if n == 16 {
+        EventIdKey::Uuid(out)
     } else {
-        Value::Text(id.to_string())
+        EventIdKey::Text(id)
+    }
+}
+
+impl rusqlite::ToSql for EventIdKey<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(match self {
+            EventIdKey::Uuid(bytes) => ToSqlOutput::Borrowed(ValueRef::Blob(bytes)),
+            EventIdKey::Text(text) => ToSqlOutput::Borrowed(ValueRef::Text(text.as_bytes())),
+        })
     }
 }
 
@@ -304,8 +320,13 @@ mod tests {
     proptest! {
         #[test]
         fn event_ids_round_trip(id in "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9A-Fa-f-]{36}|\\PC{0,40}") {
-            let stored = event_id_key(&id);
-            let back = event_id_string(rusqlite::types::ValueRef::from(&stored)).unwrap();
+            let key = event_id_key(&id);
+            let stored = rusqlite::ToSql::to_sql(&key).unwrap();
+            let value = match stored {
+                rusqlite::types::ToSqlOutput::Borrowed(v) => v,
+                _ => unreachable!("keys are borrowed"),
+            };
+            let back = event_id_string(value).unwrap();
             prop_assert_eq!(back, id);
         }
     }

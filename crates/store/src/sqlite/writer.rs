@@ -19,8 +19,6 @@
 //! and written (raw bytes plus the block's postings) when full and before every commit. The
 //! block's raw value is the batches' zstd frames back to back, which decode as one stream.
 
-use std::collections::HashMap;
-
 use model::ParsedEvent;
 use rusqlite::{params, Connection, OptionalExtension};
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -45,9 +43,17 @@ pub(crate) struct SqliteWriter {
     last_row: i64,
     object: Option<OpenObject>,
     block: Option<OpenBlock>,
-    dict: Vec<FxHashMap<Box<str>, i64>>,
+    dict: Vec<DictCache>,
     principals: FxHashMap<Box<str>, i64>,
     pending_events: u64,
+}
+
+/// Ids of one dictionary kind. Consecutive events mostly repeat a value (a file has one
+/// account and region), so the last value is checked before hashing.
+#[derive(Default)]
+struct DictCache {
+    last: Option<(Box<str>, i64)>,
+    ids: FxHashMap<Box<str>, i64>,
 }
 
 struct OpenObject {
@@ -104,7 +110,7 @@ impl SqliteWriter {
             last_row: 0,
             object: None,
             block: None,
-            dict: (0..kind::COUNT).map(|_| FxHashMap::default()).collect(),
+            dict: (0..kind::COUNT).map(|_| DictCache::default()).collect(),
             principals: FxHashMap::default(),
             pending_events: 0,
         }
@@ -128,7 +134,7 @@ impl SqliteWriter {
 
     /// After a rollback the caches may name rows that no longer exist.
     fn forget_caches(&mut self) {
-        self.dict.iter_mut().for_each(HashMap::clear);
+        self.dict.iter_mut().for_each(|d| *d = DictCache::default());
         self.principals.clear();
     }
 
@@ -478,14 +484,15 @@ impl Drop for SqliteWriter {
     }
 }
 
-fn dict_id(
-    conn: &Connection,
-    cache: &mut FxHashMap<Box<str>, i64>,
-    kind: u8,
-    value: Option<&str>,
-) -> Result<Option<i64>, StoreError> {
+fn dict_id(conn: &Connection, cache: &mut DictCache, kind: u8, value: Option<&str>) -> Result<Option<i64>, StoreError> {
     let Some(value) = value else { return Ok(None) };
-    if let Some(&id) = cache.get(value) {
+    if let Some((last, id)) = &cache.last {
+        if **last == *value {
+            return Ok(Some(*id));
+        }
+    }
+    if let Some(&id) = cache.ids.get(value) {
+        cache.last = Some((value.into(), id));
         return Ok(Some(id));
     }
     let id: i64 = conn
@@ -495,10 +502,11 @@ fn dict_id(
         )
         .and_then(|mut s| s.query_row(params![kind, value], |r| r.get(0)))
         .context("intern dictionary value")?;
-    if cache.len() >= CACHE_LIMIT {
-        cache.clear();
+    if cache.ids.len() >= CACHE_LIMIT {
+        cache.ids.clear();
     }
-    cache.insert(value.into(), id);
+    cache.ids.insert(value.into(), id);
+    cache.last = Some((value.into(), id));
     Ok(Some(id))
 }
 
