@@ -52,6 +52,10 @@ pub struct PipelineConfig {
     pub commit_interval: Duration,
     /// Objects queued for the workers, and parsed objects queued for the writer.
     pub inflight_objects: usize,
+    /// How much lower than the writer the parse threads run (nice increment, Linux). The
+    /// writer is the one serial stage: when both want a core, parsing should wait. On two
+    /// cores this took ingest from 0.44–0.47 to 0.49–0.53 of parse-only throughput.
+    pub parse_nice: i32,
 }
 
 impl Default for PipelineConfig {
@@ -65,6 +69,7 @@ impl Default for PipelineConfig {
             commit_events: 50_000,
             commit_interval: Duration::from_millis(500),
             inflight_objects: workers * 8,
+            parse_nice: 5,
         }
     }
 }
@@ -155,6 +160,7 @@ impl<R: Send + 'static> Pipeline<R> {
                 std::thread::Builder::new()
                     .name(format!("parse-{i}"))
                     .spawn(move || {
+                        lower_priority(config.parse_nice);
                         for job in job_rx {
                             if !parse_object(job, &ready_tx, &config, pack) {
                                 return; // the writer stopped
@@ -202,6 +208,22 @@ impl<R> Drop for Pipeline<R> {
         // committed, which is safe because nothing uncommitted was ever settled.
         self.job_tx.take();
     }
+}
+
+/// Lowers the calling thread's scheduling priority by `by` nice steps (Linux: the nice
+/// value is per thread). Failure only costs throughput, so it is logged, not fatal.
+fn lower_priority(by: i32) {
+    #[cfg(target_os = "linux")]
+    if by > 0 {
+        let tid = Some(rustix::thread::gettid());
+        let result = rustix::process::getpriority_process(tid)
+            .and_then(|now| rustix::process::setpriority_process(tid, (now + by).min(19)));
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "could not lower the parse thread's priority");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = by;
 }
 
 /// Where a worker puts an object's batches: kept until the object is parsed, or streamed

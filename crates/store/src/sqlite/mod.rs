@@ -198,13 +198,13 @@ impl Store for SqliteStore {
     }
 
     fn ledger_entry(&self, bucket: &str, key: &str) -> Result<Option<LedgerEntry>, StoreError> {
-        let sql = format!("SELECT {LEDGER_COLUMNS} FROM objects WHERE bucket = ? AND key = ? AND status != 'pending'");
+        let sql = format!("SELECT {LEDGER_COLUMNS} FROM objects WHERE bucket = ? AND key = ?");
         self.with_read(|c| c.query_row(&sql, params![bucket, key], ledger_row).optional().context("read ledger"))
     }
 
     fn ledger_entries(&self, bucket: &str, prefix: &str) -> Result<Vec<LedgerEntry>, StoreError> {
         let sql = format!(
-            "SELECT {LEDGER_COLUMNS} FROM objects WHERE bucket = ?1 AND status != 'pending'
+            "SELECT {LEDGER_COLUMNS} FROM objects WHERE bucket = ?1
              AND substr(key, 1, length(?2)) = ?2 ORDER BY key"
         );
         self.with_read(|c| {

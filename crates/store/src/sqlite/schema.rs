@@ -75,7 +75,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         bucket           TEXT NOT NULL,
         key              TEXT NOT NULL,
         size             INTEGER NOT NULL,
-        status           TEXT NOT NULL CHECK (status IN ('pending', 'committed', 'quarantined')),
+        status           TEXT NOT NULL CHECK (status IN ('committed', 'quarantined')),
         records          INTEGER NOT NULL DEFAULT 0,
         new_events       INTEGER NOT NULL DEFAULT 0,
         duplicate_events INTEGER NOT NULL DEFAULT 0,
@@ -102,12 +102,10 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         error_code    INTEGER,
         event_type    INTEGER,
         category      INTEGER,
-        read_only     INTEGER,
-        management    INTEGER,
+        -- readOnly, managementEvent, MFA (2 bits each: 0 unknown, 1 false, 2 true), console (bit 6)
+        flags         INTEGER NOT NULL,
         user_agent    INTEGER,
         access_key_id TEXT,
-        mfa           INTEGER,
-        console       INTEGER NOT NULL,
         object_id     INTEGER NOT NULL,
         slot          INTEGER NOT NULL
     );
@@ -134,7 +132,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
            strftime('%Y-%m-%dT%H:%M:%SZ', e.event_time / 1000, 'unixepoch') AS event_time,
            src.value AS event_source, name.value AS event_name, acct.value AS account,
            reg.value AS region, p.principal, ip.value AS source_ip, err.value AS error_code,
-           e.access_key_id, e.mfa, e.console, e.object_id
+           e.access_key_id,
+           CASE e.flags & 3 WHEN 1 THEN 0 WHEN 2 THEN 1 END AS read_only,
+           CASE (e.flags >> 2) & 3 WHEN 1 THEN 0 WHEN 2 THEN 1 END AS management_event,
+           CASE (e.flags >> 4) & 3 WHEN 1 THEN 0 WHEN 2 THEN 1 END AS mfa,
+           (e.flags >> 6) & 1 AS console, e.object_id
     FROM events e
     JOIN principals p ON p.id = e.principal
     LEFT JOIN dict src ON src.id = e.event_source

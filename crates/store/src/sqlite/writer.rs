@@ -10,9 +10,10 @@
 //! more than everything else the writer does. Instead, because this writer holds the write
 //! lock and rowids grow, the object's new events are exactly the rows with a rowid above the
 //! largest one when the object began (the *floor*): one range `DELETE` removes them and the
-//! raw blocks that start above the floor, a block that started below it is cut back to the
-//! floor, and the object's ledger row is put back as it was. Dictionary and principal rows an
-//! undone object created stay (they are valid values, and the in-memory id caches stay right).
+//! raw blocks that start above the floor, and a block that started below it is cut back to
+//! the floor. The object's ledger row is only written when the object ends (its id is reserved
+//! in memory), so there is nothing to undo there. Dictionary and principal rows an undone
+//! object created stay (they are valid values, and the in-memory id caches stay right).
 //!
 //! Raw blocks: consecutive batches (of one or several objects) are gathered into one *open
 //! block* until it holds [`BLOCK_EVENTS`] rows or [`BLOCK_BYTES`] of compressed raw records,
@@ -20,8 +21,8 @@
 //! block's raw value is the batches' zstd frames back to back, which decode as one stream.
 
 use model::ParsedEvent;
-use rusqlite::{params, Connection, OptionalExtension};
-use rustc_hash::{FxHashMap, FxHashSet};
+use rusqlite::{params, Connection};
+use rustc_hash::FxHashMap;
 
 use super::now_millis;
 use super::schema::kind;
@@ -41,11 +42,19 @@ pub(crate) struct SqliteWriter {
     in_tx: bool,
     /// Largest event rowid; valid while `in_tx` (this connection holds the write lock).
     last_row: i64,
+    /// Next free ledger id; valid while `in_tx`.
+    next_object_id: i64,
     object: Option<OpenObject>,
     block: Option<OpenBlock>,
     dict: Vec<DictCache>,
-    principals: FxHashMap<Box<str>, i64>,
+    principals: PrincipalCache,
     pending_events: u64,
+}
+
+#[derive(Default)]
+struct PrincipalCache {
+    last: Option<(Box<str>, i64)>,
+    ids: FxHashMap<Box<str>, i64>,
 }
 
 /// Ids of one dictionary kind. Consecutive events mostly repeat a value (a file has one
@@ -57,13 +66,14 @@ struct DictCache {
 }
 
 struct OpenObject {
+    meta: ObjectMeta,
+    /// Reserved ledger id (the writer holds the write lock, so ids above the maximum are free);
+    /// the row itself is written once, when the object ends.
     ledger_id: i64,
     /// `last_row` when the object began: its new events are the rows above it.
     floor: i64,
     /// The open block's (frames, slots) when the object began, to cut it back on undo.
     block_mark: Option<(usize, usize)>,
-    /// The object's ledger row before this attempt (a retried quarantined object), to put back.
-    previous: Option<PreviousLedger>,
     counts: InsertCounts,
 }
 
@@ -77,28 +87,14 @@ struct OpenBlock {
     /// Records in `frames` (a row's `slot` indexes them).
     slots: usize,
     raw_bytes: usize,
-    postings: FxHashSet<(u8, i64)>,
-}
-
-struct PreviousLedger {
-    source: String,
-    size: i64,
-    status: String,
-    records: i64,
-    new_events: i64,
-    duplicate_events: i64,
-    object_sha256: Option<String>,
-    content_sha256: Option<String>,
-    content_bytes: Option<i64>,
-    reason: Option<String>,
-    detail: Option<String>,
-    recorded_at: i64,
+    /// (dimension, value) of every row; sorted and deduplicated when written.
+    postings: Vec<(u8, i64)>,
 }
 
 const INSERT_EVENT: &str = "INSERT INTO events (event_id, event_time, event_source, event_name, account, region,
-        principal, source_ip, error_code, event_type, category, read_only, management,
-        user_agent, access_key_id, mfa, console, object_id, slot)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
+        principal, source_ip, error_code, event_type, category, flags, user_agent, access_key_id,
+        object_id, slot)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
      ON CONFLICT (event_id) DO NOTHING";
 
 impl SqliteWriter {
@@ -108,10 +104,11 @@ impl SqliteWriter {
             _checkpointer: checkpointer,
             in_tx: false,
             last_row: 0,
+            next_object_id: 1,
             object: None,
             block: None,
             dict: (0..kind::COUNT).map(|_| DictCache::default()).collect(),
-            principals: FxHashMap::default(),
+            principals: PrincipalCache::default(),
             pending_events: 0,
         }
     }
@@ -128,6 +125,12 @@ impl SqliteWriter {
                 .and_then(|mut s| s.query_row([], |r| r.get(0)))
                 .context("read event rowid")?;
             self.last_row = max.unwrap_or(0);
+            let max: Option<i64> = self
+                .conn
+                .prepare_cached("SELECT max(id) FROM objects")
+                .and_then(|mut s| s.query_row([], |r| r.get(0)))
+                .context("read ledger id")?;
+            self.next_object_id = max.unwrap_or(0) + 1;
         }
         Ok(())
     }
@@ -135,7 +138,7 @@ impl SqliteWriter {
     /// After a rollback the caches may name rows that no longer exist.
     fn forget_caches(&mut self) {
         self.dict.iter_mut().for_each(|d| *d = DictCache::default());
-        self.principals.clear();
+        self.principals = PrincipalCache::default();
     }
 
     /// Writes the open block (raw records and postings), if any.
@@ -146,8 +149,9 @@ impl SqliteWriter {
             .prepare_cached("INSERT INTO blocks (id, last_row, min_time, max_time, raw) VALUES (?1, ?2, ?3, ?4, ?5)")
             .and_then(|mut s| s.execute(params![block.first, block.last, block.min_time, block.max_time, raw]))
             .context("store raw block")?;
-        let mut postings: Vec<(u8, i64)> = block.postings.into_iter().collect();
+        let mut postings = block.postings;
         postings.sort_unstable();
+        postings.dedup();
         let mut post = self
             .conn
             .prepare_cached("INSERT OR IGNORE INTO postings (dim, value, block) VALUES (?1, ?2, ?3)")
@@ -157,37 +161,6 @@ impl SqliteWriter {
         }
         Ok(())
     }
-
-    fn previous_ledger(&self, object: &ObjectMeta) -> Result<(i64, PreviousLedger), StoreError> {
-        self.conn
-            .prepare_cached(
-                "SELECT id, source, size, status, records, new_events, duplicate_events, object_sha256,
-                        content_sha256, content_bytes, reason, detail, recorded_at
-                 FROM objects WHERE bucket = ?1 AND key = ?2",
-            )
-            .and_then(|mut s| {
-                s.query_row(params![object.bucket, object.key], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        PreviousLedger {
-                            source: r.get(1)?,
-                            size: r.get(2)?,
-                            status: r.get(3)?,
-                            records: r.get(4)?,
-                            new_events: r.get(5)?,
-                            duplicate_events: r.get(6)?,
-                            object_sha256: r.get(7)?,
-                            content_sha256: r.get(8)?,
-                            content_bytes: r.get(9)?,
-                            reason: r.get(10)?,
-                            detail: r.get(11)?,
-                            recorded_at: r.get(12)?,
-                        },
-                    ))
-                })
-            })
-            .context("read ledger row")
-    }
 }
 
 impl EventWriter for SqliteWriter {
@@ -196,39 +169,13 @@ impl EventWriter for SqliteWriter {
             return Err(StoreError::ObjectInProgress(object.key.clone()));
         }
         self.ensure_transaction()?;
-        // New objects (the usual case) take one statement; a retried one is read and updated.
-        let inserted: Option<i64> = self
-            .conn
-            .prepare_cached(
-                "INSERT INTO objects (source, bucket, key, size, status, recorded_at)
-                 VALUES (?1, ?2, ?3, ?4, 'pending', ?5)
-                 ON CONFLICT (bucket, key) DO NOTHING RETURNING id",
-            )
-            .and_then(|mut s| {
-                s.query_row(params![object.source, object.bucket, object.key, object.size as i64, now_millis()], |r| {
-                    r.get(0)
-                })
-                .optional()
-            })
-            .context("write pending ledger row")?;
-        let (ledger_id, previous) = match inserted {
-            Some(id) => (id, None),
-            None => {
-                let (id, previous) = self.previous_ledger(object)?;
-                self.conn
-                    .prepare_cached(
-                        "UPDATE objects SET source = ?1, size = ?2, status = 'pending', reason = NULL, detail = NULL WHERE id = ?3",
-                    )
-                    .and_then(|mut s| s.execute(params![object.source, object.size as i64, id]))
-                    .context("mark ledger row pending")?;
-                (id, Some(previous))
-            }
-        };
+        let ledger_id = self.next_object_id;
+        self.next_object_id += 1;
         self.object = Some(OpenObject {
+            meta: object.clone(),
             ledger_id,
             floor: self.last_row,
             block_mark: self.block.as_ref().map(|b| (b.frames.len(), b.slots)),
-            previous,
             counts: InsertCounts::default(),
         });
         Ok(())
@@ -271,12 +218,9 @@ impl EventWriter for SqliteWriter {
                         error_code,
                         event_type,
                         category,
-                        e.read_only,
-                        e.management_event,
+                        flags(e),
                         user_agent,
                         a.access_key_id,
-                        a.mfa,
-                        a.console,
                         ledger_id,
                         (base_slot + i) as i64,
                     ])
@@ -318,7 +262,7 @@ impl EventWriter for SqliteWriter {
                 frames: Vec::new(),
                 slots: 0,
                 raw_bytes: 0,
-                postings: FxHashSet::default(),
+                postings: Vec::new(),
             });
             block.last = last;
             block.min_time = block.min_time.min(min_time);
@@ -326,7 +270,9 @@ impl EventWriter for SqliteWriter {
             block.raw_bytes += frame.len();
             block.frames.push(frame);
             block.slots += batch.len();
-            block.postings.extend(postings);
+            postings.sort_unstable();
+            postings.dedup();
+            block.postings.append(&mut postings);
             if block.last - block.first + 1 >= BLOCK_EVENTS || block.raw_bytes >= BLOCK_BYTES {
                 self.flush_block()?;
             }
@@ -345,26 +291,47 @@ impl EventWriter for SqliteWriter {
 
     fn finish_object(&mut self, totals: &ObjectTotals) -> Result<InsertCounts, StoreError> {
         let object = self.object.take().ok_or(StoreError::NoObject("finish_object"))?;
-        self.conn
+        let m = &object.meta;
+        let id: i64 = self
+            .conn
             .prepare_cached(
-                "UPDATE objects SET status = 'committed', records = ?1, new_events = ?2, duplicate_events = ?3,
-                    object_sha256 = ?4, content_sha256 = ?5, content_bytes = ?6, reason = NULL, detail = NULL,
-                    recorded_at = ?7
-                 WHERE id = ?8",
+                "INSERT INTO objects (id, source, bucket, key, size, status, records, new_events, duplicate_events,
+                    object_sha256, content_sha256, content_bytes, recorded_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'committed', ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                 ON CONFLICT (bucket, key) DO UPDATE SET source = excluded.source, size = excluded.size,
+                    status = 'committed', records = excluded.records, new_events = excluded.new_events,
+                    duplicate_events = excluded.duplicate_events, object_sha256 = excluded.object_sha256,
+                    content_sha256 = excluded.content_sha256, content_bytes = excluded.content_bytes,
+                    reason = NULL, detail = NULL, recorded_at = excluded.recorded_at
+                 RETURNING id",
             )
             .and_then(|mut s| {
-                s.execute(params![
-                    totals.records as i64,
-                    object.counts.new as i64,
-                    object.counts.duplicates as i64,
-                    totals.object_sha256,
-                    totals.content_sha256,
-                    totals.content_bytes.map(|b| b as i64),
-                    now_millis(),
-                    object.ledger_id,
-                ])
+                s.query_row(
+                    params![
+                        object.ledger_id,
+                        m.source,
+                        m.bucket,
+                        m.key,
+                        m.size as i64,
+                        totals.records as i64,
+                        object.counts.new as i64,
+                        object.counts.duplicates as i64,
+                        totals.object_sha256,
+                        totals.content_sha256,
+                        totals.content_bytes.map(|b| b as i64),
+                        now_millis(),
+                    ],
+                    |r| r.get(0),
+                )
             })
             .context("write committed ledger row")?;
+        if id != object.ledger_id {
+            // The object was recorded before (quarantined, or since changed): its row keeps its
+            // id, so point this attempt's events at it.
+            self.conn
+                .execute("UPDATE events SET object_id = ?1 WHERE id > ?2", params![id, object.floor])
+                .context("link events to the existing ledger row")?;
+        }
         Ok(object.counts)
     }
 
@@ -403,7 +370,8 @@ impl EventWriter for SqliteWriter {
         for sql in [
             "DELETE FROM events WHERE id > ?1",
             "DELETE FROM blocks WHERE id > ?1",
-            "UPDATE blocks SET last_row = ?1 WHERE last_row > ?1",
+            "UPDATE blocks SET last_row = ?1
+             WHERE id = (SELECT max(id) FROM blocks WHERE id <= ?1) AND last_row > ?1",
         ] {
             self.conn.execute(sql, [floor]).context("remove the events of an undone object")?;
         }
@@ -418,34 +386,7 @@ impl EventWriter for SqliteWriter {
             }
             _ => self.block = None,
         }
-        match open.previous {
-            None => self.conn.execute("DELETE FROM objects WHERE id = ?1", [open.ledger_id]).map(drop),
-            Some(p) => self
-                .conn
-                .execute(
-                    "UPDATE objects SET source = ?1, size = ?2, status = ?3, records = ?4, new_events = ?5,
-                        duplicate_events = ?6, object_sha256 = ?7, content_sha256 = ?8, content_bytes = ?9,
-                        reason = ?10, detail = ?11, recorded_at = ?12
-                     WHERE id = ?13",
-                    params![
-                        p.source,
-                        p.size,
-                        p.status,
-                        p.records,
-                        p.new_events,
-                        p.duplicate_events,
-                        p.object_sha256,
-                        p.content_sha256,
-                        p.content_bytes,
-                        p.reason,
-                        p.detail,
-                        p.recorded_at,
-                        open.ledger_id
-                    ],
-                )
-                .map(drop),
-        }
-        .context("restore the ledger row of an undone object")
+        Ok(())
     }
 
     fn commit(&mut self) -> Result<(), StoreError> {
@@ -510,9 +451,15 @@ fn dict_id(conn: &Connection, cache: &mut DictCache, kind: u8, value: Option<&st
     Ok(Some(id))
 }
 
-fn principal_id(conn: &Connection, cache: &mut FxHashMap<Box<str>, i64>, e: &ParsedEvent) -> Result<i64, StoreError> {
+fn principal_id(conn: &Connection, cache: &mut PrincipalCache, e: &ParsedEvent) -> Result<i64, StoreError> {
     let a = &e.actor;
-    if let Some(&id) = cache.get(a.principal.as_str()) {
+    if let Some((last, id)) = &cache.last {
+        if **last == *a.principal {
+            return Ok(*id);
+        }
+    }
+    if let Some(&id) = cache.ids.get(a.principal.as_str()) {
+        cache.last = Some((a.principal.as_str().into(), id));
         return Ok(id);
     }
     let id: i64 = conn
@@ -542,9 +489,21 @@ fn principal_id(conn: &Connection, cache: &mut FxHashMap<Box<str>, i64>, e: &Par
             )
         })
         .context("intern principal")?;
-    if cache.len() >= CACHE_LIMIT {
-        cache.clear();
+    if cache.ids.len() >= CACHE_LIMIT {
+        cache.ids.clear();
     }
-    cache.insert(a.principal.as_str().into(), id);
+    cache.ids.insert(a.principal.as_str().into(), id);
+    cache.last = Some((a.principal.as_str().into(), id));
     Ok(id)
+}
+
+/// `events.flags`: readOnly (bits 0–1), managementEvent (2–3), MFA (4–5) as 0 = unknown,
+/// 1 = false, 2 = true; console (bit 6). One column instead of four keeps rows and binds few.
+fn flags(e: &ParsedEvent) -> i64 {
+    let tri = |v: Option<bool>| match v {
+        None => 0,
+        Some(false) => 1,
+        Some(true) => 2,
+    };
+    tri(e.read_only) | tri(e.management_event) << 2 | tri(e.actor.mfa) << 4 | i64::from(e.actor.console) << 6
 }

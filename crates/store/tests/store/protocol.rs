@@ -162,3 +162,29 @@ fn undo_inside_a_shared_block() {
     assert!(store.search(&EventQuery { event_name: Some("b".into()), ..Default::default() }).unwrap().is_empty());
     assert_eq!(store.event("c-7").unwrap().unwrap().raw, event("c-7", "2024-01-01T00:00:00Z", "c").raw);
 }
+
+/// A quarantined object that is later read successfully (say, the file was completed) gets
+/// its one ledger row updated to committed, and its events belong to that row.
+#[test]
+fn a_quarantined_object_can_later_be_committed() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let meta = ObjectMeta::local("late.json.gz", 5);
+    {
+        let mut w = store.writer().unwrap();
+        w.begin_object(&meta).unwrap();
+        w.quarantine_object(&meta, "gzip_truncated", "cut short").unwrap();
+        w.commit().unwrap();
+    }
+    assert_eq!(store.quarantined().unwrap().len(), 1);
+    let mut w = store.writer().unwrap();
+    let fixed = ObjectMeta { size: 9, ..meta.clone() };
+    w.begin_object(&fixed).unwrap();
+    w.insert(&mut vec![event("l1", "2024-01-01T00:00:00Z", "A")].into()).unwrap();
+    w.finish_object(&totals(1)).unwrap();
+    w.commit().unwrap();
+    assert!(store.quarantined().unwrap().is_empty());
+    let entry = store.ledger_entry("local", "late.json.gz").unwrap().unwrap();
+    assert_eq!((entry.status, entry.size, entry.new_events, entry.reason), (LedgerStatus::Committed, 9, 1, None));
+    assert_eq!(store.ledger_entries("local", "").unwrap().len(), 1);
+    assert_eq!(store.event("l1").unwrap().unwrap().event_name.as_deref(), Some("A"));
+}
