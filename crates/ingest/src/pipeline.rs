@@ -472,3 +472,50 @@ fn commit_and_settle<R>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Accepts everything, then fails to commit (a full disk, a lost lock).
+    struct CommitFails(DiscardWriter);
+
+    impl EventWriter for CommitFails {
+        fn begin_object(&mut self, o: &ObjectMeta) -> Result<(), StoreError> {
+            self.0.begin_object(o)
+        }
+        fn insert(&mut self, b: &mut EventBatch) -> Result<InsertCounts, StoreError> {
+            self.0.insert(b)
+        }
+        fn finish_object(&mut self, t: &ObjectTotals) -> Result<InsertCounts, StoreError> {
+            self.0.finish_object(t)
+        }
+        fn quarantine_object(&mut self, o: &ObjectMeta, r: &str, d: &str) -> Result<(), StoreError> {
+            self.0.quarantine_object(o, r, d)
+        }
+        fn abort_object(&mut self) -> Result<(), StoreError> {
+            self.0.abort_object()
+        }
+        fn commit(&mut self) -> Result<(), StoreError> {
+            Err(StoreError::NoObject("commit (injected failure)"))
+        }
+        fn pending_events(&self) -> u64 {
+            0
+        }
+    }
+
+    #[test]
+    fn nothing_settles_unless_the_commit_succeeds() {
+        let pipeline: Pipeline<u32> =
+            Pipeline::start(Box::new(CommitFails(DiscardWriter::default())), PipelineConfig::default());
+        for i in 0..5 {
+            let doc = br#"{"Records":[{"eventID":"e","eventTime":"2024-01-01T00:00:00Z"}]}"#;
+            let open: Opener = Box::new(move || Ok(Box::new(&doc[..]) as Box<dyn Read + Send>));
+            // Submitting may fail once the writer has stopped; either way nothing may settle.
+            let _ = pipeline.submit(ObjectJob { meta: ObjectMeta::local(format!("k{i}"), 1), open, receipt: i });
+        }
+        let settled_rx = pipeline.settled().clone();
+        assert!(matches!(pipeline.finish(), Err(PipelineError::Store(_))));
+        assert_eq!(settled_rx.try_iter().count(), 0);
+    }
+}

@@ -18,7 +18,14 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     init_logging(cli.verbose);
-    match run(cli.command) {
+    let result = run(cli.command);
+    // For benchmarks and tests that bound memory (reported on stderr, once, at exit).
+    if std::env::var_os("TRAILWATCH_REPORT_PEAK_RSS").is_some() {
+        if let Some(mb) = commands::bench::peak_rss_mb() {
+            eprintln!("peak RSS: {mb:.0} MB");
+        }
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             // One line: the whole context chain.

@@ -1,18 +1,10 @@
 //! Every published record in `../shared/data/cloudtrail/` against the model.
 
 use std::fs;
-use std::path::PathBuf;
 
 use model::{read_all_events, LogFileReader, ParsedEvent, Record, TrailKey};
 use serde_json::Value;
-
-/// `../shared` beside the repository (override with `TRAILWATCH_SHARED_DIR`).
-fn shared_dir() -> PathBuf {
-    match std::env::var_os("TRAILWATCH_SHARED_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
-    }
-}
+use test_support::shared_dir;
 
 fn lines(file: &str) -> Vec<String> {
     let path = shared_dir().join("data/cloudtrail").join(file);

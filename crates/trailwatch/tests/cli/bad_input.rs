@@ -1,0 +1,98 @@
+//! A corpus with every way a log file can be bad, mixed with good files: each bad file is
+//! quarantined with its precise reason, every good file is stored, nothing else is affected.
+
+use std::collections::BTreeMap;
+
+use test_support::{gzip, log_document, put, record};
+
+use crate::util::{run, run_json, s, tsv_ids};
+
+fn key(n: &str) -> String {
+    format!("AWSLogs/111122223333/CloudTrail/us-east-1/2024/01/15/111122223333_CloudTrail_us-east-1_20240115T1200Z_{n}.json.gz")
+}
+
+#[test]
+fn every_failure_mode_is_quarantined_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    let good_a = log_document(&[
+        record("g-1", "2024-01-15T11:50:00Z", "DescribeInstances"),
+        record("g-2", "2024-01-15T11:51:00Z", "StopLogging"),
+    ]);
+    let good_b = log_document(&[record("g-3", "2024-01-15T11:52:00Z", "GetObject")]);
+    put(&tree, &key("GoodFileAAAAAAAA"), &gzip(good_a.as_bytes()));
+    put(&tree, &key("GoodFileBBBBBBBB"), &gzip(good_b.as_bytes()));
+
+    let valid = gzip(log_document(&[record("x-1", "2024-01-15T11:50:00Z", "A")]).as_bytes());
+    let mut trailing = valid.clone();
+    trailing.extend_from_slice(b"trailing garbage");
+    let bad: BTreeMap<&str, (Vec<u8>, &str)> = BTreeMap::from([
+        ("TrailingGarbage1", (trailing, "gzip_trailing_data")),
+        ("TruncatedGzip123", (valid[..valid.len() / 2].to_vec(), "gzip_truncated")),
+        ("NotJsonAtAll1234", (gzip(b"this is not json"), "json_not_object")),
+        ("BrokenJson123456", (gzip(br#"{"Records":[{"eventID":"x-2","eventTime":]}"#), "record_invalid")),
+        ("TruncatedJson123", (gzip(br#"{"Records":[{"eventID":"x-3""#), "json_truncated")),
+        ("NoRecordsMember1", (gzip(br#"{"records":[]}"#), "records_missing")),
+        ("RecordsNotArray1", (gzip(br#"{"Records":{"eventID":"x-4"}}"#), "records_not_array")),
+        (
+            "RecordNoEventId1",
+            (gzip(br#"{"Records":[{"eventTime":"2024-01-15T11:50:00Z","eventName":"A"}]}"#), "record_missing_event_id"),
+        ),
+        ("RecordNoEventTim", (gzip(br#"{"Records":[{"eventID":"x-5"}]}"#), "record_missing_event_time")),
+        (
+            "RecordBadTime123",
+            (gzip(br#"{"Records":[{"eventID":"x-6","eventTime":"2019-01-00T00:00:00Z"}]}"#), "record_bad_event_time"),
+        ),
+        ("RecordNotObject1", (gzip(br#"{"Records":["x-7"]}"#), "record_not_object")),
+        ("InvalidUtf8Bytes", (gzip(b"{\"Records\":[{\"eventID\":\"\xff\"}]}"), "invalid_utf8")),
+        ("JsonTrailingData", (gzip(br#"{"Records":[]} {"Records":[]}"#), "json_trailing_data")),
+        ("EmptyObject12345", (Vec::new(), "empty_object")),
+    ]);
+    // A good record inside a bad file must not be stored: a file is all or nothing.
+    let half_good = log_document(&[
+        record("h-1", "2024-01-15T11:50:00Z", "A"),
+        r#"{"eventTime":"2024-01-15T11:50:00Z"}"#.to_string(),
+    ]);
+    put(&tree, &key("HalfGoodFile1234"), &gzip(half_good.as_bytes()));
+    for (name, (bytes, _)) in &bad {
+        put(&tree, &key(name), bytes);
+    }
+
+    let db = dir.path().join("t.db");
+    let report = run_json(&["ingest", "--local", s(&tree), "--db", s(&db), "--format", "json"]);
+    assert_eq!(report["quarantined"], bad.len() + 1, "{report}");
+    assert_eq!(report["files"], bad.len() + 3);
+    assert_eq!(report["records"], 3);
+    assert_eq!(report["new"], 3);
+
+    let listed = run_json(&["quarantine", "--db", s(&db), "--format", "json"]);
+    let reasons: BTreeMap<String, String> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| (q["key"].as_str().unwrap().to_string(), q["reason"].as_str().unwrap().to_string()))
+        .collect();
+    for (name, (_, reason)) in &bad {
+        assert_eq!(reasons.get(&key(name)).map(String::as_str), Some(*reason), "{name}");
+    }
+    assert_eq!(reasons.get(&key("HalfGoodFile1234")).map(String::as_str), Some("record_missing_event_id"));
+    for q in listed.as_array().unwrap() {
+        assert!(!q["detail"].as_str().unwrap().is_empty(), "{q}");
+    }
+
+    let ids = tsv_ids(&run(&["search", "--db", s(&db), "--limit", "0", "--format", "tsv"]));
+    assert_eq!(ids.len(), 3);
+    assert!(ids.iter().all(|id| id.starts_with("g-")), "{ids:?}");
+
+    // Re-running changes nothing; a repaired file (new size) is ingested.
+    let again = run_json(&["ingest", "--local", s(&tree), "--db", s(&db), "--format", "json"]);
+    assert_eq!(again["files"], 0);
+    put(&tree, &key("TruncatedGzip123"), &valid);
+    let repaired = run_json(&["ingest", "--local", s(&tree), "--db", s(&db), "--format", "json"]);
+    assert_eq!(
+        (repaired["files"].as_u64(), repaired["new"].as_u64(), repaired["quarantined"].as_u64()),
+        (Some(1), Some(1), Some(0))
+    );
+    let listed = run_json(&["quarantine", "--db", s(&db), "--format", "json"]);
+    assert_eq!(listed.as_array().unwrap().len(), bad.len());
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests of the `trailwatch` binary: real files, a real SQLite store, the CLI
+//! contracts of `design.md`.
+
+mod bad_input;
+mod ingest;
+mod kill;
+mod memory;
+mod search;
+mod util;
