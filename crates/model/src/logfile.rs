@@ -552,6 +552,8 @@ fn scan_scalar(bytes: &[u8], eof: bool) -> Option<usize> {
     }
 }
 
+// One per file, never moved in a hot loop: the size difference does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Source<R: Read> {
     Gzip(GzDecoder<BufReader<Counted<R>>>),
     Plain(BufReader<Counted<R>>),

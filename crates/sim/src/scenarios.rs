@@ -303,7 +303,6 @@ impl Scenario {
                     "deploy",
                     "/",
                     "ci-6610",
-                    false,
                     "192.0.2.10",
                     "Terraform/1.7.4 (+https://www.terraform.io) terraform-provider-aws/5.40.0",
                 );

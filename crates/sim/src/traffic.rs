@@ -102,7 +102,6 @@ impl Account {
         role: &str,
         path: &str,
         session: &str,
-        mfa: bool,
         ip: &str,
         agent: &str,
     ) -> Caller {
@@ -118,7 +117,7 @@ impl Account {
                     "sessionIssuer": {"type": "Role", "principalId": role_id,
                         "arn": format!("arn:aws:iam::{}:role{path}{role}", self.id), "accountId": self.id, "userName": role},
                     "webIdFederationData": {},
-                    "attributes": {"creationDate": "2024-01-01T00:00:00Z", "mfaAuthenticated": if mfa { "true" } else { "false" }}
+                    "attributes": {"creationDate": "2024-01-01T00:00:00Z", "mfaAuthenticated": "false"}
                 }
             }),
             ip: ip.into(),
@@ -131,7 +130,7 @@ impl Account {
     pub fn sso(&self, rng: &mut Rng, admin: bool, person: &str, ip: &str, console: bool) -> Caller {
         let role = if admin { &self.sso_admin_role } else { &self.sso_readonly_role };
         let agent = if console { BROWSER.to_string() } else { rng.pick(CLI_AGENTS).to_string() };
-        let mut c = self.session(rng, role, "/aws-reserved/sso.amazonaws.com/", person, false, ip, &agent);
+        let mut c = self.session(rng, role, "/aws-reserved/sso.amazonaws.com/", person, ip, &agent);
         c.console = console;
         c
     }
@@ -191,7 +190,7 @@ fn human_caller(rng: &mut Rng, acct: &Account) -> Caller {
         }
         _ => {
             let person = *rng.pick(SAML_PEOPLE);
-            acct.session(rng, "SAML-Engineers", "/", person, false, ip, &agent)
+            acct.session(rng, "SAML-Engineers", "/", person, ip, &agent)
         }
     }
 }
@@ -295,7 +294,7 @@ fn ci(rng: &mut Rng, acct: &Account, region: &str) -> (Caller, Call<'static>) {
         return (caller, call);
     }
     let session = format!("ci-{}", rng.range(1000, 9999));
-    let caller = acct.session(rng, "deploy", "/", &session, false, ip, agent);
+    let caller = acct.session(rng, "deploy", "/", &session, ip, agent);
     let bucket = acct.buckets[1].clone();
     let call = match rng.below(3) {
         0 => Call::new(
@@ -335,7 +334,7 @@ fn ci(rng: &mut Rng, acct: &Account, region: &str) -> (Caller, Call<'static>) {
 fn workload(rng: &mut Rng, acct: &Account, region: &str) -> (Caller, Call<'static>) {
     let instance = rng.pick(&acct.instances).clone();
     let ip = *rng.pick(WORKLOAD_IPS);
-    let caller = acct.session(rng, "app-server", "/", &instance, false, ip, CLI_AGENTS[2]);
+    let caller = acct.session(rng, "app-server", "/", &instance, ip, CLI_AGENTS[2]);
     let bucket = acct.buckets[0].clone();
     let call = match rng.below(10) {
         0..=4 => {
@@ -389,7 +388,6 @@ fn lambda(rng: &mut Rng, acct: &Account) -> (Caller, Call<'static>) {
         "orders-processor",
         "/",
         "orders-processor",
-        false,
         "3.92.17.140",
         "aws-sdk-nodejs/2.1550.0 linux/v20.11.1 exec-env/AWS_Lambda_nodejs20.x promise",
     );

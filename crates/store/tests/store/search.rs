@@ -101,7 +101,7 @@ fn scan(events: &[ParsedEvent], q: &EventQuery) -> Vec<String> {
         })
         .map(|(i, e)| (e.event_time, i, e.event_id.clone()))
         .collect();
-    hits.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+    hits.sort_by_key(|h| std::cmp::Reverse((h.0, h.1)));
     hits.into_iter().map(|h| h.2).collect()
 }
 

@@ -2,7 +2,7 @@
 //! tree's events: none lost, none doubled.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use store::{SqliteStore, Store};
 
