@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs every test trailwatch has, from a clean checkout on a fresh machine.
+#
+# It installs and starts what the tests need itself. Today that is the Rust toolchain the
+# machine already has, plus python3 (only to syntax-check the benchmark scripts); the AWS,
+# ClickHouse and browser suites add their services here when they land.
+#
+# The published sample data is read from ../shared (beside this repository) unless
+# TRAILWATCH_SHARED_DIR says otherwise; it is only ever read.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-always}
+export TRAILWATCH_SHARED_DIR=${TRAILWATCH_SHARED_DIR:-$(cd .. && pwd)/shared}
+if [ ! -d "$TRAILWATCH_SHARED_DIR/data/cloudtrail" ]; then
+  echo "test.sh: shared data not found at $TRAILWATCH_SHARED_DIR (set TRAILWATCH_SHARED_DIR)" >&2
+  exit 2
+fi
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "toolchain"
+cargo --version
+rustup component list --installed 2>/dev/null | grep -E 'clippy|rustfmt' || true
+
+step "format"
+cargo fmt --all -- --check
+
+step "lint"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "tests"
+cargo test --workspace --locked
+
+step "scripts"
+python3 -m py_compile scripts/naive_loader.py scripts/make_big_log.py
+bash -n scripts/bench.sh
+
+step "all tests passed"
