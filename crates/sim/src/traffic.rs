@@ -96,15 +96,7 @@ impl Account {
     }
 
     /// A role session. `path` is the role path (`/` or `/aws-reserved/sso.amazonaws.com/`).
-    pub fn session(
-        &self,
-        rng: &mut Rng,
-        role: &str,
-        path: &str,
-        session: &str,
-        ip: &str,
-        agent: &str,
-    ) -> Caller {
+    pub fn session(&self, rng: &mut Rng, role: &str, path: &str, session: &str, ip: &str, agent: &str) -> Caller {
         let role_id = self.role_id(role);
         Caller {
             identity: json!({
