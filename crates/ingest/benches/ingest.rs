@@ -51,14 +51,14 @@ fn parse(c: &mut Criterion) {
                 out.clear();
                 flate2::read::GzDecoder::new(f.as_slice()).read_to_end(&mut out).unwrap();
                 let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-                criterion::black_box(v);
+                std::hint::black_box(v);
             }
         })
     });
     group.bench_function("trailwatch parse", |b| {
         b.iter(|| {
             for f in &t.files {
-                criterion::black_box(model::read_all_events(f.as_slice()).unwrap());
+                std::hint::black_box(model::read_all_events(f.as_slice()).unwrap());
             }
         })
     });
@@ -68,7 +68,7 @@ fn parse(c: &mut Criterion) {
                 let (events, _) = model::read_all_events(f.as_slice()).unwrap();
                 let mut batch = EventBatch::new(events);
                 batch.pack();
-                criterion::black_box(batch);
+                std::hint::black_box(batch);
             }
         })
     });
