@@ -111,7 +111,7 @@ pub struct Settled<R> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
-    #[error("store failed, ingest stopped: {0}")]
+    #[error("store failed, ingest stopped")]
     Store(#[from] StoreError),
     #[error("the ingest pipeline has stopped")]
     Stopped,

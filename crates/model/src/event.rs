@@ -8,7 +8,7 @@ use crate::timefmt::{parse_rfc3339_millis, EpochMillis};
 #[derive(Debug, thiserror::Error)]
 pub enum EventError {
     #[error("not a CloudTrail record: {0}")]
-    Invalid(#[source] serde_json::Error),
+    Invalid(serde_json::Error),
     #[error("record has no eventID")]
     MissingEventId,
     #[error("record {event_id} has no eventTime")]

@@ -38,7 +38,7 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 pub enum LogFileError {
     /// Reading the underlying object failed (not the content's fault; retry later).
     #[error("read error: {0}")]
-    Io(#[source] io::Error),
+    Io(io::Error),
     #[error("empty object (0 bytes)")]
     Empty,
     #[error("gzip stream truncated: unexpected end of input after {compressed_bytes} compressed bytes")]
@@ -66,13 +66,8 @@ pub enum LogFileError {
     RecordNotObject { index: u64, offset: u64, found: char },
     #[error("record {index} at decompressed byte {offset} is larger than {MAX_VALUE_BYTES} bytes")]
     ValueTooLarge { index: u64, offset: u64 },
-    #[error("record {index} at decompressed byte {offset}: {source}")]
-    Record {
-        index: u64,
-        offset: u64,
-        #[source]
-        source: EventError,
-    },
+    #[error("record {index} at decompressed byte {offset}: {error}")]
+    Record { index: u64, offset: u64, error: EventError },
     #[error("trailing data after the JSON document at decompressed byte {offset}")]
     TrailingData { offset: u64 },
 }
@@ -95,7 +90,7 @@ impl LogFileError {
             LogFileError::DuplicateRecords { .. } => "records_duplicated",
             LogFileError::RecordNotObject { .. } => "record_not_object",
             LogFileError::ValueTooLarge { .. } => "record_too_large",
-            LogFileError::Record { source, .. } => source.reason_code(),
+            LogFileError::Record { error, .. } => error.reason_code(),
             LogFileError::TrailingData { .. } => "json_trailing_data",
         }
     }
@@ -639,7 +634,7 @@ impl<R: Read> EventReader<R> {
         };
         match ParsedEvent::from_json(text) {
             Ok(event) => Ok(Some(event)),
-            Err(source) => Err(LogFileError::Record { index, offset: self.inner.last_record_offset(), source }),
+            Err(error) => Err(LogFileError::Record { index, offset: self.inner.last_record_offset(), error }),
         }
     }
 

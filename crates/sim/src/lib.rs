@@ -129,7 +129,7 @@ pub enum SimError {
     NotEmpty(PathBuf),
     #[error("{0}")]
     Config(String),
-    #[error("writing {}: {source}", path.display())]
+    #[error("writing {}", path.display())]
     Io {
         path: PathBuf,
         #[source]

@@ -30,7 +30,7 @@ pub struct PackedRaw {
 #[derive(Debug, thiserror::Error)]
 pub enum UnpackError {
     #[error("raw block does not decompress: {0}")]
-    Zstd(#[source] std::io::Error),
+    Zstd(std::io::Error),
     #[error("raw block is truncated at byte {0}")]
     Truncated(usize),
     #[error("raw record {0} is not UTF-8")]

@@ -212,7 +212,7 @@ pub struct StoreStats {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Sqlite {
         context: &'static str,
         #[source]
@@ -226,7 +226,7 @@ pub enum StoreError {
     NoObject(&'static str),
     #[error("begin_object called while object {0:?} is still in progress")]
     ObjectInProgress(String),
-    #[error("stored raw record of event row {row} is unreadable: {source}")]
+    #[error("stored raw record of event row {row} is unreadable")]
     Raw {
         row: i64,
         #[source]

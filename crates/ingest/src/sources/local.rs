@@ -39,7 +39,7 @@ pub struct Discovery {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
-    #[error("cannot read directory {}: {source}", path.display())]
+    #[error("cannot read directory {}", path.display())]
     Walk {
         path: PathBuf,
         #[source]
@@ -47,7 +47,7 @@ pub enum LocalError {
     },
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
-    #[error("reading the ingest ledger: {0}")]
+    #[error("reading the ingest ledger")]
     Ledger(#[from] store::StoreError),
 }
 
@@ -170,7 +170,12 @@ pub fn ingest_files(
             let f = File::open(&path)?;
             Ok(Box::new(f) as Box<dyn std::io::Read + Send>)
         });
-        pipeline.submit(ObjectJob { meta: ObjectMeta::local(file.key.clone(), file.size), open, receipt: file.key })?;
+        let job = ObjectJob { meta: ObjectMeta::local(file.key.clone(), file.size), open, receipt: file.key };
+        if pipeline.submit(job).is_err() {
+            // The writer stopped; `finish` says why (the store error), which is the news.
+            pipeline.finish()?;
+            return Err(PipelineError::Stopped.into());
+        }
         while let Ok(s) = pipeline.settled().try_recv() {
             add(&mut report, s);
         }
