@@ -226,12 +226,8 @@ pub enum StoreError {
     NoObject(&'static str),
     #[error("begin_object called while object {0:?} is still in progress")]
     ObjectInProgress(String),
-    #[error("stored raw record of event row {row} is unreadable")]
-    Raw {
-        row: i64,
-        #[source]
-        source: UnpackError,
-    },
+    #[error("stored block {block} is unreadable: {detail}")]
+    Corrupt { block: i64, detail: String },
 }
 
 impl StoreError {
@@ -240,7 +236,7 @@ impl StoreError {
             StoreError::Sqlite { .. } => "sqlite",
             StoreError::SchemaTooNew { .. } => "schema_too_new",
             StoreError::NoObject(_) | StoreError::ObjectInProgress(_) => "protocol",
-            StoreError::Raw { .. } => "raw_unreadable",
+            StoreError::Corrupt { .. } => "corrupt",
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The embedded SQLite backend.
 
+mod columns;
 mod read;
 mod schema;
 mod writer;
@@ -20,8 +21,14 @@ use crate::{
 /// Events in one SQLite file (WAL mode; readers never wait for the writer).
 pub struct SqliteStore {
     target: Target,
-    read: Mutex<Connection>,
+    read: Mutex<Reader>,
     plan: PlanChoice,
+}
+
+/// The connection searches use, and the labels of ids it has read.
+struct Reader {
+    conn: Connection,
+    labels: read::Labels,
 }
 
 enum Target {
@@ -38,7 +45,7 @@ impl SqliteStore {
         let target = Target::File(path.as_ref().to_path_buf());
         let mut conn = target.connect()?;
         schema::migrate(&mut conn)?;
-        Ok(SqliteStore { target, read: Mutex::new(conn), plan: PlanChoice::Auto })
+        Ok(SqliteStore { target, read: Mutex::new(Reader { conn, labels: read::Labels::default() }), plan: PlanChoice::Auto })
     }
 
     /// A private in-memory database that lives as long as this value.
@@ -47,7 +54,7 @@ impl SqliteStore {
         let target = Target::Memory(format!("file:trailwatch-mem-{}-{n}?mode=memory&cache=shared", std::process::id()));
         let mut conn = target.connect()?;
         schema::migrate(&mut conn)?;
-        Ok(SqliteStore { target, read: Mutex::new(conn), plan: PlanChoice::Auto })
+        Ok(SqliteStore { target, read: Mutex::new(Reader { conn, labels: read::Labels::default() }), plan: PlanChoice::Auto })
     }
 
     /// Forces a search plan (tests use this to check that both plans agree).
@@ -65,8 +72,17 @@ impl SqliteStore {
     }
 
     fn with_read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let conn = self.read.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        f(&conn)
+        let reader = self.read.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&reader.conn)
+    }
+
+    fn with_reader<T>(
+        &self,
+        f: impl FnOnce(&Connection, &mut read::Labels) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut reader = self.read.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Reader { conn, labels } = &mut *reader;
+        f(conn, labels)
     }
 }
 
@@ -186,15 +202,15 @@ impl Store for SqliteStore {
     }
 
     fn for_each_event(&self, q: &EventQuery, f: &mut dyn FnMut(EventRow) -> bool) -> Result<(), StoreError> {
-        self.with_read(|c| read::for_each_event(c, q, self.plan, f))
+        self.with_reader(|c, labels| read::for_each_event(c, labels, q, self.plan, f))
     }
 
     fn event(&self, event_id: &str) -> Result<Option<EventRow>, StoreError> {
-        self.with_read(|c| read::event(c, event_id))
+        self.with_reader(|c, labels| read::event(c, labels, event_id))
     }
 
     fn top(&self, dimension: Dimension, q: &EventQuery, limit: usize) -> Result<Vec<(String, u64)>, StoreError> {
-        self.with_read(|c| read::top(c, dimension, q, limit))
+        self.with_reader(|c, labels| read::top(c, labels, dimension, q, limit))
     }
 
     fn ledger_entry(&self, bucket: &str, key: &str) -> Result<Option<LedgerEntry>, StoreError> {
@@ -226,7 +242,7 @@ impl Store for SqliteStore {
     fn stats(&self) -> Result<StoreStats, StoreError> {
         self.with_read(|c| {
             let (events, oldest, newest): (i64, Option<i64>, Option<i64>) = c
-                .query_row("SELECT count(*), min(event_time), max(event_time) FROM events", [], |r| {
+                .query_row("SELECT coalesce(sum(rows), 0), min(min_time), max(max_time) FROM blocks", [], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                 })
                 .context("count events")?;
@@ -252,17 +268,28 @@ impl Store for SqliteStore {
 }
 
 /// `eventID` as stored: a canonical lowercase UUID (what CloudTrail writes) as its 16 bytes,
-/// anything else as text. Halves the unique index and makes its comparisons `memcmp`s; both
-/// forms read back to the exact original string.
+/// anything else as text. Halves the key and makes its comparisons `memcmp`s; both forms
+/// read back to the exact original string.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum EventIdKey<'a> {
     Uuid([u8; 16]),
-    Text(&'a str),
+    Text(std::borrow::Cow<'a, str>),
+}
+
+impl EventIdKey<'_> {
+    pub fn into_owned(self) -> EventIdKey<'static> {
+        match self {
+            EventIdKey::Uuid(b) => EventIdKey::Uuid(b),
+            EventIdKey::Text(t) => EventIdKey::Text(std::borrow::Cow::Owned(t.into_owned())),
+        }
+    }
 }
 
 pub(crate) fn event_id_key(id: &str) -> EventIdKey<'_> {
+    let text = || EventIdKey::Text(std::borrow::Cow::Borrowed(id));
     let b = id.as_bytes();
     if b.len() != 36 || b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
-        return EventIdKey::Text(id);
+        return text();
     }
     let mut out = [0u8; 16];
     let mut n = 0;
@@ -270,14 +297,14 @@ pub(crate) fn event_id_key(id: &str) -> EventIdKey<'_> {
     while let (Some(&hi), Some(&lo)) = (hex.next(), hex.next()) {
         match (lower_hex(hi), lower_hex(lo), out.get_mut(n)) {
             (Some(h), Some(l), Some(slot)) => *slot = h << 4 | l,
-            _ => return EventIdKey::Text(id),
+            _ => return text(),
         }
         n += 1;
     }
     if n == 16 {
         EventIdKey::Uuid(out)
     } else {
-        EventIdKey::Text(id)
+        text()
     }
 }
 
@@ -299,35 +326,24 @@ fn lower_hex(c: u8) -> Option<u8> {
     }
 }
 
-/// Reads back what [`event_id_key`] stored.
-pub(crate) fn event_id_string(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<String> {
-    use rusqlite::types::{FromSqlError, ValueRef};
-    match value {
-        ValueRef::Text(t) => String::from_utf8(t.to_vec()).map_err(|e| FromSqlError::Other(Box::new(e))),
-        ValueRef::Blob(b) if b.len() == 16 => {
-            let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-            Ok(format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]))
-        }
-        _ => Err(FromSqlError::InvalidType),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
 
     proptest! {
+        /// Different ids never share a key (UUIDs are stored as bytes, others as text).
         #[test]
-        fn event_ids_round_trip(id in "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9A-Fa-f-]{36}|\\PC{0,40}") {
-            let key = event_id_key(&id);
-            let stored = rusqlite::ToSql::to_sql(&key).unwrap();
-            let value = match stored {
-                rusqlite::types::ToSqlOutput::Borrowed(v) => v,
-                _ => unreachable!("keys are borrowed"),
-            };
-            let back = event_id_string(value).unwrap();
-            prop_assert_eq!(back, id);
+        fn event_id_keys_are_injective(a in "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9A-Fa-f-]{36}|\\PC{0,40}",
+                                         b in "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|\\PC{0,40}") {
+            prop_assert_eq!(event_id_key(&a) == event_id_key(&b), a == b);
         }
+    }
+
+    #[test]
+    fn canonical_uuids_are_compact() {
+        assert!(matches!(event_id_key("c7d8bb11-2e50-4bf0-aaa8-dec2031c53fa"), EventIdKey::Uuid(_)));
+        assert!(matches!(event_id_key("C7D8BB11-2E50-4BF0-AAA8-DEC2031C53FA"), EventIdKey::Text(_)));
+        assert!(matches!(event_id_key("1111"), EventIdKey::Text(_)));
     }
 }

@@ -1,26 +1,33 @@
-//! Event search over the SQLite layout (see `schema.rs`): plan, fetch rows, attach raw JSON.
+//! Event search over the block layout (see `schema.rs`).
 //!
-//! Two plans give the same rows; they differ in what they read:
-//! * **time**: walk `events_time` newest first and test each row. Best when matches are
-//!   common (or there are no column filters): the first page is found after a few rows.
-//! * **postings**: intersect the postings of every column filter to get the blocks that can
-//!   hold a match, and test only those blocks' rows. Best for rare values.
+//! 1. Each filter value is resolved to the set of ids it matches (`dict`, `principals`).
+//! 2. Candidate blocks: those whose postings contain a matching value of *every* column
+//!    filter (the postings plan), or every block in the time range (the time plan, and the
+//!    only plan when there are no column filters); newest `max_time` first.
+//! 3. Each candidate's columns are decoded and its rows tested exactly; matches go into a
+//!    max-heap ordered by (event time, row key). The top row is emitted once no unread block
+//!    could hold a newer row (the next candidate's `max_time` is older), so a page of results
+//!    reads only the blocks it needs, and memory holds only blocks with unemitted matches.
 //!
-//! The planner estimates how many rows the candidate blocks hold and takes the postings plan
-//! unless that is much more than a page needs. Either way the row columns are filtered
-//! exactly, so the choice never changes the answer (the tests run both plans).
+//! The whole search runs in one read transaction: one consistent snapshot. Both plans give
+//! the same rows (the tests run both); postings only decide which blocks are read.
 
-use std::collections::VecDeque;
+use std::cell::OnceCell;
+use std::collections::BinaryHeap;
+use std::rc::Rc;
 
 use rusqlite::types::Value;
-use rusqlite::{params_from_iter, Connection, OptionalExtension, Row};
+use rusqlite::{params_from_iter, Connection, OptionalExtension};
+use rustc_hash::{FxHashMap, FxHashSet};
 
+use super::columns::BlockColumns;
 use super::schema::kind;
 use crate::batch::PackedRaw;
 use crate::query::{glob_pattern, is_wildcard};
 use crate::{Context, Dimension, EventQuery, EventRow, StoreError};
 
-/// Which plan to use; `Auto` lets the estimate decide (tests force the others).
+/// Which plan to use; `Auto` uses postings whenever there are column filters (tests force
+/// the others).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlanChoice {
     Auto,
@@ -28,284 +35,377 @@ pub enum PlanChoice {
     Postings,
 }
 
-/// Candidate rows above which a limited query walks the time index instead.
-const POSTINGS_MAX_ROWS_PER_LIMIT: i64 = 200;
-const POSTINGS_MIN_ROWS: i64 = 20_000;
+/// Row keys: a block id and a row within it. Blocks hold far fewer rows than 2^24.
+const ROW_BITS: u32 = 24;
 
-const ROW_COLUMNS: &str = "e.id, e.event_id, e.event_time, src.value, name.value, p.principal, ip.value,
-    acct.value, reg.value, err.value, e.slot";
-
-const ROW_JOINS: &str = "JOIN principals p ON p.id = e.principal
-    LEFT JOIN dict src ON src.id = e.event_source
-    LEFT JOIN dict name ON name.id = e.event_name
-    LEFT JOIN dict acct ON acct.id = e.account
-    LEFT JOIN dict reg ON reg.id = e.region
-    LEFT JOIN dict ip ON ip.id = e.source_ip
-    LEFT JOIN dict err ON err.id = e.error_code";
-
-/// A query broken into SQL fragments (fixed text, `?` placeholders) and parameters.
-struct Parts {
-    /// Conditions on `events e`.
-    row: Vec<String>,
-    row_params: Vec<Value>,
-    /// One `SELECT block FROM postings …` per column filter; a match lies in all of them.
-    postings: Vec<String>,
-    postings_params: Vec<Value>,
-    /// Conditions on `blocks b` (time overlap).
-    block: Vec<String>,
-    block_params: Vec<Value>,
+/// Text labels of ids, read once per connection (an id's value never changes).
+#[derive(Default)]
+pub(crate) struct Labels {
+    dict: FxHashMap<i64, Box<str>>,
+    principals: FxHashMap<i64, Box<str>>,
 }
 
-fn parts(q: &EventQuery) -> Parts {
-    let mut p = Parts {
-        row: Vec::new(),
-        row_params: Vec::new(),
-        postings: Vec::new(),
-        postings_params: Vec::new(),
-        block: Vec::new(),
-        block_params: Vec::new(),
-    };
-    let dict_filters = [
-        (&q.event_name, "e.event_name", kind::EVENT_NAME),
-        (&q.event_source, "e.event_source", kind::EVENT_SOURCE),
-        (&q.account, "e.account", kind::ACCOUNT),
-        (&q.region, "e.region", kind::REGION),
-        (&q.source_ip, "e.source_ip", kind::SOURCE_IP),
-    ];
-    for (value, column, k) in dict_filters {
-        let Some(value) = value else { continue };
-        let (op, v) = if is_wildcard(value) { ("GLOB", glob_pattern(value)) } else { ("=", value.clone()) };
-        let ids = format!("SELECT id FROM dict WHERE kind = {k} AND value {op} ?");
-        p.row.push(format!("{column} IN ({ids})"));
-        p.row_params.push(Value::Text(v.clone()));
-        p.postings.push(format!("SELECT block FROM postings WHERE dim = {k} AND value IN ({ids})"));
-        p.postings_params.push(Value::Text(v));
-    }
-    if let Some(who) = &q.principal {
-        let (op, v) = if is_wildcard(who) { ("GLOB", glob_pattern(who)) } else { ("=", who.clone()) };
-        let ids =
-            format!("SELECT id FROM principals WHERE principal {op} ? OR issuer {op} ? OR name {op} ? OR human {op} ?");
-        p.row.push(format!("e.principal IN ({ids})"));
-        p.row_params.extend(std::iter::repeat_n(Value::Text(v.clone()), 4));
-        p.postings.push(format!("SELECT block FROM postings WHERE dim = {} AND value IN ({ids})", kind::PRINCIPAL));
-        p.postings_params.extend(std::iter::repeat_n(Value::Text(v), 4));
-    }
-    if q.errors {
-        p.row.push("e.error_code IS NOT NULL".into());
-        p.postings.push(format!("SELECT block FROM postings WHERE dim = {}", kind::ERROR_CODE));
-    }
-    if let Some(since) = q.since {
-        p.row.push("e.event_time >= ?".into());
-        p.row_params.push(Value::Integer(since));
-        p.block.push("b.max_time >= ?".into());
-        p.block_params.push(Value::Integer(since));
-    }
-    if let Some(until) = q.until {
-        p.row.push("e.event_time <= ?".into());
-        p.row_params.push(Value::Integer(until));
-        p.block.push("b.min_time <= ?".into());
-        p.block_params.push(Value::Integer(until));
-    }
-    if let Some(after) = q.after {
-        p.row.push("(e.event_time, e.id) < (?, ?)".into());
-        p.row_params.push(Value::Integer(after.event_time));
-        p.row_params.push(Value::Integer(after.row));
-    }
-    p
+/// A query resolved to id sets. `None` means "no filter on this column".
+struct Filters {
+    event_name: Option<FxHashSet<i64>>,
+    event_source: Option<FxHashSet<i64>>,
+    account: Option<FxHashSet<i64>>,
+    region: Option<FxHashSet<i64>>,
+    source_ip: Option<FxHashSet<i64>>,
+    principal: Option<FxHashSet<i64>>,
+    errors: bool,
+    since: Option<i64>,
+    until: Option<i64>,
+    after: Option<(i64, i64)>,
+    /// `SELECT block FROM postings …` per column filter, with its parameters.
+    postings: Vec<(String, Vec<Value>)>,
 }
 
-fn and(clauses: &[String]) -> String {
-    if clauses.is_empty() {
-        "1".into()
-    } else {
-        clauses.join(" AND ")
+impl Filters {
+    fn resolve(conn: &Connection, q: &EventQuery) -> Result<Filters, StoreError> {
+        let mut postings = Vec::new();
+        let mut dict = |value: &Option<String>, k: u8| -> Result<Option<FxHashSet<i64>>, StoreError> {
+            let Some(value) = value else { return Ok(None) };
+            let (op, v) = if is_wildcard(value) { ("GLOB", glob_pattern(value)) } else { ("=", value.clone()) };
+            let ids_sql = format!("SELECT id FROM dict WHERE kind = {k} AND value {op} ?");
+            let ids = ids(conn, &ids_sql, vec![Value::Text(v.clone())])?;
+            postings.push((format!("SELECT block FROM postings WHERE dim = {k} AND value IN ({ids_sql})"), vec![Value::Text(v)]));
+            Ok(Some(ids))
+        };
+        let event_name = dict(&q.event_name, kind::EVENT_NAME)?;
+        let event_source = dict(&q.event_source, kind::EVENT_SOURCE)?;
+        let account = dict(&q.account, kind::ACCOUNT)?;
+        let region = dict(&q.region, kind::REGION)?;
+        let source_ip = dict(&q.source_ip, kind::SOURCE_IP)?;
+        let principal = match &q.principal {
+            None => None,
+            Some(who) => {
+                let (op, v) = if is_wildcard(who) { ("GLOB", glob_pattern(who)) } else { ("=", who.clone()) };
+                let ids_sql =
+                    format!("SELECT id FROM principals WHERE principal {op} ? OR issuer {op} ? OR name {op} ? OR human {op} ?");
+                let four = vec![Value::Text(v); 4];
+                let set = ids(conn, &ids_sql, four.clone())?;
+                postings
+                    .push((format!("SELECT block FROM postings WHERE dim = {} AND value IN ({ids_sql})", kind::PRINCIPAL), four));
+                Some(set)
+            }
+        };
+        if q.errors {
+            postings.push((format!("SELECT block FROM postings WHERE dim = {}", kind::ERROR_CODE), Vec::new()));
+        }
+        Ok(Filters {
+            event_name,
+            event_source,
+            account,
+            region,
+            source_ip,
+            principal,
+            errors: q.errors,
+            since: q.since,
+            until: q.until,
+            after: q.after.map(|p| (p.event_time, p.row)),
+            postings,
+        })
+    }
+
+    /// A filter that no id can satisfy: nothing matches.
+    fn impossible(&self) -> bool {
+        [&self.event_name, &self.event_source, &self.account, &self.region, &self.source_ip, &self.principal]
+            .iter()
+            .any(|f| f.as_ref().is_some_and(FxHashSet::is_empty))
+    }
+
+    fn matches(&self, c: &BlockColumns, i: usize, key: i64) -> bool {
+        let t = c.event_time[i];
+        let within = |set: &Option<FxHashSet<i64>>, v: i64| set.as_ref().is_none_or(|s| s.contains(&v));
+        self.since.is_none_or(|s| t >= s)
+            && self.until.is_none_or(|u| t <= u)
+            && self.after.is_none_or(|a| (t, key) < a)
+            && (!self.errors || c.error_code[i] != 0)
+            && within(&self.event_name, c.event_name[i])
+            && within(&self.event_source, c.event_source[i])
+            && within(&self.account, c.account[i])
+            && within(&self.region, c.region[i])
+            && within(&self.source_ip, c.source_ip[i])
+            && within(&self.principal, c.principal[i])
+    }
+
+    /// Candidate blocks, newest `max_time` first: (id, max_time, rows, columns).
+    fn candidates_sql(&self, use_postings: bool) -> (String, Vec<Value>) {
+        let mut clauses = Vec::new();
+        let mut params = Vec::new();
+        if use_postings {
+            let parts: Vec<&str> = self.postings.iter().map(|(sql, _)| sql.as_str()).collect();
+            clauses.push(format!("b.id IN ({})", parts.join(" INTERSECT ")));
+            params.extend(self.postings.iter().flat_map(|(_, p)| p.iter().cloned()));
+        }
+        if let Some(since) = self.since {
+            clauses.push("b.max_time >= ?".into());
+            params.push(Value::Integer(since));
+        }
+        if let Some(until) = self.until {
+            clauses.push("b.min_time <= ?".into());
+            params.push(Value::Integer(until));
+        }
+        if let Some((time, _)) = self.after {
+            clauses.push("b.min_time <= ?".into());
+            params.push(Value::Integer(time));
+        }
+        let filter = if clauses.is_empty() { "1".to_string() } else { clauses.join(" AND ") };
+        (
+            format!(
+                "SELECT b.id, b.max_time, b.rows, b.columns FROM blocks b WHERE {filter} ORDER BY b.max_time DESC, b.id DESC"
+            ),
+            params,
+        )
     }
 }
 
-impl Parts {
-    fn candidates_cte(&self) -> String {
-        // INTERSECT yields distinct blocks; a single filter needs DISTINCT (several values can
-        // share a block).
-        format!("WITH cand(block) AS (SELECT DISTINCT block FROM ({}))", self.postings.join(" INTERSECT "))
-    }
+fn ids(conn: &Connection, sql: &str, params: Vec<Value>) -> Result<FxHashSet<i64>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).context("prepare id lookup")?;
+    let rows = stmt.query_map(params_from_iter(params), |r| r.get::<_, i64>(0)).context("look up ids")?;
+    rows.collect::<Result<FxHashSet<_>, _>>().context("read ids")
+}
 
-    /// Rows in the blocks the postings allow.
-    fn candidate_rows(&self, conn: &Connection) -> Result<i64, StoreError> {
-        let sql = format!(
-            "{} SELECT coalesce(sum(b.last_row - b.id + 1), 0) FROM cand CROSS JOIN blocks b ON b.id = cand.block WHERE {}",
-            self.candidates_cte(),
-            and(&self.block)
-        );
-        let params = self.postings_params.iter().chain(&self.block_params).cloned();
-        conn.query_row(&sql, params_from_iter(params), |r| r.get(0)).context("estimate candidate rows")
+/// A block being read: its columns, and its raw records once a row is emitted.
+struct Block {
+    id: i64,
+    columns: BlockColumns,
+    raw: OnceCell<Vec<String>>,
+}
+
+/// A matching row waiting in the heap.
+struct Pending {
+    time: i64,
+    key: i64,
+    row: usize,
+    block: Rc<Block>,
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, other: &Self) -> bool {
+        (self.time, self.key) == (other.time, other.key)
+    }
+}
+impl Eq for Pending {}
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Pending {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.time, self.key).cmp(&(other.time, other.key))
     }
 }
 
+/// Runs a search in one read transaction (one snapshot).
 pub(crate) fn for_each_event(
     conn: &Connection,
+    labels: &mut Labels,
     q: &EventQuery,
     plan: PlanChoice,
     f: &mut dyn FnMut(EventRow) -> bool,
 ) -> Result<(), StoreError> {
-    let parts = parts(q);
-    let use_postings = !parts.postings.is_empty()
-        && match plan {
-            PlanChoice::Time => false,
-            PlanChoice::Postings => true,
-            PlanChoice::Auto => match q.limit {
-                None => true,
-                Some(limit) => {
-                    let budget = POSTINGS_MIN_ROWS.max(limit as i64 * POSTINGS_MAX_ROWS_PER_LIMIT);
-                    parts.candidate_rows(conn)? <= budget
+    in_snapshot(conn, |conn| search(conn, labels, q, plan, f))
+}
+
+fn in_snapshot<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    conn.execute_batch("BEGIN").context("begin read")?;
+    let result = f(conn);
+    // A read transaction changes nothing; ending it cannot lose anything.
+    let _ = conn.execute_batch("COMMIT");
+    result
+}
+
+fn search(
+    conn: &Connection,
+    labels: &mut Labels,
+    q: &EventQuery,
+    plan: PlanChoice,
+    f: &mut dyn FnMut(EventRow) -> bool,
+) -> Result<(), StoreError> {
+    let filters = Filters::resolve(conn, q)?;
+    if filters.impossible() || q.limit == Some(0) {
+        return Ok(());
+    }
+    let use_postings = !filters.postings.is_empty() && plan != PlanChoice::Time;
+    let (sql, params) = filters.candidates_sql(use_postings);
+    let mut stmt = conn.prepare(&sql).context("prepare block search")?;
+    let mut candidates = stmt.query(params_from_iter(params)).context("search blocks")?;
+    let mut next = next_candidate(&mut candidates)?;
+    let mut heap: BinaryHeap<Pending> = BinaryHeap::new();
+    let mut emitted = 0usize;
+    loop {
+        // Read blocks until none left could hold a row newer than the best one waiting.
+        while let Some((id, max_time, rows, bytes)) = next.take() {
+            if heap.peek().is_some_and(|top| top.time > max_time) {
+                next = Some((id, max_time, rows, bytes));
+                break;
+            }
+            let columns = BlockColumns::decode(&bytes).map_err(|e| StoreError::Corrupt { block: id, detail: e.to_string() })?;
+            let block = Rc::new(Block { id, columns, raw: OnceCell::new() });
+            let valid = (rows as usize).min(block.columns.len());
+            for row in 0..valid {
+                let key = id << ROW_BITS | row as i64;
+                if filters.matches(&block.columns, row, key) {
+                    heap.push(Pending { time: block.columns.event_time[row], key, row, block: block.clone() });
                 }
-            },
-        };
-    let (sql, params): (String, Vec<Value>) = if use_postings {
-        // CROSS JOIN fixes the nesting: candidate blocks → their rowid range of events.
-        let sql = format!(
-            "{} SELECT {ROW_COLUMNS} FROM cand CROSS JOIN blocks b ON b.id = cand.block
-             CROSS JOIN events e ON e.id BETWEEN b.id AND b.last_row {ROW_JOINS}
-             WHERE {} AND {} ORDER BY e.event_time DESC, e.id DESC",
-            parts.candidates_cte(),
-            and(&parts.block),
-            and(&parts.row)
-        );
-        let params =
-            parts.postings_params.iter().chain(&parts.block_params).chain(&parts.row_params).cloned().collect();
-        (sql, params)
-    } else {
-        let sql = format!(
-            "SELECT {ROW_COLUMNS} FROM events e {ROW_JOINS} WHERE {} ORDER BY e.event_time DESC, e.id DESC",
-            and(&parts.row)
-        );
-        (sql, parts.row_params)
-    };
-    let (sql, params) = match q.limit {
-        Some(limit) => {
-            let mut params = params;
-            params.push(Value::Integer(limit as i64));
-            (format!("{sql} LIMIT ?"), params)
+            }
+            next = next_candidate(&mut candidates)?;
         }
-        None => (sql, params),
-    };
-    let mut stmt = conn.prepare(&sql).context("prepare search")?;
-    let mut rows = stmt.query(params_from_iter(params)).context("search events")?;
-    let mut raw = RawFetcher::new(conn);
-    while let Some(r) = rows.next().context("read search results")? {
-        let row = partial_row(r).context("read search results")?;
-        if !f(raw.complete(row)?) {
+        let Some(top) = heap.pop() else { break };
+        let row = event_row(conn, labels, &top.block, top.row)?;
+        emitted += 1;
+        if !f(row) || q.limit.is_some_and(|l| emitted >= l) {
             break;
         }
     }
     Ok(())
 }
 
-pub(crate) fn event(conn: &Connection, event_id: &str) -> Result<Option<EventRow>, StoreError> {
-    let sql = format!("SELECT {ROW_COLUMNS} FROM events e {ROW_JOINS} WHERE e.event_id = ?");
-    let key = super::event_id_key(event_id);
-    let Some(row) = conn.query_row(&sql, [key], partial_row).optional().context("read event")? else {
-        return Ok(None);
-    };
-    RawFetcher::new(conn).complete(row).map(Some)
+type Candidate = (i64, i64, i64, Vec<u8>);
+
+fn next_candidate(rows: &mut rusqlite::Rows<'_>) -> Result<Option<Candidate>, StoreError> {
+    match rows.next().context("read block")? {
+        None => Ok(None),
+        Some(r) => Ok(Some((
+            r.get(0).context("read block")?,
+            r.get(1).context("read block")?,
+            r.get(2).context("read block")?,
+            r.get(3).context("read block")?,
+        ))),
+    }
 }
 
+fn event_row(conn: &Connection, labels: &mut Labels, block: &Block, row: usize) -> Result<EventRow, StoreError> {
+    let c = &block.columns;
+    let raw = match block.raw.get() {
+        Some(raw) => raw,
+        None => {
+            let bytes: Vec<u8> = conn
+                .prepare_cached("SELECT raw FROM blocks WHERE id = ?1")
+                .and_then(|mut s| s.query_row([block.id], |r| r.get(0)))
+                .context("read raw records")?;
+            let records = PackedRaw::from_bytes(bytes)
+                .unpack()
+                .map_err(|e| StoreError::Corrupt { block: block.id, detail: e.to_string() })?;
+            block.raw.get_or_init(|| records)
+        }
+    };
+    let slot = c.raw_slot[row] as usize;
+    Ok(EventRow {
+        row: block.id << ROW_BITS | row as i64,
+        event_id: c.event_id[row].clone(),
+        event_time: c.event_time[row],
+        event_source: labels.dict(conn, c.event_source[row])?,
+        event_name: labels.dict(conn, c.event_name[row])?,
+        principal: labels.principal(conn, c.principal[row])?,
+        source_ip: labels.dict(conn, c.source_ip[row])?,
+        account: labels.dict(conn, c.account[row])?,
+        region: labels.dict(conn, c.region[row])?,
+        error_code: labels.dict(conn, c.error_code[row])?,
+        raw: raw
+            .get(slot)
+            .cloned()
+            .ok_or_else(|| StoreError::Corrupt { block: block.id, detail: format!("no raw record {slot}") })?,
+    })
+}
+
+impl Labels {
+    fn dict(&mut self, conn: &Connection, id: i64) -> Result<Option<String>, StoreError> {
+        if id == 0 {
+            return Ok(None);
+        }
+        if let Some(v) = self.dict.get(&id) {
+            return Ok(Some(v.to_string()));
+        }
+        let v: String = conn
+            .prepare_cached("SELECT value FROM dict WHERE id = ?1")
+            .and_then(|mut s| s.query_row([id], |r| r.get(0)))
+            .context("read dictionary value")?;
+        self.dict.insert(id, v.as_str().into());
+        Ok(Some(v))
+    }
+
+    fn principal(&mut self, conn: &Connection, id: i64) -> Result<String, StoreError> {
+        if let Some(v) = self.principals.get(&id) {
+            return Ok(v.to_string());
+        }
+        let v: String = conn
+            .prepare_cached("SELECT principal FROM principals WHERE id = ?1")
+            .and_then(|mut s| s.query_row([id], |r| r.get(0)))
+            .context("read principal")?;
+        self.principals.insert(id, v.as_str().into());
+        Ok(v)
+    }
+}
+
+pub(crate) fn event(conn: &Connection, labels: &mut Labels, event_id: &str) -> Result<Option<EventRow>, StoreError> {
+    in_snapshot(conn, |conn| {
+        let key = super::event_id_key(event_id);
+        let found: Option<(i64, i64)> = conn
+            .prepare_cached("SELECT block, row FROM event_ids WHERE id = ?1")
+            .and_then(|mut s| s.query_row([&key], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+            .context("look up event")?;
+        let Some((id, row)) = found else { return Ok(None) };
+        let (rows, bytes): (i64, Vec<u8>) = conn
+            .prepare_cached("SELECT rows, columns FROM blocks WHERE id = ?1")
+            .and_then(|mut s| s.query_row([id], |r| Ok((r.get(0)?, r.get(1)?))))
+            .context("read block")?;
+        let columns = BlockColumns::decode(&bytes).map_err(|e| StoreError::Corrupt { block: id, detail: e.to_string() })?;
+        if row >= rows || row as usize >= columns.len() {
+            return Err(StoreError::Corrupt { block: id, detail: format!("event row {row} of {rows}") });
+        }
+        let block = Block { id, columns, raw: OnceCell::new() };
+        event_row(conn, labels, &block, row as usize).map(Some)
+    })
+}
+
+/// Most frequent values of `dimension` among the matching events.
 pub(crate) fn top(
     conn: &Connection,
+    labels: &mut Labels,
     dimension: Dimension,
     q: &EventQuery,
     limit: usize,
 ) -> Result<Vec<(String, u64)>, StoreError> {
-    let parts = parts(q);
-    let (label, group) = match dimension {
-        Dimension::EventName => ("name.value", "e.event_name"),
-        Dimension::EventSource => ("src.value", "e.event_source"),
-        Dimension::Principal => ("p.principal", "e.principal"),
-        Dimension::SourceIp => ("ip.value", "e.source_ip"),
-        Dimension::Account => ("acct.value", "e.account"),
-        Dimension::Region => ("reg.value", "e.region"),
-        Dimension::ErrorCode => ("err.value", "e.error_code"),
-    };
-    let sql = format!(
-        "SELECT {label}, count(*) AS n FROM events e {ROW_JOINS}
-         WHERE {} AND {group} IS NOT NULL GROUP BY {group} ORDER BY n DESC, {label} LIMIT ?",
-        and(&parts.row)
-    );
-    let mut params = parts.row_params;
-    params.push(Value::Integer(limit as i64));
-    let mut stmt = conn.prepare(&sql).context("prepare top values")?;
-    let rows = stmt
-        .query_map(params_from_iter(params), |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))
-        .context("count top values")?;
-    rows.collect::<Result<Vec<_>, _>>().context("read top values")
-}
-
-/// A row without its raw JSON yet, and where to find it.
-struct PartialRow {
-    row: EventRow,
-    slot: usize,
-}
-
-fn partial_row(r: &Row<'_>) -> rusqlite::Result<PartialRow> {
-    Ok(PartialRow {
-        row: EventRow {
-            row: r.get(0)?,
-            event_id: super::event_id_string(r.get_ref(1)?)?,
-            event_time: r.get(2)?,
-            event_source: r.get(3)?,
-            event_name: r.get(4)?,
-            principal: r.get(5)?,
-            source_ip: r.get(6)?,
-            account: r.get(7)?,
-            region: r.get(8)?,
-            error_code: r.get(9)?,
-            raw: String::new(),
-        },
-        slot: r.get::<_, i64>(10)? as usize,
-    })
-}
-
-/// Reads raw records from blocks, keeping the last few blocks unpacked (rows of one block
-/// tend to come together in time order).
-struct RawFetcher<'c> {
-    conn: &'c Connection,
-    cache: VecDeque<(i64, i64, Vec<String>)>,
-}
-
-const BLOCK_CACHE: usize = 16;
-
-impl<'c> RawFetcher<'c> {
-    fn new(conn: &'c Connection) -> Self {
-        RawFetcher { conn, cache: VecDeque::new() }
-    }
-
-    fn complete(&mut self, partial: PartialRow) -> Result<EventRow, StoreError> {
-        let PartialRow { mut row, slot } = partial;
-        let at = row.row;
-        let index = match self.cache.iter().position(|(first, last, _)| (*first..=*last).contains(&at)) {
-            Some(i) => i,
-            None => {
-                let (first, last, bytes): (i64, i64, Vec<u8>) = self
-                    .conn
-                    .prepare_cached("SELECT id, last_row, raw FROM blocks WHERE id <= ?1 ORDER BY id DESC LIMIT 1")
-                    .and_then(|mut s| s.query_row([at], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))))
-                    .context("read raw block")?;
-                if !(first..=last).contains(&at) {
-                    return Err(StoreError::Raw { row: at, source: crate::UnpackError::Truncated(0) });
+    in_snapshot(conn, |conn| {
+        let filters = Filters::resolve(conn, q)?;
+        if filters.impossible() {
+            return Ok(Vec::new());
+        }
+        let (sql, params) = filters.candidates_sql(!filters.postings.is_empty());
+        let mut stmt = conn.prepare(&sql).context("prepare block search")?;
+        let mut candidates = stmt.query(params_from_iter(params)).context("search blocks")?;
+        let mut counts: FxHashMap<i64, u64> = FxHashMap::default();
+        while let Some((id, _, rows, bytes)) = next_candidate(&mut candidates)? {
+            let c = BlockColumns::decode(&bytes).map_err(|e| StoreError::Corrupt { block: id, detail: e.to_string() })?;
+            let column = match dimension {
+                Dimension::EventName => &c.event_name,
+                Dimension::EventSource => &c.event_source,
+                Dimension::Principal => &c.principal,
+                Dimension::SourceIp => &c.source_ip,
+                Dimension::Account => &c.account,
+                Dimension::Region => &c.region,
+                Dimension::ErrorCode => &c.error_code,
+            };
+            for row in 0..(rows as usize).min(c.len()) {
+                if column[row] != 0 && filters.matches(&c, row, id << ROW_BITS | row as i64) {
+                    *counts.entry(column[row]).or_default() += 1;
                 }
-                let records =
-                    PackedRaw::from_bytes(bytes).unpack().map_err(|source| StoreError::Raw { row: at, source })?;
-                if self.cache.len() == BLOCK_CACHE {
-                    self.cache.pop_back();
-                }
-                self.cache.push_front((first, last, records));
-                0
             }
-        };
-        let records = &self.cache[index].2;
-        row.raw = records
-            .get(slot)
-            .cloned()
-            .ok_or(StoreError::Raw { row: at, source: crate::UnpackError::Truncated(slot) })?;
-        Ok(row)
-    }
+        }
+        let mut named = Vec::with_capacity(counts.len());
+        for (id, n) in counts {
+            let label = match dimension {
+                Dimension::Principal => labels.principal(conn, id)?,
+                _ => labels.dict(conn, id)?.unwrap_or_default(),
+            };
+            named.push((label, n));
+        }
+        named.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        named.truncate(limit);
+        Ok(named)
+    })
 }

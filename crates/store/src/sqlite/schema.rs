@@ -1,26 +1,21 @@
 //! SQLite schema and its migrations. `PRAGMA user_version` holds the applied version.
 //!
-//! Layout, and why (the writer's cost per event is what limits ingest, so every per-event
-//! index entry is paid for on every one of billions of rows):
-//! * `events` keeps one narrow row per `eventID` (unique index) with the columns search needs.
-//!   Low-cardinality text (event source and name, account, region, error code, event type,
-//!   category, user agent, source IP) is an integer id into `dict`; the principal an id into
-//!   `principals`. Besides `eventID`, the only per-event index is `event_time`.
-//! * `blocks` holds the records' verbatim JSON, compressed a batch at a time (see
-//!   `EventBatch`), about a thousand rows per block (consecutive batches, possibly of several
-//!   objects, are gathered). A block's id is the rowid of its first event row and `last_row`
-//!   its last, so a block is a contiguous rowid range of `events`; `events.slot` is the
-//!   record's place in the block.
-//! * `postings` says which blocks contain which value of each filter column: one entry per
-//!   distinct value per block instead of one index entry per event per column. A search for
-//!   a rare value (an IP, a principal, `StopLogging`) reads the few blocks that can contain it
-//!   and filters their rows exactly. Postings may over-approximate (entries of rolled-back
-//!   blocks stay), never under-approximate: results are always filtered on the row columns.
+//! Layout, and why. The writer's cost per event limits ingest, and every per-event B-tree
+//! entry is paid for on every one of billions of events, so there is exactly one:
+//! * `event_ids` maps each `eventID` (a canonical UUID as its 16 bytes, anything else as
+//!   text) to its block and row: the dedupe key (a record delivered again is found here) and
+//!   the lookup by id.
+//! * `blocks` hold events a thousand or so at a time, in arrival order: their columns
+//!   (`columns.rs`: times, dictionary ids, principal ids, flags, …) and their verbatim JSON
+//!   (zstd frames), each compressed. `rows` is how many rows are valid (an undone object cuts
+//!   a block back); `min_time`/`max_time` bound the rows' event times.
+//! * `postings` say which blocks contain which value of each filter column: one entry per
+//!   distinct value per block. A search intersects them to find the blocks that can match and
+//!   then tests those blocks' rows exactly, so postings may over-approximate (entries of
+//!   undone blocks stay) but never miss.
+//! * `dict` and `principals` give text values small integer ids.
 //! * `objects` is the ingest ledger: one row per object (bucket, key) committed or
 //!   quarantined, written in the same transaction as the object's events.
-//!
-//! The `events_v` view joins the ids back for people using the `sqlite3` shell (the raw JSON
-//! is compressed; `trailwatch search --format jsonl` prints it).
 //!
 //! Later features add their tables (alerts, outbox, integrity state, accounts) as new
 //! migrations appended to [`MIGRATIONS`]; existing entries are never edited.
@@ -89,36 +84,21 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX objects_quarantined ON objects (id) WHERE status = 'quarantined';
 
-    CREATE TABLE events (
-        id            INTEGER PRIMARY KEY,
-        event_id      TEXT NOT NULL,
-        event_time    INTEGER NOT NULL,
-        event_source  INTEGER,
-        event_name    INTEGER,
-        account       INTEGER,
-        region        INTEGER,
-        principal     INTEGER NOT NULL,
-        source_ip     INTEGER,
-        error_code    INTEGER,
-        event_type    INTEGER,
-        category      INTEGER,
-        -- readOnly, managementEvent, MFA (2 bits each: 0 unknown, 1 false, 2 true), console (bit 6)
-        flags         INTEGER NOT NULL,
-        user_agent    INTEGER,
-        access_key_id TEXT,
-        object_id     INTEGER NOT NULL,
-        slot          INTEGER NOT NULL
-    );
-    CREATE UNIQUE INDEX events_event_id ON events (event_id);
-    CREATE INDEX events_time ON events (event_time);
+    CREATE TABLE event_ids (
+        id    BLOB NOT NULL PRIMARY KEY,
+        block INTEGER NOT NULL,
+        row   INTEGER NOT NULL
+    ) WITHOUT ROWID;
 
     CREATE TABLE blocks (
-        id        INTEGER PRIMARY KEY,
-        last_row  INTEGER NOT NULL,
-        min_time  INTEGER NOT NULL,
-        max_time  INTEGER NOT NULL,
-        raw       BLOB NOT NULL
+        id       INTEGER PRIMARY KEY,
+        rows     INTEGER NOT NULL,
+        min_time INTEGER NOT NULL,
+        max_time INTEGER NOT NULL,
+        columns  BLOB NOT NULL,
+        raw      BLOB NOT NULL
     );
+    CREATE INDEX blocks_max_time ON blocks (max_time);
 
     CREATE TABLE postings (
         dim   INTEGER NOT NULL,
@@ -126,25 +106,6 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         block INTEGER NOT NULL,
         PRIMARY KEY (dim, value, block)
     ) WITHOUT ROWID;
-
-    CREATE VIEW events_v AS
-    SELECT e.id, e.event_id,
-           strftime('%Y-%m-%dT%H:%M:%SZ', e.event_time / 1000, 'unixepoch') AS event_time,
-           src.value AS event_source, name.value AS event_name, acct.value AS account,
-           reg.value AS region, p.principal, ip.value AS source_ip, err.value AS error_code,
-           e.access_key_id,
-           CASE e.flags & 3 WHEN 1 THEN 0 WHEN 2 THEN 1 END AS read_only,
-           CASE (e.flags >> 2) & 3 WHEN 1 THEN 0 WHEN 2 THEN 1 END AS management_event,
-           CASE (e.flags >> 4) & 3 WHEN 1 THEN 0 WHEN 2 THEN 1 END AS mfa,
-           (e.flags >> 6) & 1 AS console, e.object_id
-    FROM events e
-    JOIN principals p ON p.id = e.principal
-    LEFT JOIN dict src ON src.id = e.event_source
-    LEFT JOIN dict name ON name.id = e.event_name
-    LEFT JOIN dict acct ON acct.id = e.account
-    LEFT JOIN dict reg ON reg.id = e.region
-    LEFT JOIN dict ip ON ip.id = e.source_ip
-    LEFT JOIN dict err ON err.id = e.error_code;
     "#,
 ];
 

@@ -5,25 +5,24 @@
 //! a group of whole objects durable at once; a crash, or a `Drop` without commit, loses the
 //! whole uncommitted group and nothing else.
 //!
-//! Undoing one object inside the group (quarantine, I/O failure) does not use a SAVEPOINT:
-//! with a savepoint open, SQLite copies every page it touches into a sub-journal, which cost
-//! more than everything else the writer does. Instead, because this writer holds the write
-//! lock and rowids grow, the object's new events are exactly the rows with a rowid above the
-//! largest one when the object began (the *floor*): one range `DELETE` removes them and the
-//! raw blocks that start above the floor, and a block that started below it is cut back to
-//! the floor. The object's ledger row is only written when the object ends (its id is reserved
-//! in memory), so there is nothing to undo there. Dictionary and principal rows an undone
-//! object created stay (they are valid values, and the in-memory id caches stay right).
+//! Per event, the database sees one insert: its `event_ids` entry, which is also the dedupe
+//! check. Everything else about the event goes into the *open block* in memory (its columns,
+//! its batch's packed raw records, its postings), which is written as one row when it holds
+//! [`BLOCK_EVENTS`] rows or [`BLOCK_BYTES`] of raw records, and before every commit. Block ids
+//! are allocated here (the writer holds the write lock, so ids above the maximum are free).
 //!
-//! Raw blocks: consecutive batches (of one or several objects) are gathered into one *open
-//! block* until it holds [`BLOCK_EVENTS`] rows or [`BLOCK_BYTES`] of compressed raw records,
-//! and written (raw bytes plus the block's postings) when full and before every commit. The
-//! block's raw value is the batches' zstd frames back to back, which decode as one stream.
+//! Undoing one object inside the group (quarantine, I/O failure) does not use a SAVEPOINT
+//! (with one open, SQLite copies every page it touches into a sub-journal). Instead the
+//! writer remembers the `event_ids` it inserted for the object and deletes them, deletes the
+//! blocks written since the object began, cuts back the block that was open when it began
+//! (in memory, or with `rows` if it has been written since), and never wrote the object's
+//! ledger row, whose id is reserved in memory and written when the object ends.
 
 use model::ParsedEvent;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use rustc_hash::FxHashMap;
 
+use super::columns::BlockColumns;
 use super::now_millis;
 use super::schema::kind;
 use crate::{Context, EventBatch, EventWriter, InsertCounts, ObjectMeta, ObjectTotals, StoreError};
@@ -31,7 +30,7 @@ use crate::{Context, EventBatch, EventWriter, InsertCounts, ObjectMeta, ObjectTo
 /// Bound on each in-memory id cache; past it the cache starts over (ids stay in the DB).
 const CACHE_LIMIT: usize = 100_000;
 /// A block is written once it holds this many rows…
-const BLOCK_EVENTS: i64 = 1024;
+const BLOCK_EVENTS: usize = 1024;
 /// …or this many bytes of compressed raw records.
 const BLOCK_BYTES: usize = 1 << 20;
 
@@ -40,10 +39,9 @@ pub(crate) struct SqliteWriter {
     /// Dropped after `conn` (field order): stops the background checkpoints.
     _checkpointer: Option<super::Checkpointer>,
     in_tx: bool,
-    /// Largest event rowid; valid while `in_tx` (this connection holds the write lock).
-    last_row: i64,
-    /// Next free ledger id; valid while `in_tx`.
-    next_object_id: i64,
+    /// Next free block and ledger ids; valid while `in_tx` (this connection holds the lock).
+    next_block: i64,
+    next_object: i64,
     object: Option<OpenObject>,
     block: Option<OpenBlock>,
     dict: Vec<DictCache>,
@@ -51,10 +49,30 @@ pub(crate) struct SqliteWriter {
     pending_events: u64,
 }
 
-#[derive(Default)]
-struct PrincipalCache {
-    last: Option<(Box<str>, i64)>,
-    ids: FxHashMap<Box<str>, i64>,
+struct OpenObject {
+    meta: ObjectMeta,
+    ledger_id: i64,
+    /// Blocks with a larger id were started by this object.
+    block_floor: i64,
+    /// The block open when the object began, and its (rows, raw frames, raw slots) then.
+    block_mark: Option<(i64, usize, usize, usize)>,
+    /// `event_ids` this object inserted, to delete on undo.
+    inserted: Vec<super::EventIdKey<'static>>,
+    counts: InsertCounts,
+}
+
+/// Rows not yet written: their columns, their batches' raw frames, their postings.
+struct OpenBlock {
+    id: i64,
+    columns: BlockColumns,
+    min_time: i64,
+    max_time: i64,
+    frames: Vec<Vec<u8>>,
+    /// Raw records in `frames` (a row's `raw_slot` indexes them).
+    slots: usize,
+    raw_bytes: usize,
+    /// (dimension, value) of every row; sorted and deduplicated when written.
+    postings: Vec<(u8, i64)>,
 }
 
 /// Ids of one dictionary kind. Consecutive events mostly repeat a value (a file has one
@@ -65,37 +83,11 @@ struct DictCache {
     ids: FxHashMap<Box<str>, i64>,
 }
 
-struct OpenObject {
-    meta: ObjectMeta,
-    /// Reserved ledger id (the writer holds the write lock, so ids above the maximum are free);
-    /// the row itself is written once, when the object ends.
-    ledger_id: i64,
-    /// `last_row` when the object began: its new events are the rows above it.
-    floor: i64,
-    /// The open block's (frames, slots) when the object began, to cut it back on undo.
-    block_mark: Option<(usize, usize)>,
-    counts: InsertCounts,
+#[derive(Default)]
+struct PrincipalCache {
+    last: Option<(Box<str>, i64)>,
+    ids: FxHashMap<Box<str>, i64>,
 }
-
-/// New rows not yet written as a block: rowids `first..=last`, raw records in `frames`.
-struct OpenBlock {
-    first: i64,
-    last: i64,
-    min_time: i64,
-    max_time: i64,
-    frames: Vec<Vec<u8>>,
-    /// Records in `frames` (a row's `slot` indexes them).
-    slots: usize,
-    raw_bytes: usize,
-    /// (dimension, value) of every row; sorted and deduplicated when written.
-    postings: Vec<(u8, i64)>,
-}
-
-const INSERT_EVENT: &str = "INSERT INTO events (event_id, event_time, event_source, event_name, account, region,
-        principal, source_ip, error_code, event_type, category, flags, user_agent, access_key_id,
-        object_id, slot)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
-     ON CONFLICT (event_id) DO NOTHING";
 
 impl SqliteWriter {
     pub(crate) fn new(conn: Connection, checkpointer: Option<super::Checkpointer>) -> SqliteWriter {
@@ -103,8 +95,8 @@ impl SqliteWriter {
             conn,
             _checkpointer: checkpointer,
             in_tx: false,
-            last_row: 0,
-            next_object_id: 1,
+            next_block: 1,
+            next_object: 1,
             object: None,
             block: None,
             dict: (0..kind::COUNT).map(|_| DictCache::default()).collect(),
@@ -117,20 +109,18 @@ impl SqliteWriter {
         if !self.in_tx {
             self.conn.execute_batch("BEGIN IMMEDIATE").context("begin write transaction")?;
             self.in_tx = true;
-            // Exactly `max(id)`: SQLite answers that from the end of the table's B-tree, while
-            // any expression around it (coalesce) turns it into a full scan.
-            let max: Option<i64> = self
-                .conn
-                .prepare_cached("SELECT max(id) FROM events")
-                .and_then(|mut s| s.query_row([], |r| r.get(0)))
-                .context("read event rowid")?;
-            self.last_row = max.unwrap_or(0);
-            let max: Option<i64> = self
-                .conn
-                .prepare_cached("SELECT max(id) FROM objects")
-                .and_then(|mut s| s.query_row([], |r| r.get(0)))
-                .context("read ledger id")?;
-            self.next_object_id = max.unwrap_or(0) + 1;
+            // Exactly `max(id)`: SQLite answers that from the end of the B-tree, while any
+            // expression around it (coalesce) turns it into a full scan.
+            let max = |sql: &str| -> Result<i64, StoreError> {
+                let v: Option<i64> = self
+                    .conn
+                    .prepare_cached(sql)
+                    .and_then(|mut s| s.query_row([], |r| r.get(0)))
+                    .context("read the largest id")?;
+                Ok(v.unwrap_or(0))
+            };
+            self.next_block = max("SELECT max(id) FROM blocks")? + 1;
+            self.next_object = max("SELECT max(id) FROM objects")? + 1;
         }
         Ok(())
     }
@@ -141,14 +131,25 @@ impl SqliteWriter {
         self.principals = PrincipalCache::default();
     }
 
-    /// Writes the open block (raw records and postings), if any.
+    /// Writes the open block (columns, raw records and postings), if any.
     fn flush_block(&mut self) -> Result<(), StoreError> {
         let Some(block) = self.block.take() else { return Ok(()) };
         let raw = block.frames.concat();
         self.conn
-            .prepare_cached("INSERT INTO blocks (id, last_row, min_time, max_time, raw) VALUES (?1, ?2, ?3, ?4, ?5)")
-            .and_then(|mut s| s.execute(params![block.first, block.last, block.min_time, block.max_time, raw]))
-            .context("store raw block")?;
+            .prepare_cached(
+                "INSERT INTO blocks (id, rows, min_time, max_time, columns, raw) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    block.id,
+                    block.columns.len() as i64,
+                    block.min_time,
+                    block.max_time,
+                    block.columns.encode(),
+                    raw
+                ])
+            })
+            .context("store a block")?;
         let mut postings = block.postings;
         postings.sort_unstable();
         postings.dedup();
@@ -157,7 +158,7 @@ impl SqliteWriter {
             .prepare_cached("INSERT OR IGNORE INTO postings (dim, value, block) VALUES (?1, ?2, ?3)")
             .context("prepare postings insert")?;
         for (dim, value) in postings {
-            post.execute(params![dim, value, block.first]).context("insert posting")?;
+            post.execute(params![dim, value, block.id]).context("insert posting")?;
         }
         Ok(())
     }
@@ -169,118 +170,115 @@ impl EventWriter for SqliteWriter {
             return Err(StoreError::ObjectInProgress(object.key.clone()));
         }
         self.ensure_transaction()?;
-        let ledger_id = self.next_object_id;
-        self.next_object_id += 1;
+        // An object recorded before (quarantined, or changed since) keeps its ledger id;
+        // a new one gets the next free id, and its row is written when it ends.
+        let existing: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT id FROM objects WHERE bucket = ?1 AND key = ?2")
+            .and_then(|mut s| s.query_row(params![object.bucket, object.key], |r| r.get(0)).optional())
+            .context("read ledger row")?;
+        let ledger_id = existing.unwrap_or_else(|| {
+            self.next_object += 1;
+            self.next_object - 1
+        });
         self.object = Some(OpenObject {
             meta: object.clone(),
             ledger_id,
-            floor: self.last_row,
-            block_mark: self.block.as_ref().map(|b| (b.frames.len(), b.slots)),
+            block_floor: self.next_block - 1,
+            block_mark: self.block.as_ref().map(|b| (b.id, b.columns.len(), b.frames.len(), b.slots)),
+            inserted: Vec::new(),
             counts: InsertCounts::default(),
         });
         Ok(())
     }
 
     fn insert(&mut self, batch: &mut EventBatch) -> Result<InsertCounts, StoreError> {
-        let ledger_id = self.object.as_ref().ok_or(StoreError::NoObject("insert"))?.ledger_id;
-        let conn = &self.conn;
-        let mut counts = InsertCounts::default();
-        // Slots continue the open block's records; this batch's frame is appended below.
-        let base_slot = self.block.as_ref().map_or(0, |b| b.slots);
-        let mut new_rows: Option<(i64, i64, i64, i64)> = None; // (first, last, min_time, max_time)
-        let mut postings: Vec<(u8, i64)> = Vec::with_capacity(batch.len() * 7);
-        {
-            // One statement handle for the whole batch: looking it up per row hashes its SQL.
-            let mut insert = conn.prepare_cached(INSERT_EVENT).context("prepare event insert")?;
-            for (i, e) in batch.events.iter().enumerate() {
-                let mut d = |k: u8, v: &Option<String>| dict_id(conn, &mut self.dict[k as usize], k, v.as_deref());
-                let event_source = d(kind::EVENT_SOURCE, &e.event_source)?;
-                let event_name = d(kind::EVENT_NAME, &e.event_name)?;
-                let account = d(kind::ACCOUNT, &e.recipient_account_id)?;
-                let region = d(kind::REGION, &e.aws_region)?;
-                let error_code = d(kind::ERROR_CODE, &e.error_code)?;
-                let event_type = d(kind::EVENT_TYPE, &e.event_type)?;
-                let category = d(kind::CATEGORY, &e.event_category)?;
-                let user_agent = d(kind::USER_AGENT, &e.user_agent)?;
-                let source_ip = d(kind::SOURCE_IP, &e.source_ip)?;
-                let principal = principal_id(conn, &mut self.principals, e)?;
-                let a = &e.actor;
-                let changed = insert
-                    .execute(params![
-                        super::event_id_key(&e.event_id),
-                        e.event_time,
-                        event_source,
-                        event_name,
-                        account,
-                        region,
-                        principal,
-                        source_ip,
-                        error_code,
-                        event_type,
-                        category,
-                        flags(e),
-                        user_agent,
-                        a.access_key_id,
-                        ledger_id,
-                        (base_slot + i) as i64,
-                    ])
-                    .context("insert event")?;
-                if changed == 0 {
-                    counts.duplicates += 1;
-                    continue;
-                }
-                counts.new += 1;
-                let row = conn.last_insert_rowid();
-                new_rows = Some(match new_rows {
-                    None => (row, row, e.event_time, e.event_time),
-                    Some((first, _, lo, hi)) => (first, row, lo.min(e.event_time), hi.max(e.event_time)),
-                });
-                postings.push((kind::PRINCIPAL, principal));
-                for (k, v) in [
-                    (kind::EVENT_SOURCE, event_source),
-                    (kind::EVENT_NAME, event_name),
-                    (kind::ACCOUNT, account),
-                    (kind::REGION, region),
-                    (kind::ERROR_CODE, error_code),
-                    (kind::SOURCE_IP, source_ip),
-                ] {
-                    if let Some(v) = v {
-                        postings.push((k, v));
-                    }
-                }
-            }
-        }
-        // A batch whose events were all stored before adds nothing, not even its raw bytes.
-        if let Some((first, last, min_time, max_time)) = new_rows {
-            self.last_row = last;
-            let frame = batch.take_packed();
-            let block = self.block.get_or_insert_with(|| OpenBlock {
-                first,
-                last,
-                min_time,
-                max_time,
+        let object = self.object.as_mut().ok_or(StoreError::NoObject("insert"))?;
+        let ledger_id = object.ledger_id;
+        if self.block.is_none() {
+            self.block = Some(OpenBlock {
+                id: self.next_block,
+                columns: BlockColumns::with_capacity(BLOCK_EVENTS),
+                min_time: i64::MAX,
+                max_time: i64::MIN,
                 frames: Vec::new(),
                 slots: 0,
                 raw_bytes: 0,
                 postings: Vec::new(),
             });
-            block.last = last;
-            block.min_time = block.min_time.min(min_time);
-            block.max_time = block.max_time.max(max_time);
+            self.next_block += 1;
+        }
+        let block = self.block.as_mut().expect("opened above");
+        let conn = &self.conn;
+        let mut counts = InsertCounts::default();
+        {
+            // One statement handle for the whole batch: looking it up per row hashes its SQL.
+            let mut insert = conn
+                .prepare_cached("INSERT INTO event_ids (id, block, row) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")
+                .context("prepare event insert")?;
+            // The batch is ours to consume: strings move into the block instead of being copied.
+            for (i, e) in batch.events.iter_mut().enumerate() {
+                let key = super::event_id_key(&e.event_id).into_owned();
+                let row = block.columns.len() as i64;
+                if insert.execute(params![&key, block.id, row]).context("insert event id")? == 0 {
+                    counts.duplicates += 1;
+                    continue;
+                }
+                counts.new += 1;
+                object.inserted.push(key);
+                let mut d = |k: u8, v: &Option<String>| dict_id(conn, &mut self.dict[k as usize], k, v.as_deref());
+                let c = &mut block.columns;
+                let ids = [
+                    (kind::EVENT_SOURCE, d(kind::EVENT_SOURCE, &e.event_source)?),
+                    (kind::EVENT_NAME, d(kind::EVENT_NAME, &e.event_name)?),
+                    (kind::ACCOUNT, d(kind::ACCOUNT, &e.recipient_account_id)?),
+                    (kind::REGION, d(kind::REGION, &e.aws_region)?),
+                    (kind::ERROR_CODE, d(kind::ERROR_CODE, &e.error_code)?),
+                    (kind::SOURCE_IP, d(kind::SOURCE_IP, &e.source_ip)?),
+                ];
+                for (k, v) in ids {
+                    if let Some(v) = v {
+                        block.postings.push((k, v));
+                    }
+                }
+                let principal = principal_id(conn, &mut self.principals, e)?;
+                block.postings.push((kind::PRINCIPAL, principal));
+                c.event_source.push(ids[0].1.unwrap_or(0));
+                c.event_name.push(ids[1].1.unwrap_or(0));
+                c.account.push(ids[2].1.unwrap_or(0));
+                c.region.push(ids[3].1.unwrap_or(0));
+                c.error_code.push(ids[4].1.unwrap_or(0));
+                c.source_ip.push(ids[5].1.unwrap_or(0));
+                c.event_type.push(d(kind::EVENT_TYPE, &e.event_type)?.unwrap_or(0));
+                c.category.push(d(kind::CATEGORY, &e.event_category)?.unwrap_or(0));
+                c.user_agent.push(d(kind::USER_AGENT, &e.user_agent)?.unwrap_or(0));
+                c.principal.push(principal);
+                c.event_time.push(e.event_time);
+                c.flags.push(flags(e));
+                c.access_key_id.push(e.actor.access_key_id.take().unwrap_or_default());
+                c.event_id.push(std::mem::take(&mut e.event_id));
+                c.object_id.push(ledger_id);
+                c.raw_slot.push((block.slots + i) as i64);
+                block.min_time = block.min_time.min(e.event_time);
+                block.max_time = block.max_time.max(e.event_time);
+            }
+        }
+        // A batch whose events were all stored before adds nothing, not even its raw bytes.
+        if counts.new > 0 {
+            let frame = batch.take_packed();
             block.raw_bytes += frame.len();
             block.frames.push(frame);
             block.slots += batch.len();
-            postings.sort_unstable();
-            postings.dedup();
-            block.postings.append(&mut postings);
-            if block.last - block.first + 1 >= BLOCK_EVENTS || block.raw_bytes >= BLOCK_BYTES {
-                self.flush_block()?;
-            }
         }
-        // (An all-duplicate batch adds no frame and no slots, so slots stay aligned.)
+        let (rows, full) = (block.columns.len(), block.columns.len() >= BLOCK_EVENTS || block.raw_bytes >= BLOCK_BYTES);
+        object.counts += counts;
         self.pending_events += batch.len() as u64;
-        if let Some(o) = self.object.as_mut() {
-            o.counts += counts;
+        if rows == 0 {
+            // Nothing new in a block opened for this batch: give the id back.
+            self.block = None;
+            self.next_block -= 1;
+        } else if full {
+            self.flush_block()?;
         }
         Ok(counts)
     }
@@ -325,13 +323,7 @@ impl EventWriter for SqliteWriter {
                 )
             })
             .context("write committed ledger row")?;
-        if id != object.ledger_id {
-            // The object was recorded before (quarantined, or since changed): its row keeps its
-            // id, so point this attempt's events at it.
-            self.conn
-                .execute("UPDATE events SET object_id = ?1 WHERE id > ?2", params![id, object.floor])
-                .context("link events to the existing ledger row")?;
-        }
+        debug_assert_eq!(id, object.ledger_id, "the ledger id was looked up under the write lock");
         Ok(object.counts)
     }
 
@@ -347,15 +339,7 @@ impl EventWriter for SqliteWriter {
                     records = 0, new_events = 0, duplicate_events = 0, recorded_at = excluded.recorded_at",
             )
             .and_then(|mut s| {
-                s.execute(params![
-                    object.source,
-                    object.bucket,
-                    object.key,
-                    object.size as i64,
-                    reason,
-                    detail,
-                    now_millis()
-                ])
+                s.execute(params![object.source, object.bucket, object.key, object.size as i64, reason, detail, now_millis()])
             })
             .context("write quarantine ledger row")?;
         Ok(())
@@ -363,29 +347,36 @@ impl EventWriter for SqliteWriter {
 
     fn abort_object(&mut self) -> Result<(), StoreError> {
         let Some(open) = self.object.take() else { return Ok(()) };
-        let floor = open.floor;
         self.pending_events -= open.counts.new + open.counts.duplicates;
-        // Rows and written blocks above the floor go; a written block that started below the
-        // floor but ran past it (it filled up during this object) is cut back to the floor.
-        for sql in [
-            "DELETE FROM events WHERE id > ?1",
-            "DELETE FROM blocks WHERE id > ?1",
-            "UPDATE blocks SET last_row = ?1
-             WHERE id = (SELECT max(id) FROM blocks WHERE id <= ?1) AND last_row > ?1",
-        ] {
-            self.conn.execute(sql, [floor]).context("remove the events of an undone object")?;
-        }
-        self.last_row = floor;
-        // The open block: keep what earlier objects put in it, drop the rest.
-        match (open.block_mark, self.block.as_mut()) {
-            (Some((frames, slots)), Some(block)) if block.first <= floor => {
-                block.frames.truncate(frames);
-                block.slots = slots;
-                block.last = floor;
-                block.raw_bytes = block.frames.iter().map(Vec::len).sum();
+        {
+            let mut delete =
+                self.conn.prepare_cached("DELETE FROM event_ids WHERE id = ?1").context("prepare event id delete")?;
+            for key in &open.inserted {
+                delete.execute([key]).context("remove the events of an undone object")?;
             }
-            _ => self.block = None,
         }
+        self.conn
+            .execute("DELETE FROM blocks WHERE id > ?1", [open.block_floor])
+            .context("remove the blocks of an undone object")?;
+        match open.block_mark {
+            // The block open when the object began is still open: cut it back in memory.
+            Some((id, rows, frames, slots)) if self.block.as_ref().is_some_and(|b| b.id == id) => {
+                let b = self.block.as_mut().expect("checked");
+                b.columns.truncate(rows);
+                b.frames.truncate(frames);
+                b.slots = slots;
+                b.raw_bytes = b.frames.iter().map(Vec::len).sum();
+            }
+            // It was written during the object: keep only its first rows.
+            Some((id, rows, _, _)) => {
+                self.conn
+                    .execute("UPDATE blocks SET rows = ?1 WHERE id = ?2", params![rows as i64, id])
+                    .context("cut back a block")?;
+                self.block = None;
+            }
+            None => self.block = None,
+        }
+        self.next_block = self.block.as_ref().map_or(open.block_floor, |b| b.id) + 1;
         Ok(())
     }
 
@@ -436,13 +427,18 @@ fn dict_id(conn: &Connection, cache: &mut DictCache, kind: u8, value: Option<&st
         cache.last = Some((value.into(), id));
         return Ok(Some(id));
     }
-    let id: i64 = conn
-        .prepare_cached(
-            "INSERT INTO dict (kind, value) VALUES (?1, ?2)
-             ON CONFLICT (kind, value) DO UPDATE SET kind = excluded.kind RETURNING id",
-        )
-        .and_then(|mut s| s.query_row(params![kind, value], |r| r.get(0)))
+    // Plain insert-if-missing (an upsert would need a statement journal), then look it up.
+    let inserted: Option<i64> = conn
+        .prepare_cached("INSERT INTO dict (kind, value) VALUES (?1, ?2) ON CONFLICT DO NOTHING RETURNING id")
+        .and_then(|mut s| s.query_row(params![kind, value], |r| r.get(0)).optional())
         .context("intern dictionary value")?;
+    let id = match inserted {
+        Some(id) => id,
+        None => conn
+            .prepare_cached("SELECT id FROM dict WHERE kind = ?1 AND value = ?2")
+            .and_then(|mut s| s.query_row(params![kind, value], |r| r.get(0)))
+            .context("read dictionary id")?,
+    };
     if cache.ids.len() >= CACHE_LIMIT {
         cache.ids.clear();
     }
@@ -462,17 +458,10 @@ fn principal_id(conn: &Connection, cache: &mut PrincipalCache, e: &ParsedEvent) 
         cache.last = Some((a.principal.as_str().into(), id));
         return Ok(id);
     }
-    let id: i64 = conn
+    let inserted: Option<i64> = conn
         .prepare_cached(
             "INSERT INTO principals (principal, kind, account_id, name, issuer, human, federation)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT (principal) DO UPDATE SET
-                account_id = coalesce(principals.account_id, excluded.account_id),
-                name = coalesce(principals.name, excluded.name),
-                issuer = coalesce(principals.issuer, excluded.issuer),
-                human = coalesce(principals.human, excluded.human),
-                federation = coalesce(principals.federation, excluded.federation)
-             RETURNING id",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING RETURNING id",
         )
         .and_then(|mut s| {
             s.query_row(
@@ -487,8 +476,16 @@ fn principal_id(conn: &Connection, cache: &mut PrincipalCache, e: &ParsedEvent) 
                 ],
                 |r| r.get(0),
             )
+            .optional()
         })
         .context("intern principal")?;
+    let id = match inserted {
+        Some(id) => id,
+        None => conn
+            .prepare_cached("SELECT id FROM principals WHERE principal = ?1")
+            .and_then(|mut s| s.query_row([&a.principal], |r| r.get(0)))
+            .context("read principal id")?,
+    };
     if cache.ids.len() >= CACHE_LIMIT {
         cache.ids.clear();
     }
