@@ -130,9 +130,7 @@ impl BlockColumns {
 
     pub fn decode(bytes: &[u8]) -> Result<BlockColumns, ColumnsError> {
         let mut plain = Vec::new();
-        zstd::stream::Decoder::new(bytes)
-            .and_then(|mut d| d.read_to_end(&mut plain))
-            .map_err(ColumnsError::Zstd)?;
+        zstd::stream::Decoder::new(bytes).and_then(|mut d| d.read_to_end(&mut plain)).map_err(ColumnsError::Zstd)?;
         let mut at = 0;
         let version = *plain.first().ok_or(ColumnsError::Malformed(0))?;
         if version != VERSION {

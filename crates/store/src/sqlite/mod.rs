@@ -45,7 +45,11 @@ impl SqliteStore {
         let target = Target::File(path.as_ref().to_path_buf());
         let mut conn = target.connect()?;
         schema::migrate(&mut conn)?;
-        Ok(SqliteStore { target, read: Mutex::new(Reader { conn, labels: read::Labels::default() }), plan: PlanChoice::Auto })
+        Ok(SqliteStore {
+            target,
+            read: Mutex::new(Reader { conn, labels: read::Labels::default() }),
+            plan: PlanChoice::Auto,
+        })
     }
 
     /// A private in-memory database that lives as long as this value.
@@ -54,7 +58,11 @@ impl SqliteStore {
         let target = Target::Memory(format!("file:trailwatch-mem-{}-{n}?mode=memory&cache=shared", std::process::id()));
         let mut conn = target.connect()?;
         schema::migrate(&mut conn)?;
-        Ok(SqliteStore { target, read: Mutex::new(Reader { conn, labels: read::Labels::default() }), plan: PlanChoice::Auto })
+        Ok(SqliteStore {
+            target,
+            read: Mutex::new(Reader { conn, labels: read::Labels::default() }),
+            plan: PlanChoice::Auto,
+        })
     }
 
     /// Forces a search plan (tests use this to check that both plans agree).

@@ -69,7 +69,10 @@ impl Filters {
             let (op, v) = if is_wildcard(value) { ("GLOB", glob_pattern(value)) } else { ("=", value.clone()) };
             let ids_sql = format!("SELECT id FROM dict WHERE kind = {k} AND value {op} ?");
             let ids = ids(conn, &ids_sql, vec![Value::Text(v.clone())])?;
-            postings.push((format!("SELECT block FROM postings WHERE dim = {k} AND value IN ({ids_sql})"), vec![Value::Text(v)]));
+            postings.push((
+                format!("SELECT block FROM postings WHERE dim = {k} AND value IN ({ids_sql})"),
+                vec![Value::Text(v)],
+            ));
             Ok(Some(ids))
         };
         let event_name = dict(&q.event_name, kind::EVENT_NAME)?;
@@ -81,12 +84,15 @@ impl Filters {
             None => None,
             Some(who) => {
                 let (op, v) = if is_wildcard(who) { ("GLOB", glob_pattern(who)) } else { ("=", who.clone()) };
-                let ids_sql =
-                    format!("SELECT id FROM principals WHERE principal {op} ? OR issuer {op} ? OR name {op} ? OR human {op} ?");
+                let ids_sql = format!(
+                    "SELECT id FROM principals WHERE principal {op} ? OR issuer {op} ? OR name {op} ? OR human {op} ?"
+                );
                 let four = vec![Value::Text(v); 4];
                 let set = ids(conn, &ids_sql, four.clone())?;
-                postings
-                    .push((format!("SELECT block FROM postings WHERE dim = {} AND value IN ({ids_sql})", kind::PRINCIPAL), four));
+                postings.push((
+                    format!("SELECT block FROM postings WHERE dim = {} AND value IN ({ids_sql})", kind::PRINCIPAL),
+                    four,
+                ));
                 Some(set)
             }
         };
@@ -243,7 +249,8 @@ fn search(
                 next = Some((id, max_time, rows, bytes));
                 break;
             }
-            let columns = BlockColumns::decode(&bytes).map_err(|e| StoreError::Corrupt { block: id, detail: e.to_string() })?;
+            let columns =
+                BlockColumns::decode(&bytes).map_err(|e| StoreError::Corrupt { block: id, detail: e.to_string() })?;
             let block = Rc::new(Block { id, columns, raw: OnceCell::new() });
             let valid = (rows as usize).min(block.columns.len());
             for row in 0..valid {
@@ -353,7 +360,8 @@ pub(crate) fn event(conn: &Connection, labels: &mut Labels, event_id: &str) -> R
             .prepare_cached("SELECT rows, columns FROM blocks WHERE id = ?1")
             .and_then(|mut s| s.query_row([id], |r| Ok((r.get(0)?, r.get(1)?))))
             .context("read block")?;
-        let columns = BlockColumns::decode(&bytes).map_err(|e| StoreError::Corrupt { block: id, detail: e.to_string() })?;
+        let columns =
+            BlockColumns::decode(&bytes).map_err(|e| StoreError::Corrupt { block: id, detail: e.to_string() })?;
         if row >= rows || row as usize >= columns.len() {
             return Err(StoreError::Corrupt { block: id, detail: format!("event row {row} of {rows}") });
         }
@@ -380,7 +388,8 @@ pub(crate) fn top(
         let mut candidates = stmt.query(params_from_iter(params)).context("search blocks")?;
         let mut counts: FxHashMap<i64, u64> = FxHashMap::default();
         while let Some((id, _, rows, bytes)) = next_candidate(&mut candidates)? {
-            let c = BlockColumns::decode(&bytes).map_err(|e| StoreError::Corrupt { block: id, detail: e.to_string() })?;
+            let c =
+                BlockColumns::decode(&bytes).map_err(|e| StoreError::Corrupt { block: id, detail: e.to_string() })?;
             let column = match dimension {
                 Dimension::EventName => &c.event_name,
                 Dimension::EventSource => &c.event_source,
@@ -390,9 +399,9 @@ pub(crate) fn top(
                 Dimension::Region => &c.region,
                 Dimension::ErrorCode => &c.error_code,
             };
-            for row in 0..(rows as usize).min(c.len()) {
-                if column[row] != 0 && filters.matches(&c, row, id << ROW_BITS | row as i64) {
-                    *counts.entry(column[row]).or_default() += 1;
+            for (row, &value) in column.iter().enumerate().take((rows as usize).min(c.len())) {
+                if value != 0 && filters.matches(&c, row, id << ROW_BITS | row as i64) {
+                    *counts.entry(value).or_default() += 1;
                 }
             }
         }

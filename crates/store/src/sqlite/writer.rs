@@ -339,7 +339,15 @@ impl EventWriter for SqliteWriter {
                     records = 0, new_events = 0, duplicate_events = 0, recorded_at = excluded.recorded_at",
             )
             .and_then(|mut s| {
-                s.execute(params![object.source, object.bucket, object.key, object.size as i64, reason, detail, now_millis()])
+                s.execute(params![
+                    object.source,
+                    object.bucket,
+                    object.key,
+                    object.size as i64,
+                    reason,
+                    detail,
+                    now_millis()
+                ])
             })
             .context("write quarantine ledger row")?;
         Ok(())
