@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use model::{EventReader, FileSummary, LogFileError, ParsedEvent};
-use store::{EventBatch, EventWriter, InsertCounts, ObjectMeta, ObjectTotals, StoreError};
+use store::{EventBatch, EventWriter, InsertCounts, ObjectMeta, ObjectTotals, RawFramer, StoreError};
 
 /// Opens an object's bytes (a file, an S3 GET body). Runs on a parse worker.
 pub type Opener = Box<dyn FnOnce() -> std::io::Result<Box<dyn Read + Send>> + Send>;
@@ -308,35 +308,40 @@ fn parse_into<R>(open: Opener, handover: &mut Handover<'_, R>, config: &Pipeline
         Ok(r) => r,
         Err(e) => return Some(End::Failed(e)),
     };
-    let batch = |events: Vec<ParsedEvent>| {
-        let mut batch = EventBatch::new(events);
-        if pack {
-            batch.pack_and_release_raw();
-        }
-        batch
-    };
-    let mut chunk = Vec::with_capacity(config.chunk_events);
+    // For a writer that stores packed records, each record's text is framed for its block as
+    // it is read and never becomes a string of its own; otherwise events keep their text.
+    let mut framer = pack.then(RawFramer::default);
+    let mut chunk: Vec<ParsedEvent> = Vec::with_capacity(config.chunk_events);
     let mut bytes = 0;
     loop {
-        match events.next_event() {
+        let next = match framer.as_mut() {
+            Some(f) => events.next_event_with(|text| f.push(text)),
+            None => events.next_event(),
+        };
+        let done = match next {
             Ok(Some(event)) => {
                 bytes += event.raw.len();
                 chunk.push(event);
-                if chunk.len() >= config.chunk_events || bytes >= config.chunk_bytes {
-                    bytes = 0;
-                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(config.chunk_events));
-                    if !handover.batch(batch(full)) {
-                        return None;
-                    }
-                }
+                false
             }
-            Ok(None) => {
-                if !chunk.is_empty() && !handover.batch(batch(chunk)) {
-                    return None;
-                }
-                return Some(End::Done(events.summary()));
-            }
+            Ok(None) => true,
             Err(e) => return Some(End::Failed(e)),
+        };
+        let raw_bytes = framer.as_ref().map_or(bytes, RawFramer::bytes);
+        let full = chunk.len() >= config.chunk_events || raw_bytes >= config.chunk_bytes;
+        if (full || done) && !chunk.is_empty() {
+            let events = std::mem::replace(&mut chunk, Vec::with_capacity(config.chunk_events));
+            bytes = 0;
+            let batch = match framer.as_mut() {
+                Some(f) => EventBatch::with_packed(events, f.finish()),
+                None => EventBatch::new(events),
+            };
+            if !handover.batch(batch) {
+                return None;
+            }
+        }
+        if done {
+            return Some(End::Done(events.summary()));
         }
     }
 }

@@ -61,6 +61,13 @@ impl ParsedEvent {
         Self::from_record(&record, text)
     }
 
+    /// Like [`from_json`](Self::from_json) but leaves `raw` empty, for callers that keep the
+    /// text elsewhere (the ingest pipeline frames it straight into a compressed block).
+    pub fn columns_from_json(text: &str) -> Result<ParsedEvent, EventError> {
+        let record = Record::from_json(text).map_err(EventError::Invalid)?;
+        Self::from_record(&record, "")
+    }
+
     pub fn from_record(record: &Record<'_>, text: &str) -> Result<ParsedEvent, EventError> {
         let event_id =
             record.event_id.as_deref().filter(|s| !s.is_empty()).ok_or(EventError::MissingEventId)?.to_string();

@@ -42,19 +42,16 @@ impl EventBatch {
         EventBatch { events, packed: None }
     }
 
+    /// A batch whose raw records were framed as they were read ([`RawFramer`]); the events'
+    /// `raw` fields are empty.
+    pub fn with_packed(events: Vec<ParsedEvent>, packed: PackedRaw) -> EventBatch {
+        EventBatch { events, packed: Some(packed) }
+    }
+
     /// Compresses the raw records now (idempotent).
     pub fn pack(&mut self) {
         if self.packed.is_none() {
             self.packed = Some(PackedRaw::pack(&self.events));
-        }
-    }
-
-    /// Packs the raw records and frees the unpacked text (for writers that store only the
-    /// packed form: the text is freed on the thread that allocated it, not the writer's).
-    pub fn pack_and_release_raw(&mut self) {
-        self.pack();
-        for e in &mut self.events {
-            e.raw = String::new();
         }
     }
 
@@ -83,6 +80,45 @@ impl EventBatch {
 impl From<Vec<ParsedEvent>> for EventBatch {
     fn from(events: Vec<ParsedEvent>) -> Self {
         EventBatch::new(events)
+    }
+}
+
+/// Collects raw records in the packed framing as they are read, so they never exist as
+/// separate strings; [`finish`](Self::finish) compresses them in one call.
+#[derive(Debug, Default)]
+pub struct RawFramer {
+    framed: Vec<u8>,
+    records: usize,
+}
+
+impl RawFramer {
+    pub fn push(&mut self, raw: &str) {
+        self.framed.extend_from_slice(&(raw.len() as u32).to_le_bytes());
+        self.framed.extend_from_slice(raw.as_bytes());
+        self.records += 1;
+    }
+
+    pub fn records(&self) -> usize {
+        self.records
+    }
+
+    /// Bytes of raw records so far.
+    pub fn bytes(&self) -> usize {
+        self.framed.len()
+    }
+
+    /// Compresses what was pushed; the framer is empty again afterwards.
+    pub fn finish(&mut self) -> PackedRaw {
+        let mut bytes = Vec::with_capacity(zstd::zstd_safe::compress_bound(self.framed.len()));
+        CCTX.with(|cctx| {
+            let mut cctx = cctx.borrow_mut();
+            expect_ok(cctx.reset(ResetDirective::SessionOnly));
+            expect_ok(cctx.set_parameter(CParameter::CompressionLevel(LEVEL)));
+            expect_ok(cctx.compress2(&mut bytes, &self.framed));
+        });
+        self.framed.clear();
+        self.records = 0;
+        PackedRaw { bytes }
     }
 }
 

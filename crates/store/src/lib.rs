@@ -30,7 +30,7 @@ mod batch;
 mod query;
 mod sqlite;
 
-pub use batch::{EventBatch, PackedRaw, UnpackError};
+pub use batch::{EventBatch, PackedRaw, RawFramer, UnpackError};
 pub use query::{Dimension, EventQuery, EventRow, Page};
 pub use sqlite::{PlanChoice, SqliteStore};
 
