@@ -105,6 +105,21 @@ impl<'a> Call<'a> {
     }
 }
 
+/// A `ConsoleLogin` sign-in (`signin.amazonaws.com`, `AwsConsoleSignIn`), as CloudTrail
+/// records it: the outcome in `responseElements`, MFA use in `additionalEventData`.
+pub fn console_login(success: bool, mfa_used: bool) -> Call<'static> {
+    let outcome = if success { "Success" } else { "Failure" };
+    let mut call =
+        Call::new("signin.amazonaws.com", "ConsoleLogin", false, Value::Null, json!({"ConsoleLogin": outcome}));
+    call.event_type = "AwsConsoleSignIn";
+    call.additional = Some(json!({
+        "LoginTo": "https://console.aws.amazon.com/console/home?state=hashArgs%23&isauthcode=true",
+        "MobileVersion": "No",
+        "MFAUsed": if mfa_used { "Yes" } else { "No" }
+    }));
+    call
+}
+
 pub fn build(rng: &mut Rng, caller: &Caller, call: Call<'_>, account: &str, region: &str, time_ms: i64) -> SimRecord {
     let host = format!("{}.{region}.amazonaws.com", call.source.trim_end_matches(".amazonaws.com"));
     let failed = call.error.is_some();

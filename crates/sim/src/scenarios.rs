@@ -143,17 +143,7 @@ impl Scenario {
             }
             Scenario::RootUsage => {
                 let caller = acct.root("203.0.113.40");
-                let mut login = Call::new(
-                    "signin.amazonaws.com",
-                    "ConsoleLogin",
-                    false,
-                    Value::Null,
-                    json!({"ConsoleLogin": "Success"}),
-                );
-                login.event_type = "AwsConsoleSignIn";
-                login.additional = Some(
-                    json!({"LoginTo": "https://console.aws.amazon.com/console/home", "MobileVersion": "No", "MFAUsed": "Yes"}),
-                );
+                let login = crate::record::console_login(true, true);
                 emit(&caller, login, 90_000);
                 emit(
                     &caller,
@@ -175,17 +165,7 @@ impl Scenario {
             Scenario::ConsoleLoginWithoutMfa => {
                 let mut caller = acct.iam_user("bob", "198.51.100.24", BROWSER);
                 caller.identity["accessKeyId"] = json!("");
-                let mut login = Call::new(
-                    "signin.amazonaws.com",
-                    "ConsoleLogin",
-                    false,
-                    Value::Null,
-                    json!({"ConsoleLogin": "Success"}),
-                );
-                login.event_type = "AwsConsoleSignIn";
-                login.additional = Some(
-                    json!({"LoginTo": "https://console.aws.amazon.com/console/home", "MobileVersion": "No", "MFAUsed": "No"}),
-                );
+                let login = crate::record::console_login(true, false);
                 emit(&caller, login, 0);
             }
             Scenario::FailedLoginBurst => {
@@ -204,18 +184,8 @@ impl Scenario {
                     caller.ip = "203.0.113.23".into();
                     caller.user_agent = BROWSER.into();
                     caller.identity["accessKeyId"] = json!("");
-                    let mut login = Call::new(
-                        "signin.amazonaws.com",
-                        "ConsoleLogin",
-                        false,
-                        Value::Null,
-                        json!({"ConsoleLogin": "Failure"}),
-                    );
-                    login.event_type = "AwsConsoleSignIn";
+                    let mut login = crate::record::console_login(false, false);
                     login.error = Some(("Failed authentication", "Failed authentication".into()));
-                    login.additional = Some(
-                        json!({"LoginTo": "https://console.aws.amazon.com/console/home", "MobileVersion": "No", "MFAUsed": "No"}),
-                    );
                     let mut r = build(rng, &caller, login, &acct.id, region, t);
                     // CloudTrail reports a failed sign-in in responseElements and errorMessage,
                     // without an errorCode.

@@ -7,7 +7,7 @@
 
 use serde_json::{json, Value};
 
-use crate::record::{build, Call, Caller, SimRecord};
+use crate::record::{self, build, Call, Caller, SimRecord};
 use crate::rng::Rng;
 
 /// A simulated AWS account and its principals.
@@ -447,13 +447,10 @@ fn console_login(rng: &mut Rng, acct: &Account) -> (Caller, Call<'static>) {
     let ip = *rng.pick(OFFICE_IPS);
     let mut caller = acct.iam_user(user, ip, BROWSER);
     caller.identity["accessKeyId"] = json!("");
-    let mut call =
-        Call::new("signin.amazonaws.com", "ConsoleLogin", false, Value::Null, json!({"ConsoleLogin": "Success"}));
-    call.event_type = "AwsConsoleSignIn";
-    call.additional = Some(json!({
-        "LoginTo": "https://console.aws.amazon.com/console/home?state=hashArgs%23&isauthcode=true",
-        "MobileVersion": "No", "MFAIdentifier": format!("arn:aws:iam::{}:mfa/{user}", acct.id), "MFAUsed": "Yes"
-    }));
+    let mut call = record::console_login(true, true);
+    if let Some(extra) = call.additional.as_mut() {
+        extra["MFAIdentifier"] = json!(format!("arn:aws:iam::{}:mfa/{user}", acct.id));
+    }
     (caller, call)
 }
 

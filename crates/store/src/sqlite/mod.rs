@@ -42,27 +42,20 @@ static MEMORY_DBS: AtomicU64 = AtomicU64::new(0);
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
-        let target = Target::File(path.as_ref().to_path_buf());
-        let mut conn = target.connect()?;
-        schema::migrate(&mut conn)?;
-        Ok(SqliteStore {
-            target,
-            read: Mutex::new(Reader { conn, labels: read::Labels::default() }),
-            plan: PlanChoice::Auto,
-        })
+        Self::at(Target::File(path.as_ref().to_path_buf()))
     }
 
     /// A private in-memory database that lives as long as this value.
     pub fn open_in_memory() -> Result<SqliteStore, StoreError> {
         let n = MEMORY_DBS.fetch_add(1, Ordering::Relaxed);
-        let target = Target::Memory(format!("file:trailwatch-mem-{}-{n}?mode=memory&cache=shared", std::process::id()));
+        Self::at(Target::Memory(format!("file:trailwatch-mem-{}-{n}?mode=memory&cache=shared", std::process::id())))
+    }
+
+    fn at(target: Target) -> Result<SqliteStore, StoreError> {
         let mut conn = target.connect()?;
         schema::migrate(&mut conn)?;
-        Ok(SqliteStore {
-            target,
-            read: Mutex::new(Reader { conn, labels: read::Labels::default() }),
-            plan: PlanChoice::Auto,
-        })
+        let reader = Reader { conn, labels: read::Labels::default() };
+        Ok(SqliteStore { target, read: Mutex::new(reader), plan: PlanChoice::Auto })
     }
 
     /// Forces a search plan (tests use this to check that both plans agree).

@@ -249,8 +249,7 @@ fn search(
                 next = Some((id, max_time, rows, bytes));
                 break;
             }
-            let columns =
-                BlockColumns::decode(&bytes).map_err(|e| StoreError::Corrupt { block: id, detail: e.to_string() })?;
+            let columns = decode_block(id, &bytes)?;
             let block = Rc::new(Block { id, columns, raw: OnceCell::new() });
             let valid = (rows as usize).min(block.columns.len());
             for row in 0..valid {
@@ -272,6 +271,10 @@ fn search(
 }
 
 type Candidate = (i64, i64, i64, Vec<u8>);
+
+fn decode_block(id: i64, bytes: &[u8]) -> Result<BlockColumns, StoreError> {
+    BlockColumns::decode(bytes).map_err(|e| StoreError::Corrupt { block: id, detail: e.to_string() })
+}
 
 fn next_candidate(rows: &mut rusqlite::Rows<'_>) -> Result<Option<Candidate>, StoreError> {
     match rows.next().context("read block")? {
@@ -360,8 +363,7 @@ pub(crate) fn event(conn: &Connection, labels: &mut Labels, event_id: &str) -> R
             .prepare_cached("SELECT rows, columns FROM blocks WHERE id = ?1")
             .and_then(|mut s| s.query_row([id], |r| Ok((r.get(0)?, r.get(1)?))))
             .context("read block")?;
-        let columns =
-            BlockColumns::decode(&bytes).map_err(|e| StoreError::Corrupt { block: id, detail: e.to_string() })?;
+        let columns = decode_block(id, &bytes)?;
         if row >= rows || row as usize >= columns.len() {
             return Err(StoreError::Corrupt { block: id, detail: format!("event row {row} of {rows}") });
         }
@@ -388,8 +390,7 @@ pub(crate) fn top(
         let mut candidates = stmt.query(params_from_iter(params)).context("search blocks")?;
         let mut counts: FxHashMap<i64, u64> = FxHashMap::default();
         while let Some((id, _, rows, bytes)) = next_candidate(&mut candidates)? {
-            let c =
-                BlockColumns::decode(&bytes).map_err(|e| StoreError::Corrupt { block: id, detail: e.to_string() })?;
+            let c = decode_block(id, &bytes)?;
             let column = match dimension {
                 Dimension::EventName => &c.event_name,
                 Dimension::EventSource => &c.event_source,
