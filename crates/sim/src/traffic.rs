@@ -52,13 +52,16 @@ impl Account {
             .map(|u| (u.to_string(), format!("AIDA{}", rng.upper(17)), format!("AKIA{}", rng.upper(16))))
             .collect();
         users.sort();
-        let role_ids = ["app-server", "orders-processor", "deploy", "SAML-Engineers"]
-            .iter()
-            .map(|r| (r.to_string(), format!("AROA{}", rng.upper(17))))
-            .collect();
+        let sso_admin_role = format!("AWSReservedSSO_AdministratorAccess_{}", rng.hex(16));
+        let sso_readonly_role = format!("AWSReservedSSO_ReadOnlyAccess_{}", rng.hex(16));
+        let role_ids =
+            ["app-server", "orders-processor", "deploy", "SAML-Engineers", &sso_admin_role, &sso_readonly_role]
+                .iter()
+                .map(|r| (r.to_string(), format!("AROA{}", rng.upper(17))))
+                .collect();
         Account {
-            sso_admin_role: format!("AWSReservedSSO_AdministratorAccess_{}", rng.hex(16)),
-            sso_readonly_role: format!("AWSReservedSSO_ReadOnlyAccess_{}", rng.hex(16)),
+            sso_admin_role,
+            sso_readonly_role,
             instances: (0..6).map(|_| format!("i-0{}", rng.hex(16))).collect(),
             buckets: vec![format!("{name}-app-data-{id}"), format!("{name}-artifacts-{id}")],
             kms_key: format!("arn:aws:kms:us-east-1:{id}:key/{}", rng.uuid()),
@@ -78,7 +81,7 @@ impl Account {
     }
 
     fn role_id(&self, role: &str) -> String {
-        self.role_ids.iter().find(|r| r.0 == role).map(|r| r.1.clone()).unwrap_or_else(|| "AROAUNKNOWN".into())
+        self.role_ids.iter().find(|r| r.0 == role).map(|r| r.1.clone()).expect("every simulated role has an id")
     }
 
     pub fn iam_user(&self, name: &str, ip: &str, agent: &str) -> Caller {

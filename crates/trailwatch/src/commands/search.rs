@@ -26,54 +26,72 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         limit: (args.limit > 0).then_some(args.limit + 1),
         after: None,
     };
-    let mut rows = store.search(&query)?;
-    let truncated = args.limit > 0 && rows.len() > args.limit;
-    rows.truncate(if args.limit > 0 { args.limit } else { rows.len() });
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    match args.format {
-        Format::Table => {
-            write!(out, "{}", render_table(&rows))?;
-            out.flush()?;
-            if truncated {
-                eprintln!("(showing the newest {}; more match: raise --limit, or --limit 0 for all)", args.limit);
-            } else if rows.is_empty() {
-                eprintln!("no events match");
+    if args.format == Format::Table {
+        // A table needs every row to size its columns.
+        let mut rows = store.search(&query)?;
+        let truncated = args.limit > 0 && rows.len() > args.limit;
+        rows.truncate(if args.limit > 0 { args.limit } else { rows.len() });
+        write!(out, "{}", render_table(&rows))?;
+        out.flush()?;
+        if truncated {
+            eprintln!("(showing the newest {}; more match: raise --limit, or --limit 0 for all)", args.limit);
+        } else if rows.is_empty() {
+            eprintln!("no events match");
+        }
+        return Ok(());
+    }
+    // Everything else streams, so `--limit 0` over a large store needs little memory.
+    let mut printed = 0usize;
+    let mut failed: Option<std::io::Error> = None;
+    if args.format == Format::Json {
+        write!(out, "[")?;
+    }
+    store.for_each_event(&query, &mut |r| {
+        if args.limit > 0 && printed == args.limit {
+            return false; // the extra row only told us there is more
+        }
+        let result = match args.format {
+            Format::Json => {
+                let sep = if printed > 0 { "," } else { "" };
+                write!(out, "{sep}\n{}", one_line_json(&r.raw))
+            }
+            Format::Jsonl => writeln!(out, "{}", one_line_json(&r.raw)),
+            _ => writeln!(out, "{}", tsv_line(&r)),
+        };
+        printed += 1;
+        match result {
+            Ok(()) => true,
+            Err(e) => {
+                failed = Some(e);
+                false
             }
         }
-        Format::Json => {
-            writeln!(out, "[")?;
-            for (i, r) in rows.iter().enumerate() {
-                let sep = if i + 1 < rows.len() { "," } else { "" };
-                writeln!(out, "{}{sep}", one_line_json(&r.raw))?;
-            }
-            writeln!(out, "]")?;
-        }
-        Format::Jsonl => {
-            for r in &rows {
-                writeln!(out, "{}", one_line_json(&r.raw))?;
-            }
-        }
-        Format::Tsv => {
-            for r in &rows {
-                let fields = [
-                    format_millis(r.event_time),
-                    r.event_id.clone(),
-                    r.event_source.clone().unwrap_or_default(),
-                    r.event_name.clone().unwrap_or_default(),
-                    r.principal.clone(),
-                    r.source_ip.clone().unwrap_or_default(),
-                    r.account.clone().unwrap_or_default(),
-                    r.region.clone().unwrap_or_default(),
-                    r.error_code.clone().unwrap_or_default(),
-                ];
-                let line: Vec<String> = fields.iter().map(|f| tsv_field(f)).collect();
-                writeln!(out, "{}", line.join("\t"))?;
-            }
-        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    if args.format == Format::Json {
+        writeln!(out, "{}]", if printed > 0 { "\n" } else { "" })?;
     }
     out.flush()?;
     Ok(())
+}
+
+fn tsv_line(r: &EventRow) -> String {
+    let fields = [
+        format_millis(r.event_time),
+        r.event_id.clone(),
+        r.event_source.clone().unwrap_or_default(),
+        r.event_name.clone().unwrap_or_default(),
+        r.principal.clone(),
+        r.source_ip.clone().unwrap_or_default(),
+        r.account.clone().unwrap_or_default(),
+        r.region.clone().unwrap_or_default(),
+        r.error_code.clone().unwrap_or_default(),
+    ];
+    fields.iter().map(|f| tsv_field(f)).collect::<Vec<_>>().join("\t")
 }
 
 pub fn render_table(rows: &[EventRow]) -> String {
