@@ -18,20 +18,25 @@ fi
 
 echo "== 1. full ingest vs. gunzip+parse alone (same files, alternating, median of 5)"
 "$tw" bench ingest --local "$tree" --runs 5 | tee "$work/bench.txt"
-tw_json=$("$tw" bench ingest --local "$tree" --runs 3 --format json)
 
 echo
-echo "== 2. full ingest vs. a naive Python loader (same files)"
-py_json=$(python3 scripts/naive_loader.py "$tree")
-python3 - "$tw_json" "$py_json" <<'PY'
-import json, sys
-tw, py = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-rate = tw["ingest"]["events_per_sec"]
-print(f"trailwatch ingest  {rate:>10,.0f} events/s")
-print(f"naive python       {py['events_per_sec']:>10,.0f} events/s")
-print(f"ratio              {rate / py['events_per_sec']:>10.1f}x  (target >= 5x, aim 10x)")
+echo "== 2. full ingest vs. a naive Python loader (same files, 3 interleaved rounds, medians)"
+rounds=()
+for round in 1 2 3; do
+  tw_json=$("$tw" bench ingest --local "$tree" --runs 1 --format json)
+  py_json=$(python3 scripts/naive_loader.py "$tree")
+  rounds+=("$tw_json" "$py_json")
+done
+python3 - "${rounds[@]}" <<'PY'
+import json, statistics, sys
+vals = [json.loads(a) for a in sys.argv[1:]]
+tw = [v["ingest"]["events_per_sec"] for v in vals[0::2]]
+py = [v["events_per_sec"] for v in vals[1::2]]
+for i, (t, p) in enumerate(zip(tw, py), 1):
+    print(f"round {i}: trailwatch {t:>9,.0f}/s  python {p:>8,.0f}/s  = {t / p:4.1f}x")
+print(f"median: trailwatch {statistics.median(tw):>9,.0f}/s  python {statistics.median(py):>8,.0f}/s"
+      f"  = {statistics.median(t / p for t, p in zip(tw, py)):.1f}x  (target >= 5x, aim 10x)")
 PY
-
 echo
 echo "== 3. peak RSS ingesting one 100 MB (inflated) log file"
 big="$work/one-big-file"

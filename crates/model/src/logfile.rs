@@ -119,7 +119,10 @@ pub struct FileSummary {
 pub struct LogFileReader<R: Read> {
     src: Source<R>,
     block: usize,
+    /// Decompressed bytes in `buf[..end]`; the rest is room kept initialised, so reading a
+    /// block never zero-fills it again.
     buf: Vec<u8>,
+    end: usize,
     /// `buf[..pos]` is consumed.
     pos: usize,
     /// Decompressed offset of `buf[0]`.
@@ -195,7 +198,8 @@ impl<R: Read> LogFileReader<R> {
         Ok(LogFileReader {
             src,
             block,
-            buf: Vec::with_capacity(block * 2),
+            buf: Vec::new(),
+            end: 0,
             pos: 0,
             base: 0,
             eof: false,
@@ -216,7 +220,7 @@ impl<R: Read> LogFileReader<R> {
                 Step::Continue => {}
                 Step::NeedMore => {
                     if self.eof {
-                        return Err(LogFileError::JsonTruncated { offset: self.base + self.buf.len() as u64 });
+                        return Err(LogFileError::JsonTruncated { offset: self.base + self.end as u64 });
                     }
                     self.fill()?;
                 }
@@ -269,7 +273,7 @@ impl<R: Read> LogFileReader<R> {
                 None => Ok(Step::NeedMore),
                 Some(b'}') if self.state == State::KeyOrEnd => self.advance(1, State::AfterDoc),
                 Some(b'"') => {
-                    let avail = &self.buf[self.pos..];
+                    let avail = &self.buf[self.pos..self.end];
                     let Some(len) = scan_string(avail) else {
                         return self.need_more_for_value(avail.len());
                     };
@@ -310,7 +314,7 @@ impl<R: Read> LogFileReader<R> {
                     Err(LogFileError::RecordNotObject { index: self.records, offset: self.offset(), found: c as char })
                 }
             },
-            State::Record => match self.scan.object_end(&self.buf[self.pos..], b'{', b'}') {
+            State::Record => match self.scan.object_end(&self.buf[self.pos..self.end], b'{', b'}') {
                 Some(len) => {
                     let start = self.pos;
                     self.pos += len;
@@ -319,7 +323,7 @@ impl<R: Read> LogFileReader<R> {
                     self.records += 1;
                     Ok(Step::Record { start, end: start + len })
                 }
-                None if self.buf.len() - self.pos > MAX_VALUE_BYTES => {
+                None if self.end - self.pos > MAX_VALUE_BYTES => {
                     Err(LogFileError::ValueTooLarge { index: self.records, offset: self.offset() })
                 }
                 None => Ok(Step::NeedMore),
@@ -334,7 +338,7 @@ impl<R: Read> LogFileReader<R> {
                 if self.skip_ws().is_none() {
                     return Ok(Step::NeedMore);
                 }
-                let avail = &self.buf[self.pos..];
+                let avail = &self.buf[self.pos..self.end];
                 let len = match avail.first() {
                     None => return Ok(Step::NeedMore),
                     Some(b'{') => self.scan.object_end(avail, b'{', b'}'),
@@ -382,7 +386,7 @@ impl<R: Read> LogFileReader<R> {
 
     /// Skips whitespace; returns the next byte without consuming it.
     fn skip_ws(&mut self) -> Option<u8> {
-        while let Some(&c) = self.buf.get(self.pos) {
+        while let Some(&c) = self.buf[..self.end].get(self.pos) {
             if matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
                 self.pos += 1;
             } else {
@@ -405,7 +409,7 @@ impl<R: Read> LogFileReader<R> {
     }
 
     fn unexpected(&self, wanted: &str) -> LogFileError {
-        let found = self.buf.get(self.pos).map(|&c| c as char).unwrap_or(' ');
+        let found = self.buf[..self.end].get(self.pos).map(|&c| c as char).unwrap_or(' ');
         LogFileError::JsonSyntax { offset: self.offset(), detail: format!("expected {wanted}, found {found:?}") }
     }
 
@@ -416,27 +420,27 @@ impl<R: Read> LogFileReader<R> {
     /// Reads the next block of decompressed bytes into `buf`, dropping the consumed prefix.
     fn fill(&mut self) -> Result<(), LogFileError> {
         if self.pos > 0 {
-            self.buf.drain(..self.pos);
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.end -= self.pos;
             self.base += self.pos as u64;
             self.pos = 0;
         }
-        let old = self.buf.len();
-        self.buf.resize(old + self.block, 0);
+        let old = self.end;
+        if self.buf.len() < old + self.block {
+            self.buf.resize(old + self.block, 0);
+        }
         let n = loop {
-            match self.src.read(&mut self.buf[old..]) {
+            match self.src.read(&mut self.buf[old..old + self.block]) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    self.buf.truncate(old);
-                    return Err(self.src.classify(e));
-                }
+                Err(e) => return Err(self.src.classify(e)),
             }
         };
-        self.buf.truncate(old + n);
+        self.end = old + n;
         if n == 0 {
             self.eof = true;
         } else {
-            self.content_hash.update(&self.buf[old..]);
+            self.content_hash.update(&self.buf[old..self.end]);
             self.content_bytes += n as u64;
         }
         Ok(())
