@@ -93,3 +93,32 @@ fn simulate_is_deterministic_and_demo_runs() {
     let again = run(&["demo", "--data-dir", s(&demo), "--events", "1500"]);
     assert!(again.contains("reusing") && again.contains("ingested 0 new files"), "{again}");
 }
+
+/// Two processes ingesting into one database at the same time (a running service and a
+/// manual backfill, say) take turns: both finish, and every event is there once.
+#[test]
+fn concurrent_ingests_into_one_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = simulate(dir.path(), "a", &["--hours", "2", "--events", "3000", "--seed", "1"]);
+    let b = simulate(dir.path(), "b", &["--hours", "2", "--events", "3000", "--seed", "2"]);
+    let db = dir.path().join("t.db");
+    run(&["ingest", "--local", s(&a), "--db", s(&db)]); // create the schema first
+    let c = simulate(dir.path(), "c", &["--hours", "2", "--events", "3000", "--seed", "3"]);
+    let spawn = |tree: &std::path::Path| {
+        crate::util::bin().args(["ingest", "--local", s(tree), "--db", s(&db), "--format", "json"]).output().unwrap()
+    };
+    let (out_b, out_c) = std::thread::scope(|scope| {
+        let hb = scope.spawn(|| spawn(&b));
+        let hc = scope.spawn(|| spawn(&c));
+        (hb.join().unwrap(), hc.join().unwrap())
+    });
+    for out in [&out_b, &out_c] {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let mut expected: BTreeSet<String> = records_in(&a).into_keys().collect();
+    expected.extend(records_in(&b).into_keys());
+    expected.extend(records_in(&c).into_keys());
+    let stored = tsv_ids(&run(&["search", "--db", s(&db), "--limit", "0", "--format", "tsv"]));
+    assert_eq!(stored.len(), expected.len());
+    assert_eq!(stored.into_iter().collect::<BTreeSet<_>>(), expected);
+}
