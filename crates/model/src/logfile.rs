@@ -15,8 +15,8 @@
 //! [`reason_code`](LogFileError::reason_code) (for quarantine rows and metric labels) and a
 //! message that says where (compressed or decompressed byte offset, record index).
 //! Because records are returned before the end of the file is seen, a caller must treat an
-//! error at any point as "this whole file is bad" — the ingest pipeline does so by rolling
-//! the object's savepoint back.
+//! error at any point as "this whole file is bad" — the ingest pipeline does so by undoing
+//! the object in the store (`EventWriter::quarantine_object`).
 
 use std::io::{self, BufRead, BufReader, Read};
 
