@@ -11,7 +11,6 @@ use std::io::Read;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct BlockColumns {
     pub event_time: Vec<i64>,
-    pub event_id: Vec<String>,
     /// Dictionary ids (`dict.id`), 0 when the record has no value.
     pub event_source: Vec<i64>,
     pub event_name: Vec<i64>,
@@ -50,7 +49,6 @@ impl BlockColumns {
     pub fn with_capacity(n: usize) -> BlockColumns {
         let mut c = BlockColumns::default();
         c.for_each_int(|col| col.reserve(n));
-        c.event_id.reserve(n);
         c.access_key_id.reserve(n);
         c
     }
@@ -62,7 +60,6 @@ impl BlockColumns {
     /// Keeps the first `n` rows.
     pub fn truncate(&mut self, n: usize) {
         self.for_each_int(|c| c.truncate(n));
-        self.event_id.truncate(n);
         self.access_key_id.truncate(n);
     }
 
@@ -121,7 +118,7 @@ impl BlockColumns {
         for c in self.int_columns_after_time() {
             c.iter().for_each(|&v| put_varint(&mut out, zigzag(v)));
         }
-        for s in self.event_id.iter().chain(&self.access_key_id) {
+        for s in &self.access_key_id {
             put_varint(&mut out, s.len() as u64);
             out.extend_from_slice(s.as_bytes());
         }
@@ -159,13 +156,11 @@ impl BlockColumns {
             return Err(e);
         }
         delta_decode(&mut cols.event_time);
-        for target in [&mut cols.event_id, &mut cols.access_key_id] {
-            for _ in 0..n {
-                let len = get_varint(&plain, &mut at)? as usize;
-                let bytes = plain.get(at..at + len).ok_or(ColumnsError::Malformed(at))?;
-                target.push(String::from_utf8(bytes.to_vec()).map_err(|_| ColumnsError::Malformed(at))?);
-                at += len;
-            }
+        for _ in 0..n {
+            let len = get_varint(&plain, &mut at)? as usize;
+            let bytes = plain.get(at..at + len).ok_or(ColumnsError::Malformed(at))?;
+            cols.access_key_id.push(String::from_utf8(bytes.to_vec()).map_err(|_| ColumnsError::Malformed(at))?);
+            at += len;
         }
         if at != plain.len() {
             return Err(ColumnsError::Malformed(at));
@@ -224,9 +219,9 @@ mod tests {
             region in column(n), source_ip in column(n), error_code in column(n), event_type in column(n),
             category in column(n), user_agent in column(n), principal in column(n), flags in column(n),
             object_id in column(n), raw_slot in column(n),
-            event_id in prop::collection::vec("\\PC{0,40}", n), access_key_id in prop::collection::vec("[A-Z0-9]{0,20}", n),
+            access_key_id in prop::collection::vec("\\PC{0,20}", n),
         ) -> BlockColumns {
-            BlockColumns { event_time, event_id, event_source, event_name, account, region, source_ip, error_code,
+            BlockColumns { event_time, event_source, event_name, account, region, source_ip, error_code,
                 event_type, category, user_agent, principal, flags, access_key_id, object_id, raw_slot }
         }
     }
@@ -250,12 +245,11 @@ mod tests {
         let mut c = BlockColumns::default();
         for i in 0..5 {
             c.for_each_int(|col| col.push(i));
-            c.event_id.push(format!("e{i}"));
-            c.access_key_id.push(String::new());
+            c.access_key_id.push(format!("k{i}"));
         }
         c.truncate(2);
         assert_eq!(c.len(), 2);
-        assert_eq!(c.event_id, vec!["e0", "e1"]);
+        assert_eq!(c.access_key_id, vec!["k0", "k1"]);
         assert_eq!(c.raw_slot, vec![0, 1]);
         assert_eq!(BlockColumns::decode(&c.encode()).unwrap(), c);
     }

@@ -304,9 +304,15 @@ fn event_row(conn: &Connection, labels: &mut Labels, block: &Block, row: usize) 
         }
     };
     let slot = c.raw_slot[row] as usize;
+    let raw = raw
+        .get(slot)
+        .cloned()
+        .ok_or_else(|| StoreError::Corrupt { block: block.id, detail: format!("no raw record {slot}") })?;
     Ok(EventRow {
         row: block.id << ROW_BITS | row as i64,
-        event_id: c.event_id[row].clone(),
+        // Not a column: random ids do not compress, and the record carries it.
+        event_id: event_id_of(&raw)
+            .ok_or_else(|| StoreError::Corrupt { block: block.id, detail: format!("record {slot} has no eventID") })?,
         event_time: c.event_time[row],
         event_source: labels.dict(conn, c.event_source[row])?,
         event_name: labels.dict(conn, c.event_name[row])?,
@@ -315,11 +321,18 @@ fn event_row(conn: &Connection, labels: &mut Labels, block: &Block, row: usize) 
         account: labels.dict(conn, c.account[row])?,
         region: labels.dict(conn, c.region[row])?,
         error_code: labels.dict(conn, c.error_code[row])?,
-        raw: raw
-            .get(slot)
-            .cloned()
-            .ok_or_else(|| StoreError::Corrupt { block: block.id, detail: format!("no raw record {slot}") })?,
+        raw,
     })
+}
+
+/// The `eventID` of a stored record's text.
+fn event_id_of(raw: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Id<'a> {
+        #[serde(rename = "eventID", borrow)]
+        event_id: std::borrow::Cow<'a, str>,
+    }
+    serde_json::from_str::<Id<'_>>(raw).ok().map(|id| id.event_id.into_owned())
 }
 
 impl Labels {

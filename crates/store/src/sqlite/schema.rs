@@ -60,9 +60,6 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         human      TEXT,
         federation TEXT
     );
-    CREATE INDEX principals_issuer ON principals (issuer);
-    CREATE INDEX principals_name ON principals (name);
-    CREATE INDEX principals_human ON principals (human);
 
     CREATE TABLE objects (
         id               INTEGER PRIMARY KEY,

@@ -71,8 +71,21 @@ struct OpenBlock {
     /// Raw records in `frames` (a row's `raw_slot` indexes them).
     slots: usize,
     raw_bytes: usize,
-    /// (dimension, value) of every row; sorted and deduplicated when written.
+    /// (dimension, value) of the rows; sorted and deduplicated when written.
     postings: Vec<(u8, i64)>,
+    /// The last value pushed per dimension: consecutive rows mostly repeat values (a file
+    /// has one account and region), and a repeat need not be pushed again.
+    last_posting: [i64; kind::PRINCIPAL as usize + 1],
+}
+
+impl OpenBlock {
+    fn post(&mut self, dim: u8, value: i64) {
+        let last = &mut self.last_posting[dim as usize];
+        if *last != value {
+            *last = value;
+            self.postings.push((dim, value));
+        }
+    }
 }
 
 /// Ids of one dictionary kind. Consecutive events mostly repeat a value (a file has one
@@ -205,6 +218,7 @@ impl EventWriter for SqliteWriter {
                 slots: 0,
                 raw_bytes: 0,
                 postings: Vec::new(),
+                last_posting: [0; kind::PRINCIPAL as usize + 1],
             });
             self.next_block += 1;
         }
@@ -227,7 +241,6 @@ impl EventWriter for SqliteWriter {
                 counts.new += 1;
                 object.inserted.push(key);
                 let mut d = |k: u8, v: &Option<String>| dict_id(conn, &mut self.dict[k as usize], k, v.as_deref());
-                let c = &mut block.columns;
                 let ids = [
                     (kind::EVENT_SOURCE, d(kind::EVENT_SOURCE, &e.event_source)?),
                     (kind::EVENT_NAME, d(kind::EVENT_NAME, &e.event_name)?),
@@ -238,11 +251,12 @@ impl EventWriter for SqliteWriter {
                 ];
                 for (k, v) in ids {
                     if let Some(v) = v {
-                        block.postings.push((k, v));
+                        block.post(k, v);
                     }
                 }
                 let principal = principal_id(conn, &mut self.principals, e)?;
-                block.postings.push((kind::PRINCIPAL, principal));
+                block.post(kind::PRINCIPAL, principal);
+                let c = &mut block.columns;
                 c.event_source.push(ids[0].1.unwrap_or(0));
                 c.event_name.push(ids[1].1.unwrap_or(0));
                 c.account.push(ids[2].1.unwrap_or(0));
@@ -256,7 +270,6 @@ impl EventWriter for SqliteWriter {
                 c.event_time.push(e.event_time);
                 c.flags.push(flags(e));
                 c.access_key_id.push(e.actor.access_key_id.take().unwrap_or_default());
-                c.event_id.push(std::mem::take(&mut e.event_id));
                 c.object_id.push(ledger_id);
                 c.raw_slot.push((block.slots + i) as i64);
                 block.min_time = block.min_time.min(e.event_time);
