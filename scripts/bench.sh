@@ -23,7 +23,7 @@ echo
 echo "== 2. full ingest vs. a naive Python loader (same files, 3 interleaved rounds, medians)"
 rounds=()
 for round in 1 2 3; do
-  tw_json=$("$tw" bench ingest --local "$tree" --runs 1 --format json)
+  tw_json=$("$tw" bench ingest --local "$tree" --runs 3 --format json)
   py_json=$(python3 scripts/naive_loader.py "$tree")
   rounds+=("$tw_json" "$py_json")
 done
