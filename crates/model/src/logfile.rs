@@ -676,15 +676,7 @@ pub fn read_all_events(reader: impl Read) -> Result<(Vec<ParsedEvent>, FileSumma
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flate2::write::GzEncoder;
-    use flate2::Compression;
-    use std::io::Write;
-
-    fn gz(data: &[u8]) -> Vec<u8> {
-        let mut e = GzEncoder::new(Vec::new(), Compression::default());
-        e.write_all(data).unwrap();
-        e.finish().unwrap()
-    }
+    use test_support::gzip as gz;
 
     fn texts(input: &[u8]) -> Result<Vec<String>, LogFileError> {
         let mut r = LogFileReader::new(input)?;

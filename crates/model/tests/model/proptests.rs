@@ -2,19 +2,10 @@
 //! record for record at any block size; a truncated or corrupted file never reads as a
 //! clean, shorter one.
 
-use std::io::Write;
-
-use flate2::write::GzEncoder;
-use flate2::Compression;
 use model::LogFileReader;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
-
-fn gz(data: &[u8]) -> Vec<u8> {
-    let mut e = GzEncoder::new(Vec::new(), Compression::fast());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
-}
+use test_support::gzip;
 
 fn read(input: &[u8], block: usize) -> Result<Vec<String>, String> {
     let mut r = LogFileReader::with_block_size(input, block).map_err(|e| e.reason_code().to_string())?;
@@ -91,12 +82,12 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512), block in 1usize..64) {
         let _ = read(&bytes, block);
-        let _ = read(&gz(&bytes), block);
+        let _ = read(&gzip(&bytes), block);
     }
 
     #[test]
     fn valid_documents_round_trip_at_any_block_size((doc, records) in document(), block in 1usize..40) {
-        for input in [doc.as_bytes().to_vec(), gz(doc.as_bytes())] {
+        for input in [doc.as_bytes().to_vec(), gzip(doc.as_bytes())] {
             let got = read(&input, block).map_err(|e| TestCaseError::fail(format!("{e}: {doc}")))?;
             prop_assert_eq!(got.len(), records.len());
             for (text, want) in got.iter().zip(&records) {
@@ -110,7 +101,7 @@ proptest! {
 
     #[test]
     fn truncated_gzip_is_always_an_error((doc, _) in document(), cut in any::<prop::sample::Index>()) {
-        let packed = gz(doc.as_bytes());
+        let packed = gzip(doc.as_bytes());
         let cut = cut.index(packed.len());
         prop_assert!(read(&packed[..cut], 16).is_err(), "cut at {} of {}", cut, packed.len());
     }
