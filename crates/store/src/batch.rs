@@ -55,12 +55,6 @@ impl EventBatch {
         }
     }
 
-    /// The packed raw records, packing them here if nobody did before.
-    pub fn packed(&mut self) -> &PackedRaw {
-        self.pack();
-        self.packed.as_ref().expect("packed above")
-    }
-
     /// The packed raw records' bytes, packing them here if nobody did before; leaves the
     /// batch unpacked.
     pub fn take_packed(&mut self) -> Vec<u8> {
@@ -88,18 +82,12 @@ impl From<Vec<ParsedEvent>> for EventBatch {
 #[derive(Debug, Default)]
 pub struct RawFramer {
     framed: Vec<u8>,
-    records: usize,
 }
 
 impl RawFramer {
     pub fn push(&mut self, raw: &str) {
         self.framed.extend_from_slice(&(raw.len() as u32).to_le_bytes());
         self.framed.extend_from_slice(raw.as_bytes());
-        self.records += 1;
-    }
-
-    pub fn records(&self) -> usize {
-        self.records
     }
 
     /// Bytes of raw records so far.
@@ -117,7 +105,6 @@ impl RawFramer {
             expect_ok(cctx.compress2(&mut bytes, &self.framed));
         });
         self.framed.clear();
-        self.records = 0;
         PackedRaw { bytes }
     }
 }
@@ -215,7 +202,7 @@ mod tests {
             })
             .collect();
         let mut batch = EventBatch::new(events.clone());
-        let packed = batch.packed().clone();
+        let packed = PackedRaw::from_bytes(batch.take_packed());
         let raws = packed.unpack().unwrap();
         assert_eq!(raws, events.iter().map(|e| e.raw.clone()).collect::<Vec<_>>());
         assert!(packed.as_bytes().len() * 4 < raws.iter().map(String::len).sum::<usize>());
