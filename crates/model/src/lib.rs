@@ -7,6 +7,8 @@
 //! * [`LogFileReader`] / [`EventReader`] — stream a `{"Records":[…]}` file (gzip'd or not)
 //!   record by record, with a precise [`LogFileError`] for every way a file can be bad.
 //! * [`TrailKey`] — the S3 key layouts of log, Insights and digest files.
+//! * [`Message`] — the notification shapes that announce objects (SNS, S3 events,
+//!   EventBridge, CloudTrail's validation message).
 //!
 //! ```
 //! let file = br#"{"Records":[{"eventID":"e1","eventTime":"2024-01-15T10:45:23Z",
@@ -24,6 +26,7 @@ pub mod event;
 pub mod identity;
 pub mod key;
 pub mod logfile;
+pub mod notification;
 pub mod record;
 pub mod timefmt;
 
@@ -31,5 +34,6 @@ pub use event::{EventError, ParsedEvent};
 pub use identity::{Actor, Federation, PrincipalKind};
 pub use key::{KeyError, ObjectKind, TrailKey};
 pub use logfile::{read_all_events, EventReader, FileSummary, LogFileError, LogFileReader};
+pub use notification::{Message, Notification, NotificationError, ObjectRef, ObjectsOrigin};
 pub use record::Record;
 pub use timefmt::EpochMillis;
