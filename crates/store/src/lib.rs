@@ -27,10 +27,12 @@
 //! ```
 
 mod batch;
+mod ops;
 mod query;
 mod sqlite;
 
 pub use batch::{EventBatch, PackedRaw, RawFramer, UnpackError};
+pub use ops::{DigestSeen, IngestFinding, IntegrationStatus, MessageProblem};
 pub use query::{Dimension, EventQuery, EventRow, Page};
 pub use sqlite::{PlanChoice, SqliteStore};
 
@@ -73,6 +75,31 @@ pub trait Store: Send + Sync {
     fn quarantined(&self) -> Result<Vec<LedgerEntry>, StoreError>;
 
     fn stats(&self) -> Result<StoreStats, StoreError>;
+
+    /// Records (or counts again) a message that could not be handled.
+    fn record_message_problem(&self, problem: &MessageProblem) -> Result<(), StoreError>;
+
+    /// Messages that could not be handled, most recently seen first.
+    fn message_problems(&self) -> Result<Vec<MessageProblem>, StoreError>;
+
+    /// Forgets a message problem (the message was handled after all).
+    fn clear_message_problem(&self, queue: &str, message_id: &str) -> Result<(), StoreError>;
+
+    /// Records (or counts again) an object that could not be read.
+    fn record_finding(&self, finding: &IngestFinding) -> Result<(), StoreError>;
+
+    fn findings(&self) -> Result<Vec<IngestFinding>, StoreError>;
+
+    /// Records a digest file a notification announced (once per key).
+    fn record_digest(&self, digest: &DigestSeen) -> Result<(), StoreError>;
+
+    fn digests_seen(&self) -> Result<Vec<DigestSeen>, StoreError>;
+
+    /// Replaces the stored status of `(status.account, status.region)`.
+    fn put_integration_status(&self, status: &IntegrationStatus) -> Result<(), StoreError>;
+
+    /// Every stored integration status, by account then region.
+    fn integration_status(&self) -> Result<Vec<IntegrationStatus>, StoreError>;
 }
 
 /// Writes objects' events and ledger rows. See the crate documentation for the protocol.

@@ -1,6 +1,7 @@
 //! The embedded SQLite backend.
 
 mod columns;
+mod ops;
 mod read;
 mod schema;
 mod writer;
@@ -238,6 +239,42 @@ impl Store for SqliteStore {
             let rows = stmt.query_map([], ledger_row).context("list quarantine")?;
             rows.collect::<Result<Vec<_>, _>>().context("read quarantine listing")
         })
+    }
+
+    fn record_message_problem(&self, problem: &crate::MessageProblem) -> Result<(), StoreError> {
+        self.with_read(|c| ops::record_message_problem(c, problem))
+    }
+
+    fn message_problems(&self) -> Result<Vec<crate::MessageProblem>, StoreError> {
+        self.with_read(ops::message_problems)
+    }
+
+    fn clear_message_problem(&self, queue: &str, message_id: &str) -> Result<(), StoreError> {
+        self.with_read(|c| ops::clear_message_problem(c, queue, message_id))
+    }
+
+    fn record_finding(&self, finding: &crate::IngestFinding) -> Result<(), StoreError> {
+        self.with_read(|c| ops::record_finding(c, finding))
+    }
+
+    fn findings(&self) -> Result<Vec<crate::IngestFinding>, StoreError> {
+        self.with_read(ops::findings)
+    }
+
+    fn record_digest(&self, digest: &crate::DigestSeen) -> Result<(), StoreError> {
+        self.with_read(|c| ops::record_digest(c, digest))
+    }
+
+    fn digests_seen(&self) -> Result<Vec<crate::DigestSeen>, StoreError> {
+        self.with_read(ops::digests_seen)
+    }
+
+    fn put_integration_status(&self, status: &crate::IntegrationStatus) -> Result<(), StoreError> {
+        self.with_read(|c| ops::put_integration_status(c, status))
+    }
+
+    fn integration_status(&self) -> Result<Vec<crate::IntegrationStatus>, StoreError> {
+        self.with_read(ops::integration_status)
     }
 
     fn stats(&self) -> Result<StoreStats, StoreError> {

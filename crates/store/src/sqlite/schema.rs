@@ -104,6 +104,58 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (dim, value, block)
     ) WITHOUT ROWID;
     "#,
+    // 2: what the AWS sources report: unhandled messages, unreadable objects, digests seen,
+    // integration status per account and region.
+    r#"
+    CREATE TABLE message_problems (
+        queue         TEXT NOT NULL,
+        message_id    TEXT NOT NULL,
+        reason        TEXT NOT NULL,
+        detail        TEXT NOT NULL,
+        body          TEXT NOT NULL,
+        receive_count INTEGER NOT NULL,
+        first_seen    INTEGER NOT NULL,
+        last_seen     INTEGER NOT NULL,
+        PRIMARY KEY (queue, message_id)
+    );
+
+    CREATE TABLE ingest_findings (
+        kind        TEXT NOT NULL,
+        account     TEXT NOT NULL,
+        bucket      TEXT NOT NULL,
+        key         TEXT NOT NULL,
+        detail      TEXT NOT NULL,
+        first_seen  INTEGER NOT NULL,
+        last_seen   INTEGER NOT NULL,
+        occurrences INTEGER NOT NULL,
+        PRIMARY KEY (kind, bucket, key)
+    );
+
+    CREATE TABLE digests_seen (
+        account TEXT NOT NULL,
+        bucket  TEXT NOT NULL,
+        key     TEXT NOT NULL,
+        size    INTEGER,
+        seen_at INTEGER NOT NULL,
+        PRIMARY KEY (bucket, key)
+    );
+
+    CREATE TABLE integration_status (
+        account           TEXT NOT NULL,
+        region            TEXT NOT NULL,
+        last_notification INTEGER,
+        last_validation   INTEGER,
+        last_object       INTEGER,
+        newest_event      INTEGER,
+        notifications     INTEGER NOT NULL,
+        objects           INTEGER NOT NULL,
+        events            INTEGER NOT NULL,
+        last_error        TEXT,
+        last_error_at     INTEGER,
+        updated_at        INTEGER NOT NULL,
+        PRIMARY KEY (account, region)
+    );
+    "#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
