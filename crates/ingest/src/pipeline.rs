@@ -88,17 +88,14 @@ pub enum Outcome {
     Committed {
         counts: InsertCounts,
         summary: FileSummary,
+        /// The latest `eventTime` among the object's records (for "newest event" status).
+        newest_event: Option<model::EpochMillis>,
     },
     /// The content is bad; the reason is in the ledger (and the quarantine listing).
-    Quarantined {
-        reason: &'static str,
-        detail: String,
-    },
+    Quarantined { reason: &'static str, detail: String },
     /// Not read to the end for a reason unrelated to its content (I/O); nothing was
     /// recorded, so the object will be tried again.
-    Failed {
-        detail: String,
-    },
+    Failed { detail: String },
 }
 
 /// An object whose outcome is durable, with the receipt its source gave.
@@ -119,7 +116,7 @@ pub enum PipelineError {
 
 /// How reading an object ended.
 enum End {
-    Done(FileSummary),
+    Done(FileSummary, Option<model::EpochMillis>),
     Failed(LogFileError),
     Panicked(String),
 }
@@ -313,6 +310,7 @@ fn parse_into<R>(open: Opener, handover: &mut Handover<'_, R>, config: &Pipeline
     let mut framer = pack.then(RawFramer::default);
     let mut chunk: Vec<ParsedEvent> = Vec::with_capacity(config.chunk_events);
     let mut bytes = 0;
+    let mut newest_event = None;
     loop {
         let next = match framer.as_mut() {
             Some(f) => events.next_event_with(|text| f.push(text)),
@@ -321,6 +319,7 @@ fn parse_into<R>(open: Opener, handover: &mut Handover<'_, R>, config: &Pipeline
         let done = match next {
             Ok(Some(event)) => {
                 bytes += event.raw.len();
+                newest_event = newest_event.max(Some(event.event_time));
                 chunk.push(event);
                 false
             }
@@ -341,7 +340,7 @@ fn parse_into<R>(open: Opener, handover: &mut Handover<'_, R>, config: &Pipeline
             }
         }
         if done {
-            return Some(End::Done(events.summary()));
+            return Some(End::Done(events.summary(), newest_event));
         }
     }
 }
@@ -399,10 +398,10 @@ fn write_object(
             Some(Chunk::Batch(mut batch)) => {
                 writer.insert(&mut batch)?;
             }
-            Some(Chunk::End(End::Done(summary))) => {
+            Some(Chunk::End(End::Done(summary, newest_event))) => {
                 let counts = writer.finish_object(&ObjectTotals::from(&summary))?;
                 tracing::debug!(bucket = %meta.bucket, key = %meta.key, records = summary.records, new = counts.new, "object written");
-                return Ok(Outcome::Committed { counts, summary });
+                return Ok(Outcome::Committed { counts, summary, newest_event });
             }
             Some(Chunk::End(End::Failed(e))) if e.is_content_error() => {
                 let (reason, detail) = (e.reason_code(), e.to_string());

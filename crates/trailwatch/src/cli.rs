@@ -38,9 +38,62 @@ pub enum Command {
     Search(SearchArgs),
     /// List objects that were quarantined, with the reason.
     Quarantine(QuarantineArgs),
+    /// Run the configured AWS sources (SQS queues of every account) until stopped.
+    Serve(ServeArgs),
+    /// List an account's trail bucket for a time range and ingest what is missing.
+    Backfill(BackfillArgs),
+    /// Integration status of every account and region, unhandled messages, unreadable objects.
+    Status(StatusArgs),
     /// Measure ingest throughput.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Runs until SIGTERM or Ctrl-C: stops receiving, finishes (or releases) the messages in \
+    flight, commits, and exits.\n\nExample:\n  trailwatch serve --config trailwatch.toml")]
+pub struct ServeArgs {
+    /// Configuration file (accounts, store, ingest settings).
+    #[arg(long, value_name = "FILE", env = "TRAILWATCH_CONFIG")]
+    pub config: PathBuf,
+    /// Exit once no message has arrived for this many seconds and nothing is in flight
+    /// (for one-shot drains, tests and benchmarks).
+    #[arg(long, value_name = "SECS")]
+    pub exit_when_idle: Option<u64>,
+    /// At exit, print this run's counters: `json` or `table`.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "A file is in range when its delivery time (from its name) is within [--since, --until]. \
+    Files the ledger has are skipped, so running it again is a no-op.\n\n\
+    Example:\n  trailwatch backfill --config trailwatch.toml --account prod --since 7d")]
+pub struct BackfillArgs {
+    #[arg(long, value_name = "FILE", env = "TRAILWATCH_CONFIG")]
+    pub config: PathBuf,
+    /// The account's `name` in the configuration.
+    #[arg(long)]
+    pub account: String,
+    /// Region to list (repeatable); default: the account's regions, else every region found.
+    #[arg(long = "region")]
+    pub regions: Vec<String>,
+    #[arg(long)]
+    pub since: String,
+    /// Default: now.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// `table` or `json`.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
 }
 
 /// Which store to use: `--db` (an SQLite file) or `--config` (that file's store).

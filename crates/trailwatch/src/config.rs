@@ -22,7 +22,31 @@ pub struct RawConfig {
     #[serde(default)]
     pub aws: RawAws,
     #[serde(default)]
+    pub ingest: RawIngest,
+    #[serde(default)]
     pub accounts: Vec<RawAccount>,
+}
+
+/// How `serve` consumes queues. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIngest {
+    /// Concurrent long polls per queue (default 2).
+    pub receivers_per_queue: Option<usize>,
+    /// Long-poll wait in seconds, 1–20 (default 20).
+    pub wait_time_secs: Option<i32>,
+    /// Visibility timeout in seconds asked on receive and renewed while in flight (default 300).
+    pub visibility_timeout_secs: Option<i32>,
+    /// Messages handled at once over all queues (default 64).
+    pub max_inflight_messages: Option<usize>,
+    /// Concurrent S3 GETs (default 16).
+    pub fetch_concurrency: Option<usize>,
+    /// Seconds shutdown waits for in-flight messages before releasing them (default 30).
+    pub shutdown_grace_secs: Option<u64>,
+    /// Seconds per delivery before an unhandled message is retried (default 30, max 900).
+    pub retry_backoff_secs: Option<i32>,
+    /// Parse threads (default: number of CPUs).
+    pub workers: Option<usize>,
 }
 
 /// Where events live.
@@ -61,8 +85,7 @@ pub struct RawAws {
 }
 
 /// One monitored AWS account. Parsed and checked by every command so that one file serves
-/// them all; the AWS sources (`serve`) are what use the connection details.
-#[allow(dead_code)]
+/// them all; the AWS sources (`serve`, `backfill`, `doctor`) are what use the connection details.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAccount {
@@ -75,13 +98,29 @@ pub struct RawAccount {
     pub bucket: Option<String>,
     pub queue_url: Option<String>,
     pub organization_id: Option<String>,
+    /// The trail's S3 key prefix, if it has one.
+    pub prefix: Option<String>,
 }
 
 /// Validated configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Config {
     pub store: StoreConfig,
+    #[allow(dead_code)] // the web server (SNS push, dashboard) listens here
     pub web_listen: String,
+    pub aws: aws::AwsSettings,
+    pub accounts: Vec<aws::AccountSpec>,
+    pub consumer: aws::consumer::ConsumerConfig,
+    pub workers: Option<usize>,
+}
+
+impl Config {
+    pub fn account(&self, name: &str) -> anyhow::Result<&aws::AccountSpec> {
+        self.accounts.iter().find(|a| a.name == name).ok_or_else(|| {
+            let names: Vec<&str> = self.accounts.iter().map(|a| a.name.as_str()).collect();
+            anyhow::anyhow!("no account named {name:?} in the configuration (accounts: {})", names.join(", "))
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,16 +169,97 @@ impl Config {
         web_listen
             .parse::<std::net::SocketAddr>()
             .map_err(|e| anyhow::anyhow!("web.listen = {web_listen:?} is not an address:port ({e})"))?;
-        for (i, a) in raw.accounts.iter().enumerate() {
-            if !model::key::is_account_id(&a.account_id) {
-                bail!("accounts[{i}].account_id = {:?} is not a 12-digit account id", a.account_id);
-            }
-            if let Some(r) = a.regions.iter().find(|r| !model::key::is_region(r)) {
-                bail!("accounts[{i}].regions: {r:?} is not a region name");
-            }
+        let mut accounts = Vec::new();
+        for (i, a) in raw.accounts.into_iter().enumerate() {
+            accounts.push(validate_account(i, a, &accounts)?);
         }
-        Ok(Config { store, web_listen })
+        let ingest = raw.ingest;
+        let defaults = aws::consumer::ConsumerConfig::default();
+        let wait_time_secs = ingest.wait_time_secs.unwrap_or(defaults.wait_time_secs);
+        if !(0..=20).contains(&wait_time_secs) {
+            bail!("ingest.wait_time_secs = {wait_time_secs} must be between 0 and 20 (SQS's long-poll limit)");
+        }
+        let visibility_timeout_secs = ingest.visibility_timeout_secs.unwrap_or(defaults.visibility_timeout_secs);
+        if !(3..=43_200).contains(&visibility_timeout_secs) {
+            bail!("ingest.visibility_timeout_secs = {visibility_timeout_secs} must be between 3 and 43200");
+        }
+        let positive = |name: &str, v: Option<usize>, d: usize| -> anyhow::Result<usize> {
+            match v {
+                Some(0) => bail!("ingest.{name} must be at least 1"),
+                Some(v) => Ok(v),
+                None => Ok(d),
+            }
+        };
+        let consumer = aws::consumer::ConsumerConfig {
+            receivers_per_queue: positive(
+                "receivers_per_queue",
+                ingest.receivers_per_queue,
+                defaults.receivers_per_queue,
+            )?,
+            wait_time_secs,
+            visibility_timeout_secs,
+            max_inflight_messages: positive(
+                "max_inflight_messages",
+                ingest.max_inflight_messages,
+                defaults.max_inflight_messages,
+            )?,
+            fetch_concurrency: positive("fetch_concurrency", ingest.fetch_concurrency, defaults.fetch_concurrency)?,
+            retry_backoff_secs: ingest.retry_backoff_secs.unwrap_or(defaults.retry_backoff_secs).clamp(0, 900),
+            shutdown_grace: ingest
+                .shutdown_grace_secs
+                .map(std::time::Duration::from_secs)
+                .unwrap_or(defaults.shutdown_grace),
+            ..defaults
+        };
+        let aws = aws::AwsSettings {
+            endpoint_url: raw.aws.endpoint_url.filter(|u| !u.is_empty()),
+            force_path_style: raw.aws.force_path_style.unwrap_or(false),
+        };
+        Ok(Config { store, web_listen, aws, accounts, consumer, workers: ingest.workers })
     }
+}
+
+fn validate_account(i: usize, a: RawAccount, before: &[aws::AccountSpec]) -> anyhow::Result<aws::AccountSpec> {
+    if a.name.is_empty() || a.name.chars().any(|c| c.is_control() || c == '/') {
+        bail!("accounts[{i}].name = {:?} must be a non-empty name without '/' or control characters", a.name);
+    }
+    if before.iter().any(|b| b.name == a.name) {
+        bail!("accounts[{i}].name = {:?} is used by another account", a.name);
+    }
+    if !model::key::is_account_id(&a.account_id) {
+        bail!("accounts[{i}].account_id = {:?} is not a 12-digit account id", a.account_id);
+    }
+    if let Some(r) = a.regions.iter().find(|r| !model::key::is_region(r)) {
+        bail!("accounts[{i}].regions: {r:?} is not a region name");
+    }
+    if let Some(role) = &a.role_arn {
+        let parts: Vec<&str> = role.splitn(6, ':').collect();
+        if parts.len() != 6 || parts[0] != "arn" || parts[2] != "iam" || !parts[5].starts_with("role/") {
+            bail!("accounts[{i}].role_arn = {role:?} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)");
+        }
+    }
+    if a.external_id.is_some() && a.role_arn.is_none() {
+        bail!("accounts[{i}].external_id is set but role_arn is not: the external id is sent when assuming the role");
+    }
+    if let Some(q) = &a.queue_url {
+        if !(q.starts_with("https://") || q.starts_with("http://")) {
+            bail!("accounts[{i}].queue_url = {q:?} is not a queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>)");
+        }
+    }
+    if let Some(org) = a.organization_id.as_deref().filter(|o| !model::key::is_org_id(o)) {
+        bail!("accounts[{i}].organization_id = {org:?} is not an organization id (o-…)");
+    }
+    Ok(aws::AccountSpec {
+        name: a.name,
+        account_id: a.account_id,
+        role_arn: a.role_arn,
+        external_id: a.external_id,
+        regions: a.regions,
+        bucket: a.bucket,
+        queue_url: a.queue_url,
+        organization_id: a.organization_id,
+        prefix: a.prefix,
+    })
 }
 
 /// `TRAILWATCH_<SECTION>_<KEY>` overrides for the scalar keys of each section.

@@ -43,6 +43,9 @@ fn run(command: cli::Command) -> anyhow::Result<()> {
         Command::Ingest(args) => commands::ingest::run(args),
         Command::Search(args) => commands::search::run(args),
         Command::Quarantine(args) => commands::quarantine::run(args),
+        Command::Serve(args) => commands::serve::run(args),
+        Command::Backfill(args) => commands::backfill::run(args),
+        Command::Status(args) => commands::status::run(args),
         Command::Bench(cli::BenchCommand::Ingest(args)) => commands::bench::run(args),
     }
 }

@@ -154,7 +154,7 @@ pub fn ingest_files(
     let add = |report: &mut LocalReport, s: crate::pipeline::Settled<String>| {
         report.files += 1;
         match s.outcome {
-            Outcome::Committed { counts, summary } => {
+            Outcome::Committed { counts, summary, .. } => {
                 report.records += summary.records;
                 report.counts += counts;
                 report.object_bytes += summary.object_bytes;

@@ -1,11 +1,14 @@
 //! One module per subcommand; each exposes `run(args) -> anyhow::Result<()>`.
 
+pub mod backfill;
 pub mod bench;
 pub mod demo;
 pub mod ingest;
 pub mod quarantine;
 pub mod search;
+pub mod serve;
 pub mod simulate;
+pub mod status;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -41,7 +44,17 @@ pub fn store_path(args: &StoreArgs) -> anyhow::Result<PathBuf> {
 }
 
 pub fn open_store(args: &StoreArgs, mode: Open) -> anyhow::Result<SqliteStore> {
-    let path = store_path(args)?;
+    open_store_at(&store_path(args)?, mode)
+}
+
+/// Loads a configuration file with the process's `TRAILWATCH_*` overrides.
+pub fn load_config(path: &std::path::Path) -> anyhow::Result<Config> {
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    Config::load(path, &env)
+}
+
+pub fn open_store_at(path: &std::path::Path, mode: Open) -> anyhow::Result<SqliteStore> {
+    let path = path.to_path_buf();
     if mode == Open::Existing && !path.exists() {
         anyhow::bail!("no database at {} (ingest something first, or pass --db / --config)", path.display());
     }

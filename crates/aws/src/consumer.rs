@@ -1,0 +1,863 @@
+//! The SQS consumer: notifications in, objects fetched and committed, messages deleted.
+//!
+//! ```text
+//!  per account: connect (assume role, retried with backoff)
+//!     └─ N receive loops ── long poll, 10 at a time ──► handle message (task per message)
+//!                                                          parse shape, triage keys
+//!                                                          ├─ digests → store (integrity)
+//!                                                          ├─ other keys → counted, skipped
+//!                                                          └─ log/Insights → fetch (bounded) ─► pipeline.submit
+//!  pipeline.settled ──► settle: status board, message's pending count − 1
+//!                        └─ message done: no problem → deleter (batched DeleteMessageBatch)
+//!                                         problem    → message_problems row, visibility backoff
+//!  extender: ChangeMessageVisibilityBatch for every message still in flight
+//! ```
+//!
+//! **Invariant:** a message is deleted only when every object it names is durable (committed,
+//! or quarantined in the ledger because its content is bad), or needs nothing (digests are
+//! recorded first, other keys are only counted). Anything else leaves the message on the queue
+//! with its reason recorded; SQS delivers it again and, after maxReceiveCount, its redrive
+//! policy moves it to the DLQ. A crash at any point loses nothing: uncommitted objects'
+//! messages reappear, committed objects are found in the ledger and skipped, and their
+//! records are deduplicated by eventID in any case.
+
+use std::collections::HashMap;
+use std::io::Cursor;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_sqs::error::DisplayErrorContext;
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, MessageSystemAttributeName,
+};
+use ingest::{ObjectJob, Outcome, Pipeline, PipelineConfig, Settled};
+use model::{Message, Notification, ObjectKind, TrailKey};
+use store::{DigestSeen, IngestFinding, MessageProblem, ObjectMeta, Store};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+
+use crate::account::{self, AccountClients, AccountSpec, AwsSettings};
+use crate::fetch;
+use crate::status::StatusBoard;
+
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    /// Concurrent long polls per queue.
+    pub receivers_per_queue: usize,
+    /// Long-poll wait (seconds, at most 20).
+    pub wait_time_secs: i32,
+    /// Visibility timeout asked for on receive, and renewed while a message is in flight.
+    pub visibility_timeout_secs: i32,
+    /// Messages being handled at once, over all queues (bounds memory).
+    pub max_inflight_messages: usize,
+    /// Concurrent S3 GETs.
+    pub fetch_concurrency: usize,
+    /// How long shutdown waits for in-flight messages before releasing them.
+    pub shutdown_grace: Duration,
+    /// How often the status board is written to the store.
+    pub status_flush: Duration,
+    /// A message that could not be handled is retried after this many seconds per delivery
+    /// so far (capped at 15 minutes), rather than at once.
+    pub retry_backoff_secs: i32,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        ConsumerConfig {
+            receivers_per_queue: 2,
+            wait_time_secs: 20,
+            visibility_timeout_secs: 300,
+            max_inflight_messages: 64,
+            fetch_concurrency: 16,
+            shutdown_grace: Duration::from_secs(30),
+            status_flush: Duration::from_secs(2),
+            retry_backoff_secs: 30,
+        }
+    }
+}
+
+/// What the pipeline hands back with an object: whose it is, and which message named it.
+#[derive(Debug, Clone)]
+pub struct Ticket {
+    /// The in-flight message, `None` for objects from a listing (backfill).
+    pub message: Option<u64>,
+    pub account: String,
+    pub region: String,
+}
+
+/// Counters of one run (also what tests and benchmarks read).
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub messages: AtomicU64,
+    pub deleted: AtomicU64,
+    pub problems: AtomicU64,
+    pub validations: AtomicU64,
+    pub objects_committed: AtomicU64,
+    pub objects_quarantined: AtomicU64,
+    pub objects_known: AtomicU64,
+    pub other_keys: AtomicU64,
+    pub digests: AtomicU64,
+    pub eventbridge: AtomicU64,
+    pub events_new: AtomicU64,
+    pub events_duplicate: AtomicU64,
+}
+
+impl Counters {
+    pub fn to_json(&self) -> serde_json::Value {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        serde_json::json!({
+            "messages": g(&self.messages), "deleted": g(&self.deleted), "problems": g(&self.problems),
+            "validations": g(&self.validations), "objects": g(&self.objects_committed),
+            "quarantined": g(&self.objects_quarantined), "already_ingested": g(&self.objects_known),
+            "other_keys": g(&self.other_keys), "digests": g(&self.digests), "eventbridge": g(&self.eventbridge),
+            "new": g(&self.events_new), "duplicates": g(&self.events_duplicate),
+        })
+    }
+}
+
+fn bump(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+/// A message being handled.
+struct InFlight {
+    sqs: aws_sdk_sqs::Client,
+    queue: String,
+    receipt_handle: String,
+    message_id: String,
+    body: String,
+    receive_count: u32,
+    received: Instant,
+    /// Objects not yet settled, plus one while the handler itself runs.
+    pending: usize,
+    problems: Vec<(String, String)>,
+    _permit: OwnedSemaphorePermit,
+}
+
+struct Ack {
+    sqs: aws_sdk_sqs::Client,
+    queue: String,
+    receipt_handle: String,
+    message_id: String,
+    was_problem: bool,
+}
+
+pub(crate) fn now_millis() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Shared state of the running consumer.
+pub struct Consumer {
+    store: Arc<dyn Store>,
+    pipeline: Mutex<Option<Arc<Pipeline<Ticket>>>>,
+    board: Arc<StatusBoard>,
+    inflight: Mutex<HashMap<u64, InFlight>>,
+    next_seq: AtomicU64,
+    acks: mpsc::UnboundedSender<Ack>,
+    /// Acknowledgements sent to the deleter and not yet deleted (shutdown waits for them).
+    acks_queued: AtomicU64,
+    fetch_permits: Arc<Semaphore>,
+    message_permits: Arc<Semaphore>,
+    config: ConsumerConfig,
+    pub counters: Counters,
+}
+
+/// Runs the consumer for `accounts` until `shutdown` resolves; returns its counters.
+pub async fn run<F>(
+    accounts: Vec<AccountSpec>,
+    settings: AwsSettings,
+    store: Arc<dyn Store>,
+    pipeline_config: PipelineConfig,
+    config: ConsumerConfig,
+    board: Arc<StatusBoard>,
+    shutdown: impl FnOnce(Arc<Consumer>) -> F,
+) -> Result<Arc<Consumer>, store::StoreError>
+where
+    F: std::future::Future<Output = ()>,
+{
+    let pipeline = Arc::new(Pipeline::<Ticket>::start(store.writer()?, pipeline_config));
+    let (ack_tx, ack_rx) = mpsc::unbounded_channel();
+    let consumer = Arc::new(Consumer {
+        store: store.clone(),
+        pipeline: Mutex::new(Some(pipeline.clone())),
+        board: board.clone(),
+        inflight: Mutex::new(HashMap::new()),
+        next_seq: AtomicU64::new(1),
+        acks: ack_tx,
+        acks_queued: AtomicU64::new(0),
+        fetch_permits: Arc::new(Semaphore::new(config.fetch_concurrency.max(1))),
+        message_permits: Arc::new(Semaphore::new(config.max_inflight_messages.max(10))),
+        config: config.clone(),
+        counters: Counters::default(),
+    });
+
+    // Settled objects: a blocking thread forwards them into the runtime.
+    let (settled_tx, mut settled_rx) = mpsc::unbounded_channel::<Settled<Ticket>>();
+    let settled_source = pipeline.settled().clone();
+    drop(pipeline);
+    std::thread::Builder::new()
+        .name("settled-forward".into())
+        .spawn(move || {
+            for s in settled_source {
+                if settled_tx.send(s).is_err() {
+                    return;
+                }
+            }
+        })
+        .expect("spawn settled forwarder");
+    let settler = {
+        let c = consumer.clone();
+        tokio::spawn(async move {
+            while let Some(s) = settled_rx.recv().await {
+                c.settle(s);
+            }
+        })
+    };
+    let deleter = tokio::spawn(delete_acks(ack_rx, consumer.clone()));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let extender = tokio::spawn(extend_visibility(consumer.clone(), stop_rx.clone()));
+    let flusher = {
+        let (c, mut stop) = (consumer.clone(), stop_rx.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(c.config.status_flush) => {}
+                    _ = stop.changed() => return,
+                }
+                if let Err(e) = c.board.flush(&*c.store) {
+                    tracing::warn!(error = %e, "could not store integration status");
+                }
+            }
+        })
+    };
+
+    let base = account::base_config(&settings).await;
+    let mut loops = Vec::new();
+    for spec in accounts {
+        let (c, base, settings, stop) = (consumer.clone(), base.clone(), settings.clone(), stop_rx.clone());
+        loops.push(tokio::spawn(async move { c.run_account(spec, base, settings, stop).await }));
+    }
+
+    shutdown(consumer.clone()).await;
+    tracing::info!("shutting down: no new messages; waiting for those in flight");
+    let _ = stop_tx.send(true);
+    for l in loops {
+        let _ = l.await;
+    }
+    let deadline = Instant::now() + consumer.config.shutdown_grace;
+    while !consumer.inflight.lock().unwrap_or_else(|p| p.into_inner()).is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    consumer.release_inflight().await;
+    let _ = extender.await;
+    // Close the pipeline: what it holds is committed (its messages were released or are
+    // already settled), then the last settled objects are processed.
+    let pipeline = consumer.pipeline.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(p) = pipeline {
+        let p = wait_unique(p).await;
+        let rest = tokio::task::spawn_blocking(move || p.map(|p| p.finish())).await;
+        if let Ok(Some(Err(e))) = rest {
+            tracing::error!(error = %e, "ingest pipeline failed");
+        }
+    }
+    let _ = settler.await;
+    let _ = flusher.await;
+    consumer.board.flush(&*consumer.store)?;
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        while consumer.acks_pending() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    deleter.abort();
+    Ok(consumer)
+}
+
+/// Waits (briefly) until fetch tasks have let go of the pipeline; `None` if they do not.
+async fn wait_unique(mut p: Arc<Pipeline<Ticket>>) -> Option<Pipeline<Ticket>> {
+    for _ in 0..200 {
+        match Arc::try_unwrap(p) {
+            Ok(p) => return Some(p),
+            Err(shared) => p = shared,
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    None
+}
+
+impl Consumer {
+    /// Changes whenever a message arrives or an object settles (idle detection).
+    pub fn activity(&self) -> (u64, u64, u64, u64) {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let c = &self.counters;
+        (g(&c.messages), g(&c.objects_committed) + g(&c.objects_quarantined), g(&c.deleted), g(&c.problems))
+    }
+
+    /// Messages being handled now.
+    pub fn in_flight(&self) -> usize {
+        self.inflight.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    fn pipeline(&self) -> Option<Arc<Pipeline<Ticket>>> {
+        self.pipeline.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn acks_pending(&self) -> bool {
+        self.acks_queued.load(Ordering::Relaxed) > 0
+    }
+
+    async fn run_account(
+        self: Arc<Self>,
+        spec: AccountSpec,
+        base: aws_config::SdkConfig,
+        settings: AwsSettings,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let mut delay = Duration::from_secs(1);
+        let clients = loop {
+            match account::connect(&base, &settings, &spec).await {
+                Ok(c) => break c,
+                Err(e) => {
+                    tracing::warn!(account = %spec.name, reason = e.reason_code(), error = %e, retry_in = ?delay, "account unavailable");
+                    self.board.error(&spec.name, "", &e.to_string(), now_millis());
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = stop.changed() => return,
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(300));
+                }
+            }
+        };
+        tracing::info!(account = %spec.name, "account connected");
+        self.board.connected(&spec.name, now_millis());
+        let Some(queue) = spec.queue_url.clone() else {
+            tracing::info!(account = %spec.name, "no queue_url: nothing to consume (backfill only)");
+            return;
+        };
+        let receivers: Vec<_> = (0..self.config.receivers_per_queue.max(1))
+            .map(|_| {
+                let (c, clients, queue, stop) = (self.clone(), clients.clone(), queue.clone(), stop.clone());
+                tokio::spawn(async move { c.receive_loop(clients, queue, stop).await })
+            })
+            .collect();
+        for r in receivers {
+            let _ = r.await;
+        }
+    }
+
+    async fn receive_loop(self: Arc<Self>, clients: AccountClients, queue: String, mut stop: watch::Receiver<bool>) {
+        let name = clients.spec.name.clone();
+        let mut delay = Duration::from_millis(500);
+        let mut failing = false;
+        while !*stop.borrow() {
+            let permits = tokio::select! {
+                p = self.message_permits.clone().acquire_many_owned(10) => p.expect("semaphore never closed"),
+                _ = stop.changed() => return,
+            };
+            let receive = clients
+                .sqs
+                .receive_message()
+                .queue_url(&queue)
+                .max_number_of_messages(10)
+                .wait_time_seconds(self.config.wait_time_secs)
+                .visibility_timeout(self.config.visibility_timeout_secs)
+                .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+                .send();
+            // Not abandoned at shutdown: SQS would still hand the messages of an abandoned long
+            // poll to it, and they would stay invisible for the whole visibility timeout.
+            let out = receive.await;
+            if *stop.borrow() {
+                if let Ok(out) = out {
+                    for m in out.messages.unwrap_or_default() {
+                        if let Some(h) = m.receipt_handle {
+                            release(&clients.sqs, &queue, &h).await;
+                        }
+                    }
+                }
+                return;
+            }
+            match out {
+                Err(e) => {
+                    let detail = format!("receiving from {queue} failed: {}", DisplayErrorContext(&e));
+                    tracing::warn!(account = %name, error = %detail, retry_in = ?delay, "queue unavailable");
+                    self.board.error(&name, "", &detail, now_millis());
+                    failing = true;
+                    drop(permits);
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = stop.changed() => return,
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(60));
+                }
+                Ok(out) => {
+                    if failing {
+                        self.board.connected(&name, now_millis());
+                        failing = false;
+                    }
+                    delay = Duration::from_millis(500);
+                    let mut permits = permits;
+                    for m in out.messages.unwrap_or_default() {
+                        let permit = permits.split(1).expect("one permit per message of ten");
+                        let c = self.clone();
+                        let (clients, queue) = (clients.clone(), queue.clone());
+                        tokio::spawn(async move { c.handle(clients, queue, m, permit).await });
+                    }
+                }
+            }
+        }
+    }
+
+    async fn handle(
+        self: Arc<Self>,
+        clients: AccountClients,
+        queue: String,
+        m: aws_sdk_sqs::types::Message,
+        permit: OwnedSemaphorePermit,
+    ) {
+        bump(&self.counters.messages, 1);
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let body = m.body.unwrap_or_default();
+        let receive_count = m
+            .attributes
+            .as_ref()
+            .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1);
+        let Some(receipt_handle) = m.receipt_handle else {
+            tracing::warn!(queue, "message without a receipt handle");
+            return;
+        };
+        let parsed = Message::parse(&body);
+        self.inflight.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            seq,
+            InFlight {
+                sqs: clients.sqs.clone(),
+                queue,
+                receipt_handle,
+                message_id: m.message_id.unwrap_or_default(),
+                body,
+                receive_count,
+                received: Instant::now(),
+                pending: 1,
+                problems: Vec::new(),
+                _permit: permit,
+            },
+        );
+        let problem = match parsed {
+            Err(e) => Some((e.reason_code().to_owned(), e.to_string())),
+            Ok(message) => self.dispatch(seq, &clients, message).await,
+        };
+        self.complete(seq, problem);
+    }
+
+    /// Acts on a parsed message; a message-level problem is returned (objects' problems
+    /// arrive through `complete`).
+    async fn dispatch(
+        self: &Arc<Self>,
+        seq: u64,
+        clients: &AccountClients,
+        message: Message,
+    ) -> Option<(String, String)> {
+        let spec = &clients.spec;
+        let now = now_millis();
+        match message.notification {
+            Notification::Validation | Notification::S3Test { .. } => {
+                tracing::info!(account = %spec.name, "validation message received: the trail's notifications reach this queue");
+                bump(&self.counters.validations, 1);
+                self.board.validation(&spec.name, now);
+                None
+            }
+            Notification::Subscription { topic_arn, .. } => {
+                // SQS subscriptions are confirmed by SNS itself; nothing to do.
+                tracing::info!(account = %spec.name, topic = %topic_arn, "SNS subscription message on the queue; acknowledged");
+                None
+            }
+            Notification::EventBridge { id, account, region, record } => {
+                if let Some(acct) =
+                    account.as_deref().filter(|a| *a != spec.account_id && spec.organization_id.is_none())
+                {
+                    return Some((
+                        "foreign_account".into(),
+                        format!("EventBridge event of account {acct}, not {}", spec.account_id),
+                    ));
+                }
+                let region = region.unwrap_or_default();
+                self.board.notification(&spec.name, &region, now);
+                bump(&self.counters.eventbridge, 1);
+                let file = format!("{{\"Records\":[{record}]}}").into_bytes();
+                let meta = ObjectMeta {
+                    source: "eventbridge".into(),
+                    bucket: "eventbridge".into(),
+                    key: format!("{}/{}/{}", account.unwrap_or_default(), region, id),
+                    size: file.len() as u64,
+                };
+                self.submit(seq, spec, region, meta, file).await
+            }
+            Notification::Objects { objects, skipped, .. } => {
+                bump(&self.counters.other_keys, skipped as u64);
+                let mut logs = Vec::new();
+                let mut digests = Vec::new();
+                for o in objects {
+                    if let Some(b) = spec.bucket.as_deref().filter(|b| *b != o.bucket) {
+                        return Some((
+                            "foreign_bucket".into(),
+                            format!("object s3://{}/{} is not in {b}", o.bucket, o.key),
+                        ));
+                    }
+                    match TrailKey::parse(&o.key) {
+                        Err(_) => bump(&self.counters.other_keys, 1),
+                        Ok(k) if !spec.owns(&k) => {
+                            return Some((
+                                "foreign_account".into(),
+                                format!("key {} belongs to account {}, not {}", o.key, k.account_id, spec.account_id),
+                            ))
+                        }
+                        Ok(k) if k.kind == ObjectKind::Digest => digests.push((o, k)),
+                        Ok(k) => logs.push((o, k)),
+                    }
+                }
+                for (o, k) in digests {
+                    self.board.notification(&spec.name, &k.region, now);
+                    let d = DigestSeen {
+                        account: spec.name.clone(),
+                        bucket: o.bucket,
+                        key: o.key,
+                        size: o.size,
+                        seen_at: now,
+                    };
+                    if let Err(e) = self.store.record_digest(&d) {
+                        return Some(("store_failed".into(), e.to_string()));
+                    }
+                    bump(&self.counters.digests, 1);
+                }
+                for (o, k) in logs {
+                    self.board.notification(&spec.name, &k.region, now);
+                    match self.store.ledger_entry(&o.bucket, &o.key) {
+                        Ok(Some(_)) => {
+                            bump(&self.counters.objects_known, 1);
+                            continue;
+                        }
+                        Ok(None) => {}
+                        Err(e) => return Some(("store_failed".into(), e.to_string())),
+                    }
+                    self.add_pending(seq);
+                    let (c, clients) = (self.clone(), clients.clone());
+                    tokio::spawn(async move {
+                        let problem = c.fetch_and_submit(seq, &clients, o, k.region).await;
+                        if problem.is_some() {
+                            c.complete(seq, problem);
+                        }
+                    });
+                }
+                None
+            }
+        }
+    }
+
+    /// Fetches an object and hands it to the pipeline. `Some(problem)` when that failed
+    /// (then the caller completes the object); otherwise the pipeline will settle it.
+    async fn fetch_and_submit(
+        &self,
+        seq: u64,
+        clients: &AccountClients,
+        o: model::ObjectRef,
+        region: String,
+    ) -> Option<(String, String)> {
+        let spec = &clients.spec;
+        let permit = self.fetch_permits.clone().acquire_owned().await.expect("semaphore never closed");
+        match fetch::get_object(&clients.s3, &o.bucket, &o.key).await {
+            Ok(bytes) => {
+                let meta = ObjectMeta { source: "sqs".into(), bucket: o.bucket, key: o.key, size: bytes.len() as u64 };
+                let result = self.submit_inner(seq, spec, region, meta, bytes).await;
+                drop(permit);
+                result
+            }
+            Err(e) => {
+                let now = now_millis();
+                tracing::warn!(account = %spec.name, reason = e.reason_code(), error = %e, "object not readable");
+                if e.is_finding() {
+                    let finding = IngestFinding {
+                        kind: e.reason_code().into(),
+                        account: spec.name.clone(),
+                        bucket: o.bucket.clone(),
+                        key: o.key.clone(),
+                        detail: e.to_string(),
+                        first_seen: now,
+                        last_seen: now,
+                        occurrences: 1,
+                    };
+                    if let Err(se) = self.store.record_finding(&finding) {
+                        tracing::error!(error = %se, "could not record finding");
+                    }
+                }
+                self.board.error(&spec.name, &region, &e.to_string(), now);
+                Some((e.reason_code().into(), e.to_string()))
+            }
+        }
+    }
+
+    async fn submit(
+        &self,
+        seq: u64,
+        spec: &AccountSpec,
+        region: String,
+        meta: ObjectMeta,
+        bytes: Vec<u8>,
+    ) -> Option<(String, String)> {
+        self.add_pending(seq);
+        let problem = self.submit_inner(seq, spec, region, meta, bytes).await;
+        if problem.is_some() {
+            self.complete(seq, problem);
+        }
+        None
+    }
+
+    async fn submit_inner(
+        &self,
+        seq: u64,
+        spec: &AccountSpec,
+        region: String,
+        meta: ObjectMeta,
+        bytes: Vec<u8>,
+    ) -> Option<(String, String)> {
+        let Some(pipeline) = self.pipeline() else {
+            return Some(("shutting_down".into(), "the ingest pipeline has stopped".into()));
+        };
+        let job = ObjectJob {
+            meta,
+            open: Box::new(move || Ok(Box::new(Cursor::new(bytes)) as Box<dyn std::io::Read + Send>)),
+            receipt: Ticket { message: Some(seq), account: spec.name.clone(), region },
+        };
+        match tokio::task::spawn_blocking(move || pipeline.submit(job)).await {
+            Ok(Ok(())) => None,
+            _ => Some(("pipeline_stopped".into(), "the ingest pipeline has stopped".into())),
+        }
+    }
+
+    fn add_pending(&self, seq: u64) {
+        if let Some(m) = self.inflight.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&seq) {
+            m.pending += 1;
+        }
+    }
+
+    /// An object (or the handler) of message `seq` is done; the message is finished when
+    /// nothing of it is pending.
+    fn complete(&self, seq: u64, problem: Option<(String, String)>) {
+        let done = {
+            let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(m) = inflight.get_mut(&seq) else { return }; // released at shutdown
+            m.problems.extend(problem);
+            m.pending -= 1;
+            if m.pending > 0 {
+                return;
+            }
+            inflight.remove(&seq).expect("present")
+        };
+        if done.problems.is_empty() {
+            self.acks_queued.fetch_add(1, Ordering::Relaxed);
+            let _ = self.acks.send(Ack {
+                sqs: done.sqs,
+                queue: done.queue,
+                receipt_handle: done.receipt_handle,
+                message_id: done.message_id,
+                was_problem: done.receive_count > 1,
+            });
+            return;
+        }
+        bump(&self.counters.problems, 1);
+        let (reason, _) = done.problems[0].clone();
+        let detail = done.problems.iter().map(|(r, d)| format!("{r}: {d}")).collect::<Vec<_>>().join("; ");
+        tracing::warn!(queue = %done.queue, message_id = %done.message_id, reason = %reason, detail = %detail,
+            receive_count = done.receive_count, "message not handled; left on the queue");
+        let now = now_millis();
+        let problem = MessageProblem {
+            queue: done.queue.clone(),
+            message_id: done.message_id.clone(),
+            reason,
+            detail,
+            body: done.body,
+            receive_count: done.receive_count,
+            first_seen: now,
+            last_seen: now,
+        };
+        if let Err(e) = self.store.record_message_problem(&problem) {
+            tracing::error!(error = %e, "could not record message problem");
+        }
+        // Try again later rather than at once: longer after each delivery, at most 15 min.
+        let backoff = self.config.retry_backoff_secs.saturating_mul(done.receive_count as i32).clamp(0, 900);
+        let (sqs, queue, handle) = (done.sqs, done.queue, done.receipt_handle);
+        tokio::spawn(async move {
+            let r = sqs
+                .change_message_visibility()
+                .queue_url(&queue)
+                .receipt_handle(handle)
+                .visibility_timeout(backoff)
+                .send()
+                .await;
+            if let Err(e) = r {
+                tracing::debug!(error = %DisplayErrorContext(&e), "could not set the retry delay");
+            }
+        });
+    }
+
+    fn settle(&self, s: Settled<Ticket>) {
+        let now = now_millis();
+        let t = &s.receipt;
+        let problem = match s.outcome {
+            Outcome::Committed { counts, newest_event, .. } => {
+                bump(&self.counters.objects_committed, 1);
+                bump(&self.counters.events_new, counts.new);
+                bump(&self.counters.events_duplicate, counts.duplicates);
+                self.board.object(&t.account, &t.region, counts.new, newest_event, now);
+                None
+            }
+            Outcome::Quarantined { reason, detail } => {
+                // Bad content is recorded in the ledger: the message has done its job.
+                bump(&self.counters.objects_quarantined, 1);
+                let what = format!("s3://{}/{} quarantined: {reason}: {detail}", s.meta.bucket, s.meta.key);
+                self.board.error(&t.account, &t.region, &what, now);
+                None
+            }
+            Outcome::Failed { detail } => Some(("object_read_failed".to_owned(), detail)),
+        };
+        if let Some(seq) = t.message {
+            self.complete(seq, problem);
+        }
+    }
+
+    /// Shutdown: whatever is still in flight goes back to the queue at once.
+    async fn release_inflight(&self) {
+        let rest: Vec<InFlight> =
+            self.inflight.lock().unwrap_or_else(|p| p.into_inner()).drain().map(|(_, m)| m).collect();
+        if !rest.is_empty() {
+            tracing::info!(messages = rest.len(), "releasing unfinished messages to the queue");
+        }
+        for m in rest {
+            release(&m.sqs, &m.queue, &m.receipt_handle).await;
+        }
+    }
+}
+
+/// Makes a message visible again at once (it was received but will not be handled here).
+async fn release(sqs: &aws_sdk_sqs::Client, queue: &str, receipt_handle: &str) {
+    let r = sqs
+        .change_message_visibility()
+        .queue_url(queue)
+        .receipt_handle(receipt_handle)
+        .visibility_timeout(0)
+        .send()
+        .await;
+    if let Err(e) = r {
+        tracing::debug!(error = %DisplayErrorContext(&e), "could not release a message; it returns when its visibility times out");
+    }
+}
+
+/// Deletes acknowledged messages in batches of up to ten per queue.
+async fn delete_acks(mut rx: mpsc::UnboundedReceiver<Ack>, consumer: Arc<Consumer>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(20);
+        while batch.len() < 10 {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(a)) => batch.push(a),
+                _ => break,
+            }
+        }
+        let mut by_queue: HashMap<String, Vec<Ack>> = HashMap::new();
+        for a in batch {
+            by_queue.entry(a.queue.clone()).or_default().push(a);
+        }
+        for (queue, acks) in by_queue {
+            delete_batch(&consumer, &queue, acks).await;
+        }
+    }
+}
+
+async fn delete_batch(consumer: &Consumer, queue: &str, acks: Vec<Ack>) {
+    let n = acks.len() as u64;
+    let entries = acks
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(&a.receipt_handle).build()
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .expect("id and receipt handle are set");
+    let result = acks[0].sqs.delete_message_batch().queue_url(queue).set_entries(Some(entries)).send().await;
+    let failed: Vec<usize> = match result {
+        Ok(out) => out
+            .failed
+            .iter()
+            .map(|f| {
+                tracing::warn!(queue, code = %f.code, message = ?f.message, "delete failed; the message will come back and be skipped");
+                f.id.parse::<usize>().unwrap_or(usize::MAX)
+            })
+            .collect(),
+        Err(e) => {
+            tracing::warn!(queue, error = %DisplayErrorContext(&e), "batch delete failed; the messages will come back and be skipped");
+            (0..acks.len()).collect()
+        }
+    };
+    for (i, a) in acks.iter().enumerate() {
+        if failed.contains(&i) {
+            continue;
+        }
+        bump(&consumer.counters.deleted, 1);
+        if a.was_problem {
+            if let Err(e) = consumer.store.clear_message_problem(queue, &a.message_id) {
+                tracing::warn!(error = %e, "could not clear a message problem");
+            }
+        }
+    }
+    consumer.acks_queued.fetch_sub(n, Ordering::Relaxed);
+}
+
+/// Renews the visibility of messages still in flight a third of the way into their timeout.
+async fn extend_visibility(consumer: Arc<Consumer>, mut stop: watch::Receiver<bool>) {
+    let timeout = consumer.config.visibility_timeout_secs.max(3);
+    let every = Duration::from_secs(timeout as u64 / 3);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        let due: Vec<(aws_sdk_sqs::Client, String, String)> = consumer
+            .inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|m| m.received.elapsed() >= every)
+            .map(|m| (m.sqs.clone(), m.queue.clone(), m.receipt_handle.clone()))
+            .collect();
+        let mut by_queue: HashMap<String, (aws_sdk_sqs::Client, Vec<String>)> = HashMap::new();
+        for (sqs, queue, handle) in due {
+            by_queue.entry(queue).or_insert_with(|| (sqs, Vec::new())).1.push(handle);
+        }
+        for (queue, (sqs, handles)) in by_queue {
+            for chunk in handles.chunks(10) {
+                let entries = chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(i, h)| {
+                        ChangeMessageVisibilityBatchRequestEntry::builder()
+                            .id(i.to_string())
+                            .receipt_handle(h)
+                            .visibility_timeout(timeout)
+                            .build()
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .expect("id and receipt handle are set");
+                let r = sqs.change_message_visibility_batch().queue_url(&queue).set_entries(Some(entries)).send().await;
+                match r {
+                    Ok(out) if out.failed.is_empty() => {
+                        tracing::debug!(queue, messages = chunk.len(), "visibility extended")
+                    }
+                    Ok(out) => {
+                        tracing::warn!(queue, failed = out.failed.len(), "could not extend some messages' visibility")
+                    }
+                    Err(e) => tracing::warn!(queue, error = %DisplayErrorContext(&e), "could not extend visibility"),
+                }
+            }
+        }
+    }
+}

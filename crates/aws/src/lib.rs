@@ -1,0 +1,20 @@
+//! The AWS side of ingestion.
+//!
+//! * [`account`] — monitored accounts; trailwatch's own credentials from the standard chain,
+//!   each account's through its assumed role with an external ID.
+//! * [`consumer`] — the SQS consumer: long polling, every notification shape, objects fetched
+//!   and handed to the ingest pipeline, messages deleted only once everything they name is
+//!   committed, visibility extended while work is in flight, graceful shutdown.
+//! * [`backfill`] — lists a trail bucket by account/region/day and ingests what the ledger
+//!   lacks.
+//! * [`fetch`] — S3 GET with missing / denied / transient told apart.
+//! * [`status`] — integration status per account and region, and its verdict.
+
+pub mod account;
+pub mod backfill;
+pub mod consumer;
+pub mod fetch;
+pub mod status;
+
+pub use account::{AccountClients, AccountError, AccountSpec, AwsSettings};
+pub use status::{StatusBoard, Verdict};

@@ -1,0 +1,219 @@
+//! Integration status per account and region, and the verdict users see.
+//!
+//! The board is updated by the sources as things happen and written to the store every few
+//! seconds (and at shutdown), so `trailwatch status` and the dashboard can read it from
+//! another process. The region `""` row is the account as a whole: its role, its queue,
+//! CloudTrail's validation message.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use model::EpochMillis;
+use store::{IntegrationStatus, Store, StoreError};
+
+/// Live status of every account and region this process serves.
+#[derive(Default)]
+pub struct StatusBoard {
+    rows: Mutex<BTreeMap<(String, String), (IntegrationStatus, bool)>>,
+}
+
+impl StatusBoard {
+    fn update(&self, account: &str, region: &str, now: EpochMillis, f: impl FnOnce(&mut IntegrationStatus)) {
+        let mut rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
+        let (row, dirty) = rows.entry((account.to_owned(), region.to_owned())).or_insert_with(|| {
+            (IntegrationStatus { account: account.to_owned(), region: region.to_owned(), ..Default::default() }, true)
+        });
+        f(row);
+        row.updated_at = now;
+        *dirty = true;
+    }
+
+    /// Starts from what the store last recorded (counters and times survive restarts).
+    pub fn load(store: &dyn Store) -> Result<StatusBoard, StoreError> {
+        let board = StatusBoard::default();
+        let mut rows = board.rows.lock().unwrap_or_else(|p| p.into_inner());
+        for s in store.integration_status()? {
+            rows.insert((s.account.clone(), s.region.clone()), (s, false));
+        }
+        drop(rows);
+        Ok(board)
+    }
+
+    pub fn notification(&self, account: &str, region: &str, now: EpochMillis) {
+        self.update(account, region, now, |s| {
+            s.last_notification = Some(now);
+            s.notifications += 1;
+        });
+    }
+
+    /// CloudTrail's validation message or S3's test event: the wiring works.
+    pub fn validation(&self, account: &str, now: EpochMillis) {
+        self.update(account, "", now, |s| {
+            s.last_validation = Some(now);
+            s.last_notification = Some(now);
+            s.notifications += 1;
+        });
+    }
+
+    pub fn object(&self, account: &str, region: &str, events: u64, newest: Option<EpochMillis>, now: EpochMillis) {
+        self.update(account, region, now, |s| {
+            s.last_object = Some(now);
+            s.objects += 1;
+            s.events += events;
+            s.newest_event = s.newest_event.max(newest);
+        });
+    }
+
+    pub fn error(&self, account: &str, region: &str, error: &str, now: EpochMillis) {
+        self.update(account, region, now, |s| {
+            s.last_error = Some(error.to_owned());
+            s.last_error_at = Some(now);
+        });
+    }
+
+    /// The account's role and queue work again: an account-level error is over.
+    pub fn connected(&self, account: &str, now: EpochMillis) {
+        self.update(account, "", now, |s| {
+            s.last_error = None;
+            s.last_error_at = None;
+        });
+    }
+
+    pub fn snapshot(&self) -> Vec<IntegrationStatus> {
+        self.rows.lock().unwrap_or_else(|p| p.into_inner()).values().map(|(s, _)| s.clone()).collect()
+    }
+
+    /// Writes the rows changed since the last flush.
+    pub fn flush(&self, store: &dyn Store) -> Result<(), StoreError> {
+        let dirty: Vec<IntegrationStatus> = {
+            let mut rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
+            rows.values_mut()
+                .filter(|(_, d)| *d)
+                .map(|(s, d)| {
+                    *d = false;
+                    s.clone()
+                })
+                .collect()
+        };
+        for s in &dirty {
+            store.put_integration_status(s)?;
+        }
+        Ok(())
+    }
+}
+
+/// What a status row means for the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Notifications arrive and objects are readable.
+    Active,
+    /// The wiring answered (validation message, test event) but no log file came yet.
+    Wired,
+    /// Nothing received yet.
+    Waiting(String),
+    /// Notifications stopped.
+    Stale(String),
+    Error(String),
+}
+
+impl Verdict {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Verdict::Active => "active",
+            Verdict::Wired => "wired",
+            Verdict::Waiting(_) => "waiting",
+            Verdict::Stale(_) => "stale",
+            Verdict::Error(_) => "error",
+        }
+    }
+
+    pub fn reason(&self) -> &str {
+        match self {
+            Verdict::Active => "notifications arrive and objects are readable",
+            Verdict::Wired => "CloudTrail's validation message (or S3's test event) arrived; no log file yet",
+            Verdict::Waiting(r) | Verdict::Stale(r) | Verdict::Error(r) => r,
+        }
+    }
+}
+
+/// CloudTrail delivers every ~5 minutes while there is activity; an hour without any
+/// notification in a region that had them means delivery stopped (or the wiring broke).
+pub const STALE_AFTER_MS: EpochMillis = 60 * 60 * 1000;
+
+/// The verdict for one row. `account_row` is the account's `""` row (role, queue errors
+/// apply to every region).
+pub fn verdict(row: &IntegrationStatus, account_row: Option<&IntegrationStatus>, now: EpochMillis) -> Verdict {
+    if let Some(a) = account_row.filter(|a| a.last_error.is_some()) {
+        return Verdict::Error(a.last_error.clone().unwrap_or_default());
+    }
+    if let (Some(err), Some(at)) = (&row.last_error, row.last_error_at) {
+        if row.last_object.is_none_or(|o| o <= at) {
+            return Verdict::Error(err.clone());
+        }
+    }
+    match (row.last_notification, row.last_object) {
+        (None, _) if row.region.is_empty() => {
+            Verdict::Waiting("no notification received yet: is the queue subscribed to the trail's SNS topic?".into())
+        }
+        (None, _) => Verdict::Waiting("no notification for this region yet".into()),
+        (Some(n), _) if now - n > STALE_AFTER_MS => {
+            Verdict::Stale(format!("no notification for {} minutes", (now - n) / 60_000))
+        }
+        (Some(_), None) if row.last_validation.is_some() => Verdict::Wired,
+        (Some(_), None) if row.region.is_empty() => Verdict::Active,
+        (Some(_), None) => Verdict::Waiting("notifications arrive but no object was read yet".into()),
+        (Some(_), Some(_)) => Verdict::Active,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(region: &str) -> IntegrationStatus {
+        IntegrationStatus { account: "prod".into(), region: region.into(), ..Default::default() }
+    }
+
+    #[test]
+    fn verdicts() {
+        let now = 10 * STALE_AFTER_MS;
+        assert!(matches!(verdict(&row(""), None, now), Verdict::Waiting(_)));
+        let mut r = row("us-east-1");
+        r.last_notification = Some(now - 1000);
+        r.last_object = Some(now - 1000);
+        assert_eq!(verdict(&r, None, now), Verdict::Active);
+        // An object error after the last good object wins…
+        let mut bad = r.clone();
+        bad.last_error = Some("s3://b/k: access denied".into());
+        bad.last_error_at = Some(now - 10);
+        assert_eq!(verdict(&bad, None, now), Verdict::Error("s3://b/k: access denied".into()));
+        // …until an object is read again.
+        bad.last_object = Some(now);
+        assert_eq!(verdict(&bad, None, now), Verdict::Active);
+        // An account error (role) applies to every region.
+        let mut acct = row("");
+        acct.last_error = Some("assuming role failed".into());
+        assert!(matches!(verdict(&r, Some(&acct), now), Verdict::Error(e) if e.contains("assuming")));
+        // Silence.
+        r.last_notification = Some(now - 2 * STALE_AFTER_MS);
+        assert!(matches!(verdict(&r, None, now), Verdict::Stale(m) if m.contains("120 minutes")));
+        // Only the validation message so far.
+        let mut wired = row("");
+        wired.last_validation = Some(now);
+        wired.last_notification = Some(now);
+        assert_eq!(verdict(&wired, None, now), Verdict::Wired);
+    }
+
+    #[test]
+    fn board_flushes_only_changes_and_survives_reload() {
+        let store = store::SqliteStore::open_in_memory().unwrap();
+        let board = StatusBoard::default();
+        board.notification("prod", "us-east-1", 5);
+        board.object("prod", "us-east-1", 7, Some(3), 6);
+        board.flush(&store).unwrap();
+        let again = StatusBoard::load(&store).unwrap();
+        again.object("prod", "us-east-1", 1, Some(2), 9);
+        let s = &again.snapshot()[0];
+        assert_eq!((s.objects, s.events, s.newest_event, s.notifications), (2, 8, Some(3), 1));
+    }
+}

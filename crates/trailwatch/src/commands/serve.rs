@@ -1,0 +1,79 @@
+//! `trailwatch serve --config FILE`: the AWS sources, until SIGTERM or Ctrl-C.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::{load_config, open_store_at, pipeline_config, Open};
+use crate::cli::ServeArgs;
+use crate::config::StoreConfig;
+use crate::output::Format;
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = load_config(&args.config)?;
+    let StoreConfig::Sqlite { path } = &config.store;
+    let store: Arc<dyn store::Store> = Arc::new(open_store_at(path, Open::Create)?);
+    let board = Arc::new(aws::StatusBoard::load(&*store).context("reading the stored integration status")?);
+    if config.accounts.is_empty() {
+        tracing::warn!("no [[accounts]] configured: nothing to consume");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("aws")
+        .build()
+        .context("starting the async runtime")?;
+    let idle = args.exit_when_idle.map(Duration::from_secs);
+    let consumer = runtime.block_on(async {
+        aws::consumer::run(
+            config.accounts.clone(),
+            config.aws.clone(),
+            store.clone(),
+            pipeline_config(config.workers),
+            config.consumer.clone(),
+            board.clone(),
+            move |consumer| shutdown_signal(idle, consumer),
+        )
+        .await
+    })?;
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    let counters = consumer.counters.to_json();
+    match args.format {
+        Format::Json | Format::Jsonl => println!("{counters}"),
+        _ => eprintln!("trailwatch serve: stopped; this run: {counters}"),
+    }
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT, or (with `idle`) once nothing has happened for that long
+/// and no message is in flight.
+async fn shutdown_signal(idle: Option<Duration>, consumer: Arc<aws::consumer::Consumer>) {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            return std::future::pending().await;
+        }
+    };
+    let idle_wait = async {
+        let Some(idle) = idle else { return std::future::pending().await };
+        let mut last = consumer.activity();
+        let mut quiet_since = tokio::time::Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let now = consumer.activity();
+            if now != last || consumer.in_flight() > 0 {
+                last = now;
+                quiet_since = tokio::time::Instant::now();
+            } else if quiet_since.elapsed() >= idle {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupt received"),
+        _ = idle_wait => tracing::info!("idle: exiting"),
+    }
+}

@@ -1,0 +1,152 @@
+//! `trailwatch status`: is each account's integration active, and if not, exactly why.
+
+use serde_json::{json, Value};
+use store::{IntegrationStatus, Store};
+
+use super::{load_config, now_millis, open_store, Open};
+use crate::cli::StatusArgs;
+use crate::output::{table, tsv_field, Format};
+
+fn time(ms: Option<i64>) -> String {
+    ms.map(model::timefmt::format_millis).unwrap_or_else(|| "-".into())
+}
+
+pub fn run(args: StatusArgs) -> anyhow::Result<()> {
+    let store = open_store(&args.store, Open::Existing)?;
+    let mut rows = store.integration_status()?;
+    // Configured accounts that never reported: say so rather than show nothing.
+    if let Some(path) = &args.store.config {
+        for spec in load_config(path)?.accounts {
+            if !rows.iter().any(|r| r.account == spec.name) {
+                rows.push(IntegrationStatus { account: spec.name, ..Default::default() });
+            }
+        }
+        rows.sort_by(|a, b| (&a.account, &a.region).cmp(&(&b.account, &b.region)));
+    }
+    let now = now_millis();
+    let verdicts: Vec<(IntegrationStatus, aws::Verdict)> = rows
+        .iter()
+        .map(|r| {
+            let account_row =
+                rows.iter().find(|a| a.account == r.account && a.region.is_empty() && !r.region.is_empty());
+            let v = if r.updated_at == 0 {
+                aws::Verdict::Waiting("never connected: is `trailwatch serve` running with this account?".into())
+            } else {
+                aws::status::verdict(r, account_row, now)
+            };
+            (r.clone(), v)
+        })
+        .collect();
+    let problems = store.message_problems()?;
+    let findings = store.findings()?;
+    match args.format {
+        Format::Json | Format::Jsonl => {
+            let integrations: Vec<Value> = verdicts
+                .iter()
+                .map(|(r, v)| {
+                    json!({
+                        "account": r.account, "region": r.region, "state": v.label(), "reason": v.reason(),
+                        "lastNotification": r.last_notification.map(model::timefmt::format_millis),
+                        "lastValidation": r.last_validation.map(model::timefmt::format_millis),
+                        "lastObject": r.last_object.map(model::timefmt::format_millis),
+                        "newestEvent": r.newest_event.map(model::timefmt::format_millis),
+                        "lagSeconds": r.newest_event.map(|n| (now - n) / 1000),
+                        "notifications": r.notifications, "objects": r.objects, "events": r.events,
+                        "lastError": r.last_error, "lastErrorAt": r.last_error_at.map(model::timefmt::format_millis),
+                    })
+                })
+                .collect();
+            let problems: Vec<Value> = problems
+                .iter()
+                .map(|p| {
+                    json!({"queue": p.queue, "messageId": p.message_id, "reason": p.reason, "detail": p.detail,
+                           "receiveCount": p.receive_count, "lastSeen": model::timefmt::format_millis(p.last_seen)})
+                })
+                .collect();
+            let findings: Vec<Value> = findings
+                .iter()
+                .map(|f| {
+                    json!({"kind": f.kind, "account": f.account, "bucket": f.bucket, "key": f.key, "detail": f.detail,
+                           "occurrences": f.occurrences, "firstSeen": model::timefmt::format_millis(f.first_seen)})
+                })
+                .collect();
+            println!("{}", json!({"integrations": integrations, "messageProblems": problems, "findings": findings}));
+        }
+        Format::Tsv => {
+            for (r, v) in &verdicts {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    tsv_field(&r.account),
+                    tsv_field(&r.region),
+                    v.label(),
+                    time(r.last_notification),
+                    time(r.last_object),
+                    time(r.newest_event),
+                    tsv_field(v.reason())
+                );
+            }
+        }
+        Format::Table => {
+            if verdicts.is_empty() {
+                println!("no integration has reported yet (run `trailwatch serve --config FILE`)");
+            } else {
+                let rows: Vec<Vec<String>> = verdicts
+                    .iter()
+                    .map(|(r, v)| {
+                        vec![
+                            r.account.clone(),
+                            if r.region.is_empty() { "(account)".into() } else { r.region.clone() },
+                            v.label().into(),
+                            time(r.last_notification),
+                            time(r.last_object),
+                            time(r.newest_event),
+                            r.newest_event.map(|n| format!("{}s", (now - n) / 1000)).unwrap_or_else(|| "-".into()),
+                            r.objects.to_string(),
+                            r.events.to_string(),
+                            v.reason().to_owned(),
+                        ]
+                    })
+                    .collect();
+                let header = [
+                    "ACCOUNT",
+                    "REGION",
+                    "STATE",
+                    "LAST NOTIFICATION",
+                    "LAST OBJECT",
+                    "NEWEST EVENT",
+                    "LAG",
+                    "OBJECTS",
+                    "EVENTS",
+                    "REASON",
+                ];
+                print!("{}", table(&header, &rows, 80));
+            }
+            if !problems.is_empty() {
+                println!("\nmessages left on their queues ({}):", problems.len());
+                let rows: Vec<Vec<String>> = problems
+                    .iter()
+                    .map(|p| {
+                        vec![p.message_id.clone(), p.reason.clone(), p.receive_count.to_string(), p.detail.clone()]
+                    })
+                    .collect();
+                print!("{}", table(&["MESSAGE", "REASON", "RECEIVED", "DETAIL"], &rows, 100));
+            }
+            if !findings.is_empty() {
+                println!("\nobjects that could not be read ({}):", findings.len());
+                let rows: Vec<Vec<String>> = findings
+                    .iter()
+                    .map(|f| {
+                        vec![
+                            f.kind.clone(),
+                            f.account.clone(),
+                            format!("s3://{}/{}", f.bucket, f.key),
+                            f.occurrences.to_string(),
+                        ]
+                    })
+                    .collect();
+                print!("{}", table(&["KIND", "ACCOUNT", "OBJECT", "SEEN"], &rows, 120));
+            }
+        }
+    }
+    Ok(())
+}
