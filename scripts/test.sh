@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs every test trailwatch has, from a clean checkout on a fresh machine.
 #
-# It installs and starts what the tests need itself. Today that is the Rust toolchain the
-# machine already has, plus python3 (only to syntax-check the benchmark scripts); the AWS,
-# ClickHouse and browser suites add their services here when they land.
+# It installs and starts what the tests need itself: the Rust toolchain the machine already
+# has; for the AWS suite (tests/aws), a Python virtualenv under target/ with the pinned
+# versions of moto (server mode), boto3 and pytest from PyPI. Each AWS test starts moto on a
+# free loopback port itself and stops it afterwards. The ClickHouse and browser suites add
+# their services here when they land.
 #
 # The published sample data is read from ../shared (beside this repository) unless
 # TRAILWATCH_SHARED_DIR says otherwise; it is only ever read.
@@ -39,6 +41,19 @@ fi
 
 step "tests"
 cargo test --workspace --locked
+
+step "AWS suite (moto)"
+# A virtualenv of pinned versions, rebuilt only when requirements.txt changes.
+venv=target/pyenv
+stamp="$venv/.requirements"
+if ! cmp -s tests/aws/requirements.txt "$stamp" 2>/dev/null; then
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/aws/requirements.txt
+  cp tests/aws/requirements.txt "$stamp"
+fi
+cargo build --locked -p trailwatch
+TRAILWATCH_BIN="$PWD/target/debug/trailwatch" "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/aws
 
 step "scripts"
 python3 -m py_compile scripts/naive_loader.py scripts/make_big_log.py
