@@ -168,14 +168,18 @@ def log_file(account, region, when, n):
 class Trailwatch:
     """A configuration file and store for one test, and ways to run the binary on them."""
 
-    def __init__(self, tmp, endpoint, accounts, ingest=None):
+    def __init__(self, tmp, endpoint, accounts, ingest=None, sns=None):
         self.tmp = pathlib.Path(tmp)
         self.db = self.tmp / "tw.db"
         self.config = self.tmp / "trailwatch.toml"
+        self.web = f"http://127.0.0.1:{free_port()}"
         ingest = {"wait_time_secs": 1, "visibility_timeout_secs": 30, "retry_backoff_secs": 1,
                   "shutdown_grace_secs": 10, **(ingest or {})}
-        lines = ["[store]", f'path = "{self.db}"', "[aws]", f'endpoint_url = "{endpoint}"', "force_path_style = true",
+        lines = ["[store]", f'path = "{self.db}"', "[web]", f'listen = "{self.web[7:]}"',
+                 "[aws]", f'endpoint_url = "{endpoint}"', "force_path_style = true",
                  "[ingest]"] + [f"{k} = {json.dumps(v)}" for k, v in ingest.items()]
+        if sns:
+            lines += ["[sns]"] + [f"{k} = {json.dumps(v)}" for k, v in sns.items()]
         for a in accounts:
             lines.append("[[accounts]]")
             lines += [f"{k} = {json.dumps(v)}" for k, v in a.items()]

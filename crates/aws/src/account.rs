@@ -34,6 +34,9 @@ pub struct AccountSpec {
     pub organization_id: Option<String>,
     /// The trail's S3 key prefix, if it has one.
     pub prefix: Option<String>,
+    /// The trail's SNS topic: SNS HTTPS push messages of this topic belong to this account,
+    /// and only configured topics' subscriptions are confirmed.
+    pub topic_arn: Option<String>,
 }
 
 impl AccountSpec {

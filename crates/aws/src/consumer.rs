@@ -34,7 +34,7 @@ use aws_sdk_sqs::types::{
 use ingest::{ObjectJob, Outcome, Pipeline, PipelineConfig, Settled};
 use model::{Message, Notification, ObjectKind, TrailKey};
 use store::{DigestSeen, IngestFinding, MessageProblem, ObjectMeta, Store};
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::account::{self, AccountClients, AccountSpec, AwsSettings};
 use crate::fetch;
@@ -119,19 +119,31 @@ fn bump(c: &AtomicU64, n: u64) {
     c.fetch_add(n, Ordering::Relaxed);
 }
 
-/// A message being handled.
-struct InFlight {
+/// An SQS message: acknowledged by deleting it.
+struct SqsMessage {
     sqs: aws_sdk_sqs::Client,
     queue: String,
     receipt_handle: String,
     message_id: String,
     body: String,
     receive_count: u32,
+}
+
+/// Where a message came from, and so how it is acknowledged.
+enum Origin {
+    Sqs(SqsMessage),
+    /// An SNS HTTPS push: the HTTP request waits for the outcome (SNS retries on an error).
+    Push(oneshot::Sender<Result<(), String>>),
+}
+
+/// A message being handled.
+struct InFlight {
+    origin: Origin,
     received: Instant,
     /// Objects not yet settled, plus one while the handler itself runs.
     pending: usize,
     problems: Vec<(String, String)>,
-    _permit: OwnedSemaphorePermit,
+    _permit: Option<OwnedSemaphorePermit>,
 }
 
 struct Ack {
@@ -146,8 +158,23 @@ pub(crate) fn now_millis() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PushError {
+    #[error("topic {0} is not configured for any account")]
+    UnknownTopic(String),
+    #[error("account {0} is not connected yet (its role could not be assumed)")]
+    AccountUnavailable(String),
+    #[error("{0}")]
+    Failed(String),
+    #[error("the objects were not committed in time; SNS will retry")]
+    Timeout,
+}
+
 /// Shared state of the running consumer.
 pub struct Consumer {
+    accounts: Vec<AccountSpec>,
+    /// Connected accounts' clients, by account name.
+    clients: Mutex<HashMap<String, AccountClients>>,
     store: Arc<dyn Store>,
     pipeline: Mutex<Option<Arc<Pipeline<Ticket>>>>,
     board: Arc<StatusBoard>,
@@ -178,6 +205,8 @@ where
     let pipeline = Arc::new(Pipeline::<Ticket>::start(store.writer()?, pipeline_config));
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
     let consumer = Arc::new(Consumer {
+        accounts: accounts.clone(),
+        clients: Mutex::new(HashMap::new()),
         store: store.clone(),
         pipeline: Mutex::new(Some(pipeline.clone())),
         board: board.clone(),
@@ -329,6 +358,7 @@ impl Consumer {
             }
         };
         tracing::info!(account = %spec.name, "account connected");
+        self.clients.lock().unwrap_or_else(|p| p.into_inner()).insert(spec.name.clone(), clients.clone());
         self.board.connected(&spec.name, now_millis());
         let Some(queue) = spec.queue_url.clone() else {
             tracing::info!(account = %spec.name, "no queue_url: nothing to consume (backfill only)");
@@ -428,21 +458,15 @@ impl Consumer {
             return;
         };
         let parsed = Message::parse(&body);
-        self.inflight.lock().unwrap_or_else(|p| p.into_inner()).insert(
-            seq,
-            InFlight {
-                sqs: clients.sqs.clone(),
-                queue,
-                receipt_handle,
-                message_id: m.message_id.unwrap_or_default(),
-                body,
-                receive_count,
-                received: Instant::now(),
-                pending: 1,
-                problems: Vec::new(),
-                _permit: permit,
-            },
-        );
+        let origin = Origin::Sqs(SqsMessage {
+            sqs: clients.sqs.clone(),
+            queue,
+            receipt_handle,
+            message_id: m.message_id.unwrap_or_default(),
+            body,
+            receive_count,
+        });
+        self.track(seq, origin, Some(permit));
         let problem = match parsed {
             Err(e) => Some((e.reason_code().to_owned(), e.to_string())),
             Ok(message) => self.dispatch(seq, &clients, message).await,
@@ -634,6 +658,37 @@ impl Consumer {
         }
     }
 
+    fn track(&self, seq: u64, origin: Origin, permit: Option<OwnedSemaphorePermit>) {
+        let m = InFlight { origin, received: Instant::now(), pending: 1, problems: Vec::new(), _permit: permit };
+        self.inflight.lock().unwrap_or_else(|p| p.into_inner()).insert(seq, m);
+    }
+
+    /// The account whose configured `topic_arn` this is.
+    pub fn account_for_topic(&self, topic_arn: &str) -> Option<&AccountSpec> {
+        self.accounts.iter().find(|a| a.topic_arn.as_deref() == Some(topic_arn))
+    }
+
+    /// Handles a message that SNS pushed (its signature already verified): the same as an
+    /// SQS message of the topic's account, and returns once every object it names is
+    /// committed, so the HTTP answer tells SNS whether to retry.
+    pub async fn push(self: &Arc<Self>, topic_arn: &str, message: Message, wait: Duration) -> Result<(), PushError> {
+        let spec = self.account_for_topic(topic_arn).ok_or_else(|| PushError::UnknownTopic(topic_arn.to_owned()))?;
+        let clients = self.clients.lock().unwrap_or_else(|p| p.into_inner()).get(&spec.name).cloned();
+        let clients = clients.ok_or_else(|| PushError::AccountUnavailable(spec.name.clone()))?;
+        bump(&self.counters.messages, 1);
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let (reply, outcome) = oneshot::channel();
+        self.track(seq, Origin::Push(reply), None);
+        let problem = self.dispatch(seq, &clients, message).await;
+        self.complete(seq, problem);
+        match tokio::time::timeout(wait, outcome).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(detail))) => Err(PushError::Failed(detail)),
+            Ok(Err(_)) => Err(PushError::Failed("the consumer stopped".into())),
+            Err(_) => Err(PushError::Timeout),
+        }
+    }
+
     fn add_pending(&self, seq: u64) {
         if let Some(m) = self.inflight.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&seq) {
             m.pending += 1;
@@ -653,7 +708,19 @@ impl Consumer {
             }
             inflight.remove(&seq).expect("present")
         };
-        if done.problems.is_empty() {
+        let problems = done.problems;
+        let done = match done.origin {
+            Origin::Push(reply) => {
+                if !problems.is_empty() {
+                    bump(&self.counters.problems, 1);
+                }
+                let detail = problems.iter().map(|(r, d)| format!("{r}: {d}")).collect::<Vec<_>>().join("; ");
+                let _ = reply.send(if problems.is_empty() { Ok(()) } else { Err(detail) });
+                return;
+            }
+            Origin::Sqs(m) => m,
+        };
+        if problems.is_empty() {
             self.acks_queued.fetch_add(1, Ordering::Relaxed);
             let _ = self.acks.send(Ack {
                 sqs: done.sqs,
@@ -665,8 +732,8 @@ impl Consumer {
             return;
         }
         bump(&self.counters.problems, 1);
-        let (reason, _) = done.problems[0].clone();
-        let detail = done.problems.iter().map(|(r, d)| format!("{r}: {d}")).collect::<Vec<_>>().join("; ");
+        let (reason, _) = problems[0].clone();
+        let detail = problems.iter().map(|(r, d)| format!("{r}: {d}")).collect::<Vec<_>>().join("; ");
         tracing::warn!(queue = %done.queue, message_id = %done.message_id, reason = %reason, detail = %detail,
             receive_count = done.receive_count, "message not handled; left on the queue");
         let now = now_millis();
@@ -733,7 +800,12 @@ impl Consumer {
             tracing::info!(messages = rest.len(), "releasing unfinished messages to the queue");
         }
         for m in rest {
-            release(&m.sqs, &m.queue, &m.receipt_handle).await;
+            match m.origin {
+                Origin::Sqs(m) => release(&m.sqs, &m.queue, &m.receipt_handle).await,
+                Origin::Push(reply) => {
+                    let _ = reply.send(Err("trailwatch is shutting down".into()));
+                }
+            }
         }
     }
 }
@@ -827,7 +899,10 @@ async fn extend_visibility(consumer: Arc<Consumer>, mut stop: watch::Receiver<bo
             .unwrap_or_else(|p| p.into_inner())
             .values()
             .filter(|m| m.received.elapsed() >= every)
-            .map(|m| (m.sqs.clone(), m.queue.clone(), m.receipt_handle.clone()))
+            .filter_map(|m| match &m.origin {
+                Origin::Sqs(m) => Some((m.sqs.clone(), m.queue.clone(), m.receipt_handle.clone())),
+                Origin::Push(_) => None,
+            })
             .collect();
         let mut by_queue: HashMap<String, (aws_sdk_sqs::Client, Vec<String>)> = HashMap::new();
         for (sqs, queue, handle) in due {

@@ -8,12 +8,14 @@
 //! * [`backfill`] — lists a trail bucket by account/region/day and ingests what the ledger
 //!   lacks.
 //! * [`fetch`] — S3 GET with missing / denied / transient told apart.
+//! * [`sns`] — SNS HTTPS push: signature verification, subscription confirmation.
 //! * [`status`] — integration status per account and region, and its verdict.
 
 pub mod account;
 pub mod backfill;
 pub mod consumer;
 pub mod fetch;
+pub mod sns;
 pub mod status;
 
 pub use account::{AccountClients, AccountError, AccountSpec, AwsSettings};

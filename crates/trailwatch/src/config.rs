@@ -24,7 +24,22 @@ pub struct RawConfig {
     #[serde(default)]
     pub ingest: RawIngest,
     #[serde(default)]
+    pub sns: RawSns,
+    #[serde(default)]
     pub accounts: Vec<RawAccount>,
+}
+
+/// SNS HTTPS push (`POST /sns` on the web listener). Accounts' `topic_arn`s say which
+/// topics are accepted.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSns {
+    /// FOR TESTS ONLY: hosts accepted in SigningCertURL/SubscribeURL besides
+    /// `sns.<region>.amazonaws.com` (a local HTTPS server standing in for SNS).
+    #[serde(default)]
+    pub test_cert_hosts: Vec<String>,
+    /// FOR TESTS ONLY: a PEM CA certificate trusted for those hosts.
+    pub test_ca_file: Option<String>,
 }
 
 /// How `serve` consumes queues. Every key is optional.
@@ -100,18 +115,21 @@ pub struct RawAccount {
     pub organization_id: Option<String>,
     /// The trail's S3 key prefix, if it has one.
     pub prefix: Option<String>,
+    /// The trail's SNS topic (for SNS HTTPS push, `setup` and `doctor`).
+    pub topic_arn: Option<String>,
 }
 
 /// Validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub store: StoreConfig,
-    #[allow(dead_code)] // the web server (SNS push, dashboard) listens here
     pub web_listen: String,
     pub aws: aws::AwsSettings,
     pub accounts: Vec<aws::AccountSpec>,
     pub consumer: aws::consumer::ConsumerConfig,
     pub workers: Option<usize>,
+    pub sns_test_cert_hosts: Vec<String>,
+    pub sns_test_ca_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -215,7 +233,27 @@ impl Config {
             endpoint_url: raw.aws.endpoint_url.filter(|u| !u.is_empty()),
             force_path_style: raw.aws.force_path_style.unwrap_or(false),
         };
-        Ok(Config { store, web_listen, aws, accounts, consumer, workers: ingest.workers })
+        if !raw.sns.test_cert_hosts.is_empty() {
+            tracing::warn!(hosts = ?raw.sns.test_cert_hosts, "sns.test_cert_hosts is set: SNS messages signed by certificates from these hosts are accepted (tests only)");
+        }
+        let sns_test_ca_file = raw.sns.test_ca_file.map(|p| {
+            let p = PathBuf::from(p);
+            if p.is_absolute() {
+                p
+            } else {
+                base.join(p)
+            }
+        });
+        Ok(Config {
+            store,
+            web_listen,
+            aws,
+            accounts,
+            consumer,
+            workers: ingest.workers,
+            sns_test_cert_hosts: raw.sns.test_cert_hosts,
+            sns_test_ca_file,
+        })
     }
 }
 
@@ -246,6 +284,9 @@ fn validate_account(i: usize, a: RawAccount, before: &[aws::AccountSpec]) -> any
             bail!("accounts[{i}].queue_url = {q:?} is not a queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>)");
         }
     }
+    if let Some(t) = a.topic_arn.as_deref().filter(|t| !t.starts_with("arn:") || t.split(':').nth(2) != Some("sns")) {
+        bail!("accounts[{i}].topic_arn = {t:?} is not an SNS topic ARN (arn:aws:sns:<region>:<account>:<name>)");
+    }
     if let Some(org) = a.organization_id.as_deref().filter(|o| !model::key::is_org_id(o)) {
         bail!("accounts[{i}].organization_id = {org:?} is not an organization id (o-…)");
     }
@@ -259,6 +300,7 @@ fn validate_account(i: usize, a: RawAccount, before: &[aws::AccountSpec]) -> any
         queue_url: a.queue_url,
         organization_id: a.organization_id,
         prefix: a.prefix,
+        topic_arn: a.topic_arn,
     })
 }
 

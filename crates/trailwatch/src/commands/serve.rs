@@ -25,17 +25,43 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     let idle = args.exit_when_idle.map(Duration::from_secs);
+    let ca = match &config.sns_test_ca_file {
+        Some(p) => Some(std::fs::read(p).with_context(|| format!("reading sns.test_ca_file {}", p.display()))?),
+        None => None,
+    };
+    let sns = Arc::new(aws::sns::SnsVerifier::new(config.sns_test_cert_hosts.clone(), ca.as_deref())?);
+    let listen = config.web_listen.clone();
     let consumer = runtime.block_on(async {
-        aws::consumer::run(
-            config.accounts.clone(),
-            config.aws.clone(),
-            store.clone(),
-            pipeline_config(config.workers),
-            config.consumer.clone(),
-            board.clone(),
-            move |consumer| shutdown_signal(idle, consumer),
+        let listener = tokio::net::TcpListener::bind(&listen)
+            .await
+            .with_context(|| format!("listening on {listen} (web.listen)"))?;
+        tracing::info!(address = %listen, "web server listening (GET /healthz, POST /sns)");
+        eprintln!("trailwatch serve: listening on http://{listen}");
+        anyhow::Ok(
+            aws::consumer::run(
+                config.accounts.clone(),
+                config.aws.clone(),
+                store.clone(),
+                pipeline_config(config.workers),
+                config.consumer.clone(),
+                board.clone(),
+                move |consumer| async move {
+                    let (stop_web, web_stopped) = tokio::sync::oneshot::channel::<()>();
+                    let state = web::WebState { consumer: Some(consumer.clone()), sns: Some(sns) };
+                    let web = tokio::spawn(web::serve(listener, state, async move {
+                        let _ = web_stopped.await;
+                    }));
+                    shutdown_signal(idle, consumer).await;
+                    let _ = stop_web.send(());
+                    match web.await {
+                        Ok(Err(e)) => tracing::error!(error = %e, "web server failed"),
+                        Err(e) => tracing::error!(error = %e, "web server panicked"),
+                        Ok(Ok(())) => {}
+                    }
+                },
+            )
+            .await?,
         )
-        .await
     })?;
     runtime.shutdown_timeout(Duration::from_secs(5));
     let counters = consumer.counters.to_json();
