@@ -102,6 +102,16 @@ pub async fn base_config(settings: &AwsSettings) -> SdkConfig {
     loader.load().await
 }
 
+/// The ARN trailwatch's own credentials belong to.
+pub async fn caller_arn(base: &SdkConfig) -> Result<String, AccountError> {
+    let id = aws_sdk_sts::Client::new(base)
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| AccountError::NoCredentials(DisplayErrorContext(&e).to_string()))?;
+    Ok(id.arn.unwrap_or_default())
+}
+
 /// Authenticates as the account (assuming its role now, so a bad role is reported at once)
 /// and builds its clients.
 pub async fn connect(

@@ -7,14 +7,18 @@
 //!   committed, visibility extended while work is in flight, graceful shutdown.
 //! * [`backfill`] — lists a trail bucket by account/region/day and ingests what the ledger
 //!   lacks.
+//! * [`doctor`] — the end-to-end checklist of one account, with a fix for each failed line.
 //! * [`fetch`] — S3 GET with missing / denied / transient told apart.
+//! * [`setup`] — the IAM trust/permission policies and CloudFormation template for an account.
 //! * [`sns`] — SNS HTTPS push: signature verification, subscription confirmation.
 //! * [`status`] — integration status per account and region, and its verdict.
 
 pub mod account;
 pub mod backfill;
 pub mod consumer;
+pub mod doctor;
 pub mod fetch;
+pub mod setup;
 pub mod sns;
 pub mod status;
 

@@ -44,6 +44,10 @@ pub enum Command {
     Backfill(BackfillArgs),
     /// Integration status of every account and region, unhandled messages, unreadable objects.
     Status(StatusArgs),
+    /// Print (or write) what to create in an AWS account: role, policies, CloudFormation.
+    Setup(SetupArgs),
+    /// Check each configured account end to end and say what to fix (exit 1 if anything fails).
+    Doctor(DoctorArgs),
     /// Measure ingest throughput.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -84,6 +88,50 @@ pub struct BackfillArgs {
     #[arg(long)]
     pub until: Option<String>,
     /// `table` or `json`.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Prints, for each account (or --account): the IAM trust policy of the read-only role \
+    (trailwatch's principal, with the account's external ID), its least-privilege permission policy, and a \
+    CloudFormation template creating the trail (log file validation on), bucket, SNS topic, queue + DLQ, \
+    subscription and role.\n\nExamples:\n  trailwatch setup --config trailwatch.toml --account prod\n  \
+    trailwatch setup --config trailwatch.toml --out ./aws-setup\n  \
+    aws cloudformation deploy --template-file aws-setup/prod/cloudformation.json --stack-name trailwatch \\\n      \
+    --capabilities CAPABILITY_IAM")]
+pub struct SetupArgs {
+    #[arg(long, value_name = "FILE", env = "TRAILWATCH_CONFIG")]
+    pub config: PathBuf,
+    /// Only this account (its `name`); default: every configured account.
+    #[arg(long)]
+    pub account: Option<String>,
+    /// The IAM principal trailwatch runs as. Default: the identity of trailwatch's own
+    /// credentials (an assumed-role session becomes its role).
+    #[arg(long, value_name = "ARN")]
+    pub principal: Option<String>,
+    /// Name of the trail the template creates.
+    #[arg(long, default_value = "trailwatch-trail")]
+    pub trail_name: String,
+    /// The trail's KMS key, if it encrypts with one (the role then gets kms:Decrypt on it).
+    #[arg(long, value_name = "ARN")]
+    pub kms_key_arn: Option<String>,
+    /// Write trust-policy.json, permission-policy.json and cloudformation.json under
+    /// DIR/<account>/ instead of printing them.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// `table` (sections for people) or `json` (one document per account).
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[arg(long, value_name = "FILE", env = "TRAILWATCH_CONFIG")]
+    pub config: PathBuf,
+    /// Only this account.
+    #[arg(long)]
+    pub account: Option<String>,
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }

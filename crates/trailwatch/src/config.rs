@@ -276,9 +276,6 @@ fn validate_account(i: usize, a: RawAccount, before: &[aws::AccountSpec]) -> any
             bail!("accounts[{i}].role_arn = {role:?} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)");
         }
     }
-    if a.external_id.is_some() && a.role_arn.is_none() {
-        bail!("accounts[{i}].external_id is set but role_arn is not: the external id is sent when assuming the role");
-    }
     if let Some(q) = &a.queue_url {
         if !(q.starts_with("https://") || q.starts_with("http://")) {
             bail!("accounts[{i}].queue_url = {q:?} is not a queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>)");

@@ -27,6 +27,8 @@ fn main() -> ExitCode {
     }
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // A check found problems: it has said so on stdout.
+        Err(err) if err.downcast_ref::<commands::Findings>().is_some() => ExitCode::from(1),
         Err(err) => {
             // One line: the whole context chain.
             eprintln!("trailwatch: error: {}", output::terminal_safe(&format!("{err:#}")));
@@ -46,6 +48,8 @@ fn run(command: cli::Command) -> anyhow::Result<()> {
         Command::Serve(args) => commands::serve::run(args),
         Command::Backfill(args) => commands::backfill::run(args),
         Command::Status(args) => commands::status::run(args),
+        Command::Setup(args) => commands::setup::run(args),
+        Command::Doctor(args) => commands::doctor::run(args),
         Command::Bench(cli::BenchCommand::Ingest(args)) => commands::bench::run(args),
     }
 }

@@ -3,10 +3,12 @@
 pub mod backfill;
 pub mod bench;
 pub mod demo;
+pub mod doctor;
 pub mod ingest;
 pub mod quarantine;
 pub mod search;
 pub mod serve;
+pub mod setup;
 pub mod simulate;
 pub mod status;
 
@@ -18,6 +20,12 @@ use store::SqliteStore;
 
 use crate::cli::StoreArgs;
 use crate::config::{Config, StoreConfig};
+
+/// Returned by a checking command (`doctor`, `validate`) whose check found problems: exit
+/// code 1, the findings already printed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} problems found")]
+pub struct Findings(pub usize);
 
 /// Whether a command may create the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

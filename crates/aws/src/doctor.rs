@@ -1,0 +1,336 @@
+//! `doctor`: walk one account's integration end to end and say exactly what is wrong.
+//!
+//! The checks run in the order data flows — trailwatch's own credentials, the role, the trail
+//! (exists, logging, validation, SNS topic), the queue (reachable, subscribed to the topic),
+//! and a recent log object (readable) — and each failed line carries the fix. A check that
+//! needs an earlier one that failed is skipped rather than reported as a second failure.
+
+use aws_config::SdkConfig;
+use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_sqs::types::QueueAttributeName;
+use model::timefmt::civil;
+
+use crate::account::{self, AccountSpec, AwsSettings};
+use crate::setup::queue_arn;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckState {
+    Pass,
+    /// Works, but is not what it should be (no DLQ, no recent object).
+    Warn,
+    Fail,
+    /// Not run: an earlier check it depends on failed, or it does not apply.
+    Skip,
+}
+
+impl CheckState {
+    pub fn label(self) -> &'static str {
+        match self {
+            CheckState::Pass => "ok",
+            CheckState::Warn => "warn",
+            CheckState::Fail => "FAIL",
+            CheckState::Skip => "skip",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub name: &'static str,
+    pub state: CheckState,
+    pub detail: String,
+    /// What to do about it (failed and warned checks).
+    pub fix: Option<String>,
+}
+
+fn check(name: &'static str, state: CheckState, detail: impl Into<String>, fix: Option<String>) -> Check {
+    Check { name, state, detail: detail.into(), fix }
+}
+
+fn err(e: impl std::error::Error) -> String {
+    DisplayErrorContext(e).to_string()
+}
+
+/// Runs every check for `spec`; `now` picks the day prefixes searched for a recent object.
+pub async fn doctor(base: &SdkConfig, settings: &AwsSettings, spec: &AccountSpec, now: i64) -> Vec<Check> {
+    let mut out = Vec::new();
+    let setup_hint = format!(
+        "`trailwatch setup --config FILE --account {}` prints the policies and a CloudFormation template",
+        spec.name
+    );
+
+    // 1. Who trailwatch is.
+    let sts = aws_sdk_sts::Client::new(base);
+    let caller = match sts.get_caller_identity().send().await {
+        Ok(id) => {
+            let arn = id.arn.unwrap_or_default();
+            out.push(check("trailwatch's own credentials", CheckState::Pass, arn.clone(), None));
+            Some(arn)
+        }
+        Err(e) => {
+            out.push(check(
+                "trailwatch's own credentials",
+                CheckState::Fail,
+                err(e),
+                Some("give trailwatch AWS credentials: environment variables, a profile (AWS_PROFILE), or an instance/container role".into()),
+            ));
+            None
+        }
+    };
+
+    // 2. The account's role.
+    let clients = match account::connect(base, settings, spec).await {
+        Ok(c) => {
+            let detail = match &spec.role_arn {
+                Some(r) => format!("assumed {r} with external id {}", spec.external_id.as_deref().unwrap_or("(none)")),
+                None => "no role_arn: trailwatch's own credentials are used".into(),
+            };
+            out.push(check("assume the account's role", CheckState::Pass, detail, None));
+            c
+        }
+        Err(e) => {
+            let fix = format!(
+                "the role's trust policy must allow {} to sts:AssumeRole with sts:ExternalId = {:?}; {setup_hint}",
+                caller.as_deref().unwrap_or("trailwatch's principal"),
+                spec.external_id.as_deref().unwrap_or("")
+            );
+            out.push(check("assume the account's role", CheckState::Fail, e.to_string(), Some(fix)));
+            for name in [
+                "trail exists",
+                "trail is logging",
+                "log file validation",
+                "trail's SNS topic",
+                "queue reachable",
+                "queue subscribed to the topic",
+                "recent log object readable",
+            ] {
+                out.push(check(name, CheckState::Skip, "needs the role", None));
+            }
+            return out;
+        }
+    };
+
+    // 3–6. The trail that writes to the configured bucket.
+    let cloudtrail = aws_sdk_cloudtrail::Client::new(&clients.config);
+    let trail = match cloudtrail.describe_trails().include_shadow_trails(true).send().await {
+        Ok(resp) => {
+            let trails = resp.trail_list.unwrap_or_default();
+            let want_prefix = spec.prefix.as_deref().map(|p| p.trim_matches('/')).filter(|p| !p.is_empty());
+            let found = trails.into_iter().find(|t| {
+                spec.bucket.as_deref().is_none_or(|b| t.s3_bucket_name.as_deref() == Some(b))
+                    && t.s3_key_prefix.as_deref().map(|p| p.trim_matches('/')).filter(|p| !p.is_empty()) == want_prefix
+            });
+            match found {
+                Some(t) => {
+                    let name = t.trail_arn.clone().or(t.name.clone()).unwrap_or_default();
+                    out.push(check(
+                        "trail exists",
+                        CheckState::Pass,
+                        format!("{name} writes to s3://{}", t.s3_bucket_name.clone().unwrap_or_default()),
+                        None,
+                    ));
+                    Some(t)
+                }
+                None => {
+                    out.push(check(
+                        "trail exists",
+                        CheckState::Fail,
+                        format!("no trail in {} writes to bucket {}", spec.home_region(), spec.bucket.as_deref().unwrap_or("(bucket not configured)")),
+                        Some(format!("create a trail with log file validation and an SNS topic that writes to this bucket; {setup_hint}")),
+                    ));
+                    None
+                }
+            }
+        }
+        Err(e) => {
+            out.push(check(
+                "trail exists",
+                CheckState::Fail,
+                err(e),
+                Some("the role needs cloudtrail:DescribeTrails".into()),
+            ));
+            None
+        }
+    };
+    let mut topic = spec.topic_arn.clone();
+    match &trail {
+        None => {
+            for name in ["trail is logging", "log file validation", "trail's SNS topic"] {
+                out.push(check(name, CheckState::Skip, "needs the trail", None));
+            }
+        }
+        Some(t) => {
+            let name = t.trail_arn.clone().or(t.name.clone()).unwrap_or_default();
+            match cloudtrail.get_trail_status().name(&name).send().await {
+                Ok(s) if s.is_logging == Some(true) => out.push(check("trail is logging", CheckState::Pass, "logging", None)),
+                Ok(_) => out.push(check(
+                    "trail is logging",
+                    CheckState::Fail,
+                    "logging is stopped: no API call is being recorded",
+                    Some(format!("aws cloudtrail start-logging --name {name}  (and find out who stopped it: trailwatch search --event-name StopLogging)")),
+                )),
+                Err(e) => out.push(check("trail is logging", CheckState::Fail, err(e), Some("the role needs cloudtrail:GetTrailStatus".into()))),
+            }
+            if t.log_file_validation_enabled == Some(true) {
+                out.push(check("log file validation", CheckState::Pass, "digest files are written", None));
+            } else {
+                out.push(check(
+                    "log file validation",
+                    CheckState::Fail,
+                    "disabled: tampering with log files cannot be proven",
+                    Some(format!("aws cloudtrail update-trail --name {name} --enable-log-file-validation")),
+                ));
+            }
+            match (&t.sns_topic_arn, &spec.topic_arn) {
+                (None, _) => out.push(check(
+                    "trail's SNS topic",
+                    CheckState::Fail,
+                    "the trail announces no deliveries",
+                    Some(format!("aws cloudtrail update-trail --name {name} --sns-topic-name <topic>  (the topic policy must let cloudtrail.amazonaws.com publish)")),
+                )),
+                (Some(actual), Some(configured)) if actual != configured => out.push(check(
+                    "trail's SNS topic",
+                    CheckState::Fail,
+                    format!("the trail publishes to {actual}, the configuration says {configured}"),
+                    Some("set accounts.topic_arn to the trail's topic (or point the trail at the configured one)".into()),
+                )),
+                (Some(actual), _) => {
+                    topic = Some(actual.clone());
+                    out.push(check("trail's SNS topic", CheckState::Pass, actual.clone(), None));
+                }
+            }
+        }
+    }
+
+    // 7–8. The queue.
+    let mut queue_arn_found = None;
+    match &spec.queue_url {
+        None => {
+            out.push(check(
+                "queue reachable",
+                CheckState::Skip,
+                "no queue_url configured (SNS push or backfill only)",
+                None,
+            ));
+            out.push(check("queue subscribed to the topic", CheckState::Skip, "no queue_url configured", None));
+        }
+        Some(url) => {
+            match clients.sqs.get_queue_attributes().queue_url(url).attribute_names(QueueAttributeName::All).send().await {
+                Ok(a) => {
+                    let attrs = a.attributes.unwrap_or_default();
+                    queue_arn_found = attrs.get(&QueueAttributeName::QueueArn).cloned().or_else(|| queue_arn(url, &spec.home_region()));
+                    let waiting = attrs.get(&QueueAttributeName::ApproximateNumberOfMessages).cloned().unwrap_or_default();
+                    if attrs.contains_key(&QueueAttributeName::RedrivePolicy) {
+                        out.push(check("queue reachable", CheckState::Pass, format!("{waiting} messages waiting"), None));
+                    } else {
+                        out.push(check(
+                            "queue reachable",
+                            CheckState::Warn,
+                            format!("{waiting} messages waiting; no dead-letter queue"),
+                            Some("give the queue a RedrivePolicy (maxReceiveCount 5) so that messages trailwatch cannot handle end up in a DLQ instead of cycling".into()),
+                        ));
+                    }
+                }
+                Err(e) => out.push(check(
+                    "queue reachable",
+                    CheckState::Fail,
+                    err(e),
+                    Some("check queue_url, and that the role may sqs:ReceiveMessage/DeleteMessage/ChangeMessageVisibility/GetQueueAttributes on it".into()),
+                )),
+            }
+            match (&topic, &queue_arn_found) {
+                (Some(topic), Some(qarn)) => {
+                    let sns = aws_sdk_sns::Client::new(&clients.config);
+                    match sns.list_subscriptions_by_topic().topic_arn(topic).send().await {
+                        Ok(r) => {
+                            let subscribed = r
+                                .subscriptions()
+                                .iter()
+                                .any(|s| s.protocol() == Some("sqs") && s.endpoint() == Some(qarn.as_str()));
+                            if subscribed {
+                                out.push(check(
+                                    "queue subscribed to the topic",
+                                    CheckState::Pass,
+                                    format!("{qarn} ← {topic}"),
+                                    None,
+                                ));
+                            } else {
+                                out.push(check(
+                                    "queue subscribed to the topic",
+                                    CheckState::Fail,
+                                    format!("{qarn} is not subscribed to {topic}"),
+                                    Some(format!("aws sns subscribe --topic-arn {topic} --protocol sqs --notification-endpoint {qarn}  (and a queue policy letting the topic sqs:SendMessage)")),
+                                ));
+                            }
+                        }
+                        Err(e) => out.push(check(
+                            "queue subscribed to the topic",
+                            CheckState::Fail,
+                            err(e),
+                            Some("the role needs sns:ListSubscriptionsByTopic on the topic".into()),
+                        )),
+                    }
+                }
+                _ => out.push(check(
+                    "queue subscribed to the topic",
+                    CheckState::Skip,
+                    "needs the trail's topic and the queue",
+                    None,
+                )),
+            }
+        }
+    }
+
+    // 9. A recent log object.
+    out.push(recent_object(&clients, spec, now).await);
+    out
+}
+
+async fn recent_object(clients: &account::AccountClients, spec: &AccountSpec, now: i64) -> Check {
+    const NAME: &str = "recent log object readable";
+    let Some(bucket) = &spec.bucket else {
+        return check(NAME, CheckState::Skip, "no bucket configured", None);
+    };
+    let base = crate::backfill::account_prefix(clients);
+    let region = spec.home_region();
+    let mut newest: Option<String> = None;
+    for day in [now, now - 86_400_000] {
+        let Some((y, m, d, ..)) = civil(day) else { continue };
+        let prefix = format!("{base}CloudTrail/{region}/{y:04}/{m:02}/{d:02}/");
+        match clients.s3.list_objects_v2().bucket(bucket).prefix(&prefix).send().await {
+            Ok(r) => {
+                if let Some(k) = r.contents().iter().filter_map(|o| o.key()).max() {
+                    newest = Some(k.to_owned());
+                    break;
+                }
+            }
+            Err(e) => {
+                return check(
+                    NAME,
+                    CheckState::Fail,
+                    format!("listing s3://{bucket}/{prefix}: {}", err(e)),
+                    Some("the role needs s3:ListBucket on the bucket for the trail's prefix".into()),
+                )
+            }
+        }
+    }
+    let Some(key) = newest else {
+        return check(
+            NAME,
+            CheckState::Warn,
+            format!("no log file under {base}CloudTrail/{region}/ today or yesterday"),
+            Some("if the account is active, check that the trail is logging to this bucket and prefix (and organization id)".into()),
+        );
+    };
+    match crate::fetch::get_object(&clients.s3, bucket, &key).await {
+        Ok(bytes) => check(NAME, CheckState::Pass, format!("read {key} ({} bytes)", bytes.len()), None),
+        Err(e) => check(
+            NAME,
+            CheckState::Fail,
+            e.to_string(),
+            Some(
+                "the role needs s3:GetObject on the trail's prefix, and kms:Decrypt if the trail uses a KMS key".into(),
+            ),
+        ),
+    }
+}
