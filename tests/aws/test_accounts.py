@@ -4,6 +4,7 @@ external ID, so the proxy records what trailwatch sends; an AccessDenied from As
 
 import json
 import urllib.parse
+import urllib.request
 
 from harness import Aws, Trailwatch, fault_proxy, wait_for
 
@@ -66,6 +67,11 @@ def test_two_accounts_through_roles_with_external_ids(endpoint, tmp_path):
             reason = _row(tw, "b", "")["reason"]
             assert "assuming role" in reason and b_role_arn in reason and "AccessDenied" in reason, reason
             assert _row(tw, "a", "us-east-1")["state"] == "active", status
+            # The same, as a metric.
+            metrics = urllib.request.urlopen(tw.web + "/metrics", timeout=5).read().decode()
+            assert 'trailwatch_integration_up{account="b",region="",state="error"} 0' in metrics, metrics
+            assert 'trailwatch_integration_up{account="a",region="us-east-1",state="active"} 1' in metrics
+            assert "trailwatch_events_new_total 12" in metrics
             # The role becomes assumable again: b is retried with backoff and catches up.
             deny["on"] = False
             wait_for(lambda: len(tw.event_ids()) == 24, timeout=90, what="account b after the role is fixed")

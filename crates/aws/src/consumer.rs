@@ -322,6 +322,11 @@ impl Consumer {
         (g(&c.messages), g(&c.objects_committed) + g(&c.objects_quarantined), g(&c.deleted), g(&c.problems))
     }
 
+    /// The live integration status board.
+    pub fn board(&self) -> &StatusBoard {
+        &self.board
+    }
+
     /// Messages being handled now.
     pub fn in_flight(&self) -> usize {
         self.inflight.lock().unwrap_or_else(|p| p.into_inner()).len()

@@ -1,5 +1,5 @@
-//! The web server. For now: `/healthz` and the SNS HTTPS push endpoint (`POST /sns`); the
-//! dashboard, JSON API and metrics join it later.
+//! The web server. For now: `/healthz`, `/metrics` (Prometheus) and the SNS HTTPS push
+//! endpoint (`POST /sns`); the dashboard and JSON API join it later.
 //!
 //! SNS push, in the order the checks run:
 //! 1. the body is an SNS message whose signature verifies against a certificate fetched from
@@ -9,6 +9,8 @@
 //! 3. `SubscriptionConfirmation` → trailwatch visits `SubscribeURL` (same host rule);
 //!    `Notification` → handled like an SQS message of that account; the answer is sent once
 //!    the objects it names are committed, and an error answer makes SNS retry.
+
+mod metrics;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +32,18 @@ pub struct WebState {
 const PUSH_WAIT: Duration = Duration::from_secs(12);
 
 pub fn router(state: WebState) -> Router {
-    Router::new().route("/healthz", get(|| async { "ok\n" })).route("/sns", post(sns_push)).with_state(state)
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics_text))
+        .route("/sns", post(sns_push))
+        .with_state(state)
+}
+
+async fn metrics_text(State(state): State<WebState>) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    let body = state.consumer.as_deref().map(|c| metrics::render(c, now)).unwrap_or_default();
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves.
