@@ -100,6 +100,13 @@ pub struct Counters {
     pub eventbridge: AtomicU64,
     pub events_new: AtomicU64,
     pub events_duplicate: AtomicU64,
+    /// Where time goes (summed over concurrent tasks): long polls, S3 GETs, and waiting for
+    /// the pipeline to take an object (backpressure: parse or store is the slower stage).
+    pub receive_calls: AtomicU64,
+    pub receive_micros: AtomicU64,
+    pub fetch_micros: AtomicU64,
+    pub fetch_bytes: AtomicU64,
+    pub submit_wait_micros: AtomicU64,
 }
 
 impl Counters {
@@ -111,6 +118,9 @@ impl Counters {
             "quarantined": g(&self.objects_quarantined), "already_ingested": g(&self.objects_known),
             "other_keys": g(&self.other_keys), "digests": g(&self.digests), "eventbridge": g(&self.eventbridge),
             "new": g(&self.events_new), "duplicates": g(&self.events_duplicate),
+            "receive_calls": g(&self.receive_calls), "receive_seconds": g(&self.receive_micros) as f64 / 1e6,
+            "fetch_seconds": g(&self.fetch_micros) as f64 / 1e6, "fetch_bytes": g(&self.fetch_bytes),
+            "submit_wait_seconds": g(&self.submit_wait_micros) as f64 / 1e6,
         })
     }
 }
@@ -400,7 +410,10 @@ impl Consumer {
                 .send();
             // Not abandoned at shutdown: SQS would still hand the messages of an abandoned long
             // poll to it, and they would stay invisible for the whole visibility timeout.
+            let started = Instant::now();
             let out = receive.await;
+            bump(&self.counters.receive_calls, 1);
+            bump(&self.counters.receive_micros, started.elapsed().as_micros() as u64);
             if *stop.borrow() {
                 if let Ok(out) = out {
                     for m in out.messages.unwrap_or_default() {
@@ -594,8 +607,12 @@ impl Consumer {
     ) -> Option<(String, String)> {
         let spec = &clients.spec;
         let permit = self.fetch_permits.clone().acquire_owned().await.expect("semaphore never closed");
-        match fetch::get_object(&clients.s3, &o.bucket, &o.key).await {
+        let started = Instant::now();
+        let fetched = fetch::get_object(&clients.s3, &o.bucket, &o.key).await;
+        bump(&self.counters.fetch_micros, started.elapsed().as_micros() as u64);
+        match fetched {
             Ok(bytes) => {
+                bump(&self.counters.fetch_bytes, bytes.len() as u64);
                 let meta = ObjectMeta { source: "sqs".into(), bucket: o.bucket, key: o.key, size: bytes.len() as u64 };
                 let result = self.submit_inner(seq, spec, region, meta, bytes).await;
                 drop(permit);
@@ -657,7 +674,10 @@ impl Consumer {
             open: Box::new(move || Ok(Box::new(Cursor::new(bytes)) as Box<dyn std::io::Read + Send>)),
             receipt: Ticket { message: Some(seq), account: spec.name.clone(), region },
         };
-        match tokio::task::spawn_blocking(move || pipeline.submit(job)).await {
+        let started = Instant::now();
+        let submitted = tokio::task::spawn_blocking(move || pipeline.submit(job)).await;
+        bump(&self.counters.submit_wait_micros, started.elapsed().as_micros() as u64);
+        match submitted {
             Ok(Ok(())) => None,
             _ => Some(("pipeline_stopped".into(), "the ingest pipeline has stopped".into())),
         }
