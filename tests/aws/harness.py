@@ -131,6 +131,25 @@ class Aws:
         self.s3.put_object(Bucket=bucket, Key=key, Body=body)
         return key, ids
 
+    def announced_logs(self, files, records, per_message=1, rng=random):
+        """A trail bucket, queue (+DLQ) and topic, and `files` log files announced on it, 1 to
+        `per_message` keys per notification; returns (bucket, queue, dlq, [eventID, ...]).
+        `records` is a count or a function of rng giving one."""
+        bucket = self.bucket("trail")
+        queue, queue_arn, dlq = self.queue("tw", max_receive=100)
+        topic = self.topic_to_queue("trail-topic", queue_arn)
+        expected, keys = [], []
+        for _ in range(files):
+            key, ids = self.put_log(bucket, records=records(rng) if callable(records) else records)
+            keys.append(key)
+            expected += ids
+        i = 0
+        while i < len(keys):
+            n = rng.randint(1, per_message)
+            self.notify(topic, bucket, keys[i:i + n])
+            i += n
+        return bucket, queue, dlq, expected
+
     def notify(self, topic, bucket, keys):
         """What CloudTrail publishes after delivering files."""
         self.sns.publish(TopicArn=topic, Message=json.dumps({"s3Bucket": bucket, "s3ObjectKey": list(keys)}))

@@ -12,21 +12,8 @@ from harness import Aws, Trailwatch, kill, wait_for
 def test_sigkill_at_random_moments_loses_and_doubles_nothing(endpoint, tmp_path):
     rng = random.Random(int(time.time()))
     aws = Aws(endpoint)
-    bucket = aws.bucket("trail")
-    queue, queue_arn, dlq = aws.queue("tw", max_receive=50)
-    topic = aws.topic_to_queue("trail-topic", queue_arn)
-    expected = []
-    keys = []
-    for _ in range(500):
-        key, ids = aws.put_log(bucket, records=rng.randint(5, 40))
-        keys.append(key)
-        expected += ids
-    # 1–3 objects per notification, as CloudTrail batches them.
-    i = 0
-    while i < len(keys):
-        n = rng.randint(1, 3)
-        aws.notify(topic, bucket, keys[i:i + n])
-        i += n
+    # 500 objects, 1–3 per notification, as CloudTrail batches them.
+    bucket, queue, dlq, expected = aws.announced_logs(500, lambda r: r.randint(5, 40), per_message=3, rng=rng)
     # A short visibility timeout so messages of killed runs come back quickly.
     tw = Trailwatch(tmp_path, endpoint, [{"name": "prod", "account_id": aws.account, "bucket": bucket,
                                            "queue_url": queue, "regions": ["us-east-1"]}],

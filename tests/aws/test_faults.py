@@ -38,17 +38,7 @@ def chaos(rng, rate):
 def test_ingestion_survives_throttling_errors_slowness_and_cut_responses(endpoint, tmp_path):
     rng = random.Random(7)
     aws = Aws(endpoint)
-    bucket = aws.bucket("trail")
-    queue, queue_arn, dlq = aws.queue("tw", max_receive=100)
-    topic = aws.topic_to_queue("trail-topic", queue_arn)
-    expected = []
-    keys = []
-    for _ in range(120):
-        key, ids = aws.put_log(bucket, records=rng.randint(20, 200))
-        keys.append(key)
-        expected += ids
-    for i in range(0, len(keys), 2):
-        aws.notify(topic, bucket, keys[i:i + 2])
+    bucket, queue, dlq, expected = aws.announced_logs(120, lambda r: r.randint(20, 200), per_message=2, rng=rng)
     with fault_proxy(endpoint, chaos(rng, 0.3)) as proxy:
         tw = Trailwatch(tmp_path, proxy.endpoint, [{"name": "prod", "account_id": aws.account, "bucket": bucket,
                                                      "queue_url": queue, "regions": ["us-east-1"]}],
@@ -64,3 +54,34 @@ def test_ingestion_survives_throttling_errors_slowness_and_cut_responses(endpoin
     status = tw.status()
     assert status["messageProblems"] == [] and status["findings"] == [], status
     print(f"{faults} requests through the proxy; counters {counters}")
+
+
+def test_an_object_the_role_may_not_read_is_a_finding_and_its_message_stays(endpoint, tmp_path):
+    aws = Aws(endpoint)
+    bucket = aws.bucket("trail")
+    queue, queue_arn, dlq = aws.queue("tw", max_receive=100)
+    topic = aws.topic_to_queue("trail-topic", queue_arn)
+    locked, _ = aws.put_log(bucket, records=5, suffix="LockedLockedLock")
+    fine, ids = aws.put_log(bucket, records=5)
+    aws.notify(topic, bucket, [locked])
+    aws.notify(topic, bucket, [fine])
+
+    def policy(req):
+        if req["service"] == "s3" and req["method"] == "GET" and "LockedLockedLock" in req["path"]:
+            return ("status", 403, S3_ERROR.format(code="AccessDenied", msg="Access Denied"), "application/xml")
+        return None
+
+    with fault_proxy(endpoint, policy) as proxy:
+        tw = Trailwatch(tmp_path, proxy.endpoint, [{"name": "prod", "account_id": aws.account, "bucket": bucket,
+                                                     "queue_url": queue, "regions": ["us-east-1"]}],
+                        ingest={"retry_backoff_secs": 60})
+        counters, _ = tw.serve_until_idle(idle=3)
+    assert sorted(tw.event_ids()) == sorted(ids)
+    status = tw.status()
+    assert [(f["kind"], f["key"]) for f in status["findings"]] == [("object_access_denied", locked)]
+    assert [p["reason"] for p in status["messageProblems"]] == ["object_access_denied"]
+    region = [i for i in status["integrations"] if i["region"] == "us-east-1"][0]
+    assert "access denied" in region["lastError"], region
+    # Not deleted: still on the queue (invisible for its backoff), not in the DLQ yet.
+    assert aws.queue_depth(queue) == 1 and aws.queue_depth(dlq) == 0
+    assert counters["deleted"] == 1 and counters["problems"] == 1

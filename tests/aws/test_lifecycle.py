@@ -4,7 +4,7 @@ objects take longer than the visibility timeout is kept invisible until it is do
 
 import time
 
-from harness import Aws, Trailwatch, fault_proxy
+from harness import Aws, Trailwatch, fault_proxy, wait_for
 
 
 def setup(endpoint, tmp_path, files, records, ingest, proxy_endpoint=None):
@@ -37,7 +37,8 @@ def test_sigterm_releases_in_flight_messages(endpoint, tmp_path):
                                          {"visibility_timeout_secs": 120, "shutdown_grace_secs": 1},
                                          proxy.endpoint)
         serve = tw.start_serve()
-        time.sleep(4)
+        # Stop it once it is under way: some objects committed, most still to come.
+        wait_for(lambda: len(tw.event_ids()) > 0, timeout=60, what="the first commit")
         started = time.time()
         serve.terminate()
         assert serve.wait(30) == 0

@@ -263,7 +263,9 @@ where
                     _ = tokio::time::sleep(c.config.status_flush) => {}
                     _ = stop.changed() => return,
                 }
-                if let Err(e) = c.board.flush(&*c.store) {
+                let (board, store) = (c.board.clone(), c.store.clone());
+                let flushed = tokio::task::spawn_blocking(move || board.flush(&*store)).await;
+                if let Ok(Err(e)) = flushed {
                     tracing::warn!(error = %e, "could not store integration status");
                 }
             }
@@ -533,7 +535,10 @@ impl Consumer {
                     key: format!("{}/{}/{}", account.unwrap_or_default(), region, id),
                     size: file.len() as u64,
                 };
-                self.submit(seq, spec, region, meta, file).await
+                self.add_pending(seq);
+                let problem = self.submit(seq, spec, region, meta, file).await;
+                self.object_failed(seq, problem);
+                None
             }
             Notification::Objects { objects, skipped, .. } => {
                 bump(&self.counters.other_keys, skipped as u64);
@@ -567,14 +572,15 @@ impl Consumer {
                         size: o.size,
                         seen_at: now,
                     };
-                    if let Err(e) = self.store.record_digest(&d) {
+                    if let Err(e) = on_store(&self.store, move |s| s.record_digest(&d)).await {
                         return Some(("store_failed".into(), e.to_string()));
                     }
                     bump(&self.counters.digests, 1);
                 }
                 for (o, k) in logs {
                     self.board.notification(&spec.name, &k.region, now);
-                    match self.store.ledger_entry(&o.bucket, &o.key) {
+                    let (bucket, key) = (o.bucket.clone(), o.key.clone());
+                    match on_store(&self.store, move |s| s.ledger_entry(&bucket, &key)).await {
                         Ok(Some(_)) => {
                             bump(&self.counters.objects_known, 1);
                             continue;
@@ -586,9 +592,7 @@ impl Consumer {
                     let (c, clients) = (self.clone(), clients.clone());
                     tokio::spawn(async move {
                         let problem = c.fetch_and_submit(seq, &clients, o, k.region).await;
-                        if problem.is_some() {
-                            c.complete(seq, problem);
-                        }
+                        c.object_failed(seq, problem);
                     });
                 }
                 None
@@ -614,7 +618,7 @@ impl Consumer {
             Ok(bytes) => {
                 bump(&self.counters.fetch_bytes, bytes.len() as u64);
                 let meta = ObjectMeta { source: "sqs".into(), bucket: o.bucket, key: o.key, size: bytes.len() as u64 };
-                let result = self.submit_inner(seq, spec, region, meta, bytes).await;
+                let result = self.submit(seq, spec, region, meta, bytes).await;
                 drop(permit);
                 result
             }
@@ -632,7 +636,7 @@ impl Consumer {
                         last_seen: now,
                         occurrences: 1,
                     };
-                    if let Err(se) = self.store.record_finding(&finding) {
+                    if let Err(se) = on_store(&self.store, move |s| s.record_finding(&finding)).await {
                         tracing::error!(error = %se, "could not record finding");
                     }
                 }
@@ -642,23 +646,16 @@ impl Consumer {
         }
     }
 
-    async fn submit(
-        &self,
-        seq: u64,
-        spec: &AccountSpec,
-        region: String,
-        meta: ObjectMeta,
-        bytes: Vec<u8>,
-    ) -> Option<(String, String)> {
-        self.add_pending(seq);
-        let problem = self.submit_inner(seq, spec, region, meta, bytes).await;
+    /// An object of message `seq` that did not reach the pipeline (`Some(problem)`) is done;
+    /// one that did is completed when the pipeline settles it.
+    fn object_failed(&self, seq: u64, problem: Option<(String, String)>) {
         if problem.is_some() {
             self.complete(seq, problem);
         }
-        None
     }
 
-    async fn submit_inner(
+    /// Hands an object's bytes to the pipeline; `Some(problem)` when it could not.
+    async fn submit(
         &self,
         seq: u64,
         spec: &AccountSpec,
@@ -772,13 +769,14 @@ impl Consumer {
             first_seen: now,
             last_seen: now,
         };
-        if let Err(e) = self.store.record_message_problem(&problem) {
-            tracing::error!(error = %e, "could not record message problem");
-        }
         // Try again later rather than at once: longer after each delivery, at most 15 min.
         let backoff = self.config.retry_backoff_secs.saturating_mul(done.receive_count as i32).clamp(0, 900);
         let (sqs, queue, handle) = (done.sqs, done.queue, done.receipt_handle);
+        let store = self.store.clone();
         tokio::spawn(async move {
+            if let Err(e) = on_store(&store, move |s| s.record_message_problem(&problem)).await {
+                tracing::error!(error = %e, "could not record message problem");
+            }
             let r = sqs
                 .change_message_visibility()
                 .queue_url(&queue)
@@ -849,6 +847,20 @@ async fn release(sqs: &aws_sdk_sqs::Client, queue: &str, receipt_handle: &str) {
     }
 }
 
+/// Runs a store call on a blocking thread. The store's small writes wait for the ingest
+/// writer's open transaction (up to a commit interval), which must not stall the runtime's
+/// few worker threads.
+async fn on_store<T: Send + 'static>(
+    store: &Arc<dyn Store>,
+    f: impl FnOnce(&dyn Store) -> Result<T, store::StoreError> + Send + 'static,
+) -> Result<T, store::StoreError> {
+    let store = store.clone();
+    match tokio::task::spawn_blocking(move || f(&*store)).await {
+        Ok(r) => r,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
 /// Deletes acknowledged messages in batches of up to ten per queue.
 async fn delete_acks(mut rx: mpsc::UnboundedReceiver<Ack>, consumer: Arc<Consumer>) {
     while let Some(first) = rx.recv().await {
@@ -901,7 +913,8 @@ async fn delete_batch(consumer: &Consumer, queue: &str, acks: Vec<Ack>) {
         }
         bump(&consumer.counters.deleted, 1);
         if a.was_problem {
-            if let Err(e) = consumer.store.clear_message_problem(queue, &a.message_id) {
+            let (queue, id) = (queue.to_owned(), a.message_id.clone());
+            if let Err(e) = on_store(&consumer.store, move |s| s.clear_message_problem(&queue, &id)).await {
                 tracing::warn!(error = %e, "could not clear a message problem");
             }
         }

@@ -10,6 +10,9 @@ fn label(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
+/// Which time of a status row a gauge shows.
+type Timestamp = fn(&store::IntegrationStatus) -> Option<i64>;
+
 pub fn render(consumer: &Consumer, now_ms: i64) -> String {
     let mut out = String::new();
     let c = &consumer.counters;
@@ -76,25 +79,31 @@ pub fn render(consumer: &Consumer, now_ms: i64) -> String {
             v.label()
         );
     }
-    let _ = writeln!(out, "# HELP trailwatch_integration_newest_event_timestamp_seconds eventTime of the newest event stored per account and region.\n# TYPE trailwatch_integration_newest_event_timestamp_seconds gauge");
-    for r in rows.iter().filter(|r| r.newest_event.is_some()) {
-        let _ = writeln!(
-            out,
-            "trailwatch_integration_newest_event_timestamp_seconds{{account=\"{}\",region=\"{}\"}} {}",
-            label(&r.account),
-            label(&r.region),
-            r.newest_event.unwrap_or(0) / 1000
-        );
-    }
-    let _ = writeln!(out, "# HELP trailwatch_integration_last_notification_timestamp_seconds When the last notification arrived per account and region.\n# TYPE trailwatch_integration_last_notification_timestamp_seconds gauge");
-    for r in rows.iter().filter(|r| r.last_notification.is_some()) {
-        let _ = writeln!(
-            out,
-            "trailwatch_integration_last_notification_timestamp_seconds{{account=\"{}\",region=\"{}\"}} {}",
-            label(&r.account),
-            label(&r.region),
-            r.last_notification.unwrap_or(0) / 1000
-        );
+    let timestamps: [(&str, &str, Timestamp); 2] = [
+        (
+            "trailwatch_integration_newest_event_timestamp_seconds",
+            "eventTime of the newest event stored per account and region.",
+            |r| r.newest_event,
+        ),
+        (
+            "trailwatch_integration_last_notification_timestamp_seconds",
+            "When the last notification arrived per account and region.",
+            |r| r.last_notification,
+        ),
+    ];
+    for (name, help, value) in timestamps {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for r in &rows {
+            if let Some(ms) = value(r) {
+                let _ = writeln!(
+                    out,
+                    "{name}{{account=\"{}\",region=\"{}\"}} {}",
+                    label(&r.account),
+                    label(&r.region),
+                    ms / 1000
+                );
+            }
+        }
     }
     out
 }

@@ -20,6 +20,18 @@ fn cut(text: &str, limit: usize) -> &str {
     &text[..end]
 }
 
+/// Every row `sql` returns, mapped by `row`.
+fn all<T>(
+    c: &Connection,
+    sql: &str,
+    what: &'static str,
+    row: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, StoreError> {
+    let mut stmt = c.prepare(sql).context(what)?;
+    let rows = stmt.query_map([], row).context(what)?;
+    rows.collect::<Result<_, _>>().context(what)
+}
+
 pub(super) fn record_message_problem(c: &Connection, p: &MessageProblem) -> Result<(), StoreError> {
     c.execute(
         "INSERT INTO message_problems (queue, message_id, reason, detail, body, receive_count, first_seen, last_seen)
@@ -42,27 +54,20 @@ pub(super) fn record_message_problem(c: &Connection, p: &MessageProblem) -> Resu
 }
 
 pub(super) fn message_problems(c: &Connection) -> Result<Vec<MessageProblem>, StoreError> {
-    let mut stmt = c
-        .prepare(
-            "SELECT queue, message_id, reason, detail, body, receive_count, first_seen, last_seen
-             FROM message_problems ORDER BY last_seen DESC, message_id",
-        )
-        .context("prepare message problems")?;
-    let rows = stmt
-        .query_map([], |r| {
-            Ok(MessageProblem {
-                queue: r.get(0)?,
-                message_id: r.get(1)?,
-                reason: r.get(2)?,
-                detail: r.get(3)?,
-                body: r.get(4)?,
-                receive_count: r.get(5)?,
-                first_seen: r.get(6)?,
-                last_seen: r.get(7)?,
-            })
+    let sql = "SELECT queue, message_id, reason, detail, body, receive_count, first_seen, last_seen
+             FROM message_problems ORDER BY last_seen DESC, message_id";
+    all(c, sql, "list message problems", |r| {
+        Ok(MessageProblem {
+            queue: r.get(0)?,
+            message_id: r.get(1)?,
+            reason: r.get(2)?,
+            detail: r.get(3)?,
+            body: r.get(4)?,
+            receive_count: r.get(5)?,
+            first_seen: r.get(6)?,
+            last_seen: r.get(7)?,
         })
-        .context("list message problems")?;
-    rows.collect::<Result<_, _>>().context("read message problems")
+    })
 }
 
 pub(super) fn clear_message_problem(c: &Connection, queue: &str, message_id: &str) -> Result<(), StoreError> {
@@ -83,27 +88,20 @@ pub(super) fn record_finding(c: &Connection, f: &IngestFinding) -> Result<(), St
 }
 
 pub(super) fn findings(c: &Connection) -> Result<Vec<IngestFinding>, StoreError> {
-    let mut stmt = c
-        .prepare(
-            "SELECT kind, account, bucket, key, detail, first_seen, last_seen, occurrences
-             FROM ingest_findings ORDER BY first_seen, key",
-        )
-        .context("prepare findings")?;
-    let rows = stmt
-        .query_map([], |r| {
-            Ok(IngestFinding {
-                kind: r.get(0)?,
-                account: r.get(1)?,
-                bucket: r.get(2)?,
-                key: r.get(3)?,
-                detail: r.get(4)?,
-                first_seen: r.get(5)?,
-                last_seen: r.get(6)?,
-                occurrences: r.get::<_, i64>(7)? as u64,
-            })
+    let sql = "SELECT kind, account, bucket, key, detail, first_seen, last_seen, occurrences
+             FROM ingest_findings ORDER BY first_seen, key";
+    all(c, sql, "list findings", |r| {
+        Ok(IngestFinding {
+            kind: r.get(0)?,
+            account: r.get(1)?,
+            bucket: r.get(2)?,
+            key: r.get(3)?,
+            detail: r.get(4)?,
+            first_seen: r.get(5)?,
+            last_seen: r.get(6)?,
+            occurrences: r.get::<_, i64>(7)? as u64,
         })
-        .context("list findings")?;
-    rows.collect::<Result<_, _>>().context("read findings")
+    })
 }
 
 pub(super) fn record_digest(c: &Connection, d: &DigestSeen) -> Result<(), StoreError> {
@@ -117,21 +115,16 @@ pub(super) fn record_digest(c: &Connection, d: &DigestSeen) -> Result<(), StoreE
 }
 
 pub(super) fn digests_seen(c: &Connection) -> Result<Vec<DigestSeen>, StoreError> {
-    let mut stmt = c
-        .prepare("SELECT account, bucket, key, size, seen_at FROM digests_seen ORDER BY bucket, key")
-        .context("prepare digests")?;
-    let rows = stmt
-        .query_map([], |r| {
-            Ok(DigestSeen {
-                account: r.get(0)?,
-                bucket: r.get(1)?,
-                key: r.get(2)?,
-                size: r.get::<_, Option<i64>>(3)?.map(|s| s as u64),
-                seen_at: r.get(4)?,
-            })
+    let sql = "SELECT account, bucket, key, size, seen_at FROM digests_seen ORDER BY bucket, key";
+    all(c, sql, "list digests", |r| {
+        Ok(DigestSeen {
+            account: r.get(0)?,
+            bucket: r.get(1)?,
+            key: r.get(2)?,
+            size: r.get::<_, Option<i64>>(3)?.map(|s| s as u64),
+            seen_at: r.get(4)?,
         })
-        .context("list digests")?;
-    rows.collect::<Result<_, _>>().context("read digests")
+    })
 }
 
 pub(super) fn put_integration_status(c: &Connection, s: &IntegrationStatus) -> Result<(), StoreError> {
@@ -176,13 +169,8 @@ fn status_row(r: &Row<'_>) -> rusqlite::Result<IntegrationStatus> {
 }
 
 pub(super) fn integration_status(c: &Connection) -> Result<Vec<IntegrationStatus>, StoreError> {
-    let mut stmt = c
-        .prepare(
-            "SELECT account, region, last_notification, last_validation, last_object, newest_event,
+    let sql = "SELECT account, region, last_notification, last_validation, last_object, newest_event,
                  notifications, objects, events, last_error, last_error_at, updated_at
-             FROM integration_status ORDER BY account, region",
-        )
-        .context("prepare integration status")?;
-    let rows = stmt.query_map([], status_row).context("list integration status")?;
-    rows.collect::<Result<_, _>>().context("read integration status")
+             FROM integration_status ORDER BY account, region";
+    all(c, sql, "list integration status", status_row)
 }
