@@ -228,6 +228,7 @@ fn s3_event(records: &Value) -> Result<Notification, NotificationError> {
         let raw_key = s3
             .and_then(|s| s.pointer("/object/key"))
             .and_then(Value::as_str)
+            .filter(|k| !k.is_empty())
             .ok_or(NotificationError::MissingField { shape: SHAPE, field: "Records[].s3.object.key" })?;
         let key = decode_s3_event_key(raw_key)
             .ok_or_else(|| NotificationError::BadKeyEncoding { index, key: raw_key.to_owned() })?;

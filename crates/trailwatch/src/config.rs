@@ -301,6 +301,10 @@ fn validate_account(i: usize, a: RawAccount, before: &[aws::AccountSpec]) -> any
     })
 }
 
+fn number<T: std::str::FromStr>(name: &str, value: &str) -> anyhow::Result<T> {
+    value.trim().parse().map_err(|_| anyhow::anyhow!("{name} = {value:?} is not a number"))
+}
+
 /// `TRAILWATCH_<SECTION>_<KEY>` overrides for the scalar keys of each section.
 fn apply_env(raw: &mut RawConfig, env: &BTreeMap<String, String>) -> anyhow::Result<()> {
     for (name, value) in env.iter().filter(|(k, _)| k.starts_with("TRAILWATCH_")) {
@@ -317,6 +321,16 @@ fn apply_env(raw: &mut RawConfig, env: &BTreeMap<String, String>) -> anyhow::Res
                 raw.aws.force_path_style =
                     Some(value.parse().map_err(|_| anyhow::anyhow!("{name} = {value:?} is not true or false"))?)
             }
+            "TRAILWATCH_INGEST_RECEIVERS_PER_QUEUE" => raw.ingest.receivers_per_queue = Some(number(name, &value)?),
+            "TRAILWATCH_INGEST_WAIT_TIME_SECS" => raw.ingest.wait_time_secs = Some(number(name, &value)?),
+            "TRAILWATCH_INGEST_VISIBILITY_TIMEOUT_SECS" => {
+                raw.ingest.visibility_timeout_secs = Some(number(name, &value)?)
+            }
+            "TRAILWATCH_INGEST_MAX_INFLIGHT_MESSAGES" => raw.ingest.max_inflight_messages = Some(number(name, &value)?),
+            "TRAILWATCH_INGEST_FETCH_CONCURRENCY" => raw.ingest.fetch_concurrency = Some(number(name, &value)?),
+            "TRAILWATCH_INGEST_SHUTDOWN_GRACE_SECS" => raw.ingest.shutdown_grace_secs = Some(number(name, &value)?),
+            "TRAILWATCH_INGEST_RETRY_BACKOFF_SECS" => raw.ingest.retry_backoff_secs = Some(number(name, &value)?),
+            "TRAILWATCH_INGEST_WORKERS" => raw.ingest.workers = Some(number(name, &value)?),
             // Not configuration keys (e.g. TRAILWATCH_SHARED_DIR for tests, TRAILWATCH_LOG).
             _ => {}
         }
@@ -370,6 +384,33 @@ mod tests {
         assert!(err.contains("store.kind"), "{err}");
         let err = format!("{:#}", load("[[accounts]]\nname = \"p\"\naccount_id = \"12\"\n", &[]).unwrap_err());
         assert!(err.contains("accounts[0].account_id"), "{err}");
+    }
+
+    #[test]
+    fn ingest_settings_from_file_and_env() {
+        let c = load(
+            "[ingest]\nwait_time_secs = 5\nfetch_concurrency = 4\n",
+            &[("TRAILWATCH_INGEST_FETCH_CONCURRENCY", "9")],
+        )
+        .unwrap();
+        assert_eq!((c.consumer.wait_time_secs, c.consumer.fetch_concurrency), (5, 9));
+        let err = format!("{:#}", load("[ingest]\nwait_time_secs = 21\n", &[]).unwrap_err());
+        assert!(err.contains("ingest.wait_time_secs"), "{err}");
+        let err = format!("{:#}", load("", &[("TRAILWATCH_INGEST_WORKERS", "many")]).unwrap_err());
+        assert!(err.contains("TRAILWATCH_INGEST_WORKERS"), "{err}");
+        let err = format!(
+            "{:#}",
+            load("[[accounts]]\nname = \"p\"\naccount_id = \"111122223333\"\nrole_arn = \"arn:aws:s3:::b\"\n", &[])
+                .unwrap_err()
+        );
+        assert!(err.contains("accounts[0].role_arn"), "{err}");
+    }
+
+    #[test]
+    fn the_shipped_example_parses() {
+        let c = load(include_str!("../../../trailwatch.example.toml"), &[]).unwrap();
+        assert_eq!(c.accounts.len(), 1);
+        assert_eq!(c.accounts[0].external_id.as_deref(), Some("replace-with-the-one-setup-prints"));
     }
 
     #[test]

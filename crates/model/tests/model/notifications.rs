@@ -77,3 +77,60 @@ fn subscription_confirmation_is_a_handshake() {
     let m = Message::parse(&sample("g-sns-subscription-confirmation.json")).unwrap();
     assert!(matches!(m.notification, Notification::Subscription { confirm: true, subscribe_url: Some(_), .. }));
 }
+
+mod properties {
+    use model::{Message, Notification};
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    /// What S3 does to a key in an event notification: form-URL encoding (space → `+`,
+    /// everything but unreserved characters percent-encoded).
+    fn s3_event_encode(key: &str) -> String {
+        let mut out = String::new();
+        for b in key.bytes() {
+            match b {
+                b' ' => out.push('+'),
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => out.push(b as char),
+                _ => out.push_str(&format!("%{b:02X}")),
+            }
+        }
+        out
+    }
+
+    fn keys_of(n: &Notification) -> Vec<String> {
+        match n {
+            Notification::Objects { objects, .. } => objects.iter().map(|o| o.key.clone()).collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn no_body_panics_the_parser(body in "\\PC{0,200}") {
+            let _ = Message::parse(&body);
+        }
+
+        #[test]
+        fn no_envelope_panics_the_parser(message in "\\PC{0,120}", kind in "Notification|SubscriptionConfirmation|Weird") {
+            let body = json!({"Type": kind, "TopicArn": "arn:aws:sns:us-east-1:1:t", "Message": message}).to_string();
+            let _ = Message::parse(&body);
+        }
+
+        #[test]
+        fn every_wrapping_of_cloudtrails_notification_gives_the_same_keys(
+            keys in prop::collection::vec("[ -~]{1,60}", 1..5), bucket in "[a-z0-9.-]{3,20}"
+        ) {
+            let raw = json!({"s3Bucket": bucket, "s3ObjectKey": keys}).to_string();
+            let enveloped = json!({"Type": "Notification", "MessageId": "m", "TopicArn": "t", "Message": raw}).to_string();
+            prop_assert_eq!(keys_of(&Message::parse(&raw).unwrap().notification), keys.clone());
+            prop_assert_eq!(keys_of(&Message::parse(&enveloped).unwrap().notification), keys);
+        }
+
+        #[test]
+        fn s3_event_keys_decode_to_what_was_uploaded(key in "\\PC{1,60}") {
+            let body = json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": "b"}, "object": {"key": s3_event_encode(&key), "size": 1}}}]}).to_string();
+            prop_assert_eq!(keys_of(&Message::parse(&body).unwrap().notification), vec![key]);
+        }
+    }
+}
