@@ -296,12 +296,17 @@ where
     let pipeline = consumer.pipeline.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(p) = pipeline {
         let p = wait_unique(p).await;
-        let rest = tokio::task::spawn_blocking(move || p.map(|p| p.finish())).await;
-        if let Ok(Some(Err(e))) = rest {
-            tracing::error!(error = %e, "ingest pipeline failed");
+        match tokio::task::spawn_blocking(move || p.map(|p| p.finish())).await {
+            // Outcomes the forwarder did not take: counted like the others (their messages,
+            // if any, were released above and will find the objects in the ledger).
+            Ok(Some(Ok(rest))) => rest.into_iter().for_each(|s| consumer.settle(s)),
+            Ok(Some(Err(e))) => tracing::error!(error = %e, "ingest pipeline failed"),
+            _ => tracing::warn!("objects still being fetched at shutdown were not committed; their messages return"),
         }
     }
-    let _ = settler.await;
+    // The forwarder ends with the pipeline's writer; a fetch still stuck at this point must
+    // not hold the exit up.
+    let _ = tokio::time::timeout(Duration::from_secs(5), settler).await;
     let _ = flusher.await;
     consumer.board.flush(&*consumer.store)?;
     let _ = tokio::time::timeout(Duration::from_secs(10), async {
