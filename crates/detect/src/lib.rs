@@ -1,0 +1,210 @@
+//! Sigma rules over CloudTrail records.
+//!
+//! * [`RuleSet::load`] reads a rule file or a directory (recursively, `*.yml`/`*.yaml`),
+//!   compiles each rule once, and reports every rule that cannot be loaded with its file,
+//!   line (for YAML errors) and reason, without stopping the others.
+//! * [`RuleSet::matching`] evaluates every rule against one record (its JSON).
+//!
+//! Detection semantics follow the Sigma specification (see `detection.rs` for values and
+//! modifiers, `condition.rs` for conditions, `pattern.rs` for wildcards).
+//!
+//! ```
+//! let rule = r#"
+//! title: Trail stopped
+//! id: 00000000-0000-4000-8000-000000000001
+//! logsource: {product: aws, service: cloudtrail}
+//! detection:
+//!   selection:
+//!     eventSource: cloudtrail.amazonaws.com
+//!     eventName|startswith: Stop
+//!   condition: selection
+//! level: high
+//! "#;
+//! let rules = detect::RuleSet::from_yaml_text(rule, "inline.yml").unwrap();
+//! let record: serde_json::Value = serde_json::from_str(
+//!     r#"{"eventSource":"cloudtrail.amazonaws.com","eventName":"StopLogging"}"#).unwrap();
+//! assert_eq!(rules.matching(&record).next().unwrap().id, "00000000-0000-4000-8000-000000000001");
+//! ```
+
+pub mod condition;
+pub mod detection;
+pub mod pattern;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use yaml_rust2::{Yaml, YamlLoader};
+
+use crate::condition::Cond;
+use crate::detection::Search;
+
+/// A compiled rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// The rule's `id:` (its file name when it has none).
+    pub id: String,
+    pub title: String,
+    pub level: String,
+    pub status: String,
+    pub tags: Vec<String>,
+    pub file: PathBuf,
+    searches: Vec<Search>,
+    /// Several conditions (a list) mean any of them.
+    conditions: Vec<Cond>,
+}
+
+impl Rule {
+    pub fn matches(&self, record: &Value) -> bool {
+        // Each search is evaluated at most once per record.
+        let mut memo: Vec<Option<bool>> = vec![None; self.searches.len()];
+        let mut search = |i: usize| *memo[i].get_or_insert_with(|| self.searches[i].test(record));
+        self.conditions.iter().any(|c| c.eval(&mut search))
+    }
+}
+
+/// Why a rule could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{}: {reason}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct LoadError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub reason: String,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct RuleSet {
+    pub rules: Vec<Rule>,
+}
+
+impl RuleSet {
+    /// Loads a file or every `*.yml`/`*.yaml` under a directory (sorted, recursive). Rules
+    /// that fail are returned as errors; the rest load.
+    pub fn load(path: &Path) -> (RuleSet, Vec<LoadError>) {
+        let mut files = Vec::new();
+        if path.is_dir() {
+            collect_files(path, &mut files);
+        } else {
+            // A file named explicitly is a rule file whatever its extension.
+            files.push(path.to_path_buf());
+        }
+        files.sort();
+        let mut set = RuleSet::default();
+        let mut errors = Vec::new();
+        if files.is_empty() {
+            errors.push(LoadError {
+                file: path.to_path_buf(),
+                line: None,
+                reason: "no rule files (*.yml, *.yaml)".into(),
+            });
+        }
+        for file in files {
+            match std::fs::read_to_string(&file) {
+                Ok(text) => match RuleSet::from_yaml_text(&text, &file.to_string_lossy()) {
+                    Ok(s) => set.rules.extend(s.rules),
+                    Err(e) => errors.push(LoadError { file: file.clone(), ..e }),
+                },
+                Err(e) => errors.push(LoadError { file, line: None, reason: format!("cannot read: {e}") }),
+            }
+        }
+        (set, errors)
+    }
+
+    /// The rules of one YAML text (one or more documents).
+    pub fn from_yaml_text(text: &str, name: &str) -> Result<RuleSet, LoadError> {
+        let err = |line: Option<usize>, reason: String| LoadError { file: PathBuf::from(name), line, reason };
+        let docs =
+            YamlLoader::load_from_str(text).map_err(|e| err(Some(e.marker().line()), format!("YAML: {}", e.info())))?;
+        let mut rules = Vec::new();
+        for doc in docs.iter().filter(|d| !matches!(d, Yaml::Null | Yaml::BadValue)) {
+            rules.push(compile_rule(doc, name).map_err(|reason| err(None, reason))?);
+        }
+        if rules.is_empty() {
+            return Err(err(None, "no rule in the file".into()));
+        }
+        Ok(RuleSet { rules })
+    }
+
+    /// The rules that match `record`, in load order.
+    pub fn matching<'a>(&'a self, record: &'a Value) -> impl Iterator<Item = &'a Rule> + 'a {
+        self.rules.iter().filter(move |r| r.matches(record))
+    }
+}
+
+fn collect_files(path: &Path, out: &mut Vec<PathBuf>) {
+    if path.is_dir() {
+        if let Ok(entries) = std::fs::read_dir(path) {
+            for e in entries.flatten() {
+                collect_files(&e.path(), out);
+            }
+        }
+    } else if path.extension().is_some_and(|e| e == "yml" || e == "yaml") {
+        out.push(path.to_path_buf());
+    }
+}
+
+fn text_of(y: &Yaml) -> Option<String> {
+    match y {
+        Yaml::String(s) => Some(s.clone()),
+        Yaml::Integer(i) => Some(i.to_string()),
+        Yaml::Real(r) => Some(r.clone()),
+        _ => None,
+    }
+}
+
+fn compile_rule(doc: &Yaml, name: &str) -> Result<Rule, String> {
+    let Yaml::Hash(_) = doc else { return Err("a rule must be a YAML mapping".into()) };
+    if !doc["action"].is_badvalue() {
+        return Err("rule collections (`action:`) are not supported; write one rule per document".into());
+    }
+    if !doc["correlation"].is_badvalue() {
+        return Err("correlation rules are not supported yet".into());
+    }
+    if !doc["filter"].is_badvalue() {
+        return Err("Sigma filter rules are not supported yet".into());
+    }
+    let title = text_of(&doc["title"]).ok_or("missing title")?;
+    let id = text_of(&doc["id"]).unwrap_or_else(|| {
+        Path::new(name).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| name.to_owned())
+    });
+    let Yaml::Hash(detection) = &doc["detection"] else { return Err("missing detection".into()) };
+    let mut names = Vec::new();
+    let mut searches = Vec::new();
+    let mut condition = None;
+    for (k, v) in detection {
+        let key = text_of(k).ok_or("detection keys must be names")?;
+        if key == "condition" {
+            condition = Some(v.clone());
+            continue;
+        }
+        if key == "timeframe" {
+            return Err("`timeframe` belongs to correlation rules".into());
+        }
+        searches.push(detection::compile_search(v).map_err(|e| format!("detection.{key}: {e}"))?);
+        names.push(key);
+    }
+    let conditions = match condition {
+        Some(Yaml::String(c)) => vec![c],
+        Some(Yaml::Array(cs)) => {
+            cs.iter().map(|c| text_of(c).ok_or("conditions must be strings")).collect::<Result<_, _>>()?
+        }
+        _ => return Err("missing detection.condition".into()),
+    };
+    let conditions = conditions
+        .iter()
+        .map(|c| condition::parse(c, &names).map_err(|e| format!("condition {c:?}: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let tags = match &doc["tags"] {
+        Yaml::Array(a) => a.iter().filter_map(text_of).collect(),
+        _ => Vec::new(),
+    };
+    Ok(Rule {
+        id,
+        title,
+        level: text_of(&doc["level"]).unwrap_or_else(|| "medium".into()),
+        status: text_of(&doc["status"]).unwrap_or_default(),
+        tags,
+        file: PathBuf::from(name),
+        searches,
+        conditions,
+    })
+}

@@ -1,0 +1,209 @@
+//! One rule per Sigma feature, each with events that must match and events that must not.
+
+use detect::RuleSet;
+use serde_json::{json, Value};
+
+/// A rule with this `detection` block.
+fn rule(detection: &str) -> detect::Rule {
+    let text = format!("title: t\nid: r\nlogsource: {{product: aws}}\ndetection:\n{detection}\n");
+    let set = RuleSet::from_yaml_text(&text, "t.yml").unwrap_or_else(|e| panic!("{e}\n{text}"));
+    set.rules.into_iter().next().unwrap()
+}
+
+fn load_error(detection: &str) -> String {
+    let text = format!("title: t\nid: r\ndetection:\n{detection}\n");
+    RuleSet::from_yaml_text(&text, "t.yml").expect_err(&text).to_string()
+}
+
+fn check(r: &detect::Rule, yes: &[Value], no: &[Value]) {
+    for e in yes {
+        assert!(r.matches(e), "should match {e}");
+    }
+    for e in no {
+        assert!(!r.matches(e), "should not match {e}");
+    }
+}
+
+#[test]
+fn map_is_and_list_of_maps_is_or_value_list_is_or() {
+    let and = rule("  sel:\n    a: 1\n    b: x\n  condition: sel");
+    check(&and, &[json!({"a": 1, "b": "x"})], &[json!({"a": 1}), json!({"a": 1, "b": "y"})]);
+    let or = rule("  sel:\n    - a: 1\n    - b: x\n  condition: sel");
+    check(&or, &[json!({"a": 1}), json!({"b": "x"})], &[json!({"a": 2, "b": "y"})]);
+    let values = rule("  sel:\n    e: [StopLogging, DeleteTrail]\n  condition: sel");
+    check(&values, &[json!({"e": "DeleteTrail"}), json!({"e": "stoplogging"})], &[json!({"e": "StartLogging"})]);
+}
+
+#[test]
+fn dotted_fields_nested_objects_and_arrays() {
+    let r = rule("  sel:\n    userIdentity.sessionContext.sessionIssuer.type: Role\n  condition: sel");
+    check(
+        &r,
+        &[json!({"userIdentity": {"sessionContext": {"sessionIssuer": {"type": "Role"}}}})],
+        &[json!({"userIdentity": {"type": "Role"}}), json!({})],
+    );
+    // Through arrays: any element.
+    let r = rule("  sel:\n    resources.ARN|endswith: ':trail/main'\n  condition: sel");
+    check(
+        &r,
+        &[json!({"resources": [{"ARN": "arn:aws:s3:::b"}, {"ARN": "arn:aws:cloudtrail:us-east-1:1:trail/main"}]})],
+        &[json!({"resources": [{"ARN": "arn:aws:s3:::b"}]})],
+    );
+    let r = rule("  sel:\n    tags: prod\n  condition: sel");
+    check(&r, &[json!({"tags": ["dev", "prod"]})], &[json!({"tags": ["dev"]})]);
+    // A literal key with dots.
+    let r = rule("  sel:\n    a.b: 1\n  condition: sel");
+    check(&r, &[json!({"a.b": 1}), json!({"a": {"b": 1}})], &[json!({"a": {"c": 1}})]);
+}
+
+#[test]
+fn numbers_booleans_null_and_empty() {
+    let n = rule("  sel:\n    port: 22\n  condition: sel");
+    check(&n, &[json!({"port": 22}), json!({"port": "22"})], &[json!({"port": 220}), json!({"port": "x22"})]);
+    let b = rule("  sel:\n    readOnly: false\n  condition: sel");
+    check(&b, &[json!({"readOnly": false}), json!({"readOnly": "false"})], &[json!({"readOnly": true})]);
+    let null = rule("  sel:\n    errorCode: null\n  condition: sel");
+    check(&null, &[json!({}), json!({"errorCode": null})], &[json!({"errorCode": "AccessDenied"})]);
+    let empty = rule("  sel:\n    x: ''\n  condition: sel");
+    check(&empty, &[json!({"x": ""})], &[json!({}), json!({"x": "a"})]);
+}
+
+#[test]
+fn wildcards_escapes_and_case() {
+    let r = rule("  sel:\n    e: 'Delete*Policy?'\n  condition: sel");
+    check(
+        &r,
+        &[json!({"e": "DeleteBucketPolicyX"}), json!({"e": "deletepolicyy"})],
+        &[json!({"e": "DeleteBucketPolicy"})],
+    );
+    let lit = rule("  sel:\n    e: 'a\\*b'\n  condition: sel");
+    check(&lit, &[json!({"e": "a*b"})], &[json!({"e": "axb"})]);
+    let cased = rule("  sel:\n    e|cased: StopLogging\n  condition: sel");
+    check(&cased, &[json!({"e": "StopLogging"})], &[json!({"e": "stoplogging"})]);
+}
+
+#[test]
+fn string_modifiers_and_all() {
+    let c = rule("  sel:\n    ua|contains: [boto3, terraform]\n  condition: sel");
+    check(&c, &[json!({"ua": "Boto3/1.2"}), json!({"ua": "x Terraform y"})], &[json!({"ua": "aws-cli"})]);
+    let all = rule("  sel:\n    cmd|contains|all: [curl, '169.254.169.254']\n  condition: sel");
+    check(&all, &[json!({"cmd": "curl http://169.254.169.254/"})], &[json!({"cmd": "curl http://example.com"})]);
+    let s = rule("  sel:\n    e|startswith: Put\n  condition: sel");
+    check(&s, &[json!({"e": "PutBucketPolicy"})], &[json!({"e": "GetPut"})]);
+    let e = rule("  sel:\n    e|endswith: Policy\n  condition: sel");
+    check(&e, &[json!({"e": "PutBucketPolicy"})], &[json!({"e": "PolicyX"})]);
+}
+
+#[test]
+fn regular_expressions_and_flags() {
+    let r = rule("  sel:\n    e|re: '^Delete(Trail|Bucket)$'\n  condition: sel");
+    check(&r, &[json!({"e": "DeleteTrail"})], &[json!({"e": "deletetrail"}), json!({"e": "DeleteTrails"})]);
+    let i = rule("  sel:\n    e|re|i: '^deletetrail$'\n  condition: sel");
+    check(&i, &[json!({"e": "DeleteTrail"})], &[json!({"e": "Delete"})]);
+    let m = rule("  sel:\n    e|re|m: '^second$'\n  condition: sel");
+    check(&m, &[json!({"e": "first\nsecond"})], &[json!({"e": "first second"})]);
+    let s = rule("  sel:\n    e|re|s: 'a.b'\n  condition: sel");
+    check(&s, &[json!({"e": "a\nb"})], &[json!({"e": "ab"})]);
+    assert!(load_error("  sel:\n    e|re: '('\n  condition: sel").contains("regular expression"));
+}
+
+#[test]
+fn cidr_exists_fieldref_and_comparisons() {
+    let c = rule("  sel:\n    sourceIPAddress|cidr: ['10.0.0.0/8', '2001:db8::/32']\n  condition: sel");
+    check(
+        &c,
+        &[json!({"sourceIPAddress": "10.9.8.7"}), json!({"sourceIPAddress": "2001:db8::5"})],
+        &[json!({"sourceIPAddress": "203.0.113.7"}), json!({"sourceIPAddress": "ec2.amazonaws.com"})],
+    );
+    let ex = rule("  sel:\n    errorCode|exists: true\n  condition: sel");
+    check(&ex, &[json!({"errorCode": "AccessDenied"})], &[json!({}), json!({"errorCode": null})]);
+    let nex = rule("  sel:\n    errorCode|exists: false\n  condition: sel");
+    check(&nex, &[json!({})], &[json!({"errorCode": "x"})]);
+    let fr = rule("  sel:\n    userIdentity.accountId|fieldref: recipientAccountId\n  condition: sel");
+    check(
+        &fr,
+        &[json!({"userIdentity": {"accountId": "1"}, "recipientAccountId": "1"})],
+        &[json!({"userIdentity": {"accountId": "1"}, "recipientAccountId": "2"})],
+    );
+    let gt = rule("  sel:\n    n|gt: 10\n  condition: sel");
+    check(&gt, &[json!({"n": 11}), json!({"n": "12.5"})], &[json!({"n": 10}), json!({"n": "x"})]);
+    let lte = rule("  sel:\n    n|lte: 10\n  condition: sel");
+    check(&lte, &[json!({"n": 10})], &[json!({"n": 11})]);
+    let gte = rule("  sel:\n    n|gte: 10\n  condition: sel");
+    check(&gte, &[json!({"n": 10})], &[json!({"n": 9})]);
+    let lt = rule("  sel:\n    n|lt: 10\n  condition: sel");
+    check(&lt, &[json!({"n": 9})], &[json!({"n": 10})]);
+}
+
+#[test]
+fn encodings() {
+    let b = rule("  sel:\n    data|base64: 'hello'\n  condition: sel");
+    check(&b, &[json!({"data": "aGVsbG8="})], &[json!({"data": "hello"})]);
+    let off = rule("  sel:\n    data|base64offset|contains: '/bin/bash'\n  condition: sel");
+    check(
+        &off,
+        &[json!({"data": "ZWNobyAvYmluL2Jhc2g="}), json!({"data": "xxL2Jpbi9iYXNoyy"})],
+        &[json!({"data": "L2Jpbi9zaA=="})],
+    );
+    let wide = rule("  sel:\n    data|wide|base64: 'ping'\n  condition: sel");
+    check(&wide, &[json!({"data": "cABpAG4AZwA="})], &[json!({"data": "cGluZw=="})]);
+    let u16 = rule("  sel:\n    data|utf16le|base64offset|contains: 'ping'\n  condition: sel");
+    check(&u16, &[json!({"data": "QUFBcABpAG4AZwBC"})], &[json!({"data": "cGluZw=="})]);
+    let wd = rule("  sel:\n    cmd|windash|contains: ' -enc '\n  condition: sel");
+    check(
+        &wd,
+        &[json!({"cmd": "powershell /enc abc"}), json!({"cmd": "powershell -enc abc"})],
+        &[json!({"cmd": "powershell enc"})],
+    );
+}
+
+#[test]
+fn keywords_search_every_value() {
+    let k = rule("  keywords:\n    - 'AssumeRoot'\n    - '*evil.example*'\n  condition: keywords");
+    check(
+        &k,
+        &[json!({"eventName": "AssumeRoot"}), json!({"requestParameters": {"url": "https://evil.example/x"}})],
+        &[json!({"eventName": "AssumeRole"})],
+    );
+    // Keywords are substrings, case-insensitive.
+    let k = rule("  keywords: mimikatz\n  condition: keywords");
+    check(&k, &[json!({"userAgent": "Mimikatz/2.0"})], &[json!({"userAgent": "aws-cli"})]);
+}
+
+#[test]
+fn conditions() {
+    let r = rule(
+        "  selection_a:\n    a: 1\n  selection_b:\n    b: 1\n  filter_x:\n    x: 1\n  condition: 1 of selection_* and not filter_x",
+    );
+    check(&r, &[json!({"a": 1}), json!({"b": 1})], &[json!({"a": 1, "x": 1}), json!({})]);
+    let all = rule("  sel_a:\n    a: 1\n  sel_b:\n    b: 1\n  condition: all of sel_*");
+    check(&all, &[json!({"a": 1, "b": 1})], &[json!({"a": 1})]);
+    let them = rule("  s1:\n    a: 1\n  s2:\n    b: 1\n  condition: 1 of them");
+    check(&them, &[json!({"b": 1})], &[json!({"c": 1})]);
+    let list = rule("  s1:\n    a: 1\n  s2:\n    b: 1\n  condition:\n    - s1\n    - s2");
+    check(&list, &[json!({"a": 1}), json!({"b": 1})], &[json!({})]);
+    let parens = rule("  a:\n    a: 1\n  b:\n    b: 1\n  c:\n    c: 1\n  condition: a and (b or not c)");
+    check(&parens, &[json!({"a": 1, "b": 1, "c": 1}), json!({"a": 1})], &[json!({"a": 1, "c": 1}), json!({"b": 1})]);
+}
+
+#[test]
+fn bad_rules_say_where_and_why_and_do_not_stop_the_others() {
+    assert!(load_error("  sel:\n    a|nosuchmod: 1\n  condition: sel").contains("unknown modifier"));
+    assert!(load_error("  sel:\n    a: 1\n  condition: other").contains("not a search"));
+    assert!(load_error("  sel:\n    a: 1").contains("condition"));
+    assert!(load_error("  sel:\n    a|contains|startswith: x\n  condition: sel").contains("conflicts"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("good.yml"), "title: g\nid: good\ndetection:\n  s:\n    a: 1\n  condition: s\n")
+        .unwrap();
+    std::fs::write(dir.path().join("bad.yml"), "title: b\nid: bad\ndetection:\n  s: [\n").unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    std::fs::write(
+        dir.path().join("sub/also.yaml"),
+        "title: a\nid: also\ndetection:\n  s:\n    b: 1\n  condition: s\n",
+    )
+    .unwrap();
+    let (set, errors) = RuleSet::load(dir.path());
+    assert_eq!(set.rules.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), vec!["good", "also"]);
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].file.ends_with("bad.yml") && errors[0].line.is_some(), "{}", errors[0]);
+}

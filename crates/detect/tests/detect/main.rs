@@ -1,0 +1,5 @@
+//! The Sigma engine against the specification's semantics (a rule per feature, with events
+//! that must and must not match) and against the public SigmaHQ CloudTrail pack.
+
+mod features;
+mod sigmahq;

@@ -1,0 +1,29 @@
+//! The SigmaHQ CloudTrail rules in `../shared/data/sigma/` load unmodified.
+
+use detect::RuleSet;
+use test_support::shared_data;
+
+#[test]
+fn every_sigmahq_cloudtrail_rule_loads() {
+    // The folder as published, with its licence and README beside the rules.
+    let (set, errors) = RuleSet::load(&shared_data("sigma"));
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_eq!(set.rules.len(), 57);
+    let ids: std::collections::HashSet<&str> = set.rules.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids.len(), 57, "every rule has its own id");
+}
+
+#[test]
+fn sigmahq_rules_fire_on_their_intent_and_not_on_near_misses() {
+    let (set, _) = RuleSet::load(&shared_data("sigma/rules"));
+    let by_title = |t: &str| set.rules.iter().find(|r| r.title == t).unwrap_or_else(|| panic!("no rule {t:?}"));
+    let ev = |s: &str| -> serde_json::Value { serde_json::from_str(s).unwrap() };
+    let stop = by_title("AWS CloudTrail Important Change");
+    assert!(stop.matches(&ev(r#"{"eventSource":"cloudtrail.amazonaws.com","eventName":"StopLogging"}"#)));
+    assert!(!stop.matches(&ev(r#"{"eventSource":"cloudtrail.amazonaws.com","eventName":"StartLogging"}"#)));
+    let no_mfa = by_title("AWS Successful Console Login Without MFA");
+    let login = r#"{"eventName":"ConsoleLogin","eventSource":"signin.amazonaws.com","userIdentity":{"type":"IAMUser"},
+        "additionalEventData":{"MFAUsed":"No"},"responseElements":{"ConsoleLogin":"Success"}}"#;
+    assert!(no_mfa.matches(&ev(login)));
+    assert!(!no_mfa.matches(&ev(&login.replace("\"MFAUsed\":\"No\"", "\"MFAUsed\":\"Yes\""))));
+}
