@@ -48,9 +48,36 @@ pub enum Command {
     Setup(SetupArgs),
     /// Check each configured account end to end and say what to fix (exit 1 if anything fails).
     Doctor(DoctorArgs),
+    /// Sigma rules: test them against events.
+    #[command(subcommand)]
+    Rules(RulesCommand),
     /// Measure ingest throughput.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Run Sigma rules over a file of events and print the matches.
+    Test(RulesTestArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "FILE is JSON Lines (one CloudTrail record per line) or a CloudTrail log file \
+    ({\"Records\":[...]}, gzip'd or not). Rules that cannot be loaded are reported on stderr with file and \
+    reason and skipped; the rest still run.\n\nExamples:\n  \
+    trailwatch rules test --rules ./sigma --events records.jsonl --format tsv\n  \
+    trailwatch rules test --rules rule.yml --events 111122223333_CloudTrail_us-east-1_20240115T2035Z_x.json.gz")]
+pub struct RulesTestArgs {
+    /// A Sigma YAML file or a directory searched recursively.
+    #[arg(long, value_name = "PATH")]
+    pub rules: PathBuf,
+    #[arg(long, value_name = "FILE")]
+    pub events: PathBuf,
+    /// `tsv`: `<rule id>\t<eventID>` per match; `table`: the same with titles and a summary;
+    /// `json`/`jsonl`: one object per match.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]

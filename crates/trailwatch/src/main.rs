@@ -50,6 +50,7 @@ fn run(command: cli::Command) -> anyhow::Result<()> {
         Command::Status(args) => commands::status::run(args),
         Command::Setup(args) => commands::setup::run(args),
         Command::Doctor(args) => commands::doctor::run(args),
+        Command::Rules(cli::RulesCommand::Test(args)) => commands::rules::test(args),
         Command::Bench(cli::BenchCommand::Ingest(args)) => commands::bench::run(args),
     }
 }

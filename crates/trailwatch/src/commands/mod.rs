@@ -6,6 +6,7 @@ pub mod demo;
 pub mod doctor;
 pub mod ingest;
 pub mod quarantine;
+pub mod rules;
 pub mod search;
 pub mod serve;
 pub mod setup;

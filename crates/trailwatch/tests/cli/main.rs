@@ -5,5 +5,6 @@ mod bad_input;
 mod ingest;
 mod kill;
 mod memory;
+mod rules;
 mod search;
 mod util;

@@ -1,0 +1,62 @@
+//! `trailwatch rules test`: the contract of design.md over the shared data and rules.
+
+use std::collections::BTreeSet;
+
+use test_support::shared_data;
+
+use crate::util::{output, run, s};
+
+#[test]
+fn the_sigmahq_pack_runs_over_every_shared_record_without_load_errors() {
+    let rules = shared_data("sigma");
+    let mut files: Vec<_> = std::fs::read_dir(shared_data("cloudtrail"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    files.sort();
+    let mut matched = BTreeSet::new();
+    for f in &files {
+        let out = output(&["rules", "test", "--rules", s(&rules), "--events", s(f), "--format", "tsv"]);
+        assert!(out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("rule not loaded"), "{stderr}");
+        for line in String::from_utf8(out.stdout).unwrap().lines() {
+            let (rule, event) = line.split_once('\t').expect("<rule id>\\t<eventID>");
+            assert_eq!(rule.len(), 36, "{line}");
+            matched.insert((rule.to_owned(), event.to_owned()));
+        }
+    }
+    // Stratus Red Team's "CloudTrail trail stopped" record fires SigmaHQ's important-change rule.
+    let stop = "4db60cc0-36fb-42b7-9b58-a5b53019fb74";
+    assert!(matched.iter().any(|(r, _)| r == stop), "{matched:?}");
+}
+
+#[test]
+fn log_files_gzipped_or_not_and_bad_rules_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = r#"{"Records":[{"eventID":"e1","eventTime":"2024-01-15T10:45:23Z","eventSource":"cloudtrail.amazonaws.com","eventName":"StopLogging"},
+        {"eventID":"e2","eventTime":"2024-01-15T10:45:24Z","eventSource":"cloudtrail.amazonaws.com","eventName":"StartLogging"}]}"#;
+    let plain = dir.path().join("log.json");
+    std::fs::write(&plain, records).unwrap();
+    let gz = dir.path().join("log.json.gz");
+    std::fs::write(&gz, test_support::gzip(records.as_bytes())).unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("stop.yml"),
+        "title: stop\nid: stop-rule\ndetection:\n  s:\n    eventName|startswith: stop\n  condition: s\n",
+    )
+    .unwrap();
+    std::fs::write(rules.join("broken.yml"), "title: x\nid: x\ndetection:\n  s:\n    a|bogus: 1\n  condition: s\n")
+        .unwrap();
+    for f in [&plain, &gz] {
+        let out = output(&["rules", "test", "--rules", s(&rules), "--events", s(f), "--format", "tsv"]);
+        assert!(out.status.success());
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), "stop-rule\te1\n");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(stderr.contains("broken.yml") && stderr.contains("unknown modifier"), "{stderr}");
+    }
+    let table = run(&["rules", "test", "--rules", s(&rules), "--events", s(&plain)]);
+    assert!(table.contains("2 events, 1 rules (1 not loaded), 1 matches"), "{table}");
+}
