@@ -48,6 +48,11 @@ pub struct Rule {
     pub status: String,
     pub tags: Vec<String>,
     pub file: PathBuf,
+    /// `logsource.product` / `logsource.service`.
+    pub product: Option<String>,
+    pub service: Option<String>,
+    pub description: Option<String>,
+    pub author: Option<String>,
     searches: Vec<Search>,
     /// Several conditions (a list) mean any of them.
     conditions: Vec<Cond>,
@@ -130,6 +135,68 @@ impl RuleSet {
     }
 }
 
+/// A finding of [`RuleSet::lint`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lint {
+    pub rule: String,
+    pub file: PathBuf,
+    /// `error`: the set cannot be used as is; `warning`: the rule works but is incomplete.
+    pub severity: &'static str,
+    pub message: String,
+}
+
+const LEVELS: [&str; 5] = ["informational", "low", "medium", "high", "critical"];
+const STATUSES: [&str; 5] = ["stable", "test", "experimental", "deprecated", "unsupported"];
+
+fn is_uuid(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() == 5
+        && parts.iter().zip([8, 4, 4, 4, 12]).all(|(p, n)| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+impl RuleSet {
+    /// What a rule author should fix: duplicate ids (errors), and missing or unusual
+    /// metadata, rules for other log sources (warnings).
+    pub fn lint(&self) -> Vec<Lint> {
+        let mut out = Vec::new();
+        let mut seen: std::collections::HashMap<&str, &Path> = std::collections::HashMap::new();
+        for r in &self.rules {
+            let mut add = |severity, message: String| {
+                out.push(Lint { rule: r.id.clone(), file: r.file.clone(), severity, message })
+            };
+            if let Some(first) = seen.insert(&r.id, &r.file) {
+                add("error", format!("id {} is also used by {}", r.id, first.display()));
+            }
+            if !is_uuid(&r.id) {
+                add("warning", format!("id {:?} is not a UUID", r.id));
+            }
+            if !LEVELS.contains(&r.level.as_str()) {
+                add("warning", format!("level {:?} is not one of {}", r.level, LEVELS.join(", ")));
+            }
+            if !r.status.is_empty() && !STATUSES.contains(&r.status.as_str()) {
+                add("warning", format!("status {:?} is not one of {}", r.status, STATUSES.join(", ")));
+            }
+            if r.product.as_deref() != Some("aws") || r.service.as_deref().is_some_and(|s| s != "cloudtrail") {
+                add(
+                    "warning",
+                    format!(
+                        "logsource product/service {}/{} is not aws/cloudtrail: the rule will see CloudTrail records anyway",
+                        r.product.as_deref().unwrap_or("-"),
+                        r.service.as_deref().unwrap_or("-")
+                    ),
+                );
+            }
+            if r.description.is_none() {
+                add("warning", "no description".into());
+            }
+            if r.author.is_none() {
+                add("warning", "no author".into());
+            }
+        }
+        out
+    }
+}
+
 fn collect_files(path: &Path, out: &mut Vec<PathBuf>) {
     if path.is_dir() {
         if let Ok(entries) = std::fs::read_dir(path) {
@@ -204,6 +271,10 @@ fn compile_rule(doc: &Yaml, name: &str) -> Result<Rule, String> {
         status: text_of(&doc["status"]).unwrap_or_default(),
         tags,
         file: PathBuf::from(name),
+        product: text_of(&doc["logsource"]["product"]),
+        service: text_of(&doc["logsource"]["service"]),
+        description: text_of(&doc["description"]),
+        author: text_of(&doc["author"]),
         searches,
         conditions,
     })

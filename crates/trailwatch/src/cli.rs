@@ -60,6 +60,19 @@ pub enum Command {
 pub enum RulesCommand {
     /// Run Sigma rules over a file of events and print the matches.
     Test(RulesTestArgs),
+    /// List rules: id, title, level, status, pack (the folder it comes from).
+    List(RulesListArgs),
+    /// Check rules: load errors and duplicate ids (exit 1), incomplete metadata (warnings).
+    Lint(RulesListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RulesListArgs {
+    /// A Sigma YAML file or a directory searched recursively.
+    #[arg(long, value_name = "PATH")]
+    pub rules: PathBuf,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]

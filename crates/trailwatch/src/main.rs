@@ -51,6 +51,8 @@ fn run(command: cli::Command) -> anyhow::Result<()> {
         Command::Setup(args) => commands::setup::run(args),
         Command::Doctor(args) => commands::doctor::run(args),
         Command::Rules(cli::RulesCommand::Test(args)) => commands::rules::test(args),
+        Command::Rules(cli::RulesCommand::List(args)) => commands::rules::list(args),
+        Command::Rules(cli::RulesCommand::Lint(args)) => commands::rules::lint(args),
         Command::Bench(cli::BenchCommand::Ingest(args)) => commands::bench::run(args),
     }
 }

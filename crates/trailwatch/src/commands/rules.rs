@@ -1,4 +1,4 @@
-//! `trailwatch rules test --rules PATH --events FILE [--format tsv]`.
+//! `trailwatch rules test|list|lint`.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -7,8 +7,95 @@ use std::path::Path;
 use anyhow::Context;
 use serde_json::{json, Value};
 
-use crate::cli::RulesTestArgs;
-use crate::output::{terminal_safe, tsv_field, Format};
+use super::Findings;
+use crate::cli::{RulesListArgs, RulesTestArgs};
+use crate::output::{table, terminal_safe, tsv_field, Format};
+
+/// The pack a rule comes from: the first folder below the path given (or the file's folder).
+fn pack(root: &Path, file: &Path) -> String {
+    let rel = file.strip_prefix(root).unwrap_or(file);
+    let name = |p: Option<&std::ffi::OsStr>| p.map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    match rel.parent().and_then(|p| p.components().next()) {
+        Some(first) => name(Some(first.as_os_str())),
+        // A rule directly in the given folder (or the given file): that folder's name.
+        None if root.is_dir() => name(root.file_name()),
+        None => name(file.parent().and_then(Path::file_name)),
+    }
+}
+
+pub fn list(args: RulesListArgs) -> anyhow::Result<()> {
+    let (rules, errors) = detect::RuleSet::load(&args.rules);
+    for e in &errors {
+        eprintln!("trailwatch: rule not loaded: {}", terminal_safe(&e.to_string()));
+    }
+    match args.format {
+        Format::Json | Format::Jsonl => {
+            let rows: Vec<Value> = rules
+                .rules
+                .iter()
+                .map(|r| {
+                    json!({"id": r.id, "title": r.title, "level": r.level, "status": r.status,
+                               "pack": pack(&args.rules, &r.file), "file": r.file, "tags": r.tags})
+                })
+                .collect();
+            if args.format == Format::Json {
+                println!("{}", Value::Array(rows));
+            } else {
+                rows.iter().for_each(|r| println!("{r}"));
+            }
+        }
+        Format::Tsv => {
+            for r in &rules.rules {
+                let cells = [r.id.as_str(), &r.title, &r.level, &r.status, &pack(&args.rules, &r.file)];
+                println!("{}", cells.iter().map(|c| tsv_field(c)).collect::<Vec<_>>().join("\t"));
+            }
+        }
+        Format::Table => {
+            let rows: Vec<Vec<String>> = rules
+                .rules
+                .iter()
+                .map(|r| {
+                    vec![r.id.clone(), r.level.clone(), r.status.clone(), pack(&args.rules, &r.file), r.title.clone()]
+                })
+                .collect();
+            print!("{}", table(&["ID", "LEVEL", "STATUS", "PACK", "TITLE"], &rows, 80));
+            println!("{} rules, {} not loaded", rules.rules.len(), errors.len());
+        }
+    }
+    Ok(())
+}
+
+pub fn lint(args: RulesListArgs) -> anyhow::Result<()> {
+    let (rules, errors) = detect::RuleSet::load(&args.rules);
+    let mut findings: Vec<(String, String, &str, String)> = errors
+        .iter()
+        .map(|e| {
+            let at = format!("{}{}", e.file.display(), e.line.map(|l| format!(":{l}")).unwrap_or_default());
+            (at, String::new(), "error", e.reason.clone())
+        })
+        .collect();
+    findings.extend(rules.lint().into_iter().map(|l| (l.file.display().to_string(), l.rule, l.severity, l.message)));
+    let failed = findings.iter().filter(|f| f.2 == "error").count();
+    match args.format {
+        Format::Json | Format::Jsonl => {
+            let rows: Vec<Value> = findings
+                .iter()
+                .map(|(f, r, sev, m)| json!({"file": f, "rule": r, "severity": sev, "message": m}))
+                .collect();
+            println!("{}", json!({"ok": failed == 0, "rules": rules.rules.len(), "findings": rows}));
+        }
+        _ => {
+            for (f, r, sev, m) in &findings {
+                println!("{sev}: {} {}: {}", terminal_safe(f), terminal_safe(r), terminal_safe(m));
+            }
+            println!("{} rules loaded; {failed} errors, {} warnings", rules.rules.len(), findings.len() - failed);
+        }
+    }
+    if failed > 0 {
+        return Err(Findings(failed).into());
+    }
+    Ok(())
+}
 
 pub fn test(args: RulesTestArgs) -> anyhow::Result<()> {
     let (rules, errors) = detect::RuleSet::load(&args.rules);

@@ -60,3 +60,36 @@ fn log_files_gzipped_or_not_and_bad_rules_reported() {
     let table = run(&["rules", "test", "--rules", s(&rules), "--events", s(&plain)]);
     assert!(table.contains("2 events, 1 rules (1 not loaded), 1 matches"), "{table}");
 }
+
+#[test]
+fn list_and_lint() {
+    let dir = tempfile::tempdir().unwrap();
+    let pack = dir.path().join("mine");
+    std::fs::create_dir(&pack).unwrap();
+    let good = "title: good\nid: 11111111-2222-4333-8444-555555555555\nstatus: test\ndescription: d\nauthor: a\n\
+        logsource: {product: aws, service: cloudtrail}\ndetection:\n  s:\n    a: 1\n  condition: s\nlevel: high\n";
+    std::fs::write(pack.join("a.yml"), good).unwrap();
+    let listed = crate::util::run_json(&["rules", "list", "--rules", s(dir.path()), "--format", "json"]);
+    assert_eq!(listed[0]["pack"], "mine");
+    assert_eq!(listed[0]["level"], "high");
+    let ok = output(&["rules", "lint", "--rules", s(dir.path())]);
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stdout));
+    // The same id twice, and a rule with thin metadata: one error (exit 1), warnings.
+    std::fs::write(pack.join("b.yml"), good.replace("title: good", "title: copy")).unwrap();
+    std::fs::write(
+        pack.join("c.yml"),
+        "title: thin\nid: thin\ndetection:\n  s:\n    a: 1\n  condition: s\nlevel: severe\n",
+    )
+    .unwrap();
+    let bad = output(&["rules", "lint", "--rules", s(dir.path()), "--format", "json"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&bad.stdout).unwrap();
+    let findings = report["findings"].as_array().unwrap();
+    let errors: Vec<_> = findings.iter().filter(|f| f["severity"] == "error").collect();
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0]["message"].as_str().unwrap().contains("also used by"));
+    let thin: Vec<&str> =
+        findings.iter().filter(|f| f["rule"] == "thin").map(|f| f["message"].as_str().unwrap()).collect();
+    assert!(thin.iter().any(|m| m.contains("not a UUID")) && thin.iter().any(|m| m.contains("level \"severe\"")));
+    assert!(thin.iter().any(|m| m.contains("no description")) && thin.iter().any(|m| m.contains("logsource")));
+}
