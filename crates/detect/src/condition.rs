@@ -166,6 +166,24 @@ impl Parser<'_> {
 }
 
 impl Cond {
+    /// A necessary condition: the values a field must take for this condition to hold,
+    /// given each search's requirement (`None`: unconstrained).
+    pub fn required(&self, search: &dyn Fn(usize) -> Option<Vec<String>>) -> Option<Vec<String>> {
+        match self {
+            Cond::Search(i) => search(*i),
+            // Any one constrained conjunct is a necessary condition; take the narrowest.
+            Cond::And(cs) => cs.iter().filter_map(|c| c.required(search)).min_by_key(Vec::len),
+            Cond::Or(cs) => {
+                let mut all = Vec::new();
+                for c in cs {
+                    all.extend(c.required(search)?);
+                }
+                Some(all)
+            }
+            Cond::Not(_) | Cond::Const(_) => None,
+        }
+    }
+
     pub fn eval(&self, search: &mut dyn FnMut(usize) -> bool) -> bool {
         match self {
             Cond::Search(i) => search(*i),

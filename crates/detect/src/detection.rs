@@ -31,7 +31,7 @@ impl FieldPath {
     }
 
     /// Every leaf value at this path (arrays flattened: any element may match).
-    pub fn leaves<'v>(&self, record: &'v Value, out: &mut Vec<&'v Value>) {
+    pub fn leaves<'v>(&self, record: &'v Value, out: &mut Leaves<'v>) {
         if let Some(v) = record.get(&self.full).filter(|_| self.parts.len() > 1) {
             push_flat(v, out);
         }
@@ -39,14 +39,17 @@ impl FieldPath {
     }
 }
 
-fn push_flat<'v>(v: &'v Value, out: &mut Vec<&'v Value>) {
+/// The values found at a path; most paths find one, so they stay on the stack.
+pub type Leaves<'v> = smallvec::SmallVec<[&'v Value; 4]>;
+
+fn push_flat<'v>(v: &'v Value, out: &mut Leaves<'v>) {
     match v {
         Value::Array(items) => items.iter().for_each(|i| push_flat(i, out)),
         other => out.push(other),
     }
 }
 
-fn walk<'v>(v: &'v Value, parts: &[String], out: &mut Vec<&'v Value>) {
+fn walk<'v>(v: &'v Value, parts: &[String], out: &mut Leaves<'v>) {
     let Some((first, rest)) = parts.split_first() else {
         push_flat(v, out);
         return;
@@ -118,7 +121,7 @@ impl ValueTest {
             ValueTest::Null => leaves.iter().all(|l| l.is_null()),
             ValueTest::Exists(want) => leaves.iter().any(|l| !l.is_null()) == *want,
             ValueTest::FieldRef(other, cased) => {
-                let mut theirs = Vec::new();
+                let mut theirs = Leaves::new();
                 other.leaves(record, &mut theirs);
                 leaves.iter().filter_map(|l| leaf_text(l)).any(|mine| {
                     theirs.iter().filter_map(|t| leaf_text(t)).any(|t| {
@@ -184,8 +187,28 @@ pub struct FieldTest {
 }
 
 impl FieldTest {
+    /// When this test can only hold if top-level `field` equals one of a few values (folded
+    /// to lower case), those values.
+    pub fn required_values(&self, field: &str) -> Option<Vec<String>> {
+        if self.path.as_ref().map(|p| p.full.as_str()) != Some(field) || (self.all && self.values.len() > 1) {
+            return None;
+        }
+        let mut out = Vec::new();
+        for v in &self.values {
+            match v {
+                ValueTest::Str(patterns) => {
+                    for p in patterns {
+                        out.push(p.exact_folded()?.to_owned());
+                    }
+                }
+                _ => return None,
+            }
+        }
+        Some(out)
+    }
+
     pub fn test(&self, record: &Value) -> bool {
-        let mut leaves = Vec::new();
+        let mut leaves = Leaves::new();
         match &self.path {
             Some(p) => p.leaves(record, &mut leaves),
             None => all_leaves(record, &mut leaves),
@@ -198,7 +221,7 @@ impl FieldTest {
     }
 }
 
-fn all_leaves<'v>(v: &'v Value, out: &mut Vec<&'v Value>) {
+fn all_leaves<'v>(v: &'v Value, out: &mut Leaves<'v>) {
     match v {
         Value::Object(m) => m.values().for_each(|x| all_leaves(x, out)),
         Value::Array(a) => a.iter().for_each(|x| all_leaves(x, out)),
@@ -216,6 +239,21 @@ pub enum Search {
 }
 
 impl Search {
+    /// The values top-level `field` must have for this search to hold (`None`: any).
+    pub fn required_values(&self, field: &str) -> Option<Vec<String>> {
+        let of_and = |tests: &[FieldTest]| tests.iter().find_map(|t| t.required_values(field));
+        match self {
+            Search::All(tests) => of_and(tests),
+            Search::Any(alternatives) => {
+                let mut all = Vec::new();
+                for tests in alternatives {
+                    all.extend(of_and(tests)?);
+                }
+                Some(all)
+            }
+        }
+    }
+
     pub fn test(&self, record: &Value) -> bool {
         match self {
             Search::All(tests) => tests.iter().all(|t| t.test(record)),

@@ -59,9 +59,20 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// The values top-level `field` must have for this rule to match (lower case), if the
+    /// rule constrains it to a list of exact values.
+    fn required_values(&self, field: &str) -> Option<Vec<String>> {
+        let search = |i: usize| self.searches[i].required_values(field);
+        let mut all = Vec::new();
+        for c in &self.conditions {
+            all.extend(c.required(&search)?);
+        }
+        Some(all)
+    }
+
     pub fn matches(&self, record: &Value) -> bool {
         // Each search is evaluated at most once per record.
-        let mut memo: Vec<Option<bool>> = vec![None; self.searches.len()];
+        let mut memo: smallvec::SmallVec<[Option<bool>; 16]> = smallvec::smallvec![None; self.searches.len()];
         let mut search = |i: usize| *memo[i].get_or_insert_with(|| self.searches[i].test(record));
         self.conditions.iter().any(|c| c.eval(&mut search))
     }
@@ -79,6 +90,67 @@ pub struct LoadError {
 #[derive(Debug, Default, Clone)]
 pub struct RuleSet {
     pub rules: Vec<Rule>,
+    index: Index,
+}
+
+/// Which rules can match a record, from its `eventName` or `eventSource`: most CloudTrail
+/// rules name the API calls they are about, so a record is tested against a few rules
+/// instead of all of them. Rules that constrain neither are always tested.
+#[derive(Debug, Default, Clone)]
+struct Index {
+    by_name: std::collections::HashMap<String, Vec<usize>>,
+    by_source: std::collections::HashMap<String, Vec<usize>>,
+    always: Vec<usize>,
+}
+
+/// The rules indexed under `record[field]` (compared in lower case).
+fn lookup<'m>(record: &Value, field: &str, map: &'m std::collections::HashMap<String, Vec<usize>>) -> &'m [usize] {
+    let Some(v) = record.get(field).and_then(Value::as_str) else { return &[] };
+    let hit = if v.bytes().any(|b| b.is_ascii_uppercase()) || !v.is_ascii() {
+        map.get(&v.to_lowercase())
+    } else {
+        map.get(v)
+    };
+    hit.map(Vec::as_slice).unwrap_or(&[])
+}
+
+impl Index {
+    fn build(rules: &[Rule]) -> Index {
+        let mut index = Index::default();
+        for (i, r) in rules.iter().enumerate() {
+            if let Some(names) = r.required_values("eventName") {
+                for n in names {
+                    index.by_name.entry(n).or_default().push(i);
+                }
+            } else if let Some(sources) = r.required_values("eventSource") {
+                for s in sources {
+                    index.by_source.entry(s).or_default().push(i);
+                }
+            } else {
+                index.always.push(i);
+            }
+        }
+        for list in index.by_name.values_mut().chain(index.by_source.values_mut()) {
+            list.sort_unstable();
+            list.dedup();
+        }
+        index
+    }
+
+    /// Candidate rules for `record`, in load order.
+    fn candidates(&self, record: &Value, all: usize) -> smallvec::SmallVec<[usize; 16]> {
+        let mut out: smallvec::SmallVec<[usize; 16]> = smallvec::SmallVec::new();
+        // A key that is not a string (a number, an array) is compared the long way.
+        if ["eventName", "eventSource"].iter().any(|f| record.get(*f).is_some_and(|v| !v.is_string())) {
+            out.extend(0..all);
+            return out;
+        }
+        out.extend_from_slice(lookup(record, "eventName", &self.by_name));
+        out.extend_from_slice(lookup(record, "eventSource", &self.by_source));
+        out.extend_from_slice(&self.always);
+        out.sort_unstable();
+        out
+    }
 }
 
 impl RuleSet {
@@ -111,6 +183,7 @@ impl RuleSet {
                 Err(e) => errors.push(LoadError { file, line: None, reason: format!("cannot read: {e}") }),
             }
         }
+        set.index = Index::build(&set.rules);
         (set, errors)
     }
 
@@ -126,12 +199,17 @@ impl RuleSet {
         if rules.is_empty() {
             return Err(err(None, "no rule in the file".into()));
         }
-        Ok(RuleSet { rules })
+        let index = Index::build(&rules);
+        Ok(RuleSet { rules, index })
     }
 
     /// The rules that match `record`, in load order.
     pub fn matching<'a>(&'a self, record: &'a Value) -> impl Iterator<Item = &'a Rule> + 'a {
-        self.rules.iter().filter(move |r| r.matches(record))
+        self.index
+            .candidates(record, self.rules.len())
+            .into_iter()
+            .map(|i| &self.rules[i])
+            .filter(move |r| r.matches(record))
     }
 }
 

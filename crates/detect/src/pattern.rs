@@ -19,6 +19,8 @@ pub struct Pattern {
     cased: bool,
     /// No wildcard at all: an equality test.
     plain: Option<String>,
+    /// Every literal is ASCII: an ASCII text can be compared without folding it first.
+    ascii: bool,
 }
 
 /// Splits a Sigma string into literal text and wildcards.
@@ -88,7 +90,11 @@ impl Pattern {
             [Piece::Lit(l)] => Some(l.clone()),
             _ => None,
         };
-        Pattern { pieces, cased, plain }
+        let ascii = pieces.iter().all(|p| match p {
+            Piece::Lit(l) => l.is_ascii(),
+            _ => true,
+        });
+        Pattern { pieces, cased, plain, ascii }
     }
 
     /// `contains`: `*value*`; `startswith`: `value*`; `endswith`: `*value`.
@@ -102,7 +108,21 @@ impl Pattern {
         Pattern::new(pieces, cased)
     }
 
+    /// The folded text this pattern equals exactly, when it has no wildcard and ignores case.
+    pub fn exact_folded(&self) -> Option<&str> {
+        self.plain.as_deref().filter(|_| !self.cased)
+    }
+
     pub fn matches(&self, text: &str) -> bool {
+        // The common case, without allocating: ASCII text against an ASCII pattern. `?` must
+        // see characters, so wildcard patterns take this path only for ASCII text too.
+        if self.ascii && text.is_ascii() {
+            let fold = |b: u8| if self.cased { b } else { b.to_ascii_lowercase() };
+            if let Some(p) = &self.plain {
+                return p.len() == text.len() && p.bytes().zip(text.bytes()).all(|(a, b)| a == fold(b));
+            }
+            return glob_bytes(&self.pieces, text.as_bytes(), fold);
+        }
         let folded;
         let text = if self.cased {
             text
@@ -115,6 +135,48 @@ impl Pattern {
         }
         glob(&self.pieces, text)
     }
+}
+
+/// [`glob`] over ASCII bytes, folding the text's bytes with `fold` (literals are folded already).
+fn glob_bytes(pieces: &[Piece], t: &[u8], fold: impl Fn(u8) -> u8) -> bool {
+    // Tokens: a literal byte, or 256 = `?`, 257 = `*`.
+    const ONE: u16 = 256;
+    const ANY: u16 = 257;
+    let mut p: smallvec::SmallVec<[u16; 64]> = smallvec::SmallVec::new();
+    for piece in pieces {
+        match piece {
+            Piece::Lit(l) => p.extend(l.bytes().map(u16::from)),
+            Piece::One => p.push(ONE),
+            Piece::Any => p.push(ANY),
+        }
+    }
+    let (mut ti, mut pi) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        match p.get(pi).copied() {
+            Some(ANY) => {
+                star = Some((pi, ti));
+                pi += 1;
+            }
+            Some(ONE) => {
+                ti += 1;
+                pi += 1;
+            }
+            Some(c) if c == u16::from(fold(t[ti])) => {
+                ti += 1;
+                pi += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    pi = sp + 1;
+                    ti = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi..].iter().all(|t| *t == ANY)
 }
 
 /// Wildcard matching with the classic single backtrack point for `*` (linear in practice).
@@ -195,6 +257,17 @@ mod tests {
         assert_eq!(escape("a*b?c\\d"), "a\\*b\\?c\\\\d");
         assert!(m(&escape("a*b?c\\d"), "a*b?c\\d"));
         assert!(!m(&escape("a*b"), "axxb"));
+    }
+
+    proptest::proptest! {
+        /// The allocation-free ASCII path agrees with folding whole strings.
+        #[test]
+        fn ascii_fast_path_agrees(pattern in "[aAbB*?\\\\]{0,8}", text in "[aAbB*?]{0,10}", cased: bool) {
+            let p = Pattern::new(parse(&pattern), cased);
+            let slow = if cased { text.clone() } else { text.to_lowercase() };
+            let expected = match &p.plain { Some(pl) => *pl == slow, None => glob(&p.pieces, &slow) };
+            proptest::prop_assert_eq!(p.matches(&text), expected);
+        }
     }
 
     #[test]

@@ -27,3 +27,39 @@ fn sigmahq_rules_fire_on_their_intent_and_not_on_near_misses() {
     assert!(no_mfa.matches(&ev(login)));
     assert!(!no_mfa.matches(&ev(&login.replace("\"MFAUsed\":\"No\"", "\"MFAUsed\":\"Yes\""))));
 }
+
+#[test]
+fn the_rule_index_never_changes_a_result() {
+    let (set, _) = RuleSet::load(&shared_data("sigma"));
+    let mut records: Vec<serde_json::Value> = Vec::new();
+    for f in
+        ["panther.jsonl", "stratus.jsonl", "panther-nonconforming.jsonl", "otel-contrib.jsonl", "cloud-custodian.jsonl"]
+    {
+        let text = std::fs::read_to_string(shared_data("cloudtrail").join(f)).unwrap();
+        records.extend(text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()));
+    }
+    // Case and type variations of the indexed fields.
+    let mut variants = Vec::new();
+    for r in &records {
+        let mut lower = r.clone();
+        if let Some(n) = r["eventName"].as_str() {
+            lower["eventName"] = serde_json::Value::String(n.to_lowercase());
+            let mut listed = r.clone();
+            listed["eventName"] = serde_json::json!([n]);
+            variants.push(listed);
+        }
+        if let Some(n) = r["eventSource"].as_str() {
+            lower["eventSource"] = serde_json::Value::String(n.to_uppercase());
+        }
+        variants.push(lower);
+    }
+    records.extend(variants);
+    let mut hits = 0;
+    for r in &records {
+        let indexed: Vec<&str> = set.matching(r).map(|x| x.id.as_str()).collect();
+        let brute: Vec<&str> = set.rules.iter().filter(|x| x.matches(r)).map(|x| x.id.as_str()).collect();
+        assert_eq!(indexed, brute, "{r}");
+        hits += brute.len();
+    }
+    assert!(hits > 100, "the records exercise the rules ({hits} matches)");
+}

@@ -102,37 +102,23 @@ pub fn test(args: RulesTestArgs) -> anyhow::Result<()> {
     for e in &errors {
         eprintln!("trailwatch: rule not loaded: {}", terminal_safe(&e.to_string()));
     }
+    let mut totals = Totals::default();
     let out = std::io::stdout();
     let mut out = std::io::BufWriter::new(out.lock());
-    let mut events = 0u64;
-    let mut matches = 0u64;
-    let mut bad = 0u64;
-    let mut on_record = |record: &Value, out: &mut dyn Write| -> std::io::Result<()> {
-        events += 1;
-        let event_id = record.get("eventID").and_then(Value::as_str).unwrap_or("");
-        for rule in rules.matching(record) {
-            matches += 1;
-            match args.format {
-                Format::Tsv => writeln!(out, "{}\t{}", tsv_field(&rule.id), tsv_field(event_id))?,
-                Format::Json | Format::Jsonl => writeln!(
-                    out,
-                    "{}",
-                    json!({"rule": rule.id, "title": rule.title, "level": rule.level, "eventID": event_id})
-                )?,
-                Format::Table => writeln!(
-                    out,
-                    "{}  {}  {}  {}",
-                    terminal_safe(event_id),
-                    terminal_safe(&rule.level),
-                    terminal_safe(&rule.id),
-                    terminal_safe(&rule.title)
-                )?,
-            }
-        }
-        Ok(())
-    };
-    read_events(&args.events, &mut |r| on_record(r, &mut out), &mut bad)?;
+    if is_json_lines(&args.events)? {
+        json_lines_parallel(&args.events, &rules, args.format, &mut out, &mut totals)?;
+    } else {
+        let mut buf = Vec::new();
+        read_log_file(&args.events, &mut |record| {
+            totals.events += 1;
+            totals.matches += write_matches(&rules, record, args.format, &mut buf);
+            out.write_all(&buf)?;
+            buf.clear();
+            Ok(())
+        })?;
+    }
     out.flush()?;
+    let Totals { events, matches, bad } = totals;
     if args.format == Format::Table {
         println!(
             "{events} events, {} rules ({} not loaded), {matches} matches{}",
@@ -147,26 +133,149 @@ pub fn test(args: RulesTestArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Calls `f` with each record of a JSON Lines file or a CloudTrail log file (gzip'd or not).
-fn read_events(path: &Path, f: &mut dyn FnMut(&Value) -> std::io::Result<()>, bad: &mut u64) -> anyhow::Result<()> {
+#[derive(Debug, Default, Clone, Copy)]
+struct Totals {
+    events: u64,
+    matches: u64,
+    bad: u64,
+}
+
+/// Appends one output line per rule that matches `record`; returns how many.
+fn write_matches(rules: &detect::RuleSet, record: &Value, format: Format, out: &mut Vec<u8>) -> u64 {
+    let event_id = record.get("eventID").and_then(Value::as_str).unwrap_or("");
+    let mut n = 0;
+    for rule in rules.matching(record) {
+        n += 1;
+        // Writing to a Vec cannot fail.
+        let _ = match format {
+            Format::Tsv => writeln!(out, "{}\t{}", tsv_field(&rule.id), tsv_field(event_id)),
+            Format::Json | Format::Jsonl => writeln!(
+                out,
+                "{}",
+                json!({"rule": rule.id, "title": rule.title, "level": rule.level, "eventID": event_id})
+            ),
+            Format::Table => writeln!(
+                out,
+                "{}  {}  {}  {}",
+                terminal_safe(event_id),
+                terminal_safe(&rule.level),
+                terminal_safe(&rule.id),
+                terminal_safe(&rule.title)
+            ),
+        };
+    }
+    n
+}
+
+/// Bytes of JSON Lines handed to a worker at a time (cut at a line end).
+const CHUNK: usize = 1 << 20;
+
+/// JSON Lines on every core: one thread reads chunks of whole lines, workers parse and
+/// evaluate them, and the output is written in input order.
+fn json_lines_parallel(
+    path: &Path,
+    rules: &detect::RuleSet,
+    format: Format,
+    out: &mut dyn Write,
+    totals: &mut Totals,
+) -> anyhow::Result<()> {
     let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut head = [0u8; 2];
-    let n = file.read(&mut head)?;
-    let is_gzip = n == 2 && head == [0x1f, 0x8b];
-    let file = File::open(path)?;
-    if !is_gzip && first_line_is_a_record(path)? {
-        for (i, line) in BufReader::with_capacity(1 << 20, file).lines().enumerate() {
-            let line = line.with_context(|| format!("reading {} line {}", path.display(), i + 1))?;
-            if line.trim().is_empty() {
-                continue;
+    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let (chunk_tx, chunk_rx) = crossbeam_channel::bounded::<(u64, Vec<u8>)>(workers * 2);
+    let (done_tx, done_rx) = crossbeam_channel::bounded::<(u64, Vec<u8>, Totals)>(workers * 2);
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        for _ in 0..workers {
+            let (chunk_rx, done_tx) = (chunk_rx.clone(), done_tx.clone());
+            scope.spawn(move || {
+                for (seq, chunk) in chunk_rx {
+                    let mut t = Totals::default();
+                    let mut text = Vec::with_capacity(4096);
+                    for line in chunk.split(|b| *b == b'\n') {
+                        if line.iter().all(u8::is_ascii_whitespace) {
+                            continue;
+                        }
+                        match serde_json::from_slice::<Value>(line) {
+                            Ok(v) if v.is_object() => {
+                                t.events += 1;
+                                t.matches += write_matches(rules, &v, format, &mut text);
+                            }
+                            _ => t.bad += 1,
+                        }
+                    }
+                    if done_tx.send((seq, text, t)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop((chunk_rx, done_tx));
+        let reader = scope.spawn(move || -> std::io::Result<()> {
+            let mut carry = Vec::new();
+            let mut seq = 0;
+            loop {
+                let mut buf = std::mem::take(&mut carry);
+                let start = buf.len();
+                buf.resize(start + CHUNK, 0);
+                let n = read_full(&mut file, &mut buf[start..])?;
+                buf.truncate(start + n);
+                if n == 0 {
+                    if !buf.is_empty() {
+                        let _ = chunk_tx.send((seq, buf));
+                    }
+                    return Ok(());
+                }
+                // Keep the last partial line for the next chunk.
+                if let Some(end) = buf.iter().rposition(|b| *b == b'\n') {
+                    carry = buf.split_off(end + 1);
+                }
+                if chunk_tx.send((seq, buf)).is_err() {
+                    return Ok(());
+                }
+                seq += 1;
             }
-            match serde_json::from_str::<Value>(&line) {
-                Ok(v) if v.is_object() => f(&v)?,
-                _ => *bad += 1,
+        });
+        let mut pending = std::collections::BTreeMap::new();
+        let mut next = 0u64;
+        for (seq, text, t) in done_rx {
+            pending.insert(seq, text);
+            totals.events += t.events;
+            totals.matches += t.matches;
+            totals.bad += t.bad;
+            while let Some(text) = pending.remove(&next) {
+                out.write_all(&text)?;
+                next += 1;
             }
         }
-        return Ok(());
+        reader.join().expect("reader thread").with_context(|| format!("reading {}", path.display()))?;
+        Ok(())
+    })
+}
+
+fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
     }
+    Ok(n)
+}
+
+/// JSON Lines when the file is not gzip'd and its first non-empty line is a whole JSON
+/// object that is not a log file's `{"Records":[…]}`.
+fn is_json_lines(path: &Path) -> anyhow::Result<bool> {
+    let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut head = [0u8; 2];
+    if file.read(&mut head)? == 2 && head == [0x1f, 0x8b] {
+        return Ok(false);
+    }
+    first_line_is_a_record(path)
+}
+
+/// Calls `f` with each record of a CloudTrail log file (gzip'd or not).
+fn read_log_file(path: &Path, f: &mut dyn FnMut(&Value) -> std::io::Result<()>) -> anyhow::Result<()> {
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut reader = model::LogFileReader::new(file).with_context(|| format!("reading {}", path.display()))?;
     while let Some(text) = reader.next_record().with_context(|| format!("reading {}", path.display()))? {
         let v: Value = serde_json::from_str(text).with_context(|| format!("a record of {}", path.display()))?;
