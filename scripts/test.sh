@@ -56,7 +56,8 @@ cargo build --locked -p trailwatch
 TRAILWATCH_BIN="$PWD/target/debug/trailwatch" "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/aws
 
 step "scripts"
-python3 -m py_compile scripts/naive_loader.py scripts/make_big_log.py
+python3 -m py_compile scripts/naive_loader.py scripts/make_big_log.py scripts/bench_sqs.py
 bash -n scripts/bench.sh
+bash -n scripts/bench_rules.sh
 
 step "all tests passed"
