@@ -49,7 +49,7 @@ import sys
 n, matches, tw, none = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
 print(f"{n:,} records, SigmaHQ CloudTrail pack (57 rules), {matches:,} matches; median of 3 runs, whole process")
 print(f"  trailwatch rules test          : {n / tw:>10,.0f} events/s  ({tw:.2f} s)")
-print(f"  trailwatch, no rules (parsing) : {n / none:>10,.0f} events/s  ({none:.2f} s)")
+print(f"  trailwatch, no rules (read+JSON): {n / none:>10,.0f} events/s  ({none:.2f} s)")
 if len(sys.argv) > 5 and sys.argv[5]:
     rs = float(sys.argv[5])
     print(f"  rsigma 0.23 engine eval        : {n / rs:>10,.0f} events/s  ({rs:.2f} s)")

@@ -187,6 +187,19 @@ pub struct FieldTest {
 }
 
 impl FieldTest {
+    /// Adds the paths this test reads to `p` (a keyword search reads everything).
+    pub fn project(&self, p: &mut crate::projection::Projection) {
+        match &self.path {
+            Some(path) => p.add(&path.full),
+            None => *p = crate::projection::Projection::everything(),
+        }
+        for v in &self.values {
+            if let ValueTest::FieldRef(other, _) = v {
+                p.add(&other.full);
+            }
+        }
+    }
+
     /// When this test can only hold if top-level `field` equals one of a few values (folded
     /// to lower case), those values.
     pub fn required_values(&self, field: &str) -> Option<Vec<String>> {
@@ -239,6 +252,13 @@ pub enum Search {
 }
 
 impl Search {
+    pub fn project(&self, p: &mut crate::projection::Projection) {
+        match self {
+            Search::All(tests) => tests.iter().for_each(|t| t.project(p)),
+            Search::Any(alternatives) => alternatives.iter().flatten().for_each(|t| t.project(p)),
+        }
+    }
+
     /// The values top-level `field` must have for this search to hold (`None`: any).
     pub fn required_values(&self, field: &str) -> Option<Vec<String>> {
         let of_and = |tests: &[FieldTest]| tests.iter().find_map(|t| t.required_values(field));

@@ -29,6 +29,7 @@
 pub mod condition;
 pub mod detection;
 pub mod pattern;
+pub mod projection;
 
 use std::path::{Path, PathBuf};
 
@@ -98,6 +99,7 @@ pub struct RuleSet {
 /// instead of all of them. Rules that constrain neither are always tested.
 #[derive(Debug, Default, Clone)]
 struct Index {
+    projection: projection::Projection,
     by_name: std::collections::HashMap<String, Vec<usize>>,
     by_source: std::collections::HashMap<String, Vec<usize>>,
     always: Vec<usize>,
@@ -117,6 +119,12 @@ fn lookup<'m>(record: &Value, field: &str, map: &'m std::collections::HashMap<St
 impl Index {
     fn build(rules: &[Rule]) -> Index {
         let mut index = Index::default();
+        for f in ["eventID", "eventName", "eventSource"] {
+            index.projection.add(f);
+        }
+        for s in rules.iter().flat_map(|r| &r.searches) {
+            s.project(&mut index.projection);
+        }
         for (i, r) in rules.iter().enumerate() {
             if let Some(names) = r.required_values("eventName") {
                 for n in names {
@@ -201,6 +209,13 @@ impl RuleSet {
         }
         let index = Index::build(&rules);
         Ok(RuleSet { rules, index })
+    }
+
+    /// Parses a record's JSON keeping only the fields these rules read (and `eventID`,
+    /// `eventName`, `eventSource`): the same matches as a full parse, for a fraction of the
+    /// work.
+    pub fn parse_record(&self, json: &[u8]) -> serde_json::Result<Value> {
+        self.index.projection.parse(json)
     }
 
     /// The rules that match `record`, in load order.

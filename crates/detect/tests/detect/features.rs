@@ -3,11 +3,10 @@
 use detect::RuleSet;
 use serde_json::{json, Value};
 
-/// A rule with this `detection` block.
-fn rule(detection: &str) -> detect::Rule {
+/// A rule set of one rule with this `detection` block.
+fn rule(detection: &str) -> RuleSet {
     let text = format!("title: t\nid: r\nlogsource: {{product: aws}}\ndetection:\n{detection}\n");
-    let set = RuleSet::from_yaml_text(&text, "t.yml").unwrap_or_else(|e| panic!("{e}\n{text}"));
-    set.rules.into_iter().next().unwrap()
+    RuleSet::from_yaml_text(&text, "t.yml").unwrap_or_else(|e| panic!("{e}\n{text}"))
 }
 
 fn load_error(detection: &str) -> String {
@@ -15,12 +14,17 @@ fn load_error(detection: &str) -> String {
     RuleSet::from_yaml_text(&text, "t.yml").expect_err(&text).to_string()
 }
 
-fn check(r: &detect::Rule, yes: &[Value], no: &[Value]) {
-    for e in yes {
-        assert!(r.matches(e), "should match {e}");
-    }
-    for e in no {
-        assert!(!r.matches(e), "should not match {e}");
+/// Checks each event three ways: the rule alone, through the rule index, and on the record
+/// parsed with the set's projection (only the fields its rules read).
+fn check(set: &RuleSet, yes: &[Value], no: &[Value]) {
+    let r = &set.rules[0];
+    for (events, want) in [(yes, true), (no, false)] {
+        for e in events {
+            assert_eq!(r.matches(e), want, "{e}");
+            assert_eq!(set.matching(e).count() == 1, want, "indexed: {e}");
+            let projected = set.parse_record(e.to_string().as_bytes()).unwrap();
+            assert_eq!(set.matching(&projected).count() == 1, want, "projected: {e} as {projected}");
+        }
     }
 }
 

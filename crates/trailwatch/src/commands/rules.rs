@@ -109,7 +109,7 @@ pub fn test(args: RulesTestArgs) -> anyhow::Result<()> {
         json_lines_parallel(&args.events, &rules, args.format, &mut out, &mut totals)?;
     } else {
         let mut buf = Vec::new();
-        read_log_file(&args.events, &mut |record| {
+        read_log_file(&args.events, &rules, &mut |record| {
             totals.events += 1;
             totals.matches += write_matches(&rules, record, args.format, &mut buf);
             out.write_all(&buf)?;
@@ -194,7 +194,7 @@ fn json_lines_parallel(
                         if line.iter().all(u8::is_ascii_whitespace) {
                             continue;
                         }
-                        match serde_json::from_slice::<Value>(line) {
+                        match rules.parse_record(line) {
                             Ok(v) if v.is_object() => {
                                 t.events += 1;
                                 t.matches += write_matches(rules, &v, format, &mut text);
@@ -274,11 +274,15 @@ fn is_json_lines(path: &Path) -> anyhow::Result<bool> {
 }
 
 /// Calls `f` with each record of a CloudTrail log file (gzip'd or not).
-fn read_log_file(path: &Path, f: &mut dyn FnMut(&Value) -> std::io::Result<()>) -> anyhow::Result<()> {
+fn read_log_file(
+    path: &Path,
+    rules: &detect::RuleSet,
+    f: &mut dyn FnMut(&Value) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut reader = model::LogFileReader::new(file).with_context(|| format!("reading {}", path.display()))?;
     while let Some(text) = reader.next_record().with_context(|| format!("reading {}", path.display()))? {
-        let v: Value = serde_json::from_str(text).with_context(|| format!("a record of {}", path.display()))?;
+        let v = rules.parse_record(text.as_bytes()).with_context(|| format!("a record of {}", path.display()))?;
         f(&v)?;
     }
     Ok(())
