@@ -40,10 +40,15 @@ for i in $(seq $runs); do
   tw_all+=("$(secs "$tw" rules test --rules "$shared/data/sigma" --events "$events" --format tsv)")
   tw_none+=("$(secs "$tw" rules test --rules "$work/norules" --events "$events" --format tsv)")
   if [ -n "${RSIGMA:-}" ]; then
-    rs+=("$(secs "$RSIGMA" engine eval --rules "$shared/data/sigma/rules" --input "$events")")
+    rs+=("$(secs "$RSIGMA" engine eval --rules "$shared/data/sigma/rules" --event "@$events" --no-stats)")
   fi
 done
 matches=$("$tw" rules test --rules "$shared/data/sigma" --events "$events" --format tsv | wc -l)
+if [ -n "${RSIGMA:-}" ]; then
+  # Both engines must agree on how many (rule, event) matches there are.
+  rs_matches=$("$RSIGMA" engine eval --rules "$shared/data/sigma/rules" --event "@$events" --no-stats 2>/dev/null | wc -l)
+  echo "matches: trailwatch $matches, rsigma $rs_matches"
+fi
 python3 - "$n" "$matches" "$(median "${tw_all[@]}")" "$(median "${tw_none[@]}")" "${rs[@]:+$(median "${rs[@]}")}" <<'PY'
 import sys
 n, matches, tw, none = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
