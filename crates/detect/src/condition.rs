@@ -166,6 +166,18 @@ impl Parser<'_> {
 }
 
 impl Cond {
+    /// The same condition over searches numbered from `offset` (a filter's searches are
+    /// appended after the rule's own).
+    pub fn shifted(&self, offset: usize) -> Cond {
+        match self {
+            Cond::Search(i) => Cond::Search(i + offset),
+            Cond::Not(c) => Cond::Not(Box::new(c.shifted(offset))),
+            Cond::And(cs) => Cond::And(cs.iter().map(|c| c.shifted(offset)).collect()),
+            Cond::Or(cs) => Cond::Or(cs.iter().map(|c| c.shifted(offset)).collect()),
+            Cond::Const(b) => Cond::Const(*b),
+        }
+    }
+
     /// A necessary condition: the values a field must take for this condition to hold,
     /// given each search's requirement (`None`: unconstrained).
     pub fn required(&self, search: &dyn Fn(usize) -> Option<Vec<String>>) -> Option<Vec<String>> {

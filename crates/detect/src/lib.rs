@@ -49,6 +49,10 @@ pub struct Rule {
     pub status: String,
     pub tags: Vec<String>,
     pub file: PathBuf,
+    /// The rule's `name:` (how filters and correlations may refer to it).
+    pub name: Option<String>,
+    /// Ids of the Sigma filters applied to this rule.
+    pub filters: Vec<String>,
     /// `logsource.product` / `logsource.service`.
     pub product: Option<String>,
     pub service: Option<String>,
@@ -182,15 +186,31 @@ impl RuleSet {
                 reason: "no rule files (*.yml, *.yaml)".into(),
             });
         }
+        let mut filters = Vec::new();
         for file in files {
-            match std::fs::read_to_string(&file) {
-                Ok(text) => match RuleSet::from_yaml_text(&text, &file.to_string_lossy()) {
-                    Ok(s) => set.rules.extend(s.rules),
-                    Err(e) => errors.push(LoadError { file: file.clone(), ..e }),
-                },
-                Err(e) => errors.push(LoadError { file, line: None, reason: format!("cannot read: {e}") }),
+            let name = file.to_string_lossy().into_owned();
+            let text = match std::fs::read_to_string(&file) {
+                Ok(t) => t,
+                Err(e) => {
+                    errors.push(LoadError { file, line: None, reason: format!("cannot read: {e}") });
+                    continue;
+                }
+            };
+            let parsed = YamlLoader::load_from_str(&text)
+                .map_err(|e| (Some(e.marker().line()), format!("YAML: {}", e.info())))
+                .and_then(|docs| parse_docs(&docs, &name).map_err(|r| (None, r)));
+            match parsed {
+                Ok((rules, f)) if rules.is_empty() && f.is_empty() => {
+                    errors.push(LoadError { file, line: None, reason: "no rule in the file".into() })
+                }
+                Ok((rules, f)) => {
+                    set.rules.extend(rules);
+                    filters.extend(f);
+                }
+                Err((line, reason)) => errors.push(LoadError { file, line, reason }),
             }
         }
+        errors.extend(apply_filters(&mut set.rules, filters));
         set.index = Index::build(&set.rules);
         (set, errors)
     }
@@ -200,9 +220,9 @@ impl RuleSet {
         let err = |line: Option<usize>, reason: String| LoadError { file: PathBuf::from(name), line, reason };
         let docs =
             YamlLoader::load_from_str(text).map_err(|e| err(Some(e.marker().line()), format!("YAML: {}", e.info())))?;
-        let mut rules = Vec::new();
-        for doc in docs.iter().filter(|d| !matches!(d, Yaml::Null | Yaml::BadValue)) {
-            rules.push(compile_rule(doc, name).map_err(|reason| err(None, reason))?);
+        let (mut rules, filters) = parse_docs(&docs, name).map_err(|reason| err(None, reason))?;
+        if let Some(e) = apply_filters(&mut rules, filters).into_iter().next() {
+            return Err(e);
         }
         if rules.is_empty() {
             return Err(err(None, "no rule in the file".into()));
@@ -302,6 +322,19 @@ fn collect_files(path: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// The rules and filters of a file's YAML documents.
+fn parse_docs(docs: &[Yaml], name: &str) -> Result<(Vec<Rule>, Vec<Filter>), String> {
+    let mut rules = Vec::new();
+    let mut filters = Vec::new();
+    for doc in docs.iter().filter(|d| !matches!(d, Yaml::Null | Yaml::BadValue)) {
+        match compile_doc(doc, name)? {
+            Doc::Rule(r) => rules.push(*r),
+            Doc::Filter(f) => filters.push(f),
+        }
+    }
+    Ok((rules, filters))
+}
+
 fn text_of(y: &Yaml) -> Option<String> {
     match y {
         Yaml::String(s) => Some(s.clone()),
@@ -311,7 +344,54 @@ fn text_of(y: &Yaml) -> Option<String> {
     }
 }
 
-fn compile_rule(doc: &Yaml, name: &str) -> Result<Rule, String> {
+/// A Sigma filter: a detection ANDed to the conditions of the rules it names.
+#[derive(Debug, Clone)]
+struct Filter {
+    id: String,
+    file: PathBuf,
+    targets: Vec<String>,
+    searches: Vec<Search>,
+    conditions: Vec<Cond>,
+}
+
+enum Doc {
+    Rule(Box<Rule>),
+    Filter(Filter),
+}
+
+/// The searches and conditions of a `detection` (or `filter`) block.
+fn compile_detection(block: &Yaml, what: &str) -> Result<(Vec<Search>, Vec<Cond>), String> {
+    let Yaml::Hash(detection) = block else { return Err(format!("missing {what}")) };
+    let mut names = Vec::new();
+    let mut searches = Vec::new();
+    let mut condition = None;
+    for (k, v) in detection {
+        let key = text_of(k).ok_or_else(|| format!("{what} keys must be names"))?;
+        match key.as_str() {
+            "condition" => condition = Some(v.clone()),
+            "rules" if what == "filter" => {}
+            "timeframe" => return Err("`timeframe` belongs to correlation rules".into()),
+            _ => {
+                searches.push(detection::compile_search(v).map_err(|e| format!("{what}.{key}: {e}"))?);
+                names.push(key);
+            }
+        }
+    }
+    let conditions = match condition {
+        Some(Yaml::String(c)) => vec![c],
+        Some(Yaml::Array(cs)) => {
+            cs.iter().map(|c| text_of(c).ok_or("conditions must be strings")).collect::<Result<_, _>>()?
+        }
+        _ => return Err(format!("missing {what}.condition")),
+    };
+    let conditions = conditions
+        .iter()
+        .map(|c| condition::parse(c, &names).map_err(|e| format!("condition {c:?}: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((searches, conditions))
+}
+
+fn compile_doc(doc: &Yaml, name: &str) -> Result<Doc, String> {
     let Yaml::Hash(_) = doc else { return Err("a rule must be a YAML mapping".into()) };
     if !doc["action"].is_badvalue() {
         return Err("rule collections (`action:`) are not supported; write one rule per document".into());
@@ -319,47 +399,31 @@ fn compile_rule(doc: &Yaml, name: &str) -> Result<Rule, String> {
     if !doc["correlation"].is_badvalue() {
         return Err("correlation rules are not supported yet".into());
     }
-    if !doc["filter"].is_badvalue() {
-        return Err("Sigma filter rules are not supported yet".into());
-    }
     let title = text_of(&doc["title"]).ok_or("missing title")?;
     let id = text_of(&doc["id"]).unwrap_or_else(|| {
         Path::new(name).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| name.to_owned())
     });
-    let Yaml::Hash(detection) = &doc["detection"] else { return Err("missing detection".into()) };
-    let mut names = Vec::new();
-    let mut searches = Vec::new();
-    let mut condition = None;
-    for (k, v) in detection {
-        let key = text_of(k).ok_or("detection keys must be names")?;
-        if key == "condition" {
-            condition = Some(v.clone());
-            continue;
+    if !doc["filter"].is_badvalue() {
+        let targets: Vec<String> = match &doc["filter"]["rules"] {
+            Yaml::Array(a) => a.iter().filter_map(text_of).collect(),
+            other => text_of(other).into_iter().collect(),
+        };
+        if targets.is_empty() {
+            return Err("filter.rules must name the rules (ids or names) the filter applies to".into());
         }
-        if key == "timeframe" {
-            return Err("`timeframe` belongs to correlation rules".into());
-        }
-        searches.push(detection::compile_search(v).map_err(|e| format!("detection.{key}: {e}"))?);
-        names.push(key);
+        let (searches, conditions) = compile_detection(&doc["filter"], "filter")?;
+        return Ok(Doc::Filter(Filter { id, file: PathBuf::from(name), targets, searches, conditions }));
     }
-    let conditions = match condition {
-        Some(Yaml::String(c)) => vec![c],
-        Some(Yaml::Array(cs)) => {
-            cs.iter().map(|c| text_of(c).ok_or("conditions must be strings")).collect::<Result<_, _>>()?
-        }
-        _ => return Err("missing detection.condition".into()),
-    };
-    let conditions = conditions
-        .iter()
-        .map(|c| condition::parse(c, &names).map_err(|e| format!("condition {c:?}: {e}")))
-        .collect::<Result<Vec<_>, _>>()?;
+    let (searches, conditions) = compile_detection(&doc["detection"], "detection")?;
     let tags = match &doc["tags"] {
         Yaml::Array(a) => a.iter().filter_map(text_of).collect(),
         _ => Vec::new(),
     };
-    Ok(Rule {
+    Ok(Doc::Rule(Box::new(Rule {
         id,
         title,
+        name: text_of(&doc["name"]),
+        filters: Vec::new(),
         level: text_of(&doc["level"]).unwrap_or_else(|| "medium".into()),
         status: text_of(&doc["status"]).unwrap_or_default(),
         tags,
@@ -370,5 +434,35 @@ fn compile_rule(doc: &Yaml, name: &str) -> Result<Rule, String> {
         author: text_of(&doc["author"]),
         searches,
         conditions,
-    })
+    })))
+}
+
+/// Applies each filter to the rules it names (by id or name); a filter naming no loaded rule
+/// is an error.
+fn apply_filters(rules: &mut [Rule], filters: Vec<Filter>) -> Vec<LoadError> {
+    let mut errors = Vec::new();
+    for f in filters {
+        for target in &f.targets {
+            let mut found = false;
+            for rule in rules.iter_mut().filter(|r| r.id == *target || r.name.as_deref() == Some(target)) {
+                found = true;
+                let offset = rule.searches.len();
+                rule.searches.extend(f.searches.iter().cloned());
+                let shifted: Vec<Cond> = f.conditions.iter().map(|c| c.shifted(offset)).collect();
+                let filter_cond = if shifted.len() == 1 { shifted[0].clone() } else { Cond::Or(shifted) };
+                for c in &mut rule.conditions {
+                    *c = Cond::And(vec![c.clone(), filter_cond.clone()]);
+                }
+                rule.filters.push(f.id.clone());
+            }
+            if !found {
+                errors.push(LoadError {
+                    file: f.file.clone(),
+                    line: None,
+                    reason: format!("filter {} refers to rule {target:?}, which is not loaded", f.id),
+                });
+            }
+        }
+    }
+    errors
 }

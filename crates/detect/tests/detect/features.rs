@@ -211,3 +211,52 @@ fn bad_rules_say_where_and_why_and_do_not_stop_the_others() {
     assert_eq!(errors.len(), 1);
     assert!(errors[0].file.ends_with("bad.yml") && errors[0].line.is_some(), "{}", errors[0]);
 }
+
+#[test]
+fn filters_narrow_the_rules_they_name_across_files() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("rule.yml"),
+        "title: console login\nid: 11111111-0000-4000-8000-000000000001\nname: console_login\n\
+         detection:\n  sel:\n    eventName: ConsoleLogin\n  condition: sel\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("other.yml"),
+        "title: other\nid: other\ndetection:\n  sel:\n    eventName: ConsoleLogin\n  condition: sel\n",
+    )
+    .unwrap();
+    // By name; excludes the break-glass user (and by id, a second filter on a source IP).
+    std::fs::write(
+        dir.path().join("zz-filter.yml"),
+        "title: not break-glass\nid: f1\nlogsource: {product: aws}\nfilter:\n  rules:\n    - console_login\n  \
+         selection:\n    userIdentity.userName: break-glass\n  condition: not selection\n---\n\
+         title: not the office\nid: f2\nfilter:\n  rules: 11111111-0000-4000-8000-000000000001\n  \
+         office:\n    sourceIPAddress|cidr: 10.0.0.0/8\n  condition: not office\n",
+    )
+    .unwrap();
+    let (set, errors) = RuleSet::load(dir.path());
+    assert!(errors.is_empty(), "{errors:?}");
+    let ids = |e: &Value| set.matching(e).map(|r| r.id.clone()).collect::<Vec<_>>();
+    let login = |user: &str, ip: &str| json!({"eventName": "ConsoleLogin", "userIdentity": {"userName": user}, "sourceIPAddress": ip});
+    // Load order: files sorted by name (other.yml, rule.yml, …).
+    assert_eq!(ids(&login("alice", "203.0.113.7")), vec!["other", "11111111-0000-4000-8000-000000000001"]);
+    assert_eq!(ids(&login("break-glass", "203.0.113.7")), vec!["other"]);
+    assert_eq!(ids(&login("alice", "10.1.2.3")), vec!["other"]);
+    let rule = set.rules.iter().find(|r| r.id.starts_with("1111")).unwrap();
+    assert_eq!(rule.filters, vec!["f1", "f2"]);
+    // The projection keeps the filters' fields.
+    let projected = set.parse_record(login("break-glass", "1.2.3.4").to_string().as_bytes()).unwrap();
+    assert_eq!(set.matching(&projected).count(), 1);
+
+    // A filter naming a rule that is not loaded is reported; the rules still load.
+    std::fs::write(
+        dir.path().join("zzz-orphan.yml"),
+        "title: orphan\nid: f3\nfilter:\n  rules: [no-such-rule]\n  s:\n    a: 1\n  condition: not s\n",
+    )
+    .unwrap();
+    let (set, errors) = RuleSet::load(dir.path());
+    assert_eq!(set.rules.len(), 2);
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].reason.contains("no-such-rule") && errors[0].file.ends_with("zzz-orphan.yml"), "{}", errors[0]);
+}
