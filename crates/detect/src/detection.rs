@@ -26,6 +26,11 @@ pub struct FieldPath {
 }
 
 impl FieldPath {
+    /// The path as written.
+    pub fn full(&self) -> &str {
+        &self.full
+    }
+
     pub fn new(name: &str) -> FieldPath {
         FieldPath { full: name.to_owned(), parts: name.split('.').map(str::to_owned).collect() }
     }

@@ -27,6 +27,7 @@
 //! ```
 
 pub mod condition;
+pub mod correlation;
 pub mod detection;
 pub mod pattern;
 pub mod projection;
@@ -95,7 +96,19 @@ pub struct LoadError {
 #[derive(Debug, Default, Clone)]
 pub struct RuleSet {
     pub rules: Vec<Rule>,
+    pub correlations: Vec<correlation::Correlation>,
+    /// Rules whose own matches are not reported (named by a correlation without `generate`).
+    quiet: Vec<bool>,
     index: Index,
+}
+
+/// A rule or correlation that fired on a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit<'a> {
+    pub id: &'a str,
+    pub title: &'a str,
+    pub level: &'a str,
+    pub correlation: bool,
 }
 
 /// Which rules can match a record, from its `eventName` or `eventSource`: most CloudTrail
@@ -121,10 +134,13 @@ fn lookup<'m>(record: &Value, field: &str, map: &'m std::collections::HashMap<St
 }
 
 impl Index {
-    fn build(rules: &[Rule]) -> Index {
+    fn build(rules: &[Rule], correlations: &[correlation::Correlation]) -> Index {
         let mut index = Index::default();
-        for f in ["eventID", "eventName", "eventSource"] {
+        for f in ["eventID", "eventName", "eventSource", "eventTime"] {
             index.projection.add(f);
+        }
+        for c in correlations {
+            c.project(&mut index.projection);
         }
         for s in rules.iter().flat_map(|r| &r.searches) {
             s.project(&mut index.projection);
@@ -187,6 +203,7 @@ impl RuleSet {
             });
         }
         let mut filters = Vec::new();
+        let mut correlations = Vec::new();
         for file in files {
             let name = file.to_string_lossy().into_owned();
             let text = match std::fs::read_to_string(&file) {
@@ -200,18 +217,20 @@ impl RuleSet {
                 .map_err(|e| (Some(e.marker().line()), format!("YAML: {}", e.info())))
                 .and_then(|docs| parse_docs(&docs, &name).map_err(|r| (None, r)));
             match parsed {
-                Ok((rules, f)) if rules.is_empty() && f.is_empty() => {
+                Ok(p) if p.rules.is_empty() && p.filters.is_empty() && p.correlations.is_empty() => {
                     errors.push(LoadError { file, line: None, reason: "no rule in the file".into() })
                 }
-                Ok((rules, f)) => {
-                    set.rules.extend(rules);
-                    filters.extend(f);
+                Ok(p) => {
+                    set.rules.extend(p.rules);
+                    filters.extend(p.filters);
+                    correlations.extend(p.correlations);
                 }
                 Err((line, reason)) => errors.push(LoadError { file, line, reason }),
             }
         }
         errors.extend(apply_filters(&mut set.rules, filters));
-        set.index = Index::build(&set.rules);
+        let (set, more) = set.finish(correlations);
+        errors.extend(more);
         (set, errors)
     }
 
@@ -220,15 +239,19 @@ impl RuleSet {
         let err = |line: Option<usize>, reason: String| LoadError { file: PathBuf::from(name), line, reason };
         let docs =
             YamlLoader::load_from_str(text).map_err(|e| err(Some(e.marker().line()), format!("YAML: {}", e.info())))?;
-        let (mut rules, filters) = parse_docs(&docs, name).map_err(|reason| err(None, reason))?;
+        let Parsed { mut rules, filters, correlations } =
+            parse_docs(&docs, name).map_err(|reason| err(None, reason))?;
         if let Some(e) = apply_filters(&mut rules, filters).into_iter().next() {
             return Err(e);
         }
         if rules.is_empty() {
             return Err(err(None, "no rule in the file".into()));
         }
-        let index = Index::build(&rules);
-        Ok(RuleSet { rules, index })
+        let (set, errors) = RuleSet { rules, ..Default::default() }.finish(correlations);
+        match errors.into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(set),
+        }
     }
 
     /// Parses a record's JSON keeping only the fields these rules read (and `eventID`,
@@ -322,17 +345,115 @@ fn collect_files(path: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The rules and filters of a file's YAML documents.
-fn parse_docs(docs: &[Yaml], name: &str) -> Result<(Vec<Rule>, Vec<Filter>), String> {
-    let mut rules = Vec::new();
-    let mut filters = Vec::new();
+/// What a file's YAML documents hold.
+#[derive(Default)]
+struct Parsed {
+    rules: Vec<Rule>,
+    filters: Vec<Filter>,
+    correlations: Vec<(PathBuf, correlation::Correlation)>,
+}
+
+fn parse_docs(docs: &[Yaml], name: &str) -> Result<Parsed, String> {
+    let mut out = Parsed::default();
     for doc in docs.iter().filter(|d| !matches!(d, Yaml::Null | Yaml::BadValue)) {
         match compile_doc(doc, name)? {
-            Doc::Rule(r) => rules.push(*r),
-            Doc::Filter(f) => filters.push(f),
+            Doc::Rule(r) => out.rules.push(*r),
+            Doc::Filter(f) => out.filters.push(f),
+            Doc::Correlation(c) => out.correlations.push((PathBuf::from(name), *c)),
         }
     }
-    Ok((rules, filters))
+    Ok(out)
+}
+
+impl RuleSet {
+    /// Resolves correlations' rule references (by id or name) and builds the index; the
+    /// correlations that name a rule not loaded are returned as errors.
+    fn finish(mut self, correlations: Vec<(PathBuf, correlation::Correlation)>) -> (RuleSet, Vec<LoadError>) {
+        let mut errors = Vec::new();
+        self.quiet = vec![false; self.rules.len()];
+        for (file, mut c) in correlations {
+            let mut missing = None;
+            for r in &c.rule_refs {
+                match self.rules.iter().position(|x| x.id == *r || x.name.as_deref() == Some(r)) {
+                    Some(i) => c.rules.push(i),
+                    None => missing = Some(r.clone()),
+                }
+            }
+            if let Some(r) = missing {
+                errors.push(LoadError {
+                    file,
+                    line: None,
+                    reason: format!("correlation {} refers to rule {r:?}, which is not loaded", c.id),
+                });
+                continue;
+            }
+            if !c.generate {
+                c.rules.iter().for_each(|i| self.quiet[*i] = true);
+            }
+            self.correlations.push(c);
+        }
+        self.index = Index::build(&self.rules, &self.correlations);
+        (self, errors)
+    }
+
+    pub fn has_correlations(&self) -> bool {
+        !self.correlations.is_empty()
+    }
+
+    /// What fires on `record`: the rules that match and report, in load order, then the
+    /// correlations that complete with it (their windows live in `state`).
+    pub fn hits<'a>(&'a self, state: &mut correlation::State, record: &Value) -> Vec<Hit<'a>> {
+        let matched: smallvec::SmallVec<[usize; 8]> = self
+            .index
+            .candidates(record, self.rules.len())
+            .into_iter()
+            .filter(|i| self.rules[*i].matches(record))
+            .collect();
+        let mut out: Vec<Hit<'a>> = matched
+            .iter()
+            .filter(|i| !self.quiet.get(**i).copied().unwrap_or(false))
+            .map(|i| {
+                let r = &self.rules[*i];
+                Hit { id: &r.id, title: &r.title, level: &r.level, correlation: false }
+            })
+            .collect();
+        if !self.correlations.is_empty() && !matched.is_empty() {
+            let time = record.get("eventTime").and_then(Value::as_str).and_then(parse_time);
+            if let Some(time) = time {
+                for (n, c) in self.correlations.iter().enumerate() {
+                    if c.feed(n, state, record, time, &matched) {
+                        out.push(Hit { id: &c.id, title: &c.title, level: &c.level, correlation: true });
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `eventTime` (RFC 3339, UTC) in milliseconds.
+fn parse_time(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b' ') {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d, h, mi, se) = (n(0..4)?, n(5..7)?, n(8..10)?, n(11..13)?, n(14..16)?, n(17..19)?);
+    let ms = match s.get(19..20) {
+        Some(".") => {
+            let frac: String = s[20..].chars().take_while(char::is_ascii_digit).take(3).collect();
+            format!("{frac:0<3}").parse::<i64>().ok()?
+        }
+        _ => 0,
+    };
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if mo > 2 { mo - 3 } else { mo + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 24 + h) * 60 + mi) * 60_000 + se * 1000 + ms)
 }
 
 fn text_of(y: &Yaml) -> Option<String> {
@@ -357,6 +478,7 @@ struct Filter {
 enum Doc {
     Rule(Box<Rule>),
     Filter(Filter),
+    Correlation(Box<correlation::Correlation>),
 }
 
 /// The searches and conditions of a `detection` (or `filter`) block.
@@ -396,13 +518,14 @@ fn compile_doc(doc: &Yaml, name: &str) -> Result<Doc, String> {
     if !doc["action"].is_badvalue() {
         return Err("rule collections (`action:`) are not supported; write one rule per document".into());
     }
-    if !doc["correlation"].is_badvalue() {
-        return Err("correlation rules are not supported yet".into());
-    }
     let title = text_of(&doc["title"]).ok_or("missing title")?;
     let id = text_of(&doc["id"]).unwrap_or_else(|| {
         Path::new(name).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| name.to_owned())
     });
+    if !doc["correlation"].is_badvalue() {
+        let level = text_of(&doc["level"]).unwrap_or_else(|| "medium".into());
+        return Ok(Doc::Correlation(Box::new(correlation::compile(doc, id, title, level)?)));
+    }
     if !doc["filter"].is_badvalue() {
         let targets: Vec<String> = match &doc["filter"]["rules"] {
             Yaml::Array(a) => a.iter().filter_map(text_of).collect(),
@@ -465,4 +588,19 @@ fn apply_filters(rules: &mut [Rule], filters: Vec<Filter>) -> Vec<LoadError> {
         }
     }
     errors
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn event_times() {
+        assert_eq!(super::parse_time("2024-01-15T10:45:23Z"), Some(1_705_315_523_000));
+        assert_eq!(super::parse_time("2024-01-15T10:45:23.5Z"), Some(1_705_315_523_500));
+        assert_eq!(
+            super::parse_time("2024-03-01T00:00:00Z").unwrap() - super::parse_time("2024-02-28T00:00:00Z").unwrap(),
+            2 * 86_400_000
+        );
+        assert_eq!(super::parse_time("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(super::parse_time("yesterday"), None);
+    }
 }

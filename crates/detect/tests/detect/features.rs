@@ -260,3 +260,126 @@ fn filters_narrow_the_rules_they_name_across_files() {
     assert_eq!(errors.len(), 1);
     assert!(errors[0].reason.contains("no-such-rule") && errors[0].file.ends_with("zzz-orphan.yml"), "{}", errors[0]);
 }
+
+mod correlations {
+    use detect::correlation::State;
+    use detect::RuleSet;
+    use serde_json::{json, Value};
+
+    const FAILED_LOGIN: &str = "title: failed console login\nid: base-failed\nname: failed_console_login\n\
+        detection:\n  sel:\n    eventName: ConsoleLogin\n    responseElements.ConsoleLogin: Failure\n  condition: sel\n";
+
+    fn set(correlation: &str) -> RuleSet {
+        RuleSet::from_yaml_text(&format!("{FAILED_LOGIN}---\n{correlation}"), "c.yml").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn failed(user: &str, second: u32) -> Value {
+        json!({"eventName": "ConsoleLogin", "eventID": format!("{user}-{second}"),
+               "eventTime": format!("2024-01-15T10:{:02}:{:02}Z", second / 60, second % 60),
+               "userIdentity": {"userName": user}, "sourceIPAddress": format!("203.0.113.{}", second % 250),
+               "responseElements": {"ConsoleLogin": "Failure"}})
+    }
+
+    /// The ids that fire on each event, in order.
+    fn run(set: &RuleSet, events: &[Value]) -> Vec<(String, String)> {
+        let mut state = State::default();
+        let mut out = Vec::new();
+        for e in events {
+            for h in set.hits(&mut state, e) {
+                out.push((h.id.to_owned(), e["eventID"].as_str().unwrap().to_owned()));
+            }
+        }
+        out
+    }
+
+    const BURST: &str =
+        "title: brute force\nid: brute\ncorrelation:\n  type: event_count\n  rules:\n    - failed_console_login\n  \
+        group-by:\n    - userIdentity.userName\n  timespan: 5m\n  condition:\n    gte: 20\nlevel: high\n";
+
+    #[test]
+    fn event_count_fires_once_per_burst_and_never_below_the_threshold() {
+        let s = set(BURST);
+        // 20 in 5 minutes: one alert, on the 20th; the 21st inside the window: nothing more.
+        let burst: Vec<Value> = (0..21).map(|i| failed("alice", i * 10)).collect();
+        assert_eq!(run(&s, &burst), vec![("brute".to_owned(), "alice-190".to_owned())]);
+        // 19: nothing. Nor 20 spread over more than 5 minutes.
+        assert!(run(&s, &(0..19).map(|i| failed("bob", i)).collect::<Vec<_>>()).is_empty());
+        assert!(run(&s, &(0..20).map(|i| failed("carol", i * 20)).collect::<Vec<_>>()).is_empty());
+        // Groups are counted apart: 10 + 10 for two users is nothing.
+        let mixed: Vec<Value> = (0..20).map(|i| failed(if i % 2 == 0 { "dave" } else { "erin" }, i)).collect();
+        assert!(run(&s, &mixed).is_empty());
+        // The base rule is quiet (no `generate`)…
+        assert!(run(&s, &[failed("frank", 1)]).is_empty());
+        // …unless the correlation says generate: true.
+        let loud = set(&BURST.replace("  timespan: 5m\n", "  timespan: 5m\n  generate: true\n"));
+        assert_eq!(run(&loud, &[failed("frank", 1)]), vec![("base-failed".to_owned(), "frank-1".to_owned())]);
+    }
+
+    #[test]
+    fn value_count_counts_distinct_values() {
+        let s = set("title: spray\nid: spray\ncorrelation:\n  type: value_count\n  rules: failed_console_login\n  \
+            group-by: [sourceIPAddress]\n  timespan: 1h\n  condition:\n    field: userIdentity.userName\n    gte: 3\n");
+        let ev = |user: &str, t: u32| {
+            let mut e = failed(user, t);
+            e["sourceIPAddress"] = json!("198.51.100.9");
+            e
+        };
+        // The same user three times is one value; three users from one IP fire.
+        assert!(run(&s, &[ev("a", 1), ev("a", 2), ev("a", 3)]).is_empty());
+        assert_eq!(run(&s, &[ev("a", 1), ev("b", 2), ev("c", 3)]), vec![("spray".to_owned(), "c-3".to_owned())]);
+    }
+
+    #[test]
+    fn temporal_and_temporal_ordered() {
+        let rules = format!(
+            "{FAILED_LOGIN}---\ntitle: success\nid: base-ok\nname: console_success\ndetection:\n  sel:\n    eventName: ConsoleLogin\n    \
+             responseElements.ConsoleLogin: Success\n  condition: sel\n"
+        );
+        let ok = |user: &str, t: u32| {
+            let mut e = failed(user, t);
+            e["responseElements"]["ConsoleLogin"] = json!("Success");
+            e["eventID"] = json!(format!("{user}-ok-{t}"));
+            e
+        };
+        let corr = |kind: &str| {
+            RuleSet::from_yaml_text(
+                &format!(
+                    "{rules}---\ntitle: t\nid: {kind}\ncorrelation:\n  type: {kind}\n  rules: [failed_console_login, console_success]\n  \
+                     group-by: [userIdentity.userName]\n  timespan: 10m\n"
+                ),
+                "t.yml",
+            )
+            .unwrap()
+        };
+        let unordered = corr("temporal");
+        let ordered = corr("temporal_ordered");
+        // Failure then success: both fire.
+        let seq = [failed("g", 1), ok("g", 2)];
+        assert_eq!(run(&unordered, &seq), vec![("temporal".to_owned(), "g-ok-2".to_owned())]);
+        assert_eq!(run(&ordered, &seq), vec![("temporal_ordered".to_owned(), "g-ok-2".to_owned())]);
+        // Success then failure: only the unordered one.
+        let rev = [ok("h", 1), failed("h", 2)];
+        assert_eq!(run(&unordered, &rev).len(), 1);
+        assert!(run(&ordered, &rev).is_empty());
+        // Too far apart, or different users: neither.
+        assert!(run(&unordered, &[failed("i", 1), ok("i", 700)]).is_empty());
+        assert!(run(&unordered, &[failed("j", 1), ok("k", 2)]).is_empty());
+    }
+
+    #[test]
+    fn bad_correlations_are_reported() {
+        let err = |c: &str| RuleSet::from_yaml_text(&format!("{FAILED_LOGIN}---\n{c}"), "c.yml").unwrap_err().reason;
+        assert!(err("title: x\nid: x\ncorrelation:\n  type: event_count\n  rules: [nope]\n  timespan: 5m\n  condition: {gte: 1}\n")
+            .contains("\"nope\""));
+        assert!(err("title: x\nid: x\ncorrelation:\n  type: event_count\n  rules: [failed_console_login]\n  timespan: 5 minutes\n  condition: {gte: 1}\n")
+            .contains("timespan"));
+        assert!(err(
+            "title: x\nid: x\ncorrelation:\n  type: event_count\n  rules: [failed_console_login]\n  timespan: 5m\n"
+        )
+        .contains("condition"));
+        assert!(err(
+            "title: x\nid: x\ncorrelation:\n  type: median\n  rules: [failed_console_login]\n  timespan: 5m\n"
+        )
+        .contains("median"));
+    }
+}

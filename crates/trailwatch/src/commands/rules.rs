@@ -105,17 +105,35 @@ pub fn test(args: RulesTestArgs) -> anyhow::Result<()> {
     let mut totals = Totals::default();
     let out = std::io::stdout();
     let mut out = std::io::BufWriter::new(out.lock());
-    if is_json_lines(&args.events)? {
+    let json_lines = is_json_lines(&args.events)?;
+    if json_lines && !rules.has_correlations() {
         json_lines_parallel(&args.events, &rules, args.format, &mut out, &mut totals)?;
     } else {
+        // Correlations need the records one after the other, in file order.
+        let mut state = detect::correlation::State::default();
         let mut buf = Vec::new();
-        read_log_file(&args.events, &rules, &mut |record| {
+        let mut on_record = |record: &Value| -> std::io::Result<()> {
             totals.events += 1;
-            totals.matches += write_matches(&rules, record, args.format, &mut buf);
+            totals.matches += write_matches(&rules, &mut state, record, args.format, &mut buf);
             out.write_all(&buf)?;
             buf.clear();
             Ok(())
-        })?;
+        };
+        if json_lines {
+            let file = File::open(&args.events).with_context(|| format!("opening {}", args.events.display()))?;
+            for line in BufReader::with_capacity(1 << 20, file).lines() {
+                let line = line.with_context(|| format!("reading {}", args.events.display()))?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                match rules.parse_record(line.as_bytes()) {
+                    Ok(v) if v.is_object() => on_record(&v)?,
+                    _ => totals.bad += 1,
+                }
+            }
+        } else {
+            read_log_file(&args.events, &rules, &mut on_record)?;
+        }
     }
     out.flush()?;
     let Totals { events, matches, bad } = totals;
@@ -140,15 +158,21 @@ struct Totals {
     bad: u64,
 }
 
-/// Appends one output line per rule that matches `record`; returns how many.
-fn write_matches(rules: &detect::RuleSet, record: &Value, format: Format, out: &mut Vec<u8>) -> u64 {
+/// Appends one output line per rule (or correlation) that fires on `record`; returns how many.
+fn write_matches(
+    rules: &detect::RuleSet,
+    state: &mut detect::correlation::State,
+    record: &Value,
+    format: Format,
+    out: &mut Vec<u8>,
+) -> u64 {
     let event_id = record.get("eventID").and_then(Value::as_str).unwrap_or("");
     let mut n = 0;
-    for rule in rules.matching(record) {
+    for rule in rules.hits(state, record) {
         n += 1;
         // Writing to a Vec cannot fail.
         let _ = match format {
-            Format::Tsv => writeln!(out, "{}\t{}", tsv_field(&rule.id), tsv_field(event_id)),
+            Format::Tsv => writeln!(out, "{}\t{}", tsv_field(rule.id), tsv_field(event_id)),
             Format::Json | Format::Jsonl => writeln!(
                 out,
                 "{}",
@@ -158,9 +182,9 @@ fn write_matches(rules: &detect::RuleSet, record: &Value, format: Format, out: &
                 out,
                 "{}  {}  {}  {}",
                 terminal_safe(event_id),
-                terminal_safe(&rule.level),
-                terminal_safe(&rule.id),
-                terminal_safe(&rule.title)
+                terminal_safe(rule.level),
+                terminal_safe(rule.id),
+                terminal_safe(rule.title)
             ),
         };
     }
@@ -189,6 +213,8 @@ fn json_lines_parallel(
             scope.spawn(move || {
                 for (seq, chunk) in chunk_rx {
                     let mut t = Totals::default();
+                    // No correlations on this path: the state stays empty.
+                    let mut state = detect::correlation::State::default();
                     let mut text = Vec::with_capacity(4096);
                     for line in chunk.split(|b| *b == b'\n') {
                         if line.iter().all(u8::is_ascii_whitespace) {
@@ -197,7 +223,7 @@ fn json_lines_parallel(
                         match rules.parse_record(line) {
                             Ok(v) if v.is_object() => {
                                 t.events += 1;
-                                t.matches += write_matches(rules, &v, format, &mut text);
+                                t.matches += write_matches(rules, &mut state, &v, format, &mut text);
                             }
                             _ => t.bad += 1,
                         }

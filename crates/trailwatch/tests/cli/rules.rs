@@ -93,3 +93,39 @@ fn list_and_lint() {
     assert!(thin.iter().any(|m| m.contains("not a UUID")) && thin.iter().any(|m| m.contains("level \"severe\"")));
     assert!(thin.iter().any(|m| m.contains("no description")) && thin.iter().any(|m| m.contains("logsource")));
 }
+
+#[test]
+fn correlations_fire_through_rules_test() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("failed.yml"),
+        "title: failed console login\nid: base-failed\nname: failed_console_login\ndetection:\n  sel:\n    \
+         eventName: ConsoleLogin\n    responseElements.ConsoleLogin: Failure\n  condition: sel\n",
+    )
+    .unwrap();
+    std::fs::write(
+        rules.join("brute.yml"),
+        "title: brute force\nid: brute\ncorrelation:\n  type: event_count\n  rules: [failed_console_login]\n  \
+         group-by: [userIdentity.userName]\n  timespan: 5m\n  condition:\n    gte: 20\n",
+    )
+    .unwrap();
+    let lines: Vec<String> = (0..21)
+        .map(|i| {
+            serde_json::json!({"eventID": format!("e{i}"), "eventTime": format!("2024-01-15T10:00:{i:02}Z"),
+                "eventName": "ConsoleLogin", "userIdentity": {"userName": "alice"},
+                "responseElements": {"ConsoleLogin": "Failure"}})
+            .to_string()
+        })
+        .collect();
+    let events = dir.path().join("events.jsonl");
+    std::fs::write(&events, lines.join("\n") + "\n").unwrap();
+    assert_eq!(
+        run(&["rules", "test", "--rules", s(&rules), "--events", s(&events), "--format", "tsv"]),
+        "brute\te19\n"
+    );
+    let only19 = dir.path().join("19.jsonl");
+    std::fs::write(&only19, lines[..19].join("\n")).unwrap();
+    assert_eq!(run(&["rules", "test", "--rules", s(&rules), "--events", s(&only19), "--format", "tsv"]), "");
+}
