@@ -15,12 +15,14 @@ pub enum Piece {
 /// A compiled string pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pattern {
-    pieces: Vec<Piece>,
     cased: bool,
     /// No wildcard at all: an equality test.
     plain: Option<String>,
-    /// Every literal is ASCII: an ASCII text can be compared without folding it first.
-    ascii: bool,
+    /// The pattern as characters (literals folded unless cased).
+    chars: Vec<Tok<char>>,
+    /// The same as bytes when every literal is ASCII: an ASCII text is then compared
+    /// without folding (or copying) it first.
+    bytes: Option<Vec<Tok<u8>>>,
 }
 
 /// Splits a Sigma string into literal text and wildcards.
@@ -94,7 +96,9 @@ impl Pattern {
             Piece::Lit(l) => l.is_ascii(),
             _ => true,
         });
-        Pattern { pieces, cased, plain, ascii }
+        let chars = tokens(&pieces, |l| l.chars().collect());
+        let bytes = ascii.then(|| tokens(&pieces, |l| l.bytes().collect()));
+        Pattern { cased, plain, chars, bytes }
     }
 
     /// `contains`: `*value*`; `startswith`: `value*`; `endswith`: `*value`.
@@ -116,12 +120,12 @@ impl Pattern {
     pub fn matches(&self, text: &str) -> bool {
         // The common case, without allocating: ASCII text against an ASCII pattern. `?` must
         // see characters, so wildcard patterns take this path only for ASCII text too.
-        if self.ascii && text.is_ascii() {
+        if let Some(bytes) = self.bytes.as_deref().filter(|_| text.is_ascii()) {
             let fold = |b: u8| if self.cased { b } else { b.to_ascii_lowercase() };
             if let Some(p) = &self.plain {
                 return p.len() == text.len() && p.bytes().zip(text.bytes()).all(|(a, b)| a == fold(b));
             }
-            return glob_bytes(&self.pieces, text.as_bytes(), fold);
+            return glob_with(bytes, text.as_bytes(), |c, b| c == fold(b));
         }
         let folded;
         let text = if self.cased {
@@ -133,70 +137,34 @@ impl Pattern {
         if let Some(p) = &self.plain {
             return p == text;
         }
-        glob(&self.pieces, text)
+        let t: Vec<char> = text.chars().collect();
+        glob_with(&self.chars, &t, |c, x| c == x)
     }
 }
 
-/// [`glob`] over ASCII bytes, folding the text's bytes with `fold` (literals are folded already).
-fn glob_bytes(pieces: &[Piece], t: &[u8], fold: impl Fn(u8) -> u8) -> bool {
-    // Tokens: a literal byte, or 256 = `?`, 257 = `*`.
-    const ONE: u16 = 256;
-    const ANY: u16 = 257;
-    let mut p: smallvec::SmallVec<[u16; 64]> = smallvec::SmallVec::new();
+/// A pattern token: one literal unit (a char or a byte), `?` or `*`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tok<C> {
+    C(C),
+    One,
+    Any,
+}
+
+fn tokens<C>(pieces: &[Piece], units: impl Fn(&str) -> Vec<C>) -> Vec<Tok<C>> {
+    let mut p = Vec::new();
     for piece in pieces {
         match piece {
-            Piece::Lit(l) => p.extend(l.bytes().map(u16::from)),
-            Piece::One => p.push(ONE),
-            Piece::Any => p.push(ANY),
+            Piece::Lit(l) => p.extend(units(l).into_iter().map(Tok::C)),
+            Piece::One => p.push(Tok::One),
+            Piece::Any => p.push(Tok::Any),
         }
     }
-    let (mut ti, mut pi) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        match p.get(pi).copied() {
-            Some(ANY) => {
-                star = Some((pi, ti));
-                pi += 1;
-            }
-            Some(ONE) => {
-                ti += 1;
-                pi += 1;
-            }
-            Some(c) if c == u16::from(fold(t[ti])) => {
-                ti += 1;
-                pi += 1;
-            }
-            _ => match star {
-                Some((sp, st)) => {
-                    pi = sp + 1;
-                    ti = st + 1;
-                    star = Some((sp, st + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    p[pi..].iter().all(|t| *t == ANY)
+    p
 }
 
-/// Wildcard matching with the classic single backtrack point for `*` (linear in practice).
-fn glob(pieces: &[Piece], text: &str) -> bool {
-    let t: Vec<char> = text.chars().collect();
-    // Expand literals into characters for a simple char-level matcher.
-    #[derive(Clone, Copy, PartialEq)]
-    enum Tok {
-        C(char),
-        One,
-        Any,
-    }
-    let p: Vec<Tok> = pieces
-        .iter()
-        .flat_map(|piece| match piece {
-            Piece::Lit(l) => l.chars().map(Tok::C).collect::<Vec<_>>(),
-            Piece::One => vec![Tok::One],
-            Piece::Any => vec![Tok::Any],
-        })
-        .collect();
+/// Wildcard matching with the classic single backtrack point for `*` (linear in practice):
+/// `eq` says whether a literal unit of the pattern matches one of the text.
+fn glob_with<C: Copy, T: Copy>(p: &[Tok<C>], t: &[T], eq: impl Fn(C, T) -> bool) -> bool {
     let (mut ti, mut pi) = (0usize, 0usize);
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
@@ -209,7 +177,7 @@ fn glob(pieces: &[Piece], text: &str) -> bool {
                 ti += 1;
                 pi += 1;
             }
-            Some(Tok::C(c)) if *c == t[ti] => {
+            Some(Tok::C(c)) if eq(*c, t[ti]) => {
                 ti += 1;
                 pi += 1;
             }
@@ -223,7 +191,7 @@ fn glob(pieces: &[Piece], text: &str) -> bool {
             },
         }
     }
-    p[pi..].iter().all(|t| *t == Tok::Any)
+    p[pi..].iter().all(|t| matches!(t, Tok::Any))
 }
 
 #[cfg(test)]
@@ -265,7 +233,8 @@ mod tests {
         fn ascii_fast_path_agrees(pattern in "[aAbB*?\\\\]{0,8}", text in "[aAbB*?]{0,10}", cased: bool) {
             let p = Pattern::new(parse(&pattern), cased);
             let slow = if cased { text.clone() } else { text.to_lowercase() };
-            let expected = match &p.plain { Some(pl) => *pl == slow, None => glob(&p.pieces, &slow) };
+            let t: Vec<char> = slow.chars().collect();
+            let expected = match &p.plain { Some(pl) => *pl == slow, None => glob_with(&p.chars, &t, |c, x| c == x) };
             proptest::prop_assert_eq!(p.matches(&text), expected);
         }
     }
