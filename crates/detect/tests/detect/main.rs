@@ -3,3 +3,4 @@
 
 mod features;
 mod sigmahq;
+mod sigmahq_cases;
