@@ -96,6 +96,8 @@ mod tests {
         assert_eq!(parse_rfc3339_millis("2024-01-15T10:45:23.5Z"), Some(1_705_315_523_500));
         assert_eq!(parse_rfc3339_millis("2024-01-15T11:45:23+01:00"), Some(1_705_315_523_000));
         assert_eq!(parse_rfc3339_millis("2024-02-30T10:45:23Z"), None);
+        let day = |d: &str| parse_rfc3339_millis(&format!("{d}T00:00:00Z")).unwrap();
+        assert_eq!(day("2024-03-01") - day("2024-02-28"), 2 * 86_400_000); // a leap year
         assert_eq!(parse_rfc3339_millis("2019-01-00T00:00:00Z"), None);
         assert_eq!(parse_rfc3339_millis("2024-01-15 10:45:23.000000000"), Some(1_705_315_523_000));
         assert_eq!(parse_rfc3339_millis("2024-01-15 10:45:23"), Some(1_705_315_523_000));
