@@ -43,14 +43,7 @@ impl AccountSpec {
     /// The region in an SQS queue URL (`https://sqs.<region>.amazonaws.com/…` or the legacy
     /// `https://<region>.queue.amazonaws.com/…`); `None` for other endpoints.
     pub fn queue_region(&self) -> Option<String> {
-        let url = self.queue_url.as_deref()?;
-        let host = url.split("://").nth(1)?.split('/').next()?;
-        let mut parts = host.split('.');
-        match (parts.next()?, parts.next()?) {
-            ("sqs", region) => Some(region.to_owned()),
-            (region, "queue") => Some(region.to_owned()),
-            _ => None,
-        }
+        queue_url_region(self.queue_url.as_deref()?)
     }
 
     /// The region the account's clients use: the first configured region, else the
@@ -64,6 +57,17 @@ impl AccountSpec {
     pub fn owns(&self, key: &TrailKey) -> bool {
         key.account_id == self.account_id
             || (self.organization_id.is_some() && key.org_id.as_deref() == self.organization_id.as_deref())
+    }
+}
+
+/// The region in an SQS queue URL's host, if it names one.
+pub fn queue_url_region(url: &str) -> Option<String> {
+    let host = url.split("://").nth(1)?.split('/').next()?;
+    let mut parts = host.split('.');
+    match (parts.next()?, parts.next()?) {
+        ("sqs", region) => Some(region.to_owned()),
+        (region, "queue") => Some(region.to_owned()),
+        _ => None,
     }
 }
 

@@ -40,10 +40,10 @@ pub struct SetupDocuments {
 pub fn queue_arn(url: &str, fallback_region: &str) -> Option<String> {
     let path = url.split("://").nth(1)?;
     let mut parts = path.split('/');
-    let host = parts.next()?;
+    parts.next()?; // the host: its region, if any, is read by queue_url_region
     let account = parts.next().filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))?;
     let name = parts.next().filter(|n| !n.is_empty())?;
-    let region = host.strip_prefix("sqs.").and_then(|h| h.split('.').next()).unwrap_or(fallback_region);
+    let region = crate::account::queue_url_region(url).unwrap_or_else(|| fallback_region.to_owned());
     Some(format!("arn:aws:sqs:{region}:{account}:{name}"))
 }
 

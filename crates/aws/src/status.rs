@@ -140,6 +140,17 @@ impl Verdict {
 /// notification in a region that had them means delivery stopped (or the wiring broke).
 pub const STALE_AFTER_MS: EpochMillis = 60 * 60 * 1000;
 
+/// The verdict for `row` among `rows` (its account's `""` row, if any, carries the role and
+/// queue errors that apply to every region).
+/// A row never written by any process (a configured account `status` adds) is `waiting`.
+pub fn verdict_among(rows: &[IntegrationStatus], row: &IntegrationStatus, now: EpochMillis) -> Verdict {
+    if row.updated_at == 0 {
+        return Verdict::Waiting("never connected: is `trailwatch serve` running with this account?".into());
+    }
+    let account_row = rows.iter().find(|a| a.account == row.account && a.region.is_empty() && !row.region.is_empty());
+    verdict(row, account_row, now)
+}
+
 /// The verdict for one row. `account_row` is the account's `""` row (role, queue errors
 /// apply to every region).
 pub fn verdict(row: &IntegrationStatus, account_row: Option<&IntegrationStatus>, now: EpochMillis) -> Verdict {

@@ -431,7 +431,6 @@ impl RuleSet {
     }
 }
 
-
 fn text_of(y: &Yaml) -> Option<String> {
     match y {
         Yaml::String(s) => Some(s.clone()),
@@ -565,4 +564,3 @@ fn apply_filters(rules: &mut [Rule], filters: Vec<Filter>) -> Vec<LoadError> {
     }
     errors
 }
-

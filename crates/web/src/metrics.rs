@@ -68,8 +68,7 @@ pub fn render(consumer: &Consumer, now_ms: i64) -> String {
     let rows = consumer.board().snapshot();
     let _ = writeln!(out, "# HELP trailwatch_integration_up 1 when the account/region's integration is active (or wired), 0 otherwise.\n# TYPE trailwatch_integration_up gauge");
     for r in &rows {
-        let account_row = rows.iter().find(|a| a.account == r.account && a.region.is_empty() && !r.region.is_empty());
-        let v = aws::status::verdict(r, account_row, now_ms);
+        let v = aws::status::verdict_among(&rows, r, now_ms);
         let up = matches!(v, aws::Verdict::Active | aws::Verdict::Wired) as u8;
         let _ = writeln!(
             out,

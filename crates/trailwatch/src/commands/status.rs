@@ -24,19 +24,8 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
         rows.sort_by(|a, b| (&a.account, &a.region).cmp(&(&b.account, &b.region)));
     }
     let now = now_millis();
-    let verdicts: Vec<(IntegrationStatus, aws::Verdict)> = rows
-        .iter()
-        .map(|r| {
-            let account_row =
-                rows.iter().find(|a| a.account == r.account && a.region.is_empty() && !r.region.is_empty());
-            let v = if r.updated_at == 0 {
-                aws::Verdict::Waiting("never connected: is `trailwatch serve` running with this account?".into())
-            } else {
-                aws::status::verdict(r, account_row, now)
-            };
-            (r.clone(), v)
-        })
-        .collect();
+    let verdicts: Vec<(IntegrationStatus, aws::Verdict)> =
+        rows.iter().map(|r| (r.clone(), aws::status::verdict_among(&rows, r, now))).collect();
     let problems = store.message_problems()?;
     let findings = store.findings()?;
     match args.format {
