@@ -32,6 +32,7 @@ use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, MessageSystemAttributeName,
 };
 use ingest::{ObjectJob, Outcome, Pipeline, PipelineConfig, Settled};
+use model::timefmt::now_millis;
 use model::{Message, Notification, ObjectKind, TrailKey};
 use store::{DigestSeen, IngestFinding, MessageProblem, ObjectMeta, Store};
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
@@ -162,10 +163,6 @@ struct Ack {
     receipt_handle: String,
     message_id: String,
     was_problem: bool,
-}
-
-pub(crate) fn now_millis() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -51,6 +51,11 @@ fn parse_cloudtrail_fast(b: &[u8]) -> Option<EpochMillis> {
 }
 
 /// Formats as CloudTrail does: `YYYY-MM-DDTHH:MM:SSZ`, or with `.mmm` when there are millis.
+/// The wall clock in epoch milliseconds (0 if the clock is before 1970).
+pub fn now_millis() -> EpochMillis {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
 pub fn format_millis(ms: EpochMillis) -> String {
     let Ok(t) = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000) else {
         return ms.to_string();

@@ -40,8 +40,7 @@ pub fn router(state: WebState) -> Router {
 }
 
 async fn metrics_text(State(state): State<WebState>) -> ([(axum::http::HeaderName, &'static str); 1], String) {
-    let now =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    let now = model::timefmt::now_millis();
     let body = state.consumer.as_deref().map(|c| metrics::render(c, now)).unwrap_or_default();
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
 }

@@ -164,9 +164,7 @@ impl Target {
     }
 }
 
-pub(crate) fn now_millis() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
+pub(crate) use model::timefmt::now_millis;
 
 fn ledger_row(r: &Row<'_>) -> rusqlite::Result<LedgerEntry> {
     let status: String = r.get(9)?;

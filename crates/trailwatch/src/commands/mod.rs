@@ -82,9 +82,7 @@ pub fn pipeline_config(workers: Option<usize>) -> ::ingest::PipelineConfig {
     config
 }
 
-pub fn now_millis() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
+pub use model::timefmt::now_millis;
 
 /// `1234567` → `1,234,567`.
 pub fn thousands(n: u64) -> String {
