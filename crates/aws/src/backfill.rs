@@ -8,7 +8,6 @@
 //! again is a no-op; records are deduplicated by eventID in any case.
 
 use std::collections::HashSet;
-use std::io::Cursor;
 use std::sync::Arc;
 
 use aws_sdk_s3::error::DisplayErrorContext;
@@ -19,8 +18,8 @@ use store::{InsertCounts, ObjectMeta, Store};
 use tokio::task::JoinSet;
 
 use crate::account::AccountClients;
-use crate::consumer::Ticket;
-use crate::fetch::{self, FetchError};
+use crate::consumer::{submit_blocking, Ticket};
+use crate::fetch;
 
 #[derive(Debug, Clone)]
 pub struct BackfillRequest {
@@ -97,7 +96,7 @@ async fn list_all(
     bucket: &str,
     prefix: &str,
     delimiter: bool,
-) -> Result<(Vec<(String, i64)>, Vec<String>), BackfillError> {
+) -> Result<(Vec<String>, Vec<String>), BackfillError> {
     let mut keys = Vec::new();
     let mut common = Vec::new();
     let mut req = clients.s3.list_objects_v2().bucket(bucket).prefix(prefix);
@@ -113,7 +112,7 @@ async fn list_all(
         })?;
         for o in page.contents() {
             if let Some(k) = o.key() {
-                keys.push((k.to_owned(), o.size().unwrap_or(0)));
+                keys.push(k.to_owned());
             }
         }
         for c in page.common_prefixes() {
@@ -151,7 +150,7 @@ pub async fn backfill(
             report.prefixes += 1;
             let (keys, _) = list_all(clients, &bucket, &prefix, false).await?;
             let known: HashSet<String> = store.ledger_entries(&bucket, &prefix)?.into_iter().map(|e| e.key).collect();
-            for (key, size) in keys {
+            for key in keys {
                 let Ok(k) = TrailKey::parse(&key) else { continue };
                 if k.kind != ObjectKind::Log || k.time < request.since || k.time > request.until {
                     continue;
@@ -160,7 +159,7 @@ pub async fn backfill(
                 if known.contains(&key) {
                     report.already_ingested += 1;
                 } else {
-                    todo.push((key, size, k.region));
+                    todo.push((key, k.region));
                 }
             }
         }
@@ -169,36 +168,25 @@ pub async fn backfill(
     let pipeline = Arc::new(Pipeline::<Ticket>::start(store.writer()?, pipeline_config));
     let limit = Arc::new(tokio::sync::Semaphore::new(request.fetch_concurrency.max(1)));
     let mut tasks = JoinSet::new();
-    for (key, _size, region) in todo {
+    for (key, region) in todo {
         let (s3, bucket, pipeline, limit, account) =
             (clients.s3.clone(), bucket.clone(), pipeline.clone(), limit.clone(), spec.name.clone());
+        // Each task ends in Ok, or in the key and why it was not ingested.
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await.expect("never closed");
-            let bytes = fetch::get_object(&s3, &bucket, &key).await?;
-            let meta = ObjectMeta { source: "s3".into(), bucket, key, size: bytes.len() as u64 };
-            let job = ObjectJob {
-                meta,
-                open: Box::new(move || Ok(Box::new(Cursor::new(bytes)) as Box<dyn std::io::Read + Send>)),
-                receipt: Ticket { message: None, account, region },
+            let bytes = match fetch::get_object(&s3, &bucket, &key).await {
+                Ok(b) => b,
+                Err(e) => return Err((key, e.to_string())),
             };
-            let key = job.meta.key.clone();
-            tokio::task::spawn_blocking(move || pipeline.submit(job))
-                .await
-                .map_err(|e| FetchError::Transient { bucket: String::new(), key: key.clone(), detail: e.to_string() })?
-                .map_err(|e| FetchError::Transient { bucket: String::new(), key, detail: e.to_string() })
+            let meta = ObjectMeta { source: "s3".into(), bucket, key: key.clone(), size: bytes.len() as u64 };
+            let job = ObjectJob::in_memory(meta, bytes, Ticket { message: None, account, region });
+            submit_blocking(pipeline, job).await.map_err(|e| (key, e))
         });
     }
     while let Some(r) = tasks.join_next().await {
         match r {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                let key = match &e {
-                    FetchError::Missing { key, .. }
-                    | FetchError::Denied { key, .. }
-                    | FetchError::Transient { key, .. } => key.clone(),
-                };
-                report.failed.push((key, e.to_string()));
-            }
+            Ok(Err(failure)) => report.failed.push(failure),
             Err(e) => report.failed.push((String::new(), format!("fetch task failed: {e}"))),
         }
     }

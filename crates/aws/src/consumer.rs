@@ -22,7 +22,6 @@
 //! records are deduplicated by eventID in any case.
 
 use std::collections::HashMap;
-use std::io::Cursor;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -668,18 +667,11 @@ impl Consumer {
         let Some(pipeline) = self.pipeline() else {
             return Some(("shutting_down".into(), "the ingest pipeline has stopped".into()));
         };
-        let job = ObjectJob {
-            meta,
-            open: Box::new(move || Ok(Box::new(Cursor::new(bytes)) as Box<dyn std::io::Read + Send>)),
-            receipt: Ticket { message: Some(seq), account: spec.name.clone(), region },
-        };
+        let job = ObjectJob::in_memory(meta, bytes, Ticket { message: Some(seq), account: spec.name.clone(), region });
         let started = Instant::now();
-        let submitted = tokio::task::spawn_blocking(move || pipeline.submit(job)).await;
+        let submitted = submit_blocking(pipeline, job).await;
         bump(&self.counters.submit_wait_micros, started.elapsed().as_micros() as u64);
-        match submitted {
-            Ok(Ok(())) => None,
-            _ => Some(("pipeline_stopped".into(), "the ingest pipeline has stopped".into())),
-        }
+        submitted.err().map(|detail| ("pipeline_stopped".into(), detail))
     }
 
     fn track(&self, seq: u64, origin: Origin, permit: Option<OwnedSemaphorePermit>) {
@@ -846,6 +838,16 @@ async fn release(sqs: &aws_sdk_sqs::Client, queue: &str, receipt_handle: &str) {
         .await;
     if let Err(e) = r {
         tracing::debug!(error = %DisplayErrorContext(&e), "could not release a message; it returns when its visibility times out");
+    }
+}
+
+/// Hands a job to the pipeline from async code: `submit` blocks while the pipeline is full
+/// (backpressure), so it runs on a blocking thread.
+pub(crate) async fn submit_blocking(pipeline: Arc<Pipeline<Ticket>>, job: ObjectJob<Ticket>) -> Result<(), String> {
+    match tokio::task::spawn_blocking(move || pipeline.submit(job)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(format!("submitting to the pipeline failed: {e}")),
     }
 }
 

@@ -82,6 +82,17 @@ pub struct ObjectJob<R> {
     pub receipt: R,
 }
 
+impl<R> ObjectJob<R> {
+    /// An object whose bytes are already in memory (an S3 GET body, an EventBridge record).
+    pub fn in_memory(meta: ObjectMeta, bytes: Vec<u8>, receipt: R) -> ObjectJob<R> {
+        ObjectJob {
+            meta,
+            open: Box::new(move || Ok(Box::new(std::io::Cursor::new(bytes)) as Box<dyn Read + Send>)),
+            receipt,
+        }
+    }
+}
+
 /// What happened to an object. Reported only after it is durable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
