@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,28 +63,16 @@ async fn get_once(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Ve
 }
 
 /// Sorts an SDK error into missing / denied / transient by HTTP status and error code.
-pub fn classify<E, R>(bucket: &str, key: &str, e: SdkError<E, R>) -> FetchError
+pub fn classify<E>(bucket: &str, key: &str, e: SdkError<E, HttpResponse>) -> FetchError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + HasStatus,
 {
-    let status = e.raw_response().map(|r| r.status_code());
+    let status = e.raw_response().map(|r| r.status().as_u16());
     let code = e.code().unwrap_or_default().to_owned();
     let (bucket, key) = (bucket.to_owned(), key.to_owned());
     match (status, code.as_str()) {
         (Some(404), _) | (_, "NoSuchKey" | "NotFound" | "NoSuchBucket") => FetchError::Missing { bucket, key, code },
         (Some(403), _) | (_, "AccessDenied" | "AllAccessDisabled") => FetchError::Denied { bucket, key, code },
         _ => FetchError::Transient { bucket, key, detail: DisplayErrorContext(&e).to_string() },
-    }
-}
-
-/// The HTTP status of a raw response, whatever the SDK's response type.
-pub trait HasStatus {
-    fn status_code(&self) -> u16;
-}
-
-impl HasStatus for aws_sdk_s3::config::http::HttpResponse {
-    fn status_code(&self) -> u16 {
-        self.status().as_u16()
     }
 }

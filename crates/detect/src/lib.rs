@@ -263,11 +263,14 @@ impl RuleSet {
 
     /// The rules that match `record`, in load order.
     pub fn matching<'a>(&'a self, record: &'a Value) -> impl Iterator<Item = &'a Rule> + 'a {
-        self.index
-            .candidates(record, self.rules.len())
-            .into_iter()
-            .map(|i| &self.rules[i])
-            .filter(move |r| r.matches(record))
+        self.matched(record).into_iter().map(|i| &self.rules[i])
+    }
+
+    /// Indices of the rules that match `record` (candidates from the index, tested exactly).
+    fn matched(&self, record: &Value) -> smallvec::SmallVec<[usize; 16]> {
+        let mut candidates = self.index.candidates(record, self.rules.len());
+        candidates.retain(|i| self.rules[*i].matches(record));
+        candidates
     }
 }
 
@@ -403,12 +406,7 @@ impl RuleSet {
     /// What fires on `record`: the rules that match and report, in load order, then the
     /// correlations that complete with it (their windows live in `state`).
     pub fn hits<'a>(&'a self, state: &mut correlation::State, record: &Value) -> Vec<Hit<'a>> {
-        let matched: smallvec::SmallVec<[usize; 8]> = self
-            .index
-            .candidates(record, self.rules.len())
-            .into_iter()
-            .filter(|i| self.rules[*i].matches(record))
-            .collect();
+        let matched = self.matched(record);
         let mut out: Vec<Hit<'a>> = matched
             .iter()
             .filter(|i| !self.quiet.get(**i).copied().unwrap_or(false))
