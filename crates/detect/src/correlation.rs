@@ -168,17 +168,71 @@ pub fn compile(doc: &Yaml, id: String, title: String, level: String) -> Result<C
     })
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Entry {
+    #[serde(rename = "t")]
     time: i64,
+    /// Position of the matched rule in the correlation's `rules` list (stable across loads
+    /// of the same correlation, unlike rule-set indices).
+    #[serde(rename = "r")]
     rule: usize,
+    #[serde(rename = "v", default, skip_serializing_if = "Option::is_none")]
     value: Option<String>,
+    #[serde(rename = "e")]
+    event_id: String,
 }
 
-/// Correlation windows per (correlation, group).
+/// Correlation windows per (correlation, group). Windows changed since the last
+/// [`take_dirty`](State::take_dirty) are remembered so a store can persist only those.
 #[derive(Debug, Default, Clone)]
 pub struct State {
     groups: HashMap<(usize, String), VecDeque<Entry>>,
+    dirty: std::collections::HashSet<(usize, String)>,
+}
+
+/// One correlation window in its persisted form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedWindow {
+    pub correlation: String,
+    pub group: String,
+    /// JSON; an empty window is `[]` (and may be deleted).
+    pub entries: String,
+}
+
+impl State {
+    /// The windows changed since the last call, keyed by correlation id.
+    pub fn take_dirty(&mut self, correlations: &[Correlation]) -> Vec<SavedWindow> {
+        let mut out: Vec<SavedWindow> = self
+            .dirty
+            .drain()
+            .filter_map(|(c, group)| {
+                let window = self.groups.get(&(c, group.clone()));
+                let entries = match window {
+                    Some(w) => serde_json::to_string(w).expect("entries serialize"),
+                    None => "[]".into(),
+                };
+                Some(SavedWindow { correlation: correlations.get(c)?.id.clone(), group, entries })
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.correlation, &a.group).cmp(&(&b.correlation, &b.group)));
+        out
+    }
+
+    /// Restores saved windows; those of correlations no longer loaded, or unreadable, are
+    /// skipped (they only delay an alert by at most one timespan).
+    pub fn restore(correlations: &[Correlation], saved: impl IntoIterator<Item = SavedWindow>) -> State {
+        let mut state = State::default();
+        for w in saved {
+            let Some(c) = correlations.iter().position(|c| c.id == w.correlation) else { continue };
+            let Ok(entries) = serde_json::from_str::<VecDeque<Entry>>(&w.entries) else { continue };
+            let entries: VecDeque<Entry> =
+                entries.into_iter().filter(|e| e.rule < correlations[c].rules.len()).collect();
+            if !entries.is_empty() {
+                state.groups.insert((c, w.group), entries);
+            }
+        }
+        state
+    }
 }
 
 fn first_text(path: &FieldPath, record: &Value) -> String {
@@ -194,6 +248,19 @@ fn first_text(path: &FieldPath, record: &Value) -> String {
         .unwrap_or_default()
 }
 
+/// What a correlation needs of one record that matched one of its rules: taken on a parse
+/// thread, fed in order on the writer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keyed {
+    /// The correlation's index in the rule set.
+    pub correlation: usize,
+    /// Position of the matched rule in the correlation's `rules`.
+    pub rule: usize,
+    /// The group-by values joined by U+001F.
+    pub group: String,
+    pub value: Option<String>,
+}
+
 impl Correlation {
     /// Adds the fields this correlation reads (group-by, value field).
     pub fn project(&self, p: &mut crate::projection::Projection) {
@@ -202,17 +269,34 @@ impl Correlation {
         }
     }
 
-    /// Feeds one record that matched `matched` (indices of base rules); `true` when this
-    /// correlation fires on it.
-    pub fn feed(&self, me: usize, state: &mut State, record: &Value, time: i64, matched: &[usize]) -> bool {
-        let Some(&rule) = self.rules.iter().find(|r| matched.contains(r)) else { return false };
-        let key = self.group_by.iter().map(|g| first_text(g, record)).collect::<Vec<_>>().join("\u{1f}");
-        let window = state.groups.entry((me, key)).or_default();
+    /// The key of `record` for this correlation (number `me`), if one of its rules is in
+    /// `matched` (rule-set indices).
+    pub fn key(&self, me: usize, record: &Value, matched: &[usize]) -> Option<Keyed> {
+        let rule = self.rules.iter().position(|r| matched.contains(r))?;
+        let group = self.group_by.iter().map(|g| first_text(g, record)).collect::<Vec<_>>().join("\u{1f}");
         let value = self.value_field.as_ref().map(|f| first_text(f, record));
-        window.push_back(Entry { time, rule, value });
-        while window.front().is_some_and(|e| e.time < time - self.timespan_ms) {
+        Some(Keyed { correlation: me, rule, group, value })
+    }
+
+    /// Adds one keyed match at `time`. When the condition holds the window's event ids are
+    /// returned (the correlation fired) and the group starts over. An event already in the
+    /// window (delivered twice) is not counted again.
+    pub fn feed(&self, state: &mut State, keyed: &Keyed, time: i64, event_id: &str) -> Option<Vec<String>> {
+        let slot = (keyed.correlation, keyed.group.clone());
+        let window = state.groups.entry(slot.clone()).or_default();
+        if !event_id.is_empty() && window.iter().any(|e| e.event_id == event_id) {
+            return None;
+        }
+        state.dirty.insert(slot.clone());
+        window.push_back(Entry { time, rule: keyed.rule, value: keyed.value.clone(), event_id: event_id.to_string() });
+        // Arrival order is nearly time order; keep the window sorted so expiry stays exact
+        // for a late record.
+        window.make_contiguous().sort_by_key(|e| e.time);
+        let newest = window.back().map_or(time, |e| e.time);
+        while window.front().is_some_and(|e| e.time < newest - self.timespan_ms) {
             window.pop_front();
         }
+        let n_rules = self.rules.len();
         let fires = match self.kind {
             Kind::EventCount => self.threshold.is_some_and(|t| t.holds(window.len() as f64)),
             Kind::ValueCount => {
@@ -220,21 +304,23 @@ impl Correlation {
                     window.iter().filter_map(|e| e.value.as_deref()).filter(|v| !v.is_empty()).collect();
                 self.threshold.is_some_and(|t| t.holds(distinct.len() as f64))
             }
-            Kind::Temporal => self.rules.iter().all(|r| window.iter().any(|e| e.rule == *r)),
+            Kind::Temporal => (0..n_rules).all(|r| window.iter().any(|e| e.rule == r)),
             Kind::TemporalOrdered => {
-                let mut want = self.rules.iter().peekable();
+                let mut want = 0;
                 for e in window.iter() {
-                    if want.peek() == Some(&&e.rule) {
-                        want.next();
+                    if want < n_rules && e.rule == want {
+                        want += 1;
                     }
                 }
-                want.peek().is_none()
+                want == n_rules
             }
         };
-        if fires {
-            window.clear();
+        if !fires {
+            return None;
         }
-        fires
+        let events = window.drain(..).map(|e| e.event_id).collect();
+        state.groups.remove(&slot);
+        Some(events)
     }
 }
 

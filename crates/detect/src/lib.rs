@@ -124,7 +124,13 @@ struct Index {
 
 /// The rules indexed under `record[field]` (compared in lower case).
 fn lookup<'m>(record: &Value, field: &str, map: &'m std::collections::HashMap<String, Vec<usize>>) -> &'m [usize] {
-    let Some(v) = record.get(field).and_then(Value::as_str) else { return &[] };
+    match record.get(field).and_then(Value::as_str) {
+        Some(v) => lookup_str(v, map),
+        None => &[],
+    }
+}
+
+fn lookup_str<'m>(v: &str, map: &'m std::collections::HashMap<String, Vec<usize>>) -> &'m [usize] {
     let hit = if v.bytes().any(|b| b.is_ascii_uppercase()) || !v.is_ascii() {
         map.get(&v.to_lowercase())
     } else {
@@ -163,6 +169,16 @@ impl Index {
             list.dedup();
         }
         index
+    }
+
+    /// Candidate rules for a record with these string `eventName` and `eventSource`.
+    fn candidates_named(&self, name: &str, source: &str) -> smallvec::SmallVec<[usize; 16]> {
+        let mut out: smallvec::SmallVec<[usize; 16]> = smallvec::SmallVec::new();
+        out.extend_from_slice(lookup_str(name, &self.by_name));
+        out.extend_from_slice(lookup_str(source, &self.by_source));
+        out.extend_from_slice(&self.always);
+        out.sort_unstable();
+        out
     }
 
     /// Candidate rules for `record`, in load order.
@@ -409,23 +425,78 @@ impl RuleSet {
         let matched = self.matched(record);
         let mut out: Vec<Hit<'a>> = matched
             .iter()
-            .filter(|i| !self.quiet.get(**i).copied().unwrap_or(false))
+            .filter(|i| self.reports(**i))
             .map(|i| {
                 let r = &self.rules[*i];
                 Hit { id: &r.id, title: &r.title, level: &r.level, correlation: false }
             })
             .collect();
-        if !self.correlations.is_empty() && !matched.is_empty() {
-            let time = record.get("eventTime").and_then(Value::as_str).and_then(model::timefmt::parse_rfc3339_millis);
-            if let Some(time) = time {
-                for (n, c) in self.correlations.iter().enumerate() {
-                    if c.feed(n, state, record, time, &matched) {
-                        out.push(Hit { id: &c.id, title: &c.title, level: &c.level, correlation: true });
-                    }
+        let time = record.get("eventTime").and_then(Value::as_str).and_then(model::timefmt::parse_rfc3339_millis);
+        if let Some(time) = time {
+            let event_id = record.get("eventID").and_then(Value::as_str).unwrap_or("");
+            for k in self.keyed(record, &matched) {
+                let c = &self.correlations[k.correlation];
+                if c.feed(state, &k, time, event_id).is_some() {
+                    out.push(Hit { id: &c.id, title: &c.title, level: &c.level, correlation: true });
                 }
             }
         }
         out
+    }
+
+    /// Whether rule `i`'s own matches are reported (not only fed to a correlation).
+    pub fn reports(&self, i: usize) -> bool {
+        !self.quiet.get(i).copied().unwrap_or(false)
+    }
+
+    /// The correlation keys of a record that matched `matched`.
+    fn keyed(&self, record: &Value, matched: &[usize]) -> Vec<correlation::Keyed> {
+        if matched.is_empty() {
+            return Vec::new();
+        }
+        self.correlations.iter().enumerate().filter_map(|(n, c)| c.key(n, record, matched)).collect()
+    }
+
+    /// Runs the rules over one record's JSON text whose `eventName` and `eventSource` are
+    /// already known (`None` when absent or not strings). A record the index rules out, as
+    /// most are, costs two hash lookups and is not parsed again. Correlations are only
+    /// keyed here; they are fed in order by the caller ([`correlation::Correlation::feed`]).
+    pub fn scan(&self, text: &str, event_name: Option<&str>, event_source: Option<&str>) -> Scan {
+        let (Some(name), Some(source)) = (event_name, event_source) else {
+            return match self.parse_record(text.as_bytes()) {
+                Ok(record) => self.scan_value(&record),
+                Err(_) => Scan::default(),
+            };
+        };
+        let mut candidates = self.index.candidates_named(name, source);
+        if candidates.is_empty() {
+            return Scan::default();
+        }
+        let Ok(record) = self.parse_record(text.as_bytes()) else { return Scan::default() };
+        candidates.retain(|i| self.rules[*i].matches(&record));
+        let keyed = self.keyed(&record, &candidates);
+        Scan { rules: candidates, keyed }
+    }
+
+    /// [`scan`](Self::scan) of a parsed record.
+    pub fn scan_value(&self, record: &Value) -> Scan {
+        let rules = self.matched(record);
+        let keyed = self.keyed(record, &rules);
+        Scan { rules, keyed }
+    }
+}
+
+/// What the rules found in one record: the rules that matched (indices into
+/// [`RuleSet::rules`], in load order) and its keys for the correlations that use them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scan {
+    pub rules: smallvec::SmallVec<[usize; 16]>,
+    pub keyed: Vec<correlation::Keyed>,
+}
+
+impl Scan {
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
     }
 }
 

@@ -316,6 +316,32 @@ mod correlations {
     }
 
     #[test]
+    fn correlation_windows_survive_a_restart_and_ignore_redelivered_events() {
+        let s = set(BURST);
+        let burst: Vec<Value> = (0..20).map(|i| failed("alice", i * 10)).collect();
+        let mut state = State::default();
+        for e in &burst[..12] {
+            assert!(s.hits(&mut state, e).is_empty());
+        }
+        // The same event delivered again does not count twice.
+        for e in &burst[..12] {
+            assert!(s.hits(&mut state, e).is_empty());
+        }
+        // "Restart": only what was persisted carries over.
+        let saved = state.take_dirty(&s.correlations);
+        assert_eq!(saved.len(), 1);
+        assert_eq!(saved[0].correlation, "brute");
+        assert!(state.take_dirty(&s.correlations).is_empty(), "nothing changed since");
+        let mut restored = State::restore(&s.correlations, saved.clone());
+        let fired: Vec<String> = burst[12..].iter().flat_map(|e| s.hits(&mut restored, e)).map(|h| h.id.to_owned()).collect();
+        assert_eq!(fired, vec!["brute".to_owned()], "fires on the 20th across the restart");
+        // Windows of correlations that are no longer loaded are dropped.
+        let other = set(&BURST.replace("id: brute", "id: other"));
+        let mut fresh = State::restore(&other.correlations, saved);
+        assert!(burst[12..].iter().all(|e| other.hits(&mut fresh, e).is_empty()));
+    }
+
+    #[test]
     fn value_count_counts_distinct_values() {
         let s = set("title: spray\nid: spray\ncorrelation:\n  type: value_count\n  rules: failed_console_login\n  \
             group-by: [sourceIPAddress]\n  timespan: 1h\n  condition:\n    field: userIdentity.userName\n    gte: 3\n");

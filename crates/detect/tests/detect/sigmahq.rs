@@ -29,7 +29,7 @@ fn sigmahq_rules_fire_on_their_intent_and_not_on_near_misses() {
 }
 
 #[test]
-fn the_rule_index_and_the_projection_never_change_a_result() {
+fn the_rule_index_the_projection_and_scanning_text_never_change_a_result() {
     let (set, _) = RuleSet::load(&shared_data("sigma"));
     let mut records: Vec<serde_json::Value> = Vec::new();
     for f in
@@ -63,6 +63,11 @@ fn the_rule_index_and_the_projection_never_change_a_result() {
         let projected = set.parse_record(r.to_string().as_bytes()).unwrap();
         let from_projection: Vec<&str> = set.matching(&projected).map(|x| x.id.as_str()).collect();
         assert_eq!(from_projection, brute, "{r}\n{projected}");
+        // Nor does scanning the text with the columns ingest already has.
+        let text = r.to_string();
+        let scan = set.scan(&text, r["eventName"].as_str(), r["eventSource"].as_str());
+        let scanned: Vec<&str> = scan.rules.iter().map(|i| set.rules[*i].id.as_str()).collect();
+        assert_eq!(scanned, brute, "{r}");
         hits += brute.len();
     }
     assert!(hits > 100, "the records exercise the rules ({hits} matches)");
