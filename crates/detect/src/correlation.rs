@@ -278,10 +278,10 @@ impl Correlation {
         Some(Keyed { correlation: me, rule, group, value })
     }
 
-    /// Adds one keyed match at `time`. When the condition holds the window's event ids are
-    /// returned (the correlation fired) and the group starts over. An event already in the
+    /// Adds one keyed match at `time`. When the condition holds the window's events (id,
+    /// time) are returned (the correlation fired) and the group starts over. An event already in the
     /// window (delivered twice) is not counted again.
-    pub fn feed(&self, state: &mut State, keyed: &Keyed, time: i64, event_id: &str) -> Option<Vec<String>> {
+    pub fn feed(&self, state: &mut State, keyed: &Keyed, time: i64, event_id: &str) -> Option<Vec<(String, i64)>> {
         let slot = (keyed.correlation, keyed.group.clone());
         let window = state.groups.entry(slot.clone()).or_default();
         if !event_id.is_empty() && window.iter().any(|e| e.event_id == event_id) {
@@ -318,7 +318,7 @@ impl Correlation {
         if !fires {
             return None;
         }
-        let events = window.drain(..).map(|e| e.event_id).collect();
+        let events = window.drain(..).map(|e| (e.event_id, e.time)).collect();
         state.groups.remove(&slot);
         Some(events)
     }

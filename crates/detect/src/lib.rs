@@ -40,6 +40,20 @@ use yaml_rust2::{Yaml, YamlLoader};
 use crate::condition::Cond;
 use crate::detection::Search;
 
+mod builtin {
+    include!(concat!(env!("OUT_DIR"), "/builtin.rs"));
+}
+
+/// Where rules are loaded from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleSource {
+    /// trailwatch's own packs (`rules/` in the source tree, embedded in the binary); their
+    /// files are named `builtin/<pack>/<file>`.
+    Builtin,
+    /// A rule file, or a directory searched recursively for `*.yml` / `*.yaml`.
+    Path(PathBuf),
+}
+
 /// A compiled rule.
 #[derive(Debug, Clone)]
 pub struct Rule {
@@ -201,31 +215,51 @@ impl RuleSet {
     /// Loads a file or every `*.yml`/`*.yaml` under a directory (sorted, recursive). Rules
     /// that fail are returned as errors; the rest load.
     pub fn load(path: &Path) -> (RuleSet, Vec<LoadError>) {
-        let mut files = Vec::new();
-        if path.is_dir() {
-            collect_files(path, &mut files);
-        } else {
-            // A file named explicitly is a rule file whatever its extension.
-            files.push(path.to_path_buf());
-        }
-        files.sort();
-        let mut set = RuleSet::default();
+        Self::load_sources(&[RuleSource::Path(path.to_path_buf())])
+    }
+
+    /// Loads rules from several sources into one set (correlations may name rules of any
+    /// of them). Rules that fail are returned as errors; the rest load.
+    pub fn load_sources(sources: &[RuleSource]) -> (RuleSet, Vec<LoadError>) {
+        let mut texts: Vec<(PathBuf, Result<String, String>)> = Vec::new();
         let mut errors = Vec::new();
-        if files.is_empty() {
-            errors.push(LoadError {
-                file: path.to_path_buf(),
-                line: None,
-                reason: "no rule files (*.yml, *.yaml)".into(),
-            });
+        for source in sources {
+            match source {
+                RuleSource::Builtin => texts.extend(
+                    builtin::BUILTIN.iter().map(|(rel, text)| (Path::new("builtin").join(rel), Ok(text.to_string()))),
+                ),
+                RuleSource::Path(path) => {
+                    let mut files = Vec::new();
+                    if path.is_dir() {
+                        collect_files(path, &mut files);
+                    } else {
+                        // A file named explicitly is a rule file whatever its extension.
+                        files.push(path.to_path_buf());
+                    }
+                    files.sort();
+                    if files.is_empty() {
+                        errors.push(LoadError {
+                            file: path.to_path_buf(),
+                            line: None,
+                            reason: "no rule files (*.yml, *.yaml)".into(),
+                        });
+                    }
+                    for file in files {
+                        let text = std::fs::read_to_string(&file).map_err(|e| format!("cannot read: {e}"));
+                        texts.push((file, text));
+                    }
+                }
+            }
         }
+        let mut set = RuleSet::default();
         let mut filters = Vec::new();
         let mut correlations = Vec::new();
-        for file in files {
+        for (file, text) in texts {
             let name = file.to_string_lossy().into_owned();
-            let text = match std::fs::read_to_string(&file) {
+            let text = match text {
                 Ok(t) => t,
-                Err(e) => {
-                    errors.push(LoadError { file, line: None, reason: format!("cannot read: {e}") });
+                Err(reason) => {
+                    errors.push(LoadError { file, line: None, reason });
                     continue;
                 }
             };

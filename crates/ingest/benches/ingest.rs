@@ -81,7 +81,9 @@ fn pipeline(c: &mut Criterion) {
     let mut group = c.benchmark_group("ingest");
     group.sample_size(10).throughput(Throughput::Elements(t.events));
     group.bench_function("pipeline, discarding writer", |b| {
-        b.iter(|| ingest_files(files.clone(), Box::new(DiscardWriter::default()), PipelineConfig::default()).unwrap())
+        b.iter(|| {
+            ingest_files(files.clone(), Box::new(DiscardWriter::default()), PipelineConfig::default(), None).unwrap()
+        })
     });
     group.bench_function("pipeline into SQLite", |b| {
         b.iter_batched(
@@ -91,7 +93,7 @@ fn pipeline(c: &mut Criterion) {
                 (dir, store)
             },
             |(dir, store)| {
-                ingest_files(files.clone(), store.writer().unwrap(), PipelineConfig::default()).unwrap();
+                ingest_files(files.clone(), store.writer().unwrap(), PipelineConfig::default(), None).unwrap();
                 (dir, store)
             },
             BatchSize::PerIteration,

@@ -11,7 +11,9 @@
 //! println!("{} files, {} new events", report.files, report.counts.new);
 //! ```
 
+pub mod detection;
 pub mod pipeline;
 pub mod sources;
 
+pub use detection::{Detection, RecordedAlerts};
 pub use pipeline::{DiscardWriter, ObjectJob, Outcome, Pipeline, PipelineConfig, PipelineError, Settled};

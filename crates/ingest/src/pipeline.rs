@@ -32,6 +32,8 @@ use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use model::{EventReader, FileSummary, LogFileError, ParsedEvent};
 use store::{EventBatch, EventWriter, InsertCounts, ObjectMeta, ObjectTotals, RawFramer, StoreError};
 
+use crate::detection::{BatchScans, Detection, ObjectHits, RecordedAlerts};
+
 /// Opens an object's bytes (a file, an S3 GET body). Runs on a parse worker.
 pub type Opener = Box<dyn FnOnce() -> std::io::Result<Box<dyn Read + Send>> + Send>;
 
@@ -101,6 +103,8 @@ pub enum Outcome {
         summary: FileSummary,
         /// The latest `eventTime` among the object's records (for "newest event" status).
         newest_event: Option<model::EpochMillis>,
+        /// Detection hits recorded with the object, and alerts they opened.
+        alerts: RecordedAlerts,
     },
     /// The content is bad; the reason is in the ledger (and the quarantine listing).
     Quarantined { reason: &'static str, detail: String },
@@ -133,13 +137,14 @@ enum End {
 }
 
 enum Chunk {
-    Batch(EventBatch),
+    /// A batch and what the rules matched in it.
+    Batch(EventBatch, BatchScans),
     End(End),
 }
 
 /// A parsed object on its way to the writer.
 enum Ready<R> {
-    Whole { meta: ObjectMeta, receipt: R, batches: Vec<EventBatch>, end: End },
+    Whole { meta: ObjectMeta, receipt: R, batches: Vec<(EventBatch, BatchScans)>, end: End },
     Streaming { meta: ObjectMeta, receipt: R, chunks: Receiver<Chunk> },
 }
 
@@ -156,21 +161,37 @@ pub struct Pipeline<R> {
 impl<R: Send + 'static> Pipeline<R> {
     /// Starts the workers and the writer.
     pub fn start(writer: Box<dyn EventWriter>, config: PipelineConfig) -> Pipeline<R> {
+        Self::start_with(writer, config, None)
+    }
+
+    /// Starts the pipeline with detection: parse threads run the rules, the writer records
+    /// alerts with the events that caused them.
+    pub fn start_with_detection(
+        writer: Box<dyn EventWriter>,
+        config: PipelineConfig,
+        detection: Detection,
+    ) -> Pipeline<R> {
+        Self::start_with(writer, config, Some(detection))
+    }
+
+    fn start_with(writer: Box<dyn EventWriter>, config: PipelineConfig, detection: Option<Detection>) -> Pipeline<R> {
         let inflight = config.inflight_objects.max(1);
         let (job_tx, job_rx) = bounded::<ObjectJob<R>>(inflight);
         let (ready_tx, ready_rx) = bounded::<Ready<R>>(inflight);
         let (settled_tx, settled_rx) = crossbeam_channel::unbounded();
         // Compressing raw records is the store's work, but it needs no database: do it here.
         let pack = writer.wants_packed_raw();
+        let rules = detection.as_ref().map(|d| d.rules.clone());
         let workers = (0..config.workers.max(1))
             .map(|i| {
                 let (job_rx, ready_tx, config) = (job_rx.clone(), ready_tx.clone(), config.clone());
+                let rules = rules.clone();
                 std::thread::Builder::new()
                     .name(format!("parse-{i}"))
                     .spawn(move || {
                         lower_priority(config.parse_nice);
                         for job in job_rx {
-                            if !parse_object(job, &ready_tx, &config, pack) {
+                            if !parse_object(job, &ready_tx, &config, pack, rules.as_deref()) {
                                 return; // the writer stopped
                             }
                         }
@@ -182,7 +203,7 @@ impl<R: Send + 'static> Pipeline<R> {
         drop(ready_tx);
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || write_objects(writer, ready_rx, settled_tx, &config))
+            .spawn(move || write_objects(writer, ready_rx, settled_tx, &config, detection))
             .expect("spawn store writer");
         Pipeline { job_tx: Some(job_tx), workers, writer: Some(writer), settled_rx }
     }
@@ -240,18 +261,18 @@ struct Handover<'q, R> {
     ready: &'q Sender<Ready<R>>,
     meta: Option<ObjectMeta>,
     receipt: Option<R>,
-    batches: Vec<EventBatch>,
+    batches: Vec<(EventBatch, BatchScans)>,
     stream: Option<Sender<Chunk>>,
     limit: usize,
 }
 
 impl<R> Handover<'_, R> {
     /// `false` when the writer is gone.
-    fn batch(&mut self, batch: EventBatch) -> bool {
+    fn batch(&mut self, batch: EventBatch, scans: BatchScans) -> bool {
         if let Some(stream) = &self.stream {
-            return stream.send(Chunk::Batch(batch)).is_ok();
+            return stream.send(Chunk::Batch(batch, scans)).is_ok();
         }
-        self.batches.push(batch);
+        self.batches.push((batch, scans));
         if self.batches.len() <= self.limit {
             return true;
         }
@@ -260,8 +281,8 @@ impl<R> Handover<'_, R> {
         if self.ready.send(Ready::Streaming { meta, receipt, chunks: rx }).is_err() {
             return false;
         }
-        for b in self.batches.drain(..) {
-            if tx.send(Chunk::Batch(b)).is_err() {
+        for (b, scans) in self.batches.drain(..) {
+            if tx.send(Chunk::Batch(b, scans)).is_err() {
                 return false;
             }
         }
@@ -281,7 +302,13 @@ impl<R> Handover<'_, R> {
 }
 
 /// Parses one object and hands it to the writer. `false` when the writer is gone.
-fn parse_object<R>(job: ObjectJob<R>, ready: &Sender<Ready<R>>, config: &PipelineConfig, pack: bool) -> bool {
+fn parse_object<R>(
+    job: ObjectJob<R>,
+    ready: &Sender<Ready<R>>,
+    config: &PipelineConfig,
+    pack: bool,
+    rules: Option<&detect::RuleSet>,
+) -> bool {
     let mut handover = Handover {
         ready,
         meta: Some(job.meta),
@@ -291,7 +318,7 @@ fn parse_object<R>(job: ObjectJob<R>, ready: &Sender<Ready<R>>, config: &Pipelin
         limit: config.stream_batches,
     };
     let open = job.open;
-    let result = catch_unwind(AssertUnwindSafe(|| parse_into(open, &mut handover, config, pack)));
+    let result = catch_unwind(AssertUnwindSafe(|| parse_into(open, &mut handover, config, pack, rules)));
     let end = match result {
         Ok(Some(end)) => end,
         Ok(None) => return false,
@@ -307,7 +334,13 @@ fn parse_object<R>(job: ObjectJob<R>, ready: &Sender<Ready<R>>, config: &Pipelin
 }
 
 /// Reads the object into `handover`; `None` when the writer is gone.
-fn parse_into<R>(open: Opener, handover: &mut Handover<'_, R>, config: &PipelineConfig, pack: bool) -> Option<End> {
+fn parse_into<R>(
+    open: Opener,
+    handover: &mut Handover<'_, R>,
+    config: &PipelineConfig,
+    pack: bool,
+    rules: Option<&detect::RuleSet>,
+) -> Option<End> {
     let reader = match open() {
         Ok(r) => r,
         Err(e) => return Some(End::Failed(LogFileError::Io(e))),
@@ -320,12 +353,30 @@ fn parse_into<R>(open: Opener, handover: &mut Handover<'_, R>, config: &Pipeline
     // it is read and never becomes a string of its own; otherwise events keep their text.
     let mut framer = pack.then(RawFramer::default);
     let mut chunk: Vec<ParsedEvent> = Vec::with_capacity(config.chunk_events);
+    let mut scans: BatchScans = Vec::new();
     let mut bytes = 0;
     let mut newest_event = None;
     loop {
+        // Rules see the record's text while it is at hand, with the columns just parsed.
+        let row = chunk.len() as u32;
+        let mut scan = |text: &str, e: &ParsedEvent| {
+            if let Some(rules) = rules {
+                let s = rules.scan(text, e.event_name.as_deref(), e.event_source.as_deref());
+                if !s.is_empty() {
+                    scans.push((row, s));
+                }
+            }
+        };
         let next = match framer.as_mut() {
-            Some(f) => events.next_event_with(|text| f.push(text)),
-            None => events.next_event(),
+            Some(f) => events.next_event_with(|text, e| {
+                f.push(text);
+                scan(text, e);
+            }),
+            None => events.next_event().inspect(|e| {
+                if let Some(e) = e {
+                    scan(&e.raw, e);
+                }
+            }),
         };
         let done = match next {
             Ok(Some(event)) => {
@@ -346,7 +397,7 @@ fn parse_into<R>(open: Opener, handover: &mut Handover<'_, R>, config: &Pipeline
                 Some(f) => EventBatch::with_packed(events, f.finish()),
                 None => EventBatch::new(events),
             };
-            if !handover.batch(batch) {
+            if !handover.batch(batch, std::mem::take(&mut scans)) {
                 return None;
             }
         }
@@ -361,6 +412,7 @@ fn write_objects<R>(
     ready: Receiver<Ready<R>>,
     settled_tx: Sender<Settled<R>>,
     config: &PipelineConfig,
+    mut detection: Option<Detection>,
 ) -> Result<(), PipelineError> {
     let mut pending: Vec<Settled<R>> = Vec::new();
     let mut last_commit = Instant::now();
@@ -373,13 +425,14 @@ fn write_objects<R>(
         let settled = match next {
             Ok(Ready::Whole { meta, receipt, batches, end }) => {
                 writer.begin_object(&meta)?;
-                let mut batches = batches.into_iter().map(Chunk::Batch).chain(std::iter::once(Chunk::End(end)));
-                let outcome = write_object(&mut *writer, &meta, || batches.next())?;
+                let mut batches =
+                    batches.into_iter().map(|(b, s)| Chunk::Batch(b, s)).chain(std::iter::once(Chunk::End(end)));
+                let outcome = write_object(&mut *writer, &meta, detection.as_mut(), || batches.next())?;
                 Settled { receipt, meta, outcome }
             }
             Ok(Ready::Streaming { meta, receipt, chunks }) => {
                 writer.begin_object(&meta)?;
-                let outcome = write_object(&mut *writer, &meta, || chunks.recv().ok())?;
+                let outcome = write_object(&mut *writer, &meta, detection.as_mut(), || chunks.recv().ok())?;
                 Settled { receipt, meta, outcome }
             }
             Err(RecvTimeoutError::Timeout) => {
@@ -399,20 +452,32 @@ fn write_objects<R>(
 }
 
 /// Writes the batches `next` yields until the object's end; the object is already begun.
+/// With detection, the object's new events' hits are recorded right after its ledger row.
 fn write_object(
     writer: &mut dyn EventWriter,
     meta: &ObjectMeta,
+    mut detection: Option<&mut Detection>,
     mut next: impl FnMut() -> Option<Chunk>,
 ) -> Result<Outcome, StoreError> {
+    let mut hits = ObjectHits::default();
     loop {
         match next() {
-            Some(Chunk::Batch(mut batch)) => {
+            Some(Chunk::Batch(mut batch, scans)) => {
                 writer.insert(&mut batch)?;
+                if let Some(d) = detection.as_deref() {
+                    if !scans.is_empty() {
+                        hits.add(&d.rules, &batch, scans);
+                    }
+                }
             }
             Some(Chunk::End(End::Done(summary, newest_event))) => {
                 let counts = writer.finish_object(&ObjectTotals::from(&summary))?;
-                tracing::debug!(bucket = %meta.bucket, key = %meta.key, records = summary.records, new = counts.new, "object written");
-                return Ok(Outcome::Committed { counts, summary, newest_event });
+                let alerts = match detection.as_deref_mut() {
+                    Some(d) if !hits.is_empty() => hits.record(writer, d)?,
+                    _ => RecordedAlerts::default(),
+                };
+                tracing::debug!(bucket = %meta.bucket, key = %meta.key, records = summary.records, new = counts.new, hits = alerts.hits, "object written");
+                return Ok(Outcome::Committed { counts, summary, newest_event, alerts });
             }
             Some(Chunk::End(End::Failed(e))) if e.is_content_error() => {
                 let (reason, detail) = (e.reason_code(), e.to_string());
@@ -472,6 +537,12 @@ impl EventWriter for DiscardWriter {
     fn pending_events(&self) -> u64 {
         0
     }
+    fn record_alerts(&mut self, hits: &[store::AlertHit], _: &store::AlertPolicy) -> Result<Vec<i64>, StoreError> {
+        Ok((0..hits.len() as i64).collect())
+    }
+    fn save_correlation_windows(&mut self, _: &[store::CorrelationWindow]) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// The one place outcomes are released: after the commit that made them durable.
@@ -516,6 +587,12 @@ mod tests {
         }
         fn pending_events(&self) -> u64 {
             0
+        }
+        fn record_alerts(&mut self, h: &[store::AlertHit], p: &store::AlertPolicy) -> Result<Vec<i64>, StoreError> {
+            self.0.record_alerts(h, p)
+        }
+        fn save_correlation_windows(&mut self, w: &[store::CorrelationWindow]) -> Result<(), StoreError> {
+            self.0.save_correlation_windows(w)
         }
     }
 

@@ -643,15 +643,18 @@ impl<R: Read> EventReader<R> {
     }
 
     /// Like [`next_event`](Self::next_event), but the record's text goes to `keep` (while it
-    /// is still in the reader's buffer) instead of into `ParsedEvent::raw`, which stays empty.
-    pub fn next_event_with(&mut self, keep: impl FnOnce(&str)) -> Result<Option<ParsedEvent>, LogFileError> {
+    /// is still in the reader's buffer, with the parsed columns) instead of into `ParsedEvent::raw`, which stays empty.
+    pub fn next_event_with(
+        &mut self,
+        keep: impl FnOnce(&str, &ParsedEvent),
+    ) -> Result<Option<ParsedEvent>, LogFileError> {
         let index = self.inner.records_read();
         let Some(text) = self.inner.next_record()? else {
             return Ok(None);
         };
         match ParsedEvent::columns_from_json(text) {
             Ok(event) => {
-                keep(text);
+                keep(text, &event);
                 Ok(Some(event))
             }
             Err(error) => Err(LogFileError::Record { index, offset: self.inner.last_record_offset(), error }),

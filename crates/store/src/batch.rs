@@ -19,6 +19,8 @@ const LEVEL: i32 = 1;
 pub struct EventBatch {
     pub events: Vec<ParsedEvent>,
     packed: Option<PackedRaw>,
+    /// Set by the writer's `insert`: positions of the events that were already stored.
+    pub(crate) duplicates: Vec<u32>,
 }
 
 /// The raw records of a batch, compressed (see the module documentation).
@@ -39,13 +41,13 @@ pub enum UnpackError {
 
 impl EventBatch {
     pub fn new(events: Vec<ParsedEvent>) -> EventBatch {
-        EventBatch { events, packed: None }
+        EventBatch { events, packed: None, duplicates: Vec::new() }
     }
 
     /// A batch whose raw records were framed as they were read ([`RawFramer`]); the events'
     /// `raw` fields are empty.
     pub fn with_packed(events: Vec<ParsedEvent>, packed: PackedRaw) -> EventBatch {
-        EventBatch { events, packed: Some(packed) }
+        EventBatch { events, packed: Some(packed), duplicates: Vec::new() }
     }
 
     /// Compresses the raw records now (idempotent).
@@ -60,6 +62,12 @@ impl EventBatch {
     pub fn take_packed(&mut self) -> Vec<u8> {
         self.pack();
         self.packed.take().map(|p| p.bytes).unwrap_or_default()
+    }
+
+    /// After `insert`: positions (ascending) of the events that were stored before, so
+    /// nothing downstream (detection) acts on them twice.
+    pub fn duplicate_rows(&self) -> &[u32] {
+        &self.duplicates
     }
 
     pub fn len(&self) -> usize {

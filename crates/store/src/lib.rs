@@ -26,11 +26,16 @@
 //! assert_eq!(found[0].event_id, "e1");
 //! ```
 
+pub mod alerts;
 mod batch;
 mod ops;
 mod query;
 mod sqlite;
 
+pub use alerts::{
+    Alert, AlertFilter, AlertHit, AlertPolicy, AlertState, AlertSubject, Backlog, CorrelationWindow, Delivery,
+    SinkRoute,
+};
 pub use batch::{EventBatch, PackedRaw, RawFramer, UnpackError};
 pub use ops::{DigestSeen, IngestFinding, IntegrationStatus, MessageProblem};
 pub use query::{Dimension, EventQuery, EventRow, Page};
@@ -38,7 +43,7 @@ pub use sqlite::{PlanChoice, SqliteStore};
 
 use model::EpochMillis;
 
-/// The events, ledger and (later) alert state of one deployment.
+/// The events, ledger, alerts and outbox of one deployment.
 pub trait Store: Send + Sync {
     /// A writer with its own connection. Writers serialise with each other (one transaction
     /// at a time per database); readers are never blocked.
@@ -100,6 +105,37 @@ pub trait Store: Send + Sync {
 
     /// Every stored integration status, by account then region.
     fn integration_status(&self) -> Result<Vec<IntegrationStatus>, StoreError>;
+
+    /// Alerts matching `filter`, most recently seen first.
+    fn alerts(&self, filter: &AlertFilter) -> Result<Vec<Alert>, StoreError>;
+
+    fn alert(&self, id: i64) -> Result<Option<Alert>, StoreError>;
+
+    /// The `eventID`s attached to an alert.
+    fn alert_event_ids(&self, id: i64) -> Result<Vec<String>, StoreError>;
+
+    /// Moves an alert to `state` (with an optional comment); `false` if there is no such alert.
+    fn set_alert_state(&self, id: i64, state: AlertState, comment: Option<&str>) -> Result<bool, StoreError>;
+
+    /// Events attached to alerts, per rule id.
+    fn rule_hits(&self) -> Result<Vec<(String, u64)>, StoreError>;
+
+    /// Persisted correlation windows (to restore detection state at start).
+    fn correlation_windows(&self) -> Result<Vec<CorrelationWindow>, StoreError>;
+
+    /// Undelivered outbox rows whose next attempt is due at `now`, oldest first.
+    fn due_deliveries(&self, now: EpochMillis, limit: usize) -> Result<Vec<Delivery>, StoreError>;
+
+    /// Every outbox row of an alert.
+    fn deliveries(&self, alert_id: i64) -> Result<Vec<Delivery>, StoreError>;
+
+    fn delivery_succeeded(&self, id: i64, at: EpochMillis) -> Result<(), StoreError>;
+
+    /// Records a failed attempt and when to try again.
+    fn delivery_failed(&self, id: i64, error: &str, next_attempt: EpochMillis) -> Result<(), StoreError>;
+
+    /// Undelivered rows per sink.
+    fn outbox_backlog(&self) -> Result<Vec<Backlog>, StoreError>;
 }
 
 /// Writes objects' events and ledger rows. See the crate documentation for the protocol.
@@ -137,6 +173,14 @@ pub trait EventWriter: Send {
 
     /// Events inserted since the last commit (callers commit in groups of this size).
     fn pending_events(&self) -> u64;
+
+    /// Records detection hits in the open transaction (opening one if needed), with the
+    /// outbox rows of the alerts they open; returns those alerts' ids. Call between objects,
+    /// after the hits' events were inserted: hits and events become durable together.
+    fn record_alerts(&mut self, hits: &[AlertHit], policy: &AlertPolicy) -> Result<Vec<i64>, StoreError>;
+
+    /// Saves changed correlation windows in the open transaction (`"[]"` deletes one).
+    fn save_correlation_windows(&mut self, windows: &[CorrelationWindow]) -> Result<(), StoreError>;
 }
 
 /// Identifies an object and where it came from.

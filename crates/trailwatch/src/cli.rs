@@ -48,9 +48,12 @@ pub enum Command {
     Setup(SetupArgs),
     /// Check each configured account end to end and say what to fix (exit 1 if anything fails).
     Doctor(DoctorArgs),
-    /// Sigma rules: test them against events.
+    /// Sigma rules: test them against events, list, lint, run over stored history.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Alerts raised by detection: list, show, acknowledge, resolve.
+    #[command(subcommand)]
+    Alerts(AlertsCommand),
     /// Measure ingest throughput.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -60,17 +63,88 @@ pub enum Command {
 pub enum RulesCommand {
     /// Run Sigma rules over a file of events and print the matches.
     Test(RulesTestArgs),
-    /// List rules: id, title, level, status, pack (the folder it comes from).
+    /// List rules: id, title, level, status, pack (the folder it comes from), hits in the store.
     List(RulesListArgs),
     /// Check rules: load errors and duplicate ids (exit 1), incomplete metadata (warnings).
     Lint(RulesListArgs),
+    /// Run the rules over stored events (a new rule over history); alerts as in ingest.
+    Run(RulesRunArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  trailwatch rules run --db trail.db --rules new-rule.yml --since 30d")]
+pub struct RulesRunArgs {
+    /// Only these rules (file or directory); default: the configured rules ([detection]).
+    #[arg(long, value_name = "PATH")]
+    pub rules: Option<PathBuf>,
+    /// Events from this time on (RFC 3339, a date, or an age such as 7d).
+    #[arg(long, value_name = "T")]
+    pub since: String,
+    #[arg(long, value_name = "T")]
+    pub until: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// Alerts, most recently seen first.
+    List(AlertsListArgs),
+    /// One alert with its events and deliveries.
+    Show(AlertIdArgs),
+    /// Mark an alert acknowledged (someone is on it).
+    Ack(AlertStateArgs),
+    /// Mark an alert resolved; later matches open a new alert.
+    Resolve(AlertStateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AlertsListArgs {
+    /// open, acknowledged or resolved.
+    #[arg(long)]
+    pub state: Option<String>,
+    /// This level or higher (informational, low, medium, high, critical).
+    #[arg(long)]
+    pub level: Option<String>,
+    #[arg(long)]
+    pub rule: Option<String>,
+    /// 0: no limit.
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct AlertIdArgs {
+    pub id: i64,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct AlertStateArgs {
+    pub id: i64,
+    #[arg(long)]
+    pub comment: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct RulesListArgs {
-    /// A Sigma YAML file or a directory searched recursively.
+    /// A Sigma YAML file or a directory searched recursively; default: the configured rules
+    /// (the built-in packs and [detection] rules).
     #[arg(long, value_name = "PATH")]
-    pub rules: PathBuf,
+    pub rules: Option<PathBuf>,
+    #[command(flatten)]
+    pub store: StoreArgs,
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }
@@ -209,6 +283,9 @@ pub struct IngestArgs {
     /// Parse threads (default: number of CPUs).
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Store events only: do not run the rules ([detection] of --config, else the built-in packs).
+    #[arg(long)]
+    pub no_detection: bool,
 }
 
 #[derive(Debug, Args)]
@@ -336,6 +413,9 @@ pub struct BenchIngestArgs {
     /// Parse threads (default: number of CPUs).
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Rules for the "with detection" stage besides the built-in packs (file or directory).
+    #[arg(long, value_name = "PATH")]
+    pub rules: Vec<PathBuf>,
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }

@@ -27,6 +27,56 @@ pub struct RawConfig {
     pub sns: RawSns,
     #[serde(default)]
     pub accounts: Vec<RawAccount>,
+    #[serde(default)]
+    pub detection: RawDetection,
+    #[serde(default)]
+    pub sinks: Vec<RawSink>,
+}
+
+/// Which rules run on the way in, and how matches become alerts.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDetection {
+    /// Run the built-in packs (CIS, trail tampering, human error). Default true.
+    pub builtin: Option<bool>,
+    /// More Sigma rule files or directories (relative to the configuration file).
+    #[serde(default)]
+    pub rules: Vec<String>,
+    /// Matches of one rule for one principal within this long are one alert (default "1h").
+    pub suppression: Option<String>,
+    /// The dashboard's address as people reach it, for links in notifications.
+    pub public_url: Option<String>,
+}
+
+/// Where alerts are delivered. Secrets can come from `TRAILWATCH_SINKS_<NAME>_<KEY>`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSink {
+    pub name: String,
+    /// `webhook`, `slack`, `email` or `sns`.
+    pub kind: String,
+    /// Alerts below this level are not sent here (default "low").
+    pub min_level: Option<String>,
+    /// At most this many deliveries per minute (default 60).
+    pub rate_per_minute: Option<u32>,
+    /// webhook, slack: where to POST.
+    pub url: Option<String>,
+    /// webhook: HMAC-SHA256 key for the `X-Trailwatch-Signature` header.
+    pub secret: Option<String>,
+    /// email
+    pub smtp_host: Option<String>,
+    pub smtp_port: Option<u16>,
+    /// email: "starttls" (default), "tls" or "none" (local relays only).
+    pub smtp_security: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub from: Option<String>,
+    #[serde(default)]
+    pub to: Vec<String>,
+    /// sns: the topic to publish to.
+    pub topic_arn: Option<String>,
+    /// sns: publish with this configured account's credentials (its assumed role).
+    pub account: Option<String>,
 }
 
 /// SNS HTTPS push (`POST /sns` on the web listener). Accounts' `topic_arn`s say which
@@ -130,6 +180,23 @@ pub struct Config {
     pub workers: Option<usize>,
     pub sns_test_cert_hosts: Vec<String>,
     pub sns_test_ca_file: Option<PathBuf>,
+    pub detection: DetectionConfig,
+    pub sinks: Vec<RawSink>,
+}
+
+/// Validated `[detection]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetectionConfig {
+    pub builtin: bool,
+    pub rules: Vec<PathBuf>,
+    pub suppression_ms: i64,
+    pub public_url: Option<String>,
+}
+
+impl Default for DetectionConfig {
+    fn default() -> Self {
+        DetectionConfig { builtin: true, rules: Vec::new(), suppression_ms: 3_600_000, public_url: None }
+    }
 }
 
 impl Config {
@@ -236,15 +303,22 @@ impl Config {
         if !raw.sns.test_cert_hosts.is_empty() {
             tracing::warn!(hosts = ?raw.sns.test_cert_hosts, "sns.test_cert_hosts is set: SNS messages signed by certificates from these hosts are accepted (tests only)");
         }
-        let sns_test_ca_file = raw.sns.test_ca_file.map(|p| {
-            let p = PathBuf::from(p);
-            if p.is_absolute() {
-                p
-            } else {
-                base.join(p)
-            }
-        });
+        let sns_test_ca_file = raw.sns.test_ca_file.map(|p| resolve(base, &p));
+        let detection = DetectionConfig {
+            builtin: raw.detection.builtin.unwrap_or(true),
+            rules: raw.detection.rules.iter().map(|p| resolve(base, p)).collect(),
+            suppression_ms: match raw.detection.suppression.as_deref() {
+                None => 3_600_000,
+                Some(s) => {
+                    detect::correlation::parse_timespan(s).map_err(|e| anyhow::anyhow!("detection.suppression: {e}"))?
+                }
+            },
+            public_url: raw.detection.public_url.map(|u| u.trim_end_matches('/').to_string()),
+        };
+        let sinks = validate_sinks(raw.sinks, &accounts)?;
         Ok(Config {
+            detection,
+            sinks,
             store,
             web_listen,
             aws,
@@ -255,6 +329,67 @@ impl Config {
             sns_test_ca_file,
         })
     }
+}
+
+/// A path from the configuration: relative to the file's directory.
+fn resolve(base: &Path, p: &str) -> PathBuf {
+    let p = PathBuf::from(p);
+    if p.is_absolute() {
+        p
+    } else {
+        base.join(p)
+    }
+}
+
+fn validate_sinks(sinks: Vec<RawSink>, accounts: &[aws::AccountSpec]) -> anyhow::Result<Vec<RawSink>> {
+    for (i, k) in sinks.iter().enumerate() {
+        let at = format!("sinks[{i}]");
+        if k.name.is_empty() || !k.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            bail!("{at}.name = {:?} must be letters, digits, '-' or '_'", k.name);
+        }
+        if sinks[..i].iter().any(|o| o.name == k.name) {
+            bail!("{at}.name = {:?} is used by another sink", k.name);
+        }
+        if let Some(l) = k.min_level.as_deref().filter(|l| !store::alerts::LEVELS.contains(l)) {
+            bail!("{at}.min_level = {l:?} is not one of {}", store::alerts::LEVELS.join(", "));
+        }
+        if k.rate_per_minute == Some(0) {
+            bail!("{at}.rate_per_minute must be at least 1");
+        }
+        let need = |key: &str, v: &Option<String>| -> anyhow::Result<()> {
+            match v {
+                Some(s) if !s.is_empty() => Ok(()),
+                _ => bail!("{at}.{key} is required for kind = {:?}", k.kind),
+            }
+        };
+        match k.kind.as_str() {
+            "webhook" | "slack" => {
+                need("url", &k.url)?;
+                let url = k.url.as_deref().unwrap_or_default();
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    bail!("{at}.url = {url:?} is not an http(s) URL");
+                }
+            }
+            "email" => {
+                need("smtp_host", &k.smtp_host)?;
+                need("from", &k.from)?;
+                if k.to.is_empty() {
+                    bail!("{at}.to must list at least one address");
+                }
+                if let Some(s) = k.smtp_security.as_deref().filter(|s| !["starttls", "tls", "none"].contains(s)) {
+                    bail!("{at}.smtp_security = {s:?} is not one of starttls, tls, none");
+                }
+            }
+            "sns" => {
+                need("topic_arn", &k.topic_arn)?;
+                if let Some(a) = k.account.as_deref().filter(|a| !accounts.iter().any(|x| x.name == *a)) {
+                    bail!("{at}.account = {a:?} is not a configured account");
+                }
+            }
+            other => bail!("{at}.kind = {other:?} is not one of webhook, slack, email, sns"),
+        }
+    }
+    Ok(sinks)
 }
 
 fn validate_account(i: usize, a: RawAccount, before: &[aws::AccountSpec]) -> anyhow::Result<aws::AccountSpec> {
@@ -331,6 +466,33 @@ fn apply_env(raw: &mut RawConfig, env: &BTreeMap<String, String>) -> anyhow::Res
             "TRAILWATCH_INGEST_SHUTDOWN_GRACE_SECS" => raw.ingest.shutdown_grace_secs = Some(number(name, &value)?),
             "TRAILWATCH_INGEST_RETRY_BACKOFF_SECS" => raw.ingest.retry_backoff_secs = Some(number(name, &value)?),
             "TRAILWATCH_INGEST_WORKERS" => raw.ingest.workers = Some(number(name, &value)?),
+            "TRAILWATCH_DETECTION_BUILTIN" => {
+                raw.detection.builtin =
+                    Some(value.parse().map_err(|_| anyhow::anyhow!("{name} = {value:?} is not true or false"))?)
+            }
+            "TRAILWATCH_DETECTION_SUPPRESSION" => raw.detection.suppression = Some(value),
+            "TRAILWATCH_DETECTION_PUBLIC_URL" => raw.detection.public_url = Some(value),
+            n if n.starts_with("TRAILWATCH_SINKS_") => {
+                // TRAILWATCH_SINKS_<NAME>_<KEY>: NAME is the sink's name in upper case with
+                // '-' as '_'; KEY one of its secret-bearing keys.
+                let rest = &n["TRAILWATCH_SINKS_".len()..];
+                let sink = raw.sinks.iter_mut().find(|k| {
+                    let upper = k.name.to_ascii_uppercase().replace('-', "_");
+                    rest.strip_prefix(&upper).is_some_and(|r| r.starts_with('_'))
+                });
+                let Some(sink) = sink else { bail!("{name}: no sink of that name in the configuration") };
+                let key = &rest[sink.name.len() + 1..];
+                match key {
+                    "URL" => sink.url = Some(value),
+                    "SECRET" => sink.secret = Some(value),
+                    "USERNAME" => sink.username = Some(value),
+                    "PASSWORD" => sink.password = Some(value),
+                    "SMTP_HOST" => sink.smtp_host = Some(value),
+                    "SMTP_PORT" => sink.smtp_port = Some(number(name, &value)?),
+                    "TOPIC_ARN" => sink.topic_arn = Some(value),
+                    _ => bail!("{name}: {key} is not a sink key that can be set from the environment"),
+                }
+            }
             // Not configuration keys (e.g. TRAILWATCH_SHARED_DIR for tests, TRAILWATCH_LOG).
             _ => {}
         }
@@ -404,6 +566,28 @@ mod tests {
                 .unwrap_err()
         );
         assert!(err.contains("accounts[0].role_arn"), "{err}");
+    }
+
+    #[test]
+    fn detection_and_sinks() {
+        let c = load(
+            "[detection]\nrules = [\"sigma\"]\nsuppression = \"30m\"\n\n[[sinks]]\nname = \"ops-hook\"\nkind = \"webhook\"\nurl = \"https://h.example/x\"\n",
+            &[("TRAILWATCH_SINKS_OPS_HOOK_SECRET", "s3cret")],
+        )
+        .unwrap();
+        assert!(c.detection.builtin);
+        assert_eq!(c.detection.suppression_ms, 1_800_000);
+        assert!(c.detection.rules[0].ends_with("sigma"));
+        assert_eq!(c.sinks[0].secret.as_deref(), Some("s3cret"));
+        let err = format!("{:#}", load("[[sinks]]\nname = \"a\"\nkind = \"pager\"\n", &[]).unwrap_err());
+        assert!(err.contains("sinks[0].kind"), "{err}");
+        let err =
+            format!("{:#}", load("[[sinks]]\nname = \"a\"\nkind = \"email\"\nsmtp_host = \"h\"\n", &[]).unwrap_err());
+        assert!(err.contains("sinks[0].from"), "{err}");
+        let err = format!("{:#}", load("[detection]\nsuppression = \"soon\"\n", &[]).unwrap_err());
+        assert!(err.contains("detection.suppression"), "{err}");
+        let err = format!("{:#}", load("", &[("TRAILWATCH_SINKS_NOPE_URL", "x")]).unwrap_err());
+        assert!(err.contains("TRAILWATCH_SINKS_NOPE_URL"), "{err}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod config;
+mod detection;
 mod output;
 
 use std::process::ExitCode;
@@ -53,6 +54,15 @@ fn run(command: cli::Command) -> anyhow::Result<()> {
         Command::Rules(cli::RulesCommand::Test(args)) => commands::rules::test(args),
         Command::Rules(cli::RulesCommand::List(args)) => commands::rules::list(args),
         Command::Rules(cli::RulesCommand::Lint(args)) => commands::rules::lint(args),
+        Command::Rules(cli::RulesCommand::Run(args)) => commands::rules::run(args),
+        Command::Alerts(cli::AlertsCommand::List(args)) => commands::alerts::list(args),
+        Command::Alerts(cli::AlertsCommand::Show(args)) => commands::alerts::show(args),
+        Command::Alerts(cli::AlertsCommand::Ack(args)) => {
+            commands::alerts::set_state(args, store::AlertState::Acknowledged)
+        }
+        Command::Alerts(cli::AlertsCommand::Resolve(args)) => {
+            commands::alerts::set_state(args, store::AlertState::Resolved)
+        }
         Command::Bench(cli::BenchCommand::Ingest(args)) => commands::bench::run(args),
     }
 }

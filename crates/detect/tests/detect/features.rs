@@ -333,7 +333,8 @@ mod correlations {
         assert_eq!(saved[0].correlation, "brute");
         assert!(state.take_dirty(&s.correlations).is_empty(), "nothing changed since");
         let mut restored = State::restore(&s.correlations, saved.clone());
-        let fired: Vec<String> = burst[12..].iter().flat_map(|e| s.hits(&mut restored, e)).map(|h| h.id.to_owned()).collect();
+        let fired: Vec<String> =
+            burst[12..].iter().flat_map(|e| s.hits(&mut restored, e)).map(|h| h.id.to_owned()).collect();
         assert_eq!(fired, vec!["brute".to_owned()], "fires on the 20th across the restart");
         // Windows of correlations that are no longer loaded are dropped.
         let other = set(&BURST.replace("id: brute", "id: other"));

@@ -126,16 +126,25 @@ pub struct LocalReport {
     pub other: u64,
     pub object_bytes: u64,
     pub content_bytes: u64,
+    /// Detection hits recorded, and the alerts they opened.
+    pub hits: u64,
+    pub alerts_opened: u64,
 }
 
-/// Ingests every log file under `root` that the ledger does not have yet.
-pub fn ingest_dir(root: &Path, store: &dyn Store, config: PipelineConfig) -> Result<LocalReport, LocalError> {
+/// Ingests every log file under `root` that the ledger does not have yet (with detection,
+/// when given).
+pub fn ingest_dir(
+    root: &Path,
+    store: &dyn Store,
+    config: PipelineConfig,
+    detection: Option<crate::Detection>,
+) -> Result<LocalReport, LocalError> {
     let found = discover(root)?;
     let known: HashMap<String, (u64, LedgerStatus)> =
         store.ledger_entries(ObjectMeta::LOCAL_BUCKET, "")?.into_iter().map(|e| (e.key, (e.size, e.status))).collect();
     let (todo, done): (Vec<LocalFile>, Vec<LocalFile>) =
         found.logs.into_iter().partition(|f| known.get(&f.key).is_none_or(|(size, _)| *size != f.size));
-    let mut report = ingest_files(todo, store.writer()?, config)?;
+    let mut report = ingest_files(todo, store.writer()?, config, detection)?;
     report.already_ingested = done.len() as u64;
     report.digests = found.digests;
     report.other = found.other;
@@ -148,13 +157,19 @@ pub fn ingest_files(
     files: Vec<LocalFile>,
     writer: Box<dyn store::EventWriter>,
     config: PipelineConfig,
+    detection: Option<crate::Detection>,
 ) -> Result<LocalReport, LocalError> {
-    let pipeline: Pipeline<String> = Pipeline::start(writer, config);
+    let pipeline: Pipeline<String> = match detection {
+        Some(d) => Pipeline::start_with_detection(writer, config, d),
+        None => Pipeline::start(writer, config),
+    };
     let mut report = LocalReport::default();
     let add = |report: &mut LocalReport, s: crate::pipeline::Settled<String>| {
         report.files += 1;
         match s.outcome {
-            Outcome::Committed { counts, summary, .. } => {
+            Outcome::Committed { counts, summary, alerts, .. } => {
+                report.hits += alerts.hits;
+                report.alerts_opened += alerts.opened;
                 report.records += summary.records;
                 report.counts += counts;
                 report.object_bytes += summary.object_bytes;

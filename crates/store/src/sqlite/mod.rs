@@ -1,5 +1,6 @@
 //! The embedded SQLite backend.
 
+mod alerts;
 mod columns;
 mod ops;
 mod read;
@@ -13,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use model::EpochMillis;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
 use crate::{
@@ -273,6 +275,50 @@ impl Store for SqliteStore {
 
     fn integration_status(&self) -> Result<Vec<crate::IntegrationStatus>, StoreError> {
         self.with_read(ops::integration_status)
+    }
+
+    fn alerts(&self, filter: &crate::AlertFilter) -> Result<Vec<crate::Alert>, StoreError> {
+        self.with_read(|c| alerts::alerts(c, filter))
+    }
+
+    fn alert(&self, id: i64) -> Result<Option<crate::Alert>, StoreError> {
+        self.with_read(|c| alerts::alert(c, id))
+    }
+
+    fn alert_event_ids(&self, id: i64) -> Result<Vec<String>, StoreError> {
+        self.with_read(|c| alerts::alert_event_ids(c, id))
+    }
+
+    fn set_alert_state(&self, id: i64, state: crate::AlertState, comment: Option<&str>) -> Result<bool, StoreError> {
+        self.with_read(|c| alerts::set_state(c, id, state, comment, now_millis()))
+    }
+
+    fn rule_hits(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.with_read(alerts::rule_hits)
+    }
+
+    fn correlation_windows(&self) -> Result<Vec<crate::CorrelationWindow>, StoreError> {
+        self.with_read(alerts::windows)
+    }
+
+    fn due_deliveries(&self, now: EpochMillis, limit: usize) -> Result<Vec<crate::Delivery>, StoreError> {
+        self.with_read(|c| alerts::due(c, now, limit))
+    }
+
+    fn deliveries(&self, alert_id: i64) -> Result<Vec<crate::Delivery>, StoreError> {
+        self.with_read(|c| alerts::deliveries(c, alert_id))
+    }
+
+    fn delivery_succeeded(&self, id: i64, at: EpochMillis) -> Result<(), StoreError> {
+        self.with_read(|c| alerts::delivered(c, id, at))
+    }
+
+    fn delivery_failed(&self, id: i64, error: &str, next_attempt: EpochMillis) -> Result<(), StoreError> {
+        self.with_read(|c| alerts::failed(c, id, error, next_attempt))
+    }
+
+    fn outbox_backlog(&self) -> Result<Vec<crate::Backlog>, StoreError> {
+        self.with_read(alerts::backlog)
     }
 
     fn stats(&self) -> Result<StoreStats, StoreError> {

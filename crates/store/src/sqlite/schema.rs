@@ -156,6 +156,63 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (account, region)
     );
     "#,
+    // 3: detection: alerts, the events attached to them, the delivery outbox, and the
+    // correlation windows that must survive a restart.
+    r#"
+    CREATE TABLE alerts (
+        id           INTEGER PRIMARY KEY,
+        rule_id      TEXT NOT NULL,
+        title        TEXT NOT NULL,
+        level        TEXT NOT NULL,
+        group_key    TEXT NOT NULL,
+        state        TEXT NOT NULL,
+        first_seen   INTEGER NOT NULL,
+        last_seen    INTEGER NOT NULL,
+        count        INTEGER NOT NULL,
+        principal    TEXT NOT NULL,
+        account      TEXT,
+        region       TEXT,
+        source_ip    TEXT,
+        event_source TEXT,
+        event_name   TEXT,
+        error_code   TEXT,
+        created_at   INTEGER NOT NULL,
+        updated_at   INTEGER NOT NULL,
+        comment      TEXT
+    );
+    -- The suppression lookup: the newest non-resolved alert of a rule and key.
+    CREATE INDEX alerts_by_group ON alerts (rule_id, group_key, last_seen);
+    CREATE INDEX alerts_by_time ON alerts (last_seen);
+
+    -- An event counts once per rule: re-delivery and re-scans add nothing.
+    CREATE TABLE alert_events (
+        rule_id  TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        alert_id INTEGER NOT NULL,
+        PRIMARY KEY (rule_id, event_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX alert_events_by_alert ON alert_events (alert_id);
+
+    CREATE TABLE outbox (
+        id           INTEGER PRIMARY KEY,
+        alert_id     INTEGER NOT NULL,
+        sink         TEXT NOT NULL,
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        next_attempt INTEGER NOT NULL,
+        last_error   TEXT,
+        delivered_at INTEGER,
+        created_at   INTEGER NOT NULL,
+        UNIQUE (alert_id, sink)
+    );
+    CREATE INDEX outbox_due ON outbox (next_attempt) WHERE delivered_at IS NULL;
+
+    CREATE TABLE correlation_windows (
+        correlation TEXT NOT NULL,
+        group_key   TEXT NOT NULL,
+        entries     TEXT NOT NULL,
+        PRIMARY KEY (correlation, group_key)
+    );
+    "#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -225,6 +225,7 @@ impl EventWriter for SqliteWriter {
         let block = self.block.as_mut().expect("opened above");
         let conn = &self.conn;
         let mut counts = InsertCounts::default();
+        let mut duplicates = Vec::new();
         {
             // One statement handle for the whole batch: looking it up per row hashes its SQL.
             let mut insert = conn
@@ -236,6 +237,7 @@ impl EventWriter for SqliteWriter {
                 let row = block.columns.len() as i64;
                 if insert.execute(params![&key, block.id, row]).context("insert event id")? == 0 {
                     counts.duplicates += 1;
+                    duplicates.push(i as u32);
                     continue;
                 }
                 counts.new += 1;
@@ -276,6 +278,7 @@ impl EventWriter for SqliteWriter {
                 block.max_time = block.max_time.max(e.event_time);
             }
         }
+        batch.duplicates = duplicates;
         // A batch whose events were all stored before adds nothing, not even its raw bytes.
         if counts.new > 0 {
             let frame = batch.take_packed();
@@ -425,6 +428,25 @@ impl EventWriter for SqliteWriter {
 
     fn pending_events(&self) -> u64 {
         self.pending_events
+    }
+
+    fn record_alerts(&mut self, hits: &[crate::AlertHit], policy: &crate::AlertPolicy) -> Result<Vec<i64>, StoreError> {
+        if self.object.is_some() {
+            return Err(StoreError::ObjectInProgress("record_alerts".into()));
+        }
+        if hits.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.ensure_transaction()?;
+        super::alerts::record_hits(&self.conn, hits, policy, now_millis())
+    }
+
+    fn save_correlation_windows(&mut self, windows: &[crate::CorrelationWindow]) -> Result<(), StoreError> {
+        if windows.is_empty() {
+            return Ok(());
+        }
+        self.ensure_transaction()?;
+        super::alerts::save_windows(&self.conn, windows)
     }
 }
 

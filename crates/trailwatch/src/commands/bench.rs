@@ -1,4 +1,5 @@
-//! `trailwatch bench ingest`: full ingest vs. gunzip+parse alone, same files, same run.
+//! `trailwatch bench ingest`: full ingest vs. gunzip+parse alone, and full ingest with every
+//! rule on vs. off, same files, same run.
 
 use std::time::Instant;
 
@@ -36,13 +37,18 @@ pub fn run(args: BenchIngestArgs) -> anyhow::Result<()> {
         std::fs::read(&f.path).with_context(|| format!("reading {}", f.path.display()))?;
     }
     let runs = args.runs.max(1);
+    let settings = crate::config::DetectionConfig { rules: args.rules.clone(), ..Default::default() };
+    let rules = crate::detection::load_rules(&settings);
     let mut parse = Vec::new();
     let mut full = Vec::new();
+    let mut detecting = Vec::new();
     for _ in 0..runs {
         parse.push(parse_only(&files, args.workers)?);
-        full.push(full_ingest(&files, args.workers)?);
+        full.push(full_ingest(&files, args.workers, None)?);
+        detecting.push(full_ingest(&files, args.workers, Some(rules.clone()))?);
     }
-    let (parse, full) = (median(parse), median(full));
+    let (parse, full, detecting) = (median(parse), median(full), median(detecting));
+    let rules_ratio = detecting.events_per_sec() / full.events_per_sec();
     if parse.report.records != full.report.records || !full.report.quarantined.is_empty() {
         bail!(
             "the stages disagree ({} vs {} records, {} quarantined): benchmark a clean tree",
@@ -63,7 +69,9 @@ pub fn run(args: BenchIngestArgs) -> anyhow::Result<()> {
             println!(
                 "{}",
                 json!({"files": files.len(), "events": parse.report.records, "compressed_bytes": gz, "json_bytes": json_bytes,
-                       "runs": runs, "parse": stage(&parse), "ingest": stage(&full), "ratio": ratio, "peak_rss_mb": rss})
+                       "runs": runs, "parse": stage(&parse), "ingest": stage(&full), "ratio": ratio,
+                       "ingest_with_rules": stage(&detecting), "rules": rules.rules.len() + rules.correlations.len(),
+                       "hits": detecting.report.hits, "rules_ratio": rules_ratio, "peak_rss_mb": rss})
             );
         }
         _ => {
@@ -75,7 +83,10 @@ pub fn run(args: BenchIngestArgs) -> anyhow::Result<()> {
                 json_bytes as f64 / 1e6
             );
             println!("{:<22}{:>14}{:>14}{:>14}{:>10}", "stage", "events/s", "MB/s gzip", "MB/s JSON", "seconds");
-            for (name, s) in [("gunzip+parse", &parse), ("ingest into SQLite", &full)] {
+            let with_rules = format!("+ {} rules", rules.rules.len() + rules.correlations.len());
+            for (name, s) in
+                [("gunzip+parse", &parse), ("ingest into SQLite", &full), (with_rules.as_str(), &detecting)]
+            {
                 println!(
                     "{name:<22}{:>14}{:>14.1}{:>14.1}{:>10.2}",
                     thousands(s.events_per_sec() as u64),
@@ -85,6 +96,7 @@ pub fn run(args: BenchIngestArgs) -> anyhow::Result<()> {
                 );
             }
             println!("ingest / parse ratio: {ratio:.2}");
+            println!("ingest with rules / without: {rules_ratio:.2} ({} matches)", thousands(detecting.report.hits));
             if let Some(rss) = rss {
                 println!("peak RSS: {rss:.0} MB");
             }
@@ -95,15 +107,20 @@ pub fn run(args: BenchIngestArgs) -> anyhow::Result<()> {
 
 fn parse_only(files: &[LocalFile], workers: Option<usize>) -> anyhow::Result<Stage> {
     let started = Instant::now();
-    let report = ingest_files(files.to_vec(), Box::new(DiscardWriter::default()), pipeline_config(workers))?;
+    let report = ingest_files(files.to_vec(), Box::new(DiscardWriter::default()), pipeline_config(workers), None)?;
     Ok(Stage { seconds: started.elapsed().as_secs_f64(), report })
 }
 
-fn full_ingest(files: &[LocalFile], workers: Option<usize>) -> anyhow::Result<Stage> {
+fn full_ingest(
+    files: &[LocalFile],
+    workers: Option<usize>,
+    rules: Option<std::sync::Arc<detect::RuleSet>>,
+) -> anyhow::Result<Stage> {
     let dir = tempfile::tempdir().context("creating a scratch directory")?;
     let store = SqliteStore::open(dir.path().join("bench.db"))?;
+    let detection = rules.map(|r| ingest::Detection::new(r, store::AlertPolicy::default(), Vec::new()));
     let started = Instant::now();
-    let report = ingest_files(files.to_vec(), store.writer()?, pipeline_config(workers))?;
+    let report = ingest_files(files.to_vec(), store.writer()?, pipeline_config(workers), detection)?;
     Ok(Stage { seconds: started.elapsed().as_secs_f64(), report })
 }
 

@@ -48,7 +48,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     let store = SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
     let started = Instant::now();
-    let report = ingest::sources::local::ingest_dir(&bucket, &store, pipeline_config(None))?;
+    let rules = crate::detection::load_rules(&crate::config::DetectionConfig::default());
+    let detection = crate::detection::for_pipeline(&store, rules, store::AlertPolicy::default())?;
+    let report = ingest::sources::local::ingest_dir(&bucket, &store, pipeline_config(None), Some(detection))?;
     println!(
         "ingested {} new files ({} events, {} duplicates, {} quarantined) in {:.1}s; {} already in the ledger",
         thousands(report.files),
@@ -117,8 +119,27 @@ fn summarise(store: &SqliteStore, manifest_path: &Path, db: &Path) -> anyhow::Re
             println!("    … and {} more", found.len() - 4);
         }
     }
+    let all_alerts = store.alerts(&store::AlertFilter::default())?.len();
+    let alerts =
+        store.alerts(&store::AlertFilter { limit: 15, min_level: Some("medium".into()), ..Default::default() })?;
+    println!(
+        "\n{all_alerts} alerts raised by the built-in rules; medium and above, newest first ({} shown):",
+        alerts.len()
+    );
+    for a in &alerts {
+        println!(
+            "  #{:<4} {:<9} {:<52} {} × {} from {}",
+            a.id,
+            a.level,
+            terminal_safe(&a.title),
+            a.count,
+            terminal_safe(&a.subject.principal),
+            terminal_safe(a.subject.source_ip.as_deref().unwrap_or("-"))
+        );
+    }
     let db = db.display();
     println!("\ntry:");
+    println!("  trailwatch alerts list --db {db}");
     println!("  trailwatch search --db {db} --event-name StopLogging");
     println!("  trailwatch search --db {db} --source-ip 203.0.113.7");
     println!("  trailwatch search --db {db} --principal dana@example.com --format jsonl");

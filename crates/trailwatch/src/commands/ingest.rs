@@ -15,7 +15,15 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
     }
     let store = open_store(&args.store, Open::Create)?;
     let started = Instant::now();
-    let report = ingest::sources::local::ingest_dir(&args.local, &store, pipeline_config(args.workers))?;
+    let detection = if args.no_detection {
+        None
+    } else {
+        let (settings, sinks) = crate::detection::settings(&args.store)?;
+        let rules = crate::detection::load_rules(&settings);
+        let policy = crate::detection::policy(&settings, &sinks);
+        Some(crate::detection::for_pipeline(&store, rules, policy)?)
+    };
+    let report = ingest::sources::local::ingest_dir(&args.local, &store, pipeline_config(args.workers), detection)?;
     let seconds = started.elapsed().as_secs_f64();
     let counts = json!({
         "files": report.files,
@@ -43,6 +51,13 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
                 thousands(report.counts.duplicates),
                 report.quarantined.len()
             );
+            if report.hits > 0 {
+                println!(
+                    "detection: {} rule matches, {} new alerts (trailwatch alerts list)",
+                    thousands(report.hits),
+                    thousands(report.alerts_opened)
+                );
+            }
             if report.already_ingested > 0 {
                 println!("skipped {} files already in the ledger", thousands(report.already_ingested));
             }

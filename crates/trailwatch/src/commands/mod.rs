@@ -1,5 +1,6 @@
 //! One module per subcommand; each exposes `run(args) -> anyhow::Result<()>`.
 
+pub mod alerts;
 pub mod backfill;
 pub mod bench;
 pub mod demo;

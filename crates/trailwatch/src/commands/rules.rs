@@ -7,9 +7,44 @@ use std::path::Path;
 use anyhow::Context;
 use serde_json::{json, Value};
 
+use store::Store;
+
 use super::Findings;
-use crate::cli::{RulesListArgs, RulesTestArgs};
+use crate::cli::{RulesListArgs, RulesRunArgs, RulesTestArgs};
 use crate::output::{table, terminal_safe, tsv_field, Format};
+
+/// The rules `list` and `lint` work on: `--rules`, else the configured ones.
+fn selected(args: &RulesListArgs) -> anyhow::Result<(detect::RuleSet, Vec<detect::LoadError>)> {
+    Ok(match &args.rules {
+        Some(path) => detect::RuleSet::load(path),
+        None => detect::RuleSet::load_sources(&crate::detection::sources(&crate::detection::settings(&args.store)?.0)),
+    })
+}
+
+/// The pack a rule comes from: `builtin/<pack>` for the built-in ones, else the first folder
+/// below the path given (or the file's folder).
+fn pack_of(args: &RulesListArgs, file: &Path) -> String {
+    if let Ok(rel) = file.strip_prefix("builtin") {
+        let first = rel.components().next().map(|c| c.as_os_str().to_string_lossy().into_owned());
+        return format!("builtin/{}", first.unwrap_or_default());
+    }
+    match &args.rules {
+        Some(root) => pack(root, file),
+        None => file.parent().and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+    }
+}
+
+/// Events attached to alerts per rule, when the selected store exists.
+fn hits(args: &RulesListArgs) -> std::collections::HashMap<String, u64> {
+    let Ok(path) = super::store_path(&args.store) else { return Default::default() };
+    if !path.exists() {
+        return Default::default();
+    }
+    super::open_store_at(&path, super::Open::Existing)
+        .and_then(|s| Ok(s.rule_hits()?))
+        .map(|v| v.into_iter().collect())
+        .unwrap_or_default()
+}
 
 /// The pack a rule comes from: the first folder below the path given (or the file's folder).
 fn pack(root: &Path, file: &Path) -> String {
@@ -24,49 +59,82 @@ fn pack(root: &Path, file: &Path) -> String {
 }
 
 pub fn list(args: RulesListArgs) -> anyhow::Result<()> {
-    let (rules, errors) = detect::RuleSet::load(&args.rules);
+    let (rules, errors) = selected(&args)?;
     for e in &errors {
         eprintln!("trailwatch: rule not loaded: {}", terminal_safe(&e.to_string()));
     }
+    let hits = hits(&args);
+    // Rules, then correlations (which have no file of their own in the set).
+    struct Row {
+        id: String,
+        title: String,
+        level: String,
+        status: String,
+        pack: String,
+        file: String,
+        hits: u64,
+    }
+    let mut rows: Vec<Row> = rules
+        .rules
+        .iter()
+        .map(|r| Row {
+            id: r.id.clone(),
+            title: r.title.clone(),
+            level: r.level.clone(),
+            status: r.status.clone(),
+            pack: pack_of(&args, &r.file),
+            file: r.file.display().to_string(),
+            hits: hits.get(&r.id).copied().unwrap_or(0),
+        })
+        .collect();
+    rows.extend(rules.correlations.iter().map(|c| Row {
+        id: c.id.clone(),
+        title: c.title.clone(),
+        level: c.level.clone(),
+        status: "correlation".into(),
+        pack: String::new(),
+        file: String::new(),
+        hits: hits.get(&c.id).copied().unwrap_or(0),
+    }));
     match args.format {
         Format::Json | Format::Jsonl => {
-            let rows: Vec<Value> = rules
-                .rules
+            let values: Vec<Value> = rows
                 .iter()
                 .map(|r| {
                     json!({"id": r.id, "title": r.title, "level": r.level, "status": r.status,
-                               "pack": pack(&args.rules, &r.file), "file": r.file, "tags": r.tags})
+                           "pack": r.pack, "file": r.file, "hits": r.hits})
                 })
                 .collect();
             if args.format == Format::Json {
-                println!("{}", Value::Array(rows));
+                println!("{}", Value::Array(values));
             } else {
-                rows.iter().for_each(|r| println!("{r}"));
+                values.iter().for_each(|r| println!("{r}"));
             }
         }
         Format::Tsv => {
-            for r in &rules.rules {
-                let cells = [r.id.as_str(), &r.title, &r.level, &r.status, &pack(&args.rules, &r.file)];
+            for r in &rows {
+                let hits = r.hits.to_string();
+                let cells = [r.id.as_str(), &r.title, &r.level, &r.status, &r.pack, &hits];
                 println!("{}", cells.iter().map(|c| tsv_field(c)).collect::<Vec<_>>().join("\t"));
             }
         }
         Format::Table => {
-            let rows: Vec<Vec<String>> = rules
-                .rules
-                .iter()
-                .map(|r| {
-                    vec![r.id.clone(), r.level.clone(), r.status.clone(), pack(&args.rules, &r.file), r.title.clone()]
-                })
-                .collect();
-            print!("{}", table(&["ID", "LEVEL", "STATUS", "PACK", "TITLE"], &rows, 80));
-            println!("{} rules, {} not loaded", rules.rules.len(), errors.len());
+            let rows: Vec<Vec<String>> =
+                rows.into_iter().map(|r| vec![r.id, r.level, r.status, r.pack, r.hits.to_string(), r.title]).collect();
+            print!("{}", table(&["ID", "LEVEL", "STATUS", "PACK", "HITS", "TITLE"], &rows, 80));
+            println!(
+                "{} rules, {} correlations, {} not loaded",
+                rules.rules.len(),
+                rules.correlations.len(),
+                errors.len()
+            );
         }
     }
     Ok(())
 }
 
 pub fn lint(args: RulesListArgs) -> anyhow::Result<()> {
-    let (rules, errors) = detect::RuleSet::load(&args.rules);
+    let (rules, errors) = selected(&args)?;
     let mut findings: Vec<(String, String, &str, String)> = errors
         .iter()
         .map(|e| {
@@ -326,4 +394,72 @@ fn first_line_is_a_record(path: &Path) -> anyhow::Result<bool> {
         return Ok(matches!(serde_json::from_str::<Value>(&line), Ok(Value::Object(m)) if !m.contains_key("Records")));
     }
     Ok(true)
+}
+
+/// `rules run`: the rules over stored events since T, through the same alert path as ingest
+/// (events already attached to a rule's alerts add nothing, so re-running is harmless).
+pub fn run(args: RulesRunArgs) -> anyhow::Result<()> {
+    let store = super::open_store(&args.store, super::Open::Existing)?;
+    let (settings, sinks) = crate::detection::settings(&args.store)?;
+    let rules = match &args.rules {
+        Some(path) => {
+            let (set, errors) = detect::RuleSet::load(path);
+            for e in &errors {
+                eprintln!("trailwatch: rule not loaded: {}", terminal_safe(&e.to_string()));
+            }
+            std::sync::Arc::new(set)
+        }
+        None => crate::detection::load_rules(&settings),
+    };
+    let now = super::now_millis();
+    let query = store::EventQuery {
+        since: Some(crate::cli::parse_time(&args.since, now, false)?),
+        until: args.until.as_deref().map(|u| crate::cli::parse_time(u, now, true)).transpose()?,
+        ..Default::default()
+    };
+    let mut detection =
+        crate::detection::for_pipeline(&store, rules.clone(), crate::detection::policy(&settings, &sinks))?;
+    // Matches are gathered first (searches run newest first) and fed oldest first, as ingest would.
+    let mut matched: Vec<(model::ParsedEvent, detect::Scan)> = Vec::new();
+    let mut scanned = 0u64;
+    let mut failure = None;
+    store.for_each_event(&query, &mut |row| {
+        scanned += 1;
+        let scan = rules.scan(&row.raw, row.event_name.as_deref(), row.event_source.as_deref());
+        if !scan.is_empty() {
+            match model::ParsedEvent::from_json(&row.raw) {
+                Ok(e) => matched.push((e, scan)),
+                Err(e) => {
+                    failure = Some(anyhow::anyhow!("stored event {} does not parse: {e}", row.event_id));
+                    return false;
+                }
+            }
+        }
+        true
+    })?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    matched.sort_by_key(|(e, _)| e.event_time);
+    let mut hits = ingest::detection::ObjectHits::default();
+    for (e, scan) in matched {
+        hits.add_event(&rules, &e, scan);
+    }
+    let mut writer = store.writer()?;
+    let recorded = hits.record(&mut *writer, &mut detection)?;
+    writer.commit()?;
+    match args.format {
+        Format::Json | Format::Jsonl => {
+            println!("{}", json!({"events": scanned, "hits": recorded.hits, "alerts_opened": recorded.opened}))
+        }
+        Format::Tsv => println!("{scanned}\t{}\t{}", recorded.hits, recorded.opened),
+        Format::Table => println!(
+            "scanned {} events with {} rules: {} matches, {} new alerts",
+            super::thousands(scanned),
+            rules.rules.len() + rules.correlations.len(),
+            super::thousands(recorded.hits),
+            super::thousands(recorded.opened)
+        ),
+    }
+    Ok(())
 }

@@ -1,0 +1,160 @@
+//! Alerts and their delivery: what detection leaves in the store.
+//!
+//! * [`AlertHit`] — one rule match (or one correlation firing) on its way in. The ingest
+//!   writer records hits in the same transaction as the events that caused them, so an alert
+//!   exists exactly when its events do: a crash loses both, and re-ingesting the object
+//!   brings both back.
+//! * [`Alert`] — hits of one rule for one grouping key (the principal and account, or a
+//!   correlation's group) within the suppression window are one alert: its count grows,
+//!   nobody is notified twice. An event is attached to a rule's alerts once, however often it
+//!   is delivered or re-scanned. States: open → acknowledged → resolved; a match after
+//!   resolution opens a new alert.
+//! * [`Delivery`] — the outbox: one row per (alert, sink), written with the alert, drained by
+//!   the delivery worker with exponential backoff. A row is done only when the sink accepted
+//!   it, so delivery is at least once across restarts.
+
+use model::EpochMillis;
+
+/// Sigma levels, lowest first.
+pub const LEVELS: [&str; 5] = ["informational", "low", "medium", "high", "critical"];
+
+/// The rank of a Sigma level (unknown levels rank as `medium`).
+pub fn level_rank(level: &str) -> usize {
+    LEVELS.iter().position(|l| l.eq_ignore_ascii_case(level)).unwrap_or(2)
+}
+
+/// Who did what, where, from which IP: the line a person reads, taken from the event that
+/// opened the alert.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AlertSubject {
+    pub principal: String,
+    pub account: Option<String>,
+    pub region: Option<String>,
+    pub source_ip: Option<String>,
+    pub event_source: Option<String>,
+    pub event_name: Option<String>,
+    pub error_code: Option<String>,
+}
+
+/// A rule match to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertHit {
+    pub rule_id: String,
+    pub title: String,
+    pub level: String,
+    /// Alerts of one rule with the same key are grouped.
+    pub group_key: String,
+    /// The matching event; for a correlation, every event of the window that fired.
+    pub event_ids: Vec<String>,
+    pub first_time: EpochMillis,
+    pub last_time: EpochMillis,
+    pub subject: AlertSubject,
+}
+
+/// Where new alerts are sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkRoute {
+    pub sink: String,
+    /// Alerts below this level are not sent to this sink.
+    pub min_level: String,
+}
+
+/// How hits become alerts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertPolicy {
+    /// A hit within this long of a non-resolved alert of the same rule and key joins it.
+    pub suppression_ms: i64,
+    pub routes: Vec<SinkRoute>,
+}
+
+impl Default for AlertPolicy {
+    fn default() -> Self {
+        AlertPolicy { suppression_ms: 3_600_000, routes: Vec::new() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertState {
+    Open,
+    Acknowledged,
+    Resolved,
+}
+
+impl AlertState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Open => "open",
+            AlertState::Acknowledged => "acknowledged",
+            AlertState::Resolved => "resolved",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AlertState> {
+        match s {
+            "open" => Some(AlertState::Open),
+            "acknowledged" | "ack" => Some(AlertState::Acknowledged),
+            "resolved" => Some(AlertState::Resolved),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alert {
+    pub id: i64,
+    pub rule_id: String,
+    pub title: String,
+    pub level: String,
+    pub group_key: String,
+    pub state: AlertState,
+    pub first_seen: EpochMillis,
+    pub last_seen: EpochMillis,
+    /// Events attached to the alert.
+    pub count: u64,
+    pub subject: AlertSubject,
+    pub created_at: EpochMillis,
+    pub updated_at: EpochMillis,
+    /// The last state change's comment.
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AlertFilter {
+    pub state: Option<AlertState>,
+    /// This level or higher.
+    pub min_level: Option<String>,
+    pub rule_id: Option<String>,
+    /// 0: no limit.
+    pub limit: usize,
+}
+
+/// One outbox row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub id: i64,
+    pub alert_id: i64,
+    pub sink: String,
+    pub attempts: u32,
+    pub next_attempt: EpochMillis,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<EpochMillis>,
+    pub created_at: EpochMillis,
+}
+
+/// A correlation window as persisted (see `detect::correlation::State`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorrelationWindow {
+    pub correlation: String,
+    pub group: String,
+    pub entries: String,
+}
+
+/// Undelivered outbox rows of one sink.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Backlog {
+    pub sink: String,
+    pub pending: u64,
+    /// Of those, how many have failed at least once.
+    pub failing: u64,
+    pub oldest: Option<EpochMillis>,
+}

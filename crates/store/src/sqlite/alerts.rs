@@ -1,0 +1,298 @@
+//! Alerts, the outbox and correlation windows (migration 3). Hits are recorded on the
+//! writer's connection inside the ingest transaction; reads and state changes use the
+//! reading connection.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use crate::alerts::{
+    level_rank, Alert, AlertFilter, AlertHit, AlertPolicy, AlertState, AlertSubject, Backlog, CorrelationWindow,
+    Delivery, LEVELS,
+};
+use crate::{Context, StoreError};
+
+/// Records `hits`; returns the ids of the alerts they opened (the rest joined open alerts or
+/// added nothing new).
+pub(super) fn record_hits(
+    c: &Connection,
+    hits: &[AlertHit],
+    policy: &AlertPolicy,
+    now: i64,
+) -> Result<Vec<i64>, StoreError> {
+    let mut opened = Vec::new();
+    let mut attach = c
+        .prepare_cached(
+            "INSERT INTO alert_events (rule_id, event_id, alert_id) VALUES (?1, ?2, 0) ON CONFLICT DO NOTHING",
+        )
+        .context("prepare alert event insert")?;
+    for hit in hits {
+        // Only events this rule has not seen before count.
+        let mut fresh = Vec::new();
+        for id in &hit.event_ids {
+            if attach.execute(params![hit.rule_id, id]).context("attach event to alert")? == 1 {
+                fresh.push(id.as_str());
+            }
+        }
+        if fresh.is_empty() {
+            continue;
+        }
+        let current: Option<(i64, i64, i64)> = c
+            .prepare_cached(
+                "SELECT id, first_seen, last_seen FROM alerts
+                 WHERE rule_id = ?1 AND group_key = ?2 AND state != 'resolved'
+                 ORDER BY last_seen DESC LIMIT 1",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![hit.rule_id, hit.group_key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).optional()
+            })
+            .context("find alert to join")?;
+        let joins = current.filter(|(_, first, last)| {
+            hit.first_time <= last + policy.suppression_ms && hit.last_time >= first - policy.suppression_ms
+        });
+        let alert_id = match joins {
+            Some((id, _, _)) => {
+                c.prepare_cached(
+                    "UPDATE alerts SET count = count + ?2, first_seen = min(first_seen, ?3),
+                        last_seen = max(last_seen, ?4), updated_at = ?5 WHERE id = ?1",
+                )
+                .and_then(|mut s| s.execute(params![id, fresh.len() as i64, hit.first_time, hit.last_time, now]))
+                .context("grow alert")?;
+                id
+            }
+            None => {
+                let s = &hit.subject;
+                c.prepare_cached(
+                    "INSERT INTO alerts (rule_id, title, level, group_key, state, first_seen, last_seen, count,
+                        principal, account, region, source_ip, event_source, event_name, error_code,
+                        created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)",
+                )
+                .and_then(|mut st| {
+                    st.execute(params![
+                        hit.rule_id,
+                        hit.title,
+                        hit.level,
+                        hit.group_key,
+                        hit.first_time,
+                        hit.last_time,
+                        fresh.len() as i64,
+                        s.principal,
+                        s.account,
+                        s.region,
+                        s.source_ip,
+                        s.event_source,
+                        s.event_name,
+                        s.error_code,
+                        now
+                    ])
+                })
+                .context("open alert")?;
+                let id = c.last_insert_rowid();
+                for route in policy.routes.iter().filter(|r| level_rank(&hit.level) >= level_rank(&r.min_level)) {
+                    c.prepare_cached(
+                        "INSERT INTO outbox (alert_id, sink, next_attempt, created_at) VALUES (?1, ?2, ?3, ?3)
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .and_then(|mut st| st.execute(params![id, route.sink, now]))
+                    .context("queue alert delivery")?;
+                }
+                opened.push(id);
+                id
+            }
+        };
+        let mut set = c
+            .prepare_cached("UPDATE alert_events SET alert_id = ?3 WHERE rule_id = ?1 AND event_id = ?2")
+            .context("prepare alert event update")?;
+        for id in fresh {
+            set.execute(params![hit.rule_id, id, alert_id]).context("attach event to alert")?;
+        }
+    }
+    Ok(opened)
+}
+
+pub(super) fn save_windows(c: &Connection, windows: &[CorrelationWindow]) -> Result<(), StoreError> {
+    for w in windows {
+        if w.entries == "[]" {
+            c.prepare_cached("DELETE FROM correlation_windows WHERE correlation = ?1 AND group_key = ?2")
+                .and_then(|mut s| s.execute(params![w.correlation, w.group]))
+                .context("drop correlation window")?;
+        } else {
+            c.prepare_cached(
+                "INSERT INTO correlation_windows (correlation, group_key, entries) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (correlation, group_key) DO UPDATE SET entries = excluded.entries",
+            )
+            .and_then(|mut s| s.execute(params![w.correlation, w.group, w.entries]))
+            .context("save correlation window")?;
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn windows(c: &Connection) -> Result<Vec<CorrelationWindow>, StoreError> {
+    let mut s = c
+        .prepare("SELECT correlation, group_key, entries FROM correlation_windows ORDER BY correlation, group_key")
+        .context("list correlation windows")?;
+    let rows = s
+        .query_map([], |r| Ok(CorrelationWindow { correlation: r.get(0)?, group: r.get(1)?, entries: r.get(2)? }))
+        .context("list correlation windows")?;
+    rows.collect::<Result<_, _>>().context("list correlation windows")
+}
+
+const ALERT_COLUMNS: &str = "id, rule_id, title, level, group_key, state, first_seen, last_seen, count, principal,
+    account, region, source_ip, event_source, event_name, error_code, created_at, updated_at, comment";
+
+fn alert_row(r: &Row<'_>) -> rusqlite::Result<Alert> {
+    let state: String = r.get(5)?;
+    Ok(Alert {
+        id: r.get(0)?,
+        rule_id: r.get(1)?,
+        title: r.get(2)?,
+        level: r.get(3)?,
+        group_key: r.get(4)?,
+        state: AlertState::parse(&state).unwrap_or(AlertState::Open),
+        first_seen: r.get(6)?,
+        last_seen: r.get(7)?,
+        count: r.get::<_, i64>(8)? as u64,
+        subject: AlertSubject {
+            principal: r.get(9)?,
+            account: r.get(10)?,
+            region: r.get(11)?,
+            source_ip: r.get(12)?,
+            event_source: r.get(13)?,
+            event_name: r.get(14)?,
+            error_code: r.get(15)?,
+        },
+        created_at: r.get(16)?,
+        updated_at: r.get(17)?,
+        comment: r.get(18)?,
+    })
+}
+
+pub(super) fn alerts(c: &Connection, f: &AlertFilter) -> Result<Vec<Alert>, StoreError> {
+    // Levels at or above the minimum, as a fixed list of bound parameters.
+    let min = f.min_level.as_deref().map_or(0, level_rank);
+    let levels: Vec<&str> = LEVELS[min..].to_vec();
+    let all_levels = f.min_level.is_none();
+    let sql = format!(
+        "SELECT {ALERT_COLUMNS} FROM alerts
+         WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR rule_id = ?2)
+           AND (?3 OR lower(level) IN (SELECT value FROM json_each(?4)))
+         ORDER BY last_seen DESC, id DESC LIMIT ?5"
+    );
+    let limit = if f.limit == 0 { -1 } else { f.limit as i64 };
+    let levels_json = serde_json::to_string(&levels).expect("strings serialize");
+    let mut s = c.prepare_cached(&sql).context("list alerts")?;
+    let rows = s
+        .query_map(params![f.state.map(AlertState::as_str), f.rule_id, all_levels, levels_json, limit], alert_row)
+        .context("list alerts")?;
+    rows.collect::<Result<_, _>>().context("list alerts")
+}
+
+pub(super) fn alert(c: &Connection, id: i64) -> Result<Option<Alert>, StoreError> {
+    c.prepare_cached(&format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?1"))
+        .and_then(|mut s| s.query_row([id], alert_row).optional())
+        .context("read alert")
+}
+
+pub(super) fn alert_event_ids(c: &Connection, id: i64) -> Result<Vec<String>, StoreError> {
+    let mut s = c
+        .prepare_cached("SELECT event_id FROM alert_events WHERE alert_id = ?1 ORDER BY event_id")
+        .context("alert events")?;
+    let rows = s.query_map([id], |r| r.get(0)).context("alert events")?;
+    rows.collect::<Result<_, _>>().context("alert events")
+}
+
+pub(super) fn set_state(
+    c: &Connection,
+    id: i64,
+    state: AlertState,
+    comment: Option<&str>,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let n = c
+        .execute(
+            "UPDATE alerts SET state = ?2, comment = coalesce(?3, comment), updated_at = ?4 WHERE id = ?1",
+            params![id, state.as_str(), comment, now],
+        )
+        .context("change alert state")?;
+    Ok(n == 1)
+}
+
+pub(super) fn rule_hits(c: &Connection) -> Result<Vec<(String, u64)>, StoreError> {
+    let mut s = c
+        .prepare("SELECT rule_id, count(*) FROM alert_events GROUP BY rule_id ORDER BY rule_id")
+        .context("rule hits")?;
+    let rows = s.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64))).context("rule hits")?;
+    rows.collect::<Result<_, _>>().context("rule hits")
+}
+
+const DELIVERY_COLUMNS: &str = "id, alert_id, sink, attempts, next_attempt, last_error, delivered_at, created_at";
+
+fn delivery_row(r: &Row<'_>) -> rusqlite::Result<Delivery> {
+    Ok(Delivery {
+        id: r.get(0)?,
+        alert_id: r.get(1)?,
+        sink: r.get(2)?,
+        attempts: r.get::<_, i64>(3)? as u32,
+        next_attempt: r.get(4)?,
+        last_error: r.get(5)?,
+        delivered_at: r.get(6)?,
+        created_at: r.get(7)?,
+    })
+}
+
+pub(super) fn due(c: &Connection, now: i64, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+    let mut s = c
+        .prepare_cached(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM outbox WHERE delivered_at IS NULL AND next_attempt <= ?1
+             ORDER BY next_attempt, id LIMIT ?2"
+        ))
+        .context("due deliveries")?;
+    let rows = s.query_map(params![now, limit as i64], delivery_row).context("due deliveries")?;
+    rows.collect::<Result<_, _>>().context("due deliveries")
+}
+
+pub(super) fn deliveries(c: &Connection, alert_id: i64) -> Result<Vec<Delivery>, StoreError> {
+    let mut s = c
+        .prepare_cached(&format!("SELECT {DELIVERY_COLUMNS} FROM outbox WHERE alert_id = ?1 ORDER BY sink"))
+        .context("alert deliveries")?;
+    let rows = s.query_map([alert_id], delivery_row).context("alert deliveries")?;
+    rows.collect::<Result<_, _>>().context("alert deliveries")
+}
+
+pub(super) fn delivered(c: &Connection, id: i64, now: i64) -> Result<(), StoreError> {
+    c.execute(
+        "UPDATE outbox SET delivered_at = ?2, attempts = attempts + 1, last_error = NULL WHERE id = ?1",
+        params![id, now],
+    )
+    .context("mark delivery done")?;
+    Ok(())
+}
+
+pub(super) fn failed(c: &Connection, id: i64, error: &str, next_attempt: i64) -> Result<(), StoreError> {
+    c.execute(
+        "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt = ?3 WHERE id = ?1",
+        params![id, error, next_attempt],
+    )
+    .context("record failed delivery")?;
+    Ok(())
+}
+
+pub(super) fn backlog(c: &Connection) -> Result<Vec<Backlog>, StoreError> {
+    let mut s = c
+        .prepare(
+            "SELECT sink, count(*), sum(attempts > 0), min(created_at) FROM outbox WHERE delivered_at IS NULL
+             GROUP BY sink ORDER BY sink",
+        )
+        .context("outbox backlog")?;
+    let rows = s
+        .query_map([], |r| {
+            Ok(Backlog {
+                sink: r.get(0)?,
+                pending: r.get::<_, i64>(1)? as u64,
+                failing: r.get::<_, Option<i64>>(2)?.unwrap_or(0) as u64,
+                oldest: r.get(3)?,
+            })
+        })
+        .context("outbox backlog")?;
+    rows.collect::<Result<_, _>>().context("outbox backlog")
+}

@@ -1,0 +1,148 @@
+//! `trailwatch alerts list|show|ack|resolve`.
+
+use anyhow::bail;
+use model::timefmt::format_millis;
+use serde_json::{json, Value};
+use store::{Alert, AlertFilter, AlertState, Store};
+
+use super::{open_store, Open};
+use crate::cli::{AlertIdArgs, AlertStateArgs, AlertsListArgs};
+use crate::output::{table, terminal_safe, tsv_field, Format};
+
+fn alert_json(a: &Alert) -> Value {
+    let s = &a.subject;
+    json!({"id": a.id, "rule": a.rule_id, "title": a.title, "level": a.level, "state": a.state.as_str(),
+           "group": a.group_key, "count": a.count, "first_seen": format_millis(a.first_seen),
+           "last_seen": format_millis(a.last_seen), "principal": s.principal, "account": s.account,
+           "region": s.region, "source_ip": s.source_ip, "event_source": s.event_source,
+           "event_name": s.event_name, "error_code": s.error_code, "comment": a.comment})
+}
+
+pub fn list(args: AlertsListArgs) -> anyhow::Result<()> {
+    let state = match args.state.as_deref() {
+        None => None,
+        Some(s) => {
+            Some(AlertState::parse(s).ok_or_else(|| anyhow::anyhow!("--state {s:?}: open, acknowledged or resolved"))?)
+        }
+    };
+    if let Some(l) = args.level.as_deref().filter(|l| !store::alerts::LEVELS.contains(l)) {
+        bail!("--level {l:?}: one of {}", store::alerts::LEVELS.join(", "));
+    }
+    let store = open_store(&args.store, Open::Existing)?;
+    let alerts = store.alerts(&AlertFilter {
+        state,
+        min_level: args.level.clone(),
+        rule_id: args.rule.clone(),
+        limit: args.limit,
+    })?;
+    match args.format {
+        Format::Json => println!("{}", Value::Array(alerts.iter().map(alert_json).collect())),
+        Format::Jsonl => alerts.iter().for_each(|a| println!("{}", alert_json(a))),
+        Format::Tsv => {
+            for a in &alerts {
+                let cells = [
+                    a.id.to_string(),
+                    a.level.clone(),
+                    a.state.as_str().to_string(),
+                    a.count.to_string(),
+                    format_millis(a.last_seen),
+                    a.rule_id.clone(),
+                    a.subject.principal.clone(),
+                    a.subject.source_ip.clone().unwrap_or_default(),
+                    a.title.clone(),
+                ];
+                println!("{}", cells.iter().map(|c| tsv_field(c)).collect::<Vec<_>>().join("\t"));
+            }
+        }
+        Format::Table => {
+            let rows: Vec<Vec<String>> = alerts
+                .iter()
+                .map(|a| {
+                    vec![
+                        a.id.to_string(),
+                        a.level.clone(),
+                        a.state.as_str().to_string(),
+                        a.count.to_string(),
+                        format_millis(a.last_seen),
+                        a.title.clone(),
+                        format!("{} from {}", a.subject.principal, a.subject.source_ip.as_deref().unwrap_or("-")),
+                    ]
+                })
+                .collect();
+            print!("{}", table(&["ID", "LEVEL", "STATE", "COUNT", "LAST SEEN", "TITLE", "WHO"], &rows, 60));
+        }
+    }
+    Ok(())
+}
+
+pub fn show(args: AlertIdArgs) -> anyhow::Result<()> {
+    let store = open_store(&args.store, Open::Existing)?;
+    let Some(a) = store.alert(args.id)? else { bail!("no alert {}", args.id) };
+    let events = store.alert_event_ids(a.id)?;
+    let deliveries = store.deliveries(a.id)?;
+    match args.format {
+        Format::Json | Format::Jsonl => {
+            let mut v = alert_json(&a);
+            v["events"] = json!(events);
+            v["deliveries"] = Value::Array(
+                deliveries
+                    .iter()
+                    .map(|d| {
+                        json!({"sink": d.sink, "attempts": d.attempts, "delivered_at": d.delivered_at.map(format_millis),
+                               "next_attempt": format_millis(d.next_attempt), "last_error": d.last_error})
+                    })
+                    .collect(),
+            );
+            println!("{v}");
+        }
+        _ => {
+            let s = &a.subject;
+            println!("#{} {} [{}] {}", a.id, terminal_safe(&a.title), a.level, a.state.as_str());
+            println!("  rule      {}", terminal_safe(&a.rule_id));
+            println!("  who       {}", terminal_safe(&s.principal));
+            println!(
+                "  what      {} {}",
+                terminal_safe(s.event_source.as_deref().unwrap_or("-")),
+                terminal_safe(s.event_name.as_deref().unwrap_or("-"))
+            );
+            println!(
+                "  where     account {} region {}",
+                terminal_safe(s.account.as_deref().unwrap_or("-")),
+                terminal_safe(s.region.as_deref().unwrap_or("-"))
+            );
+            println!("  from      {}", terminal_safe(s.source_ip.as_deref().unwrap_or("-")));
+            println!(
+                "  seen      {} × between {} and {}",
+                a.count,
+                format_millis(a.first_seen),
+                format_millis(a.last_seen)
+            );
+            if let Some(c) = &a.comment {
+                println!("  comment   {}", terminal_safe(c));
+            }
+            println!("  events    {}", events.iter().map(|e| terminal_safe(e)).collect::<Vec<_>>().join(" "));
+            for d in &deliveries {
+                match d.delivered_at {
+                    Some(at) => println!("  sent to   {} at {} ({} attempts)", d.sink, format_millis(at), d.attempts),
+                    None => println!(
+                        "  pending   {} ({} attempts; next {}; last error: {})",
+                        d.sink,
+                        d.attempts,
+                        format_millis(d.next_attempt),
+                        terminal_safe(d.last_error.as_deref().unwrap_or("-"))
+                    ),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn set_state(args: AlertStateArgs, state: AlertState) -> anyhow::Result<()> {
+    let store = open_store(&args.store, Open::Existing)?;
+    if !store.set_alert_state(args.id, state, args.comment.as_deref())? {
+        bail!("no alert {}", args.id);
+    }
+    println!("alert {} is {}", args.id, state.as_str());
+    Ok(())
+}
