@@ -129,6 +129,7 @@ pub async fn backfill(
     clients: &AccountClients,
     store: Arc<dyn Store>,
     pipeline_config: PipelineConfig,
+    detection: Option<ingest::Detection>,
     request: &BackfillRequest,
 ) -> Result<BackfillReport, BackfillError> {
     let spec = &clients.spec;
@@ -165,7 +166,11 @@ pub async fn backfill(
         }
     }
 
-    let pipeline = Arc::new(Pipeline::<Ticket>::start(store.writer()?, pipeline_config));
+    let writer = store.writer()?;
+    let pipeline = Arc::new(match detection {
+        Some(d) => Pipeline::<Ticket>::start_with_detection(writer, pipeline_config, d),
+        None => Pipeline::<Ticket>::start(writer, pipeline_config),
+    });
     let limit = Arc::new(tokio::sync::Semaphore::new(request.fetch_concurrency.max(1)));
     let mut tasks = JoinSet::new();
     for (key, region) in todo {

@@ -201,6 +201,7 @@ pub async fn run<F>(
     settings: AwsSettings,
     store: Arc<dyn Store>,
     pipeline_config: PipelineConfig,
+    detection: Option<ingest::Detection>,
     config: ConsumerConfig,
     board: Arc<StatusBoard>,
     shutdown: impl FnOnce(Arc<Consumer>) -> F,
@@ -208,7 +209,11 @@ pub async fn run<F>(
 where
     F: std::future::Future<Output = ()>,
 {
-    let pipeline = Arc::new(Pipeline::<Ticket>::start(store.writer()?, pipeline_config));
+    let writer = store.writer()?;
+    let pipeline = Arc::new(match detection {
+        Some(d) => Pipeline::<Ticket>::start_with_detection(writer, pipeline_config, d),
+        None => Pipeline::<Ticket>::start(writer, pipeline_config),
+    });
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
     let consumer = Arc::new(Consumer {
         accounts: accounts.clone(),

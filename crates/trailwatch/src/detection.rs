@@ -54,3 +54,10 @@ pub fn policy(d: &DetectionConfig, sinks: &[RawSink]) -> AlertPolicy {
 pub fn for_pipeline(store: &dyn Store, rules: Arc<RuleSet>, policy: AlertPolicy) -> anyhow::Result<ingest::Detection> {
     Ok(ingest::Detection::new(rules, policy, store.correlation_windows()?))
 }
+
+/// Detection for a configuration's store: its rules and policy, windows restored.
+pub fn for_config(store: &dyn Store, config: &Config) -> anyhow::Result<ingest::Detection> {
+    let rules = load_rules(&config.detection);
+    tracing::info!(rules = rules.rules.len(), correlations = rules.correlations.len(), "detection rules loaded");
+    for_pipeline(store, rules, policy(&config.detection, &config.sinks))
+}

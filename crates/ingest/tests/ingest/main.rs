@@ -64,3 +64,109 @@ fn read_failures_record_nothing_and_settle_as_failed() {
     assert!(store.ledger_entry("local", "midway").unwrap().is_none());
     assert!(store.quarantined().unwrap().is_empty());
 }
+
+mod detection {
+    use std::sync::Arc;
+
+    use detect::RuleSet;
+    use ingest::{Detection, ObjectJob, Outcome, Pipeline, PipelineConfig};
+    use store::{AlertFilter, AlertPolicy, SinkRoute, SqliteStore, Store};
+    use test_support::{gzip, log_document};
+
+    const RULES: &str = "title: trail stopped\nid: stop\nlevel: critical\ndetection:\n  sel:\n    eventName: StopLogging\n  condition: sel\n\
+        ---\ntitle: failed login\nid: failed\nname: failed_login\ndetection:\n  sel:\n    eventName: ConsoleLogin\n    errorMessage: Failed authentication\n  condition: sel\n\
+        ---\ntitle: brute force\nid: brute\nlevel: high\ncorrelation:\n  type: event_count\n  rules: [failed_login]\n  group-by: [userIdentity.userName]\n  timespan: 5m\n  condition:\n    gte: 20\n";
+
+    fn event(id: &str, name: &str, second: u32, failed: bool) -> String {
+        let t = format!("2024-01-15T10:{:02}:{:02}Z", second / 60, second % 60);
+        let mut r = test_support::record(id, &t, name);
+        if failed {
+            r = r.replacen('{', r#"{"errorMessage":"Failed authentication","#, 1);
+        }
+        r
+    }
+
+    fn run(store: &SqliteStore, objects: Vec<(&str, Vec<u8>)>) -> Vec<Outcome> {
+        let rules = Arc::new(RuleSet::from_yaml_text(RULES, "t.yml").unwrap());
+        let policy = AlertPolicy {
+            suppression_ms: 3_600_000,
+            routes: vec![SinkRoute { sink: "hook".into(), min_level: "high".into() }],
+        };
+        let detection = Detection::new(rules, policy, store.correlation_windows().unwrap());
+        let pipeline: Pipeline<String> =
+            Pipeline::start_with_detection(store.writer().unwrap(), PipelineConfig::default(), detection);
+        for (key, bytes) in objects {
+            pipeline
+                .submit(ObjectJob::in_memory(store::ObjectMeta::local(key, bytes.len() as u64), bytes, key.to_string()))
+                .unwrap();
+        }
+        pipeline.finish().unwrap().into_iter().map(|s| s.outcome).collect()
+    }
+
+    fn doc(events: &[String]) -> Vec<u8> {
+        gzip(log_document(events).as_bytes())
+    }
+
+    #[test]
+    fn alerts_are_written_once_with_their_events_and_queued_for_sinks() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let a = doc(&[event("s1", "StopLogging", 0, false), event("x1", "DescribeTrails", 1, false)]);
+        run(&store, vec![("a", a.clone())]);
+        let alerts = store.alerts(&AlertFilter::default()).unwrap();
+        assert_eq!(alerts.len(), 1);
+        assert_eq!((alerts[0].rule_id.as_str(), alerts[0].count), ("stop", 1));
+        assert_eq!(alerts[0].subject.source_ip.as_deref(), Some("198.51.100.10"));
+        assert_eq!(store.alert_event_ids(alerts[0].id).unwrap(), vec!["s1"]);
+        assert_eq!(store.deliveries(alerts[0].id).unwrap().len(), 1, "critical ≥ high: queued for the sink");
+        // The same object again (another key: a redelivery through another path): duplicates
+        // alert nothing. A new StopLogging by the same principal within the window joins.
+        let b = doc(&[event("s1", "StopLogging", 0, false), event("s2", "StopLogging", 30, false)]);
+        run(&store, vec![("a-again", a), ("b", b)]);
+        let alerts = store.alerts(&AlertFilter::default()).unwrap();
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].count, 2);
+        assert_eq!(store.due_deliveries(i64::MAX, 10).unwrap().len(), 1, "one notification per alert");
+        // Resolved: the next match opens a new alert.
+        store.set_alert_state(alerts[0].id, store::AlertState::Resolved, Some("fixed")).unwrap();
+        run(&store, vec![("c", doc(&[event("s3", "StopLogging", 60, false)]))]);
+        assert_eq!(store.alerts(&AlertFilter::default()).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_quarantined_object_leaves_no_alert() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        // A good record, then one without eventID: the object is quarantined as a whole.
+        let bad = format!("{},{{\"eventTime\":\"2024-01-15T10:00:00Z\"}}", event("s1", "StopLogging", 0, false));
+        let outcomes = run(&store, vec![("bad", gzip(format!("{{\"Records\":[{bad}]}}").as_bytes()))]);
+        assert!(matches!(outcomes[0], Outcome::Quarantined { .. }), "{outcomes:?}");
+        assert!(store.alerts(&AlertFilter::default()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn correlation_windows_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let failed: Vec<String> = (0..21).map(|i| event(&format!("f{i}"), "ConsoleLogin", i * 10, true)).collect();
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            run(&store, vec![("one", doc(&failed[..12]))]);
+            assert!(store.alerts(&AlertFilter::default()).unwrap().is_empty(), "12 < 20");
+        }
+        // A new process: the 12 are remembered; the 20th fires, the 21st does not fire again.
+        let store = SqliteStore::open(&path).unwrap();
+        run(&store, vec![("two", doc(&failed[12..]))]);
+        let alerts = store.alerts(&AlertFilter::default()).unwrap();
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!((alerts[0].rule_id.as_str(), alerts[0].count), ("brute", 20));
+        assert_eq!(alerts[0].group_key, "alice");
+        // 19 for another user: nothing.
+        let bob: Vec<String> = (0..19)
+            .map(|i| {
+                event(&format!("b{i}"), "ConsoleLogin", i, true)
+                    .replace("\"userName\":\"alice\"", "\"userName\":\"bob\"")
+            })
+            .collect();
+        run(&store, vec![("three", doc(&bob))]);
+        assert_eq!(store.alerts(&AlertFilter::default()).unwrap().len(), 1);
+    }
+}

@@ -34,11 +34,15 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<()> {
         until,
         fetch_concurrency: config.consumer.fetch_concurrency,
     };
+    let detection = crate::detection::for_config(&*store, &config)?;
     let started = std::time::Instant::now();
     let report = runtime.block_on(async {
         let base = aws::account::base_config(&config.aws).await;
         let clients = aws::account::connect(&base, &config.aws, &spec).await?;
-        anyhow::Ok(aws::backfill::backfill(&clients, store, pipeline_config(config.workers), &request).await?)
+        anyhow::Ok(
+            aws::backfill::backfill(&clients, store, pipeline_config(config.workers), Some(detection), &request)
+                .await?,
+        )
     })?;
     let seconds = started.elapsed().as_secs_f64();
     match args.format {

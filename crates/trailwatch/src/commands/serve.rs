@@ -30,6 +30,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         None => None,
     };
     let sns = Arc::new(aws::sns::SnsVerifier::new(config.sns_test_cert_hosts.clone(), ca.as_deref())?);
+    let detection = crate::detection::for_config(&*store, &config)?;
     let listen = config.web_listen.clone();
     let consumer = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&listen)
@@ -43,6 +44,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 config.aws.clone(),
                 store.clone(),
                 pipeline_config(config.workers),
+                Some(detection),
                 config.consumer.clone(),
                 board.clone(),
                 move |consumer| async move {
