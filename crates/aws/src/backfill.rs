@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use aws_sdk_s3::error::DisplayErrorContext;
-use ingest::{ObjectJob, Outcome, Pipeline, PipelineConfig, Settled};
+use ingest::{ObjectJob, Outcome, Pipeline, Settled};
 use model::timefmt::{civil, from_civil};
 use model::{EpochMillis, ObjectKind, TrailKey};
 use store::{InsertCounts, ObjectMeta, Store};
@@ -128,8 +128,7 @@ async fn list_all(
 pub async fn backfill(
     clients: &AccountClients,
     store: Arc<dyn Store>,
-    pipeline_config: PipelineConfig,
-    detection: Option<ingest::Detection>,
+    pipeline: ingest::PipelineSpec,
     request: &BackfillRequest,
 ) -> Result<BackfillReport, BackfillError> {
     let spec = &clients.spec;
@@ -166,11 +165,7 @@ pub async fn backfill(
         }
     }
 
-    let writer = store.writer()?;
-    let pipeline = Arc::new(match detection {
-        Some(d) => Pipeline::<Ticket>::start_with_detection(writer, pipeline_config, d),
-        None => Pipeline::<Ticket>::start(writer, pipeline_config),
-    });
+    let pipeline = Arc::new(Pipeline::<Ticket>::from_spec(store.writer()?, pipeline));
     let limit = Arc::new(tokio::sync::Semaphore::new(request.fetch_concurrency.max(1)));
     let mut tasks = JoinSet::new();
     for (key, region) in todo {

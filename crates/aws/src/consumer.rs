@@ -30,7 +30,7 @@ use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, MessageSystemAttributeName,
 };
-use ingest::{ObjectJob, Outcome, Pipeline, PipelineConfig, Settled};
+use ingest::{ObjectJob, Outcome, Pipeline, Settled};
 use model::timefmt::now_millis;
 use model::{Message, Notification, ObjectKind, TrailKey};
 use store::{DigestSeen, IngestFinding, MessageProblem, ObjectMeta, Store};
@@ -200,8 +200,7 @@ pub async fn run<F>(
     accounts: Vec<AccountSpec>,
     settings: AwsSettings,
     store: Arc<dyn Store>,
-    pipeline_config: PipelineConfig,
-    detection: Option<ingest::Detection>,
+    pipeline: ingest::PipelineSpec,
     config: ConsumerConfig,
     board: Arc<StatusBoard>,
     shutdown: impl FnOnce(Arc<Consumer>) -> F,
@@ -209,11 +208,7 @@ pub async fn run<F>(
 where
     F: std::future::Future<Output = ()>,
 {
-    let writer = store.writer()?;
-    let pipeline = Arc::new(match detection {
-        Some(d) => Pipeline::<Ticket>::start_with_detection(writer, pipeline_config, d),
-        None => Pipeline::<Ticket>::start(writer, pipeline_config),
-    });
+    let pipeline = Arc::new(Pipeline::<Ticket>::from_spec(store.writer()?, pipeline));
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
     let consumer = Arc::new(Consumer {
         accounts: accounts.clone(),

@@ -80,6 +80,25 @@ fn leaf_text(v: &Value) -> Option<std::borrow::Cow<'_, str>> {
     }
 }
 
+/// The texts a string or regex test sees. A leaf that is an object contributes every scalar
+/// inside it, the way an array contributes its elements: CloudTrail's `requestParameters`
+/// and `responseElements` are objects, and rules written for stores that index them as text
+/// test them whole (`requestParameters|contains: 'Suspended'`).
+fn texts<'a, 'v>(leaves: &'a [&'v Value]) -> impl Iterator<Item = std::borrow::Cow<'v, str>> + 'a {
+    leaves
+        .iter()
+        .flat_map(|l| {
+            let mut inner = Leaves::new();
+            if l.is_object() {
+                all_leaves(l, &mut inner);
+            } else {
+                inner.push(l);
+            }
+            inner
+        })
+        .filter_map(leaf_text)
+}
+
 fn leaf_number(v: &Value) -> Option<f64> {
     match v {
         Value::Number(n) => n.as_f64(),
@@ -112,10 +131,8 @@ pub enum ValueTest {
 impl ValueTest {
     fn test(&self, leaves: &[&Value], record: &Value) -> bool {
         match self {
-            ValueTest::Str(patterns) => {
-                leaves.iter().filter_map(|l| leaf_text(l)).any(|t| patterns.iter().any(|p| p.matches(&t)))
-            }
-            ValueTest::Regex(re) => leaves.iter().filter_map(|l| leaf_text(l)).any(|t| re.is_match(&t)),
+            ValueTest::Str(patterns) => texts(leaves).any(|t| patterns.iter().any(|p| p.matches(&t))),
+            ValueTest::Regex(re) => texts(leaves).any(|t| re.is_match(&t)),
             ValueTest::Cidr(net) => leaves.iter().filter_map(|l| l.as_str()).any(|t| net.contains(t)),
             ValueTest::Num(op, n) => leaves.iter().filter_map(|l| leaf_number(l)).any(|v| match op {
                 Cmp::Gt => v > *n,

@@ -7,7 +7,7 @@
 //! ```no_run
 //! let store = store::SqliteStore::open("trailwatch.db").unwrap();
 //! let report = ingest::sources::local::ingest_dir(
-//!     std::path::Path::new("bucket-copy"), &store, ingest::PipelineConfig::default()).unwrap();
+//!     std::path::Path::new("bucket-copy"), &store, ingest::PipelineConfig::default(), None).unwrap();
 //! println!("{} files, {} new events", report.files, report.counts.new);
 //! ```
 
@@ -16,4 +16,4 @@ pub mod pipeline;
 pub mod sources;
 
 pub use detection::{Detection, RecordedAlerts};
-pub use pipeline::{DiscardWriter, ObjectJob, Outcome, Pipeline, PipelineConfig, PipelineError, Settled};
+pub use pipeline::{DiscardWriter, ObjectJob, Outcome, Pipeline, PipelineConfig, PipelineError, PipelineSpec, Settled};

@@ -76,6 +76,12 @@ impl Default for PipelineConfig {
     }
 }
 
+/// What a pipeline is started with: its tuning and, optionally, detection.
+pub struct PipelineSpec {
+    pub config: PipelineConfig,
+    pub detection: Option<Detection>,
+}
+
 /// One object to ingest.
 pub struct ObjectJob<R> {
     pub meta: ObjectMeta,
@@ -172,6 +178,11 @@ impl<R: Send + 'static> Pipeline<R> {
         detection: Detection,
     ) -> Pipeline<R> {
         Self::start_with(writer, config, Some(detection))
+    }
+
+    /// Starts the pipeline `spec` describes.
+    pub fn from_spec(writer: Box<dyn EventWriter>, spec: PipelineSpec) -> Pipeline<R> {
+        Self::start_with(writer, spec.config, spec.detection)
     }
 
     fn start_with(writer: Box<dyn EventWriter>, config: PipelineConfig, detection: Option<Detection>) -> Pipeline<R> {

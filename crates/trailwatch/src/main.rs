@@ -1,6 +1,7 @@
 //! trailwatch: the binary. Parses the command line, sets up logging, runs one command, and
 //! turns the outcome into an exit code in one place (0 ok, 1 findings, 2 errors).
 
+mod alerting;
 mod cli;
 mod commands;
 mod config;

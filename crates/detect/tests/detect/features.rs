@@ -39,6 +39,27 @@ fn map_is_and_list_of_maps_is_or_value_list_is_or() {
 }
 
 #[test]
+fn a_string_test_on_an_object_sees_every_value_inside_it() {
+    // CloudTrail's requestParameters is an object; rules written for text-indexed stores test
+    // it whole. Any scalar inside it (at any depth) may match; keys do not.
+    let set = rule("  sel:\n    requestParameters|contains: Suspended\n  condition: sel");
+    check(
+        &set,
+        &[json!({"requestParameters": {"bucketName": "b", "VersioningConfiguration": {"Status": "Suspended"}}})],
+        &[
+            json!({"requestParameters": {"bucketName": "b", "VersioningConfiguration": {"Status": "Enabled"}}}),
+            json!({"requestParameters": {"Suspended": "no"}}),
+            json!({"responseElements": {"Status": "Suspended"}}),
+        ],
+    );
+    let re = rule("  sel:\n    requestParameters|re: '^sus'\n  condition: sel");
+    check(&re, &[json!({"requestParameters": {"a": [{"b": "suspect"}]}})], &[json!({"requestParameters": {}})]);
+    // null and exists still look at the field itself.
+    let null = rule("  sel:\n    requestParameters: null\n  condition: sel");
+    check(&null, &[json!({"requestParameters": null}), json!({})], &[json!({"requestParameters": {"a": null}})]);
+}
+
+#[test]
 fn dotted_fields_nested_objects_and_arrays() {
     let r = rule("  sel:\n    userIdentity.sessionContext.sessionIssuer.type: Role\n  condition: sel");
     check(

@@ -40,8 +40,13 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<()> {
         let base = aws::account::base_config(&config.aws).await;
         let clients = aws::account::connect(&base, &config.aws, &spec).await?;
         anyhow::Ok(
-            aws::backfill::backfill(&clients, store, pipeline_config(config.workers), Some(detection), &request)
-                .await?,
+            aws::backfill::backfill(
+                &clients,
+                store,
+                ingest::PipelineSpec { config: pipeline_config(config.workers), detection: Some(detection) },
+                &request,
+            )
+            .await?,
         )
     })?;
     let seconds = started.elapsed().as_secs_f64();

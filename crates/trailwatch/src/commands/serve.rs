@@ -37,14 +37,25 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("listening on {listen} (web.listen)"))?;
         tracing::info!(address = %listen, "web server listening (GET /healthz, POST /sns)");
+        // Alert delivery runs beside ingest until the process stops; what it has not sent
+        // stays in the outbox for the next start.
+        let sinks = crate::alerting::sinks(&config).await?;
+        let (stop_outbox, outbox_stopped) = tokio::sync::oneshot::channel::<()>();
+        let outbox = if sinks.is_empty() {
+            None
+        } else {
+            let outbox = Arc::new(alert::Outbox::new(store.clone(), sinks, config.detection.public_url.clone()));
+            Some(tokio::spawn(outbox.run(Duration::from_secs(1), async move {
+                let _ = outbox_stopped.await;
+            })))
+        };
         eprintln!("trailwatch serve: listening on http://{listen}");
         anyhow::Ok(
             aws::consumer::run(
                 config.accounts.clone(),
                 config.aws.clone(),
                 store.clone(),
-                pipeline_config(config.workers),
-                Some(detection),
+                ingest::PipelineSpec { config: pipeline_config(config.workers), detection: Some(detection) },
                 config.consumer.clone(),
                 board.clone(),
                 move |consumer| async move {
@@ -64,7 +75,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             )
             .await?,
         )
+        .map(|consumer| (consumer, outbox, stop_outbox))
     })?;
+    let (consumer, outbox, stop_outbox) = consumer;
+    let _ = stop_outbox.send(());
+    if let Some(outbox) = outbox {
+        let _ = runtime.block_on(outbox);
+    }
     runtime.shutdown_timeout(Duration::from_secs(5));
     let counters = consumer.counters.to_json();
     match args.format {
