@@ -51,6 +51,8 @@ pub struct EmailSettings {
     pub password: Option<String>,
     pub from: String,
     pub to: Vec<String>,
+    /// PEM CA certificate(s) to trust besides the system's (a relay with a private CA).
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone)]
@@ -339,6 +341,7 @@ async fn check(response: Result<reqwest::Response, reqwest::Error>) -> Result<()
 async fn send_email(s: &EmailSettings, n: &Notification) -> Result<(), DeliveryError> {
     use lettre::message::Mailbox;
     use lettre::transport::smtp::authentication::Credentials;
+    use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
     use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
     let err = |what: &str, e: &dyn std::fmt::Display| DeliveryError::Send(format!("{what}: {e}"));
     let from: Mailbox = s.from.parse().map_err(|e| err("from address", &e))?;
@@ -347,15 +350,22 @@ async fn send_email(s: &EmailSettings, n: &Notification) -> Result<(), DeliveryE
         msg = msg.to(to.parse::<Mailbox>().map_err(|e| err("to address", &e))?);
     }
     let msg = msg.body(email_body(n)).map_err(|e| err("building the message", &e))?;
-    let mut transport = match s.security.as_str() {
-        "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host),
-        "none" => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host)),
-        _ => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host),
-    }
-    .map_err(|e| err("SMTP relay", &e))?;
-    if let Some(port) = s.port {
-        transport = transport.port(port);
-    }
+    let tls = || -> Result<TlsParameters, DeliveryError> {
+        let mut params = TlsParameters::builder(s.host.clone());
+        if let Some(pem) = &s.ca_pem {
+            params = params.add_root_certificate(Certificate::from_pem(pem).map_err(|e| err("smtp_ca_file", &e))?);
+        }
+        params.build_rustls().map_err(|e| err("TLS settings", &e))
+    };
+    // STARTTLS is required, not opportunistic: a relay that does not offer it is an error.
+    let (security, default_port) = match s.security.as_str() {
+        "tls" => (Tls::Wrapper(tls()?), 465),
+        "none" => (Tls::None, 25),
+        _ => (Tls::Required(tls()?), 587),
+    };
+    let mut transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host)
+        .port(s.port.unwrap_or(default_port))
+        .tls(security);
     if let (Some(u), Some(p)) = (&s.username, &s.password) {
         transport = transport.credentials(Credentials::new(u.clone(), p.clone()));
     }

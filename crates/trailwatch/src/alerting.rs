@@ -1,5 +1,6 @@
 //! Builds the configured sinks for the outbox worker.
 
+use anyhow::Context;
 use aws_sdk_sns::config::Region;
 
 use crate::config::Config;
@@ -20,6 +21,12 @@ pub async fn sinks(config: &Config) -> anyhow::Result<Vec<alert::Sink>> {
                 password: k.password.clone(),
                 from: k.from.clone().unwrap_or_default(),
                 to: k.to.clone(),
+                ca_pem: match &k.smtp_ca_file {
+                    Some(p) => {
+                        Some(std::fs::read(p).with_context(|| format!("sinks {}: reading smtp_ca_file {p}", k.name))?)
+                    }
+                    None => None,
+                },
             }),
             _ => {
                 let topic_arn = k.topic_arn.clone().unwrap_or_default();

@@ -66,8 +66,10 @@ pub struct RawSink {
     /// email
     pub smtp_host: Option<String>,
     pub smtp_port: Option<u16>,
-    /// email: "starttls" (default), "tls" or "none" (local relays only).
+    /// email: "starttls" (default, required), "tls" (implicit TLS) or "none" (local relays only).
     pub smtp_security: Option<String>,
+    /// email: a PEM CA certificate to trust for the relay (relative to the configuration file).
+    pub smtp_ca_file: Option<String>,
     pub username: Option<String>,
     pub password: Option<String>,
     pub from: Option<String>,
@@ -315,7 +317,10 @@ impl Config {
             },
             public_url: raw.detection.public_url.map(|u| u.trim_end_matches('/').to_string()),
         };
-        let sinks = validate_sinks(raw.sinks, &accounts)?;
+        let mut sinks = validate_sinks(raw.sinks, &accounts)?;
+        for k in &mut sinks {
+            k.smtp_ca_file = k.smtp_ca_file.as_deref().map(|p| resolve(base, p).to_string_lossy().into_owned());
+        }
         Ok(Config {
             detection,
             sinks,
