@@ -22,6 +22,50 @@ pub struct Detection {
     pub policy: AlertPolicy,
     /// Correlation windows as persisted (`Store::correlation_windows`).
     pub state: State,
+    /// Regions each account has used, for [`NEW_REGION_RULE_ID`]; `None` turns it off.
+    pub regions: Option<RegionMemory>,
+}
+
+/// The built-in "activity in a region never used before" detector. It is not a Sigma rule
+/// (Sigma has no "first seen" construct): it keeps, per account, the regions it has been
+/// active in, and raises an alert for the first event in a new one once the account has a
+/// history (the learning period) — a fresh install learns instead of alerting on everything.
+pub const NEW_REGION_RULE_ID: &str = "3d0f6c67-5a4e-5b0f-8a7e-2f1c9e4b7a10";
+pub const NEW_REGION_TITLE: &str = "Activity in a region never used before";
+
+/// Per account: when it was first seen, and its regions with their first event.
+#[derive(Debug, Clone, Default)]
+pub struct RegionMemory {
+    accounts: std::collections::HashMap<String, (i64, std::collections::HashMap<String, i64>)>,
+    /// An account must have been seen this long before a new region alerts.
+    pub learning_ms: i64,
+}
+
+impl RegionMemory {
+    pub fn new(known: Vec<store::KnownRegion>, learning_ms: i64) -> RegionMemory {
+        let mut m = RegionMemory { learning_ms, ..Default::default() };
+        for k in known {
+            let entry = m.accounts.entry(k.account).or_insert((k.first_seen, Default::default()));
+            entry.0 = entry.0.min(k.first_seen);
+            entry.1.insert(k.region, k.first_seen);
+        }
+        m
+    }
+
+    /// Learns `e`'s (account, region); `Some(alert-worthy)` when the pair is new.
+    fn observe(&mut self, account: &str, region: &str, time: i64) -> Option<bool> {
+        if let Some((first, regions)) = self.accounts.get_mut(account) {
+            if regions.contains_key(region) {
+                return None;
+            }
+            regions.insert(region.to_string(), time);
+            let established = time - *first >= self.learning_ms;
+            *first = (*first).min(time);
+            return Some(established);
+        }
+        self.accounts.insert(account.to_string(), (time, [(region.to_string(), time)].into_iter().collect()));
+        Some(false)
+    }
 }
 
 impl Detection {
@@ -35,7 +79,13 @@ impl Detection {
                 entries: w.entries,
             }),
         );
-        Detection { rules, policy, state }
+        Detection { rules, policy, state, regions: None }
+    }
+
+    /// Turns on the new-region detector with what the store knows.
+    pub fn with_regions(mut self, regions: RegionMemory) -> Detection {
+        self.regions = Some(regions);
+        self
     }
 }
 
@@ -74,11 +124,46 @@ pub struct PendingCorrelation {
 pub struct ObjectHits {
     pub hits: Vec<AlertHit>,
     pub keyed: Vec<PendingCorrelation>,
+    /// (account, region) pairs seen for the first time.
+    pub regions: Vec<store::KnownRegion>,
 }
 
 impl ObjectHits {
     pub fn is_empty(&self) -> bool {
-        self.hits.is_empty() && self.keyed.is_empty()
+        self.hits.is_empty() && self.keyed.is_empty() && self.regions.is_empty()
+    }
+
+    /// Runs the new-region detector over the new events of `batch` (after it was inserted).
+    pub(crate) fn observe_regions(&mut self, memory: &mut RegionMemory, batch: &EventBatch) {
+        let duplicates = batch.duplicate_rows();
+        for (i, e) in batch.events.iter().enumerate() {
+            let (Some(account), Some(region)) = (e.recipient_account_id.as_deref(), e.aws_region.as_deref()) else {
+                continue;
+            };
+            // A duplicate was observed when it was first stored.
+            if duplicates.binary_search(&(i as u32)).is_ok() {
+                continue;
+            }
+            let Some(alert) = memory.observe(account, region, e.event_time) else { continue };
+            self.regions.push(store::KnownRegion {
+                account: account.to_string(),
+                region: region.to_string(),
+                first_seen: e.event_time,
+            });
+            if alert {
+                let subject = subject_of(e);
+                self.hits.push(AlertHit {
+                    rule_id: NEW_REGION_RULE_ID.into(),
+                    title: NEW_REGION_TITLE.into(),
+                    level: "medium".into(),
+                    group_key: format!("{account} @ {region}"),
+                    event_ids: vec![e.event_id.clone()],
+                    first_time: e.event_time,
+                    last_time: e.event_time,
+                    subject,
+                });
+            }
+        }
     }
 
     /// Adds the scans of `batch` (after it was inserted) except those of duplicates.
@@ -151,6 +236,7 @@ impl ObjectHits {
             .map(|w| CorrelationWindow { correlation: w.correlation, group: w.group, entries: w.entries })
             .collect();
         writer.save_correlation_windows(&windows)?;
+        writer.remember_regions(&self.regions)?;
         let opened = writer.record_alerts(&self.hits, &detection.policy)?;
         Ok(RecordedAlerts { hits: self.hits.len() as u64, opened: opened.len() as u64 })
     }

@@ -475,9 +475,12 @@ fn write_object(
         match next() {
             Some(Chunk::Batch(mut batch, scans)) => {
                 writer.insert(&mut batch)?;
-                if let Some(d) = detection.as_deref() {
+                if let Some(d) = detection.as_deref_mut() {
                     if !scans.is_empty() {
                         hits.add(&d.rules, &batch, scans);
+                    }
+                    if let Some(regions) = d.regions.as_mut() {
+                        hits.observe_regions(regions, &batch);
                     }
                 }
             }
@@ -554,6 +557,9 @@ impl EventWriter for DiscardWriter {
     fn save_correlation_windows(&mut self, _: &[store::CorrelationWindow]) -> Result<(), StoreError> {
         Ok(())
     }
+    fn remember_regions(&mut self, _: &[store::KnownRegion]) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// The one place outcomes are released: after the commit that made them durable.
@@ -604,6 +610,9 @@ mod tests {
         }
         fn save_correlation_windows(&mut self, w: &[store::CorrelationWindow]) -> Result<(), StoreError> {
             self.0.save_correlation_windows(w)
+        }
+        fn remember_regions(&mut self, r: &[store::KnownRegion]) -> Result<(), StoreError> {
+            self.0.remember_regions(r)
         }
     }
 

@@ -158,3 +158,11 @@ pub struct Backlog {
     pub failing: u64,
     pub oldest: Option<EpochMillis>,
 }
+
+/// The first event of an account in a region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownRegion {
+    pub account: String,
+    pub region: String,
+    pub first_seen: EpochMillis,
+}

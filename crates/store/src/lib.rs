@@ -34,7 +34,7 @@ mod sqlite;
 
 pub use alerts::{
     Alert, AlertFilter, AlertHit, AlertPolicy, AlertState, AlertSubject, Backlog, CorrelationWindow, Delivery,
-    SinkRoute,
+    KnownRegion, SinkRoute,
 };
 pub use batch::{EventBatch, PackedRaw, RawFramer, UnpackError};
 pub use ops::{DigestSeen, IngestFinding, IntegrationStatus, MessageProblem};
@@ -136,6 +136,9 @@ pub trait Store: Send + Sync {
 
     /// Undelivered rows per sink.
     fn outbox_backlog(&self) -> Result<Vec<Backlog>, StoreError>;
+
+    /// Every (account, region) seen, with its first event.
+    fn known_regions(&self) -> Result<Vec<KnownRegion>, StoreError>;
 }
 
 /// Writes objects' events and ledger rows. See the crate documentation for the protocol.
@@ -181,6 +184,9 @@ pub trait EventWriter: Send {
 
     /// Saves changed correlation windows in the open transaction (`"[]"` deletes one).
     fn save_correlation_windows(&mut self, windows: &[CorrelationWindow]) -> Result<(), StoreError>;
+
+    /// Records (account, region) pairs seen for the first time, in the open transaction.
+    fn remember_regions(&mut self, regions: &[KnownRegion]) -> Result<(), StoreError>;
 }
 
 /// Identifies an object and where it came from.

@@ -46,6 +46,10 @@ pub struct RawDetection {
     pub suppression: Option<String>,
     /// The dashboard's address as people reach it, for links in notifications.
     pub public_url: Option<String>,
+    /// Alert on activity in a region an account never used before (default true)…
+    pub new_region: Option<bool>,
+    /// …once the account has been seen this long (default "7d"; before that, regions are learnt).
+    pub new_region_learning: Option<String>,
 }
 
 /// Where alerts are delivered. Secrets can come from `TRAILWATCH_SINKS_<NAME>_<KEY>`.
@@ -193,11 +197,19 @@ pub struct DetectionConfig {
     pub rules: Vec<PathBuf>,
     pub suppression_ms: i64,
     pub public_url: Option<String>,
+    /// The new-region detector's learning period; `None` when it is off.
+    pub new_region_learning_ms: Option<i64>,
 }
 
 impl Default for DetectionConfig {
     fn default() -> Self {
-        DetectionConfig { builtin: true, rules: Vec::new(), suppression_ms: 3_600_000, public_url: None }
+        DetectionConfig {
+            builtin: true,
+            rules: Vec::new(),
+            suppression_ms: 3_600_000,
+            public_url: None,
+            new_region_learning_ms: Some(7 * 86_400_000),
+        }
     }
 }
 
@@ -316,6 +328,15 @@ impl Config {
                 }
             },
             public_url: raw.detection.public_url.map(|u| u.trim_end_matches('/').to_string()),
+            new_region_learning_ms: match (raw.detection.new_region.unwrap_or(true), raw.detection.new_region_learning)
+            {
+                (false, _) => None,
+                (true, None) => Some(7 * 86_400_000),
+                (true, Some(s)) => Some(
+                    detect::correlation::parse_timespan(&s)
+                        .map_err(|e| anyhow::anyhow!("detection.new_region_learning: {e}"))?,
+                ),
+            },
         };
         let mut sinks = validate_sinks(raw.sinks, &accounts)?;
         for k in &mut sinks {
@@ -589,6 +610,10 @@ mod tests {
         let err =
             format!("{:#}", load("[[sinks]]\nname = \"a\"\nkind = \"email\"\nsmtp_host = \"h\"\n", &[]).unwrap_err());
         assert!(err.contains("sinks[0].from"), "{err}");
+        let off = load("[detection]\nnew_region = false\n", &[]).unwrap();
+        assert_eq!(off.detection.new_region_learning_ms, None);
+        let short = load("[detection]\nnew_region_learning = \"2d\"\n", &[]).unwrap();
+        assert_eq!(short.detection.new_region_learning_ms, Some(172_800_000));
         let err = format!("{:#}", load("[detection]\nsuppression = \"soon\"\n", &[]).unwrap_err());
         assert!(err.contains("detection.suppression"), "{err}");
         let err = format!("{:#}", load("", &[("TRAILWATCH_SINKS_NOPE_URL", "x")]).unwrap_err());
@@ -600,6 +625,8 @@ mod tests {
         let c = load(include_str!("../../../trailwatch.example.toml"), &[]).unwrap();
         assert_eq!(c.accounts.len(), 1);
         assert_eq!(c.accounts[0].external_id.as_deref(), Some("replace-with-the-one-setup-prints"));
+        assert_eq!(c.sinks.len(), 1);
+        assert_eq!(c.detection, DetectionConfig::default());
     }
 
     #[test]

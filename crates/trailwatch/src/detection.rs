@@ -50,14 +50,26 @@ pub fn policy(d: &DetectionConfig, sinks: &[RawSink]) -> AlertPolicy {
     }
 }
 
-/// What the ingest pipeline detects with, correlation windows restored from `store`.
-pub fn for_pipeline(store: &dyn Store, rules: Arc<RuleSet>, policy: AlertPolicy) -> anyhow::Result<ingest::Detection> {
-    Ok(ingest::Detection::new(rules, policy, store.correlation_windows()?))
+/// What the ingest pipeline detects with: correlation windows and known regions restored
+/// from `store`.
+pub fn for_pipeline(
+    store: &dyn Store,
+    settings: &DetectionConfig,
+    rules: Arc<RuleSet>,
+    policy: AlertPolicy,
+) -> anyhow::Result<ingest::Detection> {
+    let detection = ingest::Detection::new(rules, policy, store.correlation_windows()?);
+    Ok(match settings.new_region_learning_ms {
+        Some(learning) => {
+            detection.with_regions(ingest::detection::RegionMemory::new(store.known_regions()?, learning))
+        }
+        None => detection,
+    })
 }
 
 /// Detection for a configuration's store: its rules and policy, windows restored.
 pub fn for_config(store: &dyn Store, config: &Config) -> anyhow::Result<ingest::Detection> {
     let rules = load_rules(&config.detection);
     tracing::info!(rules = rules.rules.len(), correlations = rules.correlations.len(), "detection rules loaded");
-    for_pipeline(store, rules, policy(&config.detection, &config.sinks))
+    for_pipeline(store, &config.detection, rules, policy(&config.detection, &config.sinks))
 }

@@ -169,4 +169,74 @@ mod detection {
         run(&store, vec![("three", doc(&bob))]);
         assert_eq!(store.alerts(&AlertFilter::default()).unwrap().len(), 1);
     }
+
+    fn at(id: &str, account: &str, region: &str, day: u32) -> String {
+        test_support::record(id, &format!("2024-01-{:02}T10:00:00Z", day), "DescribeInstances")
+            .replace("\"awsRegion\":\"us-east-1\"", &format!("\"awsRegion\":\"{region}\""))
+            .replace("\"recipientAccountId\":\"111122223333\"", &format!("\"recipientAccountId\":\"{account}\""))
+    }
+
+    fn run_regions(store: &SqliteStore, key: &str, events: &[String]) {
+        let rules = Arc::new(RuleSet::from_yaml_text(RULES, "t.yml").unwrap());
+        let memory = ingest::detection::RegionMemory::new(store.known_regions().unwrap(), 7 * 86_400_000);
+        let detection = Detection::new(rules, AlertPolicy::default(), Vec::new()).with_regions(memory);
+        let pipeline: Pipeline<String> =
+            Pipeline::start_with_detection(store.writer().unwrap(), PipelineConfig::default(), detection);
+        let bytes = doc(events);
+        pipeline.submit(ObjectJob::in_memory(store::ObjectMeta::local(key, 1), bytes, key.to_string())).unwrap();
+        pipeline.finish().unwrap();
+    }
+
+    fn region_alerts(store: &SqliteStore) -> Vec<String> {
+        let mut v: Vec<String> = store
+            .alerts(&AlertFilter { rule_id: Some(ingest::detection::NEW_REGION_RULE_ID.into()), ..Default::default() })
+            .unwrap()
+            .into_iter()
+            .map(|a| a.group_key)
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_region_never_used_before_alerts_once_the_account_has_a_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            // Learning: the first week of an account raises nothing.
+            run_regions(
+                &store,
+                "a",
+                &[at("a1", "111122223333", "us-east-1", 1), at("a2", "111122223333", "eu-west-1", 2)],
+            );
+            assert!(region_alerts(&store).is_empty());
+            // Day 9: a new region alerts; known regions and a second event there do not.
+            run_regions(
+                &store,
+                "b",
+                &[
+                    at("b1", "111122223333", "us-east-1", 9),
+                    at("b2", "111122223333", "ap-south-1", 9),
+                    at("b3", "111122223333", "ap-south-1", 9),
+                ],
+            );
+            assert_eq!(region_alerts(&store), vec!["111122223333 @ ap-south-1"]);
+        }
+        // After a restart the regions are remembered; a new account learns first.
+        let store = SqliteStore::open(&path).unwrap();
+        run_regions(
+            &store,
+            "c",
+            &[
+                at("c1", "111122223333", "eu-west-1", 10),
+                at("c2", "111122223333", "sa-east-1", 10),
+                at("c3", "444455556666", "us-west-2", 10),
+            ],
+        );
+        assert_eq!(region_alerts(&store), vec!["111122223333 @ ap-south-1", "111122223333 @ sa-east-1"]);
+        let alert = &store.alerts(&AlertFilter::default()).unwrap()[0];
+        assert_eq!(alert.level, "medium");
+        assert_eq!(alert.subject.region.as_deref(), Some("sa-east-1"));
+    }
 }

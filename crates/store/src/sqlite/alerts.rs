@@ -296,3 +296,26 @@ pub(super) fn backlog(c: &Connection) -> Result<Vec<Backlog>, StoreError> {
         .context("outbox backlog")?;
     rows.collect::<Result<_, _>>().context("outbox backlog")
 }
+
+pub(super) fn remember_regions(c: &Connection, rows: &[crate::KnownRegion]) -> Result<(), StoreError> {
+    let mut st = c
+        .prepare_cached(
+            "INSERT INTO known_regions (account, region, first_seen) VALUES (?1, ?2, ?3)
+             ON CONFLICT (account, region) DO UPDATE SET first_seen = min(first_seen, excluded.first_seen)",
+        )
+        .context("prepare known region")?;
+    for r in rows {
+        st.execute(params![r.account, r.region, r.first_seen]).context("remember region")?;
+    }
+    Ok(())
+}
+
+pub(super) fn known_regions(c: &Connection) -> Result<Vec<crate::KnownRegion>, StoreError> {
+    let mut s = c
+        .prepare("SELECT account, region, first_seen FROM known_regions ORDER BY account, region")
+        .context("known regions")?;
+    let rows = s
+        .query_map([], |r| Ok(crate::KnownRegion { account: r.get(0)?, region: r.get(1)?, first_seen: r.get(2)? }))
+        .context("known regions")?;
+    rows.collect::<Result<_, _>>().context("known regions")
+}

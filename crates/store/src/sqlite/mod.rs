@@ -321,6 +321,10 @@ impl Store for SqliteStore {
         self.with_read(alerts::backlog)
     }
 
+    fn known_regions(&self) -> Result<Vec<crate::KnownRegion>, StoreError> {
+        self.with_read(alerts::known_regions)
+    }
+
     fn stats(&self) -> Result<StoreStats, StoreError> {
         self.with_read(|c| {
             let (events, oldest, newest): (i64, Option<i64>, Option<i64>) = c

@@ -206,6 +206,14 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX outbox_due ON outbox (next_attempt) WHERE delivered_at IS NULL;
 
+    -- Where each account has been active, for "activity in a region never used before".
+    CREATE TABLE known_regions (
+        account    TEXT NOT NULL,
+        region     TEXT NOT NULL,
+        first_seen INTEGER NOT NULL,
+        PRIMARY KEY (account, region)
+    ) WITHOUT ROWID;
+
     CREATE TABLE correlation_windows (
         correlation TEXT NOT NULL,
         group_key   TEXT NOT NULL,

@@ -441,6 +441,14 @@ impl EventWriter for SqliteWriter {
         super::alerts::record_hits(&self.conn, hits, policy, now_millis())
     }
 
+    fn remember_regions(&mut self, regions: &[crate::KnownRegion]) -> Result<(), StoreError> {
+        if regions.is_empty() {
+            return Ok(());
+        }
+        self.ensure_transaction()?;
+        super::alerts::remember_regions(&self.conn, regions)
+    }
+
     fn save_correlation_windows(&mut self, windows: &[crate::CorrelationWindow]) -> Result<(), StoreError> {
         if windows.is_empty() {
             return Ok(());

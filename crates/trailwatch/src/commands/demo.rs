@@ -48,8 +48,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     let store = SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
     let started = Instant::now();
-    let rules = crate::detection::load_rules(&crate::config::DetectionConfig::default());
-    let detection = crate::detection::for_pipeline(&store, rules, store::AlertPolicy::default())?;
+    let settings = crate::config::DetectionConfig::default();
+    let rules = crate::detection::load_rules(&settings);
+    let detection = crate::detection::for_pipeline(&store, &settings, rules, store::AlertPolicy::default())?;
     let report = ingest::sources::local::ingest_dir(&bucket, &store, pipeline_config(None), Some(detection))?;
     println!(
         "ingested {} new files ({} events, {} duplicates, {} quarantined) in {:.1}s; {} already in the ledger",

@@ -87,6 +87,19 @@ pub fn list(args: RulesListArgs) -> anyhow::Result<()> {
             hits: hits.get(&r.id).copied().unwrap_or(0),
         })
         .collect();
+    // The built-in detector that is not a Sigma rule, when the configured rules are listed.
+    if args.rules.is_none() && crate::detection::settings(&args.store)?.0.new_region_learning_ms.is_some() {
+        let id = ingest::detection::NEW_REGION_RULE_ID;
+        rows.push(Row {
+            id: id.into(),
+            title: ingest::detection::NEW_REGION_TITLE.into(),
+            level: "medium".into(),
+            status: "detector".into(),
+            pack: "builtin/human-error".into(),
+            file: String::new(),
+            hits: hits.get(id).copied().unwrap_or(0),
+        });
+    }
     rows.extend(rules.correlations.iter().map(|c| Row {
         id: c.id.clone(),
         title: c.title.clone(),
@@ -417,8 +430,14 @@ pub fn run(args: RulesRunArgs) -> anyhow::Result<()> {
         until: args.until.as_deref().map(|u| crate::cli::parse_time(u, now, true)).transpose()?,
         ..Default::default()
     };
-    let mut detection =
-        crate::detection::for_pipeline(&store, rules.clone(), crate::detection::policy(&settings, &sinks))?;
+    // Regions are learnt on the way in only: a run over history does not replay them.
+    let no_regions = crate::config::DetectionConfig { new_region_learning_ms: None, ..settings.clone() };
+    let mut detection = crate::detection::for_pipeline(
+        &store,
+        &no_regions,
+        rules.clone(),
+        crate::detection::policy(&settings, &sinks),
+    )?;
     // Matches are gathered first (searches run newest first) and fed oldest first, as ingest would.
     let mut matched: Vec<(model::ParsedEvent, detect::Scan)> = Vec::new();
     let mut scanned = 0u64;

@@ -129,3 +129,74 @@ fn correlations_fire_through_rules_test() {
     std::fs::write(&only19, lines[..19].join("\n")).unwrap();
     assert_eq!(run(&["rules", "test", "--rules", s(&rules), "--events", s(&only19), "--format", "tsv"]), "");
 }
+
+#[test]
+fn ingest_raises_alerts_that_the_alerts_commands_show_and_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = crate::util::simulate(dir.path(), "tree", &["--hours", "2", "--events", "800", "--scenario", "all"]);
+    let db = dir.path().join("t.db");
+    run(&["ingest", "--local", s(&tree), "--db", s(&db)]);
+    let alerts = crate::util::run_json(&["alerts", "list", "--db", s(&db), "--limit", "0", "--format", "json"]);
+    let alerts = alerts.as_array().unwrap();
+    let titles: BTreeSet<&str> = alerts.iter().map(|a| a["title"].as_str().unwrap()).collect();
+    // The simulator's tamper and attack scenarios, caught by the built-in packs.
+    for t in [
+        "CloudTrail logging stopped",
+        "CloudTrail trail deleted",
+        "Root access key created",
+        "Bulk EC2 instance termination",
+    ] {
+        assert!(titles.contains(t), "{t} not in {titles:?}");
+    }
+    let stopped = alerts.iter().find(|a| a["title"] == "CloudTrail logging stopped").unwrap();
+    assert_eq!(stopped["level"], "critical");
+    let id = stopped["id"].to_string();
+    let shown = crate::util::run_json(&["alerts", "show", &id, "--db", s(&db), "--format", "json"]);
+    assert_eq!(shown["events"].as_array().unwrap().len() as u64, shown["count"].as_u64().unwrap());
+    // Hits per rule in `rules list`, from the store.
+    let listed = crate::util::run_json(&["rules", "list", "--db", s(&db), "--format", "json"]);
+    let hit = listed.as_array().unwrap().iter().find(|r| r["id"] == stopped["rule"]).unwrap();
+    assert!(hit["hits"].as_u64().unwrap() >= 1, "{hit}");
+    assert!(listed.as_array().unwrap().iter().any(|r| r["status"] == "detector"), "the new-region detector is listed");
+    // Ingesting again, or running the rules over history, adds nothing.
+    run(&["ingest", "--local", s(&tree), "--db", s(&db)]);
+    let rerun = crate::util::run_json(&["rules", "run", "--db", s(&db), "--since", "3650d", "--format", "json"]);
+    assert_eq!(rerun["alerts_opened"], 0, "{rerun}");
+    assert!(rerun["hits"].as_u64().unwrap() > 0);
+    let again = crate::util::run_json(&["alerts", "list", "--db", s(&db), "--limit", "0", "--format", "json"]);
+    assert_eq!(again.as_array().unwrap().len(), alerts.len());
+    // A new rule over history: its alerts appear.
+    let rule = dir.path().join("new.yml");
+    std::fs::write(
+        &rule,
+        "title: any stop\nid: new-rule\nlevel: low\ndetection:\n  s:\n    eventName: StopInstances\n  condition: s\n",
+    )
+    .unwrap();
+    let new = crate::util::run_json(&[
+        "rules",
+        "run",
+        "--db",
+        s(&db),
+        "--rules",
+        s(&rule),
+        "--since",
+        "3650d",
+        "--format",
+        "json",
+    ]);
+    assert!(new["alerts_opened"].as_u64().unwrap() >= 1, "{new}");
+    // Acknowledge, resolve.
+    run(&["alerts", "ack", &id, "--comment", "looking", "--db", s(&db)]);
+    run(&["alerts", "resolve", &id, "--db", s(&db)]);
+    let resolved =
+        crate::util::run_json(&["alerts", "list", "--db", s(&db), "--state", "resolved", "--format", "json"]);
+    assert_eq!(resolved[0]["id"].to_string(), id);
+    assert_eq!(resolved[0]["comment"], "looking");
+    assert!(!output(&["alerts", "ack", "999999", "--db", s(&db)]).status.success());
+    assert!(!output(&["alerts", "list", "--db", s(&db), "--state", "bogus"]).status.success());
+    // --no-detection stores events only.
+    let plain = dir.path().join("plain.db");
+    run(&["ingest", "--local", s(&tree), "--db", s(&plain), "--no-detection"]);
+    let none = crate::util::run_json(&["alerts", "list", "--db", s(&plain), "--format", "json"]);
+    assert!(none.as_array().unwrap().is_empty());
+}
