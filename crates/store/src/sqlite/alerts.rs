@@ -4,6 +4,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+use super::ops::{all, all_with};
 use crate::alerts::{
     level_rank, Alert, AlertFilter, AlertHit, AlertPolicy, AlertState, AlertSubject, Backlog, CorrelationWindow,
     Delivery, LEVELS,
@@ -128,13 +129,10 @@ pub(super) fn save_windows(c: &Connection, windows: &[CorrelationWindow]) -> Res
 }
 
 pub(super) fn windows(c: &Connection) -> Result<Vec<CorrelationWindow>, StoreError> {
-    let mut s = c
-        .prepare("SELECT correlation, group_key, entries FROM correlation_windows ORDER BY correlation, group_key")
-        .context("list correlation windows")?;
-    let rows = s
-        .query_map([], |r| Ok(CorrelationWindow { correlation: r.get(0)?, group: r.get(1)?, entries: r.get(2)? }))
-        .context("list correlation windows")?;
-    rows.collect::<Result<_, _>>().context("list correlation windows")
+    let sql = "SELECT correlation, group_key, entries FROM correlation_windows ORDER BY correlation, group_key";
+    all(c, sql, "list correlation windows", |r| {
+        Ok(CorrelationWindow { correlation: r.get(0)?, group: r.get(1)?, entries: r.get(2)? })
+    })
 }
 
 const ALERT_COLUMNS: &str = "id, rule_id, title, level, group_key, state, first_seen, last_seen, count, principal,
@@ -180,11 +178,8 @@ pub(super) fn alerts(c: &Connection, f: &AlertFilter) -> Result<Vec<Alert>, Stor
     );
     let limit = if f.limit == 0 { -1 } else { f.limit as i64 };
     let levels_json = serde_json::to_string(&levels).expect("strings serialize");
-    let mut s = c.prepare_cached(&sql).context("list alerts")?;
-    let rows = s
-        .query_map(params![f.state.map(AlertState::as_str), f.rule_id, all_levels, levels_json, limit], alert_row)
-        .context("list alerts")?;
-    rows.collect::<Result<_, _>>().context("list alerts")
+    let args = params![f.state.map(AlertState::as_str), f.rule_id, all_levels, levels_json, limit];
+    all_with(c, &sql, args, "list alerts", alert_row)
 }
 
 pub(super) fn alert(c: &Connection, id: i64) -> Result<Option<Alert>, StoreError> {
@@ -194,11 +189,8 @@ pub(super) fn alert(c: &Connection, id: i64) -> Result<Option<Alert>, StoreError
 }
 
 pub(super) fn alert_event_ids(c: &Connection, id: i64) -> Result<Vec<String>, StoreError> {
-    let mut s = c
-        .prepare_cached("SELECT event_id FROM alert_events WHERE alert_id = ?1 ORDER BY event_id")
-        .context("alert events")?;
-    let rows = s.query_map([id], |r| r.get(0)).context("alert events")?;
-    rows.collect::<Result<_, _>>().context("alert events")
+    let sql = "SELECT event_id FROM alert_events WHERE alert_id = ?1 ORDER BY event_id";
+    all_with(c, sql, [id], "alert events", |r| r.get(0))
 }
 
 pub(super) fn set_state(
@@ -218,11 +210,8 @@ pub(super) fn set_state(
 }
 
 pub(super) fn rule_hits(c: &Connection) -> Result<Vec<(String, u64)>, StoreError> {
-    let mut s = c
-        .prepare("SELECT rule_id, count(*) FROM alert_events GROUP BY rule_id ORDER BY rule_id")
-        .context("rule hits")?;
-    let rows = s.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64))).context("rule hits")?;
-    rows.collect::<Result<_, _>>().context("rule hits")
+    let sql = "SELECT rule_id, count(*) FROM alert_events GROUP BY rule_id ORDER BY rule_id";
+    all(c, sql, "rule hits", |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))
 }
 
 const DELIVERY_COLUMNS: &str = "id, alert_id, sink, attempts, next_attempt, last_error, delivered_at, created_at";
@@ -241,22 +230,16 @@ fn delivery_row(r: &Row<'_>) -> rusqlite::Result<Delivery> {
 }
 
 pub(super) fn due(c: &Connection, now: i64, limit: usize) -> Result<Vec<Delivery>, StoreError> {
-    let mut s = c
-        .prepare_cached(&format!(
-            "SELECT {DELIVERY_COLUMNS} FROM outbox WHERE delivered_at IS NULL AND next_attempt <= ?1
-             ORDER BY next_attempt, id LIMIT ?2"
-        ))
-        .context("due deliveries")?;
-    let rows = s.query_map(params![now, limit as i64], delivery_row).context("due deliveries")?;
-    rows.collect::<Result<_, _>>().context("due deliveries")
+    let sql = format!(
+        "SELECT {DELIVERY_COLUMNS} FROM outbox WHERE delivered_at IS NULL AND next_attempt <= ?1
+         ORDER BY next_attempt, id LIMIT ?2"
+    );
+    all_with(c, &sql, params![now, limit as i64], "due deliveries", delivery_row)
 }
 
 pub(super) fn deliveries(c: &Connection, alert_id: i64) -> Result<Vec<Delivery>, StoreError> {
-    let mut s = c
-        .prepare_cached(&format!("SELECT {DELIVERY_COLUMNS} FROM outbox WHERE alert_id = ?1 ORDER BY sink"))
-        .context("alert deliveries")?;
-    let rows = s.query_map([alert_id], delivery_row).context("alert deliveries")?;
-    rows.collect::<Result<_, _>>().context("alert deliveries")
+    let sql = format!("SELECT {DELIVERY_COLUMNS} FROM outbox WHERE alert_id = ?1 ORDER BY sink");
+    all_with(c, &sql, [alert_id], "alert deliveries", delivery_row)
 }
 
 pub(super) fn delivered(c: &Connection, id: i64, now: i64) -> Result<(), StoreError> {
@@ -278,23 +261,16 @@ pub(super) fn failed(c: &Connection, id: i64, error: &str, next_attempt: i64) ->
 }
 
 pub(super) fn backlog(c: &Connection) -> Result<Vec<Backlog>, StoreError> {
-    let mut s = c
-        .prepare(
-            "SELECT sink, count(*), sum(attempts > 0), min(created_at) FROM outbox WHERE delivered_at IS NULL
-             GROUP BY sink ORDER BY sink",
-        )
-        .context("outbox backlog")?;
-    let rows = s
-        .query_map([], |r| {
-            Ok(Backlog {
-                sink: r.get(0)?,
-                pending: r.get::<_, i64>(1)? as u64,
-                failing: r.get::<_, Option<i64>>(2)?.unwrap_or(0) as u64,
-                oldest: r.get(3)?,
-            })
+    let sql = "SELECT sink, count(*), sum(attempts > 0), min(created_at) FROM outbox WHERE delivered_at IS NULL
+               GROUP BY sink ORDER BY sink";
+    all(c, sql, "outbox backlog", |r| {
+        Ok(Backlog {
+            sink: r.get(0)?,
+            pending: r.get::<_, i64>(1)? as u64,
+            failing: r.get::<_, Option<i64>>(2)?.unwrap_or(0) as u64,
+            oldest: r.get(3)?,
         })
-        .context("outbox backlog")?;
-    rows.collect::<Result<_, _>>().context("outbox backlog")
+    })
 }
 
 pub(super) fn remember_regions(c: &Connection, rows: &[crate::KnownRegion]) -> Result<(), StoreError> {
@@ -311,11 +287,8 @@ pub(super) fn remember_regions(c: &Connection, rows: &[crate::KnownRegion]) -> R
 }
 
 pub(super) fn known_regions(c: &Connection) -> Result<Vec<crate::KnownRegion>, StoreError> {
-    let mut s = c
-        .prepare("SELECT account, region, first_seen FROM known_regions ORDER BY account, region")
-        .context("known regions")?;
-    let rows = s
-        .query_map([], |r| Ok(crate::KnownRegion { account: r.get(0)?, region: r.get(1)?, first_seen: r.get(2)? }))
-        .context("known regions")?;
-    rows.collect::<Result<_, _>>().context("known regions")
+    let sql = "SELECT account, region, first_seen FROM known_regions ORDER BY account, region";
+    all(c, sql, "known regions", |r| {
+        Ok(crate::KnownRegion { account: r.get(0)?, region: r.get(1)?, first_seen: r.get(2)? })
+    })
 }

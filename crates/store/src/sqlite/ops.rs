@@ -21,14 +21,25 @@ fn cut(text: &str, limit: usize) -> &str {
 }
 
 /// Every row `sql` returns, mapped by `row`.
-fn all<T>(
+pub(super) fn all<T>(
     c: &Connection,
     sql: &str,
     what: &'static str,
     row: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
 ) -> Result<Vec<T>, StoreError> {
-    let mut stmt = c.prepare(sql).context(what)?;
-    let rows = stmt.query_map([], row).context(what)?;
+    all_with(c, sql, [], what, row)
+}
+
+/// Every row `sql` returns for `params`, mapped by `row` (the statement is cached).
+pub(super) fn all_with<T>(
+    c: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    what: &'static str,
+    row: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, StoreError> {
+    let mut stmt = c.prepare_cached(sql).context(what)?;
+    let rows = stmt.query_map(params, row).context(what)?;
     rows.collect::<Result<_, _>>().context(what)
 }
 
