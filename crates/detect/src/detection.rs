@@ -242,6 +242,50 @@ impl FieldTest {
         Some(out)
     }
 
+    /// Text that a record's JSON must contain (ASCII case aside) for this test to hold: any
+    /// one of the returned needles (`None`: no such text is known). A value's longest literal
+    /// when JSON would write it verbatim, else the field's key.
+    pub fn needles(&self) -> Option<Vec<String>> {
+        // The key as JSON writes it, closing quote included (`errorCode"`).
+        let key = self
+            .path
+            .as_ref()
+            .map(|p| p.parts.last().map(String::as_str).unwrap_or(&p.full))
+            .filter(|k| crate::prefilter::verbatim(k))
+            .map(|k| format!("{k}\""));
+        let value_needles = |v: &ValueTest| -> Option<Vec<String>> {
+            match v {
+                ValueTest::Str(patterns) => {
+                    let mut out = Vec::new();
+                    for p in patterns {
+                        let lit = p.longest_literal();
+                        if lit.len() >= 3 && crate::prefilter::verbatim(&lit) {
+                            out.push(lit.to_ascii_lowercase());
+                        } else {
+                            out.push(key.clone()?);
+                        }
+                    }
+                    Some(out)
+                }
+                ValueTest::Regex(_) | ValueTest::Cidr(_) | ValueTest::Num(..) | ValueTest::FieldRef(..) => {
+                    Some(vec![key.clone()?])
+                }
+                ValueTest::Exists(true) => Some(vec![key.clone()?]),
+                ValueTest::Null | ValueTest::Exists(false) => None,
+            }
+        };
+        if self.all {
+            // Every value must hold: any one value's needles are necessary.
+            self.values.iter().filter_map(value_needles).min_by_key(Vec::len)
+        } else {
+            let mut all = Vec::new();
+            for v in &self.values {
+                all.extend(value_needles(v)?);
+            }
+            (!all.is_empty()).then_some(all)
+        }
+    }
+
     pub fn test(&self, record: &Value) -> bool {
         let mut leaves = Leaves::new();
         match &self.path {
@@ -284,6 +328,21 @@ impl Search {
     /// The values top-level `field` must have for this search to hold (`None`: any).
     pub fn required_values(&self, field: &str) -> Option<Vec<String>> {
         let of_and = |tests: &[FieldTest]| tests.iter().find_map(|t| t.required_values(field));
+        match self {
+            Search::All(tests) => of_and(tests),
+            Search::Any(alternatives) => {
+                let mut all = Vec::new();
+                for tests in alternatives {
+                    all.extend(of_and(tests)?);
+                }
+                Some(all)
+            }
+        }
+    }
+
+    /// Text the record's JSON must contain for this search to hold (see [`FieldTest::needles`]).
+    pub fn needles(&self) -> Option<Vec<String>> {
+        let of_and = |tests: &[FieldTest]| tests.iter().filter_map(FieldTest::needles).min_by_key(Vec::len);
         match self {
             Search::All(tests) => of_and(tests),
             Search::Any(alternatives) => {

@@ -30,6 +30,7 @@ pub mod condition;
 pub mod correlation;
 pub mod detection;
 pub mod pattern;
+pub mod prefilter;
 pub mod projection;
 
 use std::path::{Path, PathBuf};
@@ -90,6 +91,16 @@ impl Rule {
         Some(all)
     }
 
+    /// Text the record's JSON must contain for this rule to match (see `prefilter`).
+    fn needles(&self) -> Option<Vec<String>> {
+        let search = |i: usize| self.searches[i].needles();
+        let mut all = Vec::new();
+        for c in &self.conditions {
+            all.extend(c.required(&search)?);
+        }
+        Some(all)
+    }
+
     pub fn matches(&self, record: &Value) -> bool {
         // Each search is evaluated at most once per record.
         let mut memo: smallvec::SmallVec<[Option<bool>; 16]> = smallvec::smallvec![None; self.searches.len()];
@@ -131,6 +142,7 @@ pub struct Hit<'a> {
 #[derive(Debug, Default, Clone)]
 struct Index {
     projection: projection::Projection,
+    prefilter: prefilter::Prefilter,
     by_name: std::collections::HashMap<String, Vec<usize>>,
     by_source: std::collections::HashMap<String, Vec<usize>>,
     always: Vec<usize>,
@@ -145,10 +157,17 @@ fn lookup<'m>(record: &Value, field: &str, map: &'m std::collections::HashMap<St
 }
 
 fn lookup_str<'m>(v: &str, map: &'m std::collections::HashMap<String, Vec<usize>>) -> &'m [usize] {
-    let hit = if v.bytes().any(|b| b.is_ascii_uppercase()) || !v.is_ascii() {
-        map.get(&v.to_lowercase())
-    } else {
+    let hit = if !v.bytes().any(|b| b.is_ascii_uppercase()) && v.is_ascii() {
         map.get(v)
+    } else if v.is_ascii() && v.len() <= 64 {
+        // API names are short ASCII: fold them on the stack (this runs for every record).
+        let mut buf = [0u8; 64];
+        let folded = &mut buf[..v.len()];
+        folded.copy_from_slice(v.as_bytes());
+        folded.make_ascii_lowercase();
+        std::str::from_utf8(folded).ok().and_then(|k| map.get(k))
+    } else {
+        map.get(&v.to_lowercase())
     };
     hit.map(Vec::as_slice).unwrap_or(&[])
 }
@@ -178,6 +197,10 @@ impl Index {
                 index.always.push(i);
             }
         }
+        // Only rules the index does not narrow are worth a text check.
+        let needles: Vec<Option<Vec<String>>> =
+            (0..rules.len()).map(|i| if index.always.contains(&i) { rules[i].needles() } else { None }).collect();
+        index.prefilter = prefilter::Prefilter::build(&needles);
         for list in index.by_name.values_mut().chain(index.by_source.values_mut()) {
             list.sort_unstable();
             list.dedup();
@@ -503,6 +526,10 @@ impl RuleSet {
             };
         };
         let mut candidates = self.index.candidates_named(name, source);
+        if candidates.iter().any(|i| self.index.prefilter.is_filtered(*i)) {
+            let found = self.index.prefilter.scan(text);
+            candidates.retain(|i| self.index.prefilter.passes(&found, *i));
+        }
         if candidates.is_empty() {
             return Scan::default();
         }

@@ -117,6 +117,27 @@ impl Pattern {
         self.plain.as_deref().filter(|_| !self.cased)
     }
 
+    /// The longest run of literal characters (every match contains it).
+    pub fn longest_literal(&self) -> String {
+        let mut best = String::new();
+        let mut run = String::new();
+        for t in &self.chars {
+            match t {
+                Tok::C(c) => run.push(*c),
+                _ => {
+                    if run.len() > best.len() {
+                        best = std::mem::take(&mut run);
+                    }
+                    run.clear();
+                }
+            }
+        }
+        if run.len() > best.len() {
+            best = run;
+        }
+        best
+    }
+
     pub fn matches(&self, text: &str) -> bool {
         // The common case, without allocating: ASCII text against an ASCII pattern. `?` must
         // see characters, so wildcard patterns take this path only for ASCII text too.

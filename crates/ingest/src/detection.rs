@@ -36,7 +36,7 @@ pub const NEW_REGION_TITLE: &str = "Activity in a region never used before";
 /// Per account: when it was first seen, and its regions with their first event.
 #[derive(Debug, Clone, Default)]
 pub struct RegionMemory {
-    accounts: std::collections::HashMap<String, (i64, std::collections::HashMap<String, i64>)>,
+    accounts: rustc_hash::FxHashMap<String, (i64, rustc_hash::FxHashMap<String, i64>)>,
     /// An account must have been seen this long before a new region alerts.
     pub learning_ms: i64,
 }
@@ -105,11 +105,6 @@ pub fn subject_of(e: &ParsedEvent) -> AlertSubject {
     }
 }
 
-/// Alerts of a plain rule are grouped per principal and account.
-pub fn rule_group_key(subject: &AlertSubject) -> String {
-    format!("{} @ {}", subject.principal, subject.account.as_deref().unwrap_or("-"))
-}
-
 /// A match of a correlation's rule, waiting to be fed in time order.
 #[derive(Debug)]
 pub struct PendingCorrelation {
@@ -119,13 +114,17 @@ pub struct PendingCorrelation {
     pub subject: AlertSubject,
 }
 
-/// The hits of one object, gathered across its batches.
+/// The hits of one object, gathered across its batches. Matches of one rule in one group
+/// (principal and account) extend one hit, so a rule that matches thousands of events costs
+/// one alert lookup, not thousands.
 #[derive(Debug, Default)]
 pub struct ObjectHits {
     pub hits: Vec<AlertHit>,
     pub keyed: Vec<PendingCorrelation>,
     /// (account, region) pairs seen for the first time.
     pub regions: Vec<store::KnownRegion>,
+    /// rule index → group key → position in `hits`.
+    merged: std::collections::HashMap<usize, std::collections::HashMap<String, usize>>,
 }
 
 impl ObjectHits {
@@ -180,27 +179,42 @@ impl ObjectHits {
 
     /// Adds one new event's scan.
     pub fn add_event(&mut self, rules: &RuleSet, e: &ParsedEvent, scan: Scan) {
-        let subject = subject_of(e);
-        for &r in scan.rules.iter().filter(|r| rules.reports(**r)) {
-            let rule = &rules.rules[r];
-            self.hits.push(AlertHit {
-                rule_id: rule.id.clone(),
-                title: rule.title.clone(),
-                level: rule.level.clone(),
-                group_key: rule_group_key(&subject),
-                event_ids: vec![e.event_id.clone()],
-                first_time: e.event_time,
-                last_time: e.event_time,
-                subject: subject.clone(),
-            });
+        let mut reporting = scan.rules.iter().copied().filter(|r| rules.reports(*r)).peekable();
+        if reporting.peek().is_some() {
+            let group = format!("{} @ {}", e.actor.principal, e.recipient_account_id.as_deref().unwrap_or("-"));
+            for r in reporting {
+                let groups = self.merged.entry(r).or_default();
+                if let Some(&at) = groups.get(group.as_str()) {
+                    let hit = &mut self.hits[at];
+                    hit.event_ids.push(e.event_id.clone());
+                    hit.first_time = hit.first_time.min(e.event_time);
+                    hit.last_time = hit.last_time.max(e.event_time);
+                    continue;
+                }
+                let rule = &rules.rules[r];
+                groups.insert(group.clone(), self.hits.len());
+                self.hits.push(AlertHit {
+                    rule_id: rule.id.clone(),
+                    title: rule.title.clone(),
+                    level: rule.level.clone(),
+                    group_key: group.clone(),
+                    event_ids: vec![e.event_id.clone()],
+                    first_time: e.event_time,
+                    last_time: e.event_time,
+                    subject: subject_of(e),
+                });
+            }
         }
-        for keyed in scan.keyed {
-            self.keyed.push(PendingCorrelation {
-                keyed,
-                time: e.event_time,
-                event_id: e.event_id.clone(),
-                subject: subject.clone(),
-            });
+        if !scan.keyed.is_empty() {
+            let subject = subject_of(e);
+            for keyed in scan.keyed {
+                self.keyed.push(PendingCorrelation {
+                    keyed,
+                    time: e.event_time,
+                    event_id: e.event_id.clone(),
+                    subject: subject.clone(),
+                });
+            }
         }
     }
 
@@ -238,7 +252,8 @@ impl ObjectHits {
         writer.save_correlation_windows(&windows)?;
         writer.remember_regions(&self.regions)?;
         let opened = writer.record_alerts(&self.hits, &detection.policy)?;
-        Ok(RecordedAlerts { hits: self.hits.len() as u64, opened: opened.len() as u64 })
+        let hits = self.hits.iter().map(|h| h.event_ids.len() as u64).sum();
+        Ok(RecordedAlerts { hits, opened: opened.len() as u64 })
     }
 }
 

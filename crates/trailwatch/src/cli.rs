@@ -416,6 +416,9 @@ pub struct BenchIngestArgs {
     /// Rules for the "with detection" stage besides the built-in packs (file or directory).
     #[arg(long, value_name = "PATH")]
     pub rules: Vec<PathBuf>,
+    /// Leave the built-in packs (and the new-region detector) out of that stage.
+    #[arg(long)]
+    pub no_builtin: bool,
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }

@@ -72,3 +72,66 @@ fn the_rule_index_the_projection_and_scanning_text_never_change_a_result() {
     }
     assert!(hits > 100, "the records exercise the rules ({hits} matches)");
 }
+
+/// The text prefilter is sound: a record whose JSON spells keys with `\u` escapes, or whose
+/// values differ only in ASCII case, is judged exactly like the parsed record, for the
+/// SigmaHQ pack and the built-in packs together.
+#[test]
+fn the_text_prefilter_never_changes_a_result() {
+    // Rules that only a field's key can prefilter (no usable literal in their values).
+    let extra = tempfile::tempdir().unwrap();
+    std::fs::write(
+        extra.path().join("keys.yml"),
+        "title: any error\nid: any-error\ndetection:\n  s:\n    errorCode|exists: true\n  condition: s\n---\n\
+         title: root by regex\nid: root-re\ndetection:\n  s:\n    userIdentity.type|re: '^[Rr]oot$'\n  condition: s\n",
+    )
+    .unwrap();
+    let (set, errors) = detect::RuleSet::load_sources(&[
+        detect::RuleSource::Builtin,
+        detect::RuleSource::Path(shared_data("sigma")),
+        detect::RuleSource::Path(extra.path().to_path_buf()),
+    ]);
+    assert!(errors.is_empty(), "{errors:?}");
+    let mut texts: Vec<String> = Vec::new();
+    for f in ["panther.jsonl", "stratus.jsonl", "cloud-custodian.jsonl"] {
+        let text = std::fs::read_to_string(shared_data("cloudtrail").join(f)).unwrap();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            texts.push(line.to_owned());
+            // Values in another case (keys keep theirs: field names are exact).
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            texts.push(recase(&v).to_string());
+            // A key spelled with an escape: `"errorCode"` as `"\u0065rrorCode"`.
+            for key in ["errorCode", "type", "eventType", "userIdentity"] {
+                let quoted = format!("\"{key}\"");
+                if line.contains(&quoted) {
+                    let escaped = format!("\"\\u{:04x}{}\"", key.as_bytes()[0], &key[1..]);
+                    texts.push(line.replacen(&quoted, &escaped, 1));
+                }
+            }
+        }
+    }
+    let mut hits = 0;
+    for text in &texts {
+        let record: serde_json::Value = serde_json::from_str(text).unwrap();
+        let brute: Vec<usize> = (0..set.rules.len()).filter(|i| set.rules[*i].matches(&record)).collect();
+        let scan = set.scan(text, record["eventName"].as_str(), record["eventSource"].as_str());
+        assert_eq!(scan.rules.to_vec(), brute, "{text}");
+        hits += brute.len();
+    }
+    assert!(hits > 100, "{hits}");
+}
+
+/// Every string value upper-cased where it was lower-case and vice versa.
+fn recase(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => Value::String(
+            s.chars()
+                .map(|c| if c.is_ascii_lowercase() { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(recase).collect()),
+        Value::Object(m) => Value::Object(m.iter().map(|(k, x)| (k.clone(), recase(x))).collect()),
+        other => other.clone(),
+    }
+}

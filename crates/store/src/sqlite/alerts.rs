@@ -11,31 +11,40 @@ use crate::alerts::{
 };
 use crate::{Context, StoreError};
 
-/// Records `hits`; returns the ids of the alerts they opened (the rest joined open alerts or
-/// added nothing new).
+/// The integer id of `rule_id` in `alert_rules` (created on first use).
+fn rule_number(c: &Connection, rule_id: &str) -> Result<i64, StoreError> {
+    c.prepare_cached("INSERT INTO alert_rules (rule_id) VALUES (?1) ON CONFLICT DO NOTHING")
+        .and_then(|mut s| s.execute([rule_id]))
+        .context("register alert rule")?;
+    c.prepare_cached("SELECT id FROM alert_rules WHERE rule_id = ?1")
+        .and_then(|mut s| s.query_row([rule_id], |r| r.get(0)))
+        .context("look up alert rule")
+}
+
+/// Records `hits` (hits of one rule and group key are merged first); returns the ids of the
+/// alerts they opened. Per event the cost is one insert into `alert_events`.
 pub(super) fn record_hits(
     c: &Connection,
     hits: &[AlertHit],
     policy: &AlertPolicy,
     now: i64,
 ) -> Result<Vec<i64>, StoreError> {
+    // Merge by (rule, group), keeping the first hit's subject and order.
+    let mut order: Vec<(&AlertHit, Vec<&str>, i64, i64)> = Vec::new();
+    let mut at: std::collections::HashMap<(&str, &str), usize> = std::collections::HashMap::new();
+    for h in hits {
+        let slot = *at.entry((h.rule_id.as_str(), h.group_key.as_str())).or_insert_with(|| {
+            order.push((h, Vec::new(), h.first_time, h.last_time));
+            order.len() - 1
+        });
+        let g = &mut order[slot];
+        g.1.extend(h.event_ids.iter().map(String::as_str));
+        g.2 = g.2.min(h.first_time);
+        g.3 = g.3.max(h.last_time);
+    }
     let mut opened = Vec::new();
-    let mut attach = c
-        .prepare_cached(
-            "INSERT INTO alert_events (rule_id, event_id, alert_id) VALUES (?1, ?2, 0) ON CONFLICT DO NOTHING",
-        )
-        .context("prepare alert event insert")?;
-    for hit in hits {
-        // Only events this rule has not seen before count.
-        let mut fresh = Vec::new();
-        for id in &hit.event_ids {
-            if attach.execute(params![hit.rule_id, id]).context("attach event to alert")? == 1 {
-                fresh.push(id.as_str());
-            }
-        }
-        if fresh.is_empty() {
-            continue;
-        }
+    for (hit, events, first, last) in order {
+        let rule = rule_number(c, &hit.rule_id)?;
         let current: Option<(i64, i64, i64)> = c
             .prepare_cached(
                 "SELECT id, first_seen, last_seen FROM alerts
@@ -46,68 +55,84 @@ pub(super) fn record_hits(
                 s.query_row(params![hit.rule_id, hit.group_key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).optional()
             })
             .context("find alert to join")?;
-        let joins = current.filter(|(_, first, last)| {
-            hit.first_time <= last + policy.suppression_ms && hit.last_time >= first - policy.suppression_ms
-        });
+        let joins = current
+            .filter(|(_, f, l)| first <= l + policy.suppression_ms && last >= f - policy.suppression_ms)
+            .map(|(id, _, _)| id);
         let alert_id = match joins {
-            Some((id, _, _)) => {
+            Some(id) => id,
+            None => open_alert(c, hit, first, last, now)?,
+        };
+        // Only events this rule has not seen before count.
+        let mut fresh = 0i64;
+        {
+            let mut attach = c
+                .prepare_cached(
+                    "INSERT INTO alert_events (rule, event, alert) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                )
+                .context("prepare alert event insert")?;
+            for id in &events {
+                fresh +=
+                    attach.execute(params![rule, super::event_id_key(id), alert_id]).context("attach event")? as i64;
+            }
+        }
+        match (joins, fresh) {
+            // A new alert with nothing new in it (a re-scan): take it back.
+            (None, 0) => {
+                c.execute("DELETE FROM alerts WHERE id = ?1", [alert_id]).context("drop empty alert")?;
+            }
+            (Some(_), 0) => {}
+            (joined, n) => {
                 c.prepare_cached(
                     "UPDATE alerts SET count = count + ?2, first_seen = min(first_seen, ?3),
                         last_seen = max(last_seen, ?4), updated_at = ?5 WHERE id = ?1",
                 )
-                .and_then(|mut s| s.execute(params![id, fresh.len() as i64, hit.first_time, hit.last_time, now]))
-                .context("grow alert")?;
-                id
-            }
-            None => {
-                let s = &hit.subject;
-                c.prepare_cached(
-                    "INSERT INTO alerts (rule_id, title, level, group_key, state, first_seen, last_seen, count,
-                        principal, account, region, source_ip, event_source, event_name, error_code,
-                        created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)",
-                )
-                .and_then(|mut st| {
-                    st.execute(params![
-                        hit.rule_id,
-                        hit.title,
-                        hit.level,
-                        hit.group_key,
-                        hit.first_time,
-                        hit.last_time,
-                        fresh.len() as i64,
-                        s.principal,
-                        s.account,
-                        s.region,
-                        s.source_ip,
-                        s.event_source,
-                        s.event_name,
-                        s.error_code,
-                        now
-                    ])
-                })
-                .context("open alert")?;
-                let id = c.last_insert_rowid();
-                for route in policy.routes.iter().filter(|r| level_rank(&hit.level) >= level_rank(&r.min_level)) {
-                    c.prepare_cached(
-                        "INSERT INTO outbox (alert_id, sink, next_attempt, created_at) VALUES (?1, ?2, ?3, ?3)
-                         ON CONFLICT DO NOTHING",
-                    )
-                    .and_then(|mut st| st.execute(params![id, route.sink, now]))
-                    .context("queue alert delivery")?;
+                .and_then(|mut s| s.execute(params![alert_id, n, first, last, now]))
+                .context("count alert events")?;
+                if joined.is_none() {
+                    for route in policy.routes.iter().filter(|r| level_rank(&hit.level) >= level_rank(&r.min_level)) {
+                        c.prepare_cached(
+                            "INSERT INTO outbox (alert_id, sink, next_attempt, created_at) VALUES (?1, ?2, ?3, ?3)
+                             ON CONFLICT DO NOTHING",
+                        )
+                        .and_then(|mut st| st.execute(params![alert_id, route.sink, now]))
+                        .context("queue alert delivery")?;
+                    }
+                    opened.push(alert_id);
                 }
-                opened.push(id);
-                id
             }
-        };
-        let mut set = c
-            .prepare_cached("UPDATE alert_events SET alert_id = ?3 WHERE rule_id = ?1 AND event_id = ?2")
-            .context("prepare alert event update")?;
-        for id in fresh {
-            set.execute(params![hit.rule_id, id, alert_id]).context("attach event to alert")?;
         }
     }
     Ok(opened)
+}
+
+/// Inserts an open alert with no events yet.
+fn open_alert(c: &Connection, hit: &AlertHit, first: i64, last: i64, now: i64) -> Result<i64, StoreError> {
+    let s = &hit.subject;
+    c.prepare_cached(
+        "INSERT INTO alerts (rule_id, title, level, group_key, state, first_seen, last_seen, count,
+            principal, account, region, source_ip, event_source, event_name, error_code, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, 0, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            hit.rule_id,
+            hit.title,
+            hit.level,
+            hit.group_key,
+            first,
+            last,
+            s.principal,
+            s.account,
+            s.region,
+            s.source_ip,
+            s.event_source,
+            s.event_name,
+            s.error_code,
+            now
+        ])
+    })
+    .context("open alert")?;
+    Ok(c.last_insert_rowid())
 }
 
 pub(super) fn save_windows(c: &Connection, windows: &[CorrelationWindow]) -> Result<(), StoreError> {
@@ -189,8 +214,12 @@ pub(super) fn alert(c: &Connection, id: i64) -> Result<Option<Alert>, StoreError
 }
 
 pub(super) fn alert_event_ids(c: &Connection, id: i64) -> Result<Vec<String>, StoreError> {
-    let sql = "SELECT event_id FROM alert_events WHERE alert_id = ?1 ORDER BY event_id";
-    all_with(c, sql, [id], "alert events", |r| r.get(0))
+    let sql = "SELECT e.event FROM alert_events e
+               WHERE e.rule = (SELECT r.id FROM alerts a JOIN alert_rules r ON r.rule_id = a.rule_id WHERE a.id = ?1)
+                 AND e.alert = ?1";
+    let mut ids = all_with(c, sql, [id], "alert events", |r| super::event_id_text(r.get_ref(0)?))?;
+    ids.sort();
+    Ok(ids)
 }
 
 pub(super) fn set_state(
@@ -210,7 +239,8 @@ pub(super) fn set_state(
 }
 
 pub(super) fn rule_hits(c: &Connection) -> Result<Vec<(String, u64)>, StoreError> {
-    let sql = "SELECT rule_id, count(*) FROM alert_events GROUP BY rule_id ORDER BY rule_id";
+    let sql = "SELECT r.rule_id, count(*) FROM alert_events e JOIN alert_rules r ON r.id = e.rule
+               GROUP BY e.rule ORDER BY r.rule_id";
     all(c, sql, "rule hits", |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))
 }
 

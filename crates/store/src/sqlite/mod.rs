@@ -404,6 +404,25 @@ impl rusqlite::ToSql for EventIdKey<'_> {
     }
 }
 
+/// Reads back an eventID stored as an [`EventIdKey`].
+pub(crate) fn event_id_text(v: rusqlite::types::ValueRef<'_>) -> rusqlite::Result<String> {
+    use rusqlite::types::ValueRef;
+    match v {
+        ValueRef::Blob(b) if b.len() == 16 => {
+            let mut out = String::with_capacity(36);
+            for (i, byte) in b.iter().enumerate() {
+                if matches!(i, 4 | 6 | 8 | 10) {
+                    out.push('-');
+                }
+                out.push_str(&format!("{byte:02x}"));
+            }
+            Ok(out)
+        }
+        ValueRef::Text(t) => Ok(String::from_utf8_lossy(t).into_owned()),
+        other => Err(rusqlite::Error::FromSqlConversionFailure(0, other.data_type(), "not an eventID".into())),
+    }
+}
+
 fn lower_hex(c: u8) -> Option<u8> {
     match c {
         b'0'..=b'9' => Some(c - b'0'),
@@ -423,6 +442,18 @@ mod tests {
         fn event_id_keys_are_injective(a in "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9A-Fa-f-]{36}|\\PC{0,40}",
                                          b in "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|\\PC{0,40}") {
             prop_assert_eq!(event_id_key(&a) == event_id_key(&b), a == b);
+        }
+    }
+
+    #[test]
+    fn event_id_keys_read_back() {
+        for id in ["0b3bd0c9-2a55-4a0f-9d4b-4a7e0c4d5e6f", "not-a-uuid", "0B3BD0C9-2A55-4A0F-9D4B-4A7E0C4D5E6F"] {
+            let key = event_id_key(id);
+            let back = match &key {
+                EventIdKey::Uuid(b) => event_id_text(rusqlite::types::ValueRef::Blob(b)),
+                EventIdKey::Text(t) => event_id_text(rusqlite::types::ValueRef::Text(t.as_bytes())),
+            };
+            assert_eq!(back.unwrap(), id);
         }
     }
 

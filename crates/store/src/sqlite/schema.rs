@@ -184,14 +184,21 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX alerts_by_group ON alerts (rule_id, group_key, last_seen);
     CREATE INDEX alerts_by_time ON alerts (last_seen);
 
-    -- An event counts once per rule: re-delivery and re-scans add nothing.
+    -- Rule ids as small integers for alert_events' key.
+    CREATE TABLE alert_rules (
+        id      INTEGER PRIMARY KEY,
+        rule_id TEXT NOT NULL UNIQUE
+    );
+
+    -- An event counts once per rule: re-delivery and re-scans add nothing. `event` is the
+    -- eventID as in event_ids (16 bytes for a canonical UUID, else text). An alert's events
+    -- are found within its rule's range, so no second index is kept.
     CREATE TABLE alert_events (
-        rule_id  TEXT NOT NULL,
-        event_id TEXT NOT NULL,
-        alert_id INTEGER NOT NULL,
-        PRIMARY KEY (rule_id, event_id)
+        rule  INTEGER NOT NULL,
+        event BLOB NOT NULL,
+        alert INTEGER NOT NULL,
+        PRIMARY KEY (rule, event)
     ) WITHOUT ROWID;
-    CREATE INDEX alert_events_by_alert ON alert_events (alert_id);
 
     CREATE TABLE outbox (
         id           INTEGER PRIMARY KEY,

@@ -37,7 +37,12 @@ pub fn run(args: BenchIngestArgs) -> anyhow::Result<()> {
         std::fs::read(&f.path).with_context(|| format!("reading {}", f.path.display()))?;
     }
     let runs = args.runs.max(1);
-    let settings = crate::config::DetectionConfig { rules: args.rules.clone(), ..Default::default() };
+    let settings = crate::config::DetectionConfig {
+        rules: args.rules.clone(),
+        builtin: !args.no_builtin,
+        new_region_learning_ms: if args.no_builtin { None } else { Some(7 * 86_400_000) },
+        ..Default::default()
+    };
     let rules = crate::detection::load_rules(&settings);
     let mut parse = Vec::new();
     let mut full = Vec::new();
@@ -45,7 +50,7 @@ pub fn run(args: BenchIngestArgs) -> anyhow::Result<()> {
     for _ in 0..runs {
         parse.push(parse_only(&files, args.workers)?);
         full.push(full_ingest(&files, args.workers, None)?);
-        detecting.push(full_ingest(&files, args.workers, Some(rules.clone()))?);
+        detecting.push(full_ingest(&files, args.workers, Some((rules.clone(), settings.clone())))?);
     }
     let (parse, full, detecting) = (median(parse), median(full), median(detecting));
     let rules_ratio = detecting.events_per_sec() / full.events_per_sec();
@@ -114,11 +119,16 @@ fn parse_only(files: &[LocalFile], workers: Option<usize>) -> anyhow::Result<Sta
 fn full_ingest(
     files: &[LocalFile],
     workers: Option<usize>,
-    rules: Option<std::sync::Arc<detect::RuleSet>>,
+    rules: Option<(std::sync::Arc<detect::RuleSet>, crate::config::DetectionConfig)>,
 ) -> anyhow::Result<Stage> {
     let dir = tempfile::tempdir().context("creating a scratch directory")?;
     let store = SqliteStore::open(dir.path().join("bench.db"))?;
-    let detection = rules.map(|r| ingest::Detection::new(r, store::AlertPolicy::default(), Vec::new()));
+    let detection = match rules {
+        Some((r, settings)) => {
+            Some(crate::detection::for_pipeline(&store, &settings, r, store::AlertPolicy::default())?)
+        }
+        None => None,
+    };
     let started = Instant::now();
     let report = ingest_files(files.to_vec(), store.writer()?, pipeline_config(workers), detection)?;
     Ok(Stage { seconds: started.elapsed().as_secs_f64(), report })
