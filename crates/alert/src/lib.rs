@@ -164,6 +164,12 @@ pub fn email_body(n: &Notification) -> String {
     body
 }
 
+/// SNS subjects must be printable ASCII without line breaks, under 100 characters: anything
+/// else in a rule's title would make every attempt fail.
+pub fn sns_subject(a: &Alert) -> String {
+    email_subject(a).chars().map(|c| if c.is_ascii_graphic() { c } else { ' ' }).take(99).collect()
+}
+
 /// `sha256=<hex>` of HMAC-SHA256(secret, body).
 pub fn signature(secret: &str, body: &[u8]) -> String {
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
@@ -315,7 +321,7 @@ impl Outbox {
             SinkKind::Sns { client, topic_arn } => client
                 .publish()
                 .topic_arn(topic_arn)
-                .subject(email_subject(&n.alert).chars().take(100).collect::<String>())
+                .subject(sns_subject(&n.alert))
                 .message(payload(n).to_string())
                 .send()
                 .await
@@ -390,6 +396,28 @@ mod tests {
         assert_eq!(backoff(0), Duration::from_secs(5));
         assert_eq!(backoff(1), Duration::from_secs(10));
         assert_eq!(backoff(30), Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn sns_subjects_are_printable_ascii() {
+        let a = Alert {
+            id: 1,
+            rule_id: "r".into(),
+            title: format!("Rôle changé\n{}", "x".repeat(200)),
+            level: "high".into(),
+            group_key: String::new(),
+            state: store::AlertState::Open,
+            first_seen: 0,
+            last_seen: 0,
+            count: 1,
+            subject: Default::default(),
+            created_at: 0,
+            updated_at: 0,
+            comment: None,
+        };
+        let s = sns_subject(&a);
+        assert!(s.len() < 100 && s.bytes().all(|b| (0x20..0x7f).contains(&b)), "{s}");
+        assert!(s.starts_with("[trailwatch high] R le chang "), "{s}");
     }
 
     #[test]
