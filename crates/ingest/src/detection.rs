@@ -52,19 +52,23 @@ impl RegionMemory {
         m
     }
 
-    /// Learns `e`'s (account, region); `Some(alert-worthy)` when the pair is new.
-    fn observe(&mut self, account: &str, region: &str, time: i64) -> Option<bool> {
-        if let Some((first, regions)) = self.accounts.get_mut(account) {
-            if regions.contains_key(region) {
-                return None;
-            }
-            regions.insert(region.to_string(), time);
-            let established = time - *first >= self.learning_ms;
-            *first = (*first).min(time);
-            return Some(established);
+    /// `Some(alert-worthy)` when (account, region) is new; learns nothing (see [`learn`]).
+    ///
+    /// [`learn`]: RegionMemory::learn
+    fn is_new(&self, account: &str, region: &str, time: i64) -> Option<bool> {
+        match self.accounts.get(account) {
+            Some((_, regions)) if regions.contains_key(region) => None,
+            Some((first, _)) => Some(time - first >= self.learning_ms),
+            None => Some(false),
         }
-        self.accounts.insert(account.to_string(), (time, [(region.to_string(), time)].into_iter().collect()));
-        Some(false)
+    }
+
+    /// Remembers a pair once the object that showed it is recorded (an object that is
+    /// quarantined or retried must not teach anything, or its retry would stay silent).
+    fn learn(&mut self, k: &store::KnownRegion) {
+        let entry = self.accounts.entry(k.account.clone()).or_insert((k.first_seen, Default::default()));
+        entry.0 = entry.0.min(k.first_seen);
+        entry.1.entry(k.region.clone()).or_insert(k.first_seen);
     }
 }
 
@@ -133,7 +137,7 @@ impl ObjectHits {
     }
 
     /// Runs the new-region detector over the new events of `batch` (after it was inserted).
-    pub(crate) fn observe_regions(&mut self, memory: &mut RegionMemory, batch: &EventBatch) {
+    pub(crate) fn observe_regions(&mut self, memory: &RegionMemory, batch: &EventBatch) {
         let duplicates = batch.duplicate_rows();
         for (i, e) in batch.events.iter().enumerate() {
             let (Some(account), Some(region)) = (e.recipient_account_id.as_deref(), e.aws_region.as_deref()) else {
@@ -143,7 +147,10 @@ impl ObjectHits {
             if duplicates.binary_search(&(i as u32)).is_ok() {
                 continue;
             }
-            let Some(alert) = memory.observe(account, region, e.event_time) else { continue };
+            let Some(alert) = memory.is_new(account, region, e.event_time) else { continue };
+            if self.regions.iter().any(|k| k.account == account && k.region == region) {
+                continue; // already new in this object
+            }
             self.regions.push(store::KnownRegion {
                 account: account.to_string(),
                 region: region.to_string(),
@@ -251,6 +258,9 @@ impl ObjectHits {
             .collect();
         writer.save_correlation_windows(&windows)?;
         writer.remember_regions(&self.regions)?;
+        if let Some(memory) = detection.regions.as_mut() {
+            self.regions.iter().for_each(|k| memory.learn(k));
+        }
         let opened = writer.record_alerts(&self.hits, &detection.policy)?;
         let hits = self.hits.iter().map(|h| h.event_ids.len() as u64).sum();
         Ok(RecordedAlerts { hits, opened: opened.len() as u64 })

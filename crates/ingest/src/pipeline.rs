@@ -475,11 +475,11 @@ fn write_object(
         match next() {
             Some(Chunk::Batch(mut batch, scans)) => {
                 writer.insert(&mut batch)?;
-                if let Some(d) = detection.as_deref_mut() {
+                if let Some(d) = detection.as_deref() {
                     if !scans.is_empty() {
                         hits.add(&d.rules, &batch, scans);
                     }
-                    if let Some(regions) = d.regions.as_mut() {
+                    if let Some(regions) = d.regions.as_ref() {
                         hits.observe_regions(regions, &batch);
                     }
                 }

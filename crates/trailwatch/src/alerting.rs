@@ -32,7 +32,15 @@ pub async fn sinks(config: &Config) -> anyhow::Result<Vec<alert::Sink>> {
                 let topic_arn = k.topic_arn.clone().unwrap_or_default();
                 let base = aws::account::base_config(&config.aws).await;
                 let sdk = match &k.account {
-                    Some(name) => aws::account::connect(&base, &config.aws, config.account(name)?).await?.config,
+                    Some(name) => match aws::account::connect(&base, &config.aws, config.account(name)?).await {
+                        Ok(clients) => clients.config,
+                        Err(e) => {
+                            // Its deliveries wait in the outbox until a start that can connect.
+                            tracing::error!(sink = %k.name, account = %name, error = %e, "SNS sink unavailable; its alerts stay queued");
+                            eprintln!("trailwatch: sink {}: {e}; its alerts stay queued", k.name);
+                            continue;
+                        }
+                    },
                     None => base,
                 };
                 let mut b = aws_sdk_sns::config::Builder::from(&sdk);

@@ -239,4 +239,25 @@ mod detection {
         assert_eq!(alert.level, "medium");
         assert_eq!(alert.subject.region.as_deref(), Some("sa-east-1"));
     }
+
+    #[test]
+    fn a_quarantined_object_teaches_no_region() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        run_regions(&store, "a", &[at("a1", "111122223333", "us-east-1", 1)]);
+        // One worker: objects are written in the order they are submitted.
+        let rules = Arc::new(RuleSet::from_yaml_text(RULES, "t.yml").unwrap());
+        let memory = ingest::detection::RegionMemory::new(store.known_regions().unwrap(), 7 * 86_400_000);
+        let detection = Detection::new(rules, AlertPolicy::default(), Vec::new()).with_regions(memory);
+        let config = PipelineConfig { workers: 1, ..PipelineConfig::default() };
+        let pipeline: Pipeline<String> = Pipeline::start_with_detection(store.writer().unwrap(), config, detection);
+        let bad = format!("{{\"Records\":[{},{{\"eventTime\":\"x\"}}]}}", at("b1", "111122223333", "ap-south-1", 9));
+        for (key, bytes) in [("bad", gzip(bad.as_bytes())), ("good", doc(&[at("b2", "111122223333", "ap-south-1", 9)]))]
+        {
+            pipeline.submit(ObjectJob::in_memory(store::ObjectMeta::local(key, 1), bytes, key.to_string())).unwrap();
+        }
+        let outcomes: Vec<Outcome> = pipeline.finish().unwrap().into_iter().map(|s| s.outcome).collect();
+        assert!(outcomes.iter().any(|o| matches!(o, Outcome::Quarantined { .. })), "{outcomes:?}");
+        // The retry-worthy region is still new when the good object shows it.
+        assert_eq!(region_alerts(&store), vec!["111122223333 @ ap-south-1"]);
+    }
 }
