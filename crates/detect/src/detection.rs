@@ -325,9 +325,11 @@ impl Search {
         }
     }
 
-    /// The values top-level `field` must have for this search to hold (`None`: any).
-    pub fn required_values(&self, field: &str) -> Option<Vec<String>> {
-        let of_and = |tests: &[FieldTest]| tests.iter().find_map(|t| t.required_values(field));
+    /// A necessary condition of this search built from its field tests' (`per_test`: a list
+    /// of alternatives, one of which must hold; `None`: unknown): any one test of a map (the
+    /// narrowest), every map of a list.
+    fn necessary(&self, per_test: impl Fn(&FieldTest) -> Option<Vec<String>>) -> Option<Vec<String>> {
+        let of_and = |tests: &[FieldTest]| tests.iter().filter_map(&per_test).min_by_key(Vec::len);
         match self {
             Search::All(tests) => of_and(tests),
             Search::Any(alternatives) => {
@@ -340,19 +342,14 @@ impl Search {
         }
     }
 
+    /// The values top-level `field` must have for this search to hold (`None`: any).
+    pub fn required_values(&self, field: &str) -> Option<Vec<String>> {
+        self.necessary(|t| t.required_values(field))
+    }
+
     /// Text the record's JSON must contain for this search to hold (see [`FieldTest::needles`]).
     pub fn needles(&self) -> Option<Vec<String>> {
-        let of_and = |tests: &[FieldTest]| tests.iter().filter_map(FieldTest::needles).min_by_key(Vec::len);
-        match self {
-            Search::All(tests) => of_and(tests),
-            Search::Any(alternatives) => {
-                let mut all = Vec::new();
-                for tests in alternatives {
-                    all.extend(of_and(tests)?);
-                }
-                Some(all)
-            }
-        }
+        self.necessary(FieldTest::needles)
     }
 
     pub fn test(&self, record: &Value) -> bool {
