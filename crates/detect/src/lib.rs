@@ -80,10 +80,10 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// The values top-level `field` must have for this rule to match (lower case), if the
-    /// rule constrains it to a list of exact values.
-    fn required_values(&self, field: &str) -> Option<Vec<String>> {
-        let search = |i: usize| self.searches[i].required_values(field);
+    /// A necessary condition of this rule from its searches' (`per_search`: alternatives, one
+    /// of which must hold; `None`: unknown), through its conditions (any one of them holds).
+    fn necessary(&self, per_search: impl Fn(&Search) -> Option<Vec<String>>) -> Option<Vec<String>> {
+        let search = |i: usize| per_search(&self.searches[i]);
         let mut all = Vec::new();
         for c in &self.conditions {
             all.extend(c.required(&search)?);
@@ -91,14 +91,15 @@ impl Rule {
         Some(all)
     }
 
+    /// The values top-level `field` must have for this rule to match (lower case), if the
+    /// rule constrains it to a list of exact values.
+    fn required_values(&self, field: &str) -> Option<Vec<String>> {
+        self.necessary(|s| s.required_values(field))
+    }
+
     /// Text the record's JSON must contain for this rule to match (see `prefilter`).
     fn needles(&self) -> Option<Vec<String>> {
-        let search = |i: usize| self.searches[i].needles();
-        let mut all = Vec::new();
-        for c in &self.conditions {
-            all.extend(c.required(&search)?);
-        }
-        Some(all)
+        self.necessary(Search::needles)
     }
 
     pub fn matches(&self, record: &Value) -> bool {
@@ -148,15 +149,8 @@ struct Index {
     always: Vec<usize>,
 }
 
-/// The rules indexed under `record[field]` (compared in lower case).
-fn lookup<'m>(record: &Value, field: &str, map: &'m std::collections::HashMap<String, Vec<usize>>) -> &'m [usize] {
-    match record.get(field).and_then(Value::as_str) {
-        Some(v) => lookup_str(v, map),
-        None => &[],
-    }
-}
-
-fn lookup_str<'m>(v: &str, map: &'m std::collections::HashMap<String, Vec<usize>>) -> &'m [usize] {
+/// The rules indexed under `v` (compared in lower case).
+fn lookup<'m>(v: &str, map: &'m std::collections::HashMap<String, Vec<usize>>) -> &'m [usize] {
     let hit = if !v.bytes().any(|b| b.is_ascii_uppercase()) && v.is_ascii() {
         map.get(v)
     } else if v.is_ascii() && v.len() <= 64 {
@@ -184,6 +178,8 @@ impl Index {
         for s in rules.iter().flat_map(|r| &r.searches) {
             s.project(&mut index.projection);
         }
+        // Only rules the index does not narrow are worth a text check.
+        let mut needles: Vec<Option<Vec<String>>> = vec![None; rules.len()];
         for (i, r) in rules.iter().enumerate() {
             if let Some(names) = r.required_values("eventName") {
                 for n in names {
@@ -195,11 +191,9 @@ impl Index {
                 }
             } else {
                 index.always.push(i);
+                needles[i] = r.needles();
             }
         }
-        // Only rules the index does not narrow are worth a text check.
-        let needles: Vec<Option<Vec<String>>> =
-            (0..rules.len()).map(|i| if index.always.contains(&i) { rules[i].needles() } else { None }).collect();
         index.prefilter = prefilter::Prefilter::build(&needles);
         for list in index.by_name.values_mut().chain(index.by_source.values_mut()) {
             list.sort_unstable();
@@ -208,11 +202,12 @@ impl Index {
         index
     }
 
-    /// Candidate rules for a record with these string `eventName` and `eventSource`.
-    fn candidates_named(&self, name: &str, source: &str) -> smallvec::SmallVec<[usize; 16]> {
+    /// Candidate rules, in load order, for a record whose `eventName` and `eventSource` are
+    /// these strings (`None`: absent).
+    fn candidates_named(&self, name: Option<&str>, source: Option<&str>) -> smallvec::SmallVec<[usize; 16]> {
         let mut out: smallvec::SmallVec<[usize; 16]> = smallvec::SmallVec::new();
-        out.extend_from_slice(lookup_str(name, &self.by_name));
-        out.extend_from_slice(lookup_str(source, &self.by_source));
+        out.extend_from_slice(name.map_or(&[], |n| lookup(n, &self.by_name)));
+        out.extend_from_slice(source.map_or(&[], |s| lookup(s, &self.by_source)));
         out.extend_from_slice(&self.always);
         out.sort_unstable();
         out
@@ -220,17 +215,12 @@ impl Index {
 
     /// Candidate rules for `record`, in load order.
     fn candidates(&self, record: &Value, all: usize) -> smallvec::SmallVec<[usize; 16]> {
-        let mut out: smallvec::SmallVec<[usize; 16]> = smallvec::SmallVec::new();
         // A key that is not a string (a number, an array) is compared the long way.
         if ["eventName", "eventSource"].iter().any(|f| record.get(*f).is_some_and(|v| !v.is_string())) {
-            out.extend(0..all);
-            return out;
+            return (0..all).collect();
         }
-        out.extend_from_slice(lookup(record, "eventName", &self.by_name));
-        out.extend_from_slice(lookup(record, "eventSource", &self.by_source));
-        out.extend_from_slice(&self.always);
-        out.sort_unstable();
-        out
+        let field = |f: &str| record.get(f).and_then(Value::as_str);
+        self.candidates_named(field("eventName"), field("eventSource"))
     }
 }
 
@@ -525,7 +515,7 @@ impl RuleSet {
                 Err(_) => Scan::default(),
             };
         };
-        let mut candidates = self.index.candidates_named(name, source);
+        let mut candidates = self.index.candidates_named(Some(name), Some(source));
         if candidates.iter().any(|i| self.index.prefilter.is_filtered(*i)) {
             let found = self.index.prefilter.scan(text);
             candidates.retain(|i| self.index.prefilter.passes(&found, *i));
