@@ -1,6 +1,5 @@
 //! Detection as the commands use it: which rules, which policy, restored correlation state.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use detect::{RuleSet, RuleSource};
@@ -12,13 +11,10 @@ use crate::config::{Config, DetectionConfig, RawSink};
 /// The detection settings and sinks for commands that take `--config` or `--db`: the
 /// file's when one is given, the defaults (built-in packs, no sinks) otherwise.
 pub fn settings(args: &StoreArgs) -> anyhow::Result<(DetectionConfig, Vec<RawSink>)> {
-    let env: BTreeMap<String, String> = std::env::vars().collect();
-    let config = match (&args.config, &args.db) {
-        (Some(path), _) => Config::load(path, &env)?,
-        (None, Some(_)) => return Ok((DetectionConfig::default(), Vec::new())),
-        (None, None) => Config::from_env(&env)?,
-    };
-    Ok((config.detection, config.sinks))
+    Ok(match crate::commands::selected_config(args)? {
+        Some(config) => (config.detection, config.sinks),
+        None => (DetectionConfig::default(), Vec::new()),
+    })
 }
 
 pub fn sources(d: &DetectionConfig) -> Vec<RuleSource> {
@@ -30,14 +26,25 @@ pub fn sources(d: &DetectionConfig) -> Vec<RuleSource> {
     s
 }
 
-/// Loads the rules; those that cannot be loaded are reported on stderr and skipped.
+/// Loads the configured rules; those that cannot be loaded are reported and skipped.
 pub fn load_rules(d: &DetectionConfig) -> Arc<RuleSet> {
-    let (set, errors) = RuleSet::load_sources(&sources(d));
-    for e in &errors {
-        eprintln!("trailwatch: rule not loaded: {e}");
+    load(&sources(d))
+}
+
+/// Loads rules; those that cannot be loaded are reported and skipped.
+pub fn load(sources: &[RuleSource]) -> Arc<RuleSet> {
+    let (set, errors) = RuleSet::load_sources(sources);
+    report_load_errors(&errors);
+    Arc::new(set)
+}
+
+/// Rules that could not be loaded, on stderr (file paths and reasons made terminal-safe)
+/// and in the log.
+pub fn report_load_errors(errors: &[detect::LoadError]) {
+    for e in errors {
+        eprintln!("trailwatch: rule not loaded: {}", crate::output::terminal_safe(&e.to_string()));
         tracing::warn!(error = %e, "rule not loaded");
     }
-    Arc::new(set)
 }
 
 pub fn policy(d: &DetectionConfig, sinks: &[RawSink]) -> AlertPolicy {

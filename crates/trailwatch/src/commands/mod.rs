@@ -41,16 +41,23 @@ pub enum Open {
 /// The SQLite file the arguments select: `--db`, else `--config`'s store, else
 /// `TRAILWATCH_STORE_PATH`, else `./trailwatch.db`.
 pub fn store_path(args: &StoreArgs) -> anyhow::Result<PathBuf> {
-    if let Some(db) = &args.db {
-        return Ok(db.clone());
+    match (&args.db, selected_config(args)?) {
+        (Some(db), _) => Ok(db.clone()),
+        (None, config) => {
+            let StoreConfig::Sqlite { path } = config.expect("selected whenever --db is not").store;
+            Ok(path)
+        }
     }
-    let env: BTreeMap<String, String> = std::env::vars().collect();
-    let config = match &args.config {
-        Some(path) => Config::load(path, &env)?,
-        None => Config::from_env(&env)?,
-    };
-    let StoreConfig::Sqlite { path } = config.store;
-    Ok(path)
+}
+
+/// The configuration the arguments select: `--config`'s file, else the `TRAILWATCH_*`
+/// environment alone; `None` with `--db` (a bare database has no configuration).
+pub fn selected_config(args: &StoreArgs) -> anyhow::Result<Option<Config>> {
+    Ok(match (&args.db, &args.config) {
+        (Some(_), _) => None,
+        (None, Some(path)) => Some(load_config(path)?),
+        (None, None) => Some(Config::from_env(&std::env::vars().collect())?),
+    })
 }
 
 pub fn open_store(args: &StoreArgs, mode: Open) -> anyhow::Result<SqliteStore> {

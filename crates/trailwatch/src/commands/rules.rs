@@ -13,12 +13,15 @@ use super::Findings;
 use crate::cli::{RulesListArgs, RulesRunArgs, RulesTestArgs};
 use crate::output::{table, terminal_safe, tsv_field, Format};
 
-/// The rules `list` and `lint` work on: `--rules`, else the configured ones.
-fn selected(args: &RulesListArgs) -> anyhow::Result<(detect::RuleSet, Vec<detect::LoadError>)> {
-    Ok(match &args.rules {
+/// The rules `list` and `lint` work on: `--rules`, else the configured ones (`settings`).
+fn selected(
+    args: &RulesListArgs,
+    settings: &crate::config::DetectionConfig,
+) -> (detect::RuleSet, Vec<detect::LoadError>) {
+    match &args.rules {
         Some(path) => detect::RuleSet::load(path),
-        None => detect::RuleSet::load_sources(&crate::detection::sources(&crate::detection::settings(&args.store)?.0)),
-    })
+        None => detect::RuleSet::load_sources(&crate::detection::sources(settings)),
+    }
 }
 
 /// The pack a rule comes from: `builtin/<pack>` for the built-in ones, else the first folder
@@ -59,10 +62,9 @@ fn pack(root: &Path, file: &Path) -> String {
 }
 
 pub fn list(args: RulesListArgs) -> anyhow::Result<()> {
-    let (rules, errors) = selected(&args)?;
-    for e in &errors {
-        eprintln!("trailwatch: rule not loaded: {}", terminal_safe(&e.to_string()));
-    }
+    let (settings, _) = crate::detection::settings(&args.store)?;
+    let (rules, errors) = selected(&args, &settings);
+    crate::detection::report_load_errors(&errors);
     let hits = hits(&args);
     // Rules, then correlations (which have no file of their own in the set).
     struct Row {
@@ -88,7 +90,7 @@ pub fn list(args: RulesListArgs) -> anyhow::Result<()> {
         })
         .collect();
     // The built-in detector that is not a Sigma rule, when the configured rules are listed.
-    if args.rules.is_none() && crate::detection::settings(&args.store)?.0.new_region_learning_ms.is_some() {
+    if args.rules.is_none() && settings.new_region_learning_ms.is_some() {
         let id = ingest::detection::NEW_REGION_RULE_ID;
         rows.push(Row {
             id: id.into(),
@@ -147,7 +149,7 @@ pub fn list(args: RulesListArgs) -> anyhow::Result<()> {
 }
 
 pub fn lint(args: RulesListArgs) -> anyhow::Result<()> {
-    let (rules, errors) = selected(&args)?;
+    let (rules, errors) = selected(&args, &crate::detection::settings(&args.store)?.0);
     let mut findings: Vec<(String, String, &str, String)> = errors
         .iter()
         .map(|e| {
@@ -180,9 +182,7 @@ pub fn lint(args: RulesListArgs) -> anyhow::Result<()> {
 
 pub fn test(args: RulesTestArgs) -> anyhow::Result<()> {
     let (rules, errors) = detect::RuleSet::load(&args.rules);
-    for e in &errors {
-        eprintln!("trailwatch: rule not loaded: {}", terminal_safe(&e.to_string()));
-    }
+    crate::detection::report_load_errors(&errors);
     let mut totals = Totals::default();
     let out = std::io::stdout();
     let mut out = std::io::BufWriter::new(out.lock());
@@ -415,13 +415,7 @@ pub fn run(args: RulesRunArgs) -> anyhow::Result<()> {
     let store = super::open_store(&args.store, super::Open::Existing)?;
     let (settings, sinks) = crate::detection::settings(&args.store)?;
     let rules = match &args.rules {
-        Some(path) => {
-            let (set, errors) = detect::RuleSet::load(path);
-            for e in &errors {
-                eprintln!("trailwatch: rule not loaded: {}", terminal_safe(&e.to_string()));
-            }
-            std::sync::Arc::new(set)
-        }
+        Some(path) => crate::detection::load(&[detect::RuleSource::Path(path.clone())]),
         None => crate::detection::load_rules(&settings),
     };
     let now = super::now_millis();
