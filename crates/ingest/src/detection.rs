@@ -119,15 +119,15 @@ pub struct PendingCorrelation {
 }
 
 /// The hits of one object, gathered across its batches. Matches of one rule in one group
-/// (principal and account) extend one hit, so a rule that matches thousands of events costs
-/// one alert lookup, not thousands.
+/// (principal and account) within the suppression window extend one hit, so a rule that
+/// matches thousands of events costs one alert lookup, not thousands.
 #[derive(Debug, Default)]
 pub struct ObjectHits {
     pub hits: Vec<AlertHit>,
     pub keyed: Vec<PendingCorrelation>,
     /// (account, region) pairs seen for the first time.
     pub regions: Vec<store::KnownRegion>,
-    /// rule index → group key → position in `hits`.
+    /// rule index → group key → position in `hits` of the group's latest hit.
     merged: std::collections::HashMap<usize, std::collections::HashMap<String, usize>>,
 }
 
@@ -173,25 +173,29 @@ impl ObjectHits {
     }
 
     /// Adds the scans of `batch` (after it was inserted) except those of duplicates.
-    pub(crate) fn add(&mut self, rules: &RuleSet, batch: &EventBatch, scans: BatchScans) {
+    pub(crate) fn add(&mut self, detection: &Detection, batch: &EventBatch, scans: BatchScans) {
         let duplicates = batch.duplicate_rows();
         for (row, scan) in scans {
             if duplicates.binary_search(&row).is_ok() {
                 continue;
             }
             let Some(e) = batch.events.get(row as usize) else { continue };
-            self.add_event(rules, e, scan);
+            self.add_event(detection, e, scan);
         }
     }
 
     /// Adds one new event's scan.
-    pub fn add_event(&mut self, rules: &RuleSet, e: &ParsedEvent, scan: Scan) {
+    pub fn add_event(&mut self, detection: &Detection, e: &ParsedEvent, scan: Scan) {
+        let (rules, window) = (&detection.rules, detection.policy.suppression_ms);
         let mut reporting = scan.rules.iter().copied().filter(|r| rules.reports(*r)).peekable();
         if reporting.peek().is_some() {
             let group = format!("{} @ {}", e.actor.principal, e.recipient_account_id.as_deref().unwrap_or("-"));
             for r in reporting {
                 let groups = self.merged.entry(r).or_default();
-                if let Some(&at) = groups.get(group.as_str()) {
+                // The same test the store applies when a hit joins an alert.
+                let joinable =
+                    |h: &AlertHit| e.event_time <= h.last_time + window && e.event_time >= h.first_time - window;
+                if let Some(&at) = groups.get(group.as_str()).filter(|&&at| joinable(&self.hits[at])) {
                     let hit = &mut self.hits[at];
                     hit.event_ids.push(e.event_id.clone());
                     hit.first_time = hit.first_time.min(e.event_time);

@@ -477,7 +477,7 @@ fn write_object(
                 writer.insert(&mut batch)?;
                 if let Some(d) = detection.as_deref() {
                     if !scans.is_empty() {
-                        hits.add(&d.rules, &batch, scans);
+                        hits.add(d, &batch, scans);
                     }
                     if let Some(regions) = d.regions.as_ref() {
                         hits.observe_regions(regions, &batch);

@@ -133,6 +133,22 @@ mod detection {
     }
 
     #[test]
+    fn matches_further_apart_than_the_suppression_window_are_separate_alerts() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let stop = |id: &str, time: &str| test_support::record(id, time, "StopLogging");
+        // One object: two matches 30 minutes apart (one alert), a third 3 hours later (another).
+        let events = [
+            stop("s1", "2024-01-15T10:00:00Z"),
+            stop("s2", "2024-01-15T10:30:00Z"),
+            stop("s3", "2024-01-15T13:30:00Z"),
+        ];
+        run(&store, vec![("a", doc(&events))]);
+        let mut counts: Vec<u64> = store.alerts(&AlertFilter::default()).unwrap().iter().map(|a| a.count).collect();
+        counts.sort();
+        assert_eq!(counts, vec![1, 2]);
+    }
+
+    #[test]
     fn a_quarantined_object_leaves_no_alert() {
         let store = SqliteStore::open_in_memory().unwrap();
         // A good record, then one without eventID: the object is quarantined as a whole.

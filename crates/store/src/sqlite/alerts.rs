@@ -21,29 +21,18 @@ fn rule_number(c: &Connection, rule_id: &str) -> Result<i64, StoreError> {
         .context("look up alert rule")
 }
 
-/// Records `hits` (hits of one rule and group key are merged first); returns the ids of the
-/// alerts they opened. Per event the cost is one insert into `alert_events`.
+/// Records `hits`, in order: each joins the newest non-resolved alert of its rule and group
+/// key when within the suppression window of it, or opens one. Returns the ids of the alerts
+/// opened. Per event the cost is one insert into `alert_events`.
 pub(super) fn record_hits(
     c: &Connection,
     hits: &[AlertHit],
     policy: &AlertPolicy,
     now: i64,
 ) -> Result<Vec<i64>, StoreError> {
-    // Merge by (rule, group), keeping the first hit's subject and order.
-    let mut order: Vec<(&AlertHit, Vec<&str>, i64, i64)> = Vec::new();
-    let mut at: std::collections::HashMap<(&str, &str), usize> = std::collections::HashMap::new();
-    for h in hits {
-        let slot = *at.entry((h.rule_id.as_str(), h.group_key.as_str())).or_insert_with(|| {
-            order.push((h, Vec::new(), h.first_time, h.last_time));
-            order.len() - 1
-        });
-        let g = &mut order[slot];
-        g.1.extend(h.event_ids.iter().map(String::as_str));
-        g.2 = g.2.min(h.first_time);
-        g.3 = g.3.max(h.last_time);
-    }
     let mut opened = Vec::new();
-    for (hit, events, first, last) in order {
+    for hit in hits {
+        let (first, last) = (hit.first_time, hit.last_time);
         let rule = rule_number(c, &hit.rule_id)?;
         let current: Option<(i64, i64, i64)> = c
             .prepare_cached(
@@ -70,7 +59,7 @@ pub(super) fn record_hits(
                     "INSERT INTO alert_events (rule, event, alert) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
                 )
                 .context("prepare alert event insert")?;
-            for id in &events {
+            for id in &hit.event_ids {
                 fresh +=
                     attach.execute(params![rule, super::event_id_key(id), alert_id]).context("attach event")? as i64;
             }

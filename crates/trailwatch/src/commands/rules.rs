@@ -456,7 +456,7 @@ pub fn run(args: RulesRunArgs) -> anyhow::Result<()> {
     matched.sort_by_key(|(e, _)| e.event_time);
     let mut hits = ingest::detection::ObjectHits::default();
     for (e, scan) in matched {
-        hits.add_event(&rules, &e, scan);
+        hits.add_event(&detection, &e, scan);
     }
     let mut writer = store.writer()?;
     let recorded = hits.record(&mut *writer, &mut detection)?;
