@@ -51,6 +51,11 @@ pub fn tsv_field(s: &str) -> String {
     out
 }
 
+/// One TSV line of `cells`, each escaped with [`tsv_field`] (no line end).
+pub fn tsv_row<S: AsRef<str>>(cells: &[S]) -> String {
+    cells.iter().map(|c| tsv_field(c.as_ref())).collect::<Vec<_>>().join("\t")
+}
+
 /// A record's JSON on one line. JSON strings cannot hold raw newlines, so any line break in
 /// the text is whitespace between tokens and can become a space without changing the value.
 pub fn one_line_json(raw: &str) -> std::borrow::Cow<'_, str> {

@@ -7,7 +7,7 @@ use store::{Alert, AlertFilter, AlertState, Store};
 
 use super::{open_store, Open};
 use crate::cli::{AlertIdArgs, AlertStateArgs, AlertsListArgs};
-use crate::output::{table, terminal_safe, tsv_field, Format};
+use crate::output::{table, terminal_safe, tsv_row, Format};
 
 fn alert_json(a: &Alert) -> Value {
     let s = &a.subject;
@@ -51,7 +51,7 @@ pub fn list(args: AlertsListArgs) -> anyhow::Result<()> {
                     a.subject.source_ip.clone().unwrap_or_default(),
                     a.title.clone(),
                 ];
-                println!("{}", cells.iter().map(|c| tsv_field(c)).collect::<Vec<_>>().join("\t"));
+                println!("{}", tsv_row(&cells));
             }
         }
         Format::Table => {

@@ -11,7 +11,7 @@ use store::Store;
 
 use super::Findings;
 use crate::cli::{RulesListArgs, RulesRunArgs, RulesTestArgs};
-use crate::output::{table, terminal_safe, tsv_field, Format};
+use crate::output::{table, terminal_safe, tsv_field, tsv_row, Format};
 
 /// The rules `list` and `lint` work on: `--rules`, else the configured ones (`settings`).
 fn selected(
@@ -130,7 +130,7 @@ pub fn list(args: RulesListArgs) -> anyhow::Result<()> {
             for r in &rows {
                 let hits = r.hits.to_string();
                 let cells = [r.id.as_str(), &r.title, &r.level, &r.status, &r.pack, &hits];
-                println!("{}", cells.iter().map(|c| tsv_field(c)).collect::<Vec<_>>().join("\t"));
+                println!("{}", tsv_row(&cells));
             }
         }
         Format::Table => {

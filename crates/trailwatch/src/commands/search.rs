@@ -7,7 +7,7 @@ use store::{EventQuery, EventRow, Store};
 
 use super::{now_millis, open_store, Open};
 use crate::cli::{parse_time, SearchArgs};
-use crate::output::{one_line_json, table, tsv_field, Format};
+use crate::output::{one_line_json, table, tsv_row, Format};
 
 pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     let store = open_store(&args.store, Open::Existing)?;
@@ -91,7 +91,7 @@ fn tsv_line(r: &EventRow) -> String {
         r.region.clone().unwrap_or_default(),
         r.error_code.clone().unwrap_or_default(),
     ];
-    fields.iter().map(|f| tsv_field(f)).collect::<Vec<_>>().join("\t")
+    tsv_row(&fields)
 }
 
 pub fn render_table(rows: &[EventRow]) -> String {
