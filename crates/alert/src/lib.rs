@@ -96,18 +96,13 @@ pub fn headline(a: &Alert) -> String {
     line
 }
 
-/// The webhook / SNS payload.
+/// The webhook / SNS payload: the alert (as everywhere), its headline, events and link.
 pub fn payload(n: &Notification) -> Value {
-    let a = &n.alert;
-    let s = &a.subject;
-    json!({
-        "id": a.id, "rule": a.rule_id, "title": a.title, "level": a.level, "state": a.state.as_str(),
-        "summary": headline(a), "group": a.group_key, "count": a.count,
-        "first_seen": format_millis(a.first_seen), "last_seen": format_millis(a.last_seen),
-        "principal": s.principal, "account": s.account, "region": s.region, "source_ip": s.source_ip,
-        "event_source": s.event_source, "event_name": s.event_name, "error_code": s.error_code,
-        "event_ids": n.event_ids, "link": n.link,
-    })
+    let mut v = n.alert.to_json();
+    v["summary"] = json!(headline(&n.alert));
+    v["event_ids"] = json!(n.event_ids);
+    v["link"] = json!(n.link);
+    v
 }
 
 /// Slack's `mrkdwn` treats `&`, `<` and `>` as markup: escape them so attacker-chosen text

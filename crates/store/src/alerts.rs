@@ -118,6 +118,22 @@ pub struct Alert {
     pub comment: Option<String>,
 }
 
+impl Alert {
+    /// The alert as JSON, the one shape the CLI and the sinks print (times in RFC 3339).
+    pub fn to_json(&self) -> serde_json::Value {
+        let s = &self.subject;
+        let time = model::timefmt::format_millis;
+        serde_json::json!({
+            "id": self.id, "rule": self.rule_id, "title": self.title, "level": self.level,
+            "state": self.state.as_str(), "group": self.group_key, "count": self.count,
+            "first_seen": time(self.first_seen), "last_seen": time(self.last_seen),
+            "principal": s.principal, "account": s.account, "region": s.region, "source_ip": s.source_ip,
+            "event_source": s.event_source, "event_name": s.event_name, "error_code": s.error_code,
+            "comment": self.comment,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AlertFilter {
     pub state: Option<AlertState>,

@@ -9,15 +9,6 @@ use super::{open_store, Open};
 use crate::cli::{AlertIdArgs, AlertStateArgs, AlertsListArgs};
 use crate::output::{table, terminal_safe, tsv_row, Format};
 
-fn alert_json(a: &Alert) -> Value {
-    let s = &a.subject;
-    json!({"id": a.id, "rule": a.rule_id, "title": a.title, "level": a.level, "state": a.state.as_str(),
-           "group": a.group_key, "count": a.count, "first_seen": format_millis(a.first_seen),
-           "last_seen": format_millis(a.last_seen), "principal": s.principal, "account": s.account,
-           "region": s.region, "source_ip": s.source_ip, "event_source": s.event_source,
-           "event_name": s.event_name, "error_code": s.error_code, "comment": a.comment})
-}
-
 pub fn list(args: AlertsListArgs) -> anyhow::Result<()> {
     let state = match args.state.as_deref() {
         None => None,
@@ -36,8 +27,8 @@ pub fn list(args: AlertsListArgs) -> anyhow::Result<()> {
         limit: args.limit,
     })?;
     match args.format {
-        Format::Json => println!("{}", Value::Array(alerts.iter().map(alert_json).collect())),
-        Format::Jsonl => alerts.iter().for_each(|a| println!("{}", alert_json(a))),
+        Format::Json => println!("{}", Value::Array(alerts.iter().map(Alert::to_json).collect())),
+        Format::Jsonl => alerts.iter().for_each(|a| println!("{}", a.to_json())),
         Format::Tsv => {
             for a in &alerts {
                 let cells = [
@@ -82,7 +73,7 @@ pub fn show(args: AlertIdArgs) -> anyhow::Result<()> {
     let deliveries = store.deliveries(a.id)?;
     match args.format {
         Format::Json | Format::Jsonl => {
-            let mut v = alert_json(&a);
+            let mut v = a.to_json();
             v["events"] = json!(events);
             v["deliveries"] = Value::Array(
                 deliveries
