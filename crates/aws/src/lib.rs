@@ -9,6 +9,8 @@
 //!   lacks.
 //! * [`doctor`] — the end-to-end checklist of one account, with a fix for each failed line.
 //! * [`fetch`] — S3 GET with missing / denied / transient told apart.
+//! * [`integrity`] — digest validation against S3: trail lookup, ListPublicKeys, the
+//!   listing of a window, reads for the validator.
 //! * [`setup`] — the IAM trust/permission policies and CloudFormation template for an account.
 //! * [`sns`] — SNS HTTPS push: signature verification, subscription confirmation.
 //! * [`status`] — integration status per account and region, and its verdict.
@@ -18,6 +20,7 @@ pub mod backfill;
 pub mod consumer;
 pub mod doctor;
 pub mod fetch;
+pub mod integrity;
 pub mod setup;
 pub mod sns;
 pub mod status;

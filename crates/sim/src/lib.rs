@@ -16,6 +16,7 @@
 //! println!("{} files, {} records", manifest.files.len(), manifest.records);
 //! ```
 
+pub mod digests;
 pub mod record;
 pub mod rng;
 pub mod scenarios;
@@ -31,6 +32,7 @@ use model::{EpochMillis, ObjectKind, TrailKey};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+pub use digests::Tamper;
 pub use scenarios::Scenario;
 
 use record::SimRecord;
@@ -56,6 +58,12 @@ pub struct SimConfig {
     pub prefix: Option<String>,
     /// One Insights start/end pair per account.
     pub insights: bool,
+    /// Write signed digest files (hourly chains per account and region).
+    pub digests: bool,
+    /// Tamper with the digested record (implies `digests`).
+    pub tampers: Vec<Tamper>,
+    /// The bucket name digests name as their own and their logs'.
+    pub bucket: String,
 }
 
 impl Default for SimConfig {
@@ -71,6 +79,9 @@ impl Default for SimConfig {
             organization_id: None,
             prefix: None,
             insights: true,
+            digests: false,
+            tampers: Vec::new(),
+            bucket: "trailwatch-sim-bucket".into(),
         }
     }
 }
@@ -87,6 +98,9 @@ pub struct Manifest {
     pub records: u64,
     pub files: Vec<ManifestFile>,
     pub scenarios: Vec<ManifestScenario>,
+    /// With `--digests`: the digests, the keys file and the tampers applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digests: Option<digests::DigestManifest>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -237,6 +251,14 @@ pub fn simulate(config: &SimConfig, out: &Path) -> Result<Manifest, SimError> {
     }
     files.sort_by(|a, b| a.key.cmp(&b.key));
 
+    let digests = if config.digests || !config.tampers.is_empty() {
+        let written = digests::write(config, &config.tampers, out, &mut files, end, &accounts[0].id)?;
+        total = files.iter().map(|f| f.records).sum();
+        Some(written)
+    } else {
+        None
+    };
+
     let manifest = Manifest {
         seed: config.seed,
         start: format_millis(config.start),
@@ -246,6 +268,7 @@ pub fn simulate(config: &SimConfig, out: &Path) -> Result<Manifest, SimError> {
         records: total,
         files,
         scenarios: scenario_entries,
+        digests,
     };
     let path = out.join("manifest.json");
     let text = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
@@ -260,6 +283,12 @@ fn validate(config: &SimConfig) -> Result<(), SimError> {
     }
     if config.hours == 0 {
         return bad("--hours must be at least 1".into());
+    }
+    if !config.tampers.is_empty() && config.hours < digests::hours_needed(&config.tampers) {
+        return bad(format!(
+            "the tamper scenarios need --hours {} or more (an hourly digest each, with clean digests between)",
+            digests::hours_needed(&config.tampers)
+        ));
     }
     if config.regions.is_empty() {
         return bad("--regions needs at least one region".into());

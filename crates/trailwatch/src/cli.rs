@@ -51,6 +51,8 @@ pub enum Command {
     /// Sigma rules: test them against events, list, lint, run over stored history.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Validate a trail's log files against its digest files (exit 1 on findings).
+    Validate(ValidateArgs),
     /// Alerts raised by detection: list, show, acknowledge, resolve.
     #[command(subcommand)]
     Alerts(AlertsCommand),
@@ -348,7 +350,12 @@ pub struct QuarantineArgs {
 #[command(after_help = "Scenarios: trail-tampering, root-usage, console-login-without-mfa, failed-login-burst, \
     security-group-open-world, admin-policy-attached, access-key-for-other-user, bulk-terminate, \
     instance-stop-start-unusual-ip, or `all`.\n\n\
-    Example:\n  trailwatch simulate --out ./bucket --accounts 3 --hours 24 --events 150000 --scenario all")]
+    Tamper scenarios (with --digests; they alter the first account's us-east-1 chain): log-modified, \
+    log-deleted, log-injected, digest-forged, digest-deleted, newest-digest-deleted, digest-corrupted, \
+    digest-unknown-key, digest-moved, chain-broken, validation-paused, delivery-gap, or `all-tamper` \
+    (needs --hours 31).\n\n\
+    Examples:\n  trailwatch simulate --out ./bucket --accounts 3 --hours 24 --events 150000 --scenario all\n  \
+    trailwatch simulate --out ./tampered --digests --hours 31 --scenario all-tamper")]
 pub struct SimulateArgs {
     /// Output directory (must be empty or absent).
     #[arg(long, value_name = "DIR")]
@@ -377,6 +384,52 @@ pub struct SimulateArgs {
     /// The trail's S3 key prefix.
     #[arg(long)]
     pub prefix: Option<String>,
+    /// Write signed digest files (hourly chains), their signature sidecars and list-public-keys.json.
+    #[arg(long)]
+    pub digests: bool,
+    /// The bucket name digests give as their own.
+    #[arg(long, default_value = "trailwatch-sim-bucket")]
+    pub bucket: String,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Findings: LOG_MODIFIED, LOG_MISSING, DIGEST_INVALID_SIGNATURE, DIGEST_MISSING, \
+    DIGEST_UNREADABLE, UNKNOWN_KEY, DIGEST_MOVED, CHAIN_BROKEN, UNLISTED_LOG make the trail invalid (exit 1); \
+    CHAIN_RESTART and DELIVERY_GAP are warnings for review.\n\n\
+    Examples:\n  trailwatch validate --local ./bucket --public-keys ./list-public-keys.json\n  \
+    aws cloudtrail list-public-keys --start-time 2026-01-01 > keys.json\n  \
+    trailwatch validate --trail-arn arn:aws:cloudtrail:us-east-1:111122223333:trail/main --start-time 7d")]
+pub struct ValidateArgs {
+    /// A copy of the trail's bucket (object keys are paths below DIR; signatures in KEY.metadata.json).
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "trail_arn",
+        conflicts_with = "trail_arn",
+        requires = "public_keys"
+    )]
+    pub local: Option<PathBuf>,
+    /// `aws cloudtrail list-public-keys` output. Required with --local; with --trail-arn it
+    /// replaces the ListPublicKeys call.
+    #[arg(long, value_name = "FILE")]
+    pub public_keys: Option<PathBuf>,
+    /// Validate the trail in AWS (its bucket through the account's role when configured).
+    #[arg(long, value_name = "ARN", requires = "start_time")]
+    pub trail_arn: Option<String>,
+    /// Digests ending and logs delivered from this time (RFC 3339, a date, or an age such as 7d).
+    #[arg(long, value_name = "T")]
+    pub start_time: Option<String>,
+    /// … up to this time. Default: now for --trail-arn; the newest object for --local.
+    #[arg(long, value_name = "T")]
+    pub end_time: Option<String>,
+    /// How long a delivered log may wait for the digest that lists it (minutes).
+    #[arg(long, value_name = "MINUTES", default_value_t = 90)]
+    pub pending_minutes: u32,
+    /// Configuration with `[aws]` settings and the `[[accounts]]` whose role to use.
+    #[arg(long, value_name = "FILE", env = "TRAILWATCH_CONFIG")]
+    pub config: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }

@@ -52,6 +52,7 @@ fn run(command: cli::Command) -> anyhow::Result<()> {
         Command::Status(args) => commands::status::run(args),
         Command::Setup(args) => commands::setup::run(args),
         Command::Doctor(args) => commands::doctor::run(args),
+        Command::Validate(args) => commands::validate::run(args),
         Command::Rules(cli::RulesCommand::Test(args)) => commands::rules::test(args),
         Command::Rules(cli::RulesCommand::List(args)) => commands::rules::list(args),
         Command::Rules(cli::RulesCommand::Lint(args)) => commands::rules::lint(args),

@@ -1,0 +1,190 @@
+//! A CloudTrail digest file: its body, its signature, and the exact string CloudTrail signs.
+//!
+//! The format (see `../shared/spec/cloudtrail-formats.md` §8 and AWS's "custom implementation
+//! of CloudTrail log file integrity validation"): a gzip'd JSON object naming its own location,
+//! the key that signed it, the previous digest of the chain (location, SHA-256 of its inflated
+//! bytes, its signature) and the log files delivered in the hour with the SHA-256 of each
+//! inflated file. The signature is not in the body: S3 keeps it as object metadata
+//! (`x-amz-meta-signature`, hex; `x-amz-meta-signature-algorithm`).
+
+use std::io::Read;
+
+use model::timefmt::parse_rfc3339_millis;
+use model::EpochMillis;
+use rsa::pkcs1::DecodeRsaPublicKey;
+use rsa::pkcs1v15::{Signature, VerifyingKey};
+use rsa::signature::Verifier;
+use rsa::RsaPublicKey;
+use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
+
+/// The only algorithm CloudTrail uses, for the digest signature.
+pub const SIGNATURE_ALGORITHM: &str = "SHA256withRSA";
+/// … and for the log and previous-digest hashes.
+pub const HASH_ALGORITHM: &str = "SHA-256";
+
+/// The body of a digest file. Unknown fields are ignored; the ones the algorithm needs are
+/// required (their absence makes the digest unreadable, as it does for awscli).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DigestBody {
+    pub aws_account_id: Option<String>,
+    pub digest_start_time: String,
+    pub digest_end_time: String,
+    pub digest_s3_bucket: String,
+    pub digest_s3_object: String,
+    pub digest_public_key_fingerprint: String,
+    #[serde(default)]
+    pub digest_signature_algorithm: Option<String>,
+    #[serde(default)]
+    pub previous_digest_s3_bucket: Option<String>,
+    #[serde(default)]
+    pub previous_digest_s3_object: Option<String>,
+    #[serde(default)]
+    pub previous_digest_hash_value: Option<String>,
+    #[serde(default)]
+    pub previous_digest_hash_algorithm: Option<String>,
+    /// Required to be present (it is part of the string to sign), null at a chain's start.
+    pub previous_digest_signature: Option<String>,
+    #[serde(default)]
+    pub log_files: Vec<LogFileEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogFileEntry {
+    pub s3_bucket: String,
+    pub s3_object: String,
+    pub hash_value: String,
+    #[serde(default)]
+    pub hash_algorithm: Option<String>,
+}
+
+/// A digest as read: the inflated bytes (what is hashed), the parsed body and its times.
+#[derive(Debug, Clone)]
+pub struct Digest {
+    pub body: DigestBody,
+    /// Hex SHA-256 of the inflated bytes: what the next digest's `previousDigestHashValue` holds.
+    pub sha256: String,
+    /// Hex SHA-256 over the string to sign, ready for verification.
+    string_to_sign: String,
+    pub start: EpochMillis,
+    pub end: EpochMillis,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DigestError {
+    #[error("not gzip: {0}")]
+    Gzip(String),
+    #[error("not a digest: {0}")]
+    Json(String),
+    #[error("{field} is not a time: {value:?}")]
+    Time { field: &'static str, value: String },
+}
+
+impl Digest {
+    /// Parses a digest object as stored (gzip'd); plain JSON is accepted too, because copies
+    /// of buckets are sometimes made with decompression on.
+    pub fn parse(stored: &[u8]) -> Result<Digest, DigestError> {
+        let inflated = if stored.starts_with(&[0x1f, 0x8b]) {
+            let mut out = Vec::with_capacity(stored.len() * 4);
+            flate2::read::MultiGzDecoder::new(stored)
+                .read_to_end(&mut out)
+                .map_err(|e| DigestError::Gzip(e.to_string()))?;
+            out
+        } else {
+            stored.to_vec()
+        };
+        Digest::from_inflated(&inflated)
+    }
+
+    pub fn from_inflated(inflated: &[u8]) -> Result<Digest, DigestError> {
+        let body: DigestBody = serde_json::from_slice(inflated).map_err(|e| DigestError::Json(e.to_string()))?;
+        let time = |field: &'static str, value: &str| {
+            parse_rfc3339_millis(value).ok_or_else(|| DigestError::Time { field, value: value.to_string() })
+        };
+        let start = time("digestStartTime", &body.digest_start_time)?;
+        let end = time("digestEndTime", &body.digest_end_time)?;
+        let sha256 = hex::encode(Sha256::digest(inflated));
+        let string_to_sign = string_to_sign(&body, &sha256);
+        Ok(Digest { body, sha256, string_to_sign, start, end })
+    }
+
+    /// The exact bytes CloudTrail signed.
+    pub fn string_to_sign(&self) -> &str {
+        &self.string_to_sign
+    }
+
+    /// Verifies `signature_hex` (SHA256withRSA, PKCS#1 v1.5) with `key`.
+    pub fn verify(&self, key: &RsaPublicKey, signature_hex: &str) -> bool {
+        let Ok(bytes) = hex::decode(signature_hex.trim()) else { return false };
+        let Ok(signature) = Signature::try_from(bytes.as_slice()) else { return false };
+        VerifyingKey::<Sha256>::new(key.clone()).verify(self.string_to_sign.as_bytes(), &signature).is_ok()
+    }
+}
+
+/// `digestEndTime \n digestS3Bucket/digestS3Object \n hex(SHA-256(inflated digest)) \n
+/// previousDigestSignature` — the literal `null` at a chain's start — with no trailing newline.
+pub fn string_to_sign(body: &DigestBody, inflated_sha256_hex: &str) -> String {
+    format!(
+        "{}\n{}/{}\n{}\n{}",
+        body.digest_end_time,
+        body.digest_s3_bucket,
+        body.digest_s3_object,
+        inflated_sha256_hex,
+        body.previous_digest_signature.as_deref().unwrap_or("null")
+    )
+}
+
+/// A public key from a DER `RSAPublicKey` (PKCS#1), as ListPublicKeys returns it.
+pub fn public_key_from_der(der: &[u8]) -> Option<RsaPublicKey> {
+    RsaPublicKey::from_pkcs1_der(der).ok()
+}
+
+/// What S3 keeps beside a digest: `signature` and `signature-algorithm` user metadata.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SignatureMetadata {
+    pub signature: Option<String>,
+    pub algorithm: Option<String>,
+}
+
+impl SignatureMetadata {
+    /// Reads a `KEY.metadata.json` sidecar. Both spellings are accepted: the user-metadata
+    /// names the SDKs show (`signature`, `signature-algorithm`) and the HTTP header names
+    /// (`x-amz-meta-signature`, …), case-insensitively.
+    pub fn from_sidecar(text: &[u8]) -> Result<SignatureMetadata, String> {
+        let map: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(text).map_err(|e| format!("metadata sidecar is not a JSON object: {e}"))?;
+        let mut out = SignatureMetadata::default();
+        for (name, value) in map {
+            let name = name.to_ascii_lowercase();
+            let name = name.strip_prefix("x-amz-meta-").unwrap_or(&name);
+            let Some(value) = value.as_str() else { continue };
+            match name {
+                "signature" => out.signature = Some(value.to_string()),
+                "signature-algorithm" => out.algorithm = Some(value.to_string()),
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Hex SHA-256 of a log file's inflated content, streamed (log files reach tens of MB).
+pub fn inflated_sha256(stored: &[u8]) -> std::io::Result<String> {
+    let mut hasher = Sha256::new();
+    if stored.starts_with(&[0x1f, 0x8b]) {
+        let mut decoder = flate2::read::MultiGzDecoder::new(stored);
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = decoder.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+    } else {
+        hasher.update(stored);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}

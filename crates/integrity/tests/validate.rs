@@ -1,0 +1,246 @@
+//! Validation against simulated trails (one per tamper scenario, and a clean one) and against
+//! the shared synthetic chain and digest samples.
+
+use std::path::Path;
+
+use integrity::{validate, FindingKind, LocalDir, Options, PublicKeys, Report};
+use sim::{SimConfig, Tamper};
+
+fn simulate(tampers: &[Tamper], hours: u32) -> (tempfile::TempDir, sim::Manifest) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = SimConfig {
+        accounts: 2,
+        regions: vec!["us-east-1".into(), "eu-west-1".into()],
+        hours,
+        events: 300 * u64::from(hours),
+        seed: 7,
+        digests: true,
+        tampers: tampers.to_vec(),
+        insights: false,
+        ..SimConfig::default()
+    };
+    let manifest = sim::simulate(&config, dir.path()).unwrap();
+    (dir, manifest)
+}
+
+fn run(dir: &Path) -> Report {
+    let keys = PublicKeys::from_list_json(&std::fs::read(dir.join("list-public-keys.json")).unwrap()).unwrap();
+    let local = LocalDir::new(dir);
+    validate(&local, &local.inventory().unwrap(), &keys, &Options::default()).unwrap()
+}
+
+fn kinds(report: &Report) -> Vec<FindingKind> {
+    let mut k: Vec<FindingKind> = report.findings.iter().map(|f| f.kind).collect();
+    k.sort();
+    k.dedup();
+    k
+}
+
+#[test]
+fn a_clean_simulated_trail_validates_without_findings() {
+    let (dir, manifest) = simulate(&[], 6);
+    let report = run(dir.path());
+    assert!(report.findings.is_empty(), "{:#?}", report.findings);
+    assert!(report.valid());
+    let digests = manifest.digests.as_ref().unwrap();
+    assert_eq!(report.digests, digests.digests.len());
+    // 2 accounts × 2 regions, 5 complete hours each.
+    assert_eq!(report.chains.len(), 4);
+    assert!(report.chains.iter().all(|c| c.digests == 5), "{:?}", report.chains);
+    // Every log delivered before the last digest closed is listed and was hashed.
+    assert!(report.logs > 100, "{} logs checked", report.logs);
+    assert!(report.logs < manifest.files.len(), "the last hour's logs wait for their digest");
+}
+
+/// Each tamper scenario, alone in its trail, yields its finding on the key it touched.
+#[test]
+fn every_tamper_scenario_yields_its_finding() {
+    for tamper in Tamper::ALL {
+        let (dir, manifest) = simulate(&[tamper], sim::digests::hours_needed(&[tamper]));
+        let report = run(dir.path());
+        let applied = &manifest.digests.as_ref().unwrap().tampers[0];
+        assert!(!applied.keys.is_empty(), "{} touched nothing", tamper.name());
+        let expected = FindingKind::parse(tamper.finding()).unwrap();
+        for key in &applied.keys {
+            assert!(
+                report.findings.iter().any(|f| f.kind == expected && f.key == *key),
+                "{}: no {expected} on {key}; findings: {:#?}",
+                tamper.name(),
+                report.findings
+            );
+        }
+        assert_eq!(report.valid(), expected.is_warning(), "{}: valid={}", tamper.name(), report.valid());
+    }
+}
+
+/// The exact findings of the tampers that have no side effects: nothing else is reported.
+#[test]
+fn single_effect_tampers_report_nothing_else() {
+    for (tamper, only) in [
+        (Tamper::LogModified, vec![FindingKind::LogModified]),
+        (Tamper::LogDeleted, vec![FindingKind::LogMissing]),
+        (Tamper::LogInjected, vec![FindingKind::UnlistedLog]),
+        (Tamper::DeliveryGap, vec![FindingKind::DeliveryGap]),
+        (Tamper::ValidationPaused, vec![FindingKind::ChainRestart]),
+        (Tamper::DigestDeleted, vec![FindingKind::DigestMissing, FindingKind::UnlistedLog]),
+        (Tamper::NewestDigestDeleted, vec![FindingKind::DigestMissing, FindingKind::UnlistedLog]),
+        (Tamper::DigestCorrupted, vec![FindingKind::DigestUnreadable, FindingKind::UnlistedLog]),
+    ] {
+        let (dir, _) = simulate(&[tamper], sim::digests::hours_needed(&[tamper]));
+        let report = run(dir.path());
+        assert_eq!(kinds(&report), only, "{}: {:#?}", tamper.name(), report.findings);
+        assert_eq!(
+            report.findings.iter().filter(|f| f.kind == only[0]).count(),
+            1,
+            "{}: {:#?}",
+            tamper.name(),
+            report.findings
+        );
+    }
+}
+
+#[test]
+fn all_tampers_at_once_each_leave_their_finding() {
+    let hours = sim::digests::hours_needed(&Tamper::ALL);
+    let (dir, manifest) = simulate(&Tamper::ALL, hours);
+    let report = run(dir.path());
+    assert!(!report.valid());
+    for applied in &manifest.digests.as_ref().unwrap().tampers {
+        let expected = FindingKind::parse(applied.finding).unwrap();
+        for key in &applied.keys {
+            assert!(
+                report.findings.iter().any(|f| f.kind == expected && &f.key == key),
+                "{}: no {expected} on {key}",
+                applied.name
+            );
+        }
+    }
+    // Nothing outside the tampered chain (first account, first region) is reported.
+    let tampered = &manifest.accounts[0].id;
+    for f in &report.findings {
+        assert!(f.key.contains(&format!("/{tampered}/")) && f.key.contains("/us-east-1/"), "{f:?}");
+    }
+}
+
+#[test]
+fn the_same_seed_writes_the_same_digests() {
+    let (a, _) = simulate(&[Tamper::ChainBroken], sim::digests::hours_needed(&[Tamper::ChainBroken]));
+    let (b, _) = simulate(&[Tamper::ChainBroken], sim::digests::hours_needed(&[Tamper::ChainBroken]));
+    for file in test_support::files_under(a.path()) {
+        let rel = file.strip_prefix(a.path()).unwrap();
+        assert_eq!(std::fs::read(&file).unwrap(), std::fs::read(b.path().join(rel)).unwrap(), "{}", rel.display());
+    }
+}
+
+#[test]
+fn a_window_limits_what_is_validated() {
+    let (dir, _) = simulate(&[Tamper::LogDeleted], sim::digests::hours_needed(&[Tamper::LogDeleted]));
+    let keys = PublicKeys::from_list_json(&std::fs::read(dir.path().join("list-public-keys.json")).unwrap()).unwrap();
+    let local = LocalDir::new(dir.path());
+    let inventory = local.inventory().unwrap();
+    let full = validate(&local, &inventory, &keys, &Options::default()).unwrap();
+    let deleted_at = full.findings[0].key.clone();
+    let deleted_time = model::TrailKey::parse(&deleted_at).unwrap().time;
+    // A window that ends well before the deletion's hour does not see it, and reports no
+    // missing chain start either (the previous digest is outside the window).
+    let early = Options { end: Some(deleted_time - 2 * 3_600_000), ..Options::default() };
+    let report = validate(&local, &inventory, &keys, &early).unwrap();
+    assert!(report.findings.is_empty(), "{:#?}", report.findings);
+    let late = Options { start: Some(deleted_time - 3_600_000), ..Options::default() };
+    let report = validate(&local, &inventory, &keys, &late).unwrap();
+    assert_eq!(kinds(&report), vec![FindingKind::LogMissing], "{:#?}", report.findings);
+}
+
+// ---- the shared synthetic chain (generated independently, verified with python cryptography)
+
+fn shared_chain() -> std::path::PathBuf {
+    test_support::shared_data("digest/synthetic-chain")
+}
+
+#[test]
+fn the_shared_synthetic_chain_is_valid() {
+    let dir = shared_chain();
+    let keys = PublicKeys::from_list_json(&std::fs::read(dir.join("list-public-keys.json")).unwrap()).unwrap();
+    let local = LocalDir::new(&dir);
+    let inventory = local.inventory().unwrap();
+    let report = validate(&local, &inventory, &keys, &Options::default()).unwrap();
+    assert!(report.findings.is_empty(), "{:#?}", report.findings);
+    assert_eq!(report.digests, 3);
+    assert_eq!(report.logs, 1);
+}
+
+#[test]
+fn the_shared_string_to_sign_is_what_we_sign() {
+    let dir = shared_chain();
+    let chain: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("chain.json")).unwrap()).unwrap();
+    for d in chain["digests"].as_array().unwrap() {
+        let key = d["key"].as_str().unwrap();
+        let digest = integrity::Digest::parse(&std::fs::read(dir.join(key)).unwrap()).unwrap();
+        assert_eq!(digest.sha256, d["sha256OfUncompressedDigest"].as_str().unwrap());
+        let expected = std::fs::read_to_string(dir.join(format!("{key}.string-to-sign.txt"))).unwrap();
+        assert_eq!(digest.string_to_sign(), expected);
+    }
+}
+
+#[test]
+fn the_shared_tampered_log_is_reported_modified() {
+    // A copy of the chain with the tampered log in place of the original.
+    let dir = tempfile::tempdir().unwrap();
+    let src = shared_chain();
+    for file in test_support::files_under(&src) {
+        let rel = file.strip_prefix(&src).unwrap();
+        if rel.starts_with("tampered") {
+            continue;
+        }
+        let to = dir.path().join(rel);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&file, &to).unwrap();
+        let mut perms = std::fs::metadata(&to).unwrap().permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        perms.set_readonly(false);
+        std::fs::set_permissions(&to, perms).unwrap();
+    }
+    let tampered_root = src.join("tampered");
+    for file in test_support::files_under(&tampered_root) {
+        let rel = file.strip_prefix(&tampered_root).unwrap();
+        std::fs::write(dir.path().join(rel), std::fs::read(&file).unwrap()).unwrap();
+    }
+    let report = run(dir.path());
+    assert_eq!(kinds(&report), vec![FindingKind::LogModified], "{:#?}", report.findings);
+
+    // A digest copied elsewhere in the same tree is a moved digest.
+    let chain: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("chain.json")).unwrap()).unwrap();
+    let first = chain["digests"][0]["key"].as_str().unwrap();
+    std::fs::remove_file(dir.path().join(first)).unwrap();
+    let report = run(dir.path());
+    assert!(
+        report.findings.iter().any(|f| f.kind == FindingKind::DigestMissing && f.key == first),
+        "{:#?}",
+        report.findings
+    );
+}
+
+#[test]
+fn the_documentation_samples_parse_and_their_flaws_are_seen() {
+    // The AWS documentation's "no log files" digest: parses, empty logFiles, null times.
+    let empty = std::fs::read(test_support::shared_data("digest/samples/otel-cloudtrail_digest_empty.json")).unwrap();
+    let digest = integrity::Digest::parse(&empty).unwrap();
+    assert!(digest.body.log_files.is_empty());
+    assert!(digest.end > digest.start);
+    assert!(digest.string_to_sign().starts_with(&digest.body.digest_end_time));
+
+    // The hand-made sample: parses, but names a previous digest of another account and has
+    // malformed log times; its own location is checked like any digest's.
+    let made = std::fs::read(test_support::shared_data("digest/samples/otel-cloudtrail_digest.json")).unwrap();
+    let digest = integrity::Digest::parse(&made).unwrap();
+    assert_eq!(digest.body.log_files.len(), 1);
+    let own = model::TrailKey::parse(&digest.body.digest_s3_object);
+    assert!(own.is_err(), "its digestS3Object is not a digest key: {own:?}");
+    let previous = model::TrailKey::parse(digest.body.previous_digest_s3_object.as_deref().unwrap());
+    assert!(previous.is_err() || previous.unwrap().account_id != digest.body.aws_account_id.clone().unwrap());
+
+    // Truncated and non-digest input are errors, not panics.
+    assert!(integrity::Digest::parse(&test_support::gzip(&made)[..40]).is_err());
+    assert!(integrity::Digest::parse(br#"{"Records":[]}"#).is_err());
+}
