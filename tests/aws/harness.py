@@ -339,6 +339,8 @@ class FaultProxy:
         else:
             service, action = "s3", method
         auth = headers.get("Authorization", "")
+        if target.startswith(("CloudTrail_", "com.amazonaws.cloudtrail.")):
+            service, action = "cloudtrail", target.rsplit(".", 1)[1]
         return {"service": service, "action": action, "method": method, "path": path, "body": text, "auth": auth,
                 "token": headers.get("X-Amz-Security-Token", "")}
 
