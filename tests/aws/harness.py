@@ -187,7 +187,7 @@ def log_file(account, region, when, n):
 class Trailwatch:
     """A configuration file and store for one test, and ways to run the binary on them."""
 
-    def __init__(self, tmp, endpoint, accounts, ingest=None, sns=None):
+    def __init__(self, tmp, endpoint, accounts, ingest=None, sns=None, sections=None):
         self.tmp = pathlib.Path(tmp)
         self.db = self.tmp / "tw.db"
         self.config = self.tmp / "trailwatch.toml"
@@ -199,6 +199,8 @@ class Trailwatch:
                  "[ingest]"] + [f"{k} = {json.dumps(v)}" for k, v in ingest.items()]
         if sns:
             lines += ["[sns]"] + [f"{k} = {json.dumps(v)}" for k, v in sns.items()]
+        for name, values in (sections or {}).items():
+            lines += [f"[{name}]"] + [f"{k} = {json.dumps(v)}" for k, v in values.items()]
         for a in accounts:
             lines.append("[[accounts]]")
             lines += [f"{k} = {json.dumps(v)}" for k, v in a.items()]

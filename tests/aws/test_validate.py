@@ -31,8 +31,13 @@ def simulate(out, *scenarios, bucket="trailwatch-sim-bucket"):
 
 
 def upload(aws, bucket, root):
-    for path in sorted(root.rglob("*.json.gz")):
-        key = path.relative_to(root).as_posix()
+    upload_keys(aws, bucket, root, [p.relative_to(root).as_posix() for p in sorted(root.rglob("*.json.gz"))])
+
+
+def upload_keys(aws, bucket, root, keys):
+    """Puts objects of a simulated bucket into S3, digests with their signature metadata."""
+    for key in keys:
+        path = root / key
         extra = {}
         sidecar = pathlib.Path(str(path) + ".metadata.json")
         if sidecar.exists():

@@ -5,6 +5,9 @@
 //! [`S3Reader`] bridges to the SDK with the runtime's handle, so it must be used from outside
 //! the runtime's own threads (`spawn_blocking` or a plain thread).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use aws_config::Region;
 use aws_sdk_s3::error::DisplayErrorContext;
 use integrity::digest::SignatureMetadata;
@@ -223,11 +226,24 @@ pub struct S3Reader {
     s3: aws_sdk_s3::Client,
     bucket: String,
     handle: Handle,
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 impl S3Reader {
     pub fn new(clients: &AccountClients, bucket: &str, handle: Handle) -> S3Reader {
-        S3Reader { s3: clients.s3.clone(), bucket: bucket.to_string(), handle }
+        S3Reader { s3: clients.s3.clone(), bucket: bucket.to_string(), handle, cancel: None }
+    }
+
+    /// Reads fail at once after `cancel` is set (shutdown).
+    pub fn cancelled_by(self, cancel: Arc<AtomicBool>) -> S3Reader {
+        S3Reader { cancel: Some(cancel), ..self }
+    }
+
+    fn check(&self) -> Result<(), ReadError> {
+        match &self.cancel {
+            Some(c) if c.load(Ordering::Relaxed) => Err(ReadError::Other("stopped".into())),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -240,6 +256,7 @@ fn read_error(e: FetchError) -> ReadError {
 
 impl ObjectReader for S3Reader {
     fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>, ReadError> {
+        self.check()?;
         self.handle.block_on(async {
             let out = self
                 .s3
@@ -255,6 +272,7 @@ impl ObjectReader for S3Reader {
     }
 
     fn get_digest(&self, bucket: &str, key: &str) -> Result<(Vec<u8>, SignatureMetadata), ReadError> {
+        self.check()?;
         self.handle.block_on(async {
             let out = self
                 .s3
@@ -279,6 +297,222 @@ impl ObjectReader for S3Reader {
     fn bucket(&self) -> Option<&str> {
         Some(&self.bucket)
     }
+}
+
+/// Continuous validation settings (`[integrity]` in the configuration).
+#[derive(Debug, Clone)]
+pub struct WatchSettings {
+    /// How often each account's bucket is listed and validated (CloudTrail digests are hourly).
+    pub interval: std::time::Duration,
+    /// How often to look for newly announced digests (which trigger a run at once).
+    pub poll: std::time::Duration,
+    /// The first run's window (later runs start an overlap before the newest verified digest).
+    pub lookback_ms: i64,
+    /// How often everything in `reverify_window_ms` is validated again, to notice objects
+    /// deleted or changed after they were verified.
+    pub reverify_interval: std::time::Duration,
+    pub reverify_window_ms: i64,
+    pub pending_ms: i64,
+    pub grace: integrity::record::Grace,
+    /// Public keys from a file instead of ListPublicKeys (air-gapped or test setups).
+    pub public_keys: Option<PublicKeys>,
+}
+
+impl Default for WatchSettings {
+    fn default() -> Self {
+        WatchSettings {
+            interval: std::time::Duration::from_secs(3600),
+            poll: std::time::Duration::from_secs(30),
+            lookback_ms: 24 * 3_600_000,
+            reverify_interval: std::time::Duration::from_secs(6 * 3600),
+            reverify_window_ms: 7 * 86_400_000,
+            pending_ms: 90 * 60_000,
+            grace: integrity::record::Grace::default(),
+            public_keys: None,
+        }
+    }
+}
+
+/// The trail location of a configured account.
+fn location_of(spec: &crate::AccountSpec) -> Option<TrailLocation> {
+    Some(TrailLocation {
+        name: String::new(),
+        home_region: spec.home_region(),
+        account_id: spec.account_id.clone(),
+        bucket: spec.bucket.clone()?,
+        prefix: spec.prefix.clone(),
+        organization_trail: spec.organization_id.is_some(),
+    })
+}
+
+/// Validates every configured account with a bucket: hourly, at once when a digest is
+/// announced, and a re-verification sweep over the last days; records findings (alerting on
+/// new ones) and silent regions, until `shutdown` resolves.
+pub async fn watch(
+    accounts: Vec<crate::AccountSpec>,
+    aws: crate::AwsSettings,
+    store: std::sync::Arc<dyn store::Store>,
+    policy: store::AlertPolicy,
+    settings: WatchSettings,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    use std::collections::HashMap;
+    use tokio::time::Instant;
+    let accounts: Vec<crate::AccountSpec> = accounts.into_iter().filter(|a| a.bucket.is_some()).collect();
+    let base = crate::account::base_config(&aws).await;
+    let mut clients: HashMap<String, AccountClients> = HashMap::new();
+    let mut next_run: HashMap<String, Instant> = accounts.iter().map(|a| (a.name.clone(), Instant::now())).collect();
+    let mut digests_announced: HashMap<String, usize> = HashMap::new();
+    let mut next_sweep = Instant::now() + settings.reverify_interval;
+    tokio::pin!(shutdown);
+    loop {
+        // Digests a notification announced since the last look make their account due now.
+        let seen = {
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || store.digests_seen()).await
+        };
+        if let Ok(Ok(seen)) = seen {
+            for a in &accounts {
+                let n = seen.iter().filter(|d| d.account == a.name).count();
+                if digests_announced.insert(a.name.clone(), n).is_some_and(|before| before != n) {
+                    next_run.insert(a.name.clone(), Instant::now());
+                }
+            }
+        }
+        let sweep = Instant::now() >= next_sweep;
+        for spec in &accounts {
+            if !sweep && next_run.get(&spec.name).is_some_and(|t| Instant::now() < *t) {
+                continue;
+            }
+            next_run.insert(spec.name.clone(), Instant::now() + settings.interval);
+            let cancel = Arc::new(AtomicBool::new(false));
+            let run = run_account(&base, &aws, &mut clients, spec, &store, &policy, &settings, sweep, cancel.clone());
+            tokio::pin!(run);
+            let (result, stopping) = tokio::select! {
+                r = &mut run => (r, false),
+                // At shutdown the run stops reading (its reads fail fast) and records nothing;
+                // it is awaited so that no reader thread outlives the runtime.
+                _ = &mut shutdown => {
+                    cancel.store(true, Ordering::Relaxed);
+                    (run.await, true)
+                }
+            };
+            match result {
+                Err(_) if stopping => {}
+                Err(e) => {
+                    tracing::warn!(account = %spec.name, error = %e, "integrity validation failed; will try again")
+                }
+                Ok(()) => {}
+            }
+            if stopping {
+                return;
+            }
+        }
+        if sweep {
+            next_sweep = Instant::now() + settings.reverify_interval;
+        }
+        let silence = {
+            let (store, policy, grace) = (store.clone(), policy.clone(), settings.grace);
+            tokio::task::spawn_blocking(move || {
+                integrity::record::check_silence(&*store, model::timefmt::now_millis(), grace, &policy)
+            })
+            .await
+        };
+        match silence {
+            Ok(Ok(changes)) => {
+                for c in changes {
+                    let s = &c.silence;
+                    if c.started {
+                        tracing::warn!(account = %s.account, region = %s.region, what = %s.what, "delivery went silent");
+                    } else {
+                        tracing::info!(account = %s.account, region = %s.region, what = %s.what, "delivery resumed");
+                    }
+                }
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "checking for silent regions failed"),
+            Err(e) => tracing::warn!(error = %e, "checking for silent regions panicked"),
+        }
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = tokio::time::sleep(settings.poll) => {}
+        }
+    }
+}
+
+/// One validation of one account. Errors come back as text: they are logged and the run is
+/// tried again at the next interval.
+#[allow(clippy::too_many_arguments)]
+async fn run_account(
+    base: &aws_config::SdkConfig,
+    aws: &crate::AwsSettings,
+    clients: &mut std::collections::HashMap<String, AccountClients>,
+    spec: &crate::AccountSpec,
+    store: &std::sync::Arc<dyn store::Store>,
+    policy: &store::AlertPolicy,
+    settings: &WatchSettings,
+    sweep: bool,
+    cancel: Arc<AtomicBool>,
+) -> Result<(), String> {
+    let now = model::timefmt::now_millis();
+    let start = if sweep {
+        now - settings.reverify_window_ms
+    } else {
+        let st = store.clone();
+        let name = spec.name.clone();
+        let chains = tokio::task::spawn_blocking(move || st.integrity_chains())
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        // From just before the oldest chain's newest verified digest: its link is checked again.
+        chains
+            .iter()
+            .filter(|c| c.account == name)
+            .filter_map(|c| c.newest_end)
+            .min()
+            .map(|t| t - 2 * 3_600_000)
+            .unwrap_or(now - settings.lookback_ms)
+            .max(now - settings.lookback_ms)
+    };
+    if !clients.contains_key(&spec.name) {
+        let c = crate::account::connect(base, aws, spec).await.map_err(|e| e.to_string())?;
+        clients.insert(spec.name.clone(), c);
+    }
+    let account = &clients[&spec.name];
+    let location = location_of(spec).expect("accounts without a bucket are filtered out");
+    let (inventory, regions) = inventory(account, &location, start, now).await.map_err(|e| e.to_string())?;
+    let keys = match &settings.public_keys {
+        Some(k) => k.clone(),
+        None => {
+            public_keys(account, &regions, start - 86_400_000, now + 86_400_000).await.map_err(|e| e.to_string())?
+        }
+    };
+    let reader = S3Reader::new(account, &location.bucket, Handle::current()).cancelled_by(cancel.clone());
+    let options = integrity::Options { start: Some(start), end: Some(now), pending: settings.pending_ms, workers: 8 };
+    let (store, policy, name) = (store.clone(), policy.clone(), spec.name.clone());
+    let recorded = tokio::task::spawn_blocking(move || -> Result<_, String> {
+        let report = integrity::validate(&reader, &inventory, &keys, &options).map_err(|e| e.to_string())?;
+        if cancel.load(Ordering::Relaxed) {
+            return Err("stopped".into());
+        }
+        let recorded = integrity::record::record(&*store, &name, &report, &policy, now).map_err(|e| e.to_string())?;
+        Ok((report, recorded))
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    let (report, recorded) = recorded;
+    tracing::info!(
+        account = %spec.name,
+        sweep,
+        digests = report.digests,
+        logs = report.logs,
+        findings = report.findings.len(),
+        new_findings = recorded.new_findings.len(),
+        "integrity validated"
+    );
+    for f in &recorded.new_findings {
+        tracing::warn!(account = %spec.name, kind = %f.kind, key = %f.key, detail = %f.detail, "integrity finding");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

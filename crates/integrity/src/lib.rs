@@ -3,10 +3,12 @@
 //! [`validate`] checks a trail's digests and log files as read through an [`ObjectReader`]
 //! (a local copy of the bucket here, S3 in the `aws` crate) and reports [`Finding`]s of the
 //! kinds the CLI contract names. [`digest`] holds the format and the string to sign, [`keys`]
-//! CloudTrail's public keys.
+//! CloudTrail's public keys, [`record`] what a run leaves in the store (findings once each,
+//! alerts, silent regions).
 
 pub mod digest;
 pub mod keys;
+pub mod record;
 pub mod source;
 pub mod validate;
 

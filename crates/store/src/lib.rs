@@ -28,6 +28,7 @@
 
 pub mod alerts;
 mod batch;
+pub mod integrity;
 mod ops;
 mod query;
 mod sqlite;
@@ -37,6 +38,7 @@ pub use alerts::{
     KnownRegion, SinkRoute,
 };
 pub use batch::{EventBatch, PackedRaw, RawFramer, UnpackError};
+pub use integrity::{IntegrityChain, IntegrityFinding, Silence};
 pub use ops::{DigestSeen, IngestFinding, IntegrationStatus, MessageProblem};
 pub use query::{Dimension, EventQuery, EventRow, Page};
 pub use sqlite::{PlanChoice, SqliteStore};
@@ -139,6 +141,25 @@ pub trait Store: Send + Sync {
 
     /// Every (account, region) seen, with its first event.
     fn known_regions(&self) -> Result<Vec<KnownRegion>, StoreError>;
+
+    /// Records what a validation run verified (newest digest and log only move forward).
+    fn record_integrity_chains(&self, chains: &[IntegrityChain]) -> Result<(), StoreError>;
+
+    fn integrity_chains(&self) -> Result<Vec<IntegrityChain>, StoreError>;
+
+    /// Records validation findings; returns the ones not recorded before.
+    fn record_integrity_findings(&self, findings: &[IntegrityFinding]) -> Result<Vec<IntegrityFinding>, StoreError>;
+
+    /// Every finding, most recently seen first.
+    fn integrity_findings(&self) -> Result<Vec<IntegrityFinding>, StoreError>;
+
+    fn silences(&self) -> Result<Vec<Silence>, StoreError>;
+
+    /// Records (or replaces) a silent account/region.
+    fn set_silence(&self, silence: &Silence) -> Result<(), StoreError>;
+
+    /// Ends a silence; returns it if there was one.
+    fn clear_silence(&self, account: &str, region: &str, what: &str) -> Result<Option<Silence>, StoreError>;
 }
 
 /// Writes objects' events and ledger rows. See the crate documentation for the protocol.

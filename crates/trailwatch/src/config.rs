@@ -31,6 +31,35 @@ pub struct RawConfig {
     pub detection: RawDetection,
     #[serde(default)]
     pub sinks: Vec<RawSink>,
+    #[serde(default)]
+    pub integrity: RawIntegrity,
+}
+
+/// Continuous log file integrity validation in `serve` (accounts with a `bucket`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIntegrity {
+    /// Validate continuously (default true).
+    pub enabled: Option<bool>,
+    /// How often each account's bucket is listed and validated (default "1h"); an announced
+    /// digest triggers a run at once.
+    pub interval: Option<String>,
+    /// How often to look for announced digests (default "30s").
+    pub poll: Option<String>,
+    /// The first run's window (default "24h").
+    pub lookback: Option<String>,
+    /// How often the last `reverify_window` is validated again (default "6h")…
+    pub reverify_interval: Option<String>,
+    /// … (default "7d").
+    pub reverify_window: Option<String>,
+    /// A log may wait this long for the digest that lists it (default "90m").
+    pub pending: Option<String>,
+    /// An account/region without a new log for this long is silent (default "6h").
+    pub log_grace: Option<String>,
+    /// … without a new digest (default "2h"; digests come hourly).
+    pub digest_grace: Option<String>,
+    /// `aws cloudtrail list-public-keys` output to use instead of calling ListPublicKeys.
+    pub public_keys: Option<String>,
 }
 
 /// Which rules run on the way in, and how matches become alerts.
@@ -188,6 +217,8 @@ pub struct Config {
     pub sns_test_ca_file: Option<PathBuf>,
     pub detection: DetectionConfig,
     pub sinks: Vec<RawSink>,
+    /// `None` when `[integrity] enabled = false`.
+    pub integrity: Option<aws::integrity::WatchSettings>,
 }
 
 /// Validated `[detection]`.
@@ -338,12 +369,14 @@ impl Config {
                 ),
             },
         };
+        let integrity = integrity_settings(raw.integrity, base)?;
         let mut sinks = validate_sinks(raw.sinks, &accounts)?;
         for k in &mut sinks {
             k.smtp_ca_file = k.smtp_ca_file.as_deref().map(|p| resolve(base, p).to_string_lossy().into_owned());
         }
         Ok(Config {
             detection,
+            integrity,
             sinks,
             store,
             web_listen,
@@ -355,6 +388,54 @@ impl Config {
             sns_test_ca_file,
         })
     }
+}
+
+fn integrity_settings(raw: RawIntegrity, base: &Path) -> anyhow::Result<Option<aws::integrity::WatchSettings>> {
+    if raw.enabled == Some(false) {
+        return Ok(None);
+    }
+    let d = aws::integrity::WatchSettings::default();
+    let span = |key: &str, value: Option<String>, default: i64| -> anyhow::Result<i64> {
+        match value {
+            None => Ok(default),
+            Some(v) => {
+                let ms =
+                    detect::correlation::parse_timespan(&v).map_err(|e| anyhow::anyhow!("integrity.{key}: {e}"))?;
+                anyhow::ensure!(ms > 0, "integrity.{key} must be longer than zero");
+                Ok(ms)
+            }
+        }
+    };
+    let duration = |ms: i64| std::time::Duration::from_millis(ms as u64);
+    let public_keys = match raw.public_keys {
+        None => None,
+        Some(p) => {
+            let path = resolve(base, &p);
+            let text =
+                std::fs::read(&path).with_context(|| format!("integrity.public_keys: reading {}", path.display()))?;
+            Some(
+                integrity::PublicKeys::from_list_json(&text)
+                    .map_err(|e| anyhow::anyhow!("integrity.public_keys: {}: {e}", path.display()))?,
+            )
+        }
+    };
+    Ok(Some(aws::integrity::WatchSettings {
+        interval: duration(span("interval", raw.interval, d.interval.as_millis() as i64)?),
+        poll: duration(span("poll", raw.poll, d.poll.as_millis() as i64)?),
+        lookback_ms: span("lookback", raw.lookback, d.lookback_ms)?,
+        reverify_interval: duration(span(
+            "reverify_interval",
+            raw.reverify_interval,
+            d.reverify_interval.as_millis() as i64,
+        )?),
+        reverify_window_ms: span("reverify_window", raw.reverify_window, d.reverify_window_ms)?,
+        pending_ms: span("pending", raw.pending, d.pending_ms)?,
+        grace: integrity::record::Grace {
+            logs: span("log_grace", raw.log_grace, d.grace.logs)?,
+            digests: span("digest_grace", raw.digest_grace, d.grace.digests)?,
+        },
+        public_keys,
+    }))
 }
 
 /// A path from the configuration: relative to the file's directory.
@@ -498,6 +579,14 @@ fn apply_env(raw: &mut RawConfig, env: &BTreeMap<String, String>) -> anyhow::Res
             }
             "TRAILWATCH_DETECTION_SUPPRESSION" => raw.detection.suppression = Some(value),
             "TRAILWATCH_DETECTION_PUBLIC_URL" => raw.detection.public_url = Some(value),
+            "TRAILWATCH_INTEGRITY_ENABLED" => {
+                raw.integrity.enabled =
+                    Some(value.parse().map_err(|_| anyhow::anyhow!("{name} = {value:?} is not true or false"))?)
+            }
+            "TRAILWATCH_INTEGRITY_INTERVAL" => raw.integrity.interval = Some(value),
+            "TRAILWATCH_INTEGRITY_LOG_GRACE" => raw.integrity.log_grace = Some(value),
+            "TRAILWATCH_INTEGRITY_DIGEST_GRACE" => raw.integrity.digest_grace = Some(value),
+            "TRAILWATCH_INTEGRITY_PUBLIC_KEYS" => raw.integrity.public_keys = Some(value),
             n if n.starts_with("TRAILWATCH_SINKS_") => {
                 // TRAILWATCH_SINKS_<NAME>_<KEY>: NAME is the sink's name in upper case with
                 // '-' as '_'; KEY one of its secret-bearing keys.

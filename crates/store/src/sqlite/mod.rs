@@ -2,6 +2,7 @@
 
 mod alerts;
 mod columns;
+mod integrity;
 mod ops;
 mod read;
 mod schema;
@@ -323,6 +324,37 @@ impl Store for SqliteStore {
 
     fn known_regions(&self) -> Result<Vec<crate::KnownRegion>, StoreError> {
         self.with_read(alerts::known_regions)
+    }
+
+    fn record_integrity_chains(&self, chains: &[crate::IntegrityChain]) -> Result<(), StoreError> {
+        self.with_read(|c| integrity::record_chains(c, chains))
+    }
+
+    fn integrity_chains(&self) -> Result<Vec<crate::IntegrityChain>, StoreError> {
+        self.with_read(integrity::chains)
+    }
+
+    fn record_integrity_findings(
+        &self,
+        findings: &[crate::IntegrityFinding],
+    ) -> Result<Vec<crate::IntegrityFinding>, StoreError> {
+        self.with_read(|c| integrity::record_findings(c, findings))
+    }
+
+    fn integrity_findings(&self) -> Result<Vec<crate::IntegrityFinding>, StoreError> {
+        self.with_read(integrity::findings)
+    }
+
+    fn silences(&self) -> Result<Vec<crate::Silence>, StoreError> {
+        self.with_read(integrity::silences)
+    }
+
+    fn set_silence(&self, silence: &crate::Silence) -> Result<(), StoreError> {
+        self.with_read(|c| integrity::set_silence(c, silence))
+    }
+
+    fn clear_silence(&self, account: &str, region: &str, what: &str) -> Result<Option<crate::Silence>, StoreError> {
+        self.with_read(|c| integrity::clear_silence(c, account, region, what))
     }
 
     fn stats(&self) -> Result<StoreStats, StoreError> {

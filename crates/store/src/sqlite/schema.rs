@@ -228,6 +228,40 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (correlation, group_key)
     );
     "#,
+    // 4: integrity: per trail and region the newest digest verified and log seen, the
+    // findings of validation (once per account, kind and key), and silent regions.
+    r#"
+    CREATE TABLE integrity_chains (
+        account     TEXT NOT NULL,
+        account_id  TEXT NOT NULL,
+        region      TEXT NOT NULL,
+        trail       TEXT NOT NULL,
+        newest_key  TEXT,
+        newest_end  INTEGER,
+        newest_log  INTEGER,
+        verified_at INTEGER NOT NULL,
+        PRIMARY KEY (account, region, trail)
+    );
+
+    CREATE TABLE integrity_findings (
+        account    TEXT NOT NULL,
+        kind       TEXT NOT NULL,
+        key        TEXT NOT NULL,
+        detail     TEXT NOT NULL,
+        first_seen INTEGER NOT NULL,
+        last_seen  INTEGER NOT NULL,
+        PRIMARY KEY (account, kind, key)
+    );
+
+    CREATE TABLE integrity_silences (
+        account  TEXT NOT NULL,
+        region   TEXT NOT NULL,
+        what     TEXT NOT NULL,
+        since    INTEGER NOT NULL,
+        alert_id INTEGER,
+        PRIMARY KEY (account, region, what)
+    );
+    "#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -49,6 +49,21 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 let _ = outbox_stopped.await;
             })))
         };
+        // Integrity validation of every account with a bucket, beside ingest.
+        let (stop_integrity, integrity_stopped) = tokio::sync::oneshot::channel::<()>();
+        let integrity = config.integrity.clone().map(|settings| {
+            let policy = crate::detection::policy(&config.detection, &config.sinks);
+            tokio::spawn(aws::integrity::watch(
+                config.accounts.clone(),
+                config.aws.clone(),
+                store.clone(),
+                policy,
+                settings,
+                async move {
+                    let _ = integrity_stopped.await;
+                },
+            ))
+        });
         eprintln!("trailwatch serve: listening on http://{listen}");
         anyhow::Ok(
             aws::consumer::run(
@@ -75,9 +90,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             )
             .await?,
         )
-        .map(|consumer| (consumer, outbox, stop_outbox))
+        .map(|consumer| (consumer, outbox, stop_outbox, integrity, stop_integrity))
     })?;
-    let (consumer, outbox, stop_outbox) = consumer;
+    let (consumer, outbox, stop_outbox, integrity, stop_integrity) = consumer;
+    let _ = stop_integrity.send(());
+    if let Some(integrity) = integrity {
+        let _ = runtime.block_on(integrity);
+    }
     let _ = stop_outbox.send(());
     if let Some(outbox) = outbox {
         let _ = runtime.block_on(outbox);

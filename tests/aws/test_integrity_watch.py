@@ -1,0 +1,98 @@
+"""Continuous integrity validation in `serve`: a region whose digests and logs stop arriving
+raises a silence alert that resolves when delivery resumes; a log file deleted after it was
+verified is noticed by the re-verification sweep and alerted once, also across a restart.
+
+The trail is simulated ending now (digests are signed for the current hours); CloudTrail's
+ListPublicKeys is answered by the stub in front of moto (see test_validate.py).
+"""
+
+import json
+import signal
+import subprocess
+from datetime import datetime, timedelta, timezone
+
+from harness import BIN, Aws, Trailwatch, fault_proxy, wait_for
+from test_validate import list_public_keys_stub, upload_keys
+
+HOUR = timedelta(hours=1)
+
+
+def key_time(key):
+    """The time in a CloudTrail log or digest key's file name."""
+    stamp = key.rsplit("_", 2)[-2] if "CloudTrail-Digest" not in key else key.rsplit("_", 1)[-1][:-8]
+    fmt = "%Y%m%dT%H%M%SZ" if "CloudTrail-Digest" in key else "%Y%m%dT%H%MZ"
+    return datetime.strptime(stamp, fmt).replace(tzinfo=timezone.utc)
+
+
+def alerts(tw):
+    return json.loads(tw.run("alerts", "list", "--db", tw.db, "--format", "json").stdout)
+
+
+def test_serve_validates_continuously_alerts_on_silence_and_on_late_deletion(endpoint, tmp_path):
+    now = datetime.now(timezone.utc)
+    start = now.replace(minute=0, second=0, microsecond=0) - 5 * HOUR
+    out = tmp_path / "bucket"
+    subprocess.run([str(BIN), "simulate", "--out", str(out), "--accounts", "1", "--regions", "us-east-1",
+                    "--hours", "5", "--events", "1500", "--digests", "--start", start.strftime("%Y-%m-%dT%H:%M:%SZ")],
+                   check=True, capture_output=True)
+    manifest = json.loads((out / "manifest.json").read_text())
+    account = manifest["accounts"][0]["id"]
+    role = f"arn:aws:iam::{account}:role/trailwatch-read"
+    base = Aws(endpoint)
+    c = base.sts.assume_role(RoleArn=role, RoleSessionName="setup", ExternalId="ext-1")["Credentials"]
+    inside = Aws(endpoint, {"aws_access_key_id": c["AccessKeyId"], "aws_secret_access_key": c["SecretAccessKey"],
+                            "aws_session_token": c["SessionToken"]})
+    bucket = inside.bucket(manifest["digests"]["bucket"])
+
+    # Delivery so far stops two hours ago: digests ending by then, and the logs they list.
+    digests = sorted(manifest["digests"]["digests"], key=key_time)
+    early = [d for d in digests if key_time(d) <= now - 2 * HOUR]
+    assert early and len(early) < len(digests)
+    cutoff = key_time(early[-1])
+    early_logs = [f["key"] for f in manifest["files"] if f["kind"] == "log" and key_time(f["key"]) < cutoff]
+    upload_keys(inside, bucket, out, early + early_logs)
+
+    sections = {"integrity": {"interval": "2s", "poll": "1s", "reverify_interval": "4s", "lookback": "12h",
+                              "digest_grace": "90m", "log_grace": "90m"}}
+    with fault_proxy(endpoint, list_public_keys_stub(out / "list-public-keys.json")) as proxy:
+        tw = Trailwatch(tmp_path, proxy.endpoint, [{"name": "prod", "account_id": account, "role_arn": role,
+                                                    "external_id": "ext-1", "bucket": bucket}], sections=sections)
+        serve = tw.start_serve()
+        try:
+            silent = wait_for(lambda: [a for a in alerts(tw) if a["rule"] == "trailwatch-delivery-silence"]
+                              if tw.db.exists() else None, timeout=60, what="silence alerts")
+            wait_for(lambda: len([a for a in alerts(tw) if a["rule"] == "trailwatch-delivery-silence"]) == 2,
+                     timeout=30, what="logs and digests both silent")
+            silent = [a for a in alerts(tw) if a["rule"] == "trailwatch-delivery-silence"]
+            assert {a["title"] for a in silent} == {"CloudTrail logs stopped arriving", "CloudTrail digests stopped arriving"}
+            assert all(a["state"] == "open" and a["level"] == "high" and a["region"] == "us-east-1" for a in silent)
+            # What was delivered is intact.
+            assert not [a for a in alerts(tw) if a["rule"].startswith("trailwatch-integrity-")]
+
+            # Delivery resumes: the rest of the trail arrives.
+            upload_keys(inside, bucket, out, [d for d in digests if d not in early] +
+                        [f["key"] for f in manifest["files"] if f["kind"] == "log" and f["key"] not in early_logs])
+            wait_for(lambda: all(a["state"] == "resolved" for a in alerts(tw)
+                                 if a["rule"] == "trailwatch-delivery-silence"), timeout=60, what="silence resolved")
+            assert not [a for a in alerts(tw) if a["rule"].startswith("trailwatch-integrity-")]
+
+            # A log file deleted after it was verified: the sweep notices.
+            victim = early_logs[len(early_logs) // 2]
+            inside.s3.delete_object(Bucket=bucket, Key=victim)
+            missing = wait_for(lambda: [a for a in alerts(tw) if a["rule"] == "trailwatch-integrity-log-missing"],
+                               timeout=60, what="LOG_MISSING alert")
+            assert missing[0]["count"] == 1 and missing[0]["level"] == "high" and victim in missing[0]["principal"]
+        finally:
+            serve.send_signal(signal.SIGTERM)
+            assert serve.wait(60) == 0
+
+        # Restarted, the same finding is not alerted again (the state persisted).
+        serve = tw.start_serve("serve2.log")
+        try:
+            runs = proxy.count("cloudtrail", "ListPublicKeys")
+            wait_for(lambda: proxy.count("cloudtrail", "ListPublicKeys") >= runs + 2, timeout=60, what="two more runs")
+            again = [a for a in alerts(tw) if a["rule"] == "trailwatch-integrity-log-missing"]
+            assert len(again) == 1 and again[0]["count"] == 1, again
+        finally:
+            serve.send_signal(signal.SIGTERM)
+            assert serve.wait(60) == 0
