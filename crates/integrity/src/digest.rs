@@ -45,9 +45,16 @@ pub struct DigestBody {
     #[serde(default)]
     pub previous_digest_hash_algorithm: Option<String>,
     /// Required to be present (it is part of the string to sign), null at a chain's start.
+    #[serde(deserialize_with = "present_or_null")]
     pub previous_digest_signature: Option<String>,
     #[serde(default)]
     pub log_files: Vec<LogFileEntry>,
+}
+
+/// A field that must be present but may be null (serde treats a missing `Option` field as
+/// `None` unless it has its own deserializer).
+fn present_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Option::<String>::deserialize(d)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -187,4 +194,49 @@ pub fn inflated_sha256(stored: &[u8]) -> std::io::Result<String> {
         hasher.update(stored);
     }
     Ok(hex::encode(hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sidecars_in_both_spellings() {
+        let sdk =
+            SignatureMetadata::from_sidecar(br#"{"signature":"ab","signature-algorithm":"SHA256withRSA"}"#).unwrap();
+        let http = SignatureMetadata::from_sidecar(
+            br#"{"X-Amz-Meta-Signature":"ab","x-amz-meta-signature-algorithm":"SHA256withRSA"}"#,
+        )
+        .unwrap();
+        assert_eq!(sdk, http);
+        assert_eq!(sdk.signature.as_deref(), Some("ab"));
+        assert!(SignatureMetadata::from_sidecar(b"[1]").is_err());
+    }
+
+    #[test]
+    fn the_string_to_sign_of_a_chain_start_ends_in_null() {
+        let body = br#"{"digestStartTime":"2024-01-15T20:37:05Z","digestEndTime":"2024-01-15T21:37:05Z",
+            "digestS3Bucket":"b","digestS3Object":"k","digestPublicKeyFingerprint":"f",
+            "previousDigestSignature":null,"logFiles":[]}"#;
+        let d = Digest::from_inflated(body).unwrap();
+        let sha = hex::encode(Sha256::digest(body));
+        assert_eq!(d.string_to_sign(), format!("2024-01-15T21:37:05Z\nb/k\n{sha}\nnull"));
+        // previousDigestSignature is part of what is signed: a digest without it is not a digest.
+        let missing = br#"{"digestStartTime":"2024-01-15T20:37:05Z","digestEndTime":"2024-01-15T21:37:05Z",
+            "digestS3Bucket":"b","digestS3Object":"k","digestPublicKeyFingerprint":"f","logFiles":[]}"#;
+        assert!(matches!(Digest::from_inflated(missing), Err(DigestError::Json(_))));
+        let bad_time = String::from_utf8_lossy(body).replace("2024-01-15T21:37:05Z", "yesterday");
+        assert!(matches!(Digest::from_inflated(bad_time.as_bytes()), Err(DigestError::Time { .. })));
+    }
+
+    #[test]
+    fn log_hashes_are_of_the_inflated_content() {
+        let content = br#"{"Records":[]}"#;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut gz, content).unwrap();
+        let packed = gz.finish().unwrap();
+        let expected = hex::encode(Sha256::digest(content));
+        assert_eq!(inflated_sha256(&packed).unwrap(), expected);
+        assert!(inflated_sha256(&packed[..packed.len() - 6]).is_err(), "a truncated file is not a hash");
+    }
 }

@@ -103,3 +103,40 @@ impl PublicKeys {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(entries: &[(&str, &str, &str)]) -> PublicKeys {
+        // A real key's DER is not needed to test selection: an undecodable value is kept as such.
+        let doc = serde_json::json!({"PublicKeyList": entries.iter().map(|(fp, from, until)| serde_json::json!({
+            "Value": "AAAA", "Fingerprint": fp, "ValidityStartTime": from, "ValidityEndTime": until
+        })).collect::<Vec<_>>()});
+        PublicKeys::from_list_json(doc.to_string().as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_key_is_chosen_by_fingerprint_and_validity() {
+        let keys = list(&[("ab12", "2024-01-01T00:00:00Z", "2024-02-01T00:00:00Z")]);
+        let at = |s: &str| parse_rfc3339_millis(s).unwrap();
+        assert_eq!(keys.select("AB12", at("2024-01-15T00:00:00Z")).unwrap_err(), KeyProblem::Undecodable);
+        assert!(matches!(keys.select("ab12", at("2024-03-01T00:00:00Z")), Err(KeyProblem::NotValidAt { .. })));
+        assert_eq!(keys.select("cd34", at("2024-01-15T00:00:00Z")).unwrap_err(), KeyProblem::Unknown);
+    }
+
+    #[test]
+    fn epoch_second_times_and_bad_lists() {
+        let doc = br#"{"PublicKeyList":[{"Value":"AAAA","Fingerprint":"f","ValidityStartTime":1704067200,"ValidityEndTime":1706745600.5}]}"#;
+        let keys = PublicKeys::from_list_json(doc).unwrap();
+        assert_eq!(keys.keys[0].valid_from, Some(1_704_067_200_000));
+        assert_eq!(keys.keys[0].valid_until, Some(1_706_745_600_500));
+        assert!(PublicKeys::from_list_json(b"[]").unwrap_err().contains("PublicKeyList"));
+        assert!(PublicKeys::from_list_json(br#"{"PublicKeyList":[{"Fingerprint":"f"}]}"#)
+            .unwrap_err()
+            .contains("Value"));
+        assert!(PublicKeys::from_list_json(br#"{"PublicKeyList":[{"Fingerprint":"f","Value":"%%"}]}"#)
+            .unwrap_err()
+            .contains("base64"));
+    }
+}

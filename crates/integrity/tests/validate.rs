@@ -244,3 +244,35 @@ fn the_documentation_samples_parse_and_their_flaws_are_seen() {
     assert!(integrity::Digest::parse(&test_support::gzip(&made)[..40]).is_err());
     assert!(integrity::Digest::parse(br#"{"Records":[]}"#).is_err());
 }
+
+#[test]
+fn a_digest_without_metadata_is_verified_by_the_signature_its_successor_recorded() {
+    let (dir, manifest) = simulate(&[], 6);
+    let digests = &manifest.digests.as_ref().unwrap().digests;
+    let chain: Vec<&String> = digests
+        .iter()
+        .filter(|d| d.contains(&format!("/{}/", manifest.accounts[0].id)) && d.contains("/us-east-1/"))
+        .collect();
+    // Mid-chain: the next digest vouches for it.
+    std::fs::remove_file(dir.path().join(format!("{}.metadata.json", chain[1]))).unwrap();
+    let report = run(dir.path());
+    assert!(report.findings.is_empty(), "{:#?}", report.findings);
+    // The newest: nobody vouches for it.
+    let newest = chain.last().unwrap();
+    std::fs::remove_file(dir.path().join(format!("{newest}.metadata.json"))).unwrap();
+    let report = run(dir.path());
+    assert_eq!(kinds(&report), vec![FindingKind::DigestInvalidSignature]);
+    assert_eq!(&report.findings[0].key, *newest);
+}
+
+#[test]
+fn a_key_outside_its_validity_period_is_an_unknown_key() {
+    let (dir, _) = simulate(&[], 4);
+    let path = dir.path().join("list-public-keys.json");
+    let mut doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    doc["PublicKeyList"][0]["ValidityEndTime"] = "2020-01-01T00:00:00Z".into();
+    std::fs::write(&path, doc.to_string()).unwrap();
+    let report = run(dir.path());
+    assert_eq!(kinds(&report), vec![FindingKind::UnknownKey]);
+    assert!(report.findings.iter().all(|f| f.detail.contains("was valid")), "{:#?}", report.findings);
+}

@@ -63,3 +63,90 @@ fn integration_status_is_replaced_per_account_and_region() {
     let got = store.integration_status().unwrap();
     assert_eq!(got.iter().map(|s| (s.region.as_str(), s.objects)).collect::<Vec<_>>(), vec![("", 1), ("us-east-1", 2)]);
 }
+
+#[test]
+fn integrity_chains_only_move_forward_and_findings_are_new_once() {
+    use store::{IntegrityChain, IntegrityFinding, Silence};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("t.db")).unwrap();
+    let chain = IntegrityChain {
+        account: "prod".into(),
+        account_id: "111122223333".into(),
+        region: "us-east-1".into(),
+        trail: "main".into(),
+        newest_key: Some("d2".into()),
+        newest_end: Some(2_000),
+        newest_log: Some(1_900),
+        verified_at: 10,
+    };
+    store.record_integrity_chains(std::slice::from_ref(&chain)).unwrap();
+    // A later run over a window that starts after the newest digest sees nothing newer.
+    store
+        .record_integrity_chains(&[IntegrityChain {
+            newest_key: None,
+            newest_end: None,
+            newest_log: None,
+            verified_at: 20,
+            ..chain.clone()
+        }])
+        .unwrap();
+    // An older digest does not move the chain back.
+    store
+        .record_integrity_chains(&[IntegrityChain {
+            newest_key: Some("d1".into()),
+            newest_end: Some(1_000),
+            newest_log: Some(900),
+            verified_at: 30,
+            ..chain.clone()
+        }])
+        .unwrap();
+    let got = store.integrity_chains().unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        (got[0].newest_key.as_deref(), got[0].newest_end, got[0].newest_log, got[0].verified_at),
+        (Some("d2"), Some(2_000), Some(1_900), 30)
+    );
+    store
+        .record_integrity_chains(&[IntegrityChain {
+            newest_key: Some("d3".into()),
+            newest_end: Some(3_000),
+            newest_log: Some(2_950),
+            verified_at: 40,
+            ..chain
+        }])
+        .unwrap();
+    let got = store.integrity_chains().unwrap();
+    assert_eq!(
+        (got[0].newest_key.as_deref(), got[0].newest_end, got[0].newest_log),
+        (Some("d3"), Some(3_000), Some(2_950))
+    );
+
+    let f = IntegrityFinding {
+        account: "prod".into(),
+        kind: "LOG_MISSING".into(),
+        key: "k1".into(),
+        detail: "gone".into(),
+        first_seen: 5,
+        last_seen: 5,
+    };
+    assert_eq!(store.record_integrity_findings(std::slice::from_ref(&f)).unwrap(), vec![f.clone()]);
+    let again = IntegrityFinding { first_seen: 9, last_seen: 9, detail: "still gone".into(), ..f.clone() };
+    let other = IntegrityFinding { key: "k2".into(), ..f.clone() };
+    assert_eq!(store.record_integrity_findings(&[again, other.clone()]).unwrap(), vec![other]);
+    let all = store.integrity_findings().unwrap();
+    let k1 = all.iter().find(|x| x.key == "k1").unwrap();
+    assert_eq!((k1.first_seen, k1.last_seen, k1.detail.as_str()), (5, 9, "still gone"));
+
+    let s = Silence {
+        account: "prod".into(),
+        region: "us-east-1".into(),
+        what: "digests".into(),
+        since: 7,
+        alert_id: Some(3),
+    };
+    store.set_silence(&s).unwrap();
+    assert_eq!(store.silences().unwrap(), vec![s.clone()]);
+    assert_eq!(store.clear_silence("prod", "us-east-1", "logs").unwrap(), None);
+    assert_eq!(store.clear_silence("prod", "us-east-1", "digests").unwrap(), Some(s));
+    assert!(store.silences().unwrap().is_empty());
+}
