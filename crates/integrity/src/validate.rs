@@ -173,6 +173,9 @@ pub fn validate(
 
     // Undigested stretches between chains (validation or logging was off), per region.
     let mut restart_gaps: BTreeMap<RegionId, Vec<(EpochMillis, EpochMillis, String)>> = BTreeMap::new();
+    // Periods whose digest is gone or unreadable, per region: (from, to, why). Their logs are
+    // unverifiable, and their findings say so rather than suggest the logs were added.
+    let mut lost_periods: BTreeMap<RegionId, Vec<(EpochMillis, EpochMillis, String)>> = BTreeMap::new();
     // The signature a successor vouches for, for digests whose own metadata is missing.
     let mut vouched: HashMap<String, String> = HashMap::new();
     // Chain-walk findings.
@@ -188,7 +191,7 @@ pub fn validate(
                 // was stopped and started again.
                 if i > 0 {
                     let older = &by_key[&digests[i - 1].key];
-                    let older_end = older.digest.as_ref().map(|d| d.end).unwrap_or(older.listed.parsed.time);
+                    let older_end = end_of(older);
                     findings.push(Finding::new(
                         FindingKind::ChainRestart,
                         &listed.key,
@@ -238,6 +241,12 @@ pub fn validate(
                         prev_key,
                         format!("the previous digest of {} is not in the bucket (deleted?)", listed.key),
                     ));
+                    let from = i.checked_sub(1).map(|j| end_of(&by_key[&digests[j].key])).unwrap_or(b.start - HOUR);
+                    lost_periods.entry(chain_id.0.clone()).or_default().push((
+                        from,
+                        b.start,
+                        format!("the digest that lists it ({prev_key}) was deleted"),
+                    ));
                 }
             }
         }
@@ -272,6 +281,11 @@ pub fn validate(
                 Ok(d) => d,
                 Err(reason) => {
                     findings.push(Finding::new(FindingKind::DigestUnreadable, &listed.key, reason.clone()));
+                    lost_periods.entry(chain_id.0.clone()).or_default().push((
+                        listed.parsed.time - HOUR,
+                        listed.parsed.time,
+                        format!("the digest that lists it ({}) is unreadable", listed.key),
+                    ));
                     continue;
                 }
             };
@@ -297,7 +311,7 @@ pub fn validate(
     let mut chain_newest_end: HashMap<&RegionId, EpochMillis> = HashMap::new();
     for (chain_id, digests) in &chains {
         let Some(newest) = digests.last() else { continue };
-        let newest_end = by_key[&newest.key].digest.as_ref().map(|d| d.end).unwrap_or(newest.parsed.time);
+        let newest_end = end_of(&by_key[&newest.key]);
         let region_end = chain_newest_end.entry(&chain_id.0).or_insert(newest_end);
         *region_end = (*region_end).max(newest_end);
         let delivered_until = trail_newest[&trail_of(chain_id)].min(end);
@@ -410,10 +424,16 @@ pub fn validate(
                 ));
                 continue;
             }
+            let lost = lost_periods
+                .get(region)
+                .and_then(|p| p.iter().find(|(from, to, _)| t + EDGE > *from && t < *to + EDGE));
             findings.push(Finding::new(
                 FindingKind::UnlistedLog,
                 &log.key,
-                "in a period the digests cover, but no digest lists it (added to the bucket?)".to_string(),
+                match lost {
+                    Some((_, _, why)) => format!("no digest vouches for it: {why}"),
+                    None => "in a period the digests cover, but no digest lists it (added to the bucket?)".to_string(),
+                },
             ));
         }
         for f in findings.iter_mut().filter(|f| f.kind == FindingKind::ChainRestart) {
@@ -428,6 +448,11 @@ pub fn validate(
     findings.sort_by(|a, b| a.key.cmp(&b.key).then(a.kind.cmp(&b.kind)));
     report.findings = findings;
     Ok(report)
+}
+
+/// A digest's end time: from its body, else from its key.
+fn end_of(f: &Fetched) -> EpochMillis {
+    f.digest.as_ref().map(|d| d.end).unwrap_or(f.listed.parsed.time)
 }
 
 /// B links to A: A's signature and A's hash must be what B recorded.

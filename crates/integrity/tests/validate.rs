@@ -96,6 +96,17 @@ fn single_effect_tampers_report_nothing_else() {
             tamper.name(),
             report.findings
         );
+        // Logs whose digest is gone are reported as unverifiable, not as added.
+        if matches!(tamper, Tamper::DigestDeleted | Tamper::DigestCorrupted) {
+            let unlisted: Vec<_> = report.findings.iter().filter(|f| f.kind == FindingKind::UnlistedLog).collect();
+            assert!(
+                !unlisted.is_empty() && unlisted.iter().all(|f| f.detail.starts_with("no digest vouches for it")),
+                "{unlisted:#?}"
+            );
+        }
+        if tamper == Tamper::LogInjected {
+            assert!(report.findings[0].detail.contains("added to the bucket"), "{:#?}", report.findings);
+        }
     }
 }
 

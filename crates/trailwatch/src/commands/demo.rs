@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use model::timefmt::format_millis;
-use sim::{Scenario, SimConfig};
+use sim::{Scenario, SimConfig, Tamper};
 use store::{Dimension, EventQuery, SqliteStore, Store};
 
 use super::{now_millis, pipeline_config, thousands};
@@ -31,6 +31,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             seed: args.seed,
             start,
             scenarios: Scenario::ALL.to_vec(),
+            // Signed digest chains, and someone covering their tracks in the first account.
+            digests: true,
+            tampers: DEMO_TAMPERS.to_vec(),
             ..Default::default()
         };
         let started = Instant::now();
@@ -61,7 +64,37 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64(),
         thousands(report.already_ingested)
     );
+    integrity(&store, &bucket)?;
     summarise(&store, &manifest_path, &db)
+}
+
+/// What `simulate` does to the demo's digested record (each is found by validation).
+const DEMO_TAMPERS: [Tamper; 4] =
+    [Tamper::LogModified, Tamper::LogDeleted, Tamper::DigestDeleted, Tamper::ValidationPaused];
+
+/// Validates the simulated bucket against its digests and records the findings (and their
+/// alerts) as continuous validation would.
+fn integrity(store: &SqliteStore, bucket: &Path) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let keys_path = bucket.join(sim::digests::KEYS_FILE);
+    let keys = integrity::PublicKeys::from_list_json(
+        &std::fs::read(&keys_path).with_context(|| format!("reading {}", keys_path.display()))?,
+    )
+    .map_err(|e| anyhow::anyhow!("{}: {e}", keys_path.display()))?;
+    let local = integrity::LocalDir::new(bucket);
+    let inventory = local.inventory().with_context(|| format!("listing {}", bucket.display()))?;
+    let report = integrity::validate(&local, &inventory, &keys, &integrity::Options::default())?;
+    let recorded = integrity::record::record(store, "demo", &report, &store::AlertPolicy::default(), now_millis())?;
+    println!(
+        "validated {} digests and {} log files against their signatures in {:.1}s: {}, {} findings ({} new)",
+        thousands(report.digests as u64),
+        thousands(report.logs as u64),
+        started.elapsed().as_secs_f64(),
+        if report.valid() { "VALID" } else { "INVALID" },
+        report.findings.len(),
+        recorded.new_findings.len()
+    );
+    Ok(())
 }
 
 fn summarise(store: &SqliteStore, manifest_path: &Path, db: &Path) -> anyhow::Result<()> {
@@ -124,7 +157,7 @@ fn summarise(store: &SqliteStore, manifest_path: &Path, db: &Path) -> anyhow::Re
     let alerts =
         store.alerts(&store::AlertFilter { limit: 15, min_level: Some("medium".into()), ..Default::default() })?;
     println!(
-        "\n{all_alerts} alerts raised by the built-in rules; medium and above, newest first ({} shown):",
+        "\n{all_alerts} alerts raised by detection and integrity validation; medium and above, newest first ({} shown):",
         alerts.len()
     );
     for a in &alerts {
@@ -137,6 +170,19 @@ fn summarise(store: &SqliteStore, manifest_path: &Path, db: &Path) -> anyhow::Re
             terminal_safe(&a.subject.principal),
             terminal_safe(a.subject.source_ip.as_deref().unwrap_or("-"))
         );
+    }
+    let findings = store.integrity_findings()?;
+    if !findings.is_empty() {
+        println!(
+            "\nintegrity findings (trailwatch validate --local {}/bucket --public-keys …):",
+            db.parent().map(|p| p.display().to_string()).unwrap_or_default()
+        );
+        let mut shown = std::collections::BTreeSet::new();
+        for f in findings.iter().filter(|f| shown.insert(f.kind.clone())) {
+            let n = findings.iter().filter(|x| x.kind == f.kind).count();
+            println!("  {:<24} {:>4}  e.g. {}", f.kind, n, terminal_safe(&f.key));
+            println!("  {:<24}       {}", "", terminal_safe(&f.detail));
+        }
     }
     let db = db.display();
     println!("\ntry:");
