@@ -89,9 +89,15 @@ fn simulate_is_deterministic_and_demo_runs() {
         assert!(out.contains(scenario), "{out}");
     }
     assert!(out.contains("StopLogging") && out.contains("203.0.113.7"), "{out}");
+    // The demo's digests are validated and its tampering found.
+    assert!(out.contains("INVALID"), "{out}");
+    for kind in ["LOG_MODIFIED", "LOG_MISSING", "DIGEST_MISSING", "CHAIN_RESTART"] {
+        assert!(out.contains(kind), "{kind}: {out}");
+    }
     // A second run reuses the bucket and ingests nothing new.
     let again = run(&["demo", "--data-dir", s(&demo), "--events", "1500"]);
     assert!(again.contains("reusing") && again.contains("ingested 0 new files"), "{again}");
+    assert!(again.contains("(0 new)"), "findings are recorded once: {again}");
 }
 
 /// Two processes ingesting into one database at the same time (a running service and a

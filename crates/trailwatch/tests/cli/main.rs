@@ -8,3 +8,4 @@ mod memory;
 mod rules;
 mod search;
 mod util;
+mod validate;
