@@ -6,7 +6,6 @@
 use base64::Engine;
 use model::timefmt::parse_rfc3339_millis;
 use model::EpochMillis;
-use rsa::RsaPublicKey;
 use serde_json::Value;
 
 use crate::digest::public_key_from_der;
@@ -14,8 +13,8 @@ use crate::digest::public_key_from_der;
 #[derive(Debug, Clone)]
 pub struct PublicKey {
     pub fingerprint: String,
-    /// `None` when the DER value does not decode as a PKCS#1 RSA public key.
-    pub key: Option<RsaPublicKey>,
+    /// The DER `RSAPublicKey`; `None` when the value does not decode as one.
+    pub key: Option<Vec<u8>>,
     pub valid_from: Option<EpochMillis>,
     pub valid_until: Option<EpochMillis>,
 }
@@ -91,14 +90,14 @@ impl PublicKeys {
 
     /// The key with `fingerprint` that was valid at `at` (a digest's end time). Several keys
     /// may share a fingerprint across validity periods; the one covering `at` wins.
-    pub fn select(&self, fingerprint: &str, at: EpochMillis) -> Result<&RsaPublicKey, KeyProblem> {
+    pub fn select(&self, fingerprint: &str, at: EpochMillis) -> Result<&[u8], KeyProblem> {
         let mut candidates =
             self.keys.iter().filter(|k| k.fingerprint.eq_ignore_ascii_case(fingerprint.trim())).peekable();
         let Some(first) = candidates.peek().copied() else { return Err(KeyProblem::Unknown) };
         let covering = candidates
             .find(|k| k.valid_from.is_none_or(|from| from <= at) && k.valid_until.is_none_or(|until| at <= until));
         match covering {
-            Some(k) => k.key.as_ref().ok_or(KeyProblem::Undecodable),
+            Some(k) => k.key.as_deref().ok_or(KeyProblem::Undecodable),
             None => Err(KeyProblem::NotValidAt { from: first.valid_from, until: first.valid_until }),
         }
     }
