@@ -710,6 +710,32 @@ mod tests {
     }
 
     #[test]
+    fn integrity_settings() {
+        let d = load("", &[]).unwrap().integrity.expect("on by default");
+        assert_eq!(d.interval, std::time::Duration::from_secs(3600));
+        assert_eq!((d.grace.digests, d.grace.logs), (7_200_000, 21_600_000));
+        let c = load(
+            "[integrity]\ninterval = \"10m\"\ndigest_grace = \"3h\"\n",
+            &[("TRAILWATCH_INTEGRITY_LOG_GRACE", "1d")],
+        )
+        .unwrap()
+        .integrity
+        .unwrap();
+        assert_eq!(c.interval, std::time::Duration::from_secs(600));
+        assert_eq!((c.grace.digests, c.grace.logs), (10_800_000, 86_400_000));
+        assert!(load("[integrity]\nenabled = false\n", &[]).unwrap().integrity.is_none());
+        for (text, key) in [
+            ("[integrity]\ninterval = \"often\"\n", "integrity.interval"),
+            ("[integrity]\npending = \"0s\"\n", "integrity.pending"),
+            ("[integrity]\npublic_keys = \"/nonexistent/keys.json\"\n", "integrity.public_keys"),
+            ("[integrity]\nintervals = \"1h\"\n", "intervals"),
+        ] {
+            let err = format!("{:#}", load(text, &[]).unwrap_err());
+            assert!(err.contains(key), "{text}: {err}");
+        }
+    }
+
+    #[test]
     fn the_shipped_example_parses() {
         let c = load(include_str!("../../../trailwatch.example.toml"), &[]).unwrap();
         assert_eq!(c.accounts.len(), 1);
