@@ -176,7 +176,17 @@ pub fn check_silence(
     let mut changes = Vec::new();
     for ((account, account_id, region, what), last) in newest {
         let limit = if what == SILENT_LOGS { grace.logs } else { grace.digests };
-        let known = silent.iter().find(|s| s.account == account && s.region == region && s.what == what);
+        let key = Silence {
+            account: account.clone(),
+            account_id: account_id.clone(),
+            region: region.clone(),
+            what: what.to_string(),
+            since: last,
+            alert_id: None,
+        };
+        let known = silent.iter().find(|s| {
+            s.account == key.account && s.account_id == key.account_id && s.region == key.region && s.what == key.what
+        });
         if now - last > limit {
             if known.is_some_and(|s| s.since == last) {
                 continue;
@@ -198,12 +208,11 @@ pub fn check_silence(
                 },
             };
             let opened = alert(store, &[hit], policy)?;
-            let silence =
-                Silence { account, region, what: what.to_string(), since: last, alert_id: opened.first().copied() };
+            let silence = Silence { alert_id: opened.first().copied(), ..key };
             store.set_silence(&silence)?;
             changes.push(SilenceChange { silence, started: true });
         } else if known.is_some() {
-            if let Some(silence) = store.clear_silence(&account, &region, what)? {
+            if let Some(silence) = store.clear_silence(&key)? {
                 if let Some(id) = silence.alert_id {
                     let comment = format!("{what} arriving again (newest {})", format_millis(last));
                     store.set_alert_state(id, AlertState::Resolved, Some(&comment))?;

@@ -41,6 +41,7 @@ pub const SILENT_DIGESTS: &str = "digests";
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Silence {
     pub account: String,
+    pub account_id: String,
     pub region: String,
     /// [`SILENT_LOGS`] or [`SILENT_DIGESTS`].
     pub what: String,

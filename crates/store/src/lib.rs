@@ -158,8 +158,8 @@ pub trait Store: Send + Sync {
     /// Records (or replaces) a silent account/region.
     fn set_silence(&self, silence: &Silence) -> Result<(), StoreError>;
 
-    /// Ends a silence; returns it if there was one.
-    fn clear_silence(&self, account: &str, region: &str, what: &str) -> Result<Option<Silence>, StoreError>;
+    /// Ends the silence of `silence`'s account, region and kind; returns it if there was one.
+    fn clear_silence(&self, silence: &Silence) -> Result<Option<Silence>, StoreError>;
 }
 
 /// Writes objects' events and ledger rows. See the crate documentation for the protocol.

@@ -13,8 +13,7 @@ pub(super) fn record_chains(c: &Connection, chains: &[IntegrityChain]) -> Result
         .prepare_cached(
             "INSERT INTO integrity_chains (account, account_id, region, trail, newest_key, newest_end, newest_log, verified_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-             ON CONFLICT (account, region, trail) DO UPDATE SET
-                account_id = excluded.account_id,
+             ON CONFLICT (account, account_id, region, trail) DO UPDATE SET
                 newest_key = CASE WHEN coalesce(excluded.newest_end, 0) >= coalesce(newest_end, 0)
                              THEN coalesce(excluded.newest_key, newest_key) ELSE newest_key END,
                 newest_end = max(coalesce(newest_end, excluded.newest_end), coalesce(excluded.newest_end, newest_end)),
@@ -103,43 +102,38 @@ pub(super) fn findings(c: &Connection) -> Result<Vec<IntegrityFinding>, StoreErr
 }
 
 pub(super) fn silences(c: &Connection) -> Result<Vec<Silence>, StoreError> {
-    let sql = "SELECT account, region, what, since, alert_id FROM integrity_silences ORDER BY account, region, what";
-    all(c, sql, "list silences", |r| {
-        Ok(Silence { account: r.get(0)?, region: r.get(1)?, what: r.get(2)?, since: r.get(3)?, alert_id: r.get(4)? })
-    })
+    let sql = "SELECT account, account_id, region, what, since, alert_id FROM integrity_silences
+               ORDER BY account, account_id, region, what";
+    all(c, sql, "list silences", silence_row)
 }
 
 pub(super) fn set_silence(c: &Connection, s: &Silence) -> Result<(), StoreError> {
     c.execute(
-        "INSERT OR REPLACE INTO integrity_silences (account, region, what, since, alert_id) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![s.account, s.region, s.what, s.since, s.alert_id],
+        "INSERT OR REPLACE INTO integrity_silences (account, account_id, region, what, since, alert_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![s.account, s.account_id, s.region, s.what, s.since, s.alert_id],
     )
     .context("record silence")?;
     Ok(())
 }
 
 /// Removes a silence; returns it if there was one.
-pub(super) fn clear_silence(
-    c: &Connection,
-    account: &str,
-    region: &str,
-    what: &str,
-) -> Result<Option<Silence>, StoreError> {
+pub(super) fn clear_silence(c: &Connection, s: &Silence) -> Result<Option<Silence>, StoreError> {
     c.prepare_cached(
-        "DELETE FROM integrity_silences WHERE account = ?1 AND region = ?2 AND what = ?3
-         RETURNING account, region, what, since, alert_id",
+        "DELETE FROM integrity_silences WHERE account = ?1 AND account_id = ?2 AND region = ?3 AND what = ?4
+         RETURNING account, account_id, region, what, since, alert_id",
     )
-    .and_then(|mut s| {
-        s.query_row(params![account, region, what], |r| {
-            Ok(Silence {
-                account: r.get(0)?,
-                region: r.get(1)?,
-                what: r.get(2)?,
-                since: r.get(3)?,
-                alert_id: r.get(4)?,
-            })
-        })
-        .optional()
-    })
+    .and_then(|mut st| st.query_row(params![s.account, s.account_id, s.region, s.what], silence_row).optional())
     .context("clear silence")
+}
+
+fn silence_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Silence> {
+    Ok(Silence {
+        account: r.get(0)?,
+        account_id: r.get(1)?,
+        region: r.get(2)?,
+        what: r.get(3)?,
+        since: r.get(4)?,
+        alert_id: r.get(5)?,
+    })
 }

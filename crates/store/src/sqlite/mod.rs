@@ -353,8 +353,8 @@ impl Store for SqliteStore {
         self.with_read(|c| integrity::set_silence(c, silence))
     }
 
-    fn clear_silence(&self, account: &str, region: &str, what: &str) -> Result<Option<crate::Silence>, StoreError> {
-        self.with_read(|c| integrity::clear_silence(c, account, region, what))
+    fn clear_silence(&self, silence: &crate::Silence) -> Result<Option<crate::Silence>, StoreError> {
+        self.with_read(|c| integrity::clear_silence(c, silence))
     }
 
     fn stats(&self) -> Result<StoreStats, StoreError> {

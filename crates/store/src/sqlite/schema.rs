@@ -240,7 +240,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         newest_end  INTEGER,
         newest_log  INTEGER,
         verified_at INTEGER NOT NULL,
-        PRIMARY KEY (account, region, trail)
+        PRIMARY KEY (account, account_id, region, trail)
     );
 
     CREATE TABLE integrity_findings (
@@ -254,12 +254,13 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
 
     CREATE TABLE integrity_silences (
-        account  TEXT NOT NULL,
-        region   TEXT NOT NULL,
-        what     TEXT NOT NULL,
-        since    INTEGER NOT NULL,
-        alert_id INTEGER,
-        PRIMARY KEY (account, region, what)
+        account    TEXT NOT NULL,
+        account_id TEXT NOT NULL,
+        region     TEXT NOT NULL,
+        what       TEXT NOT NULL,
+        since      INTEGER NOT NULL,
+        alert_id   INTEGER,
+        PRIMARY KEY (account, account_id, region, what)
     );
     "#,
 ];

@@ -139,6 +139,7 @@ fn integrity_chains_only_move_forward_and_findings_are_new_once() {
 
     let s = Silence {
         account: "prod".into(),
+        account_id: "111122223333".into(),
         region: "us-east-1".into(),
         what: "digests".into(),
         since: 7,
@@ -146,7 +147,8 @@ fn integrity_chains_only_move_forward_and_findings_are_new_once() {
     };
     store.set_silence(&s).unwrap();
     assert_eq!(store.silences().unwrap(), vec![s.clone()]);
-    assert_eq!(store.clear_silence("prod", "us-east-1", "logs").unwrap(), None);
-    assert_eq!(store.clear_silence("prod", "us-east-1", "digests").unwrap(), Some(s));
+    assert_eq!(store.clear_silence(&Silence { what: "logs".into(), ..s.clone() }).unwrap(), None);
+    assert_eq!(store.clear_silence(&Silence { account_id: "444455556666".into(), ..s.clone() }).unwrap(), None);
+    assert_eq!(store.clear_silence(&s).unwrap(), Some(s));
     assert!(store.silences().unwrap().is_empty());
 }

@@ -28,6 +28,16 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
         rows.iter().map(|r| (r.clone(), aws::status::verdict_among(&rows, r, now))).collect();
     let problems = store.message_problems()?;
     let findings = store.findings()?;
+    let chains = store.integrity_chains()?;
+    let integrity_findings = store.integrity_findings()?;
+    let silences = store.silences()?;
+    let silent = |c: &store::IntegrityChain| -> Vec<&str> {
+        silences
+            .iter()
+            .filter(|s| s.account == c.account && s.account_id == c.account_id && s.region == c.region)
+            .map(|s| s.what.as_str())
+            .collect()
+    };
     match args.format {
         Format::Json | Format::Jsonl => {
             let integrations: Vec<Value> = verdicts
@@ -59,7 +69,22 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
                            "occurrences": f.occurrences, "firstSeen": model::timefmt::format_millis(f.first_seen)})
                 })
                 .collect();
-            println!("{}", json!({"integrations": integrations, "messageProblems": problems, "findings": findings}));
+            let integrity = json!({
+                "chains": chains.iter().map(|c| json!({
+                    "account": c.account, "accountId": c.account_id, "region": c.region, "trail": c.trail,
+                    "newestDigest": c.newest_key, "newestDigestEnd": c.newest_end.map(model::timefmt::format_millis),
+                    "newestLog": c.newest_log.map(model::timefmt::format_millis),
+                    "verifiedAt": model::timefmt::format_millis(c.verified_at), "silent": silent(c),
+                })).collect::<Vec<_>>(),
+                "findings": integrity_findings.iter().map(|f| json!({
+                    "account": f.account, "kind": f.kind, "key": f.key, "detail": f.detail,
+                    "firstSeen": model::timefmt::format_millis(f.first_seen), "lastSeen": model::timefmt::format_millis(f.last_seen),
+                })).collect::<Vec<_>>(),
+            });
+            println!(
+                "{}",
+                json!({"integrations": integrations, "messageProblems": problems, "findings": findings, "integrity": integrity})
+            );
         }
         Format::Tsv => {
             for (r, v) in &verdicts {
@@ -134,6 +159,39 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
                     })
                     .collect();
                 print!("{}", table(&["KIND", "ACCOUNT", "OBJECT", "SEEN"], &rows, 120));
+            }
+            if !chains.is_empty() {
+                println!("\nlog file integrity (digest chains verified):");
+                let rows: Vec<Vec<String>> = chains
+                    .iter()
+                    .map(|c| {
+                        let quiet = silent(c);
+                        vec![
+                            c.account.clone(),
+                            c.account_id.clone(),
+                            c.region.clone(),
+                            c.trail.clone(),
+                            time(c.newest_end),
+                            time(c.newest_log),
+                            time(Some(c.verified_at)),
+                            if quiet.is_empty() { "ok".into() } else { format!("silent: no {}", quiet.join(", no ")) },
+                        ]
+                    })
+                    .collect();
+                let header =
+                    ["ACCOUNT", "ACCOUNT ID", "REGION", "TRAIL", "NEWEST DIGEST", "NEWEST LOG", "VERIFIED", "DELIVERY"];
+                print!("{}", table(&header, &rows, 60));
+            }
+            if !integrity_findings.is_empty() {
+                println!(
+                    "\nintegrity findings ({}; `trailwatch alerts list --rule trailwatch-integrity-…`):",
+                    integrity_findings.len()
+                );
+                let rows: Vec<Vec<String>> = integrity_findings
+                    .iter()
+                    .map(|f| vec![f.kind.clone(), f.account.clone(), time(Some(f.first_seen)), f.key.clone()])
+                    .collect();
+                print!("{}", table(&["KIND", "ACCOUNT", "FOUND", "KEY"], &rows, 160));
             }
         }
     }
