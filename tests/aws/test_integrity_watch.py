@@ -30,7 +30,9 @@ def alerts(tw):
 
 def test_serve_validates_continuously_alerts_on_silence_and_on_late_deletion(endpoint, tmp_path):
     now = datetime.now(timezone.utc)
-    start = now.replace(minute=0, second=0, microsecond=0) - 5 * HOUR
+    # Five hours ending two hours ago: the simulator digests every log, so its last digest
+    # ends about an hour ago.
+    start = now.replace(minute=0, second=0, microsecond=0) - 7 * HOUR
     out = tmp_path / "bucket"
     subprocess.run([str(BIN), "simulate", "--out", str(out), "--accounts", "1", "--regions", "us-east-1",
                     "--hours", "5", "--events", "1500", "--digests", "--start", start.strftime("%Y-%m-%dT%H:%M:%SZ")],
@@ -44,16 +46,17 @@ def test_serve_validates_continuously_alerts_on_silence_and_on_late_deletion(end
                             "aws_session_token": c["SessionToken"]})
     bucket = inside.bucket(manifest["digests"]["bucket"])
 
-    # Delivery so far stops two hours ago: digests ending by then, and the logs they list.
+    # Delivery so far stopped three and a half hours ago: digests ending by then, and the logs
+    # they list. The rest (newest log about 2-3 h old, newest digest 1-3 h old) comes later.
     digests = sorted(manifest["digests"]["digests"], key=key_time)
-    early = [d for d in digests if key_time(d) <= now - 2 * HOUR]
+    early = [d for d in digests if key_time(d) <= now - timedelta(hours=3, minutes=30)]
     assert early and len(early) < len(digests)
     cutoff = key_time(early[-1])
     early_logs = [f["key"] for f in manifest["files"] if f["kind"] == "log" and key_time(f["key"]) < cutoff]
     upload_keys(inside, bucket, out, early + early_logs)
 
     sections = {"integrity": {"interval": "2s", "poll": "1s", "reverify_interval": "4s", "lookback": "12h",
-                              "digest_grace": "90m", "log_grace": "90m"}}
+                              "digest_grace": "195m", "log_grace": "195m"}}
     with fault_proxy(endpoint, list_public_keys_stub(out / "list-public-keys.json")) as proxy:
         tw = Trailwatch(tmp_path, proxy.endpoint, [{"name": "prod", "account_id": account, "role_arn": role,
                                                     "external_id": "ext-1", "bucket": bucket}], sections=sections)

@@ -163,14 +163,15 @@ pub async fn inventory(
                 if !regions.contains(&region) {
                     regions.push(region.clone());
                 }
-                let mut day = start.saturating_sub(DAY);
-                while day <= end.saturating_add(DAY) {
-                    let Some((y, m, d, ..)) = civil(day) else { break };
-                    let prefix = format!("{region_root}{y:04}/{m:02}/{d:02}/");
-                    for (key, size) in list_sized(s3, bucket, &prefix).await? {
-                        inventory.push(key, size);
-                    }
-                    day += DAY;
+                // Keys sort by their date directories: one listing from the day before the
+                // window to the day after it, however long the window.
+                let day_dir = |t: EpochMillis| {
+                    civil(t).map(|(y, m, d, ..)| format!("{region_root}{y:04}/{m:02}/{d:02}/")).unwrap_or_default()
+                };
+                let first = day_dir(start.saturating_sub(DAY));
+                let after_last = day_dir(end.saturating_add(2 * DAY));
+                for (key, size) in list_range(s3, bucket, &region_root, &first, &after_last).await? {
+                    inventory.push(key, size);
                 }
             }
         }
@@ -205,18 +206,31 @@ async fn list(
     Ok((keys, common))
 }
 
-async fn list_sized(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<Vec<(String, u64)>, IntegrityError> {
+/// Keys (with sizes) under `prefix` from `from` (inclusive) up to `until` (exclusive), in
+/// key order; the listing starts after `from`'s predecessor and stops at `until`.
+async fn list_range(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    from: &str,
+    until: &str,
+) -> Result<Vec<(String, u64)>, IntegrityError> {
     let mut out = Vec::new();
-    let mut pages = s3.list_objects_v2().bucket(bucket).prefix(prefix).into_paginator().send();
+    // StartAfter is exclusive; the day directory itself (ending in '/') is never a log key.
+    let mut pages = s3.list_objects_v2().bucket(bucket).prefix(prefix).start_after(from).into_paginator().send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| IntegrityError::List {
             bucket: bucket.into(),
             prefix: prefix.into(),
             detail: DisplayErrorContext(&e).to_string(),
         })?;
-        out.extend(
-            page.contents().iter().filter_map(|o| Some((o.key()?.to_string(), o.size().unwrap_or(0).max(0) as u64))),
-        );
+        for o in page.contents() {
+            let Some(key) = o.key() else { continue };
+            if key >= until {
+                return Ok(out);
+            }
+            out.push((key.to_string(), o.size().unwrap_or(0).max(0) as u64));
+        }
     }
     Ok(out)
 }

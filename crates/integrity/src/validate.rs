@@ -37,7 +37,7 @@ const DIGEST_CADENCE_LIMIT: i64 = HOUR + 30 * MINUTE;
 pub struct Options {
     /// Validate digests ending at or after this time and logs delivered at or after it.
     pub start: Option<EpochMillis>,
-    /// … and up to this time. `None`: up to the newest object in the inventory.
+    /// … and up to this time. `None`: now (as `aws cloudtrail validate-logs`).
     pub end: Option<EpochMillis>,
     /// How long after its delivery a log may still wait for the digest that lists it.
     pub pending: i64,
@@ -119,7 +119,9 @@ pub fn validate(
     keys: &PublicKeys,
     options: &Options,
 ) -> Result<Report, ValidateError> {
-    let end = options.end.unwrap_or_else(|| inventory.objects.iter().map(|o| o.parsed.time).max().unwrap_or(0));
+    // As awscli: up to now unless told otherwise. A digest "could still arrive" only until
+    // `pending` after a log's delivery, measured against this end.
+    let end = options.end.unwrap_or_else(model::timefmt::now_millis);
     let start = options.start.unwrap_or(EpochMillis::MIN);
     let bucket = reader.bucket().unwrap_or("");
     let mut findings = Vec::new();
@@ -314,22 +316,6 @@ pub fn validate(
         let newest_end = end_of(&by_key[&newest.key]);
         let region_end = chain_newest_end.entry(&chain_id.0).or_insert(newest_end);
         *region_end = (*region_end).max(newest_end);
-        let delivered_until = trail_newest[&trail_of(chain_id)].min(end);
-        if delivered_until - newest_end > options.pending {
-            let mut expected = newest.parsed.clone();
-            expected.time = newest_end + HOUR;
-            findings.push(Finding::new(
-                FindingKind::DigestMissing,
-                &expected.to_key(),
-                format!(
-                    "no digest after {} in {} although the trail delivered until {}: the newest digests were deleted (expected hourly, the next one about {})",
-                    format_millis(newest_end),
-                    chain_id.0 .3,
-                    format_millis(delivered_until),
-                    format_millis(expected.time)
-                ),
-            ));
-        }
         report.chains.push(ChainSummary {
             account: chain_id.0 .2.clone(),
             region: chain_id.0 .3.clone(),
@@ -389,7 +375,9 @@ pub fn validate(
     report.logs = work.len();
     report.log_bytes = bytes_read.into_inner() as u64;
 
-    // Log files no digest vouches for.
+    // Log files no digest vouches for. A log delivered after the newest digest whose digest
+    // is overdue (newest such delivery per region) means that digest was deleted.
+    let mut overdue_logs: HashMap<RegionId, EpochMillis> = HashMap::new();
     for (region, logs) in &logs_by_region {
         let Some(&newest_end) = chain_newest_end.get(region) else { continue };
         let oldest_start = chains
@@ -414,6 +402,8 @@ pub fn validate(
                 if end - t <= options.pending {
                     continue; // its digest may still come
                 }
+                let overdue = overdue_logs.entry(region.clone()).or_insert(t);
+                *overdue = (*overdue).max(t);
                 findings.push(Finding::new(
                     FindingKind::UnlistedLog,
                     &log.key,
@@ -440,6 +430,30 @@ pub fn validate(
             if let Some(n) = undigested_in_gap.get(f.key.as_str()) {
                 f.detail.push_str(&format!("; {n} log files delivered meanwhile are covered by no digest"));
             }
+        }
+    }
+
+    // Newest digests deleted: the trail delivered (logs, or digests in its other regions)
+    // well past this chain's newest digest, or a log after it waited past the pending window.
+    for (chain_id, digests) in &chains {
+        let Some(newest) = digests.last() else { continue };
+        let newest_end = end_of(&by_key[&newest.key]);
+        let delivered_until = trail_newest[&trail_of(chain_id)].min(end);
+        let overdue = overdue_logs.get(&chain_id.0).is_some_and(|&t| t + EDGE > newest_end);
+        if delivered_until - newest_end > options.pending || overdue {
+            let mut expected = newest.parsed.clone();
+            expected.time = newest_end + HOUR;
+            findings.push(Finding::new(
+                FindingKind::DigestMissing,
+                &expected.to_key(),
+                format!(
+                    "no digest after {} in {} although the trail delivered until {}: the newest digest was deleted (they come hourly; the next one was due about {})",
+                    format_millis(newest_end),
+                    chain_id.0 .3,
+                    format_millis(delivered_until),
+                    format_millis(expected.time)
+                ),
+            ));
         }
     }
 

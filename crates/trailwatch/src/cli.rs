@@ -421,7 +421,8 @@ pub struct ValidateArgs {
     /// Digests ending and logs delivered from this time (RFC 3339, a date, or an age such as 7d).
     #[arg(long, value_name = "T")]
     pub start_time: Option<String>,
-    /// … up to this time. Default: now for --trail-arn; the newest object for --local.
+    /// … up to this time (default: now). A log newer than the newest digest is pending until
+    /// --pending-minutes before it, unlisted after.
     #[arg(long, value_name = "T")]
     pub end_time: Option<String>,
     /// How long a delivered log may wait for the digest that lists it (minutes).

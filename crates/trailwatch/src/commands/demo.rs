@@ -23,9 +23,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     if manifest_path.exists() {
         println!("reusing the simulated bucket in {}", bucket.display());
     } else {
-        // The last 24 hours, so the data looks current.
+        // 24 hours ending two hours ago: the data looks current, and the last hour's digests
+        // (which CloudTrail delivers up to an hour later) are in the bucket.
         let now = now_millis();
-        let start = (now - 24 * 3_600_000).div_euclid(3_600_000) * 3_600_000;
+        let start = (now - 26 * 3_600_000).div_euclid(3_600_000) * 3_600_000;
         let config = SimConfig {
             events: args.events,
             seed: args.seed,

@@ -25,7 +25,12 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<()> {
             PublicKeys::from_list_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
         })
         .transpose()?;
-    let options = Options { start, end, pending: i64::from(args.pending_minutes) * 60_000, ..Options::default() };
+    let options = Options {
+        start,
+        end: Some(end.unwrap_or(now)),
+        pending: i64::from(args.pending_minutes) * 60_000,
+        ..Options::default()
+    };
     let started = std::time::Instant::now();
     let report = match (&args.local, &args.trail_arn) {
         (Some(dir), _) => {
