@@ -257,6 +257,11 @@ pub fn validate(
             if linked[i] || i + 1 == digests.len() {
                 continue;
             }
+            // A digest that is not where it says it was written is reported as moved; that
+            // no chain links to its new place follows from the move.
+            if by_key[&listed.key].digest.as_ref().is_ok_and(|d| d.body.digest_s3_object != listed.key) {
+                continue;
+            }
             let Ok(next) = &by_key[&digests[i + 1].key].digest else { continue };
             // Linking to a deleted digest is DIGEST_MISSING; linking past this one to an
             // older digest that is present leaves this one outside the chain.
@@ -275,7 +280,10 @@ pub fn validate(
         }
     }
 
-    // Each digest on its own: readable, where it says it is, signed by a known key.
+    // Each digest on its own: readable, where it says it is, signed by a known key. The log
+    // hashes of a digest whose signature fails are not evidence (as for awscli): its logs
+    // count as listed, but are not judged by them.
+    let mut untrusted: HashSet<&str> = HashSet::new();
     for (chain_id, digests) in &chains {
         for listed in digests {
             let f = &by_key[&listed.key];
@@ -292,7 +300,17 @@ pub fn validate(
                 }
             };
             check_location(&mut findings, &listed.key, d, reader.bucket());
-            check_signature(&mut findings, &listed.key, d, &f.metadata, vouched.get(&listed.key), keys, &chain_id.0 .3);
+            if !check_signature(
+                &mut findings,
+                &listed.key,
+                d,
+                &f.metadata,
+                vouched.get(&listed.key),
+                keys,
+                &chain_id.0 .3,
+            ) {
+                untrusted.insert(listed.key.as_str());
+            }
         }
     }
 
@@ -334,6 +352,9 @@ pub fn validate(
         let Ok(d) = &f.digest else { continue };
         for log in &d.body.log_files {
             listed_logs.insert(log.s3_object.as_str());
+            if untrusted.contains(f.listed.key.as_str()) {
+                continue;
+            }
             to_hash.insert(
                 log.s3_object.as_str(),
                 (log.s3_bucket.as_str(), log.hash_value.as_str(), f.listed.key.as_str()),
@@ -522,7 +543,7 @@ fn check_signature(
     vouched: Option<&String>,
     keys: &PublicKeys,
     region: &str,
-) {
+) -> bool {
     let algorithm =
         metadata.algorithm.as_deref().or(d.body.digest_signature_algorithm.as_deref()).unwrap_or(SIGNATURE_ALGORITHM);
     if algorithm != SIGNATURE_ALGORITHM {
@@ -531,7 +552,7 @@ fn check_signature(
             key,
             format!("unsupported signature algorithm {algorithm:?}"),
         ));
-        return;
+        return false;
     }
     // S3 metadata first; a digest whose metadata was stripped can still be checked against
     // the signature its successor recorded.
@@ -541,7 +562,7 @@ fn check_signature(
             key,
             "no signature: the object has no signature metadata and no later digest records one".into(),
         ));
-        return;
+        return false;
     };
     let fingerprint = &d.body.digest_public_key_fingerprint;
     let public_key = match keys.select(fingerprint, d.end) {
@@ -558,7 +579,7 @@ fn check_signature(
                 KeyProblem::Undecodable => format!("public key {fingerprint} is not a PKCS#1 RSA public key"),
             };
             findings.push(Finding::new(FindingKind::UnknownKey, key, detail));
-            return;
+            return false;
         }
     };
     if !d.verify(public_key, signature) {
@@ -567,7 +588,9 @@ fn check_signature(
             key,
             format!("SHA256withRSA signature does not verify with key {fingerprint}: the digest was altered"),
         ));
+        return false;
     }
+    true
 }
 
 fn human_duration(ms: i64) -> String {

@@ -295,3 +295,70 @@ fn a_key_outside_its_validity_period_is_an_unknown_key() {
     assert_eq!(kinds(&report), vec![FindingKind::UnknownKey]);
     assert!(report.findings.iter().all(|f| f.detail.contains("was valid")), "{:#?}", report.findings);
 }
+
+fn first_chain(manifest: &sim::Manifest) -> Vec<String> {
+    let account = format!("/{}/", manifest.accounts[0].id);
+    manifest
+        .digests
+        .as_ref()
+        .unwrap()
+        .digests
+        .iter()
+        .filter(|d| d.contains(&account) && d.contains("/us-east-1/"))
+        .cloned()
+        .collect()
+}
+
+fn rewrite_gz(path: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let mut doc: serde_json::Value = {
+        use std::io::Read;
+        let mut text = Vec::new();
+        flate2::read::GzDecoder::new(std::fs::read(path).unwrap().as_slice()).read_to_end(&mut text).unwrap();
+        serde_json::from_slice(&text).unwrap()
+    };
+    edit(&mut doc);
+    std::fs::write(path, test_support::gzip(doc.to_string().as_bytes())).unwrap();
+}
+
+/// A digest whose listed hash was changed (not re-signed): its signature fails and its
+/// successor's link breaks; the intact log it lists is not called modified (as with awscli,
+/// an invalid digest's hashes are not evidence).
+#[test]
+fn a_forged_log_hash_in_a_digest_is_the_digest_s_fault_not_the_log_s() {
+    let (dir, manifest) = simulate(&[], 6);
+    let chain = first_chain(&manifest);
+    let victim = chain.iter().find(|d| d.as_str() != chain.last().unwrap().as_str()).unwrap();
+    let path = dir.path().join(victim);
+    let mut listed = String::new();
+    rewrite_gz(&path, |doc| {
+        let entry = doc["logFiles"].as_array_mut().unwrap().iter_mut().next().expect("the digest lists logs");
+        listed = entry["s3Object"].as_str().unwrap().to_string();
+        entry["hashValue"] = "0".repeat(64).into();
+    });
+    let report = run(dir.path());
+    assert_eq!(
+        kinds(&report),
+        vec![FindingKind::DigestInvalidSignature, FindingKind::ChainBroken],
+        "{:#?}",
+        report.findings
+    );
+    assert!(report.findings.iter().all(|f| f.key != listed));
+}
+
+/// A copy of a digest elsewhere is a moved digest, and nothing more.
+#[test]
+fn a_digest_copied_elsewhere_is_moved() {
+    let (dir, manifest) = simulate(&[], 6);
+    let chain = first_chain(&manifest);
+    let original = &chain[2];
+    let mut parsed = model::TrailKey::parse(original).unwrap();
+    parsed.time += 20 * 60_000;
+    let copy = parsed.to_key();
+    for suffix in ["", ".metadata.json"] {
+        std::fs::copy(dir.path().join(format!("{original}{suffix}")), dir.path().join(format!("{copy}{suffix}")))
+            .unwrap();
+    }
+    let report = run(dir.path());
+    assert_eq!(kinds(&report), vec![FindingKind::DigestMoved], "{:#?}", report.findings);
+    assert_eq!(report.findings[0].key, copy);
+}
