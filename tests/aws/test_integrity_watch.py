@@ -7,6 +7,7 @@ ListPublicKeys is answered by the stub in front of moto (see test_validate.py).
 """
 
 import json
+import time
 import signal
 import subprocess
 from datetime import datetime, timedelta, timezone
@@ -96,6 +97,62 @@ def test_serve_validates_continuously_alerts_on_silence_and_on_late_deletion(end
             wait_for(lambda: proxy.count("cloudtrail", "ListPublicKeys") >= runs + 2, timeout=60, what="two more runs")
             again = [a for a in alerts(tw) if a["rule"] == "trailwatch-integrity-log-missing"]
             assert len(again) == 1 and again[0]["count"] == 1, again
+        finally:
+            serve.send_signal(signal.SIGTERM)
+            assert serve.wait(60) == 0
+
+
+def test_an_announced_digest_triggers_validation_at_once(endpoint, tmp_path):
+    """With hourly runs, a digest announced through the account's queue (an S3 event
+    notification, the only way digests are announced) makes `serve` validate at once."""
+    now = datetime.now(timezone.utc)
+    start = now.replace(minute=0, second=0, microsecond=0) - 7 * HOUR
+    out = tmp_path / "bucket"
+    subprocess.run([str(BIN), "simulate", "--out", str(out), "--accounts", "1", "--regions", "us-east-1",
+                    "--hours", "5", "--events", "800", "--digests", "--start", start.strftime("%Y-%m-%dT%H:%M:%SZ")],
+                   check=True, capture_output=True)
+    manifest = json.loads((out / "manifest.json").read_text())
+    account = manifest["accounts"][0]["id"]
+    role = f"arn:aws:iam::{account}:role/trailwatch-read"
+    base = Aws(endpoint)
+    c = base.sts.assume_role(RoleArn=role, RoleSessionName="setup", ExternalId="ext-1")["Credentials"]
+    inside = Aws(endpoint, {"aws_access_key_id": c["AccessKeyId"], "aws_secret_access_key": c["SecretAccessKey"],
+                            "aws_session_token": c["SessionToken"]})
+    bucket = inside.bucket(manifest["digests"]["bucket"])
+    queue_url, _, _ = inside.queue("trail-events")
+    digests = sorted(manifest["digests"]["digests"], key=key_time)
+    early = [d for d in digests if key_time(d) <= now - timedelta(hours=3, minutes=30)]
+    cutoff = key_time(early[-1])
+    early_logs = [f["key"] for f in manifest["files"] if f["kind"] == "log" and key_time(f["key"]) < cutoff]
+    upload_keys(inside, bucket, out, early + early_logs)
+
+    sections = {"integrity": {"interval": "1h", "reverify_interval": "1h", "poll": "1s", "lookback": "12h",
+                              "digest_grace": "195m", "log_grace": "195m"}}
+    with fault_proxy(endpoint, list_public_keys_stub(out / "list-public-keys.json")) as proxy:
+        tw = Trailwatch(tmp_path, proxy.endpoint, [{"name": "prod", "account_id": account, "role_arn": role,
+                                                    "external_id": "ext-1", "bucket": bucket,
+                                                    "queue_url": queue_url}], sections=sections)
+        serve = tw.start_serve()
+        try:
+            silence = lambda: [a for a in alerts(tw) if a["rule"] == "trailwatch-delivery-silence"]  # noqa: E731
+            wait_for(lambda: tw.db.exists() and len(silence()) == 2, timeout=60, what="silence alerts")
+            late = [d for d in digests if d not in early]
+            upload_keys(inside, bucket, out, late + [f["key"] for f in manifest["files"]
+                                                     if f["kind"] == "log" and f["key"] not in early_logs])
+            # Uploaded but not announced: the next run is an hour away.
+            runs = proxy.count("cloudtrail", "ListPublicKeys")
+            time.sleep(4)
+            assert proxy.count("cloudtrail", "ListPublicKeys") == runs
+            assert all(a["state"] == "open" for a in silence())
+            # CloudTrail's SNS topic does not announce digests; an S3 event notification does.
+            event = {"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+                                  "eventName": "ObjectCreated:Put",
+                                  "s3": {"bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+                                         "object": {"key": late[-1], "size": 700}}}]}
+            inside.sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(event))
+            wait_for(lambda: all(a["state"] == "resolved" for a in silence()), timeout=30,
+                     what="the announced digest validated and delivery seen resuming")
+            assert proxy.count("cloudtrail", "ListPublicKeys") == runs + 1
         finally:
             serve.send_signal(signal.SIGTERM)
             assert serve.wait(60) == 0

@@ -376,20 +376,20 @@ pub async fn watch(
     let base = crate::account::base_config(&aws).await;
     let mut clients: HashMap<String, AccountClients> = HashMap::new();
     let mut next_run: HashMap<String, Instant> = accounts.iter().map(|a| (a.name.clone(), Instant::now())).collect();
-    let mut digests_announced: HashMap<String, usize> = HashMap::new();
+    // Every account runs at once; digests announced from now on make their account due again.
+    let mut announced_after = model::timefmt::now_millis();
     let mut next_sweep = Instant::now() + settings.reverify_interval;
     tokio::pin!(shutdown);
     loop {
-        // Digests a notification announced since the last look make their account due now.
         let seen = {
             let store = store.clone();
-            tokio::task::spawn_blocking(move || store.digests_seen()).await
+            tokio::task::spawn_blocking(move || store.digests_seen_after(announced_after)).await
         };
         if let Ok(Ok(seen)) = seen {
-            for a in &accounts {
-                let n = seen.iter().filter(|d| d.account == a.name).count();
-                if digests_announced.insert(a.name.clone(), n).is_some_and(|before| before != n) {
-                    next_run.insert(a.name.clone(), Instant::now());
+            for d in &seen {
+                announced_after = announced_after.max(d.seen_at);
+                if accounts.iter().any(|a| a.name == d.account) {
+                    next_run.insert(d.account.clone(), Instant::now());
                 }
             }
         }
@@ -477,12 +477,14 @@ async fn run_account(
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
-        // From just before the oldest chain's newest verified digest: its link is checked again.
+        // From just before the newest verified digest: the link to it is checked again. A
+        // region lagging behind that is covered by the re-verification sweep (taking the
+        // laggard's time instead would re-read a day of logs every hour while it lags).
         chains
             .iter()
             .filter(|c| c.account == name)
             .filter_map(|c| c.newest_end)
-            .min()
+            .max()
             .map(|t| t - 2 * 3_600_000)
             .unwrap_or(now - settings.lookback_ms)
             .max(now - settings.lookback_ms)

@@ -102,6 +102,9 @@ pub trait Store: Send + Sync {
 
     fn digests_seen(&self) -> Result<Vec<DigestSeen>, StoreError>;
 
+    /// Digests first seen after `seen_at` (what continuous validation polls for).
+    fn digests_seen_after(&self, seen_at: EpochMillis) -> Result<Vec<DigestSeen>, StoreError>;
+
     /// Replaces the stored status of `(status.account, status.region)`.
     fn put_integration_status(&self, status: &IntegrationStatus) -> Result<(), StoreError>;
 

@@ -270,6 +270,10 @@ impl Store for SqliteStore {
         self.with_read(ops::digests_seen)
     }
 
+    fn digests_seen_after(&self, seen_at: i64) -> Result<Vec<crate::DigestSeen>, StoreError> {
+        self.with_read(|c| ops::digests_seen_after(c, seen_at))
+    }
+
     fn put_integration_status(&self, status: &crate::IntegrationStatus) -> Result<(), StoreError> {
         self.with_read(|c| ops::put_integration_status(c, status))
     }

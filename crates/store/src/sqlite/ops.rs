@@ -127,14 +127,21 @@ pub(super) fn record_digest(c: &Connection, d: &DigestSeen) -> Result<(), StoreE
 
 pub(super) fn digests_seen(c: &Connection) -> Result<Vec<DigestSeen>, StoreError> {
     let sql = "SELECT account, bucket, key, size, seen_at FROM digests_seen ORDER BY bucket, key";
-    all(c, sql, "list digests", |r| {
-        Ok(DigestSeen {
-            account: r.get(0)?,
-            bucket: r.get(1)?,
-            key: r.get(2)?,
-            size: r.get::<_, Option<i64>>(3)?.map(|s| s as u64),
-            seen_at: r.get(4)?,
-        })
+    all(c, sql, "list digests", digest_row)
+}
+
+pub(super) fn digests_seen_after(c: &Connection, seen_at: i64) -> Result<Vec<DigestSeen>, StoreError> {
+    let sql = "SELECT account, bucket, key, size, seen_at FROM digests_seen WHERE seen_at > ?1 ORDER BY seen_at";
+    all_with(c, sql, [seen_at], "list new digests", digest_row)
+}
+
+fn digest_row(r: &Row<'_>) -> rusqlite::Result<DigestSeen> {
+    Ok(DigestSeen {
+        account: r.get(0)?,
+        bucket: r.get(1)?,
+        key: r.get(2)?,
+        size: r.get::<_, Option<i64>>(3)?.map(|s| s as u64),
+        seen_at: r.get(4)?,
     })
 }
 

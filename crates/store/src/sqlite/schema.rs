@@ -253,6 +253,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (account, kind, key)
     );
 
+    -- Continuous validation polls for digests announced since its last look.
+    CREATE INDEX digests_seen_by_time ON digests_seen (seen_at);
+
     CREATE TABLE integrity_silences (
         account    TEXT NOT NULL,
         account_id TEXT NOT NULL,

@@ -50,7 +50,12 @@ fn findings_count_occurrences_and_digests_are_kept_once() {
     let d = DigestSeen { account: "prod".into(), bucket: "b".into(), key: "d1".into(), size: Some(7), seen_at: 1 };
     store.record_digest(&d).unwrap();
     store.record_digest(&DigestSeen { seen_at: 2, ..d.clone() }).unwrap();
-    assert_eq!(store.digests_seen().unwrap(), vec![d]);
+    assert_eq!(store.digests_seen().unwrap(), vec![d.clone()]);
+    let later = DigestSeen { key: "d2".into(), seen_at: 5, ..d.clone() };
+    store.record_digest(&later).unwrap();
+    assert_eq!(store.digests_seen_after(0).unwrap(), vec![d, later.clone()]);
+    assert_eq!(store.digests_seen_after(1).unwrap(), vec![later]);
+    assert!(store.digests_seen_after(5).unwrap().is_empty());
 }
 
 #[test]
