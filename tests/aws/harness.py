@@ -77,6 +77,7 @@ class Aws:
     def __init__(self, endpoint, credentials=None):
         self.endpoint = endpoint
         creds = credentials or {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+        self.creds = creds
         kw = dict(endpoint_url=endpoint, region_name=REGION, **creds)
         self.s3 = boto3.client("s3", config=Config(s3={"addressing_style": "path"}), **kw)
         self.sqs = boto3.client("sqs", **kw)
@@ -182,6 +183,23 @@ def record(account, region, when, i):
 def log_file(account, region, when, n):
     recs = [record(account, region, when, i) for i in range(n)]
     return gzip.compress(json.dumps({"Records": recs}).encode()), [r["eventID"] for r in recs]
+
+
+def simulate(out, *args):
+    """`trailwatch simulate --out OUT ARGS...`; returns its manifest."""
+    subprocess.run([str(BIN), "simulate", "--out", str(out), *map(str, args)], check=True, capture_output=True)
+    return json.loads((pathlib.Path(out) / "manifest.json").read_text())
+
+
+def inside_account(endpoint, account, external_id="ext-1"):
+    """The read role's ARN in `account` and boto3 helpers acting inside that account (moto
+    lets any role be assumed, and the assumed role's calls land in its account)."""
+    role = f"arn:aws:iam::{account}:role/trailwatch-read"
+    c = Aws(endpoint).sts.assume_role(RoleArn=role, RoleSessionName="setup", ExternalId=external_id)["Credentials"]
+    inside = Aws(endpoint, {"aws_access_key_id": c["AccessKeyId"], "aws_secret_access_key": c["SecretAccessKey"],
+                            "aws_session_token": c["SessionToken"]})
+    assert inside.account == account
+    return role, inside
 
 
 class Trailwatch:

@@ -2,17 +2,16 @@
 raises a silence alert that resolves when delivery resumes; a log file deleted after it was
 verified is noticed by the re-verification sweep and alerted once, also across a restart.
 
-The trail is simulated ending now (digests are signed for the current hours); CloudTrail's
+The trail is simulated ending two hours ago (digests signed for recent hours); CloudTrail's
 ListPublicKeys is answered by the stub in front of moto (see test_validate.py).
 """
 
 import json
-import time
 import signal
-import subprocess
+import time
 from datetime import datetime, timedelta, timezone
 
-from harness import BIN, Aws, Trailwatch, fault_proxy, wait_for
+from harness import Trailwatch, fault_proxy, inside_account, simulate, wait_for
 from test_validate import list_public_keys_stub, upload_keys
 
 HOUR = timedelta(hours=1)
@@ -29,32 +28,34 @@ def alerts(tw):
     return json.loads(tw.run("alerts", "list", "--db", tw.db, "--format", "json").stdout)
 
 
-def test_serve_validates_continuously_alerts_on_silence_and_on_late_deletion(endpoint, tmp_path):
+def half_delivered_trail(endpoint, tmp_path, events):
+    """A one-region trail simulated to end two hours ago, in its account's bucket up to three
+    and a half hours ago (digests and the logs they list); returns what the rest needs."""
     now = datetime.now(timezone.utc)
     # Five hours ending two hours ago: the simulator digests every log, so its last digest
     # ends about an hour ago.
     start = now.replace(minute=0, second=0, microsecond=0) - 7 * HOUR
     out = tmp_path / "bucket"
-    subprocess.run([str(BIN), "simulate", "--out", str(out), "--accounts", "1", "--regions", "us-east-1",
-                    "--hours", "5", "--events", "1500", "--digests", "--start", start.strftime("%Y-%m-%dT%H:%M:%SZ")],
-                   check=True, capture_output=True)
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = simulate(out, "--accounts", "1", "--regions", "us-east-1", "--hours", "5", "--events", events,
+                        "--digests", "--start", start.strftime("%Y-%m-%dT%H:%M:%SZ"))
     account = manifest["accounts"][0]["id"]
-    role = f"arn:aws:iam::{account}:role/trailwatch-read"
-    base = Aws(endpoint)
-    c = base.sts.assume_role(RoleArn=role, RoleSessionName="setup", ExternalId="ext-1")["Credentials"]
-    inside = Aws(endpoint, {"aws_access_key_id": c["AccessKeyId"], "aws_secret_access_key": c["SecretAccessKey"],
-                            "aws_session_token": c["SessionToken"]})
+    role, inside = inside_account(endpoint, account)
     bucket = inside.bucket(manifest["digests"]["bucket"])
-
-    # Delivery so far stopped three and a half hours ago: digests ending by then, and the logs
-    # they list. The rest (newest log about 2-3 h old, newest digest 1-3 h old) comes later.
+    # The newest log delivered later is 2-3 h old and the newest digest 1-3 h old: within
+    # the tests' 195 min grace, while what is delivered early is older than that.
     digests = sorted(manifest["digests"]["digests"], key=key_time)
     early = [d for d in digests if key_time(d) <= now - timedelta(hours=3, minutes=30)]
     assert early and len(early) < len(digests)
     cutoff = key_time(early[-1])
     early_logs = [f["key"] for f in manifest["files"] if f["kind"] == "log" and key_time(f["key"]) < cutoff]
     upload_keys(inside, bucket, out, early + early_logs)
+    late = [d for d in digests if d not in early] + \
+        [f["key"] for f in manifest["files"] if f["kind"] == "log" and f["key"] not in early_logs]
+    return out, account, role, inside, bucket, early_logs, late
+
+
+def test_serve_validates_continuously_alerts_on_silence_and_on_late_deletion(endpoint, tmp_path):
+    out, account, role, inside, bucket, early_logs, late = half_delivered_trail(endpoint, tmp_path, 1500)
 
     sections = {"integrity": {"interval": "2s", "poll": "1s", "reverify_interval": "4s", "lookback": "12h",
                               "digest_grace": "195m", "log_grace": "195m"}}
@@ -74,8 +75,7 @@ def test_serve_validates_continuously_alerts_on_silence_and_on_late_deletion(end
             assert not [a for a in alerts(tw) if a["rule"].startswith("trailwatch-integrity-")]
 
             # Delivery resumes: the rest of the trail arrives.
-            upload_keys(inside, bucket, out, [d for d in digests if d not in early] +
-                        [f["key"] for f in manifest["files"] if f["kind"] == "log" and f["key"] not in early_logs])
+            upload_keys(inside, bucket, out, late)
             wait_for(lambda: all(a["state"] == "resolved" for a in alerts(tw)
                                  if a["rule"] == "trailwatch-delivery-silence"), timeout=60, what="silence resolved")
             assert not [a for a in alerts(tw) if a["rule"].startswith("trailwatch-integrity-")]
@@ -105,26 +105,8 @@ def test_serve_validates_continuously_alerts_on_silence_and_on_late_deletion(end
 def test_an_announced_digest_triggers_validation_at_once(endpoint, tmp_path):
     """With hourly runs, a digest announced through the account's queue (an S3 event
     notification, the only way digests are announced) makes `serve` validate at once."""
-    now = datetime.now(timezone.utc)
-    start = now.replace(minute=0, second=0, microsecond=0) - 7 * HOUR
-    out = tmp_path / "bucket"
-    subprocess.run([str(BIN), "simulate", "--out", str(out), "--accounts", "1", "--regions", "us-east-1",
-                    "--hours", "5", "--events", "800", "--digests", "--start", start.strftime("%Y-%m-%dT%H:%M:%SZ")],
-                   check=True, capture_output=True)
-    manifest = json.loads((out / "manifest.json").read_text())
-    account = manifest["accounts"][0]["id"]
-    role = f"arn:aws:iam::{account}:role/trailwatch-read"
-    base = Aws(endpoint)
-    c = base.sts.assume_role(RoleArn=role, RoleSessionName="setup", ExternalId="ext-1")["Credentials"]
-    inside = Aws(endpoint, {"aws_access_key_id": c["AccessKeyId"], "aws_secret_access_key": c["SecretAccessKey"],
-                            "aws_session_token": c["SessionToken"]})
-    bucket = inside.bucket(manifest["digests"]["bucket"])
+    out, account, role, inside, bucket, _, late = half_delivered_trail(endpoint, tmp_path, 800)
     queue_url, _, _ = inside.queue("trail-events")
-    digests = sorted(manifest["digests"]["digests"], key=key_time)
-    early = [d for d in digests if key_time(d) <= now - timedelta(hours=3, minutes=30)]
-    cutoff = key_time(early[-1])
-    early_logs = [f["key"] for f in manifest["files"] if f["kind"] == "log" and key_time(f["key"]) < cutoff]
-    upload_keys(inside, bucket, out, early + early_logs)
 
     sections = {"integrity": {"interval": "1h", "reverify_interval": "1h", "poll": "1s", "lookback": "12h",
                               "digest_grace": "195m", "log_grace": "195m"}}
@@ -136,9 +118,7 @@ def test_an_announced_digest_triggers_validation_at_once(endpoint, tmp_path):
         try:
             silence = lambda: [a for a in alerts(tw) if a["rule"] == "trailwatch-delivery-silence"]  # noqa: E731
             wait_for(lambda: tw.db.exists() and len(silence()) == 2, timeout=60, what="silence alerts")
-            late = [d for d in digests if d not in early]
-            upload_keys(inside, bucket, out, late + [f["key"] for f in manifest["files"]
-                                                     if f["kind"] == "log" and f["key"] not in early_logs])
+            upload_keys(inside, bucket, out, late)
             # Uploaded but not announced: the next run is an hour away.
             runs = proxy.count("cloudtrail", "ListPublicKeys")
             time.sleep(4)
@@ -148,7 +128,8 @@ def test_an_announced_digest_triggers_validation_at_once(endpoint, tmp_path):
             event = {"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
                                   "eventName": "ObjectCreated:Put",
                                   "s3": {"bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
-                                         "object": {"key": late[-1], "size": 700}}}]}
+                                         "object": {"key": [k for k in late if "Digest" in k][-1],
+                                                    "size": 700}}}]}
             inside.sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(event))
             wait_for(lambda: all(a["state"] == "resolved" for a in silence()), timeout=30,
                      what="the announced digest validated and delivery seen resuming")

@@ -14,20 +14,19 @@ from datetime import datetime
 
 import boto3
 
-from harness import BIN, Aws, Trailwatch, fault_proxy
+from harness import BIN, Trailwatch, fault_proxy, inside_account, simulate
 
 TAMPERS = ["log-modified", "log-deleted", "log-injected", "digest-forged", "digest-deleted",
            "newest-digest-deleted", "digest-corrupted", "digest-unknown-key", "digest-moved", "chain-broken",
            "validation-paused", "delivery-gap"]
 
 
-def simulate(out, *scenarios, bucket="trailwatch-sim-bucket"):
-    args = [str(BIN), "simulate", "--out", str(out), "--accounts", "1", "--regions", "us-east-1,eu-west-1",
-            "--hours", "31", "--events", "3000", "--digests", "--bucket", bucket]
+def simulate_trail(out, *scenarios, bucket="trailwatch-sim-bucket"):
+    args = ["--accounts", "1", "--regions", "us-east-1,eu-west-1", "--hours", "31", "--events", "3000", "--digests",
+            "--bucket", bucket]
     for s in scenarios:
         args += ["--scenario", s]
-    subprocess.run(args, check=True, capture_output=True)
-    return json.loads((out / "manifest.json").read_text())
+    return simulate(out, *args)
 
 
 def upload(aws, bucket, root):
@@ -72,19 +71,12 @@ def findings(p):
 
 def test_trail_arn_validation_matches_local_validation(endpoint, tmp_path):
     out = tmp_path / "bucket"
-    manifest = simulate(out, *TAMPERS)
+    manifest = simulate_trail(out, *TAMPERS)
     account = manifest["accounts"][0]["id"]
-    role = f"arn:aws:iam::{account}:role/trailwatch-read"
-    base = Aws(endpoint)
-    c = base.sts.assume_role(RoleArn=role, RoleSessionName="setup", ExternalId="ext-1")["Credentials"]
-    inside = Aws(endpoint, {"aws_access_key_id": c["AccessKeyId"], "aws_secret_access_key": c["SecretAccessKey"],
-                            "aws_session_token": c["SessionToken"]})
-    assert inside.account == account
+    role, inside = inside_account(endpoint, account)
     bucket = inside.bucket(manifest["digests"]["bucket"])
     upload(inside, bucket, out)
-    cloudtrail = boto3.client("cloudtrail", endpoint_url=endpoint, region_name="us-east-1",
-                              aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"],
-                              aws_session_token=c["SessionToken"])
+    cloudtrail = boto3.client("cloudtrail", endpoint_url=endpoint, region_name="us-east-1", **inside.creds)
     trail = cloudtrail.create_trail(Name="management-events", S3BucketName=bucket, IsMultiRegionTrail=True,
                                     EnableLogFileValidation=True)
     arn = trail["TrailARN"]
@@ -114,7 +106,7 @@ def test_trail_arn_validation_matches_local_validation(endpoint, tmp_path):
     # holding a clean simulation made for that bucket name (digests name their bucket).
     clean_out = tmp_path / "clean"
     clean_bucket = inside.bucket("trailwatch-sim-clean")
-    clean = simulate(clean_out, bucket=clean_bucket)
+    clean = simulate_trail(clean_out, bucket=clean_bucket)
     assert clean["accounts"][0]["id"] == account  # same seed, same account
     upload(inside, clean_bucket, clean_out)
     cloudtrail.update_trail(Name="management-events", S3BucketName=clean_bucket)

@@ -10,7 +10,6 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use aws_sdk_s3::error::DisplayErrorContext;
 use ingest::{ObjectJob, Outcome, Pipeline, Settled};
 use model::timefmt::{civil, from_civil};
 use model::{EpochMillis, ObjectKind, TrailKey};
@@ -51,8 +50,8 @@ pub struct BackfillReport {
 pub enum BackfillError {
     #[error("account {0} has no bucket configured")]
     NoBucket(String),
-    #[error("listing s3://{bucket}/{prefix} failed: {detail}")]
-    List { bucket: String, prefix: String, detail: String },
+    #[error(transparent)]
+    List(#[from] crate::fetch::ListError),
     #[error(transparent)]
     Store(#[from] store::StoreError),
     #[error(transparent)]
@@ -91,39 +90,6 @@ pub fn day_prefixes(account_prefix: &str, region: &str, since: EpochMillis, unti
     out
 }
 
-async fn list_all(
-    clients: &AccountClients,
-    bucket: &str,
-    prefix: &str,
-    delimiter: bool,
-) -> Result<(Vec<String>, Vec<String>), BackfillError> {
-    let mut keys = Vec::new();
-    let mut common = Vec::new();
-    let mut req = clients.s3.list_objects_v2().bucket(bucket).prefix(prefix);
-    if delimiter {
-        req = req.delimiter("/");
-    }
-    let mut pages = req.into_paginator().send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| BackfillError::List {
-            bucket: bucket.into(),
-            prefix: prefix.into(),
-            detail: DisplayErrorContext(&e).to_string(),
-        })?;
-        for o in page.contents() {
-            if let Some(k) = o.key() {
-                keys.push(k.to_owned());
-            }
-        }
-        for c in page.common_prefixes() {
-            if let Some(p) = c.prefix() {
-                common.push(p.to_owned());
-            }
-        }
-    }
-    Ok((keys, common))
-}
-
 /// Lists and ingests. Objects that cannot be read are reported, not fatal.
 pub async fn backfill(
     clients: &AccountClients,
@@ -139,7 +105,7 @@ pub async fn backfill(
     } else if !spec.regions.is_empty() {
         spec.regions.clone()
     } else {
-        let (_, common) = list_all(clients, &bucket, &format!("{base}CloudTrail/"), true).await?;
+        let (_, common) = crate::fetch::list_all(&clients.s3, &bucket, &format!("{base}CloudTrail/"), true).await?;
         common.iter().filter_map(|p| p.trim_end_matches('/').rsplit('/').next().map(str::to_owned)).collect()
     };
     let mut report = BackfillReport { regions, ..Default::default() };
@@ -148,7 +114,7 @@ pub async fn backfill(
     for region in &report.regions {
         for prefix in day_prefixes(&base, region, request.since, request.until) {
             report.prefixes += 1;
-            let (keys, _) = list_all(clients, &bucket, &prefix, false).await?;
+            let (keys, _) = crate::fetch::list_all(&clients.s3, &bucket, &prefix, false).await?;
             let known: HashSet<String> = store.ledger_entries(&bucket, &prefix)?.into_iter().map(|e| e.key).collect();
             for key in keys {
                 let Ok(k) = TrailKey::parse(&key) else { continue };

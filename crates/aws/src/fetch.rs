@@ -76,3 +76,43 @@ where
         _ => FetchError::Transient { bucket, key, detail: DisplayErrorContext(&e).to_string() },
     }
 }
+
+/// A listing that failed (it says which bucket and prefix).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("listing s3://{bucket}/{prefix} failed: {detail}")]
+pub struct ListError {
+    pub bucket: String,
+    pub prefix: String,
+    pub detail: String,
+}
+
+/// Every key under `prefix` (every page) and, with `delimiter`, the common prefixes one
+/// level down (`…/` "directories").
+pub async fn list_all(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    delimiter: bool,
+) -> Result<(Vec<String>, Vec<String>), ListError> {
+    let mut keys = Vec::new();
+    let mut common = Vec::new();
+    let mut req = s3.list_objects_v2().bucket(bucket).prefix(prefix);
+    if delimiter {
+        req = req.delimiter("/");
+    }
+    let mut pages = req.into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| list_error(bucket, prefix, e))?;
+        keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+        common.extend(page.common_prefixes().iter().filter_map(|c| c.prefix().map(str::to_owned)));
+    }
+    Ok((keys, common))
+}
+
+pub fn list_error<E: std::error::Error + 'static>(
+    bucket: &str,
+    prefix: &str,
+    e: SdkError<E, HttpResponse>,
+) -> ListError {
+    ListError { bucket: bucket.into(), prefix: prefix.into(), detail: DisplayErrorContext(&e).to_string() }
+}

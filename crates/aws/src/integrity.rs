@@ -18,7 +18,7 @@ use model::EpochMillis;
 use tokio::runtime::Handle;
 
 use crate::account::AccountClients;
-use crate::fetch::{classify, FetchError};
+use crate::fetch::{classify, list_all, list_error, FetchError};
 
 /// Where a trail writes: bucket, key prefix, organization (for organization trails).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,8 +37,8 @@ pub enum IntegrityError {
     BadArn(String),
     #[error("cloudtrail:{call} failed: {detail}")]
     CloudTrail { call: &'static str, detail: String },
-    #[error("listing s3://{bucket}/{prefix} failed: {detail}")]
-    List { bucket: String, prefix: String, detail: String },
+    #[error(transparent)]
+    List(#[from] crate::fetch::ListError),
     #[error(transparent)]
     Validate(#[from] integrity::ValidateError),
 }
@@ -146,8 +146,9 @@ pub async fn inventory(
     };
     let mut account_roots = Vec::new();
     if trail.organization_trail {
-        for org in list(s3, bucket, &root, true).await?.1.into_iter().filter(|p| p[root.len()..].starts_with("o-")) {
-            account_roots.extend(list(s3, bucket, &org, true).await?.1);
+        for org in list_all(s3, bucket, &root, true).await?.1.into_iter().filter(|p| p[root.len()..].starts_with("o-"))
+        {
+            account_roots.extend(list_all(s3, bucket, &org, true).await?.1);
         }
     }
     account_roots.push(format!("{root}{}/", trail.account_id));
@@ -158,7 +159,7 @@ pub async fn inventory(
     for account_root in account_roots {
         for kind in ["CloudTrail", "CloudTrail-Digest"] {
             let kind_root = format!("{account_root}{kind}/");
-            for region_root in list(s3, bucket, &kind_root, true).await?.1 {
+            for region_root in list_all(s3, bucket, &kind_root, true).await?.1 {
                 let region = region_root[kind_root.len()..].trim_end_matches('/').to_string();
                 if !regions.contains(&region) {
                     regions.push(region.clone());
@@ -181,31 +182,6 @@ pub async fn inventory(
     Ok((inventory, regions))
 }
 
-async fn list(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    prefix: &str,
-    delimiter: bool,
-) -> Result<(Vec<String>, Vec<String>), IntegrityError> {
-    let mut keys = Vec::new();
-    let mut common = Vec::new();
-    let mut req = s3.list_objects_v2().bucket(bucket).prefix(prefix);
-    if delimiter {
-        req = req.delimiter("/");
-    }
-    let mut pages = req.into_paginator().send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| IntegrityError::List {
-            bucket: bucket.into(),
-            prefix: prefix.into(),
-            detail: DisplayErrorContext(&e).to_string(),
-        })?;
-        keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_string)));
-        common.extend(page.common_prefixes().iter().filter_map(|c| c.prefix().map(str::to_string)));
-    }
-    Ok((keys, common))
-}
-
 /// Keys (with sizes) under `prefix` from `from` (inclusive) up to `until` (exclusive), in
 /// key order; the listing starts after `from`'s predecessor and stops at `until`.
 async fn list_range(
@@ -219,11 +195,7 @@ async fn list_range(
     // StartAfter is exclusive; the day directory itself (ending in '/') is never a log key.
     let mut pages = s3.list_objects_v2().bucket(bucket).prefix(prefix).start_after(from).into_paginator().send();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| IntegrityError::List {
-            bucket: bucket.into(),
-            prefix: prefix.into(),
-            detail: DisplayErrorContext(&e).to_string(),
-        })?;
+        let page = page.map_err(|e| list_error(bucket, prefix, e))?;
         for o in page.contents() {
             let Some(key) = o.key() else { continue };
             if key >= until {
@@ -268,24 +240,9 @@ fn read_error(e: FetchError) -> ReadError {
     }
 }
 
-impl ObjectReader for S3Reader {
-    fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>, ReadError> {
-        self.check()?;
-        self.handle.block_on(async {
-            let out = self
-                .s3
-                .get_object()
-                .bucket(bucket)
-                .key(key)
-                .send()
-                .await
-                .map_err(|e| read_error(classify(bucket, key, e)))?;
-            let body = out.body.collect().await.map_err(|e| ReadError::Other(format!("s3://{bucket}/{key}: {e}")))?;
-            Ok(body.into_bytes().to_vec())
-        })
-    }
-
-    fn get_digest(&self, bucket: &str, key: &str) -> Result<(Vec<u8>, SignatureMetadata), ReadError> {
+impl S3Reader {
+    /// GET, with the user metadata CloudTrail sets on digests.
+    fn fetch(&self, bucket: &str, key: &str) -> Result<(Vec<u8>, SignatureMetadata), ReadError> {
         self.check()?;
         self.handle.block_on(async {
             let out = self
@@ -306,6 +263,16 @@ impl ObjectReader for S3Reader {
             let body = out.body.collect().await.map_err(|e| ReadError::Other(format!("s3://{bucket}/{key}: {e}")))?;
             Ok((body.into_bytes().to_vec(), metadata))
         })
+    }
+}
+
+impl ObjectReader for S3Reader {
+    fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>, ReadError> {
+        self.fetch(bucket, key).map(|(bytes, _)| bytes)
+    }
+
+    fn get_digest(&self, bucket: &str, key: &str) -> Result<(Vec<u8>, SignatureMetadata), ReadError> {
+        self.fetch(bucket, key)
     }
 
     fn bucket(&self) -> Option<&str> {
