@@ -89,7 +89,7 @@ fn permission_statements(
                "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
                "Resource": queue_arn}),
         json!({"Sid": "ReadTrailSettings", "Effect": "Allow",
-               "Action": ["cloudtrail:DescribeTrails", "cloudtrail:GetTrailStatus", "cloudtrail:ListPublicKeys", "cloudtrail:GetEventSelectors"],
+               "Action": ["cloudtrail:DescribeTrails", "cloudtrail:GetTrail", "cloudtrail:GetTrailStatus", "cloudtrail:ListPublicKeys", "cloudtrail:GetEventSelectors"],
                "Resource": "*"}),
     ];
     if let Some(topic) = topic_arn {
