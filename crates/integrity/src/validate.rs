@@ -212,10 +212,13 @@ pub fn validate(
             if let Some(sig) = &b.body.previous_digest_signature {
                 vouched.insert(prev_key.to_string(), sig.clone());
             }
-            match position.get(prev_key) {
-                Some(&j) => {
-                    linked[j] = true;
-                    let a = &by_key[prev_key];
+            // The previous digest may lie in another chain's place (moved there): it is
+            // still the one to compare with.
+            match by_key.get(prev_key) {
+                Some(a) => {
+                    if let Some(&j) = position.get(prev_key) {
+                        linked[j] = true;
+                    }
                     check_link(&mut findings, &listed.key, b, a, reader.bucket());
                     if let Ok(a_digest) = &a.digest {
                         if b.end - a_digest.end > DIGEST_CADENCE_LIMIT {
@@ -314,8 +317,8 @@ pub fn validate(
         }
     }
 
-    // Newest digests deleted: the trail delivered (logs, or digests in its other regions)
-    // well past this chain's newest digest.
+    // How long each trail kept delivering (logs, or digests in any region), for the
+    // newest-digest check below.
     let mut trail_newest: HashMap<TrailId, EpochMillis> = HashMap::new();
     let trail_of = |c: &ChainId| -> TrailId {
         let ((prefix, org, account, _), trail, home) = c;
@@ -400,7 +403,10 @@ pub fn validate(
     // is overdue (newest such delivery per region) means that digest was deleted.
     let mut overdue_logs: HashMap<RegionId, EpochMillis> = HashMap::new();
     for (region, logs) in &logs_by_region {
-        let Some(&newest_end) = chain_newest_end.get(region) else { continue };
+        let Some(&newest_end) = chain_newest_end.get(region) else {
+            region_without_digests(&mut findings, region, logs, &chains, end, options.pending);
+            continue;
+        };
         let oldest_start = chains
             .iter()
             .filter(|(c, _)| &c.0 == region)
@@ -483,6 +489,47 @@ pub fn validate(
     findings.sort_by(|a, b| a.key.cmp(&b.key).then(a.kind.cmp(&b.kind)));
     report.findings = findings;
     Ok(report)
+}
+
+/// Logs of a region that has no digest at all in the window while the account's trail
+/// digests other regions: every region of a trail is digested, so this region's digests were
+/// deleted (or its logs are not the trail's). Logs still within `pending` are left alone.
+fn region_without_digests(
+    findings: &mut Vec<Finding>,
+    region: &RegionId,
+    logs: &[&Listed],
+    chains: &BTreeMap<ChainId, Vec<&Listed>>,
+    end: EpochMillis,
+    pending: i64,
+) {
+    let (prefix, org, account, _) = region;
+    let sibling = chains
+        .iter()
+        .filter(|(c, d)| (&c.0 .0, &c.0 .1, &c.0 .2) == (prefix, org, account) && !d.is_empty())
+        .max_by_key(|(_, d)| d.len());
+    let Some(((_, trail, home), digests)) = sibling else { return };
+    let overdue: Vec<&&Listed> = logs.iter().filter(|l| end - l.parsed.time > pending).collect();
+    let Some(first) = overdue.first() else { return };
+    for log in &overdue {
+        findings.push(Finding::new(
+            FindingKind::UnlistedLog,
+            &log.key,
+            format!("no digest of {} exists although trail {trail} digests its other regions", region.3),
+        ));
+    }
+    let mut expected = digests[0].parsed.clone();
+    expected.region = region.3.clone();
+    expected.time = (first.parsed.time / HOUR + 1) * HOUR;
+    findings.push(Finding::new(
+        FindingKind::DigestMissing,
+        &expected.to_key(),
+        format!(
+            "{} has {} log files from {} on but no digest of trail {trail} (home {home}), which digests the account's other regions: its digests were deleted",
+            region.3,
+            overdue.len(),
+            format_millis(first.parsed.time)
+        ),
+    ));
 }
 
 /// A digest's end time: from its body, else from its key.

@@ -362,3 +362,21 @@ fn a_digest_copied_elsewhere_is_moved() {
     assert_eq!(kinds(&report), vec![FindingKind::DigestMoved], "{:#?}", report.findings);
     assert_eq!(report.findings[0].key, copy);
 }
+
+/// Every digest of one region deleted: its logs have nothing to be checked against, while
+/// the trail digests the account's other region.
+#[test]
+fn a_region_whose_digests_were_all_deleted() {
+    let (dir, manifest) = simulate(&[], 5);
+    let account = &manifest.accounts[0].id;
+    let digests = dir.path().join(format!("AWSLogs/{account}/CloudTrail-Digest/eu-west-1"));
+    std::fs::remove_dir_all(&digests).unwrap();
+    let report = run(dir.path());
+    assert_eq!(kinds(&report), vec![FindingKind::DigestMissing, FindingKind::UnlistedLog], "{:#?}", report.findings);
+    let missing: Vec<_> = report.findings.iter().filter(|f| f.kind == FindingKind::DigestMissing).collect();
+    assert_eq!(missing.len(), 1);
+    assert!(missing[0].key.contains(&format!("/{account}/CloudTrail-Digest/eu-west-1/")), "{:?}", missing[0]);
+    let region_logs =
+        manifest.files.iter().filter(|f| f.account == *account && f.region == "eu-west-1" && f.kind == "log").count();
+    assert_eq!(report.findings.iter().filter(|f| f.kind == FindingKind::UnlistedLog).count(), region_logs);
+}
