@@ -381,7 +381,10 @@ pub async fn watch(
             match result {
                 Err(_) if stopping => {}
                 Err(e) => {
-                    tracing::warn!(account = %spec.name, error = %e, "integrity validation failed; will try again")
+                    // A role or network failure: try again in a few minutes, not an hour.
+                    let retry = settings.interval.min(std::time::Duration::from_secs(300));
+                    next_run.insert(spec.name.clone(), Instant::now() + retry);
+                    tracing::warn!(account = %spec.name, error = %e, retry_secs = retry.as_secs(), "integrity validation failed; will try again")
                 }
                 Ok(()) => {}
             }

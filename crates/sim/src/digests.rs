@@ -205,18 +205,18 @@ struct LogEntry {
 }
 
 /// A signing key and its fingerprint.
-struct Signer_ {
+struct DigestSigner {
     key: SigningKey<Sha256>,
     der: Vec<u8>,
     fingerprint: String,
 }
 
-impl Signer_ {
-    fn generate(rng: Rng) -> Signer_ {
+impl DigestSigner {
+    fn generate(rng: Rng) -> DigestSigner {
         let private = RsaPrivateKey::new(&mut KeyRng(rng), 2048).expect("RSA-2048 key generation");
         let der = private.to_public_key().to_pkcs1_der().expect("DER encoding").as_bytes().to_vec();
         let fingerprint = hex::encode(&Sha256::digest(&der)[..16]);
-        Signer_ { key: SigningKey::<Sha256>::new(private), der, fingerprint }
+        DigestSigner { key: SigningKey::<Sha256>::new(private), der, fingerprint }
     }
 
     fn sign(&self, text: &str) -> String {
@@ -246,7 +246,7 @@ pub fn write(
     tamper_account: &str,
 ) -> Result<DigestManifest, SimError> {
     let root = Rng::new(config.seed).fork(5000);
-    let signer = Signer_::generate(root.fork(1));
+    let signer = DigestSigner::generate(root.fork(1));
     let bucket = config.bucket.clone();
     let home = config.regions[0].clone();
 
@@ -412,7 +412,7 @@ pub fn write(
 
 struct Tampering<'a> {
     out: &'a Path,
-    signer: &'a Signer_,
+    signer: &'a DigestSigner,
     rng: Rng,
 }
 
@@ -526,7 +526,7 @@ impl Tampering<'_> {
                 Ok(vec![key])
             }
             Tamper::DigestUnknownKey => {
-                let rogue = Signer_::generate(self.rng.fork(999));
+                let rogue = DigestSigner::generate(self.rng.fork(999));
                 let mut body: serde_json::Value = serde_json::from_slice(&chain[slot].inflated).expect("our digest");
                 body["digestPublicKeyFingerprint"] = rogue.fingerprint.clone().into();
                 let inflated = serde_json::to_vec(&body).expect("serialises");
@@ -556,7 +556,7 @@ impl Tampering<'_> {
     }
 
     /// Replaces a digest's body; re-signs with `signer`, or keeps the old signature.
-    fn rewrite(&self, key: &str, inflated: &[u8], signer: Option<&Signer_>) -> Result<(), SimError> {
+    fn rewrite(&self, key: &str, inflated: &[u8], signer: Option<&DigestSigner>) -> Result<(), SimError> {
         let path = self.out.join(key);
         std::fs::write(&path, gzip(inflated)).map_err(|source| SimError::Io { path: path.clone(), source })?;
         if let Some(signer) = signer {
@@ -602,7 +602,7 @@ mod integrity_body {
     }
 }
 
-fn write_digest(out: &Path, key: &str, body: &Body, signer: &Signer_) -> Result<Written, SimError> {
+fn write_digest(out: &Path, key: &str, body: &Body, signer: &DigestSigner) -> Result<Written, SimError> {
     let inflated = serde_json::to_vec(body).expect("digest serialises");
     let min: integrity_body::Min = serde_json::from_slice(&inflated).expect("just written");
     let signature = signer.sign(&min.string_to_sign(&hex::encode(Sha256::digest(&inflated))));
