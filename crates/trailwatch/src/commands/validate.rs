@@ -39,9 +39,16 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<()> {
             let inventory = local.inventory().with_context(|| format!("listing {}", dir.display()))?;
             integrity::validate(&local, &inventory, &keys.expect("clap requires --public-keys"), &options)?
         }
-        (None, Some(arn)) => validate_trail(&args, arn, keys, Options { end: Some(end.unwrap_or(now)), ..options })?,
+        (None, Some(arn)) => validate_trail(&args, arn, keys, options)?,
         (None, None) => unreachable!("clap requires one of --local and --trail-arn"),
     };
+    // Nothing to validate is not a valid trail: say what was looked for.
+    anyhow::ensure!(
+        report.digests > 0,
+        "no digest files (AWSLogs/<account>/CloudTrail-Digest/<region>/YYYY/MM/DD/…json.gz) {} in the window: is log file validation on for the trail, and is {} the bucket's root?",
+        if args.local.is_some() { "under the directory" } else { "in the trail's bucket" },
+        args.local.as_deref().map(|d| d.display().to_string()).unwrap_or_else(|| "the trail's bucket".into()),
+    );
     print(&report, args.format, started.elapsed().as_secs_f64());
     if report.valid() {
         Ok(())

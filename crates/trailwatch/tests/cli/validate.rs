@@ -75,6 +75,8 @@ fn validate_contract_exit_codes_and_json() {
         vec!["validate", "--local", s(&clean)],
         vec!["validate", "--local", s(&clean), "--public-keys", s(&clean.join("manifest.json"))],
         vec!["validate", "--local", s(&dir.path().join("nope")), "--public-keys", s(&keys)],
+        // A directory without digests (not the bucket's root, or validation off) validates nothing.
+        vec!["validate", "--local", s(&clean.join("AWSLogs")), "--public-keys", s(&keys)],
         vec!["validate", "--trail-arn", "arn:aws:cloudtrail:us-east-1:111122223333:trail/x"],
         vec!["validate", "--trail-arn", "not-an-arn", "--start-time", "1d"],
     ] {
