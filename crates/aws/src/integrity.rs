@@ -130,8 +130,9 @@ pub async fn public_keys(
 }
 
 /// The trail's log and digest keys for the window: per account (an organization trail's
-/// members are found by listing) and region, each day directory from a day before `start`
-/// to a day after `end` (digests of the window's last hour come after it).
+/// members are found by listing), kind and region, one ranged listing from the day before
+/// `start` through the day after `end` (digests of the window's last hour come after it).
+/// Also returns the regions found (ListPublicKeys is asked in each).
 pub async fn inventory(
     clients: &AccountClients,
     trail: &TrailLocation,
