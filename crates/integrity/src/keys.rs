@@ -80,6 +80,12 @@ impl PublicKeys {
         Ok(PublicKeys { keys })
     }
 
+    /// Reads a `list-public-keys` file; errors name the file.
+    pub fn read(path: &std::path::Path) -> Result<PublicKeys, String> {
+        let text = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        PublicKeys::from_list_json(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
     pub fn len(&self) -> usize {
         self.keys.len()
     }

@@ -17,7 +17,7 @@ use serde::Serialize;
 pub use digest::{Digest, SignatureMetadata};
 pub use keys::PublicKeys;
 pub use source::{FetchError, Inventory, LocalDir, ObjectReader};
-pub use validate::{validate, ChainSummary, Options, Report, ValidateError};
+pub use validate::{validate, validate_local, ChainSummary, Options, Report, ValidateError};
 
 /// What is wrong (or, for warnings, worth a look). The names are the CLI contract's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

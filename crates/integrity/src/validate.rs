@@ -92,6 +92,19 @@ pub struct ChainSummary {
 pub enum ValidateError {
     #[error("reading {key}: {message}")]
     Read { key: String, message: String },
+    #[error("listing {}: {source}", dir.display())]
+    List {
+        dir: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Validates a local copy of a trail's bucket (object keys are paths below `dir`).
+pub fn validate_local(dir: &std::path::Path, keys: &PublicKeys, options: &Options) -> Result<Report, ValidateError> {
+    let local = crate::LocalDir::new(dir);
+    let inventory = local.inventory().map_err(|source| ValidateError::List { dir: dir.to_path_buf(), source })?;
+    validate(&local, &inventory, keys, options)
 }
 
 /// (prefix, organization, account, region): where a region's logs and digests live.

@@ -2,7 +2,7 @@
 //! kind and region, and silent regions alerting then resolving.
 
 use integrity::record::{check_silence, record, Grace, SILENCE_RULE_ID};
-use integrity::{validate, LocalDir, Options, PublicKeys};
+use integrity::{validate_local, Options, PublicKeys};
 use sim::{SimConfig, Tamper};
 use store::{AlertFilter, AlertPolicy, AlertState, IntegrityChain, SqliteStore, Store};
 
@@ -22,9 +22,8 @@ fn findings_are_recorded_and_alerted_once() {
         ..SimConfig::default()
     };
     sim::simulate(&config, dir.path()).unwrap();
-    let keys = PublicKeys::from_list_json(&std::fs::read(dir.path().join("list-public-keys.json")).unwrap()).unwrap();
-    let local = LocalDir::new(dir.path());
-    let report = validate(&local, &local.inventory().unwrap(), &keys, &Options::default()).unwrap();
+    let keys = PublicKeys::read(&dir.path().join("list-public-keys.json")).unwrap();
+    let report = validate_local(dir.path(), &keys, &Options::default()).unwrap();
     assert_eq!(report.findings.len(), 2, "{:#?}", report.findings);
 
     let store = SqliteStore::open_in_memory().unwrap();

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use integrity::{validate, FindingKind, LocalDir, Options, PublicKeys, Report};
+use integrity::{validate, validate_local, FindingKind, LocalDir, Options, PublicKeys, Report};
 use sim::{SimConfig, Tamper};
 
 fn simulate(tampers: &[Tamper], hours: u32) -> (tempfile::TempDir, sim::Manifest) {
@@ -24,9 +24,8 @@ fn simulate(tampers: &[Tamper], hours: u32) -> (tempfile::TempDir, sim::Manifest
 }
 
 fn run(dir: &Path) -> Report {
-    let keys = PublicKeys::from_list_json(&std::fs::read(dir.join("list-public-keys.json")).unwrap()).unwrap();
-    let local = LocalDir::new(dir);
-    validate(&local, &local.inventory().unwrap(), &keys, &Options::default()).unwrap()
+    let keys = PublicKeys::read(&dir.join("list-public-keys.json")).unwrap();
+    validate_local(dir, &keys, &Options::default()).unwrap()
 }
 
 fn kinds(report: &Report) -> Vec<FindingKind> {
@@ -154,7 +153,7 @@ fn the_same_seed_writes_the_same_digests() {
 #[test]
 fn a_window_limits_what_is_validated() {
     let (dir, _) = simulate(&[Tamper::LogDeleted], sim::digests::hours_needed(&[Tamper::LogDeleted]));
-    let keys = PublicKeys::from_list_json(&std::fs::read(dir.path().join("list-public-keys.json")).unwrap()).unwrap();
+    let keys = PublicKeys::read(&dir.path().join("list-public-keys.json")).unwrap();
     let local = LocalDir::new(dir.path());
     let inventory = local.inventory().unwrap();
     let full = validate(&local, &inventory, &keys, &Options::default()).unwrap();
@@ -178,11 +177,7 @@ fn shared_chain() -> std::path::PathBuf {
 
 #[test]
 fn the_shared_synthetic_chain_is_valid() {
-    let dir = shared_chain();
-    let keys = PublicKeys::from_list_json(&std::fs::read(dir.join("list-public-keys.json")).unwrap()).unwrap();
-    let local = LocalDir::new(&dir);
-    let inventory = local.inventory().unwrap();
-    let report = validate(&local, &inventory, &keys, &Options::default()).unwrap();
+    let report = run(&shared_chain());
     assert!(report.findings.is_empty(), "{:#?}", report.findings);
     assert_eq!(report.digests, 3);
     assert_eq!(report.logs, 1);

@@ -409,15 +409,10 @@ fn integrity_settings(raw: RawIntegrity, base: &Path) -> anyhow::Result<Option<a
     let duration = |ms: i64| std::time::Duration::from_millis(ms as u64);
     let public_keys = match raw.public_keys {
         None => None,
-        Some(p) => {
-            let path = resolve(base, &p);
-            let text =
-                std::fs::read(&path).with_context(|| format!("integrity.public_keys: reading {}", path.display()))?;
-            Some(
-                integrity::PublicKeys::from_list_json(&text)
-                    .map_err(|e| anyhow::anyhow!("integrity.public_keys: {}: {e}", path.display()))?,
-            )
-        }
+        Some(p) => Some(
+            integrity::PublicKeys::read(&resolve(base, &p))
+                .map_err(|e| anyhow::anyhow!("integrity.public_keys: {e}"))?,
+        ),
     };
     Ok(Some(aws::integrity::WatchSettings {
         interval: duration(span("interval", raw.interval, d.interval.as_millis() as i64)?),

@@ -77,14 +77,8 @@ const DEMO_TAMPERS: [Tamper; 4] =
 /// alerts) as continuous validation would.
 fn integrity(store: &SqliteStore, bucket: &Path) -> anyhow::Result<()> {
     let started = Instant::now();
-    let keys_path = bucket.join(sim::digests::KEYS_FILE);
-    let keys = integrity::PublicKeys::from_list_json(
-        &std::fs::read(&keys_path).with_context(|| format!("reading {}", keys_path.display()))?,
-    )
-    .map_err(|e| anyhow::anyhow!("{}: {e}", keys_path.display()))?;
-    let local = integrity::LocalDir::new(bucket);
-    let inventory = local.inventory().with_context(|| format!("listing {}", bucket.display()))?;
-    let report = integrity::validate(&local, &inventory, &keys, &integrity::Options::default())?;
+    let keys = integrity::PublicKeys::read(&bucket.join(sim::digests::KEYS_FILE)).map_err(anyhow::Error::msg)?;
+    let report = integrity::validate_local(bucket, &keys, &integrity::Options::default())?;
     let recorded = integrity::record::record(store, "demo", &report, &store::AlertPolicy::default(), now_millis())?;
     println!(
         "validated {} digests and {} log files against their signatures in {:.1}s: {}, {} findings ({} new)",

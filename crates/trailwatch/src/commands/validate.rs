@@ -17,14 +17,7 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<()> {
     if let (Some(s), Some(e)) = (start, end) {
         anyhow::ensure!(s <= e, "--end-time is before --start-time");
     }
-    let keys = args
-        .public_keys
-        .as_deref()
-        .map(|path| -> anyhow::Result<PublicKeys> {
-            let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            PublicKeys::from_list_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
-        })
-        .transpose()?;
+    let keys = args.public_keys.as_deref().map(PublicKeys::read).transpose().map_err(anyhow::Error::msg)?;
     let options = Options {
         start,
         end: Some(end.unwrap_or(now)),
@@ -35,9 +28,7 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<()> {
     let report = match (&args.local, &args.trail_arn) {
         (Some(dir), _) => {
             anyhow::ensure!(dir.is_dir(), "{} is not a directory", dir.display());
-            let local = integrity::LocalDir::new(dir);
-            let inventory = local.inventory().with_context(|| format!("listing {}", dir.display()))?;
-            integrity::validate(&local, &inventory, &keys.expect("clap requires --public-keys"), &options)?
+            integrity::validate_local(dir, &keys.expect("clap requires --public-keys"), &options)?
         }
         (None, Some(arn)) => validate_trail(&args, arn, keys, options)?,
         (None, None) => unreachable!("clap requires one of --local and --trail-arn"),
