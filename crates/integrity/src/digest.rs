@@ -70,7 +70,7 @@ pub struct Digest {
     pub body: DigestBody,
     /// Hex SHA-256 of the inflated bytes: what the next digest's `previousDigestHashValue` holds.
     pub sha256: String,
-    /// Hex SHA-256 over the string to sign, ready for verification.
+    /// The exact text CloudTrail signed (see [`string_to_sign`]).
     string_to_sign: String,
     pub start: EpochMillis,
     pub end: EpochMillis,

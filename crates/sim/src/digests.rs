@@ -11,10 +11,9 @@
 //! bytes of the SHA-256 of the DER key): AWS does not document how it derives its own.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
 
-use flate2::{Compression, GzBuilder};
 use model::timefmt::{format_millis, parse_rfc3339_millis};
 use model::{EpochMillis, ObjectKind, TrailKey};
 use rsa::pkcs1::EncodeRsaPublicKey;
@@ -25,7 +24,7 @@ use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
 use crate::rng::Rng;
-use crate::{ManifestFile, SimConfig, SimError};
+use crate::{gzip, ManifestFile, SimConfig, SimError};
 
 const HOUR: i64 = 3_600_000;
 /// The simulated trail's name (digest keys carry it).
@@ -626,12 +625,6 @@ fn write_metadata(out: &Path, key: &str, signature: &str) -> Result<(), SimError
     let text = serde_json::to_vec(&serde_json::json!({"signature": signature, "signature-algorithm": "SHA256withRSA"}))
         .expect("serialises");
     std::fs::write(&path, text).map_err(|source| SimError::Io { path, source })
-}
-
-fn gzip(content: &[u8]) -> Vec<u8> {
-    let mut gz = GzBuilder::new().mtime(0).write(Vec::with_capacity(content.len() / 4 + 64), Compression::default());
-    gz.write_all(content).expect("in-memory write");
-    gz.finish().expect("in-memory write")
 }
 
 fn base64_encode(bytes: &[u8]) -> String {

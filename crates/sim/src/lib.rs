@@ -323,9 +323,7 @@ fn write_file(out: &Path, key: &str, records: &[SimRecord]) -> Result<ManifestFi
         serde_json::to_writer(&mut content, r).expect("records serialise");
     }
     content.extend_from_slice(b"]}");
-    let mut gz = GzBuilder::new().mtime(0).write(Vec::with_capacity(content.len() / 8), Compression::default());
-    gz.write_all(&content).expect("in-memory write");
-    let packed = gz.finish().expect("in-memory write");
+    let packed = gzip(&content);
     let path = out.join(key);
     let io = |source| SimError::Io { path: path.clone(), source };
     std::fs::create_dir_all(path.parent().expect("key has directories")).map_err(io)?;
@@ -343,4 +341,12 @@ fn write_file(out: &Path, key: &str, records: &[SimRecord]) -> Result<ManifestFi
         oldest_event_time: format_millis(times.clone().min().unwrap_or_default()),
         newest_event_time: format_millis(times.max().unwrap_or_default()),
     })
+}
+
+/// Gzip as the simulator writes every object: no timestamp in the header, so the same input
+/// gives the same bytes.
+pub(crate) fn gzip(content: &[u8]) -> Vec<u8> {
+    let mut gz = GzBuilder::new().mtime(0).write(Vec::with_capacity(content.len() / 8 + 64), Compression::default());
+    gz.write_all(content).expect("in-memory write");
+    gz.finish().expect("in-memory write")
 }
