@@ -337,7 +337,11 @@ pub fn validate(
         let ((prefix, org, account, _), trail, home) = c;
         (prefix.clone(), org.clone(), org.is_none().then(|| account.clone()), trail.clone(), home.clone())
     };
-    let newest_log = |region: &RegionId| logs_by_region.get(region).and_then(|l| l.iter().map(|o| o.parsed.time).max());
+    let newest_logs: HashMap<&RegionId, EpochMillis> = logs_by_region
+        .iter()
+        .filter_map(|(region, logs)| Some((region, logs.iter().map(|o| o.parsed.time).max()?)))
+        .collect();
+    let newest_log = |region: &RegionId| newest_logs.get(region).copied();
     for (chain_id, digests) in &chains {
         let newest_digest = digests.last().map(|d| d.parsed.time).unwrap_or(EpochMillis::MIN);
         let newest = newest_digest.max(newest_log(&chain_id.0).unwrap_or(EpochMillis::MIN));
@@ -345,9 +349,11 @@ pub fn validate(
         *entry = (*entry).max(newest);
     }
     let mut chain_newest_end: HashMap<&RegionId, EpochMillis> = HashMap::new();
+    let mut newest_ends: HashMap<&ChainId, EpochMillis> = HashMap::new();
     for (chain_id, digests) in &chains {
         let Some(newest) = digests.last() else { continue };
         let newest_end = end_of(&by_key[&newest.key]);
+        newest_ends.insert(chain_id, newest_end);
         let region_end = chain_newest_end.entry(&chain_id.0).or_insert(newest_end);
         *region_end = (*region_end).max(newest_end);
         report.chains.push(ChainSummary {
@@ -415,6 +421,8 @@ pub fn validate(
     // Log files no digest vouches for. A log delivered after the newest digest whose digest
     // is overdue (newest such delivery per region) means that digest was deleted.
     let mut overdue_logs: HashMap<RegionId, EpochMillis> = HashMap::new();
+    // Logs delivered while a chain was stopped, per restarting digest.
+    let mut undigested_in_gap: BTreeMap<&str, usize> = BTreeMap::new();
     for (region, logs) in &logs_by_region {
         let Some(&newest_end) = chain_newest_end.get(region) else {
             region_without_digests(&mut findings, region, logs, &chains, end, options.pending);
@@ -424,11 +432,10 @@ pub fn validate(
             .iter()
             .filter(|(c, _)| &c.0 == region)
             .filter_map(|(_, d)| d.first())
-            .map(|d| by_key[&d.key].digest.as_ref().map(|x| x.start).unwrap_or(d.parsed.time - HOUR))
+            .map(|d| start_of(&by_key[&d.key]))
             .min()
             .unwrap_or(newest_end);
         let gaps = restart_gaps.get(region).map(Vec::as_slice).unwrap_or(&[]);
-        let mut undigested_in_gap: BTreeMap<&str, usize> = BTreeMap::new();
         for log in logs {
             let t = log.parsed.time;
             if listed_logs.contains(log.key.as_str()) || t < oldest_start + EDGE {
@@ -466,18 +473,17 @@ pub fn validate(
                 },
             ));
         }
-        for f in findings.iter_mut().filter(|f| f.kind == FindingKind::ChainRestart) {
-            if let Some(n) = undigested_in_gap.get(f.key.as_str()) {
-                f.detail.push_str(&format!("; {n} log files delivered meanwhile are covered by no digest"));
-            }
+    }
+    for f in findings.iter_mut().filter(|f| f.kind == FindingKind::ChainRestart) {
+        if let Some(n) = undigested_in_gap.get(f.key.as_str()) {
+            f.detail.push_str(&format!("; {n} log files delivered meanwhile are covered by no digest"));
         }
     }
 
     // Newest digests deleted: the trail delivered (logs, or digests in its other regions)
     // well past this chain's newest digest, or a log after it waited past the pending window.
     for (chain_id, digests) in &chains {
-        let Some(newest) = digests.last() else { continue };
-        let newest_end = end_of(&by_key[&newest.key]);
+        let (Some(newest), Some(&newest_end)) = (digests.last(), newest_ends.get(chain_id)) else { continue };
         let delivered_until = trail_newest[&trail_of(chain_id)].min(end);
         let overdue = overdue_logs.get(&chain_id.0).is_some_and(|&t| t + EDGE > newest_end);
         if delivered_until - newest_end > options.pending || overdue {
@@ -543,6 +549,11 @@ fn region_without_digests(
             format_millis(first.parsed.time)
         ),
     ));
+}
+
+/// A digest's start time: from its body, else an hour before its key's time.
+fn start_of(f: &Fetched) -> EpochMillis {
+    f.digest.as_ref().map(|d| d.start).unwrap_or(f.listed.parsed.time - HOUR)
 }
 
 /// A digest's end time: from its body, else from its key.
