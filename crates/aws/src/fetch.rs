@@ -53,13 +53,23 @@ pub async fn get_object(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Res
 }
 
 async fn get_once(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Vec<u8>, FetchError> {
+    get_with_metadata(s3, bucket, key).await.map(|(bytes, _)| bytes)
+}
+
+/// One GET: the object and its user metadata (`x-amz-meta-*`, names without the prefix).
+pub async fn get_with_metadata(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<(Vec<u8>, std::collections::HashMap<String, String>), FetchError> {
     let out = s3.get_object().bucket(bucket).key(key).send().await.map_err(|e| classify(bucket, key, e))?;
+    let metadata = out.metadata().cloned().unwrap_or_default();
     let body = out.body.collect().await.map_err(|e| FetchError::Transient {
         bucket: bucket.into(),
         key: key.into(),
         detail: format!("reading the body failed: {e}"),
     })?;
-    Ok(body.into_bytes().to_vec())
+    Ok((body.into_bytes().to_vec(), metadata))
 }
 
 /// Sorts an SDK error into missing / denied / transient by HTTP status and error code.

@@ -18,7 +18,7 @@ use model::EpochMillis;
 use tokio::runtime::Handle;
 
 use crate::account::AccountClients;
-use crate::fetch::{classify, list_all, list_error, FetchError};
+use crate::fetch::{get_with_metadata, list_all, list_error, FetchError};
 
 /// Where a trail writes: bucket, key prefix, organization (for organization trails).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -232,38 +232,24 @@ impl S3Reader {
             _ => Ok(()),
         }
     }
+
+    /// GET, with the user metadata CloudTrail sets on digests.
+    fn fetch(&self, bucket: &str, key: &str) -> Result<(Vec<u8>, SignatureMetadata), ReadError> {
+        self.check()?;
+        let (bytes, mut metadata) =
+            self.handle.block_on(get_with_metadata(&self.s3, bucket, key)).map_err(read_error)?;
+        let signature = SignatureMetadata {
+            signature: metadata.remove("signature"),
+            algorithm: metadata.remove("signature-algorithm"),
+        };
+        Ok((bytes, signature))
+    }
 }
 
 fn read_error(e: FetchError) -> ReadError {
     match e {
         FetchError::Missing { .. } => ReadError::NotFound,
         other => ReadError::Other(other.to_string()),
-    }
-}
-
-impl S3Reader {
-    /// GET, with the user metadata CloudTrail sets on digests.
-    fn fetch(&self, bucket: &str, key: &str) -> Result<(Vec<u8>, SignatureMetadata), ReadError> {
-        self.check()?;
-        self.handle.block_on(async {
-            let out = self
-                .s3
-                .get_object()
-                .bucket(bucket)
-                .key(key)
-                .send()
-                .await
-                .map_err(|e| read_error(classify(bucket, key, e)))?;
-            let metadata = out
-                .metadata()
-                .map(|m| SignatureMetadata {
-                    signature: m.get("signature").cloned(),
-                    algorithm: m.get("signature-algorithm").cloned(),
-                })
-                .unwrap_or_default();
-            let body = out.body.collect().await.map_err(|e| ReadError::Other(format!("s3://{bucket}/{key}: {e}")))?;
-            Ok((body.into_bytes().to_vec(), metadata))
-        })
     }
 }
 
