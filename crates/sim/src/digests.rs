@@ -313,7 +313,7 @@ pub fn write(
                 }
                 if skip(hour) {
                     hour += 1;
-                    if slots.iter().any(|&(t, s)| t == Tamper::ValidationPaused && is_tampered && hour == s + 2) {
+                    if restart_at(hour) {
                         period_start = digest_end; // logs while validation was off are never digested
                     }
                     continue;
