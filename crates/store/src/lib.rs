@@ -27,6 +27,7 @@
 //! ```
 
 pub mod alerts;
+pub mod auth;
 mod batch;
 pub mod integrity;
 mod ops;
@@ -37,10 +38,11 @@ pub use alerts::{
     Alert, AlertFilter, AlertHit, AlertPolicy, AlertState, AlertSubject, Backlog, CorrelationWindow, Delivery,
     KnownRegion, SinkRoute,
 };
+pub use auth::{ApiToken, Role, Session, User};
 pub use batch::{EventBatch, PackedRaw, RawFramer, UnpackError};
 pub use integrity::{IntegrityChain, IntegrityFinding, Silence};
 pub use ops::{DigestSeen, IngestFinding, IntegrationStatus, MessageProblem};
-pub use query::{Dimension, EventQuery, EventRow, Page};
+pub use query::{is_access_denied, Dimension, EventQuery, EventRow, HistogramPoint, Page, Summary, SummarySpec};
 pub use sqlite::{PlanChoice, SqliteStore};
 
 use model::EpochMillis;
@@ -70,6 +72,13 @@ pub trait Store: Send + Sync {
 
     /// Most frequent values of `dimension` among the events matching `query`.
     fn top(&self, dimension: Dimension, query: &EventQuery, limit: usize) -> Result<Vec<(String, u64)>, StoreError>;
+
+    /// Counts, histogram and top values of the events `query` matches, in one pass.
+    fn summarize(&self, query: &EventQuery, spec: &SummarySpec) -> Result<Summary, StoreError>;
+
+    /// What the store knows of a principal (exact normalised principal) and of the sessions
+    /// and identities linked to it: sessions it issued, the human behind it, same name.
+    fn principals_related(&self, principal: &str, limit: usize) -> Result<Vec<PrincipalInfo>, StoreError>;
 
     /// The ledger row of one object, if it was ever committed or quarantined.
     fn ledger_entry(&self, bucket: &str, key: &str) -> Result<Option<LedgerEntry>, StoreError>;
@@ -163,6 +172,51 @@ pub trait Store: Send + Sync {
 
     /// Ends the silence of `silence`'s account, region and kind; returns it if there was one.
     fn clear_silence(&self, silence: &Silence) -> Result<Option<Silence>, StoreError>;
+
+    /// Creates the user, or resets its role and password (ending its sessions).
+    fn put_user(&self, user: &User) -> Result<(), StoreError>;
+
+    /// Creates `user` only if there is no user at all; true when it did.
+    fn create_first_user(&self, user: &User) -> Result<bool, StoreError>;
+
+    fn user(&self, name: &str) -> Result<Option<User>, StoreError>;
+
+    fn users(&self) -> Result<Vec<User>, StoreError>;
+
+    fn create_session(&self, session: &Session) -> Result<(), StoreError>;
+
+    /// The unexpired session whose token hashes to `token_hash`, with its user.
+    fn session(&self, token_hash: &[u8], now: EpochMillis) -> Result<Option<(Session, User)>, StoreError>;
+
+    /// Ends a session (and drops expired ones).
+    fn delete_session(&self, token_hash: &[u8], now: EpochMillis) -> Result<(), StoreError>;
+
+    /// Stores a new API token; returns its id.
+    fn create_api_token(&self, token: &ApiToken) -> Result<i64, StoreError>;
+
+    /// The API token whose value hashes to `token_hash`, with its user; records the use.
+    fn use_api_token(&self, token_hash: &[u8], now: EpochMillis) -> Result<Option<(ApiToken, User)>, StoreError>;
+
+    /// API tokens, of one user or of all.
+    fn api_tokens(&self, user: Option<&str>) -> Result<Vec<ApiToken>, StoreError>;
+
+    fn delete_api_token(&self, id: i64) -> Result<bool, StoreError>;
+}
+
+/// A principal as the store normalised it (see `model::Actor`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PrincipalInfo {
+    pub principal: String,
+    /// `IAMUser`, `AssumedRole`, `Root`, `AWSService`, …
+    pub kind: String,
+    pub account_id: Option<String>,
+    /// User name or session name.
+    pub name: Option<String>,
+    /// The role or user that issued the session.
+    pub issuer: Option<String>,
+    /// The person behind a federated or SSO session, where the records tell it.
+    pub human: Option<String>,
+    pub federation: Option<String>,
 }
 
 /// Writes objects' events and ledger rows. See the crate documentation for the protocol.

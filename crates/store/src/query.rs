@@ -69,6 +69,72 @@ pub enum Dimension {
     Account,
     Region,
     ErrorCode,
+    UserAgent,
+}
+
+impl Dimension {
+    /// The name used in URLs and the API (`event_name`, `principal`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dimension::EventName => "event_name",
+            Dimension::EventSource => "event_source",
+            Dimension::Principal => "principal",
+            Dimension::SourceIp => "source_ip",
+            Dimension::Account => "account",
+            Dimension::Region => "region",
+            Dimension::ErrorCode => "error_code",
+            Dimension::UserAgent => "user_agent",
+        }
+    }
+}
+
+/// What [`Store::summarize`](crate::Store::summarize) computes besides the counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SummarySpec {
+    /// Histogram bucket width; 0 for no histogram.
+    pub bucket_ms: EpochMillis,
+    /// Splits each bucket by this column (stacked charts); `None` for one series.
+    pub series: Option<Dimension>,
+    /// Columns whose most frequent values are wanted, `top_n` each.
+    pub tops: Vec<Dimension>,
+    pub top_n: usize,
+}
+
+/// Counts over the events a query matches.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub events: u64,
+    /// Events with an `errorCode`.
+    pub errors: u64,
+    /// Of those, refusals ([`is_access_denied`]).
+    pub denied: u64,
+    pub first: Option<EpochMillis>,
+    pub last: Option<EpochMillis>,
+    /// Sorted by bucket start, then series; buckets without events are absent.
+    pub histogram: Vec<HistogramPoint>,
+    /// In the order of [`SummarySpec::tops`]: values with their counts, most frequent first.
+    pub tops: Vec<(Dimension, Vec<(String, u64)>)>,
+}
+
+impl Summary {
+    pub fn top(&self, dimension: Dimension) -> &[(String, u64)] {
+        self.tops.iter().find(|(d, _)| *d == dimension).map_or(&[], |(_, t)| t.as_slice())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistogramPoint {
+    pub start: EpochMillis,
+    /// The series' value (empty without a series, or for events without one).
+    pub series: String,
+    pub events: u64,
+}
+
+/// Whether an `errorCode` says the caller was not allowed: `AccessDenied` and the spellings
+/// services use for it (`AccessDeniedException`, `Client.UnauthorizedOperation`,
+/// `UnauthorizedOperation`, `UnauthorizedAccess`, …).
+pub fn is_access_denied(code: &str) -> bool {
+    code.contains("AccessDenied") || code.contains("Unauthorized") || code.contains("Forbidden")
 }
 
 pub(crate) fn is_wildcard(value: &str) -> bool {

@@ -1,6 +1,7 @@
 //! The embedded SQLite backend.
 
 mod alerts;
+mod auth;
 mod columns;
 mod integrity;
 mod ops;
@@ -359,6 +360,87 @@ impl Store for SqliteStore {
 
     fn clear_silence(&self, silence: &crate::Silence) -> Result<Option<crate::Silence>, StoreError> {
         self.with_read(|c| integrity::clear_silence(c, silence))
+    }
+
+    fn summarize(&self, query: &EventQuery, spec: &crate::SummarySpec) -> Result<crate::Summary, StoreError> {
+        self.with_reader(|c, labels| read::summarize(c, labels, query, spec))
+    }
+
+    fn principals_related(&self, principal: &str, limit: usize) -> Result<Vec<crate::PrincipalInfo>, StoreError> {
+        self.with_read(|c| {
+            ops::all_with(
+                c,
+                "SELECT principal, kind, account_id, name, issuer, human, federation FROM principals
+                 WHERE principal = ?1 OR issuer = ?1 OR human = ?1
+                    OR human IN (SELECT human FROM principals WHERE principal = ?1 AND human IS NOT NULL)
+                 ORDER BY principal = ?1 DESC, principal LIMIT ?2",
+                params![principal, limit as i64],
+                "read principals",
+                |r| {
+                    Ok(crate::PrincipalInfo {
+                        principal: r.get(0)?,
+                        kind: r.get(1)?,
+                        account_id: r.get(2)?,
+                        name: r.get(3)?,
+                        issuer: r.get(4)?,
+                        human: r.get(5)?,
+                        federation: r.get(6)?,
+                    })
+                },
+            )
+        })
+    }
+
+    fn put_user(&self, user: &crate::User) -> Result<(), StoreError> {
+        self.with_read(|c| auth::put_user(c, user))
+    }
+
+    fn create_first_user(&self, user: &crate::User) -> Result<bool, StoreError> {
+        self.with_read(|c| auth::create_first_user(c, user))
+    }
+
+    fn user(&self, name: &str) -> Result<Option<crate::User>, StoreError> {
+        self.with_read(|c| auth::user(c, name))
+    }
+
+    fn users(&self) -> Result<Vec<crate::User>, StoreError> {
+        self.with_read(auth::users)
+    }
+
+    fn create_session(&self, session: &crate::Session) -> Result<(), StoreError> {
+        self.with_read(|c| auth::create_session(c, session))
+    }
+
+    fn session(
+        &self,
+        token_hash: &[u8],
+        now: EpochMillis,
+    ) -> Result<Option<(crate::Session, crate::User)>, StoreError> {
+        self.with_read(|c| auth::session(c, token_hash, now))
+    }
+
+    fn delete_session(&self, token_hash: &[u8], now: EpochMillis) -> Result<(), StoreError> {
+        self.with_read(|c| auth::delete_session(c, token_hash, now))
+    }
+
+    fn create_api_token(&self, token: &crate::ApiToken) -> Result<i64, StoreError> {
+        self.with_read(|c| auth::create_api_token(c, token))
+    }
+
+    fn use_api_token(
+        &self,
+        token_hash: &[u8],
+        now: EpochMillis,
+    ) -> Result<Option<(crate::ApiToken, crate::User)>, StoreError> {
+        self.with_read(|c| auth::use_api_token(c, token_hash, now))
+    }
+
+    fn api_tokens(&self, user: Option<&str>) -> Result<Vec<crate::ApiToken>, StoreError> {
+        self.with_read(|c| auth::api_tokens(c, user))
+    }
+
+    fn delete_api_token(&self, id: i64) -> Result<bool, StoreError> {
+        self.with_read(|c| auth::delete_api_token(c, id))
     }
 
     fn stats(&self) -> Result<StoreStats, StoreError> {

@@ -24,7 +24,7 @@ use super::columns::BlockColumns;
 use super::schema::kind;
 use crate::batch::PackedRaw;
 use crate::query::{glob_pattern, is_wildcard};
-use crate::{Context, Dimension, EventQuery, EventRow, StoreError};
+use crate::{Context, Dimension, EventQuery, EventRow, HistogramPoint, StoreError, Summary, SummarySpec};
 
 /// Which plan to use; `Auto` uses postings whenever there are column filters (tests force
 /// the others).
@@ -393,42 +393,127 @@ pub(crate) fn top(
     q: &EventQuery,
     limit: usize,
 ) -> Result<Vec<(String, u64)>, StoreError> {
+    let spec = SummarySpec { tops: vec![dimension], top_n: limit, ..Default::default() };
+    Ok(summarize(conn, labels, q, &spec)?.tops.pop().map(|(_, t)| t).unwrap_or_default())
+}
+
+fn column(c: &BlockColumns, dimension: Dimension) -> &[i64] {
+    match dimension {
+        Dimension::EventName => &c.event_name,
+        Dimension::EventSource => &c.event_source,
+        Dimension::Principal => &c.principal,
+        Dimension::SourceIp => &c.source_ip,
+        Dimension::Account => &c.account,
+        Dimension::Region => &c.region,
+        Dimension::ErrorCode => &c.error_code,
+        Dimension::UserAgent => &c.user_agent,
+    }
+}
+
+fn label(conn: &Connection, labels: &mut Labels, dimension: Dimension, id: i64) -> Result<String, StoreError> {
+    match dimension {
+        Dimension::Principal => labels.principal(conn, id),
+        _ => Ok(labels.dict(conn, id)?.unwrap_or_default()),
+    }
+}
+
+/// Counts, a histogram and top values of the events `q` matches, in one pass over the
+/// candidate blocks' columns (the raw records are not read).
+pub(crate) fn summarize(
+    conn: &Connection,
+    labels: &mut Labels,
+    q: &EventQuery,
+    spec: &SummarySpec,
+) -> Result<Summary, StoreError> {
     in_snapshot(conn, |conn| {
+        let mut summary = Summary::default();
         let filters = Filters::resolve(conn, q)?;
         if filters.impossible() {
-            return Ok(Vec::new());
+            summary.tops = spec.tops.iter().map(|d| (*d, Vec::new())).collect();
+            return Ok(summary);
         }
+        let denied = denied_codes(conn)?;
         let (sql, params) = filters.candidates_sql(!filters.postings.is_empty());
         let mut stmt = conn.prepare(&sql).context("prepare block search")?;
         let mut candidates = stmt.query(params_from_iter(params)).context("search blocks")?;
-        let mut counts: FxHashMap<i64, u64> = FxHashMap::default();
+        let mut tops: Vec<FxHashMap<i64, u64>> = spec.tops.iter().map(|_| FxHashMap::default()).collect();
+        let mut histogram: FxHashMap<(i64, i64), u64> = FxHashMap::default();
+        let bucket = spec.bucket_ms.max(1);
+        let (mut first, mut last) = (i64::MAX, i64::MIN);
         while let Some((id, _, rows, bytes)) = next_candidate(&mut candidates)? {
             let c = decode_block(id, &bytes)?;
-            let column = match dimension {
-                Dimension::EventName => &c.event_name,
-                Dimension::EventSource => &c.event_source,
-                Dimension::Principal => &c.principal,
-                Dimension::SourceIp => &c.source_ip,
-                Dimension::Account => &c.account,
-                Dimension::Region => &c.region,
-                Dimension::ErrorCode => &c.error_code,
-            };
-            for (row, &value) in column.iter().enumerate().take((rows as usize).min(c.len())) {
-                if value != 0 && filters.matches(&c, row, id << ROW_BITS | row as i64) {
-                    *counts.entry(value).or_default() += 1;
+            let series = spec.series.map(|d| column(&c, d));
+            let top_columns: Vec<&[i64]> = spec.tops.iter().map(|d| column(&c, *d)).collect();
+            for row in 0..(rows as usize).min(c.len()) {
+                if !filters.matches(&c, row, id << ROW_BITS | row as i64) {
+                    continue;
+                }
+                let t = c.event_time[row];
+                summary.events += 1;
+                first = first.min(t);
+                last = last.max(t);
+                let code = c.error_code[row];
+                if code != 0 {
+                    summary.errors += 1;
+                    if denied.contains(&code) {
+                        summary.denied += 1;
+                    }
+                }
+                if spec.bucket_ms > 0 {
+                    let start = t.div_euclid(bucket) * bucket;
+                    *histogram.entry((start, series.map_or(0, |s| s[row]))).or_default() += 1;
+                }
+                for (counts, column) in tops.iter_mut().zip(&top_columns) {
+                    if column[row] != 0 {
+                        *counts.entry(column[row]).or_default() += 1;
+                    }
                 }
             }
         }
-        let mut named = Vec::with_capacity(counts.len());
-        for (id, n) in counts {
-            let label = match dimension {
-                Dimension::Principal => labels.principal(conn, id)?,
-                _ => labels.dict(conn, id)?.unwrap_or_default(),
-            };
-            named.push((label, n));
+        if summary.events > 0 {
+            summary.first = Some(first);
+            summary.last = Some(last);
         }
-        named.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        named.truncate(limit);
-        Ok(named)
+        for (&dimension, counts) in spec.tops.iter().zip(tops) {
+            let mut counts: Vec<(i64, u64)> = counts.into_iter().collect();
+            // Labels are read only for the values shown; ties broken by label below.
+            counts.sort_unstable_by(|a, b| b.1.cmp(&a.1));
+            let cut = counts.get(spec.top_n.saturating_sub(1)).map_or(0, |c| c.1);
+            let mut named = Vec::new();
+            for (id, n) in counts.into_iter().take_while(|c| c.1 >= cut) {
+                named.push((label(conn, labels, dimension, id)?, n));
+            }
+            named.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            named.truncate(spec.top_n);
+            summary.tops.push((dimension, named));
+        }
+        let mut points = Vec::with_capacity(histogram.len());
+        for ((start, series), n) in histogram {
+            let name = match spec.series {
+                Some(d) if series != 0 => label(conn, labels, d, series)?,
+                _ => String::new(),
+            };
+            points.push(HistogramPoint { start, series: name, events: n });
+        }
+        points.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.series.cmp(&b.series)));
+        summary.histogram = points;
+        Ok(summary)
     })
+}
+
+/// Dictionary ids of the error codes that mean "not allowed" (AccessDenied,
+/// UnauthorizedOperation and their service spellings).
+fn denied_codes(conn: &Connection) -> Result<FxHashSet<i64>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT id, value FROM dict WHERE kind = ?1").context("read error codes")?;
+    let rows = stmt
+        .query_map([kind::ERROR_CODE], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+        .context("read error codes")?;
+    let mut ids = FxHashSet::default();
+    for r in rows {
+        let (id, code) = r.context("read error codes")?;
+        if crate::query::is_access_denied(&code) {
+            ids.insert(id);
+        }
+    }
+    Ok(ids)
 }

@@ -266,6 +266,35 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (account, account_id, region, what)
     );
     "#,
+    // 5: dashboard users, their sessions and API tokens. Session and API tokens are random
+    // 256-bit values; only their SHA-256 is stored, so a copy of the database logs nobody in.
+    r#"
+    CREATE TABLE users (
+        name          TEXT NOT NULL PRIMARY KEY,
+        role          TEXT NOT NULL CHECK (role IN ('admin', 'viewer')),
+        password_hash TEXT NOT NULL,
+        created_at    INTEGER NOT NULL,
+        updated_at    INTEGER NOT NULL
+    );
+
+    CREATE TABLE sessions (
+        token_hash BLOB NOT NULL PRIMARY KEY,
+        user       TEXT NOT NULL,
+        csrf       TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE INDEX sessions_by_user ON sessions (user);
+
+    CREATE TABLE api_tokens (
+        id         INTEGER PRIMARY KEY,
+        name       TEXT NOT NULL,
+        user       TEXT NOT NULL,
+        token_hash BLOB NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL,
+        last_used  INTEGER
+    );
+    "#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

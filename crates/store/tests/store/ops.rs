@@ -157,3 +157,54 @@ fn integrity_chains_only_move_forward_and_findings_are_new_once() {
     assert_eq!(store.clear_silence(&s).unwrap(), Some(s));
     assert!(store.silences().unwrap().is_empty());
 }
+
+#[test]
+fn users_sessions_and_api_tokens() {
+    use store::{ApiToken, Role, Session, User};
+    let store = SqliteStore::open_in_memory().unwrap();
+    let admin = User {
+        name: "admin".into(),
+        role: Role::Admin,
+        password_hash: "$argon2id$x".into(),
+        created_at: 1,
+        updated_at: 1,
+    };
+    assert!(store.create_first_user(&admin).unwrap());
+    let other = User { name: "second".into(), ..admin.clone() };
+    assert!(!store.create_first_user(&other).unwrap(), "only when no user exists");
+    assert!(store.user("second").unwrap().is_none());
+
+    let session =
+        Session { token_hash: vec![1; 32], user: "admin".into(), csrf: "c".into(), created_at: 10, expires_at: 100 };
+    store.create_session(&session).unwrap();
+    let (found, user) = store.session(&[1; 32], 50).unwrap().unwrap();
+    assert_eq!((found, user.role), (session.clone(), Role::Admin));
+    assert!(store.session(&[1; 32], 100).unwrap().is_none(), "expired");
+    assert!(store.session(&[2; 32], 50).unwrap().is_none());
+
+    // A password reset ends the user's sessions.
+    store.put_user(&User { role: Role::Viewer, password_hash: "new".into(), updated_at: 60, ..admin.clone() }).unwrap();
+    assert!(store.session(&[1; 32], 50).unwrap().is_none());
+    assert_eq!(store.user("admin").unwrap().unwrap().role, Role::Viewer);
+
+    store.create_session(&session).unwrap();
+    store.delete_session(&[1; 32], 50).unwrap();
+    assert!(store.session(&[1; 32], 50).unwrap().is_none());
+
+    let token = ApiToken {
+        id: 0,
+        name: "ci".into(),
+        user: "admin".into(),
+        token_hash: vec![9; 32],
+        created_at: 5,
+        last_used: None,
+    };
+    let id = store.create_api_token(&token).unwrap();
+    let (used, user) = store.use_api_token(&[9; 32], 77).unwrap().unwrap();
+    assert_eq!((used.id, used.last_used, user.name.as_str()), (id, Some(77), "admin"));
+    assert!(store.use_api_token(&[8; 32], 77).unwrap().is_none());
+    assert_eq!(store.api_tokens(Some("admin")).unwrap().len(), 1);
+    assert!(store.api_tokens(Some("nobody")).unwrap().is_empty());
+    assert!(store.delete_api_token(id).unwrap());
+    assert!(store.use_api_token(&[9; 32], 78).unwrap().is_none());
+}

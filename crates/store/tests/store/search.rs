@@ -2,7 +2,7 @@
 
 use model::{timefmt::format_millis, ParsedEvent};
 use proptest::prelude::*;
-use store::{Dimension, EventQuery, ObjectMeta, ObjectTotals, PlanChoice, SqliteStore, Store};
+use store::{Dimension, EventQuery, ObjectMeta, ObjectTotals, PlanChoice, SqliteStore, Store, SummarySpec};
 
 const NAMES: &[&str] = &["StopLogging", "DescribeInstances", "DeleteTrail", "ConsoleLogin"];
 const SOURCES: &[&str] = &["ec2.amazonaws.com", "cloudtrail.amazonaws.com", "signin.amazonaws.com"];
@@ -175,6 +175,39 @@ proptest! {
                 }
             }
         }
+    }
+
+    /// `summarize` counts exactly what a scan of the matching records counts.
+    #[test]
+    fn summaries_agree_with_a_direct_scan(specs in prop::collection::vec(spec(), 1..80), q in query(), bucket in 1i64..20) {
+        let events: Vec<ParsedEvent> = specs.iter().enumerate().map(|(i, s)| build(i, s)).collect();
+        let store = store_with(&events);
+        let spec = SummarySpec {
+            bucket_ms: bucket * 1000,
+            series: Some(Dimension::Account),
+            tops: vec![Dimension::EventName, Dimension::Principal, Dimension::ErrorCode],
+            top_n: 100,
+        };
+        let summary = store.summarize(&q, &spec).unwrap();
+        let ids: std::collections::HashSet<String> = scan(&events, &q).into_iter().collect();
+        let hits: Vec<&ParsedEvent> = events.iter().filter(|e| ids.contains(&e.event_id)).collect();
+        prop_assert_eq!(summary.events, hits.len() as u64);
+        prop_assert_eq!(summary.errors, hits.iter().filter(|e| e.error_code.is_some()).count() as u64);
+        prop_assert_eq!(summary.denied, hits.iter().filter(|e| e.error_code.as_deref().is_some_and(store::is_access_denied)).count() as u64);
+        prop_assert_eq!(summary.first, hits.iter().map(|e| e.event_time).min());
+        prop_assert_eq!(summary.last, hits.iter().map(|e| e.event_time).max());
+        let mut histogram = std::collections::BTreeMap::new();
+        let mut names = std::collections::HashMap::new();
+        for e in &hits {
+            let start = e.event_time.div_euclid(bucket * 1000) * bucket * 1000;
+            *histogram.entry((start, e.recipient_account_id.clone().unwrap_or_default())).or_insert(0u64) += 1;
+            *names.entry(e.event_name.clone().unwrap()).or_insert(0u64) += 1;
+        }
+        let got: std::collections::BTreeMap<(i64, String), u64> =
+            summary.histogram.iter().map(|p| ((p.start, p.series.clone()), p.events)).collect();
+        prop_assert_eq!(got, histogram);
+        let got_names: std::collections::HashMap<String, u64> = summary.top(Dimension::EventName).iter().cloned().collect();
+        prop_assert_eq!(got_names, names);
     }
 
     /// Paging with `after` visits every hit once, in order, whatever the page size.
