@@ -28,6 +28,7 @@ pub mod key;
 pub mod logfile;
 pub mod notification;
 pub mod record;
+pub mod resources;
 pub mod timefmt;
 
 pub use event::{EventError, ParsedEvent};

@@ -52,6 +52,46 @@ fn parse_cloudtrail_fast(b: &[u8]) -> Option<EpochMillis> {
 
 /// Formats as CloudTrail does: `YYYY-MM-DDTHH:MM:SSZ`, or with `.mmm` when there are millis.
 /// The wall clock in epoch milliseconds (0 if the clock is before 1970).
+/// A time as people type it: `now`, RFC 3339, a date (its start, or its last millisecond
+/// with `end_of_day`), `YYYY-MM-DDTHH:MM` (UTC), or an age before `now_ms` (`30m`, `12h`, `7d`,
+/// `2w`). The error says what is accepted.
+pub fn parse_time(value: &str, now_ms: EpochMillis, end_of_day: bool) -> Result<EpochMillis, String> {
+    let v = value.trim();
+    if v.eq_ignore_ascii_case("now") {
+        return Ok(now_ms);
+    }
+    if let Some(ms) = parse_rfc3339_millis(v) {
+        return Ok(ms);
+    }
+    let b = v.as_bytes();
+    if b.len() == 10 && b[4] == b'-' && b[7] == b'-' {
+        if let Some(start) = parse_rfc3339_millis(&format!("{v}T00:00:00Z")) {
+            return Ok(if end_of_day { start + 86_400_000 - 1 } else { start });
+        }
+    }
+    if b.len() == 16 && b[10] == b'T' {
+        if let Some(ms) = parse_rfc3339_millis(&format!("{v}:00Z")) {
+            return Ok(ms);
+        }
+    }
+    if let Some(unit) = v.chars().last().filter(|c| "smhdw".contains(*c)) {
+        if let Ok(n) = v[..v.len() - 1].parse::<i64>() {
+            let Some(n) = n.checked_abs() else { return Err(format!("{value:?} is out of range")) };
+            let ms = n.saturating_mul(match unit {
+                's' => 1_000,
+                'm' => 60_000,
+                'h' => 3_600_000,
+                'd' => 86_400_000,
+                _ => 7 * 86_400_000,
+            });
+            return Ok(now_ms.saturating_sub(ms));
+        }
+    }
+    Err(format!(
+        "{value:?} is not a time: use RFC 3339 (2024-01-15T10:00:00Z), a date (2024-01-15) or an age (30m, 12h, 7d)"
+    ))
+}
+
 pub fn now_millis() -> EpochMillis {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }

@@ -479,39 +479,7 @@ pub struct BenchIngestArgs {
 
 /// Parses a `--since`/`--until` value. `end_of_day` makes a bare date mean its last instant.
 pub fn parse_time(value: &str, now_ms: i64, end_of_day: bool) -> anyhow::Result<i64> {
-    let v = value.trim();
-    if v.eq_ignore_ascii_case("now") {
-        return Ok(now_ms);
-    }
-    if let Some(ms) = model::timefmt::parse_rfc3339_millis(v) {
-        return Ok(ms);
-    }
-    let b = v.as_bytes();
-    if b.len() == 10 && b[4] == b'-' && b[7] == b'-' {
-        if let Some(start) = model::timefmt::parse_rfc3339_millis(&format!("{v}T00:00:00Z")) {
-            return Ok(if end_of_day { start + 86_400_000 - 1 } else { start });
-        }
-    }
-    if b.len() == 16 && b[10] == b'T' {
-        if let Some(ms) = model::timefmt::parse_rfc3339_millis(&format!("{v}:00Z")) {
-            return Ok(ms);
-        }
-    }
-    if let Some(unit) = v.chars().last().filter(|c| "smhdw".contains(*c)) {
-        if let Ok(n) = v[..v.len() - 1].parse::<i64>() {
-            let ms = n * match unit {
-                's' => 1_000,
-                'm' => 60_000,
-                'h' => 3_600_000,
-                'd' => 86_400_000,
-                _ => 7 * 86_400_000,
-            };
-            return Ok(now_ms - ms);
-        }
-    }
-    anyhow::bail!(
-        "{value:?} is not a time: use RFC 3339 (2024-01-15T10:00:00Z), a date (2024-01-15) or an age (30m, 12h, 7d)"
-    )
+    model::timefmt::parse_time(value, now_ms, end_of_day).map_err(anyhow::Error::msg)
 }
 
 #[cfg(test)]

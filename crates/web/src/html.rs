@@ -1,0 +1,220 @@
+//! The page frame and small rendering helpers.
+//!
+//! Every value from a record is attacker-controlled. maud escapes everything interpolated
+//! with `(…)`; nothing here uses `PreEscaped` on record data. Links to record values are
+//! always our own paths (`/principals/…`, `/events?…`) with the value percent-encoded, so a
+//! value can never become a `javascript:` URL or leave its attribute.
+
+use maud::{html, Markup, DOCTYPE};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+use crate::auth::CurrentUser;
+
+/// Characters left as they are in a path segment or query value: unreserved only.
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+pub fn url_component(s: &str) -> String {
+    utf8_percent_encode(s, COMPONENT).to_string()
+}
+
+/// The dashboard's sections, in navigation order: (path, label).
+pub const NAV: &[(&str, &str)] = &[
+    ("/", "Overview"),
+    ("/events", "Events"),
+    ("/alerts", "Alerts"),
+    ("/integrity", "Integrity"),
+    ("/accounts", "Accounts"),
+    ("/rules", "Rules"),
+];
+
+/// A full page: header with navigation and the user, then `body`.
+pub fn page(title: &str, active: &str, user: &CurrentUser, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · trailwatch" }
+                link rel="stylesheet" href="/static/style.css";
+                link rel="icon" href="/static/favicon.svg" type="image/svg+xml";
+                script src="/static/app.js" defer {}
+            }
+            body {
+                header.top {
+                    a.brand href="/" { span.mark {} "trailwatch" }
+                    nav {
+                        @for (path, label) in NAV {
+                            a.active[*path == active] href=(path) { (label) }
+                        }
+                    }
+                    div.who {
+                        span { (user.name) " " span.muted { "(" (user.role.as_str()) ")" } }
+                        form method="post" action="/logout" {
+                            input type="hidden" name="csrf" value=(user.csrf.as_deref().unwrap_or(""));
+                            button type="submit" id="logout" { "Log out" }
+                        }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    }
+}
+
+/// `2026-11-25 14:03:12` (UTC; the title attribute says so).
+pub fn time(ms: i64) -> Markup {
+    let text = model::timefmt::format_millis(ms);
+    let short = text.trim_end_matches('Z').replacen('T', " ", 1);
+    let short = short.split('.').next().unwrap_or(&short).to_owned();
+    html! { span title=(text) { (short) } }
+}
+
+pub fn time_opt(ms: Option<i64>) -> Markup {
+    match ms {
+        Some(ms) => time(ms),
+        None => html! { span.muted { "never" } },
+    }
+}
+
+/// "3 min ago", "2 h ago", "5 d ago".
+pub fn ago(ms: i64, now: i64) -> String {
+    let s = (now - ms).max(0) / 1000;
+    match s {
+        0..=59 => format!("{s} s ago"),
+        60..=3599 => format!("{} min ago", s / 60),
+        3600..=172_799 => format!("{} h ago", s / 3600),
+        _ => format!("{} d ago", s / 86_400),
+    }
+}
+
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+pub fn percent(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        return "–".into();
+    }
+    let p = part as f64 * 100.0 / whole as f64;
+    if p > 0.0 && p < 0.1 {
+        "<0.1%".into()
+    } else {
+        format!("{p:.1}%")
+    }
+}
+
+pub fn principal_href(principal: &str) -> String {
+    format!("/principals/{}", url_component(principal))
+}
+
+pub fn resource_href(resource: &str) -> String {
+    format!("/resources/{}", url_component(resource))
+}
+
+pub fn event_href(event_id: &str) -> String {
+    format!("/events/{}", url_component(event_id))
+}
+
+/// `/events?name=value`.
+pub fn search_href(name: &str, value: &str) -> String {
+    format!("/events?{name}={}", url_component(value))
+}
+
+pub fn principal_link(principal: &str) -> Markup {
+    html! { a.wrap href=(principal_href(principal)) { (principal) } }
+}
+
+pub fn ip_link(ip: Option<&str>) -> Markup {
+    match ip {
+        Some(ip) => html! { a.wrap href=(search_href("source_ip", ip)) { (ip) } },
+        None => html! { span.muted { "–" } },
+    }
+}
+
+/// A level or state as a coloured badge (the class is chosen from a fixed list).
+pub fn badge(text: &str) -> Markup {
+    let class = match text {
+        "critical" | "high" | "medium" | "low" | "informational" | "ok" | "warn" | "bad" | "active" | "wired"
+        | "open" | "acknowledged" | "resolved" | "error" | "idle" => text,
+        _ => "unknown",
+    };
+    html! { span class={ "badge " (class) } { (text) } }
+}
+
+/// A KPI card.
+pub fn kpi(label: &str, value: &str, class: &str, note: Option<&str>) -> Markup {
+    html! {
+        div.card.kpi {
+            div.label { (label) }
+            div class={ "value " (class) } { (value) }
+            @if let Some(n) = note { div.note { (n) } }
+        }
+    }
+}
+
+/// The login page (its own frame: no navigation).
+pub fn login_page(csrf: &str, next: &str, error: Option<&str>) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { "Log in · trailwatch" }
+                link rel="stylesheet" href="/static/style.css";
+                link rel="icon" href="/static/favicon.svg" type="image/svg+xml";
+            }
+            body.login {
+                form.login-box method="post" action="/login" {
+                    h1 { span.mark {} "trailwatch" }
+                    p.muted { "CloudTrail monitoring, on your own machine." }
+                    input type="hidden" name="csrf" value=(csrf);
+                    input type="hidden" name="next" value=(next);
+                    label for="username" { "User" }
+                    input type="text" id="username" name="username" autocomplete="username" required autofocus;
+                    label for="password" { "Password" }
+                    input type="password" id="password" name="password" autocomplete="current-password" required;
+                    button type="submit" { "Log in" }
+                    @if let Some(e) = error { p.error role="alert" { (e) } }
+                }
+            }
+        }
+    }
+}
+
+/// A page that says what went wrong, inside the frame.
+pub fn message_page(title: &str, user: &CurrentUser, text: &str) -> Markup {
+    page(title, "", user, html! { h1 { (title) } p { (text) } })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_and_links() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(1234567), "1,234,567");
+        assert_eq!(percent(1, 3), "33.3%");
+        assert_eq!(percent(0, 0), "–");
+        assert_eq!(principal_href("arn:aws:iam::1:user/a b"), "/principals/arn%3Aaws%3Aiam%3A%3A1%3Auser%2Fa%20b");
+        assert_eq!(search_href("source_ip", "javascript:alert(1)"), "/events?source_ip=javascript%3Aalert%281%29");
+    }
+
+    #[test]
+    fn record_text_is_escaped() {
+        let m = principal_link("\"><img src=x onerror=alert(1)>");
+        let s = m.into_string();
+        assert!(!s.contains("<img"), "{s}");
+        assert!(s.contains("&lt;img"), "{s}");
+    }
+}
