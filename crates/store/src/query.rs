@@ -22,6 +22,8 @@ pub struct EventQuery {
     pub until: Option<EpochMillis>,
     /// Only failed calls (an `errorCode` is present).
     pub errors: bool,
+    /// Only calls that failed with this `errorCode` (wildcards allowed).
+    pub error_code: Option<String>,
     /// Maximum rows; `None` means all.
     pub limit: Option<usize>,
     /// Continue after this row (keyset paging, stays fast deep into results).

@@ -53,6 +53,7 @@ struct Filters {
     region: Option<FxHashSet<i64>>,
     source_ip: Option<FxHashSet<i64>>,
     principal: Option<FxHashSet<i64>>,
+    error_code: Option<FxHashSet<i64>>,
     errors: bool,
     since: Option<i64>,
     until: Option<i64>,
@@ -80,6 +81,7 @@ impl Filters {
         let account = dict(&q.account, kind::ACCOUNT)?;
         let region = dict(&q.region, kind::REGION)?;
         let source_ip = dict(&q.source_ip, kind::SOURCE_IP)?;
+        let error_code = dict(&q.error_code, kind::ERROR_CODE)?;
         let principal = match &q.principal {
             None => None,
             Some(who) => {
@@ -106,6 +108,7 @@ impl Filters {
             region,
             source_ip,
             principal,
+            error_code,
             errors: q.errors,
             since: q.since,
             until: q.until,
@@ -116,7 +119,15 @@ impl Filters {
 
     /// A filter that no id can satisfy: nothing matches.
     fn impossible(&self) -> bool {
-        [&self.event_name, &self.event_source, &self.account, &self.region, &self.source_ip, &self.principal]
+        [
+            &self.event_name,
+            &self.event_source,
+            &self.account,
+            &self.region,
+            &self.source_ip,
+            &self.principal,
+            &self.error_code,
+        ]
             .iter()
             .any(|f| f.as_ref().is_some_and(FxHashSet::is_empty))
     }
@@ -134,6 +145,7 @@ impl Filters {
             && within(&self.region, c.region[i])
             && within(&self.source_ip, c.source_ip[i])
             && within(&self.principal, c.principal[i])
+            && within(&self.error_code, c.error_code[i])
     }
 
     /// Candidate blocks, newest `max_time` first: (id, max_time, rows, columns).

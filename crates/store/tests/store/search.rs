@@ -98,6 +98,7 @@ fn scan(events: &[ParsedEvent], q: &EventQuery) -> Vec<String> {
                 && q.since.is_none_or(|t| e.event_time >= t)
                 && q.until.is_none_or(|t| e.event_time <= t)
                 && (!q.errors || e.error_code.is_some())
+                && eq(&q.error_code, e.error_code.as_deref())
         })
         .map(|(i, e)| (e.event_time, i, e.event_id.clone()))
         .collect();
@@ -126,9 +127,9 @@ fn query() -> impl Strategy<Value = EventQuery> {
         pick(principals),
         proptest::option::weighted(0.3, 0..50i64),
         proptest::option::weighted(0.3, 0..50i64),
-        proptest::bool::weighted(0.2),
+        (proptest::bool::weighted(0.2), pick(&["AccessDenied", "Client.UnauthorizedOperation"])),
     )
-        .prop_map(|(event_name, event_source, source_ip, account, region, principal, since, until, errors)| {
+        .prop_map(|(event_name, event_source, source_ip, account, region, principal, since, until, (errors, error_code))| {
             EventQuery {
                 event_name,
                 event_source,
@@ -139,6 +140,7 @@ fn query() -> impl Strategy<Value = EventQuery> {
                 since: since.map(|m| 1_700_000_000_000 + m * 60_000),
                 until: until.map(|m| 1_700_000_000_000 + m * 60_000),
                 errors,
+                error_code,
                 ..Default::default()
             }
         })
