@@ -277,3 +277,33 @@ pub struct RecordedAlerts {
     pub hits: u64,
     pub opened: u64,
 }
+
+/// Rule evaluation on the parse threads, process-wide (for `/metrics`): records scanned and
+/// the time `RuleSet::scan` took, in nanoseconds.
+pub static SCANNED_RECORDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+pub static SCAN_NANOS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Sums one object's scan times and adds them to the process-wide counters once, when the
+/// object is done (however it ends), so parse threads do not contend per record.
+#[derive(Default)]
+pub(crate) struct ScanTimer {
+    records: u64,
+    nanos: u64,
+}
+
+impl ScanTimer {
+    pub(crate) fn add(&mut self, took: std::time::Duration) {
+        self.records += 1;
+        self.nanos += took.as_nanos() as u64;
+    }
+}
+
+impl Drop for ScanTimer {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.records > 0 {
+            SCANNED_RECORDS.fetch_add(self.records, Relaxed);
+            SCAN_NANOS.fetch_add(self.nanos, Relaxed);
+        }
+    }
+}

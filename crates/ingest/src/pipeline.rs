@@ -365,6 +365,7 @@ fn parse_into<R>(
     let mut framer = pack.then(RawFramer::default);
     let mut chunk: Vec<ParsedEvent> = Vec::with_capacity(config.chunk_events);
     let mut scans: BatchScans = Vec::new();
+    let mut timer = crate::detection::ScanTimer::default();
     let mut bytes = 0;
     let mut newest_event = None;
     loop {
@@ -372,7 +373,9 @@ fn parse_into<R>(
         let row = chunk.len() as u32;
         let mut scan = |text: &str, e: &ParsedEvent| {
             if let Some(rules) = rules {
+                let started = std::time::Instant::now();
                 let s = rules.scan(text, e.event_name.as_deref(), e.event_source.as_deref());
+                timer.add(started.elapsed());
                 if !s.is_empty() {
                     scans.push((row, s));
                 }

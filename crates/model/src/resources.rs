@@ -72,12 +72,16 @@ pub fn touches(raw: &str, resource: &str) -> bool {
         return false;
     }
     let Ok(record) = serde_json::from_str::<Value>(raw) else { return false };
-    identifiers(&record).iter().any(|id| id == resource || (resource.starts_with("arn:") && id == short) || arn_ends_with(id, resource))
+    identifiers(&record)
+        .iter()
+        .any(|id| id == resource || (resource.starts_with("arn:") && id == short) || arn_ends_with(id, resource))
 }
 
 /// `arn:…:instance/i-0abc` and `i-0abc` name the same thing.
 fn arn_ends_with(arn: &str, id: &str) -> bool {
-    arn.starts_with("arn:") && !id.starts_with("arn:") && (arn.ends_with(&format!("/{id}")) || arn.ends_with(&format!(":{id}")))
+    arn.starts_with("arn:")
+        && !id.starts_with("arn:")
+        && (arn.ends_with(&format!("/{id}")) || arn.ends_with(&format!(":{id}")))
 }
 
 #[cfg(test)]

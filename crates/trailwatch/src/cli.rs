@@ -59,6 +59,53 @@ pub enum Command {
     /// Measure ingest throughput.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Dashboard users and API tokens.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a dashboard user, or reset its role and password (ending its sessions).
+    Add(UserAddArgs),
+    /// List users.
+    List(UserListArgs),
+    /// Create an API token for a user (for scripts and Prometheus); printed once.
+    Token(UserTokenArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  echo \"$PW\" | trailwatch user add alice --role viewer --password-stdin --db trailwatch.db"
+)]
+pub struct UserAddArgs {
+    pub name: String,
+    #[arg(long, value_parser = ["admin", "viewer"])]
+    pub role: String,
+    /// Read the password from stdin (first line) instead of generating one.
+    #[arg(long)]
+    pub password_stdin: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct UserListArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct UserTokenArgs {
+    /// The user the token acts as.
+    pub user: String,
+    /// What the token is for (shown in the token list).
+    #[arg(long, default_value = "cli")]
+    pub name: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -328,6 +375,9 @@ pub struct SearchArgs {
     /// Only failed calls (events with an errorCode).
     #[arg(long)]
     pub errors: bool,
+    /// Only calls that failed with this errorCode (wildcards allowed).
+    #[arg(long, value_name = "CODE")]
+    pub error_code: Option<String>,
     /// Maximum events to print; 0 means no limit.
     #[arg(long, default_value_t = 100)]
     pub limit: usize,
@@ -446,6 +496,18 @@ pub struct DemoArgs {
     /// Ordinary events to simulate.
     #[arg(long, default_value_t = 20_000)]
     pub events: u64,
+    /// Port of the dashboard on 127.0.0.1.
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Address to listen on (instead of 127.0.0.1).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: String,
+    /// The admin's password (default: a random one, printed).
+    #[arg(long, env = "TRAILWATCH_DEMO_ADMIN_PASSWORD")]
+    pub admin_password: Option<String>,
+    /// Ingest and summarise, then exit instead of serving the dashboard.
+    #[arg(long)]
+    pub no_serve: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -174,6 +174,13 @@ pub struct RawState {
 pub struct RawWeb {
     /// Address the dashboard listens on (default `127.0.0.1:8080`).
     pub listen: Option<String>,
+    /// Serve HTTPS directly: PEM certificate chain and private key (both or neither).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Behind a TLS-terminating proxy: mark cookies `Secure` (automatic with tls_cert).
+    pub secure_cookies: Option<bool>,
+    /// Behind a proxy that sets `X-Forwarded-For`: rate-limit logins by that address.
+    pub trust_proxy: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -209,6 +216,7 @@ pub struct RawAccount {
 pub struct Config {
     pub store: StoreConfig,
     pub web_listen: String,
+    pub web: WebConfig,
     pub aws: aws::AwsSettings,
     pub accounts: Vec<aws::AccountSpec>,
     pub consumer: aws::consumer::ConsumerConfig,
@@ -219,6 +227,15 @@ pub struct Config {
     pub sinks: Vec<RawSink>,
     /// `None` when `[integrity] enabled = false`.
     pub integrity: Option<aws::integrity::WatchSettings>,
+}
+
+/// Validated `[web]` (besides `listen`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WebConfig {
+    /// (certificate chain, private key), PEM.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub secure_cookies: bool,
+    pub trust_proxy: bool,
 }
 
 /// Validated `[detection]`.
@@ -299,6 +316,16 @@ impl Config {
         web_listen
             .parse::<std::net::SocketAddr>()
             .map_err(|e| anyhow::anyhow!("web.listen = {web_listen:?} is not an address:port ({e})"))?;
+        let tls = match (raw.web.tls_cert, raw.web.tls_key) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => bail!("web.tls_cert and web.tls_key go together: set both to serve HTTPS, or neither"),
+        };
+        let web = WebConfig {
+            secure_cookies: raw.web.secure_cookies.unwrap_or(tls.is_some()),
+            trust_proxy: raw.web.trust_proxy.unwrap_or(false),
+            tls,
+        };
         let mut accounts = Vec::new();
         for (i, a) in raw.accounts.into_iter().enumerate() {
             accounts.push(validate_account(i, a, &accounts)?);
@@ -380,6 +407,7 @@ impl Config {
             sinks,
             store,
             web_listen,
+            web,
             aws,
             accounts,
             consumer,
@@ -553,6 +581,16 @@ fn apply_env(raw: &mut RawConfig, env: &BTreeMap<String, String>) -> anyhow::Res
             "TRAILWATCH_STATE_KIND" => raw.state.get_or_insert_with(Default::default).kind = Some(value),
             "TRAILWATCH_STATE_URL" => raw.state.get_or_insert_with(Default::default).url = Some(value),
             "TRAILWATCH_WEB_LISTEN" => raw.web.listen = Some(value),
+            "TRAILWATCH_WEB_TLS_CERT" => raw.web.tls_cert = Some(value.into()),
+            "TRAILWATCH_WEB_TLS_KEY" => raw.web.tls_key = Some(value.into()),
+            "TRAILWATCH_WEB_SECURE_COOKIES" => {
+                raw.web.secure_cookies =
+                    Some(value.parse().map_err(|_| anyhow::anyhow!("{name} = {value:?} is not true or false"))?)
+            }
+            "TRAILWATCH_WEB_TRUST_PROXY" => {
+                raw.web.trust_proxy =
+                    Some(value.parse().map_err(|_| anyhow::anyhow!("{name} = {value:?} is not true or false"))?)
+            }
             "TRAILWATCH_AWS_ENDPOINT_URL" => raw.aws.endpoint_url = Some(value),
             "TRAILWATCH_AWS_FORCE_PATH_STYLE" => {
                 raw.aws.force_path_style =

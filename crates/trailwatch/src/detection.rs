@@ -31,6 +31,38 @@ pub fn load_rules(d: &DetectionConfig) -> Arc<RuleSet> {
     load(&sources(d))
 }
 
+/// Like [`load_rules`], also returning what could not be loaded (for the dashboard).
+pub fn load_rules_reporting(d: &DetectionConfig) -> (Arc<RuleSet>, Vec<detect::LoadError>) {
+    let (set, errors) = RuleSet::load_sources(&sources(d));
+    report_load_errors(&errors);
+    (Arc::new(set), errors)
+}
+
+/// The rules page's view of a rule set: every rule and correlation, and the load errors.
+pub fn rule_infos(rules: &RuleSet, errors: &[detect::LoadError]) -> (Vec<web::RuleInfo>, Vec<String>) {
+    let mut infos: Vec<web::RuleInfo> = rules
+        .rules
+        .iter()
+        .map(|r| web::RuleInfo {
+            id: r.id.clone(),
+            title: r.title.clone(),
+            level: r.level.clone(),
+            status: r.status.clone(),
+            description: r.description.clone(),
+            file: r.file.display().to_string(),
+        })
+        .collect();
+    infos.extend(rules.correlations.iter().map(|c| web::RuleInfo {
+        id: c.id.clone(),
+        title: c.title.clone(),
+        level: c.level.clone(),
+        status: "correlation".into(),
+        description: Some(format!("correlation of {}", c.rule_refs.join(", "))),
+        file: String::new(),
+    }));
+    (infos, errors.iter().map(ToString::to_string).collect())
+}
+
 /// Loads rules; those that cannot be loaded are reported and skipped.
 pub fn load(sources: &[RuleSource]) -> Arc<RuleSet> {
     let (set, errors) = RuleSet::load_sources(sources);
@@ -75,8 +107,7 @@ pub fn for_pipeline(
 }
 
 /// Detection for a configuration's store: its rules and policy, windows restored.
-pub fn for_config(store: &dyn Store, config: &Config) -> anyhow::Result<ingest::Detection> {
-    let rules = load_rules(&config.detection);
+pub fn for_config(store: &dyn Store, config: &Config, rules: Arc<RuleSet>) -> anyhow::Result<ingest::Detection> {
     tracing::info!(rules = rules.rules.len(), correlations = rules.correlations.len(), "detection rules loaded");
     for_pipeline(store, &config.detection, rules, policy(&config.detection, &config.sinks))
 }

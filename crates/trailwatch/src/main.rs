@@ -5,6 +5,7 @@ mod alerting;
 mod cli;
 mod commands;
 mod config;
+mod dashboard;
 mod detection;
 mod output;
 
@@ -66,6 +67,9 @@ fn run(command: cli::Command) -> anyhow::Result<()> {
             commands::alerts::set_state(args, store::AlertState::Resolved)
         }
         Command::Bench(cli::BenchCommand::Ingest(args)) => commands::bench::run(args),
+        Command::User(cli::UserCommand::Add(args)) => commands::user::add(args),
+        Command::User(cli::UserCommand::List(args)) => commands::user::list(args),
+        Command::User(cli::UserCommand::Token(args)) => commands::user::token(args),
     }
 }
 

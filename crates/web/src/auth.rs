@@ -57,7 +57,10 @@ pub fn hash_password(password: &str) -> Result<String, HashError> {
     let mut salt = [0u8; 16];
     getrandom::getrandom(&mut salt).map_err(|e| HashError(e.to_string()))?;
     let salt = SaltString::encode_b64(&salt).map_err(|e| HashError(e.to_string()))?;
-    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| HashError(e.to_string()))
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| HashError(e.to_string()))
 }
 
 /// Whether `password` matches the PHC string `hash` (false for a malformed hash).
@@ -142,10 +145,8 @@ pub fn start_session(state: &WebState, user: &str) -> Result<String, store::Stor
 /// The user behind the request's session cookie or bearer token, if any.
 pub fn authenticate(state: &WebState, headers: &HeaderMap) -> Result<Option<CurrentUser>, store::StoreError> {
     let now = model::timefmt::now_millis();
-    if let Some(bearer) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+    if let Some(bearer) =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "))
     {
         let found = state.store.use_api_token(&token_hash(bearer.trim()), now)?;
         return Ok(found.map(|(_, user)| CurrentUser { name: user.name, role: user.role, csrf: None }));
@@ -197,11 +198,13 @@ pub async fn require_login(State(state): State<WebState>, mut request: Request, 
 
 /// Rejects a form post whose CSRF token is not the session's. API-token requests carry no
 /// cookie and need none.
-pub fn check_csrf(user: &CurrentUser, submitted: Option<&str>) -> Result<(), Response> {
+pub fn check_csrf(user: &CurrentUser, submitted: Option<&str>) -> Result<(), Box<Response>> {
     match &user.csrf {
         None => Ok(()),
         Some(expected) if submitted.is_some_and(|s| same(s, expected)) => Ok(()),
-        Some(_) => Err((StatusCode::FORBIDDEN, "missing or wrong CSRF token: reload the page and try again\n").into_response()),
+        Some(_) => Err(Box::new(
+            (StatusCode::FORBIDDEN, "missing or wrong CSRF token: reload the page and try again\n").into_response(),
+        )),
     }
 }
 
@@ -271,6 +274,39 @@ pub fn check_login(state: &WebState, name: &str, password: &str) -> Result<Optio
             Ok(None)
         }
     }
+}
+
+/// Creates an API token for `user`; returns the token (shown once) and its id.
+pub fn create_api_token(store: &dyn store::Store, user: &str, name: &str) -> Result<(String, i64), store::StoreError> {
+    let token = format!("{API_TOKEN_PREFIX}{}", random_token());
+    let id = store.create_api_token(&store::ApiToken {
+        id: 0,
+        name: name.into(),
+        user: user.into(),
+        token_hash: token_hash(&token),
+        created_at: model::timefmt::now_millis(),
+        last_used: None,
+    })?;
+    Ok((token, id))
+}
+
+/// On a store without users: creates `admin` with `password` (or a generated one) and
+/// returns the password to show once. `None` when a user exists already.
+pub fn ensure_first_admin(store: &dyn store::Store, password: Option<&str>) -> Result<Option<String>, FirstAdminError> {
+    if !store.users()?.is_empty() {
+        return Ok(None);
+    }
+    let password = password.map(str::to_owned).unwrap_or_else(generate_password);
+    let user = new_user("admin", Role::Admin, &password, model::timefmt::now_millis())?;
+    Ok(store.create_first_user(&user)?.then_some(password))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FirstAdminError {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Hash(#[from] HashError),
 }
 
 #[cfg(test)]

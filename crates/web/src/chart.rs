@@ -27,7 +27,8 @@ pub fn stacked_bars(
     }
     totals.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     let folded = totals.len() > MAX_SERIES;
-    let kept: Vec<String> = totals.iter().take(if folded { MAX_SERIES - 1 } else { MAX_SERIES }).map(|t| t.0.clone()).collect();
+    let kept: Vec<String> =
+        totals.iter().take(if folded { MAX_SERIES - 1 } else { MAX_SERIES }).map(|t| t.0.clone()).collect();
     let series_count = kept.len() + usize::from(folded);
     let mut grid = vec![vec![0u64; series_count]; buckets];
     for p in points {
@@ -141,9 +142,8 @@ fn bucket_title(start: i64, bucket_ms: i64) -> String {
 
 fn axis_label(start: i64, bucket_ms: i64) -> String {
     let t = model::timefmt::format_millis(start);
-    if bucket_ms >= 86_400_000 {
-        t[5..10].to_owned()
-    } else if start.rem_euclid(86_400_000) == 0 {
+    // Days are labelled by date, and so is midnight on an hourly axis.
+    if bucket_ms >= 86_400_000 || start.rem_euclid(86_400_000) == 0 {
         t[5..10].to_owned()
     } else {
         t[11..16].to_owned()

@@ -1,5 +1,12 @@
-//! The web server. For now: `/healthz`, `/metrics` (Prometheus) and the SNS HTTPS push
-//! endpoint (`POST /sns`); the dashboard and JSON API join it later.
+//! The web server: the dashboard, the JSON API, login, `/metrics`, `/healthz`, and the SNS
+//! HTTPS push endpoint.
+//!
+//! Access: only `/login`, `/healthz`, `/static/*` (the login page's stylesheet) and `/sns`
+//! (authenticated by SNS's own message signature, below) answer without a session; every
+//! other path needs a session cookie or an API token ([`auth`]). Every response carries a
+//! strict Content-Security-Policy (no inline script or style) and the usual hardening
+//! headers. Pages are rendered on the server ([`pages`]); the API ([`api`]) serves the same
+//! data as JSON and is described by `/api/v1/openapi.json`, generated from its route table.
 //!
 //! SNS push, in the order the checks run:
 //! 1. the body is an SNS message whose signature verifies against a certificate fetched from
@@ -10,39 +17,182 @@
 //!    `Notification` → handled like an SQS message of that account; the answer is sent once
 //!    the objects it names are committed, and an error answer makes SNS retry.
 
+pub mod api;
+pub mod auth;
+mod chart;
+pub mod html;
+mod login;
 mod metrics;
+pub mod openapi;
+pub mod pages;
+pub mod tls;
 
+pub use auth::{create_api_token, ensure_first_admin};
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws::consumer::{Consumer, PushError};
 use aws::sns::{SnsError, SnsVerifier};
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use serde::Serialize;
+
+/// What the server shows besides the store: configuration and loaded rules.
+#[derive(Debug, Default, Clone)]
+pub struct SiteInfo {
+    pub accounts: Vec<aws::AccountSpec>,
+    pub aws: aws::AwsSettings,
+    /// Account id → the configured (or simulated) account's name, for labels.
+    pub account_names: HashMap<String, String>,
+    pub rules: Vec<RuleInfo>,
+    /// Rules that could not be loaded: file and reason.
+    pub rule_errors: Vec<String>,
+    /// Mark cookies `Secure` (served over TLS, or behind a TLS-terminating proxy).
+    pub secure_cookies: bool,
+    /// Take the client address for login rate limiting from `X-Forwarded-For` (only behind
+    /// a proxy that sets it).
+    pub trust_proxy: bool,
+}
+
+/// A loaded detection rule, as the rules page lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleInfo {
+    pub id: String,
+    pub title: String,
+    pub level: String,
+    pub status: String,
+    pub description: Option<String>,
+    pub file: String,
+}
+
+/// The last `doctor` run from the accounts page.
+#[derive(Debug, Clone, Serialize)]
+pub struct DoctorReport {
+    pub at: i64,
+    pub by: String,
+    pub accounts: Vec<(String, Vec<DoctorCheck>)>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DoctorCheck {
+    pub name: String,
+    pub state: String,
+    pub detail: String,
+    pub fix: Option<String>,
+}
 
 #[derive(Clone)]
 pub struct WebState {
+    pub store: Arc<dyn store::Store>,
     pub consumer: Option<Arc<Consumer>>,
     pub sns: Option<Arc<SnsVerifier>>,
+    pub info: Arc<SiteInfo>,
+    pub limiter: Arc<auth::LoginLimiter>,
+    pub doctor: Arc<tokio::sync::Mutex<Option<DoctorReport>>>,
+    /// Set once the server may answer `/healthz` with 200.
+    pub ready: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl WebState {
+    pub fn new(store: Arc<dyn store::Store>, info: SiteInfo) -> WebState {
+        WebState {
+            store,
+            consumer: None,
+            sns: None,
+            info: Arc::new(info),
+            limiter: Arc::new(auth::LoginLimiter::default()),
+            doctor: Arc::new(tokio::sync::Mutex::new(None)),
+            ready: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        }
+    }
+}
+
+/// Runs `doctor` for every configured account.
+pub async fn run_doctor(state: &WebState, by: &str) -> DoctorReport {
+    let base = aws::account::base_config(&state.info.aws).await;
+    let now = model::timefmt::now_millis();
+    let mut results = Vec::new();
+    for spec in &state.info.accounts {
+        results.push((spec.name.clone(), aws::doctor::doctor(&base, &state.info.aws, spec, now).await));
+    }
+    pages::status::doctor_report(results, by, now)
 }
 
 /// How long a push request waits for its objects to be committed (SNS waits 15 s).
 const PUSH_WAIT: Duration = Duration::from_secs(12);
 
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
 pub fn router(state: WebState) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+    let protected = Router::new()
+        .route("/", get(pages::overview::page))
+        .route("/events", get(pages::events::search))
+        .route("/events/{id}", get(pages::events::detail))
+        .route("/principals/{principal}", get(pages::events::principal))
+        .route("/resources/{resource}", get(pages::events::resource))
+        .route("/alerts", get(pages::alerts::list))
+        .route("/alerts/{id}", get(pages::alerts::detail).post(pages::alerts::change_state))
+        .route("/integrity", get(pages::status::integrity))
+        .route("/accounts", get(pages::status::accounts))
+        .route("/accounts/doctor", post(pages::status::run_doctor))
+        .route("/rules", get(pages::status::rules))
+        .route("/logout", get(login::logout_page).post(login::logout))
         .route("/metrics", get(metrics_text))
+        .merge(api::routes())
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_login));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/login", get(login::login_page).post(login::login))
+        .route("/static/style.css", get(|| asset("text/css; charset=utf-8", include_str!("../assets/style.css"))))
+        .route("/static/app.js", get(|| asset("text/javascript; charset=utf-8", include_str!("../assets/app.js"))))
+        .route("/static/favicon.svg", get(|| asset("image/svg+xml", include_str!("../assets/favicon.svg"))))
         .route("/sns", post(sns_push))
+        .merge(protected)
+        .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
 }
 
-async fn metrics_text(State(state): State<WebState>) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+async fn asset(content_type: &'static str, body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "public, max-age=3600")], body).into_response()
+}
+
+async fn healthz(State(state): State<WebState>) -> Response {
+    if state.ready.load(std::sync::atomic::Ordering::Acquire) {
+        "ok\n".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "starting\n").into_response()
+    }
+}
+
+/// Headers every response carries. Pages are never cached (they hold account data).
+async fn security_headers(request: Request, next: Next) -> Response {
+    let is_static = request.uri().path().starts_with("/static/");
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
+    if !is_static {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+async fn metrics_text(State(state): State<WebState>) -> Response {
     let now = model::timefmt::now_millis();
-    let body = state.consumer.as_deref().map(|c| metrics::render(c, now)).unwrap_or_default();
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
+    let st = state.clone();
+    let body = tokio::task::spawn_blocking(move || metrics::render(&st, now)).await.unwrap_or_default();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves.
@@ -51,7 +201,9 @@ pub async fn serve(
     state: WebState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 async fn sns_push(State(state): State<WebState>, body: String) -> (StatusCode, String) {

@@ -1,22 +1,25 @@
-//! `/metrics`: Prometheus text exposition of the ingest counters and integration status.
+//! `/metrics`: Prometheus text exposition. Ingest counters of the running consumer (when
+//! `serve` runs one), rule evaluation time, and gauges read from the store: events,
+//! quarantined objects, alerts by level and state, outbox backlog, integrity findings and
+//! silent regions, integration state and lag per account and region.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
-use aws::consumer::Consumer;
+use crate::WebState;
 
 /// A label value with `\`, `"` and newlines escaped, as the exposition format requires.
 fn label(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
-/// Which time of a status row a gauge shows.
-type Timestamp = fn(&store::IntegrationStatus) -> Option<i64>;
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
 
-pub fn render(consumer: &Consumer, now_ms: i64) -> String {
-    let mut out = String::new();
+fn consumer_counters(out: &mut String, consumer: &aws::consumer::Consumer) {
     let c = &consumer.counters;
-    let counters: [(&str, &str, u64); 11] = [
+    let counters: [(&str, &str, u64); 13] = [
         (
             "trailwatch_messages_received_total",
             "Notifications received (SQS messages and SNS pushes).",
@@ -60,51 +63,154 @@ pub fn render(consumer: &Consumer, now_ms: i64) -> String {
             "Events delivered again (same eventID), not stored twice.",
             c.events_duplicate.load(Ordering::Relaxed),
         ),
+        ("trailwatch_queue_receives_total", "SQS ReceiveMessage calls.", c.receive_calls.load(Ordering::Relaxed)),
+        (
+            "trailwatch_s3_fetched_bytes_total",
+            "Bytes of log objects fetched from S3.",
+            c.fetch_bytes.load(Ordering::Relaxed),
+        ),
     ];
     for (name, help, value) in counters {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+        header(out, name, "counter", help);
+        let _ = writeln!(out, "{name} {value}");
     }
-    let _ = writeln!(out, "# HELP trailwatch_messages_in_flight Messages being handled now.\n# TYPE trailwatch_messages_in_flight gauge\ntrailwatch_messages_in_flight {}", consumer.in_flight());
-    let rows = consumer.board().snapshot();
-    let _ = writeln!(out, "# HELP trailwatch_integration_up 1 when the account/region's integration is active (or wired), 0 otherwise.\n# TYPE trailwatch_integration_up gauge");
+    header(out, "trailwatch_messages_in_flight", "gauge", "Messages being handled now.");
+    let _ = writeln!(out, "trailwatch_messages_in_flight {}", consumer.in_flight());
+}
+
+pub fn render(state: &WebState, now_ms: i64) -> String {
+    let mut out = String::new();
+    if let Some(consumer) = &state.consumer {
+        consumer_counters(&mut out, consumer);
+    }
+    header(&mut out, "trailwatch_rule_evaluated_records_total", "counter", "Records scanned by the detection rules.");
+    let _ = writeln!(
+        out,
+        "trailwatch_rule_evaluated_records_total {}",
+        ingest::detection::SCANNED_RECORDS.load(Ordering::Relaxed)
+    );
+    header(&mut out, "trailwatch_rule_evaluation_seconds_total", "counter", "Time spent evaluating rules on records.");
+    let _ = writeln!(
+        out,
+        "trailwatch_rule_evaluation_seconds_total {:.6}",
+        ingest::detection::SCAN_NANOS.load(Ordering::Relaxed) as f64 / 1e9
+    );
+    if let Err(e) = store_gauges(&mut out, state, now_ms) {
+        tracing::warn!(error = %e, "metrics: reading the store failed");
+        header(&mut out, "trailwatch_store_up", "gauge", "1 when the store answered the metrics queries.");
+        let _ = writeln!(out, "trailwatch_store_up 0");
+    }
+    out
+}
+
+fn store_gauges(out: &mut String, state: &WebState, now_ms: i64) -> Result<(), Box<dyn std::error::Error>> {
+    let store = &*state.store;
+    let stats = store.stats()?;
+    header(out, "trailwatch_store_up", "gauge", "1 when the store answered the metrics queries.");
+    let _ = writeln!(out, "trailwatch_store_up 1");
+    header(out, "trailwatch_store_events", "gauge", "Events in the store.");
+    let _ = writeln!(out, "trailwatch_store_events {}", stats.events);
+    header(out, "trailwatch_store_objects", "gauge", "Objects in the ingest ledger by status.");
+    let _ = writeln!(out, "trailwatch_store_objects{{status=\"committed\"}} {}", stats.objects_committed);
+    let _ = writeln!(out, "trailwatch_store_objects{{status=\"quarantined\"}} {}", stats.objects_quarantined);
+
+    header(out, "trailwatch_alerts", "gauge", "Alerts by level and state.");
+    let alerts = store.alerts(&store::AlertFilter::default())?;
+    for level in store::alerts::LEVELS {
+        for st in ["open", "acknowledged", "resolved"] {
+            let n = alerts.iter().filter(|a| a.level.eq_ignore_ascii_case(level) && a.state.as_str() == st).count();
+            let _ = writeln!(out, "trailwatch_alerts{{level=\"{level}\",state=\"{st}\"}} {n}");
+        }
+    }
+    header(out, "trailwatch_outbox_pending", "gauge", "Alert deliveries not yet accepted by their sink.");
+    header(out, "trailwatch_outbox_failing", "gauge", "Pending deliveries that failed at least once.");
+    header(out, "trailwatch_outbox_oldest_timestamp_seconds", "gauge", "Creation time of the oldest pending delivery.");
+    for b in store.outbox_backlog()? {
+        let sink = label(&b.sink);
+        let _ = writeln!(out, "trailwatch_outbox_pending{{sink=\"{sink}\"}} {}", b.pending);
+        let _ = writeln!(out, "trailwatch_outbox_failing{{sink=\"{sink}\"}} {}", b.failing);
+        if let Some(t) = b.oldest {
+            let _ = writeln!(out, "trailwatch_outbox_oldest_timestamp_seconds{{sink=\"{sink}\"}} {}", t / 1000);
+        }
+    }
+    header(out, "trailwatch_integrity_findings", "gauge", "Digest validation findings by kind.");
+    let findings = store.integrity_findings()?;
+    let mut kinds: Vec<&str> = findings.iter().map(|f| f.kind.as_str()).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    for k in kinds {
+        let n = findings.iter().filter(|f| f.kind == k).count();
+        let _ = writeln!(out, "trailwatch_integrity_findings{{kind=\"{}\"}} {n}", label(k));
+    }
+    header(out, "trailwatch_integrity_silent_regions", "gauge", "Account/regions whose logs or digests stopped.");
+    let _ = writeln!(out, "trailwatch_integrity_silent_regions {}", store.silences()?.len());
+    header(
+        out,
+        "trailwatch_integrity_verified_timestamp_seconds",
+        "gauge",
+        "End of the newest verified digest per chain.",
+    );
+    for c in store.integrity_chains()? {
+        if let Some(end) = c.newest_end {
+            let _ = writeln!(
+                out,
+                "trailwatch_integrity_verified_timestamp_seconds{{account=\"{}\",account_id=\"{}\",region=\"{}\"}} {}",
+                label(&c.account),
+                label(&c.account_id),
+                label(&c.region),
+                end / 1000
+            );
+        }
+    }
+    let rows = crate::pages::status::integration_rows(state, now_ms).map_err(|e| e.message)?;
+    header(
+        out,
+        "trailwatch_integration_up",
+        "gauge",
+        "1 when the account/region's integration is active (or wired), 0 otherwise.",
+    );
     for r in &rows {
-        let v = aws::status::verdict_among(&rows, r, now_ms);
-        let up = matches!(v, aws::Verdict::Active | aws::Verdict::Wired) as u8;
+        let up = u8::from(r.state == "active" || r.state == "wired");
         let _ = writeln!(
             out,
             "trailwatch_integration_up{{account=\"{}\",region=\"{}\",state=\"{}\"}} {up}",
             label(&r.account),
             label(&r.region),
-            v.label()
+            r.state
         );
     }
-    let timestamps: [(&str, &str, Timestamp); 2] = [
-        (
-            "trailwatch_integration_newest_event_timestamp_seconds",
-            "eventTime of the newest event stored per account and region.",
-            |r| r.newest_event,
-        ),
-        (
-            "trailwatch_integration_last_notification_timestamp_seconds",
-            "When the last notification arrived per account and region.",
-            |r| r.last_notification,
-        ),
-    ];
-    for (name, help, value) in timestamps {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-        for r in &rows {
-            if let Some(ms) = value(r) {
-                let _ = writeln!(
-                    out,
-                    "{name}{{account=\"{}\",region=\"{}\"}} {}",
-                    label(&r.account),
-                    label(&r.region),
-                    ms / 1000
-                );
-            }
+    header(
+        out,
+        "trailwatch_integration_lag_seconds",
+        "gauge",
+        "Age of the newest event stored per account and region.",
+    );
+    header(
+        out,
+        "trailwatch_integration_newest_event_timestamp_seconds",
+        "gauge",
+        "eventTime of the newest event stored per account and region.",
+    );
+    header(
+        out,
+        "trailwatch_integration_last_notification_timestamp_seconds",
+        "gauge",
+        "When the last notification arrived per account and region.",
+    );
+    for r in &rows {
+        let labels = format!("account=\"{}\",region=\"{}\"", label(&r.account), label(&r.region));
+        if let Some(lag) = r.lag_seconds {
+            let _ = writeln!(out, "trailwatch_integration_lag_seconds{{{labels}}} {lag}");
+        }
+        if let Some(ms) = r.newest_event_ms {
+            let _ = writeln!(out, "trailwatch_integration_newest_event_timestamp_seconds{{{labels}}} {}", ms / 1000);
+        }
+        if let Some(ms) = r.last_notification_ms {
+            let _ =
+                writeln!(out, "trailwatch_integration_last_notification_timestamp_seconds{{{labels}}} {}", ms / 1000);
         }
     }
-    out
+    Ok(())
 }
 
 #[cfg(test)]

@@ -128,8 +128,8 @@ impl Filters {
             &self.principal,
             &self.error_code,
         ]
-            .iter()
-            .any(|f| f.as_ref().is_some_and(FxHashSet::is_empty))
+        .iter()
+        .any(|f| f.as_ref().is_some_and(FxHashSet::is_empty))
     }
 
     fn matches(&self, c: &BlockColumns, i: usize, key: i64) -> bool {
@@ -489,7 +489,7 @@ pub(crate) fn summarize(
         for (&dimension, counts) in spec.tops.iter().zip(tops) {
             let mut counts: Vec<(i64, u64)> = counts.into_iter().collect();
             // Labels are read only for the values shown; ties broken by label below.
-            counts.sort_unstable_by(|a, b| b.1.cmp(&a.1));
+            counts.sort_unstable_by_key(|c| std::cmp::Reverse(c.1));
             let cut = counts.get(spec.top_n.saturating_sub(1)).map_or(0, |c| c.1);
             let mut named = Vec::new();
             for (id, n) in counts.into_iter().take_while(|c| c.1 >= cut) {

@@ -129,21 +129,23 @@ fn query() -> impl Strategy<Value = EventQuery> {
         proptest::option::weighted(0.3, 0..50i64),
         (proptest::bool::weighted(0.2), pick(&["AccessDenied", "Client.UnauthorizedOperation"])),
     )
-        .prop_map(|(event_name, event_source, source_ip, account, region, principal, since, until, (errors, error_code))| {
-            EventQuery {
-                event_name,
-                event_source,
-                source_ip,
-                account,
-                region,
-                principal,
-                since: since.map(|m| 1_700_000_000_000 + m * 60_000),
-                until: until.map(|m| 1_700_000_000_000 + m * 60_000),
-                errors,
-                error_code,
-                ..Default::default()
-            }
-        })
+        .prop_map(
+            |(event_name, event_source, source_ip, account, region, principal, since, until, (errors, error_code))| {
+                EventQuery {
+                    event_name,
+                    event_source,
+                    source_ip,
+                    account,
+                    region,
+                    principal,
+                    since: since.map(|m| 1_700_000_000_000 + m * 60_000),
+                    until: until.map(|m| 1_700_000_000_000 + m * 60_000),
+                    errors,
+                    error_code,
+                    ..Default::default()
+                }
+            },
+        )
 }
 
 fn store_with(events: &[ParsedEvent]) -> SqliteStore {

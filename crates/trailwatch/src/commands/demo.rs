@@ -1,7 +1,9 @@
 //! `trailwatch demo`: simulate a realistic trail with attack scenarios, ingest it, and show
 //! what trailwatch makes of it.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -66,7 +68,84 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         thousands(report.already_ingested)
     );
     integrity(&store, &bucket)?;
-    summarise(&store, &manifest_path, &db)
+    let names = account_names(&manifest_path)?;
+    record_integrations(&store, &names)?;
+    summarise(&store, &manifest_path, &db)?;
+    if args.no_serve {
+        return Ok(());
+    }
+    serve_dashboard(store, &args, names)
+}
+
+/// The simulated accounts' names by id, from the simulator's manifest.
+fn account_names(manifest_path: &Path) -> anyhow::Result<HashMap<String, String>> {
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(manifest_path)?)?;
+    Ok(manifest["accounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| Some((a["id"].as_str()?.to_owned(), a["name"].as_str()?.to_owned())))
+        .collect())
+}
+
+/// The demo's delivery, as `serve` would have recorded it for each simulated account and
+/// region: the bucket was read just now and holds events up to the newest one.
+fn record_integrations(store: &SqliteStore, names: &HashMap<String, String>) -> anyhow::Result<()> {
+    let now = now_millis();
+    for (id, name) in names {
+        let q = EventQuery { account: Some(id.clone()), ..Default::default() };
+        let spec = store::SummarySpec { tops: vec![Dimension::Region], top_n: 100, ..Default::default() };
+        for (region, events) in store.summarize(&q, &spec)?.top(Dimension::Region) {
+            let rq = EventQuery {
+                account: Some(id.clone()),
+                region: Some(region.clone()),
+                limit: Some(1),
+                ..Default::default()
+            };
+            let newest = store.search(&rq)?.first().map(|r| r.event_time);
+            store.put_integration_status(&store::IntegrationStatus {
+                account: name.clone(),
+                region: region.clone(),
+                last_notification: Some(now),
+                last_object: Some(now),
+                newest_event: newest,
+                notifications: 1,
+                objects: 1,
+                events: *events,
+                updated_at: now,
+                ..Default::default()
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Serves the dashboard over the demo's store until Ctrl-C.
+fn serve_dashboard(store: SqliteStore, args: &DemoArgs, names: HashMap<String, String>) -> anyhow::Result<()> {
+    // The demo prints a working login every time: admin's password is (re)set on each run.
+    let password = args.admin_password.clone().unwrap_or_else(web::auth::generate_password);
+    let admin = web::auth::new_user("admin", store::Role::Admin, &password, now_millis())?;
+    store.put_user(&admin)?;
+    let (rules, errors) = crate::detection::load_rules_reporting(&crate::config::DetectionConfig::default());
+    let site = crate::dashboard::site_info(Vec::new(), Default::default(), &rules, &errors, names, &Default::default());
+    let store: Arc<dyn Store> = Arc::new(store);
+    let listen = format!("{}:{}", args.bind, args.port);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let listener = crate::dashboard::bind(&listen).await?;
+        println!("\ndashboard: {}", crate::dashboard::url(&listen, false));
+        println!("login:     admin / {password}");
+        println!("(Ctrl-C stops the server)");
+        let state = web::WebState::new(store, site);
+        crate::dashboard::serve(listener, state, None, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+    })
 }
 
 /// What `simulate` does to the demo's digested record (each is found by validation).

@@ -13,6 +13,7 @@ pub mod serve;
 pub mod setup;
 pub mod simulate;
 pub mod status;
+pub mod user;
 pub mod validate;
 
 use std::collections::BTreeMap;

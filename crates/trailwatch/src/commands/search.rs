@@ -22,6 +22,7 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
         since: args.since.as_deref().map(|t| parse_time(t, now, false)).transpose()?,
         until: args.until.as_deref().map(|t| parse_time(t, now, true)).transpose()?,
         errors: args.errors,
+        error_code: args.error_code,
         // One more than asked, to tell people when there is more.
         limit: (args.limit > 0).then_some(args.limit + 1),
         after: None,

@@ -30,13 +30,22 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         None => None,
     };
     let sns = Arc::new(aws::sns::SnsVerifier::new(config.sns_test_cert_hosts.clone(), ca.as_deref())?);
-    let detection = crate::detection::for_config(&*store, &config)?;
+    crate::dashboard::ensure_admin(&*store, None)?;
+    let (rules, rule_errors) = crate::detection::load_rules_reporting(&config.detection);
+    let site = crate::dashboard::site_info(
+        config.accounts.clone(),
+        config.aws.clone(),
+        &rules,
+        &rule_errors,
+        Default::default(),
+        &config.web,
+    );
+    let detection = crate::detection::for_config(&*store, &config, rules)?;
     let listen = config.web_listen.clone();
+    let tls = config.web.tls.clone();
     let consumer = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(&listen)
-            .await
-            .with_context(|| format!("listening on {listen} (web.listen)"))?;
-        tracing::info!(address = %listen, "web server listening (GET /healthz, POST /sns)");
+        let listener = crate::dashboard::bind(&listen).await?;
+        tracing::info!(address = %listen, "web server listening");
         // Alert delivery runs beside ingest until the process stops; what it has not sent
         // stays in the outbox for the next start.
         let sinks = crate::alerting::sinks(&config).await?;
@@ -64,7 +73,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 },
             ))
         });
-        eprintln!("trailwatch serve: listening on http://{listen}");
+        eprintln!("trailwatch serve: dashboard on {}", crate::dashboard::url(&listen, tls.is_some()));
         anyhow::Ok(
             aws::consumer::run(
                 config.accounts.clone(),
@@ -75,10 +84,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 board.clone(),
                 move |consumer| async move {
                     let (stop_web, web_stopped) = tokio::sync::oneshot::channel::<()>();
-                    let state = web::WebState { consumer: Some(consumer.clone()), sns: Some(sns) };
-                    let web = tokio::spawn(web::serve(listener, state, async move {
-                        let _ = web_stopped.await;
-                    }));
+                    let mut state = web::WebState::new(store.clone(), site);
+                    state.consumer = Some(consumer.clone());
+                    state.sns = Some(sns);
+                    let web = tokio::spawn(async move {
+                        crate::dashboard::serve(listener, state, tls.as_ref(), async move {
+                            let _ = web_stopped.await;
+                        })
+                        .await
+                    });
                     shutdown_signal(idle, consumer).await;
                     let _ = stop_web.send(());
                     match web.await {
