@@ -4,8 +4,9 @@
 # It installs and starts what the tests need itself: the Rust toolchain the machine already
 # has; for the AWS suite (tests/aws), a Python virtualenv under target/ with the pinned
 # versions of moto (server mode), boto3 and pytest from PyPI. Each AWS test starts moto on a
-# free loopback port itself and stops it afterwards. The ClickHouse and browser suites add
-# their services here when they land.
+# free loopback port itself and stops it afterwards. For the browser suite (tests/browser):
+# Debian's chromium (installed with apt-get when missing) and playwright-core from npm
+# (pinned by package-lock.json); the suite starts `trailwatch demo` itself.
 #
 # The published sample data is read from ../shared (beside this repository) unless
 # TRAILWATCH_SHARED_DIR says otherwise; it is only ever read.
@@ -54,6 +55,15 @@ if ! cmp -s tests/aws/requirements.txt "$stamp" 2>/dev/null; then
 fi
 cargo build --locked -p trailwatch
 TRAILWATCH_BIN="$PWD/target/debug/trailwatch" "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/aws
+
+step "browser suite (Chromium)"
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+fi
+(cd tests/browser && npm ci --no-audit --no-fund --silent)
+(cd tests/browser && TRAILWATCH_BIN="$PWD/../../target/debug/trailwatch" CHROMIUM="$(command -v chromium)" npm test --silent)
 
 step "scripts"
 python3 -m py_compile scripts/naive_loader.py scripts/make_big_log.py scripts/bench_sqs.py

@@ -36,7 +36,9 @@ fn collect(value: &Value, under_resource_key: bool, out: &mut Vec<String>, depth
         Value::Array(items) => items.iter().for_each(|v| collect(v, under_resource_key, out, depth + 1)),
         Value::Object(map) => {
             for (k, v) in map {
-                collect(v, names_resource(k), out, depth + 1);
+                // `name` names the resource only at the top (StopLogging's trail, CreateTrail);
+                // deeper it is a state or tag name (`currentState.name` = "stopping").
+                collect(v, names_resource(k) || (depth == 0 && k == "name"), out, depth + 1);
             }
         }
         _ => {}
@@ -103,6 +105,8 @@ mod tests {
         let s3 = r#"{"requestParameters":{"bucketName":"logs","key":"a/b.txt","Host":"logs.s3.amazonaws.com"}}"#;
         assert!(touches(s3, "logs") && touches(s3, "a/b.txt"));
         assert!(!touches(s3, "logs.s3.amazonaws.com"), "Host is not a resource key");
+        let stop = r#"{"requestParameters":{"name":"arn:aws:cloudtrail:us-east-1:1:trail/main"}}"#;
+        assert!(touches(stop, "arn:aws:cloudtrail:us-east-1:1:trail/main"), "a top-level name is the resource");
     }
 
     #[test]

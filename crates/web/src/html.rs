@@ -129,8 +129,27 @@ pub fn search_href(name: &str, value: &str) -> String {
     format!("/events?{name}={}", url_component(value))
 }
 
+/// A principal as people read it: `role/session` for an assumed role, the user name for an
+/// IAM user, `root` for an account's root; anything else as it is. The account is shown
+/// beside it elsewhere, and the full ARN is the link's title.
+pub fn principal_short(principal: &str) -> &str {
+    let Some(rest) = principal.strip_prefix("arn:") else { return principal };
+    // arn:partition:service:region:account:resource
+    let resource = rest.splitn(5, ':').nth(4).unwrap_or(rest);
+    if let Some(r) = resource.strip_prefix("assumed-role/") {
+        return r;
+    }
+    if let Some(u) = resource.strip_prefix("user/") {
+        return u;
+    }
+    if resource == "root" {
+        return "root";
+    }
+    principal
+}
+
 pub fn principal_link(principal: &str) -> Markup {
-    html! { a.wrap href=(principal_href(principal)) { (principal) } }
+    html! { a.wrap href=(principal_href(principal)) title=(principal) { (principal_short(principal)) } }
 }
 
 pub fn ip_link(ip: Option<&str>) -> Markup {
@@ -208,6 +227,11 @@ mod tests {
         assert_eq!(percent(0, 0), "–");
         assert_eq!(principal_href("arn:aws:iam::1:user/a b"), "/principals/arn%3Aaws%3Aiam%3A%3A1%3Auser%2Fa%20b");
         assert_eq!(search_href("source_ip", "javascript:alert(1)"), "/events?source_ip=javascript%3Aalert%281%29");
+        assert_eq!(principal_short("arn:aws:sts::1:assumed-role/Admin/bob@example.com"), "Admin/bob@example.com");
+        assert_eq!(principal_short("arn:aws:iam::1:user/path/alice"), "path/alice");
+        assert_eq!(principal_short("arn:aws:iam::1:root"), "root");
+        assert_eq!(principal_short("ec2.amazonaws.com"), "ec2.amazonaws.com");
+        assert_eq!(principal_short("arn:broken"), "arn:broken");
     }
 
     #[test]

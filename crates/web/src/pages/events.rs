@@ -120,7 +120,7 @@ pub fn event_row(r: &EventRow, names: &HashMap<String, String>) -> Markup {
     html! {
         tr {
             td.time { a href=(h::event_href(&r.event_id)) { (h::time(r.event_time)) } }
-            td.wrap {
+            td.wrap.event {
                 a href=(h::search_href("event_name", r.event_name.as_deref().unwrap_or(""))) { (r.event_name.as_deref().unwrap_or("–")) }
                 div.muted.small { (r.event_source.as_deref().unwrap_or("")) }
             }

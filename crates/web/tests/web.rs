@@ -1,0 +1,308 @@
+//! The router end to end, in process: access control, login and CSRF, API tokens, roles,
+//! security headers, and that every documented API route exists.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
+use store::{AlertHit, AlertPolicy, AlertSubject, ObjectMeta, ObjectTotals, Role, SqliteStore, Store};
+use tower::ServiceExt;
+
+const EVENT: &str = r#"{"eventVersion":"1.08","eventID":"e-1","eventTime":"2026-01-15T10:45:23Z","eventName":"StopLogging",
+ "eventSource":"cloudtrail.amazonaws.com","awsRegion":"us-east-1","sourceIPAddress":"203.0.113.7","recipientAccountId":"111122223333",
+ "userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/alice","userName":"alice","accountId":"111122223333"},
+ "requestParameters":{"name":"main-trail"}}"#;
+
+fn store() -> Arc<SqliteStore> {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let mut w = store.writer().unwrap();
+    w.begin_object(&ObjectMeta::local("a.json.gz", 1)).unwrap();
+    w.insert(&mut store::EventBatch::new(vec![model::ParsedEvent::from_json(EVENT).unwrap()])).unwrap();
+    w.finish_object(&ObjectTotals { records: 1, ..Default::default() }).unwrap();
+    w.commit().unwrap();
+    let hit = AlertHit {
+        rule_id: "r1".into(),
+        title: "Trail stopped".into(),
+        level: "high".into(),
+        group_key: "alice".into(),
+        event_ids: vec!["e-1".into()],
+        first_time: 1,
+        last_time: 1,
+        subject: AlertSubject { principal: "arn:aws:iam::111122223333:user/alice".into(), ..Default::default() },
+    };
+    w.record_alerts(&[hit], &AlertPolicy::default()).unwrap();
+    w.commit().unwrap();
+    for (name, role) in [("admin", Role::Admin), ("viewer", Role::Viewer)] {
+        store.put_user(&web::auth::new_user(name, role, &format!("{name}-password-1"), 1).unwrap()).unwrap();
+    }
+    Arc::new(store)
+}
+
+fn app(store: Arc<SqliteStore>) -> Router {
+    web::router(web::WebState::new(store, web::SiteInfo::default()))
+}
+
+async fn send(app: &Router, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
+    let r = app.clone().oneshot(req).await.unwrap();
+    let (parts, body) = r.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 24).await.unwrap();
+    (parts.status, parts.headers, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+fn get(path: &str, cookie: Option<&str>) -> Request<Body> {
+    let mut b = Request::get(path);
+    if let Some(c) = cookie {
+        b = b.header(header::COOKIE, c);
+    }
+    b.body(Body::empty()).unwrap()
+}
+
+fn form(path: &str, cookie: &str, body: &str) -> Request<Body> {
+    Request::post(path)
+        .header(header::COOKIE, cookie)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(body.to_owned()))
+        .unwrap()
+}
+
+fn set_cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| v.split(';').next().unwrap().to_owned())
+}
+
+/// Logs in through the form; returns the session cookie and the page's CSRF token.
+async fn login(app: &Router, user: &str) -> (String, String) {
+    let (_, headers, body) = send(app, get("/login", None)).await;
+    let login_cookie = set_cookie(&headers, "trailwatch_login").unwrap();
+    let csrf = body.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let (status, headers, _) = send(
+        app,
+        form(
+            "/login",
+            &login_cookie,
+            &format!("username={user}&password={user}-password-1&csrf={csrf}&next=%2Falerts"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/alerts");
+    let session = set_cookie(&headers, "trailwatch_session").unwrap();
+    let (_, _, page) = send(app, get("/alerts/1", Some(&session))).await;
+    let page_csrf = page.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    (session, page_csrf)
+}
+
+#[tokio::test]
+async fn only_login_healthz_and_static_answer_without_a_session() {
+    let app = app(store());
+    for path in [
+        "/",
+        "/events",
+        "/events/e-1",
+        "/alerts",
+        "/alerts/1",
+        "/integrity",
+        "/accounts",
+        "/rules",
+        "/principals/alice",
+        "/resources/main-trail",
+        "/logout",
+    ] {
+        let (status, headers, _) = send(&app, get(path, None)).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{path}");
+        assert!(headers[header::LOCATION].to_str().unwrap().starts_with("/login?next="), "{path}");
+    }
+    for path in ["/api/v1/events", "/api/v1/overview", "/metrics", "/api/v1/openapi.json"] {
+        assert_eq!(send(&app, get(path, None)).await.0, StatusCode::UNAUTHORIZED, "{path}");
+    }
+    for path in ["/login", "/healthz", "/static/style.css", "/static/app.js"] {
+        let (status, headers, _) = send(&app, get(path, None)).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+        assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY");
+    }
+    // A forged session cookie is no session.
+    assert_eq!(send(&app, get("/", Some("trailwatch_session=00ff"))).await.0, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn login_needs_the_form_token_and_sets_a_strict_cookie() {
+    let app = app(store());
+    let (_, headers, body) = send(&app, get("/login", None)).await;
+    let login_cookie = set_cookie(&headers, "trailwatch_login").unwrap();
+    let csrf = body.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    // Without the cookie's token: refused, even with the right password.
+    let (status, headers, _) =
+        send(&app, form("/login", "x=1", &format!("username=admin&password=admin-password-1&csrf={csrf}"))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(set_cookie(&headers, "trailwatch_session").is_none());
+    // Wrong password: 401, no session.
+    let (status, headers, body) =
+        send(&app, form("/login", &login_cookie, &format!("username=admin&password=nope&csrf={csrf}"))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body.contains("Wrong user name or password"));
+    assert!(set_cookie(&headers, "trailwatch_session").is_none());
+    // Right: a session cookie, HttpOnly and SameSite=Strict; an open redirect is not followed.
+    let (status, headers, _) = send(
+        &app,
+        form(
+            "/login",
+            &login_cookie,
+            &format!("username=admin&password=admin-password-1&csrf={csrf}&next=%2F%2Fevil.example"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/");
+    let raw = headers.get_all(header::SET_COOKIE).iter().map(|v| v.to_str().unwrap().to_owned()).collect::<Vec<_>>();
+    let session = raw.iter().find(|c| c.starts_with("trailwatch_session=")).unwrap();
+    assert!(session.contains("HttpOnly") && session.contains("SameSite=Strict"), "{session}");
+}
+
+#[tokio::test]
+async fn failed_logins_are_rate_limited() {
+    let app = app(store());
+    let (_, headers, body) = send(&app, get("/login", None)).await;
+    let cookie = set_cookie(&headers, "trailwatch_login").unwrap();
+    let csrf = body.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let attempt = |password: &str| form("/login", &cookie, &format!("username=admin&password={password}&csrf={csrf}"));
+    for _ in 0..10 {
+        assert_eq!(send(&app, attempt("wrong")).await.0, StatusCode::UNAUTHORIZED);
+    }
+    let (status, headers, _) = send(&app, attempt("wrong")).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(headers.contains_key(header::RETRY_AFTER));
+    // Even the right password waits now.
+    assert_eq!(send(&app, attempt("admin-password-1")).await.0, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn alert_changes_need_csrf_and_the_admin_role() {
+    let store = store();
+    let app = app(store.clone());
+    let (viewer, viewer_csrf) = login(&app, "viewer").await;
+    assert_eq!(
+        send(&app, form("/alerts/1", &viewer, &format!("csrf={viewer_csrf}&state=resolved"))).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let (admin, csrf) = login(&app, "admin").await;
+    assert_eq!(send(&app, form("/alerts/1", &admin, "state=resolved")).await.0, StatusCode::FORBIDDEN, "no token");
+    assert_eq!(
+        send(&app, form("/alerts/1", &admin, &format!("csrf={viewer_csrf}&state=resolved"))).await.0,
+        StatusCode::FORBIDDEN,
+        "another session's token"
+    );
+    assert_eq!(store.alert(1).unwrap().unwrap().state, store::AlertState::Open);
+    let (status, _, _) =
+        send(&app, form("/alerts/1", &admin, &format!("csrf={csrf}&state=acknowledged&comment=on+it"))).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let alert = store.alert(1).unwrap().unwrap();
+    assert_eq!(alert.state, store::AlertState::Acknowledged);
+    assert_eq!(alert.comment.as_deref(), Some("on it — admin"));
+    // Logging out ends the session on the server, not only in the browser.
+    assert_eq!(send(&app, form("/logout", &admin, &format!("csrf={csrf}"))).await.0, StatusCode::SEE_OTHER);
+    assert_eq!(send(&app, get("/", Some(&admin))).await.0, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn api_tokens_authenticate_and_can_be_revoked() {
+    let store = store();
+    let app = app(store.clone());
+    let (token, id) = web::create_api_token(&*store, "viewer", "ci").unwrap();
+    assert!(token.starts_with("tw_"));
+    let bearer = |path: &str, t: &str| {
+        Request::get(path).header(header::AUTHORIZATION, format!("Bearer {t}")).body(Body::empty()).unwrap()
+    };
+    let (status, _, body) = send(&app, bearer("/api/v1/events?event_name=StopLogging", &token)).await;
+    assert_eq!(status, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["events"][0]["eventId"], "e-1");
+    assert_eq!(send(&app, bearer("/metrics", &token)).await.0, StatusCode::OK);
+    // A viewer's token cannot change an alert; a bad token is nobody.
+    let change = |t: &str| {
+        Request::post("/api/v1/alerts/1")
+            .header(header::AUTHORIZATION, format!("Bearer {t}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(r#"{"state":"resolved"}"#))
+            .unwrap()
+    };
+    assert_eq!(send(&app, change(&token)).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(send(&app, bearer("/api/v1/events", "tw_nope")).await.0, StatusCode::UNAUTHORIZED);
+    let (admin_token, _) = web::create_api_token(&*store, "admin", "ops").unwrap();
+    let (status, _, body) = send(&app, change(&admin_token)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(store.alert(1).unwrap().unwrap().state, store::AlertState::Resolved);
+    assert!(store.delete_api_token(id).unwrap());
+    assert_eq!(send(&app, bearer("/api/v1/events", &token)).await.0, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn every_documented_api_route_is_served() {
+    let store = store();
+    let app = app(store.clone());
+    // Token #1 is the one the DELETE entry revokes; the test's own is #2.
+    let (_, victim) = web::create_api_token(&*store, "admin", "to revoke").unwrap();
+    assert_eq!(victim, 1);
+    let (token, _) = web::create_api_token(&*store, "admin", "doc").unwrap();
+    for e in web::openapi::ENDPOINTS {
+        let id = if e.path.starts_with("/api/v1/events/") { "e-1" } else { "1" };
+        let path = e.path.replace("{id}", id).replace("{principal}", "alice").replace("{resource}", "main-trail");
+        let method = Method::from_bytes(e.method.to_uppercase().as_bytes()).unwrap();
+        let mut b =
+            Request::builder().method(method).uri(&path).header(header::AUTHORIZATION, format!("Bearer {token}"));
+        let body = match e.body {
+            Some(example) => {
+                b = b.header(header::CONTENT_TYPE, "application/json");
+                Body::from(example.replace("acknowledged|resolved|open", "acknowledged"))
+            }
+            None => Body::empty(),
+        };
+        let (status, _, text) = send(&app, b.body(body).unwrap()).await;
+        assert!(status.is_success(), "{} {path}: {status} {text}", e.method);
+    }
+    let (_, _, doc) = send(
+        &app,
+        Request::get("/api/v1/openapi.json")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    let doc: serde_json::Value = serde_json::from_str(&doc).unwrap();
+    assert_eq!(doc["openapi"], "3.0.3");
+    assert!(doc["paths"]["/api/v1/events"]["get"]["parameters"].as_array().unwrap().len() >= 10);
+}
+
+#[tokio::test]
+async fn pages_render_and_escape_record_text() {
+    let store = store();
+    let app = app(store.clone());
+    let (session, _) = login(&app, "viewer").await;
+    for path in [
+        "/",
+        "/events",
+        "/events/e-1",
+        "/alerts",
+        "/alerts/1",
+        "/integrity",
+        "/accounts",
+        "/rules",
+        "/principals/arn%3Aaws%3Aiam%3A%3A111122223333%3Auser%2Falice",
+        "/resources/main-trail",
+        "/events?fragment=rows",
+    ] {
+        let (status, _, body) = send(&app, get(path, Some(&session))).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    }
+    let (_, _, body) = send(&app, get("/resources/main-trail?since=3650d", Some(&session))).await;
+    assert!(body.contains("/events/e-1"), "the resource history lists the event");
+    let (status, _, _) = send(&app, get("/events?since=yesterday-ish", Some(&session))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a bad time is a clear 400");
+    assert_eq!(send(&app, get("/events/nope", Some(&session))).await.0, StatusCode::NOT_FOUND);
+}
