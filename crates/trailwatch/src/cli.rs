@@ -514,6 +514,23 @@ pub struct DemoArgs {
 pub enum BenchCommand {
     /// gunzip+parse alone vs. full ingest into SQLite, on the same files in one run.
     Ingest(BenchIngestArgs),
+    /// Server time of the dashboard's overview and searches over an existing store.
+    Web(BenchWebArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  trailwatch simulate --out /tmp/b --events 1000000 --hours 168 --start 7d && \\\n  trailwatch ingest --local /tmp/b --db /tmp/b.db && trailwatch bench web --db /tmp/b.db"
+)]
+pub struct BenchWebArgs {
+    /// The SQLite store to measure (read only, but for a `bench` user and token).
+    #[arg(long, value_name = "PATH")]
+    pub db: PathBuf,
+    /// Requests per measured query.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 pub mod alerts;
 pub mod backfill;
 pub mod bench;
+pub mod bench_web;
 pub mod demo;
 pub mod doctor;
 pub mod ingest;
