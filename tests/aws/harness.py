@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -241,6 +242,19 @@ class Trailwatch:
         log = open(self.tmp / log_name, "ab")
         return subprocess.Popen([str(BIN), "serve", "--config", str(self.config), "--format", "json"],
                                 env=self.env, stdout=subprocess.PIPE, stderr=log)
+
+    def api_token(self, user="admin"):
+        """An API token for `user` (serve creates `admin` on its first start)."""
+        return self.run("user", "token", user, "--db", self.db).stdout.strip()
+
+    def get(self, path, token=None):
+        """GET on serve's web listener: (status, body)."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        try:
+            with urllib.request.urlopen(urllib.request.Request(self.web + path, headers=headers), timeout=5) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
 
     def event_ids(self):
         if not self.db.exists():

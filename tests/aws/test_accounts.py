@@ -68,7 +68,9 @@ def test_two_accounts_through_roles_with_external_ids(endpoint, tmp_path):
             assert "assuming role" in reason and b_role_arn in reason and "AccessDenied" in reason, reason
             assert _row(tw, "a", "us-east-1")["state"] == "active", status
             # The same, as a metric.
-            metrics = urllib.request.urlopen(tw.web + "/metrics", timeout=5).read().decode()
+            assert tw.get("/metrics")[0] == 401, "metrics need a token"
+            code, metrics = tw.get("/metrics", tw.api_token())
+            assert code == 200
             assert 'trailwatch_integration_up{account="b",region="",state="error"} 0' in metrics, metrics
             assert 'trailwatch_integration_up{account="a",region="us-east-1",state="active"} 1' in metrics
             assert "trailwatch_events_new_total 12" in metrics
