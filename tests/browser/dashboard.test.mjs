@@ -390,7 +390,10 @@ test("hostile record data is shown literally and never runs", async () => {
   await page.goto(base + "/events/" + HOSTILE[0].eventID);
   const text = await page.textContent("main");
   for (const p of PAYLOADS) assert.ok(text.includes(p), `payload shown literally: ${p}`);
-  assert.ok(text.includes(RTL), "right-to-left and zero-width characters kept");
+  // Invisible characters are shown as markers, not applied: U+202E would turn "gnp.exe"
+  // into "exe.png" on screen.
+  assert.ok(text.includes("adminU+202Egnp.exeU+200BU+200Dzero-width"), "right-to-left and zero-width characters made visible");
+  assert.ok(!text.includes("\u202E") && !text.includes("\u200B"), "no invisible character reaches the page");
   assert.equal(await page.locator("main img, main script, main svg[onload]").count(), 0, "no element came from the data");
   // No link from record data points anywhere but this site's own paths.
   const hrefs = await page.$$eval("a[href]", (as) => as.map((a) => a.getAttribute("href")));

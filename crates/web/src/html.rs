@@ -5,7 +5,7 @@
 //! always our own paths (`/principals/…`, `/events?…`) with the value percent-encoded, so a
 //! value can never become a `javascript:` URL or leave its attribute.
 
-use maud::{html, Markup, DOCTYPE};
+use maud::{html, Markup, Render, DOCTYPE};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use crate::auth::CurrentUser;
@@ -15,6 +15,51 @@ const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(
 
 pub fn url_component(s: &str) -> String {
     utf8_percent_encode(s, COMPONENT).to_string()
+}
+
+/// Characters that change how the text around them is shown, or are not shown at all:
+/// bidirectional controls (U+202E turns `gnp.exe` into `exe.png`), zero-width and other
+/// format characters, and control characters other than newline and tab.
+pub fn is_hidden(c: char) -> bool {
+    matches!(c, '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
+        || (c.is_control() && c != '\n' && c != '\t')
+}
+
+/// Record text as it is shown: HTML-escaped, and each hidden character ([`is_hidden`])
+/// replaced by a visible `U+XXXX` marker, so that what is on the screen is what is in the
+/// record.
+pub struct Shown<'a>(pub &'a str);
+
+impl Render for Shown<'_> {
+    fn render_to(&self, buffer: &mut String) {
+        let mut rest = self.0;
+        while let Some(i) = rest.find(is_hidden) {
+            let c = rest[i..].chars().next().expect("found");
+            maud::Escaper::new(buffer).write_str_safe(&rest[..i]);
+            buffer.push_str(&format!(
+                "<span class=\"hidden-char\" title=\"an invisible character in the record\">U+{:04X}</span>",
+                c as u32
+            ));
+            rest = &rest[i + c.len_utf8()..];
+        }
+        maud::Escaper::new(buffer).write_str_safe(rest);
+    }
+}
+
+/// Shorthand for [`Shown`] on anything string-like.
+pub fn t<S: AsRef<str> + ?Sized>(s: &S) -> Shown<'_> {
+    Shown(s.as_ref())
+}
+
+trait WriteSafe {
+    fn write_str_safe(&mut self, s: &str);
+}
+
+impl WriteSafe for maud::Escaper<'_> {
+    fn write_str_safe(&mut self, s: &str) {
+        use std::fmt::Write as _;
+        let _ = self.write_str(s);
+    }
 }
 
 /// The dashboard's sections, in navigation order: (path, label).
@@ -149,12 +194,12 @@ pub fn principal_short(principal: &str) -> &str {
 }
 
 pub fn principal_link(principal: &str) -> Markup {
-    html! { a.wrap href=(principal_href(principal)) title=(principal) { (principal_short(principal)) } }
+    html! { a.wrap href=(principal_href(principal)) title=(principal) { (t(principal_short(principal))) } }
 }
 
 pub fn ip_link(ip: Option<&str>) -> Markup {
     match ip {
-        Some(ip) => html! { a.wrap href=(search_href("source_ip", ip)) { (ip) } },
+        Some(ip) => html! { a.wrap href=(search_href("source_ip", ip)) { (t(ip)) } },
         None => html! { span.muted { "–" } },
     }
 }
@@ -232,6 +277,17 @@ mod tests {
         assert_eq!(principal_short("arn:aws:iam::1:root"), "root");
         assert_eq!(principal_short("ec2.amazonaws.com"), "ec2.amazonaws.com");
         assert_eq!(principal_short("arn:broken"), "arn:broken");
+    }
+
+    #[test]
+    fn hidden_characters_become_visible() {
+        let s = html! { (t("admin\u{202E}gnp.exe\u{200B}<b>")) }.into_string();
+        assert_eq!(
+            s,
+            "admin<span class=\"hidden-char\" title=\"an invisible character in the record\">U+202E</span>gnp.exe\
+             <span class=\"hidden-char\" title=\"an invisible character in the record\">U+200B</span>&lt;b&gt;"
+        );
+        assert_eq!(html! { (t("plain & simple")) }.into_string(), "plain &amp; simple");
     }
 
     #[test]

@@ -170,9 +170,14 @@ impl Filters {
             params.push(Value::Integer(time));
         }
         let filter = if clauses.is_empty() { "1".to_string() } else { clauses.join(" AND ") };
+        // Candidates from postings are sorted by time after the lookup: the sorter must not
+        // carry every block's columns (megabytes for a frequent value), so they are read one
+        // block at a time as the search gets to it. The time plan walks `blocks_max_time` in
+        // order and reads each block's columns as it steps.
+        let columns = if use_postings { "NULL" } else { "b.columns" };
         (
             format!(
-                "SELECT b.id, b.max_time, b.rows, b.columns FROM blocks b WHERE {filter} ORDER BY b.max_time DESC, b.id DESC"
+                "SELECT b.id, b.max_time, b.rows, {columns} FROM blocks b WHERE {filter} ORDER BY b.max_time DESC, b.id DESC"
             ),
             params,
         )
@@ -261,7 +266,7 @@ fn search(
                 next = Some((id, max_time, rows, bytes));
                 break;
             }
-            let columns = decode_block(id, &bytes)?;
+            let columns = decode_block(conn, id, &bytes)?;
             let block = Rc::new(Block { id, columns, raw: OnceCell::new() });
             let valid = (rows as usize).min(block.columns.len());
             for row in 0..valid {
@@ -282,9 +287,22 @@ fn search(
     Ok(())
 }
 
-type Candidate = (i64, i64, i64, Vec<u8>);
+/// (id, max_time, rows, columns): columns are `None` when the query left them to be read
+/// on demand ([`Filters::candidates_sql`]).
+type Candidate = (i64, i64, i64, Option<Vec<u8>>);
 
-fn decode_block(id: i64, bytes: &[u8]) -> Result<BlockColumns, StoreError> {
+fn decode_block(conn: &Connection, id: i64, bytes: &Option<Vec<u8>>) -> Result<BlockColumns, StoreError> {
+    let read;
+    let bytes = match bytes {
+        Some(b) => b,
+        None => {
+            read = conn
+                .prepare_cached("SELECT columns FROM blocks WHERE id = ?1")
+                .and_then(|mut s| s.query_row([id], |r| r.get::<_, Vec<u8>>(0)))
+                .context("read block columns")?;
+            &read
+        }
+    };
     BlockColumns::decode(bytes).map_err(|e| StoreError::Corrupt { block: id, detail: e.to_string() })
 }
 
@@ -384,11 +402,11 @@ pub(crate) fn event(conn: &Connection, labels: &mut Labels, event_id: &str) -> R
             .and_then(|mut s| s.query_row([&key], |r| Ok((r.get(0)?, r.get(1)?))).optional())
             .context("look up event")?;
         let Some((id, row)) = found else { return Ok(None) };
-        let (rows, bytes): (i64, Vec<u8>) = conn
+        let (rows, bytes): (i64, Option<Vec<u8>>) = conn
             .prepare_cached("SELECT rows, columns FROM blocks WHERE id = ?1")
             .and_then(|mut s| s.query_row([id], |r| Ok((r.get(0)?, r.get(1)?))))
             .context("read block")?;
-        let columns = decode_block(id, &bytes)?;
+        let columns = decode_block(conn, id, &bytes)?;
         if row >= rows || row as usize >= columns.len() {
             return Err(StoreError::Corrupt { block: id, detail: format!("event row {row} of {rows}") });
         }
@@ -453,7 +471,7 @@ pub(crate) fn summarize(
         let bucket = spec.bucket_ms.max(1);
         let (mut first, mut last) = (i64::MAX, i64::MIN);
         while let Some((id, _, rows, bytes)) = next_candidate(&mut candidates)? {
-            let c = decode_block(id, &bytes)?;
+            let c = decode_block(conn, id, &bytes)?;
             let series = spec.series.map(|d| column(&c, d));
             let top_columns: Vec<&[i64]> = spec.tops.iter().map(|d| column(&c, *d)).collect();
             for row in 0..(rows as usize).min(c.len()) {

@@ -56,7 +56,7 @@ pub fn alerts_table(alerts: &[Alert]) -> maud::Markup {
                     tr {
                         td { a href={ "/alerts/" (a.id) } { (a.id) } }
                         td { (badge(&a.level)) }
-                        td.wrap { a href={ "/alerts/" (a.id) } { (a.title) } div.muted.small { (a.rule_id) } }
+                        td.wrap { a href={ "/alerts/" (a.id) } { (h::t(&a.title)) } div.muted.small { (h::t(&a.rule_id)) } }
                         td { (badge(a.state.as_str())) }
                         td.num { (a.count) }
                         td { (h::principal_link(&a.subject.principal)) }
@@ -85,12 +85,12 @@ pub async fn list(
             form.filters method="get" action="/alerts" {
                 label { "State" select name="state" {
                     @for (v, l) in [("", "any"), ("open", "open"), ("acknowledged", "acknowledged"), ("resolved", "resolved")] {
-                        option value=(v) selected[current_state == v] { (l) }
+                        option value=(v) selected[current_state == v] { (h::t(&l)) }
                     }
                 } }
                 label { "Level at least" select name="level" {
                     option value="" selected[current_level.is_empty()] { "any" }
-                    @for l in store::alerts::LEVELS { option value=(l) selected[current_level == l] { (l) } }
+                    @for l in store::alerts::LEVELS { option value=(l) selected[current_level == l] { (h::t(&l)) } }
                 } }
                 label { "Rule id" input type="text" name="rule" value=(params.rule.clone().unwrap_or_default()); }
                 div.actions { button type="submit" { "Filter" } a.button.secondary href="/alerts" { "Clear" } }
@@ -128,17 +128,17 @@ pub async fn detail(
                 h2 { "Alert" }
                 dl.facts {
                     dt { "State" } dd { (badge(alert.state.as_str())) }
-                    dt { "Rule" } dd.mono.wrap { a href={ "/alerts?rule=" (h::url_component(&alert.rule_id)) } { (alert.rule_id) } }
+                    dt { "Rule" } dd.mono.wrap { a href={ "/alerts?rule=" (h::url_component(&alert.rule_id)) } { (h::t(&alert.rule_id)) } }
                     dt { "Events" } dd { (alert.count) }
                     dt { "First seen" } dd { (h::time(alert.first_seen)) " UTC" }
                     dt { "Last seen" } dd { (h::time(alert.last_seen)) " UTC" }
                     dt { "Principal" } dd { (h::principal_link(&s.principal)) }
                     dt { "Account" } dd { (s.account.as_deref().unwrap_or("–")) @if let Some(n) = s.account.as_ref().and_then(|a| names.get(a)) { " (" (n) ")" } }
-                    dt { "Region" } dd { (s.region.as_deref().unwrap_or("–")) }
+                    dt { "Region" } dd { (h::t(&s.region.as_deref().unwrap_or("–"))) }
                     dt { "Source IP" } dd { (h::ip_link(s.source_ip.as_deref())) }
                     dt { "Call" } dd.wrap { (s.event_source.as_deref().unwrap_or("")) " " (s.event_name.as_deref().unwrap_or("")) }
-                    @if let Some(e) = &s.error_code { dt { "Error" } dd { (e) } }
-                    @if let Some(c) = &alert.comment { dt { "Comment" } dd.wrap { (c) } }
+                    @if let Some(e) = &s.error_code { dt { "Error" } dd { (h::t(&e)) } }
+                    @if let Some(c) = &alert.comment { dt { "Comment" } dd.wrap { (h::t(&c)) } }
                 }
             }
             section.card {
@@ -163,10 +163,10 @@ pub async fn detail(
                     table { thead { tr { th { "Sink" } th { "State" } th.num { "Attempts" } th { "Last error" } } } tbody {
                         @for d in &deliveries {
                             tr {
-                                td { (d.sink) }
+                                td { (h::t(&d.sink)) }
                                 td { @if let Some(t) = d.delivered_at { (badge("ok")) " " (h::time(t)) } @else { (badge("warn")) " pending" } }
                                 td.num { (d.attempts) }
-                                td.wrap.small { (d.last_error.as_deref().unwrap_or("")) }
+                                td.wrap.small { (h::t(&d.last_error.as_deref().unwrap_or(""))) }
                             }
                         }
                     } }

@@ -121,16 +121,16 @@ pub fn event_row(r: &EventRow, names: &HashMap<String, String>) -> Markup {
         tr {
             td.time { a href=(h::event_href(&r.event_id)) { (h::time(r.event_time)) } }
             td.wrap.event {
-                a href=(h::search_href("event_name", r.event_name.as_deref().unwrap_or(""))) { (r.event_name.as_deref().unwrap_or("–")) }
-                div.muted.small { (r.event_source.as_deref().unwrap_or("")) }
+                a href=(h::search_href("event_name", r.event_name.as_deref().unwrap_or(""))) { (h::t(&r.event_name.as_deref().unwrap_or("–"))) }
+                div.muted.small { (h::t(&r.event_source.as_deref().unwrap_or(""))) }
             }
             td { (h::principal_link(&r.principal)) }
             td { (h::ip_link(r.source_ip.as_deref())) }
             td.small {
                 @if let Some(a) = &r.account {
-                    a href=(h::search_href("account", a)) { (names.get(a).map(String::as_str).unwrap_or(a)) }
+                    a href=(h::search_href("account", a)) { (h::t(&names.get(a).map(String::as_str).unwrap_or(a))) }
                 }
-                div.muted { (r.region.as_deref().unwrap_or("")) }
+                div.muted { (h::t(&r.region.as_deref().unwrap_or(""))) }
             }
             td { @if let Some(e) = &r.error_code { a href=(h::search_href("error_code", e)) { (badge_error(e)) } } }
         }
@@ -138,7 +138,7 @@ pub fn event_row(r: &EventRow, names: &HashMap<String, String>) -> Markup {
 }
 
 fn badge_error(code: &str) -> Markup {
-    html! { span class={ "badge " (if store::is_access_denied(code) { "bad" } else { "warn" }) } { (code) } }
+    html! { span class={ "badge " (if store::is_access_denied(code) { "bad" } else { "warn" }) } { (h::t(&code)) } }
 }
 
 pub fn events_table(rows: &[EventRow], names: &HashMap<String, String>, live: bool) -> Markup {
@@ -268,24 +268,24 @@ pub async fn detail(
     let resources = model::resources::identifiers(&record);
     let field = |k: &str| record.get(k).and_then(|v| v.as_str()).map(str::to_owned);
     let body = html! {
-        h1.wrap { (row.event_name.as_deref().unwrap_or("event")) span.sub { (row.event_source.as_deref().unwrap_or("")) } }
+        h1.wrap { (row.event_name.as_deref().unwrap_or("event")) span.sub { (h::t(&row.event_source.as_deref().unwrap_or(""))) } }
         div.grid.two {
             section.card {
                 h2 { "What" }
                 dl.facts {
                     dt { "Time" } dd { (h::time(row.event_time)) " UTC" }
-                    dt { "Event ID" } dd.mono.wrap { (row.event_id) }
-                    dt { "Account" } dd { @if let Some(a) = &row.account { a href=(h::search_href("account", a)) { (a) } @if let Some(n) = names.get(a) { " (" (n) ")" } } }
-                    dt { "Region" } dd { @if let Some(r) = &row.region { a href=(h::search_href("region", r)) { (r) } } }
+                    dt { "Event ID" } dd.mono.wrap { (h::t(&row.event_id)) }
+                    dt { "Account" } dd { @if let Some(a) = &row.account { a href=(h::search_href("account", a)) { (h::t(&a)) } @if let Some(n) = names.get(a) { " (" (n) ")" } } }
+                    dt { "Region" } dd { @if let Some(r) = &row.region { a href=(h::search_href("region", r)) { (h::t(&r)) } } }
                     dt { "Source IP" } dd { (h::ip_link(row.source_ip.as_deref())) }
-                    dt { "User agent" } dd.wrap.small { (field("userAgent").unwrap_or_default()) }
+                    dt { "User agent" } dd.wrap.small { (h::t(&field("userAgent").unwrap_or_default())) }
                     dt { "Result" } dd {
-                        @if let Some(e) = &row.error_code { (badge_error(e)) " " span.wrap { (field("errorMessage").unwrap_or_default()) } }
+                        @if let Some(e) = &row.error_code { (badge_error(e)) " " span.wrap { (h::t(&field("errorMessage").unwrap_or_default())) } }
                         @else { (badge("ok")) }
                     }
-                    @if let Some(v) = field("requestID") { dt { "Request ID" } dd.mono.wrap { (v) } }
-                    @if let Some(v) = field("sharedEventID") { dt { "Shared event ID" } dd.mono.wrap { (v) } }
-                    dt { "Type" } dd { (field("eventType").unwrap_or_default()) " " span.muted { (field("eventCategory").unwrap_or_default()) } }
+                    @if let Some(v) = field("requestID") { dt { "Request ID" } dd.mono.wrap { (h::t(&v)) } }
+                    @if let Some(v) = field("sharedEventID") { dt { "Shared event ID" } dd.mono.wrap { (h::t(&v)) } }
+                    dt { "Type" } dd { (field("eventType").unwrap_or_default()) " " span.muted { (h::t(&field("eventCategory").unwrap_or_default())) } }
                 }
             }
             section.card {
@@ -293,14 +293,14 @@ pub async fn detail(
                 dl.facts {
                     dt { "Principal" } dd { (h::principal_link(&row.principal)) }
                     @if let Some(a) = &actor {
-                        dt { "Kind" } dd { (a.kind.as_str()) }
+                        dt { "Kind" } dd { (h::t(&a.kind.as_str())) }
                         @if let Some(i) = &a.issuer { dt { "Through" } dd { (h::principal_link(i)) } }
-                        @if let Some(s) = &a.session_name { dt { "Session" } dd.wrap { (s) } }
+                        @if let Some(s) = &a.session_name { dt { "Session" } dd.wrap { (h::t(&s)) } }
                         @if let Some(p) = &a.human { dt { "Person" } dd { (h::principal_link(p)) } }
-                        @if let Some(k) = &a.access_key_id { dt { "Access key" } dd.mono { (k) } }
+                        @if let Some(k) = &a.access_key_id { dt { "Access key" } dd.mono { (h::t(&k)) } }
                         dt { "MFA" } dd { (match a.mfa { Some(true) => "yes", Some(false) => "no", None => "not stated" }) }
                         @if a.console { dt { "Console" } dd { "console session" } }
-                        @if let Some(s) = &a.invoked_by { dt { "Invoked by" } dd { (s) } }
+                        @if let Some(s) = &a.invoked_by { dt { "Invoked by" } dd { (h::t(&s)) } }
                     }
                 }
             }
@@ -308,20 +308,20 @@ pub async fn detail(
         @if !resources.is_empty() {
             section.card {
                 h2 { "Resources" }
-                ul { @for r in &resources { li { a.wrap href=(h::resource_href(r)) { (r) } } } }
+                ul { @for r in &resources { li { a.wrap href=(h::resource_href(r)) { (h::t(&r)) } } } }
             }
         }
         @if !related.is_empty() {
             section.card {
                 h2 { "Same request or shared event" }
                 table { tbody { @for (why, r) in &related {
-                    tr { td.time { a href=(h::event_href(&r.event_id)) { (h::time(r.event_time)) } } td { (r.event_name.as_deref().unwrap_or("")) } td { (h::principal_link(&r.principal)) } td.muted.small { (why) } td.small { (r.account.as_deref().unwrap_or("")) } }
+                    tr { td.time { a href=(h::event_href(&r.event_id)) { (h::time(r.event_time)) } } td { (h::t(&r.event_name.as_deref().unwrap_or(""))) } td { (h::principal_link(&r.principal)) } td.muted.small { (h::t(&why)) } td.small { (h::t(&r.account.as_deref().unwrap_or(""))) } }
                 } } }
             }
         }
         section.card {
             h2 { "Record" }
-            pre.json { (pretty) }
+            pre.json { (h::t(&pretty)) }
         }
     };
     Ok(h::page("Event", "/events", &user, body))
@@ -362,7 +362,7 @@ pub async fn principal(
     let sessions: Vec<&store::PrincipalInfo> = infos.iter().filter(|i| i.principal != principal).collect();
     let top = |d: Dimension| summary.top(d);
     let body = html! {
-        h1.wrap { (principal) }
+        h1.wrap { (h::t(&principal)) }
         div.grid.kpis {
             (kpi("Events", &thousands(summary.events), "", None))
             (kpi("Error rate", &h::percent(summary.errors, summary.events), if summary.denied > 0 { "bad" } else { "" }, Some(&format!("{} access denied", thousands(summary.denied)))))
@@ -374,12 +374,12 @@ pub async fn principal(
                 h2 { "Who this is" }
                 dl.facts {
                     @if let Some(i) = me {
-                        dt { "Kind" } dd { (i.kind) }
+                        dt { "Kind" } dd { (h::t(&i.kind)) }
                         @if let Some(a) = &i.account_id { dt { "Account" } dd { (a) @if let Some(n) = names.get(a) { " (" (n) ")" } } }
                         @if let Some(n) = &i.name { dt { "Name" } dd.wrap { (n) } }
                         @if let Some(x) = &i.issuer { dt { "Through role/user" } dd { (h::principal_link(x)) } }
                         @if let Some(x) = &i.human { dt { "Person behind it" } dd { (h::principal_link(x)) } }
-                        @if let Some(x) = &i.federation { dt { "Federation" } dd { (x) } }
+                        @if let Some(x) = &i.federation { dt { "Federation" } dd { (h::t(&x)) } }
                     } @else {
                         dt { "Matches" } dd { "a role, user name or person; the identities below" }
                     }
@@ -390,7 +390,7 @@ pub async fn principal(
                 @if sessions.is_empty() { p.empty { "No other sessions link to this principal." } }
                 @else {
                     table { thead { tr { th { "Principal" } th { "Kind" } th { "Person" } } } tbody {
-                        @for i in &sessions { tr { td { (h::principal_link(&i.principal)) } td.small { (i.kind) } td.small { (i.human.as_deref().unwrap_or("")) } } }
+                        @for i in &sessions { tr { td { (h::principal_link(&i.principal)) } td.small { (h::t(&i.kind)) } td.small { (h::t(&i.human.as_deref().unwrap_or(""))) } } }
                     } }
                 }
             }
@@ -422,14 +422,14 @@ fn facet(title: &str, filter: &str, rows: &[(String, u64)], whole: u64, principa
     let max = rows.first().map_or(0, |r| r.1);
     html! {
         section.card.bars {
-            h2 { (title) }
+            h2 { (h::t(&title)) }
             @if rows.is_empty() { p.empty { "None." } }
             @else {
                 table { tbody { @for (v, n) in rows {
                     tr {
                         td.wrap.small {
-                            @if filter.is_empty() { span.clip title=(v) { (v) } }
-                            @else { a href={ (h::search_href(filter, v)) "&principal=" (h::url_component(principal)) } { (v) } }
+                            @if filter.is_empty() { span.clip title=(v) { (h::t(&v)) } }
+                            @else { a href={ (h::search_href(filter, v)) "&principal=" (h::url_component(principal)) } { (h::t(&v)) } }
                         }
                         td.bar { (chart::bar(*n, max, filter == "error_code")) }
                         td.num { (thousands(*n)) }
@@ -476,7 +476,7 @@ pub async fn resource(
         h1.wrap { (resource) span.sub { "history since " (since_text) } }
         div.presets {
             @for v in ["24h", "7d", "30d", "90d", "365d"] {
-                a.active[since_text == v] href={ (h::resource_href(&resource)) "?since=" (v) } { (v) }
+                a.active[since_text == v] href={ (h::resource_href(&resource)) "?since=" (v) } { (h::t(&v)) }
             }
         }
         section.card {
@@ -488,7 +488,7 @@ pub async fn resource(
                         li.error[r.error_code.is_some()] {
                             div.when { (h::time(r.event_time)) " UTC · " (r.account.as_deref().map(|a| names.get(a).cloned().unwrap_or_else(|| a.to_owned())).unwrap_or_default()) " " (r.region.as_deref().unwrap_or("")) }
                             div {
-                                a href=(h::event_href(&r.event_id)) { strong { (r.event_name.as_deref().unwrap_or("event")) } }
+                                a href=(h::event_href(&r.event_id)) { strong { (h::t(&r.event_name.as_deref().unwrap_or("event"))) } }
                                 " by " (h::principal_link(&r.principal)) " from " (h::ip_link(r.source_ip.as_deref()))
                                 @if let Some(e) = &r.error_code { " " (badge_error(e)) }
                             }

@@ -143,7 +143,7 @@ pub async fn page(
     let body = html! {
         h1 { "Overview" span.sub { "last " (o.range) " · " (o.since.replace('T', " ").trim_end_matches('Z')) " → now (UTC)" } }
         div.presets {
-            @for (r, _, _) in RANGES { a.active[r == o.range] href=(range_link(r)) { (r) } }
+            @for (r, _, _) in RANGES { a.active[r == o.range] href=(range_link(r)) { (h::t(&r)) } }
             span.muted { " · stack by " }
             a.active[o.by == "account"] href=(by_link("account")) { "account" }
             a.active[o.by == "region"] href=(by_link("region")) { "region" }
@@ -195,7 +195,7 @@ fn top_table(title: &str, filter: &str, rows: &[(String, u64)], whole: u64, bad:
     let max = rows.first().map_or(0, |r| r.1);
     html! {
         section.card.bars {
-            h2 { (title) }
+            h2 { (h::t(&title)) }
             @if rows.is_empty() {
                 p.empty { "None in this range." }
             } @else {
@@ -207,7 +207,7 @@ fn top_table(title: &str, filter: &str, rows: &[(String, u64)], whole: u64, bad:
                                     @if filter == "principal" {
                                         (h::principal_link(value))
                                     } @else {
-                                        a href=(h::search_href(filter, value)) { (value) }
+                                        a href=(h::search_href(filter, value)) { (h::t(&value)) }
                                     }
                                 }
                                 td.bar { (chart::bar(*n, max, bad)) }

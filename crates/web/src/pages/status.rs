@@ -87,9 +87,9 @@ pub fn integration_table(rows: &[IntegrationRow], now: i64, compact: bool) -> Ma
                 tbody {
                     @for r in rows {
                         tr {
-                            td.wrap { (r.account) }
+                            td.wrap { (h::t(&r.account)) }
                             td { (if r.region.is_empty() { "all" } else { &r.region }) }
-                            td { (badge(if r.state == "stale" || r.state == "waiting" { "warn" } else { &r.state })) @if r.state != "active" { div.small.muted.wrap { (r.reason) } } }
+                            td { (badge(if r.state == "stale" || r.state == "waiting" { "warn" } else { &r.state })) @if r.state != "active" { div.small.muted.wrap { (h::t(&r.reason)) } } }
                             td.small { @if let Some(t) = r.last_notification_ms { (h::ago(t, now)) } @else { span.muted { "never" } } }
                             td.small { @if let Some(l) = r.lag_seconds { (lag(l)) } }
                             @if !compact { td.num { (thousands(r.objects)) } td.num { (thousands(r.events)) } }
@@ -149,9 +149,9 @@ pub async fn integrity(State(state): State<WebState>, Extension(user): Extension
                             @let silent: Vec<&str> = silences.iter().filter(|s| s.account == c.account && s.account_id == c.account_id && s.region == c.region).map(|s| s.what.as_str()).collect();
                             @let bad = findings.iter().any(|f| f.account == c.account && f.key.contains(&format!("/{}/", c.account_id)) && f.key.contains(&format!("/{}/", c.region)) && !warnings.contains(&f.kind.as_str()));
                             tr {
-                                td { (c.account) div.muted.small { (c.account_id) } }
-                                td { (c.region) }
-                                td.wrap.small { (c.trail) }
+                                td { (c.account) div.muted.small { (h::t(&c.account_id)) } }
+                                td { (h::t(&c.region)) }
+                                td.wrap.small { (h::t(&c.trail)) }
                                 td {
                                     @if !silent.is_empty() { (badge("bad")) " silent: " (silent.join(", ")) }
                                     @else if bad { (badge("bad")) " findings" }
@@ -171,7 +171,7 @@ pub async fn integrity(State(state): State<WebState>, Extension(user): Extension
                 h2 { "Delivery gone silent" }
                 table { thead { tr { th { "Account" } th { "Region" } th { "What stopped" } th { "Last delivery" } th { "Alert" } } } tbody {
                     @for s in &silences {
-                        tr { td { (s.account) " " span.muted.small { (s.account_id) } } td { (s.region) } td { (s.what) } td.time { (h::time(s.since)) " (" (h::ago(s.since, now)) ")" }
+                        tr { td { (s.account) " " span.muted.small { (h::t(&s.account_id)) } } td { (h::t(&s.region)) } td { (h::t(&s.what)) } td.time { (h::time(s.since)) " (" (h::ago(s.since, now)) ")" }
                              td { @if let Some(a) = s.alert_id { a href={ "/alerts/" (a) } { "#" (a) } } } }
                     }
                 } }
@@ -189,9 +189,9 @@ pub async fn integrity(State(state): State<WebState>, Extension(user): Extension
                     tbody {
                         @for f in &findings {
                             tr {
-                                td { (badge(if warnings.contains(&f.kind.as_str()) { "warn" } else { "bad" })) div.mono.small { (f.kind) } }
-                                td.mono.small.wrap { (f.key) }
-                                td.small.wrap { (f.detail) }
+                                td { (badge(if warnings.contains(&f.kind.as_str()) { "warn" } else { "bad" })) div.mono.small { (h::t(&f.kind)) } }
+                                td.mono.small.wrap { (h::t(&f.key)) }
+                                td.small.wrap { (h::t(&f.detail)) }
                                 td.time { (h::time(f.first_seen)) }
                             }
                         }
@@ -222,11 +222,11 @@ pub async fn accounts(State(state): State<WebState>, Extension(user): Extension<
                     thead { tr { th { "Name" } th { "Account" } th { "Role" } th { "Regions" } th { "Bucket" } th { "Queue" } } }
                     tbody { @for a in configured {
                         tr {
-                            td { (a.name) } td.mono { (a.account_id) }
-                            td.mono.small.wrap { (a.role_arn.as_deref().unwrap_or("(own credentials)")) }
-                            td.small { (a.regions.join(", ")) }
-                            td.small.wrap { (a.bucket.as_deref().unwrap_or("–")) }
-                            td.small.wrap { (a.queue_url.as_deref().unwrap_or("–")) }
+                            td { (h::t(&a.name)) } td.mono { (h::t(&a.account_id)) }
+                            td.mono.small.wrap { (h::t(&a.role_arn.as_deref().unwrap_or("(own credentials)"))) }
+                            td.small { (h::t(&a.regions.join(", "))) }
+                            td.small.wrap { (h::t(&a.bucket.as_deref().unwrap_or("–"))) }
+                            td.small.wrap { (h::t(&a.queue_url.as_deref().unwrap_or("–"))) }
                         }
                     } }
                 }
@@ -249,11 +249,11 @@ pub async fn accounts(State(state): State<WebState>, Extension(user): Extension<
                 Some(report) => {
                     p.muted.small { "Run " (h::ago(report.at, now)) " by " (report.by) "." }
                     @for (account, checks) in &report.accounts {
-                        h2.small { (account) }
+                        h2.small { (h::t(&account)) }
                         table { tbody { @for c in checks {
                             tr {
                                 td { (badge(match c.state.as_str() { "ok" => "ok", "FAIL" => "bad", "warn" => "warn", _ => "idle" })) }
-                                td { (c.name) }
+                                td { (h::t(&c.name)) }
                                 td.wrap.small { (c.detail) @if let Some(f) = &c.fix { div.muted { "fix: " (f) } } }
                             }
                         } } }
@@ -265,7 +265,7 @@ pub async fn accounts(State(state): State<WebState>, Extension(user): Extension<
             section.card {
                 h2 { "Messages left on a queue" }
                 table { thead { tr { th { "Queue" } th { "Reason" } th { "Detail" } th.num { "Receives" } th { "Last seen" } } } tbody {
-                    @for p in &problems { tr { td.wrap.small { (p.queue) } td { (p.reason) } td.wrap.small { (p.detail) } td.num { (p.receive_count) } td.time { (h::time(p.last_seen)) } } }
+                    @for p in &problems { tr { td.wrap.small { (h::t(&p.queue)) } td { (h::t(&p.reason)) } td.wrap.small { (h::t(&p.detail)) } td.num { (p.receive_count) } td.time { (h::time(p.last_seen)) } } }
                 } }
             }
         }
@@ -273,7 +273,7 @@ pub async fn accounts(State(state): State<WebState>, Extension(user): Extension<
             section.card {
                 h2 { "Objects that could not be read" }
                 table { thead { tr { th { "Kind" } th { "Account" } th { "Object" } th { "Detail" } th.num { "Times" } } } tbody {
-                    @for f in &findings { tr { td { (f.kind) } td { (f.account) } td.wrap.small.mono { "s3://" (f.bucket) "/" (f.key) } td.wrap.small { (f.detail) } td.num { (f.occurrences) } } }
+                    @for f in &findings { tr { td { (h::t(&f.kind)) } td { (h::t(&f.account)) } td.wrap.small.mono { "s3://" (f.bucket) "/" (f.key) } td.wrap.small { (h::t(&f.detail)) } td.num { (f.occurrences) } } }
                 } }
             }
         }
@@ -341,7 +341,7 @@ pub async fn rules(State(state): State<WebState>, Extension(user): Extension<Cur
         @if !info.rule_errors.is_empty() {
             section.card {
                 h2 { "Not loaded" }
-                ul { @for e in &info.rule_errors { li.wrap.small.mono { (e) } } }
+                ul { @for e in &info.rule_errors { li.wrap.small.mono { (h::t(&e)) } } }
             }
         }
         section.card {
@@ -351,10 +351,10 @@ pub async fn rules(State(state): State<WebState>, Extension(user): Extension<Cur
                     @for r in &rules {
                         tr {
                             td { (badge(&r.level)) }
-                            td.wrap { (r.title) div.muted.small.mono { (r.id) } @if let Some(d) = &r.description { div.small { (d) } } }
-                            td.small { (r.status) }
+                            td.wrap { (r.title) div.muted.small.mono { (h::t(&r.id)) } @if let Some(d) = &r.description { div.small { (h::t(&d)) } } }
+                            td.small { (h::t(&r.status)) }
                             td.num { @let n = hit(&r.id); @if n > 0 { a href={ "/alerts?rule=" (h::url_component(&r.id)) } { (thousands(n)) } } @else { span.muted { "0" } } }
-                            td.small.wrap.muted { (r.file) }
+                            td.small.wrap.muted { (h::t(&r.file)) }
                         }
                     }
                 }
