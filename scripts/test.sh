@@ -69,5 +69,6 @@ step "scripts"
 python3 -m py_compile scripts/naive_loader.py scripts/make_big_log.py scripts/bench_sqs.py
 bash -n scripts/bench.sh
 bash -n scripts/bench_rules.sh
+bash -n scripts/bench_web.sh
 
 step "all tests passed"
