@@ -301,7 +301,8 @@ test("event detail, resource history and principal pages", async () => {
   // The principal page: who, through which role, and the same counts as the CLI.
   await page.goto(base + "/events/" + row[1]);
   const principalLink = page.locator("dd a[href^='/principals/']").first();
-  const principal = (await principalLink.textContent()).trim();
+  // The link shows the short form (role/session); its title is the principal.
+  const principal = await principalLink.getAttribute("title");
   await Promise.all([page.waitForNavigation(), principalLink.click()]);
   assert.match(await page.textContent("h2 >> nth=0"), /Who this is/);
   const events = cliSearch("--principal", principal, "--limit", "0").length;
