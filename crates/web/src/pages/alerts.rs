@@ -106,9 +106,20 @@ pub async fn detail(
     Extension(user): Extension<CurrentUser>,
     Path(id): Path<i64>,
 ) -> PageResult {
-    let (alert, events, total, deliveries, names) = blocking(&state, move |s| {
+    let (alert, events, total, findings, deliveries, names) = blocking(&state, move |s| {
         let alert = s.store.alert(id)?.ok_or_else(|| PageError::not_found(format!("no alert #{id}")))?;
-        let ids = s.store.alert_event_ids(id)?;
+        let all = s.store.alert_event_ids(id)?;
+        // Integrity alerts are about objects, not events: their "events" are findings,
+        // `integrity:<KIND>:<key>`, or silences, `silence:<account>/<region>/<what>/<since>`.
+        let (findings, ids): (Vec<String>, Vec<String>) =
+            all.into_iter().partition(|e| e.starts_with("integrity:") || e.starts_with("silence:"));
+        let findings: Vec<(String, String)> = findings
+            .iter()
+            .filter_map(|f| match f.strip_prefix("integrity:") {
+                Some(rest) => rest.split_once(':').map(|(k, key)| (k.to_owned(), key.to_owned())),
+                None => f.strip_prefix("silence:").map(|rest| ("DELIVERY_SILENT".to_owned(), rest.to_owned())),
+            })
+            .collect();
         let mut events: Vec<EventRow> = Vec::new();
         for e in ids.iter().take(200) {
             if let Some(row) = s.store.event(e)? {
@@ -116,7 +127,7 @@ pub async fn detail(
             }
         }
         events.sort_by_key(|e| std::cmp::Reverse(e.event_time));
-        Ok((alert, events, ids.len(), s.store.deliveries(id)?, s.info.account_names.clone()))
+        Ok((alert, events, ids.len(), findings, s.store.deliveries(id)?, s.info.account_names.clone()))
     })
     .await?;
     let s = &alert.subject;
@@ -132,7 +143,7 @@ pub async fn detail(
                     dt { "Events" } dd { (alert.count) }
                     dt { "First seen" } dd { (h::time(alert.first_seen)) " UTC" }
                     dt { "Last seen" } dd { (h::time(alert.last_seen)) " UTC" }
-                    dt { "Principal" } dd { (h::principal_link(&s.principal)) }
+                    @if findings.is_empty() { dt { "Principal" } dd { (h::principal_link(&s.principal)) } }
                     dt { "Account" } dd { (s.account.as_deref().unwrap_or("–")) @if let Some(n) = s.account.as_ref().and_then(|a| names.get(a)) { " (" (n) ")" } }
                     dt { "Region" } dd { (h::t(&s.region.as_deref().unwrap_or("–"))) }
                     dt { "Source IP" } dd { (h::ip_link(s.source_ip.as_deref())) }
@@ -173,9 +184,19 @@ pub async fn detail(
                 }
             }
         }
-        section.card {
-            h2 { "Matching events" @if total > events.len() { span.muted.small { " (" (events.len()) " of " (total) ")" } } }
-            (events_table(&events, &names, false))
+        @if !findings.is_empty() {
+            section.card {
+                h2 { "Integrity findings " a.small href="/integrity" { "all findings →" } }
+                table { thead { tr { th { "Kind" } th { "Object" } } } tbody {
+                    @for (kind, key) in &findings { tr { td.mono.small { (h::t(kind)) } td.mono.small.wrap { (h::t(key)) } } }
+                } }
+            }
+        }
+        @if findings.is_empty() || !events.is_empty() {
+            section.card {
+                h2 { "Matching events" @if total > events.len() { span.muted.small { " (" (events.len()) " of " (total) ")" } } }
+                (events_table(&events, &names, false))
+            }
         }
     };
     Ok(h::page("Alert", "/alerts", &user, body))
