@@ -145,6 +145,16 @@ pub fn run(args: BenchWebArgs) -> anyhow::Result<()> {
             deep.times.push(time_get(&app, &format!("/api/v1/events?limit=50{cursor}"), &token).await?);
         }
         out.push((deep, None));
+        // Resource history has no index: it reads the newest records until it has 500 that
+        // name the resource (or the range ends). Measured for a resource of a recent event.
+        if let Some(resource) = recent_resource(&*indexed)? {
+            let mut m = Measured { name: "resource history 7d (scan, no index)".into(), times: Vec::new() };
+            let path = format!("/api/v1/resources/{}?since=7d", web::html::url_component(&resource));
+            for _ in 0..runs.min(3) {
+                m.times.push(time_get(&app, &path, &token).await?);
+            }
+            out.push((m, None));
+        }
         let mut page = Measured { name: "events page (HTML), no filter".into(), times: Vec::new() };
         for _ in 0..runs {
             page.times.push(time_get(&app, "/events", &token).await?);
@@ -191,6 +201,15 @@ pub fn run(args: BenchWebArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A resource named by one of the newest events (an instance, a bucket, a role).
+fn recent_resource(store: &dyn Store) -> anyhow::Result<Option<String>> {
+    let recent = store.search(&EventQuery { limit: Some(500), ..Default::default() })?;
+    Ok(recent.iter().find_map(|r| {
+        let v: serde_json::Value = serde_json::from_str(&r.raw).ok()?;
+        model::resources::identifiers(&v).into_iter().next()
+    }))
 }
 
 /// Revokes the benchmark's token (its user stays, with no way in).

@@ -84,7 +84,7 @@ fn simulate_is_deterministic_and_demo_runs() {
     assert_eq!(read(&a), read(&b));
 
     let demo = dir.path().join("demo");
-    let out = run(&["demo", "--data-dir", s(&demo), "--events", "1500"]);
+    let out = run(&["demo", "--data-dir", s(&demo), "--events", "1500", "--no-serve"]);
     for scenario in ["trail-tampering", "root-usage", "instance-stop-start-unusual-ip"] {
         assert!(out.contains(scenario), "{out}");
     }
@@ -95,7 +95,7 @@ fn simulate_is_deterministic_and_demo_runs() {
         assert!(out.contains(kind), "{kind}: {out}");
     }
     // A second run reuses the bucket and ingests nothing new.
-    let again = run(&["demo", "--data-dir", s(&demo), "--events", "1500"]);
+    let again = run(&["demo", "--data-dir", s(&demo), "--events", "1500", "--no-serve"]);
     assert!(again.contains("reusing") && again.contains("ingested 0 new files"), "{again}");
     assert!(again.contains("(0 new)"), "findings are recorded once: {again}");
 }
