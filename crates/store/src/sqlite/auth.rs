@@ -61,7 +61,12 @@ pub(super) fn users(c: &Connection) -> Result<Vec<User>, StoreError> {
     all(c, &format!("SELECT {USER_COLUMNS} FROM users ORDER BY name"), "list users", user_row)
 }
 
+/// Stores a new session (and drops the expired ones: sessions end by expiry more often than
+/// by logout).
 pub(super) fn create_session(c: &Connection, s: &Session) -> Result<(), StoreError> {
+    c.prepare_cached("DELETE FROM sessions WHERE expires_at <= ?1")
+        .and_then(|mut st| st.execute([s.created_at]))
+        .context("drop expired sessions")?;
     c.prepare_cached(
         "INSERT INTO sessions (token_hash, user, csrf, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
     )
