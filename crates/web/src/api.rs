@@ -9,7 +9,7 @@ use axum::routing::{delete, get};
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use store::{Dimension, EventQuery, EventRow, SummarySpec};
+use store::{EventQuery, EventRow};
 
 use crate::auth::{self, CurrentUser};
 use crate::pages::alerts::AlertParams;
@@ -124,18 +124,7 @@ async fn principal(State(state): State<WebState>, Path(p): Path<String>) -> ApiR
     let principal = p.clone();
     let (infos, summary) = blocking(&state, move |s| {
         let q = EventQuery { principal: Some(p.clone()), ..Default::default() };
-        let spec = SummarySpec {
-            tops: vec![
-                Dimension::SourceIp,
-                Dimension::UserAgent,
-                Dimension::Region,
-                Dimension::EventName,
-                Dimension::ErrorCode,
-                Dimension::Account,
-            ],
-            top_n: 20,
-            ..Default::default()
-        };
+        let spec = crate::pages::events::principal_spec(0, 20);
         Ok((s.store.principals_related(&p, 100)?, s.store.summarize(&q, &spec)?))
     })
     .await?;

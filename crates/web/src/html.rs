@@ -72,19 +72,26 @@ pub const NAV: &[(&str, &str)] = &[
     ("/rules", "Rules"),
 ];
 
+/// The `<head>` of every page; `script` adds the dashboard's one script file.
+fn head(title: &str, script: bool) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (title) " · trailwatch" }
+            link rel="stylesheet" href="/static/style.css";
+            link rel="icon" href="/static/favicon.svg" type="image/svg+xml";
+            @if script { script src="/static/app.js" defer {} }
+        }
+    }
+}
+
 /// A full page: header with navigation and the user, then `body`.
 pub fn page(title: &str, active: &str, user: &CurrentUser, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · trailwatch" }
-                link rel="stylesheet" href="/static/style.css";
-                link rel="icon" href="/static/favicon.svg" type="image/svg+xml";
-                script src="/static/app.js" defer {}
-            }
+            (head(title, true))
             body {
                 header.top {
                     a.brand href="/" { span.mark {} "trailwatch" }
@@ -230,13 +237,7 @@ pub fn login_page(csrf: &str, next: &str, error: Option<&str>) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "Log in · trailwatch" }
-                link rel="stylesheet" href="/static/style.css";
-                link rel="icon" href="/static/favicon.svg" type="image/svg+xml";
-            }
+            (head("Log in", false))
             body.login {
                 form.login-box method="post" action="/login" {
                     h1 { span.mark {} "trailwatch" }

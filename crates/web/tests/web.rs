@@ -75,11 +75,20 @@ fn set_cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
         .map(|v| v.split(';').next().unwrap().to_owned())
 }
 
+/// The login form: its CSRF cookie and the token in the form.
+async fn login_form(app: &Router) -> (String, String) {
+    let (_, headers, body) = send(app, get("/login", None)).await;
+    let cookie = set_cookie(&headers, "trailwatch_login").unwrap();
+    (cookie, csrf_of(&body))
+}
+
+fn csrf_of(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned()
+}
+
 /// Logs in through the form; returns the session cookie and the page's CSRF token.
 async fn login(app: &Router, user: &str) -> (String, String) {
-    let (_, headers, body) = send(app, get("/login", None)).await;
-    let login_cookie = set_cookie(&headers, "trailwatch_login").unwrap();
-    let csrf = body.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let (login_cookie, csrf) = login_form(app).await;
     let (status, headers, _) = send(
         app,
         form(
@@ -93,8 +102,7 @@ async fn login(app: &Router, user: &str) -> (String, String) {
     assert_eq!(headers[header::LOCATION], "/alerts");
     let session = set_cookie(&headers, "trailwatch_session").unwrap();
     let (_, _, page) = send(app, get("/alerts/1", Some(&session))).await;
-    let page_csrf = page.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
-    (session, page_csrf)
+    (session, csrf_of(&page))
 }
 
 #[tokio::test]
@@ -134,9 +142,7 @@ async fn only_login_healthz_and_static_answer_without_a_session() {
 #[tokio::test]
 async fn login_needs_the_form_token_and_sets_a_strict_cookie() {
     let app = app(store());
-    let (_, headers, body) = send(&app, get("/login", None)).await;
-    let login_cookie = set_cookie(&headers, "trailwatch_login").unwrap();
-    let csrf = body.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let (login_cookie, csrf) = login_form(&app).await;
     // Without the cookie's token: refused, even with the right password.
     let (status, headers, _) =
         send(&app, form("/login", "x=1", &format!("username=admin&password=admin-password-1&csrf={csrf}"))).await;
@@ -168,9 +174,7 @@ async fn login_needs_the_form_token_and_sets_a_strict_cookie() {
 #[tokio::test]
 async fn failed_logins_are_rate_limited() {
     let app = app(store());
-    let (_, headers, body) = send(&app, get("/login", None)).await;
-    let cookie = set_cookie(&headers, "trailwatch_login").unwrap();
-    let csrf = body.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let (cookie, csrf) = login_form(&app).await;
     let attempt = |password: &str| form("/login", &cookie, &format!("username=admin&password={password}&csrf={csrf}"));
     for _ in 0..10 {
         assert_eq!(send(&app, attempt("wrong")).await.0, StatusCode::UNAUTHORIZED);
