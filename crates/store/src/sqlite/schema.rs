@@ -295,6 +295,15 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         last_used  INTEGER
     );
     "#,
+    // 6: the principal filter matches the principal, the role or user that issued a session,
+    // the user/session name and the person behind it. Without these, each search by
+    // principal scanned every principal (a quarter of a million in a big organization's
+    // week: 150 ms); with them it is a union of four index lookups.
+    r#"
+    CREATE INDEX principals_by_issuer ON principals (issuer) WHERE issuer IS NOT NULL;
+    CREATE INDEX principals_by_name ON principals (name) WHERE name IS NOT NULL;
+    CREATE INDEX principals_by_human ON principals (human) WHERE human IS NOT NULL;
+    "#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
