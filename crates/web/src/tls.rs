@@ -13,7 +13,7 @@ use tower::ServiceExt;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}")]
     Read { path: String, source: std::io::Error },
     #[error("{0} holds no certificate (PEM)")]
     NoCertificate(String),

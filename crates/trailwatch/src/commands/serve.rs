@@ -30,6 +30,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         None => None,
     };
     let sns = Arc::new(aws::sns::SnsVerifier::new(config.sns_test_cert_hosts.clone(), ca.as_deref())?);
+    // A certificate that cannot be used stops the start, like any invalid configuration
+    // (rather than a server that runs without its web side).
+    if let Some((cert, key)) = &config.web.tls {
+        web::tls::acceptor(cert, key).context("web.tls_cert / web.tls_key")?;
+    }
     crate::dashboard::ensure_admin(&*store, None)?;
     let (rules, rule_errors) = crate::detection::load_rules_reporting(&config.detection);
     let site = crate::dashboard::site_info(

@@ -68,7 +68,7 @@ pub struct Overview {
     #[serde(skip)]
     summary: Summary,
     #[serde(skip)]
-    range_value: Option<(i64, i64, i64)>,
+    bounds: Range,
 }
 
 pub fn overview_data(state: &WebState, params: &OverviewParams, now: i64) -> Result<Overview, PageError> {
@@ -117,7 +117,7 @@ pub fn overview_data(state: &WebState, params: &OverviewParams, now: i64) -> Res
         integrity_findings: state.store.integrity_findings()?.len(),
         silent_regions: state.store.silences()?.len(),
         summary,
-        range_value: Some((range.start, range.end, range.bucket_ms)),
+        bounds: range,
     })
 }
 
@@ -129,7 +129,7 @@ pub async fn page(
     let now = model::timefmt::now_millis();
     let (o, names) =
         blocking(&state, move |s| Ok((overview_data(s, &params, now)?, s.info.account_names.clone()))).await?;
-    let (start, end, bucket) = o.range_value.unwrap_or_default();
+    let Range { start, end, bucket_ms: bucket, .. } = o.bounds;
     let account_label = |id: &str| match names.get(id) {
         Some(name) => format!("{name} ({id})"),
         None if id.is_empty() => "(none)".to_owned(),

@@ -180,7 +180,7 @@ pub async fn integrity(State(state): State<WebState>, Extension(user): Extension
         section.card {
             h2 { "Findings" }
             @if !kinds.is_empty() {
-                div.presets { @for (k, n) in &kinds { span.badge.class-kind { (k) " × " (n) } } }
+                div.presets { @for (k, n) in &kinds { span.badge.idle { (h::t(k)) " × " (n) } } }
             }
             @if findings.is_empty() { p.empty { "None." } }
             @else {
