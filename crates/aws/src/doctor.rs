@@ -51,6 +51,17 @@ fn err(e: impl std::error::Error) -> String {
     DisplayErrorContext(e).to_string()
 }
 
+/// Runs every check for each account, one after the other (`doctor` and the dashboard's
+/// accounts page).
+pub async fn doctor_all(settings: &AwsSettings, accounts: &[AccountSpec], now: i64) -> Vec<(AccountSpec, Vec<Check>)> {
+    let base = crate::account::base_config(settings).await;
+    let mut results = Vec::with_capacity(accounts.len());
+    for spec in accounts {
+        results.push((spec.clone(), doctor(&base, settings, spec, now).await));
+    }
+    results
+}
+
 /// Runs every check for `spec`; `now` picks the day prefixes searched for a recent object.
 pub async fn doctor(base: &SdkConfig, settings: &AwsSettings, spec: &AccountSpec, now: i64) -> Vec<Check> {
     let mut out = Vec::new();

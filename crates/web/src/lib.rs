@@ -116,12 +116,8 @@ impl WebState {
 
 /// Runs `doctor` for every configured account.
 pub async fn run_doctor(state: &WebState, by: &str) -> DoctorReport {
-    let base = aws::account::base_config(&state.info.aws).await;
     let now = model::timefmt::now_millis();
-    let mut results = Vec::new();
-    for spec in &state.info.accounts {
-        results.push((spec.name.clone(), aws::doctor::doctor(&base, &state.info.aws, spec, now).await));
-    }
+    let results = aws::doctor::doctor_all(&state.info.aws, &state.info.accounts, now).await;
     pages::status::doctor_report(results, by, now)
 }
 

@@ -16,14 +16,7 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<()> {
         anyhow::bail!("no [[accounts]] in {}: nothing to check", args.config.display());
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let results = runtime.block_on(async {
-        let base = aws::account::base_config(&config.aws).await;
-        let mut results = Vec::new();
-        for spec in &accounts {
-            results.push((spec.clone(), aws::doctor::doctor(&base, &config.aws, spec, now_millis()).await));
-        }
-        results
-    });
+    let results = runtime.block_on(aws::doctor::doctor_all(&config.aws, &accounts, now_millis()));
     let failed: usize =
         results.iter().flat_map(|(_, checks)| checks).filter(|c| c.state == aws::doctor::CheckState::Fail).count();
     match args.format {

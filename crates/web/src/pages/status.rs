@@ -303,13 +303,13 @@ pub async fn run_doctor(
 }
 
 /// The doctor's results, kept in memory for the accounts page.
-pub fn doctor_report(accounts: Vec<(String, Vec<aws::doctor::Check>)>, by: &str, at: i64) -> DoctorReport {
+pub fn doctor_report(accounts: Vec<(aws::AccountSpec, Vec<aws::doctor::Check>)>, by: &str, at: i64) -> DoctorReport {
     DoctorReport {
         at,
         by: by.into(),
         accounts: accounts
             .into_iter()
-            .map(|(name, checks)| {
+            .map(|(spec, checks)| {
                 let checks = checks
                     .into_iter()
                     .map(|c| crate::DoctorCheck {
@@ -319,7 +319,7 @@ pub fn doctor_report(accounts: Vec<(String, Vec<aws::doctor::Check>)>, by: &str,
                         fix: c.fix,
                     })
                     .collect();
-                (name, checks)
+                (spec.name, checks)
             })
             .collect(),
     }
