@@ -140,6 +140,17 @@ impl Verdict {
 /// notification in a region that had them means delivery stopped (or the wiring broke).
 pub const STALE_AFTER_MS: EpochMillis = 60 * 60 * 1000;
 
+/// Adds an empty row (a `waiting` verdict) for each configured account that never reported,
+/// so that it shows instead of being absent, and sorts the rows by account and region.
+pub fn with_unreported(rows: &mut Vec<IntegrationStatus>, accounts: &[crate::AccountSpec]) {
+    for spec in accounts {
+        if !rows.iter().any(|r| r.account == spec.name) {
+            rows.push(IntegrationStatus { account: spec.name.clone(), ..Default::default() });
+        }
+    }
+    rows.sort_by(|a, b| (&a.account, &a.region).cmp(&(&b.account, &b.region)));
+}
+
 /// The verdict for `row` among `rows` (its account's `""` row, if any, carries the role and
 /// queue errors that apply to every region).
 /// A row never written by any process (a configured account `status` adds) is `waiting`.

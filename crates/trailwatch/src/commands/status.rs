@@ -16,12 +16,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
     let mut rows = store.integration_status()?;
     // Configured accounts that never reported: say so rather than show nothing.
     if let Some(path) = &args.store.config {
-        for spec in load_config(path)?.accounts {
-            if !rows.iter().any(|r| r.account == spec.name) {
-                rows.push(IntegrationStatus { account: spec.name, ..Default::default() });
-            }
-        }
-        rows.sort_by(|a, b| (&a.account, &a.region).cmp(&(&b.account, &b.region)));
+        aws::status::with_unreported(&mut rows, &load_config(path)?.accounts);
     }
     let now = now_millis();
     let verdicts: Vec<(IntegrationStatus, aws::Verdict)> =

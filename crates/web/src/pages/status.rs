@@ -5,7 +5,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Extension;
 use maud::{html, Markup};
 use serde::{Deserialize, Serialize};
-use store::IntegrationStatus;
 
 use super::{blocking, PageError, PageResult};
 use crate::auth::{check_csrf, CurrentUser};
@@ -41,12 +40,7 @@ pub fn integration_rows(state: &WebState, now: i64) -> Result<Vec<IntegrationRow
         Some(c) => c.board().snapshot(),
         None => state.store.integration_status()?,
     };
-    for spec in &state.info.accounts {
-        if !rows.iter().any(|r| r.account == spec.name) {
-            rows.push(IntegrationStatus { account: spec.name.clone(), ..Default::default() });
-        }
-    }
-    rows.sort_by(|a, b| (&a.account, &a.region).cmp(&(&b.account, &b.region)));
+    aws::status::with_unreported(&mut rows, &state.info.accounts);
     let time = |t: Option<i64>| t.map(model::timefmt::format_millis);
     Ok(rows
         .iter()
