@@ -255,14 +255,13 @@ pub async fn detail(
     Path(event_id): Path<String>,
 ) -> PageResult {
     let id = event_id.clone();
-    let (row, related, names) = blocking(&state, move |s| {
+    let (row, record, related, names) = blocking(&state, move |s| {
         let row = s.store.event(&id)?.ok_or_else(|| PageError::not_found(format!("no event with eventID {id:?}")))?;
         let record: serde_json::Value = serde_json::from_str(&row.raw).unwrap_or(serde_json::Value::Null);
         let related = related(s, &row, &record)?;
-        Ok((row, related, s.info.account_names.clone()))
+        Ok((row, record, related, s.info.account_names.clone()))
     })
     .await?;
-    let record: serde_json::Value = serde_json::from_str(&row.raw).unwrap_or(serde_json::Value::Null);
     let pretty = serde_json::to_string_pretty(&record).unwrap_or_else(|_| row.raw.clone());
     let actor = model::ParsedEvent::from_json(&row.raw).ok().map(|e| e.actor);
     let resources = model::resources::identifiers(&record);
