@@ -70,7 +70,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     integrity(&store, &bucket)?;
     let names = account_names(&manifest_path)?;
     record_integrations(&store, &names)?;
-    summarise(&store, &manifest_path, &db)?;
+    summarise(&store, &manifest_path, &names, &db)?;
     if args.no_serve {
         return Ok(());
     }
@@ -171,7 +171,12 @@ fn integrity(store: &SqliteStore, bucket: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn summarise(store: &SqliteStore, manifest_path: &Path, db: &Path) -> anyhow::Result<()> {
+fn summarise(
+    store: &SqliteStore,
+    manifest_path: &Path,
+    names: &HashMap<String, String>,
+    db: &Path,
+) -> anyhow::Result<()> {
     let stats = store.stats()?;
     let all = EventQuery::default();
     println!();
@@ -183,14 +188,8 @@ fn summarise(store: &SqliteStore, manifest_path: &Path, db: &Path) -> anyhow::Re
         stats.newest_event.map(format_millis).unwrap_or_default()
     );
     let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(manifest_path)?)?;
-    let names: std::collections::HashMap<&str, &str> = manifest["accounts"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|a| Some((a["id"].as_str()?, a["name"].as_str()?)))
-        .collect();
     section("accounts", store.top(Dimension::Account, &all, 10)?, |v| {
-        format!("{v} ({})", names.get(v).unwrap_or(&"?"))
+        format!("{v} ({})", names.get(v).map_or("?", String::as_str))
     });
     section("regions", store.top(Dimension::Region, &all, 10)?, str::to_string);
     section("busiest calls", store.top(Dimension::EventName, &all, 8)?, str::to_string);
