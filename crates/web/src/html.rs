@@ -32,34 +32,25 @@ pub struct Shown<'a>(pub &'a str);
 
 impl Render for Shown<'_> {
     fn render_to(&self, buffer: &mut String) {
+        use std::fmt::Write as _;
+        // Writing into a String cannot fail.
         let mut rest = self.0;
         while let Some(i) = rest.find(is_hidden) {
             let c = rest[i..].chars().next().expect("found");
-            maud::Escaper::new(buffer).write_str_safe(&rest[..i]);
+            let _ = maud::Escaper::new(buffer).write_str(&rest[..i]);
             buffer.push_str(&format!(
                 "<span class=\"hidden-char\" title=\"an invisible character in the record\">U+{:04X}</span>",
                 c as u32
             ));
             rest = &rest[i + c.len_utf8()..];
         }
-        maud::Escaper::new(buffer).write_str_safe(rest);
+        let _ = maud::Escaper::new(buffer).write_str(rest);
     }
 }
 
 /// Shorthand for [`Shown`] on anything string-like.
 pub fn t<S: AsRef<str> + ?Sized>(s: &S) -> Shown<'_> {
     Shown(s.as_ref())
-}
-
-trait WriteSafe {
-    fn write_str_safe(&mut self, s: &str);
-}
-
-impl WriteSafe for maud::Escaper<'_> {
-    fn write_str_safe(&mut self, s: &str) {
-        use std::fmt::Write as _;
-        let _ = self.write_str(s);
-    }
 }
 
 /// The dashboard's sections, in navigation order: (path, label).
