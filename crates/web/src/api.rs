@@ -218,7 +218,7 @@ async fn integrity(State(state): State<WebState>) -> ApiResult {
         blocking(&state, |s| Ok((s.store.integrity_chains()?, s.store.integrity_findings()?, s.store.silences()?)))
             .await?;
     Ok(Json(json!({
-        "valid": findings.iter().all(|f| f.kind == "CHAIN_RESTART" || f.kind == "DELIVERY_GAP"),
+        "valid": findings.iter().all(|f| crate::pages::status::is_warning(&f.kind)),
         "chains": chains.iter().map(|c| json!({"account": c.account, "accountId": c.account_id, "region": c.region,
             "trail": c.trail, "newestDigest": c.newest_key, "newestDigestEnd": c.newest_end.map(time),
             "newestLog": c.newest_log.map(time), "verifiedAt": time(c.verified_at)})).collect::<Vec<_>>(),

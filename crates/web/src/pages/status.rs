@@ -103,13 +103,18 @@ fn lag(seconds: i64) -> String {
     }
 }
 
+/// A stored finding kind that is a warning for review (the validator's own rule: chain
+/// restarts and delivery gaps), not a sign of tampering.
+pub fn is_warning(kind: &str) -> bool {
+    integrity::FindingKind::parse(kind).is_some_and(integrity::FindingKind::is_warning)
+}
+
 pub async fn integrity(State(state): State<WebState>, Extension(user): Extension<CurrentUser>) -> PageResult {
     let now = model::timefmt::now_millis();
     let (chains, findings, silences) =
         blocking(&state, |s| Ok((s.store.integrity_chains()?, s.store.integrity_findings()?, s.store.silences()?)))
             .await?;
-    let warnings = ["CHAIN_RESTART", "DELIVERY_GAP"];
-    let serious = findings.iter().filter(|f| !warnings.contains(&f.kind.as_str())).count();
+    let serious = findings.iter().filter(|f| !is_warning(&f.kind)).count();
     let mut kinds: Vec<(String, usize)> = Vec::new();
     for f in &findings {
         match kinds.iter_mut().find(|(k, _)| *k == f.kind) {
@@ -141,7 +146,7 @@ pub async fn integrity(State(state): State<WebState>, Extension(user): Extension
                     tbody {
                         @for c in &chains {
                             @let silent: Vec<&str> = silences.iter().filter(|s| s.account == c.account && s.account_id == c.account_id && s.region == c.region).map(|s| s.what.as_str()).collect();
-                            @let bad = findings.iter().any(|f| f.account == c.account && f.key.contains(&format!("/{}/", c.account_id)) && f.key.contains(&format!("/{}/", c.region)) && !warnings.contains(&f.kind.as_str()));
+                            @let bad = findings.iter().any(|f| f.account == c.account && f.key.contains(&format!("/{}/", c.account_id)) && f.key.contains(&format!("/{}/", c.region)) && !is_warning(&f.kind));
                             tr {
                                 td { (c.account) div.muted.small { (h::t(&c.account_id)) } }
                                 td { (h::t(&c.region)) }
@@ -183,7 +188,7 @@ pub async fn integrity(State(state): State<WebState>, Extension(user): Extension
                     tbody {
                         @for f in &findings {
                             tr {
-                                td { (badge(if warnings.contains(&f.kind.as_str()) { "warn" } else { "bad" })) div.mono.small { (h::t(&f.kind)) } }
+                                td { (badge(if is_warning(&f.kind) { "warn" } else { "bad" })) div.mono.small { (h::t(&f.kind)) } }
                                 td.mono.small.wrap { (h::t(&f.key)) }
                                 td.small.wrap { (h::t(&f.detail)) }
                                 td.time { (h::time(f.first_seen)) }
