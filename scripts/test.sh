@@ -63,7 +63,15 @@ if ! command -v chromium >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
 fi
 (cd tests/browser && npm ci --no-audit --no-fund --silent)
-(cd tests/browser && TRAILWATCH_BIN="$PWD/../../target/debug/trailwatch" CHROMIUM="$(command -v chromium)" npm test --silent)
+chromium --version
+if ! (cd tests/browser && TRAILWATCH_BIN="$PWD/../../target/debug/trailwatch" CHROMIUM="$(command -v chromium)" npm test --silent); then
+  # What a failure on another machine needs to be understood from its log alone.
+  echo "test.sh: the browser suite failed; this machine:" >&2
+  { uname -a; nproc; free -m; ulimit -a; grep -m1 'model name' /proc/cpuinfo; df -h /tmp /dev/shm; } >&2 || true
+  echo "test.sh: a bare headless start of chromium:" >&2
+  timeout 60 chromium --headless --no-sandbox --disable-gpu --user-data-dir="$(mktemp -d)" --dump-dom about:blank 2>&1 | tail -n 30 >&2 || true
+  exit 1
+fi
 
 step "scripts"
 python3 -m py_compile scripts/naive_loader.py scripts/make_big_log.py scripts/bench_sqs.py
