@@ -18,7 +18,7 @@ const LEVEL: i32 = 1;
 #[derive(Debug, Clone, Default)]
 pub struct EventBatch {
     pub events: Vec<ParsedEvent>,
-    packed: Option<PackedRaw>,
+    pub(crate) packed: Option<PackedRaw>,
     /// Set by the writer's `insert`: positions of the events that were already stored.
     pub(crate) duplicates: Vec<u32>,
 }

@@ -29,10 +29,15 @@
 pub mod alerts;
 pub mod auth;
 mod batch;
+mod clickhouse;
 pub mod integrity;
 mod ops;
+mod postgres;
 mod query;
+mod scaleout;
 mod sqlite;
+#[doc(hidden)]
+pub mod testing;
 
 pub use alerts::{
     Alert, AlertFilter, AlertHit, AlertPolicy, AlertState, AlertSubject, Backlog, CorrelationWindow, Delivery,
@@ -40,9 +45,11 @@ pub use alerts::{
 };
 pub use auth::{ApiToken, Role, Session, User};
 pub use batch::{EventBatch, PackedRaw, RawFramer, UnpackError};
+pub use clickhouse::{ClickHouse, ClickHouseConfig};
 pub use integrity::{IntegrityChain, IntegrityFinding, Silence};
 pub use ops::{DigestSeen, IngestFinding, IntegrationStatus, MessageProblem};
 pub use query::{is_access_denied, Dimension, EventQuery, EventRow, HistogramPoint, Page, Summary, SummarySpec};
+pub use scaleout::ScaleOutStore;
 pub use sqlite::{PlanChoice, SqliteStore};
 
 use model::EpochMillis;
@@ -201,6 +208,22 @@ pub trait Store: Send + Sync {
     fn api_tokens(&self, user: Option<&str>) -> Result<Vec<ApiToken>, StoreError>;
 
     fn delete_api_token(&self, id: i64) -> Result<bool, StoreError>;
+
+    /// Whether this process should perform `duty` now. With one process per store (SQLite)
+    /// it always does; workers sharing a scale-out store elect one leader per duty, and
+    /// another takes over when the leader goes away.
+    fn lead(&self, duty: Duty) -> Result<bool, StoreError> {
+        let _ = duty;
+        Ok(true)
+    }
+}
+
+/// Work that one worker among many does (see [`Store::lead`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i32)]
+pub enum Duty {
+    /// Continuous digest validation and the silence watch.
+    IntegritySweep = 10,
 }
 
 /// A principal as the store normalised it (see `model::Actor`).
@@ -383,6 +406,16 @@ pub enum StoreError {
     ObjectInProgress(String),
     #[error("stored block {block} is unreadable: {detail}")]
     Corrupt { block: i64, detail: String },
+    #[error("{context}: {detail}")]
+    ClickHouse { context: &'static str, detail: String },
+    #[error("{context}")]
+    Postgres {
+        context: &'static str,
+        #[source]
+        source: ::postgres::Error,
+    },
+    #[error("{context}: {detail}")]
+    Pool { context: &'static str, detail: String },
 }
 
 impl StoreError {
@@ -392,7 +425,21 @@ impl StoreError {
             StoreError::SchemaTooNew { .. } => "schema_too_new",
             StoreError::NoObject(_) | StoreError::ObjectInProgress(_) => "protocol",
             StoreError::Corrupt { .. } => "corrupt",
+            StoreError::ClickHouse { .. } => "clickhouse",
+            StoreError::Postgres { .. } | StoreError::Pool { .. } => "postgres",
         }
+    }
+
+    pub(crate) fn clickhouse(context: &'static str, detail: impl Into<String>) -> StoreError {
+        StoreError::ClickHouse { context, detail: detail.into() }
+    }
+
+    pub(crate) fn postgres(context: &'static str, source: ::postgres::Error) -> StoreError {
+        StoreError::Postgres { context, source }
+    }
+
+    pub(crate) fn pool(context: &'static str, detail: impl Into<String>) -> StoreError {
+        StoreError::Pool { context, detail: detail.into() }
     }
 }
 

@@ -31,42 +31,50 @@ fn message_problems_are_upserted_and_cleared() {
 
 #[test]
 fn findings_count_occurrences_and_digests_are_kept_once() {
-    let store = SqliteStore::open_in_memory().unwrap();
-    let f = IngestFinding {
-        kind: "object_missing".into(),
-        account: "prod".into(),
-        bucket: "b".into(),
-        key: "k".into(),
-        detail: "NoSuchKey".into(),
-        first_seen: 5,
-        last_seen: 5,
-        occurrences: 1,
-    };
-    store.record_finding(&f).unwrap();
-    store.record_finding(&IngestFinding { last_seen: 9, ..f.clone() }).unwrap();
-    let got = store.findings().unwrap();
-    assert_eq!((got.len(), got[0].occurrences, got[0].first_seen, got[0].last_seen), (1, 2, 5, 9));
+    for (backend, store) in store::testing::backends() {
+        eprintln!("backend: {backend}");
+        let f = IngestFinding {
+            kind: "object_missing".into(),
+            account: "prod".into(),
+            bucket: "b".into(),
+            key: "k".into(),
+            detail: "NoSuchKey".into(),
+            first_seen: 5,
+            last_seen: 5,
+            occurrences: 1,
+        };
+        store.record_finding(&f).unwrap();
+        store.record_finding(&IngestFinding { last_seen: 9, ..f.clone() }).unwrap();
+        let got = store.findings().unwrap();
+        assert_eq!((got.len(), got[0].occurrences, got[0].first_seen, got[0].last_seen), (1, 2, 5, 9));
 
-    let d = DigestSeen { account: "prod".into(), bucket: "b".into(), key: "d1".into(), size: Some(7), seen_at: 1 };
-    store.record_digest(&d).unwrap();
-    store.record_digest(&DigestSeen { seen_at: 2, ..d.clone() }).unwrap();
-    assert_eq!(store.digests_seen().unwrap(), vec![d.clone()]);
-    let later = DigestSeen { key: "d2".into(), seen_at: 5, ..d.clone() };
-    store.record_digest(&later).unwrap();
-    assert_eq!(store.digests_seen_after(0).unwrap(), vec![d, later.clone()]);
-    assert_eq!(store.digests_seen_after(1).unwrap(), vec![later]);
-    assert!(store.digests_seen_after(5).unwrap().is_empty());
+        let d = DigestSeen { account: "prod".into(), bucket: "b".into(), key: "d1".into(), size: Some(7), seen_at: 1 };
+        store.record_digest(&d).unwrap();
+        store.record_digest(&DigestSeen { seen_at: 2, ..d.clone() }).unwrap();
+        assert_eq!(store.digests_seen().unwrap(), vec![d.clone()]);
+        let later = DigestSeen { key: "d2".into(), seen_at: 5, ..d.clone() };
+        store.record_digest(&later).unwrap();
+        assert_eq!(store.digests_seen_after(0).unwrap(), vec![d, later.clone()]);
+        assert_eq!(store.digests_seen_after(1).unwrap(), vec![later]);
+        assert!(store.digests_seen_after(5).unwrap().is_empty());
+    }
 }
 
 #[test]
 fn integration_status_is_replaced_per_account_and_region() {
-    let store = SqliteStore::open_in_memory().unwrap();
-    let a = IntegrationStatus { account: "prod".into(), region: "us-east-1".into(), objects: 1, ..Default::default() };
-    store.put_integration_status(&a).unwrap();
-    store.put_integration_status(&IntegrationStatus { objects: 2, ..a.clone() }).unwrap();
-    store.put_integration_status(&IntegrationStatus { region: String::new(), ..a.clone() }).unwrap();
-    let got = store.integration_status().unwrap();
-    assert_eq!(got.iter().map(|s| (s.region.as_str(), s.objects)).collect::<Vec<_>>(), vec![("", 1), ("us-east-1", 2)]);
+    for (backend, store) in store::testing::backends() {
+        eprintln!("backend: {backend}");
+        let a =
+            IntegrationStatus { account: "prod".into(), region: "us-east-1".into(), objects: 1, ..Default::default() };
+        store.put_integration_status(&a).unwrap();
+        store.put_integration_status(&IntegrationStatus { objects: 2, ..a.clone() }).unwrap();
+        store.put_integration_status(&IntegrationStatus { region: String::new(), ..a.clone() }).unwrap();
+        let got = store.integration_status().unwrap();
+        assert_eq!(
+            got.iter().map(|s| (s.region.as_str(), s.objects)).collect::<Vec<_>>(),
+            vec![("", 1), ("us-east-1", 2)]
+        );
+    }
 }
 
 #[test]
@@ -161,50 +169,59 @@ fn integrity_chains_only_move_forward_and_findings_are_new_once() {
 #[test]
 fn users_sessions_and_api_tokens() {
     use store::{ApiToken, Role, Session, User};
-    let store = SqliteStore::open_in_memory().unwrap();
-    let admin = User {
-        name: "admin".into(),
-        role: Role::Admin,
-        password_hash: "$argon2id$x".into(),
-        created_at: 1,
-        updated_at: 1,
-    };
-    assert!(store.create_first_user(&admin).unwrap());
-    let other = User { name: "second".into(), ..admin.clone() };
-    assert!(!store.create_first_user(&other).unwrap(), "only when no user exists");
-    assert!(store.user("second").unwrap().is_none());
+    for (backend, store) in store::testing::backends() {
+        eprintln!("backend: {backend}");
+        let admin = User {
+            name: "admin".into(),
+            role: Role::Admin,
+            password_hash: "$argon2id$x".into(),
+            created_at: 1,
+            updated_at: 1,
+        };
+        assert!(store.create_first_user(&admin).unwrap());
+        let other = User { name: "second".into(), ..admin.clone() };
+        assert!(!store.create_first_user(&other).unwrap(), "only when no user exists");
+        assert!(store.user("second").unwrap().is_none());
 
-    let session =
-        Session { token_hash: vec![1; 32], user: "admin".into(), csrf: "c".into(), created_at: 10, expires_at: 100 };
-    store.create_session(&session).unwrap();
-    let (found, user) = store.session(&[1; 32], 50).unwrap().unwrap();
-    assert_eq!((found, user.role), (session.clone(), Role::Admin));
-    assert!(store.session(&[1; 32], 100).unwrap().is_none(), "expired");
-    assert!(store.session(&[2; 32], 50).unwrap().is_none());
+        let session = Session {
+            token_hash: vec![1; 32],
+            user: "admin".into(),
+            csrf: "c".into(),
+            created_at: 10,
+            expires_at: 100,
+        };
+        store.create_session(&session).unwrap();
+        let (found, user) = store.session(&[1; 32], 50).unwrap().unwrap();
+        assert_eq!((found, user.role), (session.clone(), Role::Admin));
+        assert!(store.session(&[1; 32], 100).unwrap().is_none(), "expired");
+        assert!(store.session(&[2; 32], 50).unwrap().is_none());
 
-    // A password reset ends the user's sessions.
-    store.put_user(&User { role: Role::Viewer, password_hash: "new".into(), updated_at: 60, ..admin.clone() }).unwrap();
-    assert!(store.session(&[1; 32], 50).unwrap().is_none());
-    assert_eq!(store.user("admin").unwrap().unwrap().role, Role::Viewer);
+        // A password reset ends the user's sessions.
+        store
+            .put_user(&User { role: Role::Viewer, password_hash: "new".into(), updated_at: 60, ..admin.clone() })
+            .unwrap();
+        assert!(store.session(&[1; 32], 50).unwrap().is_none());
+        assert_eq!(store.user("admin").unwrap().unwrap().role, Role::Viewer);
 
-    store.create_session(&session).unwrap();
-    store.delete_session(&[1; 32], 50).unwrap();
-    assert!(store.session(&[1; 32], 50).unwrap().is_none());
+        store.create_session(&session).unwrap();
+        store.delete_session(&[1; 32], 50).unwrap();
+        assert!(store.session(&[1; 32], 50).unwrap().is_none());
 
-    let token = ApiToken {
-        id: 0,
-        name: "ci".into(),
-        user: "admin".into(),
-        token_hash: vec![9; 32],
-        created_at: 5,
-        last_used: None,
-    };
-    let id = store.create_api_token(&token).unwrap();
-    let (used, user) = store.use_api_token(&[9; 32], 77).unwrap().unwrap();
-    assert_eq!((used.id, used.last_used, user.name.as_str()), (id, Some(77), "admin"));
-    assert!(store.use_api_token(&[8; 32], 77).unwrap().is_none());
-    assert_eq!(store.api_tokens(Some("admin")).unwrap().len(), 1);
-    assert!(store.api_tokens(Some("nobody")).unwrap().is_empty());
-    assert!(store.delete_api_token(id).unwrap());
-    assert!(store.use_api_token(&[9; 32], 78).unwrap().is_none());
+        let token = ApiToken {
+            id: 0,
+            name: "ci".into(),
+            user: "admin".into(),
+            token_hash: vec![9; 32],
+            created_at: 5,
+            last_used: None,
+        };
+        let id = store.create_api_token(&token).unwrap();
+        let (used, user) = store.use_api_token(&[9; 32], 77).unwrap().unwrap();
+        assert_eq!((used.id, used.last_used, user.name.as_str()), (id, Some(77), "admin"));
+        assert!(store.use_api_token(&[8; 32], 77).unwrap().is_none());
+        assert_eq!(store.api_tokens(Some("admin")).unwrap().len(), 1);
+        assert!(store.api_tokens(Some("nobody")).unwrap().is_empty());
+        assert!(store.delete_api_token(id).unwrap());
+        assert!(store.use_api_token(&[9; 32], 78).unwrap().is_none());
+    }
 }

@@ -8,60 +8,69 @@ fn totals(records: u64) -> ObjectTotals {
 
 #[test]
 fn an_event_delivered_twice_is_stored_once() {
-    let store = SqliteStore::open_in_memory().unwrap();
-    let mut w = store.writer().unwrap();
-    w.begin_object(&ObjectMeta::local("member/a.json.gz", 1)).unwrap();
-    let first = w
-        .insert(&mut vec![event("e1", "2024-01-01T00:00:00Z", "A"), event("e2", "2024-01-01T00:00:01Z", "B")].into())
-        .unwrap();
-    assert_eq!((first.new, first.duplicates), (2, 0));
-    w.finish_object(&totals(2)).unwrap();
-    // The same event again, e.g. from the organization trail's copy of the file.
-    w.begin_object(&ObjectMeta::local("org/a.json.gz", 1)).unwrap();
-    let again = w
-        .insert(&mut vec![event("e1", "2024-01-01T00:00:00Z", "A"), event("e1", "2024-01-01T00:00:00Z", "A")].into())
-        .unwrap();
-    assert_eq!((again.new, again.duplicates), (0, 2));
-    let counts = w.finish_object(&totals(2)).unwrap();
-    assert_eq!(counts.duplicates, 2);
-    w.commit().unwrap();
-    assert_eq!(store.stats().unwrap().events, 2);
-    let org = store.ledger_entry("local", "org/a.json.gz").unwrap().unwrap();
-    assert_eq!((org.records, org.new_events, org.duplicate_events), (2, 0, 2));
+    for (backend, store) in store::testing::backends() {
+        eprintln!("backend: {backend}");
+        let mut w = store.writer().unwrap();
+        w.begin_object(&ObjectMeta::local("member/a.json.gz", 1)).unwrap();
+        let first = w
+            .insert(
+                &mut vec![event("e1", "2024-01-01T00:00:00Z", "A"), event("e2", "2024-01-01T00:00:01Z", "B")].into(),
+            )
+            .unwrap();
+        assert_eq!((first.new, first.duplicates), (2, 0));
+        w.finish_object(&totals(2)).unwrap();
+        // The same event again, e.g. from the organization trail's copy of the file.
+        w.begin_object(&ObjectMeta::local("org/a.json.gz", 1)).unwrap();
+        let again = w
+            .insert(
+                &mut vec![event("e1", "2024-01-01T00:00:00Z", "A"), event("e1", "2024-01-01T00:00:00Z", "A")].into(),
+            )
+            .unwrap();
+        assert_eq!((again.new, again.duplicates), (0, 2));
+        let counts = w.finish_object(&totals(2)).unwrap();
+        assert_eq!(counts.duplicates, 2);
+        w.commit().unwrap();
+        assert_eq!(store.stats().unwrap().events, 2);
+        let org = store.ledger_entry("local", "org/a.json.gz").unwrap().unwrap();
+        assert_eq!((org.records, org.new_events, org.duplicate_events), (2, 0, 2));
+    }
 }
 
 #[test]
 fn quarantine_undoes_only_that_object() {
-    let store = SqliteStore::open_in_memory().unwrap();
-    let mut w = store.writer().unwrap();
-    w.begin_object(&ObjectMeta::local("good.json.gz", 1)).unwrap();
-    w.insert(&mut vec![event("g1", "2024-01-01T00:00:00Z", "A")].into()).unwrap();
-    w.finish_object(&totals(1)).unwrap();
-    let bad = ObjectMeta::local("bad.json.gz", 7);
-    w.begin_object(&bad).unwrap();
-    w.insert(
-        &mut vec![event("b1", "2024-01-01T00:00:00Z", "A"), event("b2", "2024-01-01T00:00:00Z", "Brand-new-name")]
-            .into(),
-    )
-    .unwrap();
-    w.quarantine_object(&bad, "gzip_truncated", "unexpected end").unwrap();
-    // Dictionary ids created inside the rolled-back object must not be reused from a cache.
-    w.begin_object(&ObjectMeta::local("later.json.gz", 1)).unwrap();
-    w.insert(&mut vec![event("l1", "2024-01-01T00:00:00Z", "Brand-new-name")].into()).unwrap();
-    w.finish_object(&totals(1)).unwrap();
-    w.commit().unwrap();
+    for (backend, store) in store::testing::backends() {
+        eprintln!("backend: {backend}");
+        let mut w = store.writer().unwrap();
+        w.begin_object(&ObjectMeta::local("good.json.gz", 1)).unwrap();
+        w.insert(&mut vec![event("g1", "2024-01-01T00:00:00Z", "A")].into()).unwrap();
+        w.finish_object(&totals(1)).unwrap();
+        let bad = ObjectMeta::local("bad.json.gz", 7);
+        w.begin_object(&bad).unwrap();
+        w.insert(
+            &mut vec![event("b1", "2024-01-01T00:00:00Z", "A"), event("b2", "2024-01-01T00:00:00Z", "Brand-new-name")]
+                .into(),
+        )
+        .unwrap();
+        w.quarantine_object(&bad, "gzip_truncated", "unexpected end").unwrap();
+        // Dictionary ids created inside the rolled-back object must not be reused from a cache.
+        w.begin_object(&ObjectMeta::local("later.json.gz", 1)).unwrap();
+        w.insert(&mut vec![event("l1", "2024-01-01T00:00:00Z", "Brand-new-name")].into()).unwrap();
+        w.finish_object(&totals(1)).unwrap();
+        w.commit().unwrap();
 
-    let ids: Vec<String> = store.search(&EventQuery::default()).unwrap().into_iter().map(|r| r.event_id).collect();
-    assert_eq!(ids.len(), 2);
-    assert!(ids.contains(&"g1".to_string()) && ids.contains(&"l1".to_string()));
-    let found = store.search(&EventQuery { event_name: Some("Brand-new-name".into()), ..Default::default() }).unwrap();
-    assert_eq!(found.len(), 1);
-    let q = store.quarantined().unwrap();
-    assert_eq!(q.len(), 1);
-    assert_eq!(q[0].key, "bad.json.gz");
-    assert_eq!(q[0].status, LedgerStatus::Quarantined);
-    assert_eq!(q[0].reason.as_deref(), Some("gzip_truncated"));
-    assert_eq!(q[0].size, 7);
+        let ids: Vec<String> = store.search(&EventQuery::default()).unwrap().into_iter().map(|r| r.event_id).collect();
+        assert_eq!(ids.len(), 2);
+        assert!(ids.contains(&"g1".to_string()) && ids.contains(&"l1".to_string()));
+        let found =
+            store.search(&EventQuery { event_name: Some("Brand-new-name".into()), ..Default::default() }).unwrap();
+        assert_eq!(found.len(), 1);
+        let q = store.quarantined().unwrap();
+        assert_eq!(q.len(), 1);
+        assert_eq!(q[0].key, "bad.json.gz");
+        assert_eq!(q[0].status, LedgerStatus::Quarantined);
+        assert_eq!(q[0].reason.as_deref(), Some("gzip_truncated"));
+        assert_eq!(q[0].size, 7);
+    }
 }
 
 #[test]
@@ -84,24 +93,28 @@ fn nothing_is_visible_before_commit_and_nothing_survives_a_drop() {
 
 #[test]
 fn an_aborted_object_leaves_no_trace() {
-    let store = SqliteStore::open_in_memory().unwrap();
-    let mut w = store.writer().unwrap();
-    w.begin_object(&ObjectMeta::local("a.json.gz", 1)).unwrap();
-    w.insert(&mut vec![event("e1", "2024-01-01T00:00:00Z", "A")].into()).unwrap();
-    w.abort_object().unwrap();
-    assert_eq!(w.pending_events(), 0);
-    w.commit().unwrap();
-    assert!(store.ledger_entry("local", "a.json.gz").unwrap().is_none());
-    assert_eq!(store.stats().unwrap().events, 0);
+    for (backend, store) in store::testing::backends() {
+        eprintln!("backend: {backend}");
+        let mut w = store.writer().unwrap();
+        w.begin_object(&ObjectMeta::local("a.json.gz", 1)).unwrap();
+        w.insert(&mut vec![event("e1", "2024-01-01T00:00:00Z", "A")].into()).unwrap();
+        w.abort_object().unwrap();
+        assert_eq!(w.pending_events(), 0);
+        w.commit().unwrap();
+        assert!(store.ledger_entry("local", "a.json.gz").unwrap().is_none());
+        assert_eq!(store.stats().unwrap().events, 0);
+    }
 }
 
 #[test]
 fn commit_refuses_a_half_written_object() {
-    let store = SqliteStore::open_in_memory().unwrap();
-    let mut w = store.writer().unwrap();
-    w.begin_object(&ObjectMeta::local("a.json.gz", 1)).unwrap();
-    assert!(matches!(w.commit(), Err(StoreError::ObjectInProgress(_))));
-    assert!(matches!(w.begin_object(&ObjectMeta::local("b", 1)), Err(StoreError::ObjectInProgress(_))));
+    for (backend, store) in store::testing::backends() {
+        eprintln!("backend: {backend}");
+        let mut w = store.writer().unwrap();
+        w.begin_object(&ObjectMeta::local("a.json.gz", 1)).unwrap();
+        assert!(matches!(w.commit(), Err(StoreError::ObjectInProgress(_))));
+        assert!(matches!(w.begin_object(&ObjectMeta::local("b", 1)), Err(StoreError::ObjectInProgress(_))));
+    }
 }
 
 #[test]
@@ -167,24 +180,26 @@ fn undo_inside_a_shared_block() {
 /// its one ledger row updated to committed, and its events belong to that row.
 #[test]
 fn a_quarantined_object_can_later_be_committed() {
-    let store = SqliteStore::open_in_memory().unwrap();
-    let meta = ObjectMeta::local("late.json.gz", 5);
-    {
+    for (backend, store) in store::testing::backends() {
+        eprintln!("backend: {backend}");
+        let meta = ObjectMeta::local("late.json.gz", 5);
+        {
+            let mut w = store.writer().unwrap();
+            w.begin_object(&meta).unwrap();
+            w.quarantine_object(&meta, "gzip_truncated", "cut short").unwrap();
+            w.commit().unwrap();
+        }
+        assert_eq!(store.quarantined().unwrap().len(), 1);
         let mut w = store.writer().unwrap();
-        w.begin_object(&meta).unwrap();
-        w.quarantine_object(&meta, "gzip_truncated", "cut short").unwrap();
+        let fixed = ObjectMeta { size: 9, ..meta.clone() };
+        w.begin_object(&fixed).unwrap();
+        w.insert(&mut vec![event("l1", "2024-01-01T00:00:00Z", "A")].into()).unwrap();
+        w.finish_object(&totals(1)).unwrap();
         w.commit().unwrap();
+        assert!(store.quarantined().unwrap().is_empty());
+        let entry = store.ledger_entry("local", "late.json.gz").unwrap().unwrap();
+        assert_eq!((entry.status, entry.size, entry.new_events, entry.reason), (LedgerStatus::Committed, 9, 1, None));
+        assert_eq!(store.ledger_entries("local", "").unwrap().len(), 1);
+        assert_eq!(store.event("l1").unwrap().unwrap().event_name.as_deref(), Some("A"));
     }
-    assert_eq!(store.quarantined().unwrap().len(), 1);
-    let mut w = store.writer().unwrap();
-    let fixed = ObjectMeta { size: 9, ..meta.clone() };
-    w.begin_object(&fixed).unwrap();
-    w.insert(&mut vec![event("l1", "2024-01-01T00:00:00Z", "A")].into()).unwrap();
-    w.finish_object(&totals(1)).unwrap();
-    w.commit().unwrap();
-    assert!(store.quarantined().unwrap().is_empty());
-    let entry = store.ledger_entry("local", "late.json.gz").unwrap().unwrap();
-    assert_eq!((entry.status, entry.size, entry.new_events, entry.reason), (LedgerStatus::Committed, 9, 1, None));
-    assert_eq!(store.ledger_entries("local", "").unwrap().len(), 1);
-    assert_eq!(store.event("l1").unwrap().unwrap().event_name.as_deref(), Some("A"));
 }

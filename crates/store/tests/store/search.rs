@@ -150,6 +150,11 @@ fn query() -> impl Strategy<Value = EventQuery> {
 
 fn store_with(events: &[ParsedEvent]) -> SqliteStore {
     let store = SqliteStore::open_in_memory().unwrap();
+    fill(&store, events);
+    store
+}
+
+fn fill(store: &dyn Store, events: &[ParsedEvent]) {
     let mut w = store.writer().unwrap();
     // Several objects, as files would arrive.
     for (i, chunk) in events.chunks(7).enumerate() {
@@ -158,7 +163,16 @@ fn store_with(events: &[ParsedEvent]) -> SqliteStore {
         w.finish_object(&ObjectTotals { records: chunk.len() as u64, ..Default::default() }).unwrap();
     }
     w.commit().unwrap();
-    store
+}
+
+/// The same checks against every backend but SQLite's plans (which the tests above cover).
+fn other_backends(events: &[ParsedEvent]) -> Vec<(&'static str, Box<dyn Store>)> {
+    let mut all = store::testing::backends();
+    all.retain(|(name, _)| *name != "sqlite");
+    for (_, store) in &all {
+        fill(store.as_ref(), events);
+    }
+    all
 }
 
 proptest! {
@@ -180,24 +194,80 @@ proptest! {
             }
         }
     }
+}
+
+proptest! {
+    // Each case creates databases on the servers: fewer cases, the same properties.
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    #[test]
+    fn other_backends_filter_like_a_direct_scan(specs in prop::collection::vec(spec(), 1..80), queries in prop::collection::vec(query(), 1..12)) {
+        let events: Vec<ParsedEvent> = specs.iter().enumerate().map(|(i, s)| build(i, s)).collect();
+        for (backend, store) in other_backends(&events) {
+            for q in &queries {
+                let rows = store.search(q).unwrap();
+                let got: Vec<String> = rows.iter().map(|r| r.event_id.clone()).collect();
+                prop_assert_eq!(&got, &scan(&events, q), "{} backend, query {:?}", backend, q);
+                for r in &rows {
+                    let i: usize = r.event_id[3..].parse().unwrap();
+                    prop_assert_eq!(&r.raw, &events[i].raw, "raw JSON comes back verbatim");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn other_backends_summarize_like_a_direct_scan(specs in prop::collection::vec(spec(), 1..80), q in query(), bucket in 1i64..20) {
+        let events: Vec<ParsedEvent> = specs.iter().enumerate().map(|(i, s)| build(i, s)).collect();
+        for (_, store) in other_backends(&events) {
+            check_summary(store.as_ref(), &events, &q, bucket)?;
+        }
+    }
+
+    #[test]
+    fn other_backends_page_like_a_direct_scan(specs in prop::collection::vec(spec(), 1..60), page in 1usize..9, errors in any::<bool>()) {
+        let events: Vec<ParsedEvent> = specs.iter().enumerate().map(|(i, s)| build(i, s)).collect();
+        for (_, store) in other_backends(&events) {
+            check_paging(store.as_ref(), &events, page, errors)?;
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
 
     /// `summarize` counts exactly what a scan of the matching records counts.
     #[test]
     fn summaries_agree_with_a_direct_scan(specs in prop::collection::vec(spec(), 1..80), q in query(), bucket in 1i64..20) {
         let events: Vec<ParsedEvent> = specs.iter().enumerate().map(|(i, s)| build(i, s)).collect();
-        let store = store_with(&events);
+        check_summary(&store_with(&events), &events, &q, bucket)?;
+    }
+
+    /// Paging with `after` visits every hit once, in order, whatever the page size.
+    #[test]
+    fn keyset_paging_walks_all_results(specs in prop::collection::vec(spec(), 1..60), page in 1usize..9, errors in any::<bool>()) {
+        let events: Vec<ParsedEvent> = specs.iter().enumerate().map(|(i, s)| build(i, s)).collect();
+        check_paging(&store_with(&events), &events, page, errors)?;
+    }
+}
+
+fn check_summary(store: &dyn Store, events: &[ParsedEvent], q: &EventQuery, bucket: i64) -> Result<(), TestCaseError> {
+    {
         let spec = SummarySpec {
             bucket_ms: bucket * 1000,
             series: Some(Dimension::Account),
             tops: vec![Dimension::EventName, Dimension::Principal, Dimension::ErrorCode],
             top_n: 100,
         };
-        let summary = store.summarize(&q, &spec).unwrap();
-        let ids: std::collections::HashSet<String> = scan(&events, &q).into_iter().collect();
+        let summary = store.summarize(q, &spec).unwrap();
+        let ids: std::collections::HashSet<String> = scan(events, q).into_iter().collect();
         let hits: Vec<&ParsedEvent> = events.iter().filter(|e| ids.contains(&e.event_id)).collect();
         prop_assert_eq!(summary.events, hits.len() as u64);
         prop_assert_eq!(summary.errors, hits.iter().filter(|e| e.error_code.is_some()).count() as u64);
-        prop_assert_eq!(summary.denied, hits.iter().filter(|e| e.error_code.as_deref().is_some_and(store::is_access_denied)).count() as u64);
+        prop_assert_eq!(
+            summary.denied,
+            hits.iter().filter(|e| e.error_code.as_deref().is_some_and(store::is_access_denied)).count() as u64
+        );
         prop_assert_eq!(summary.first, hits.iter().map(|e| e.event_time).min());
         prop_assert_eq!(summary.last, hits.iter().map(|e| e.event_time).max());
         let mut histogram = std::collections::BTreeMap::new();
@@ -210,15 +280,15 @@ proptest! {
         let got: std::collections::BTreeMap<(i64, String), u64> =
             summary.histogram.iter().map(|p| ((p.start, p.series.clone()), p.events)).collect();
         prop_assert_eq!(got, histogram);
-        let got_names: std::collections::HashMap<String, u64> = summary.top(Dimension::EventName).iter().cloned().collect();
+        let got_names: std::collections::HashMap<String, u64> =
+            summary.top(Dimension::EventName).iter().cloned().collect();
         prop_assert_eq!(got_names, names);
     }
+    Ok(())
+}
 
-    /// Paging with `after` visits every hit once, in order, whatever the page size.
-    #[test]
-    fn keyset_paging_walks_all_results(specs in prop::collection::vec(spec(), 1..60), page in 1usize..9, errors in any::<bool>()) {
-        let events: Vec<ParsedEvent> = specs.iter().enumerate().map(|(i, s)| build(i, s)).collect();
-        let store = store_with(&events);
+fn check_paging(store: &dyn Store, events: &[ParsedEvent], page: usize, errors: bool) -> Result<(), TestCaseError> {
+    {
         let mut q = EventQuery { limit: Some(page), errors, ..Default::default() };
         let mut seen = Vec::new();
         loop {
@@ -227,8 +297,9 @@ proptest! {
             q.after = Some(last.page());
             seen.extend(rows.into_iter().map(|r| r.event_id));
         }
-        prop_assert_eq!(seen, scan(&events, &EventQuery { errors, ..Default::default() }));
+        prop_assert_eq!(seen, scan(events, &EventQuery { errors, ..Default::default() }));
     }
+    Ok(())
 }
 
 #[test]
@@ -250,21 +321,24 @@ fn wildcards_and_top_values() {
             )
         })
         .collect();
-    let store = store_with(&events);
-    let deletes = store.search(&EventQuery { event_name: Some("Delete*".into()), ..Default::default() }).unwrap();
-    assert_eq!(deletes.len(), 3);
-    assert!(deletes.iter().all(|r| r.event_name.as_deref() == Some("DeleteTrail")));
-    let ips = store.search(&EventQuery { source_ip: Some("203.0.113.?".into()), ..Default::default() }).unwrap();
-    assert_eq!(ips.len(), 6);
-    let roles = store
-        .search(&EventQuery { principal: Some("arn:aws:sts::*:assumed-role/Admin/*".into()), ..Default::default() })
-        .unwrap();
-    assert_eq!(roles.len(), 3);
-    let top = store.top(Dimension::EventName, &EventQuery::default(), 2).unwrap();
-    assert_eq!(top.len(), 2);
-    assert_eq!(top[0].1, 3);
-    let found = store.event("ev-3").unwrap().unwrap();
-    assert_eq!(found.event_name.as_deref(), Some("ConsoleLogin"));
-    assert_eq!(found.raw, events[3].raw);
-    assert!(store.event("nope").unwrap().is_none());
+    for (backend, store) in store::testing::backends() {
+        eprintln!("backend: {backend}");
+        fill(store.as_ref(), &events);
+        let deletes = store.search(&EventQuery { event_name: Some("Delete*".into()), ..Default::default() }).unwrap();
+        assert_eq!(deletes.len(), 3);
+        assert!(deletes.iter().all(|r| r.event_name.as_deref() == Some("DeleteTrail")));
+        let ips = store.search(&EventQuery { source_ip: Some("203.0.113.?".into()), ..Default::default() }).unwrap();
+        assert_eq!(ips.len(), 6);
+        let roles = store
+            .search(&EventQuery { principal: Some("arn:aws:sts::*:assumed-role/Admin/*".into()), ..Default::default() })
+            .unwrap();
+        assert_eq!(roles.len(), 3);
+        let top = store.top(Dimension::EventName, &EventQuery::default(), 2).unwrap();
+        assert_eq!(top.len(), 2);
+        assert_eq!(top[0].1, 3);
+        let found = store.event("ev-3").unwrap().unwrap();
+        assert_eq!(found.event_name.as_deref(), Some("ConsoleLogin"));
+        assert_eq!(found.raw, events[3].raw);
+        assert!(store.event("nope").unwrap().is_none());
+    }
 }

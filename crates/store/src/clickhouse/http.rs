@@ -1,0 +1,305 @@
+//! The ClickHouse HTTP interface: queries in the request body, rows as JSONEachRow.
+//!
+//! ClickHouse 18.16 (the only server Debian ships) has no query parameters, so values are
+//! never spelled into SQL as text: [`Sql::string`] writes a string as `unhex('…')` of its
+//! bytes and numbers are formatted from Rust integers. Nothing a record contains can change
+//! the shape of a query.
+
+use std::io::{BufRead, BufReader, Read};
+use std::time::Duration;
+
+use crate::StoreError;
+
+/// Where the server is and who we are to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClickHouseConfig {
+    /// `http://host:8123` (the HTTP interface).
+    pub url: String,
+    pub database: String,
+    pub user: Option<String>,
+    pub password: Option<String>,
+}
+
+impl ClickHouseConfig {
+    /// Parses `http://[user[:password]@]host:port[/database]`; the database defaults to
+    /// `trailwatch`.
+    pub fn from_url(url: &str) -> Result<ClickHouseConfig, String> {
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| format!("ClickHouse URL {url:?} must start with http:// (the HTTP interface, port 8123)"))?;
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let (userinfo, host) = match authority.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, authority),
+        };
+        if host.is_empty() {
+            return Err(format!("ClickHouse URL {url:?} has no host"));
+        }
+        let (user, password) = match userinfo {
+            Some(u) => match u.split_once(':') {
+                Some((n, p)) => (Some(percent_decode(n)), Some(percent_decode(p))),
+                None => (Some(percent_decode(u)), None),
+            },
+            None => (None, None),
+        };
+        let database = path.split(['?', '#']).next().unwrap_or("").trim_matches('/');
+        let database = if database.is_empty() { "trailwatch".to_string() } else { database.to_string() };
+        if !database.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("ClickHouse database name {database:?} may only hold letters, digits and _"));
+        }
+        Ok(ClickHouseConfig { url: format!("http://{host}"), database, user, password })
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A connection-pooling HTTP client for one server and database.
+#[derive(Clone)]
+pub struct ClickHouse {
+    agent: ureq::Agent,
+    config: ClickHouseConfig,
+}
+
+impl ClickHouse {
+    pub fn new(config: ClickHouseConfig) -> ClickHouse {
+        let agent = ureq::Agent::new_with_config(
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_connect(Some(Duration::from_secs(10)))
+                .timeout_global(Some(Duration::from_secs(600)))
+                .build(),
+        );
+        ClickHouse { agent, config }
+    }
+
+    pub fn database(&self) -> &str {
+        &self.config.database
+    }
+
+    /// Runs a statement that returns nothing (DDL, `INSERT … SELECT`).
+    pub fn execute(&self, sql: &str, context: &'static str) -> Result<(), StoreError> {
+        self.post("", sql.as_bytes(), context).map(drop)
+    }
+
+    /// Runs `sql` (which must end in `FORMAT JSONEachRow`) and calls `row` for each line,
+    /// streaming; `row` returns false to stop reading.
+    pub fn query_lines(
+        &self,
+        sql: &str,
+        context: &'static str,
+        row: &mut dyn FnMut(&str) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError> {
+        let body = self.post("", sql.as_bytes(), context)?;
+        let mut reader = BufReader::with_capacity(1 << 16, body);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = reader.read_line(&mut line).map_err(|e| StoreError::clickhouse(context, e.to_string()))?;
+            if n == 0 {
+                return Ok(());
+            }
+            let text = line.trim_end_matches('\n');
+            if text.is_empty() {
+                continue;
+            }
+            // An error after the first rows arrives in the body as plain text.
+            if text.starts_with("Code: ") {
+                return Err(StoreError::clickhouse(context, text.to_string()));
+            }
+            if !row(text)? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Rows of `sql` decoded as `T`.
+    pub fn query_rows<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &str,
+        context: &'static str,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut rows = Vec::new();
+        self.query_lines(sql, context, &mut |line| {
+            rows.push(serde_json::from_str(line).map_err(|e| StoreError::clickhouse(context, format!("{e}: {line}")))?);
+            Ok(true)
+        })?;
+        Ok(rows)
+    }
+
+    /// `INSERT INTO table FORMAT JSONEachRow` with `rows` (one JSON object per line).
+    pub fn insert_json_rows(&self, table: &str, rows: &[u8], context: &'static str) -> Result<(), StoreError> {
+        let query = format!("INSERT INTO {}.{table} FORMAT JSONEachRow", self.config.database);
+        self.post(&query, rows, context).map(drop)
+    }
+
+    fn post(&self, query: &str, body: &[u8], context: &'static str) -> Result<Box<dyn Read + Send>, StoreError> {
+        // Every statement names its tables with the database (`db.events`), so the database
+        // need not exist for the request (CREATE DATABASE) and no default is relied on.
+        let mut url = format!("{}/", self.config.url);
+        if !query.is_empty() {
+            url.push_str("?query=");
+            url.push_str(&urlencode(query));
+        }
+        let mut request = self.agent.post(&url);
+        if let Some(user) = &self.config.user {
+            request = request.header("X-ClickHouse-User", user);
+        }
+        if let Some(password) = &self.config.password {
+            request = request.header("X-ClickHouse-Key", password);
+        }
+        let response = request.send(body).map_err(|e| StoreError::clickhouse(context, e.to_string()))?;
+        let status = response.status();
+        let body = response.into_body();
+        if !status.is_success() {
+            let mut text = String::new();
+            let _ = body.into_reader().take(4096).read_to_string(&mut text);
+            return Err(StoreError::clickhouse(context, format!("HTTP {status}: {}", text.trim())));
+        }
+        Ok(Box::new(body.into_reader()))
+    }
+
+    /// Checks that the server answers; returns its version.
+    pub fn version(&self) -> Result<String, StoreError> {
+        #[derive(serde::Deserialize)]
+        struct V {
+            v: String,
+        }
+        let rows: Vec<V> = self.query_rows("SELECT version() AS v FORMAT JSONEachRow", "ask ClickHouse its version")?;
+        Ok(rows.into_iter().next().map(|r| r.v).unwrap_or_default())
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A query under construction. Values enter only through [`string`](Sql::string) and
+/// [`int`](Sql::int); SQL text only through [`raw`](Sql::raw) with literals of our own.
+#[derive(Debug, Default, Clone)]
+pub struct Sql(String);
+
+impl Sql {
+    pub fn new(text: &str) -> Sql {
+        Sql(text.to_string())
+    }
+
+    /// Our own SQL text (never a value from outside).
+    pub fn raw(&mut self, text: &str) -> &mut Sql {
+        self.0.push_str(text);
+        self
+    }
+
+    /// A string value, as `unhex('…')` of its UTF-8 bytes.
+    pub fn string(&mut self, value: &str) -> &mut Sql {
+        self.0.push_str("unhex('");
+        for b in value.bytes() {
+            self.0.push_str(&format!("{b:02X}"));
+        }
+        self.0.push_str("')");
+        self
+    }
+
+    pub fn int(&mut self, value: i64) -> &mut Sql {
+        self.0.push_str(&value.to_string());
+        self
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A shell wildcard (`*`, `?`) as an anchored RE2 pattern for `match()`: every other
+/// character stands for itself, newlines included (as SQLite's GLOB treats them).
+pub fn wildcard_regex(value: &str) -> String {
+    let mut out = String::from("(?s)^");
+    for c in value.chars() {
+        match c {
+            '*' => out.push_str(".*"),
+            '?' => out.push('.'),
+            c if c.is_ascii_alphanumeric() || !c.is_ascii() => out.push(c),
+            c => {
+                out.push('\\');
+                out.push(c);
+            }
+        }
+    }
+    out.push('$');
+    out
+}
+
+/// ClickHouse writes 64-bit integers in JSON as strings unless told otherwise; rows accept
+/// both.
+pub mod int64 {
+    use serde::{Deserialize, Deserializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        N(i64),
+        S(String),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        match Either::deserialize(d)? {
+            Either::N(n) => Ok(n),
+            Either::S(s) => s.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse() {
+        let c = ClickHouseConfig::from_url("http://u:p%40ss@127.0.0.1:8123/tw").unwrap();
+        assert_eq!(c.url, "http://127.0.0.1:8123");
+        assert_eq!(c.database, "tw");
+        assert_eq!(c.user.as_deref(), Some("u"));
+        assert_eq!(c.password.as_deref(), Some("p@ss"));
+        let c = ClickHouseConfig::from_url("http://h:8123").unwrap();
+        assert_eq!((c.database.as_str(), c.user), ("trailwatch", None));
+        assert!(ClickHouseConfig::from_url("https://h").is_err());
+        assert!(ClickHouseConfig::from_url("http://h/db;drop").is_err());
+    }
+
+    #[test]
+    fn strings_never_appear_as_text() {
+        let mut q = Sql::new("SELECT ");
+        q.string("a') OR 1=1 --");
+        assert_eq!(q.as_str(), "SELECT unhex('612729204F5220313D31202D2D')");
+    }
+
+    #[test]
+    fn wildcards_become_anchored_patterns() {
+        assert_eq!(wildcard_regex("Delete*"), "(?s)^Delete.*$");
+        assert_eq!(wildcard_regex("10.0.?.1"), "(?s)^10\\.0\\..\\.1$");
+        assert_eq!(wildcard_regex("a(b)|c"), "(?s)^a\\(b\\)\\|c$");
+    }
+}

@@ -1,0 +1,293 @@
+//! Events in ClickHouse (the scale-out event store).
+//!
+//! Layout, and why (ClickHouse 18.16 and later: no DateTime64, no TTL, no query parameters,
+//! no LowCardinality by default, so only plain types and the MergeTree family):
+//! * `events` — one row per record: the columns searches filter and count on, the principal,
+//!   and the verbatim JSON. `ReplacingMergeTree(keep)` ordered by
+//!   `(event_day, event_time, event_id)` and partitioned by month: every dashboard query has a
+//!   time range (the first key columns prune by it), a record delivered twice has the same
+//!   key and collapses to one row when parts merge, and a month is the unit retention drops.
+//!   `keep` is `u64::MAX - arrival`, so the collapse keeps the first arrival, as SQLite does.
+//!   Until parts merge a duplicate is physically present: every read uses `FINAL`, which
+//!   collapses at read time, so answers are exact whatever the merge state.
+//! * `event_index` — `event_id → event_time`, ordered by `event_id` with small granules: the
+//!   lookup by id, and how a writer tells an already stored record from a new one.
+//! * `principals` — the principal's kind, name, issuer and the human behind it, once per
+//!   principal (`ReplacingMergeTree`, first arrival kept), for the principal filter and page.
+//! * `schema_versions` — which of [`MIGRATIONS`] are applied. Migrations are idempotent
+//!   (`IF NOT EXISTS`) and the scale-out store runs them under a PostgreSQL advisory lock, so
+//!   workers starting together apply each once.
+
+mod http;
+mod read;
+
+pub use http::{ClickHouse, ClickHouseConfig, Sql};
+pub(crate) use read::{event_by_id, for_each_event, principals_related, stats, summarize};
+
+use model::{EpochMillis, ParsedEvent};
+use serde::Serialize;
+
+use crate::StoreError;
+
+/// ClickHouse schema migrations; `{db}` is replaced by the database name (checked to be an
+/// identifier). Existing entries are never edited.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // 1: events, the id index and principals.
+    r#"
+    CREATE TABLE IF NOT EXISTS {db}.events (
+        event_day    Date,
+        event_time   Int64,
+        event_id     String,
+        arrival      Int64,
+        keep         UInt64,
+        event_source Nullable(String),
+        event_name   Nullable(String),
+        account      Nullable(String),
+        region       Nullable(String),
+        source_ip    Nullable(String),
+        error_code   Nullable(String),
+        user_agent   Nullable(String),
+        principal    String,
+        raw          String
+    ) ENGINE = ReplacingMergeTree(keep)
+    PARTITION BY toYYYYMM(event_day)
+    ORDER BY (event_day, event_time, event_id);
+    CREATE TABLE IF NOT EXISTS {db}.event_index (
+        event_id   String,
+        event_time Int64,
+        keep       UInt64
+    ) ENGINE = ReplacingMergeTree(keep)
+    ORDER BY event_id
+    SETTINGS index_granularity = 256;
+    CREATE TABLE IF NOT EXISTS {db}.principals (
+        principal  String,
+        kind       String,
+        account_id Nullable(String),
+        name       Nullable(String),
+        issuer     Nullable(String),
+        human      Nullable(String),
+        federation Nullable(String),
+        keep       UInt64
+    ) ENGINE = ReplacingMergeTree(keep)
+    ORDER BY principal
+    "#,
+];
+
+/// Creates the database and brings its schema up to date. Callers serialise concurrent
+/// calls (the scale-out store holds a PostgreSQL advisory lock around it).
+pub(crate) fn migrate(ch: &ClickHouse) -> Result<(), StoreError> {
+    let db = ch.database();
+    ch.execute(&format!("CREATE DATABASE IF NOT EXISTS {db}"), "create ClickHouse database")?;
+    ch.execute(
+        &format!(
+            "CREATE TABLE IF NOT EXISTS {db}.schema_versions (version UInt32, applied_at UInt64)
+             ENGINE = ReplacingMergeTree ORDER BY version"
+        ),
+        "create ClickHouse schema version table",
+    )?;
+    #[derive(serde::Deserialize)]
+    struct V {
+        v: u32,
+    }
+    let current: Vec<V> = ch.query_rows(
+        &format!("SELECT max(version) AS v FROM {db}.schema_versions FORMAT JSONEachRow"),
+        "read ClickHouse schema version",
+    )?;
+    let current = current.first().map_or(0, |v| v.v) as usize;
+    if current > MIGRATIONS.len() {
+        return Err(StoreError::SchemaTooNew { found: current as i64, supported: MIGRATIONS.len() as i64 });
+    }
+    for (i, migration) in MIGRATIONS.iter().enumerate().skip(current) {
+        for statement in migration.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            ch.execute(&statement.replace("{db}", db), "apply ClickHouse schema migration")?;
+        }
+        let row = format!("{{\"version\":{},\"applied_at\":{}}}\n", i + 1, model::timefmt::now_millis());
+        ch.insert_json_rows("schema_versions", row.as_bytes(), "record ClickHouse schema version")?;
+    }
+    Ok(())
+}
+
+/// `YYYY-MM-DD` of the UTC day holding `ms`, clamped to what a `Date` column holds
+/// (1970-01-01 … 2105-12-31): event times outside are filed under the nearest day, and the
+/// time column stays exact.
+pub(crate) fn day_of(ms: EpochMillis) -> String {
+    let last = model::timefmt::from_civil(2105, 12, 31, 0, 0, 0).expect("a valid date");
+    let (y, m, d, ..) = model::timefmt::civil(ms.clamp(0, last)).unwrap_or((1970, 1, 1, 0, 0, 0));
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+#[derive(Serialize)]
+struct EventOut<'a> {
+    event_day: String,
+    event_time: EpochMillis,
+    event_id: &'a str,
+    arrival: i64,
+    keep: u64,
+    event_source: Option<&'a str>,
+    event_name: Option<&'a str>,
+    account: Option<&'a str>,
+    region: Option<&'a str>,
+    source_ip: Option<&'a str>,
+    error_code: Option<&'a str>,
+    user_agent: Option<&'a str>,
+    principal: &'a str,
+    raw: &'a str,
+}
+
+#[derive(Serialize)]
+struct IndexOut<'a> {
+    event_id: &'a str,
+    event_time: EpochMillis,
+    keep: u64,
+}
+
+#[derive(Serialize)]
+struct PrincipalOut<'a> {
+    principal: &'a str,
+    kind: &'a str,
+    account_id: Option<&'a str>,
+    name: Option<&'a str>,
+    issuer: Option<&'a str>,
+    human: Option<&'a str>,
+    federation: Option<&'a str>,
+    keep: u64,
+}
+
+/// Rows waiting to be inserted: inserts are batched (ClickHouse wants few, large inserts).
+#[derive(Default)]
+pub(crate) struct PendingRows {
+    events: Vec<u8>,
+    index: Vec<u8>,
+    principals: Vec<u8>,
+    pub(crate) count: u64,
+}
+
+impl PendingRows {
+    /// Appends `event` (with its verbatim record `raw`) as arrival number `arrival`.
+    pub(crate) fn push(&mut self, event: &ParsedEvent, raw: &str, arrival: i64) {
+        let keep = u64::MAX - arrival as u64;
+        let row = EventOut {
+            event_day: day_of(event.event_time),
+            event_time: event.event_time,
+            event_id: &event.event_id,
+            arrival,
+            keep,
+            event_source: event.event_source.as_deref(),
+            event_name: event.event_name.as_deref(),
+            account: event.recipient_account_id.as_deref(),
+            region: event.aws_region.as_deref(),
+            source_ip: event.source_ip.as_deref(),
+            error_code: event.error_code.as_deref(),
+            user_agent: event.user_agent.as_deref(),
+            principal: &event.actor.principal,
+            raw,
+        };
+        serde_json::to_writer(&mut self.events, &row).expect("rows serialize");
+        self.events.push(b'\n');
+        let index = IndexOut { event_id: &event.event_id, event_time: event.event_time, keep };
+        serde_json::to_writer(&mut self.index, &index).expect("rows serialize");
+        self.index.push(b'\n');
+        self.count += 1;
+    }
+
+    /// Appends a principal seen for the first time by this writer.
+    pub(crate) fn push_principal(&mut self, event: &ParsedEvent, arrival: i64) {
+        let a = &event.actor;
+        let row = PrincipalOut {
+            principal: &a.principal,
+            kind: a.kind.as_str(),
+            account_id: a.account_id.as_deref(),
+            name: a.name.as_deref(),
+            issuer: a.issuer.as_deref(),
+            human: a.human.as_deref(),
+            federation: a.federation.map(|f| f.as_str()),
+            keep: u64::MAX - arrival as u64,
+        };
+        serde_json::to_writer(&mut self.principals, &row).expect("rows serialize");
+        self.principals.push(b'\n');
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.principals.is_empty()
+    }
+
+    /// Inserts everything pending. Principals and the id index go first: an event is never
+    /// visible without them. Re-running after a failure inserts the same rows again, which
+    /// the tables' keys collapse.
+    pub(crate) fn flush(&mut self, ch: &ClickHouse) -> Result<(), StoreError> {
+        if !self.principals.is_empty() {
+            ch.insert_json_rows("principals", &self.principals, "insert principals into ClickHouse")?;
+        }
+        if !self.index.is_empty() {
+            ch.insert_json_rows("event_index", &self.index, "insert event ids into ClickHouse")?;
+        }
+        if !self.events.is_empty() {
+            ch.insert_json_rows("events", &self.events, "insert events into ClickHouse")?;
+        }
+        *self = PendingRows::default();
+        Ok(())
+    }
+
+    /// Forgets the rows (the object they belong to was undone before they were sent).
+    pub(crate) fn truncate_to(&mut self, mark: &PendingMark) {
+        self.events.truncate(mark.events);
+        self.index.truncate(mark.index);
+        self.principals.truncate(mark.principals);
+        self.count = mark.count;
+    }
+
+    pub(crate) fn mark(&self) -> PendingMark {
+        PendingMark {
+            events: self.events.len(),
+            index: self.index.len(),
+            principals: self.principals.len(),
+            count: self.count,
+        }
+    }
+}
+
+/// Where an object's rows begin in [`PendingRows`], to undo them.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct PendingMark {
+    events: usize,
+    index: usize,
+    principals: usize,
+    count: u64,
+}
+
+/// Which of `ids` are already stored (in `event_index`).
+pub(crate) fn stored_ids(ch: &ClickHouse, ids: &[&str]) -> Result<rustc_hash::FxHashSet<String>, StoreError> {
+    let mut found = rustc_hash::FxHashSet::default();
+    for chunk in ids.chunks(2000) {
+        let mut q =
+            Sql::new(&format!("SELECT DISTINCT event_id FROM {}.event_index WHERE event_id IN (", ch.database()));
+        for (i, id) in chunk.iter().enumerate() {
+            if i > 0 {
+                q.raw(",");
+            }
+            q.string(id);
+        }
+        q.raw(") FORMAT JSONEachRow");
+        #[derive(serde::Deserialize)]
+        struct Id {
+            event_id: String,
+        }
+        for row in ch.query_rows::<Id>(q.as_str(), "look up stored event ids")? {
+            found.insert(row.event_id);
+        }
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_are_utc_and_clamped() {
+        assert_eq!(day_of(0), "1970-01-01");
+        assert_eq!(day_of(1_705_315_523_000), "2024-01-15");
+        assert_eq!(day_of(-5), "1970-01-01");
+        assert_eq!(day_of(i64::MAX / 4), "2105-12-31");
+    }
+}

@@ -1,0 +1,459 @@
+//! The scale-out state store: ingest ledger, alerts, outbox, correlation windows,
+//! integration status, integrity state, users and sessions in PostgreSQL.
+//!
+//! Many workers share it, so every rule that SQLite got from having one writer is a
+//! constraint or a lock here:
+//! * the ledger is unique by (bucket, key): two workers finishing the same object write one
+//!   row (the second waits on the first's uncommitted row and then updates it);
+//! * an event counts once per rule (`alert_events` primary key), and the alert a hit joins or
+//!   opens is decided under a transaction advisory lock on (rule, group key), so concurrent
+//!   hits of one group make one alert;
+//! * an outbox row is claimed with `FOR UPDATE SKIP LOCKED` and a lease, so one worker
+//!   delivers it (another takes it over only when the lease runs out);
+//! * migrations run under a session advisory lock (workers starting together apply each
+//!   once), and long-running duties (the integrity sweep) are led by whoever holds
+//!   [`PgState::lead`]'s lock.
+
+mod alerts;
+mod ops;
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use postgres::{GenericClient, NoTls};
+use r2d2_postgres::PostgresConnectionManager;
+
+use crate::{LedgerEntry, LedgerStatus, StoreError};
+
+pub(crate) use alerts::{record_hits, remember_regions, save_windows};
+
+type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+pub(crate) type Conn = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
+
+/// Advisory lock ids (first key of the two-key form): trailwatch's namespace.
+pub(crate) const LOCK_SPACE: i32 = 0x7477; // "tw"
+pub(crate) const LOCK_MIGRATE: i32 = 1;
+pub(crate) const LOCK_ALERT_GROUP: i32 = 0x7478;
+
+/// PostgreSQL schema migrations; existing entries are never edited.
+const MIGRATIONS: &[&str] = &[
+    // 1: everything the SQLite store keeps besides events (its migrations 1–5).
+    r#"
+    CREATE TABLE objects (
+        id               BIGSERIAL PRIMARY KEY,
+        source           TEXT NOT NULL,
+        bucket           TEXT NOT NULL,
+        key              TEXT NOT NULL,
+        size             BIGINT NOT NULL,
+        status           TEXT NOT NULL CHECK (status IN ('committed', 'quarantined')),
+        records          BIGINT NOT NULL DEFAULT 0,
+        new_events       BIGINT NOT NULL DEFAULT 0,
+        duplicate_events BIGINT NOT NULL DEFAULT 0,
+        object_sha256    TEXT,
+        content_sha256   TEXT,
+        content_bytes    BIGINT,
+        reason           TEXT,
+        detail           TEXT,
+        recorded_at      BIGINT NOT NULL,
+        UNIQUE (bucket, key)
+    );
+    CREATE INDEX objects_quarantined ON objects (id) WHERE status = 'quarantined';
+
+    -- Arrival numbers for events, handed out to writers in blocks.
+    CREATE SEQUENCE event_arrival INCREMENT BY 4096;
+
+    CREATE TABLE message_problems (
+        queue         TEXT NOT NULL,
+        message_id    TEXT NOT NULL,
+        reason        TEXT NOT NULL,
+        detail        TEXT NOT NULL,
+        body          TEXT NOT NULL,
+        receive_count BIGINT NOT NULL,
+        first_seen    BIGINT NOT NULL,
+        last_seen     BIGINT NOT NULL,
+        PRIMARY KEY (queue, message_id)
+    );
+    CREATE TABLE ingest_findings (
+        kind        TEXT NOT NULL,
+        account     TEXT NOT NULL,
+        bucket      TEXT NOT NULL,
+        key         TEXT NOT NULL,
+        detail      TEXT NOT NULL,
+        first_seen  BIGINT NOT NULL,
+        last_seen   BIGINT NOT NULL,
+        occurrences BIGINT NOT NULL,
+        PRIMARY KEY (kind, bucket, key)
+    );
+    CREATE TABLE digests_seen (
+        account TEXT NOT NULL,
+        bucket  TEXT NOT NULL,
+        key     TEXT NOT NULL,
+        size    BIGINT,
+        seen_at BIGINT NOT NULL,
+        PRIMARY KEY (bucket, key)
+    );
+    CREATE INDEX digests_seen_by_time ON digests_seen (seen_at);
+    CREATE TABLE integration_status (
+        account           TEXT NOT NULL,
+        region            TEXT NOT NULL,
+        last_notification BIGINT,
+        last_validation   BIGINT,
+        last_object       BIGINT,
+        newest_event      BIGINT,
+        notifications     BIGINT NOT NULL,
+        objects           BIGINT NOT NULL,
+        events            BIGINT NOT NULL,
+        last_error        TEXT,
+        last_error_at     BIGINT,
+        updated_at        BIGINT NOT NULL,
+        PRIMARY KEY (account, region)
+    );
+
+    CREATE TABLE alerts (
+        id           BIGSERIAL PRIMARY KEY,
+        rule_id      TEXT NOT NULL,
+        title        TEXT NOT NULL,
+        level        TEXT NOT NULL,
+        group_key    TEXT NOT NULL,
+        state        TEXT NOT NULL,
+        first_seen   BIGINT NOT NULL,
+        last_seen    BIGINT NOT NULL,
+        count        BIGINT NOT NULL,
+        principal    TEXT NOT NULL,
+        account      TEXT,
+        region       TEXT,
+        source_ip    TEXT,
+        event_source TEXT,
+        event_name   TEXT,
+        error_code   TEXT,
+        created_at   BIGINT NOT NULL,
+        updated_at   BIGINT NOT NULL,
+        comment      TEXT
+    );
+    CREATE INDEX alerts_by_group ON alerts (rule_id, group_key, last_seen);
+    CREATE INDEX alerts_by_time ON alerts (last_seen);
+    CREATE TABLE alert_events (
+        rule_id  TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        alert    BIGINT NOT NULL,
+        PRIMARY KEY (rule_id, event_id)
+    );
+    CREATE INDEX alert_events_by_alert ON alert_events (alert);
+    CREATE TABLE outbox (
+        id           BIGSERIAL PRIMARY KEY,
+        alert_id     BIGINT NOT NULL,
+        sink         TEXT NOT NULL,
+        attempts     BIGINT NOT NULL DEFAULT 0,
+        next_attempt BIGINT NOT NULL,
+        last_error   TEXT,
+        delivered_at BIGINT,
+        created_at   BIGINT NOT NULL,
+        UNIQUE (alert_id, sink)
+    );
+    CREATE INDEX outbox_due ON outbox (next_attempt) WHERE delivered_at IS NULL;
+    CREATE TABLE known_regions (
+        account    TEXT NOT NULL,
+        region     TEXT NOT NULL,
+        first_seen BIGINT NOT NULL,
+        PRIMARY KEY (account, region)
+    );
+    CREATE TABLE correlation_windows (
+        correlation TEXT NOT NULL,
+        group_key   TEXT NOT NULL,
+        entries     TEXT NOT NULL,
+        PRIMARY KEY (correlation, group_key)
+    );
+
+    CREATE TABLE integrity_chains (
+        account     TEXT NOT NULL,
+        account_id  TEXT NOT NULL,
+        region      TEXT NOT NULL,
+        trail       TEXT NOT NULL,
+        newest_key  TEXT,
+        newest_end  BIGINT,
+        newest_log  BIGINT,
+        verified_at BIGINT NOT NULL,
+        PRIMARY KEY (account, account_id, region, trail)
+    );
+    CREATE TABLE integrity_findings (
+        account    TEXT NOT NULL,
+        kind       TEXT NOT NULL,
+        key        TEXT NOT NULL,
+        detail     TEXT NOT NULL,
+        first_seen BIGINT NOT NULL,
+        last_seen  BIGINT NOT NULL,
+        PRIMARY KEY (account, kind, key)
+    );
+    CREATE TABLE integrity_silences (
+        account    TEXT NOT NULL,
+        account_id TEXT NOT NULL,
+        region     TEXT NOT NULL,
+        what       TEXT NOT NULL,
+        since      BIGINT NOT NULL,
+        alert_id   BIGINT,
+        PRIMARY KEY (account, account_id, region, what)
+    );
+
+    CREATE TABLE users (
+        name          TEXT NOT NULL PRIMARY KEY,
+        role          TEXT NOT NULL CHECK (role IN ('admin', 'viewer')),
+        password_hash TEXT NOT NULL,
+        created_at    BIGINT NOT NULL,
+        updated_at    BIGINT NOT NULL
+    );
+    CREATE TABLE sessions (
+        token_hash BYTEA NOT NULL PRIMARY KEY,
+        "user"     TEXT NOT NULL,
+        csrf       TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL
+    );
+    CREATE INDEX sessions_by_user ON sessions ("user");
+    CREATE TABLE api_tokens (
+        id         BIGSERIAL PRIMARY KEY,
+        name       TEXT NOT NULL,
+        "user"     TEXT NOT NULL,
+        token_hash BYTEA NOT NULL UNIQUE,
+        created_at BIGINT NOT NULL,
+        last_used  BIGINT
+    );
+    "#,
+];
+
+/// A pool of connections to the state database.
+pub struct PgState {
+    pool: Pool,
+    /// The connection that holds session advisory locks this process leads with.
+    leader: Mutex<Option<postgres::Client>>,
+    url: String,
+}
+
+impl PgState {
+    /// Connects (`postgres://user[:password]@host:port/db`; the password may also come from
+    /// `PGPASSWORD`) and brings the schema up to date; `also` runs under the same migration
+    /// lock (the ClickHouse schema).
+    pub fn connect(url: &str, also: impl FnOnce() -> Result<(), StoreError>) -> Result<PgState, StoreError> {
+        let mut config: postgres::Config =
+            url.parse().map_err(|e| StoreError::postgres("parse the PostgreSQL URL", e))?;
+        if config.get_password().is_none() {
+            if let Ok(p) = std::env::var("PGPASSWORD") {
+                config.password(p);
+            }
+        }
+        config.connect_timeout(Duration::from_secs(10));
+        config.application_name("trailwatch");
+        let manager = PostgresConnectionManager::new(config, NoTls);
+        let pool = r2d2::Pool::builder()
+            .max_size(16)
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(30))
+            .build(manager)
+            .map_err(|e| StoreError::pool("connect to PostgreSQL", e.to_string()))?;
+        let state = PgState { pool, leader: Mutex::new(None), url: url.to_string() };
+        state.migrate(also)?;
+        Ok(state)
+    }
+
+    pub(crate) fn conn(&self) -> Result<Conn, StoreError> {
+        self.pool.get().map_err(|e| StoreError::pool("take a PostgreSQL connection", e.to_string()))
+    }
+
+    fn migrate(&self, also: impl FnOnce() -> Result<(), StoreError>) -> Result<(), StoreError> {
+        let mut c = self.conn()?;
+        c.execute("SELECT pg_advisory_lock($1, $2)", &[&LOCK_SPACE, &LOCK_MIGRATE])
+            .map_err(|e| StoreError::postgres("take the migration lock", e))?;
+        let result = (|| {
+            c.batch_execute(
+                "CREATE TABLE IF NOT EXISTS schema_versions (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)",
+            )
+            .map_err(|e| StoreError::postgres("create the schema version table", e))?;
+            let current: i32 = c
+                .query_one("SELECT coalesce(max(version), 0) FROM schema_versions", &[])
+                .and_then(|r| r.try_get(0))
+                .map_err(|e| StoreError::postgres("read the schema version", e))?;
+            if current as usize > MIGRATIONS.len() {
+                return Err(StoreError::SchemaTooNew { found: current.into(), supported: MIGRATIONS.len() as i64 });
+            }
+            for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+                let mut tx = c.transaction().map_err(|e| StoreError::postgres("start a schema migration", e))?;
+                tx.batch_execute(sql).map_err(|e| StoreError::postgres("apply a schema migration", e))?;
+                tx.execute(
+                    "INSERT INTO schema_versions (version, applied_at) VALUES ($1, $2)",
+                    &[&(i as i32 + 1), &model::timefmt::now_millis()],
+                )
+                .map_err(|e| StoreError::postgres("record the schema version", e))?;
+                tx.commit().map_err(|e| StoreError::postgres("commit a schema migration", e))?;
+            }
+            also()
+        })();
+        let unlock = c.execute("SELECT pg_advisory_unlock($1, $2)", &[&LOCK_SPACE, &LOCK_MIGRATE]);
+        result?;
+        unlock.map_err(|e| StoreError::postgres("release the migration lock", e))?;
+        Ok(())
+    }
+
+    /// Whether this process leads `duty` (a session advisory lock on a connection of its
+    /// own, kept until the process ends or the connection drops, when another worker takes
+    /// over at its next try).
+    pub fn lead(&self, duty: i32) -> Result<bool, StoreError> {
+        let mut leader = self.leader.lock().unwrap_or_else(|e| e.into_inner());
+        if leader.as_ref().is_some_and(|c| c.is_closed()) {
+            *leader = None;
+        }
+        if leader.is_none() {
+            let client = postgres::Client::connect(&self.url, NoTls)
+                .map_err(|e| StoreError::postgres("connect for leadership", e))?;
+            *leader = Some(client);
+        }
+        let client = leader.as_mut().expect("connected above");
+        // Re-asking for a lock this session holds stacks it; ask once per duty.
+        let held: bool = client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()
+                   AND classid = $1::int::oid AND objid = $2::int::oid AND granted)",
+                &[&LOCK_SPACE, &duty],
+            )
+            .and_then(|r| r.try_get(0))
+            .map_err(|e| StoreError::postgres("check leadership", e))?;
+        if held {
+            return Ok(true);
+        }
+        client
+            .query_one("SELECT pg_try_advisory_lock($1, $2)", &[&LOCK_SPACE, &duty])
+            .and_then(|r| r.try_get(0))
+            .map_err(|e| StoreError::postgres("try to lead", e))
+    }
+
+    /// Takes `n` arrival numbers (a block of the `event_arrival` sequence's increment).
+    pub(crate) fn arrival_block(&self, c: &mut impl GenericClient) -> Result<(i64, i64), StoreError> {
+        let start: i64 = c
+            .query_one("SELECT nextval('event_arrival')", &[])
+            .and_then(|r| r.try_get(0))
+            .map_err(|e| StoreError::postgres("take arrival numbers", e))?;
+        Ok((start, start + 4096))
+    }
+}
+
+pub(crate) fn pg(context: &'static str) -> impl FnOnce(postgres::Error) -> StoreError {
+    move |e| StoreError::postgres(context, e)
+}
+
+const LEDGER_COLUMNS: &str = "source, bucket, key, size, object_sha256, content_sha256, records, new_events,
+    duplicate_events, status, reason, detail, recorded_at";
+
+fn ledger_row(r: &postgres::Row) -> Result<LedgerEntry, postgres::Error> {
+    let status: String = r.try_get(9)?;
+    Ok(LedgerEntry {
+        source: r.try_get(0)?,
+        bucket: r.try_get(1)?,
+        key: r.try_get(2)?,
+        size: r.try_get::<_, i64>(3)? as u64,
+        object_sha256: r.try_get(4)?,
+        content_sha256: r.try_get(5)?,
+        records: r.try_get::<_, i64>(6)? as u64,
+        new_events: r.try_get::<_, i64>(7)? as u64,
+        duplicate_events: r.try_get::<_, i64>(8)? as u64,
+        status: if status == "quarantined" { LedgerStatus::Quarantined } else { LedgerStatus::Committed },
+        reason: r.try_get(10)?,
+        detail: r.try_get(11)?,
+        recorded_at: r.try_get(12)?,
+    })
+}
+
+/// Every row of `sql`, mapped.
+pub(crate) fn all<T>(
+    c: &mut postgres::Client,
+    sql: &str,
+    params: &[&(dyn postgres::types::ToSql + Sync)],
+    context: &'static str,
+    row: impl Fn(&postgres::Row) -> Result<T, postgres::Error>,
+) -> Result<Vec<T>, StoreError> {
+    let rows = c.query(sql, params).map_err(pg(context))?;
+    rows.iter().map(|r| row(r).map_err(pg(context))).collect()
+}
+
+impl PgState {
+    pub fn ledger_entry(&self, bucket: &str, key: &str) -> Result<Option<LedgerEntry>, StoreError> {
+        let sql = format!("SELECT {LEDGER_COLUMNS} FROM objects WHERE bucket = $1 AND key = $2");
+        Ok(all(&mut *self.conn()?, &sql, &[&bucket, &key], "read the ledger", ledger_row)?.pop())
+    }
+
+    pub fn ledger_entries(&self, bucket: &str, prefix: &str) -> Result<Vec<LedgerEntry>, StoreError> {
+        // starts_with, not LIKE: the prefix is data and may hold % or _.
+        let sql =
+            format!("SELECT {LEDGER_COLUMNS} FROM objects WHERE bucket = $1 AND starts_with(key, $2) ORDER BY key");
+        all(&mut *self.conn()?, &sql, &[&bucket, &prefix], "read the ledger", ledger_row)
+    }
+
+    pub fn quarantined(&self) -> Result<Vec<LedgerEntry>, StoreError> {
+        let sql = format!("SELECT {LEDGER_COLUMNS} FROM objects WHERE status = 'quarantined' ORDER BY id");
+        all(&mut *self.conn()?, &sql, &[], "list quarantined objects", ledger_row)
+    }
+
+    /// Committed and quarantined objects.
+    pub fn object_counts(&self) -> Result<(u64, u64), StoreError> {
+        let r = self
+            .conn()?
+            .query_one(
+                "SELECT count(*) FILTER (WHERE status = 'committed'), count(*) FILTER (WHERE status = 'quarantined')
+                 FROM objects",
+                &[],
+            )
+            .map_err(pg("count objects"))?;
+        Ok((r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as u64))
+    }
+}
+
+/// Writes the ledger row of a finished object (see the SQLite writer for the same statement).
+pub(crate) fn ledger_committed(
+    c: &mut impl GenericClient,
+    m: &crate::ObjectMeta,
+    totals: &crate::ObjectTotals,
+    counts: crate::InsertCounts,
+    now: i64,
+) -> Result<(), StoreError> {
+    c.execute(
+        "INSERT INTO objects (source, bucket, key, size, status, records, new_events, duplicate_events,
+            object_sha256, content_sha256, content_bytes, recorded_at)
+         VALUES ($1, $2, $3, $4, 'committed', $5, $6, $7, $8, $9, $10, $11)
+         ON CONFLICT (bucket, key) DO UPDATE SET source = excluded.source, size = excluded.size,
+            status = 'committed', records = excluded.records, new_events = excluded.new_events,
+            duplicate_events = excluded.duplicate_events, object_sha256 = excluded.object_sha256,
+            content_sha256 = excluded.content_sha256, content_bytes = excluded.content_bytes,
+            reason = NULL, detail = NULL, recorded_at = excluded.recorded_at",
+        &[
+            &m.source,
+            &m.bucket,
+            &m.key,
+            &(m.size as i64),
+            &(totals.records as i64),
+            &(counts.new as i64),
+            &(counts.duplicates as i64),
+            &totals.object_sha256,
+            &totals.content_sha256,
+            &totals.content_bytes.map(|b| b as i64),
+            &now,
+        ],
+    )
+    .map_err(pg("write the ledger row"))?;
+    Ok(())
+}
+
+pub(crate) fn ledger_quarantined(
+    c: &mut impl GenericClient,
+    m: &crate::ObjectMeta,
+    reason: &str,
+    detail: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    c.execute(
+        "INSERT INTO objects (source, bucket, key, size, status, reason, detail, recorded_at)
+         VALUES ($1, $2, $3, $4, 'quarantined', $5, $6, $7)
+         ON CONFLICT (bucket, key) DO UPDATE SET source = excluded.source, size = excluded.size,
+            status = 'quarantined', reason = excluded.reason, detail = excluded.detail,
+            records = 0, new_events = 0, duplicate_events = 0, recorded_at = excluded.recorded_at",
+        &[&m.source, &m.bucket, &m.key, &(m.size as i64), &reason, &detail, &now],
+    )
+    .map_err(pg("quarantine an object"))?;
+    Ok(())
+}

@@ -1,0 +1,494 @@
+//! The scale-out store: events in ClickHouse, everything else in PostgreSQL, shared by any
+//! number of workers.
+//!
+//! # Commit protocol (no transaction spans both stores)
+//! A writer keeps one PostgreSQL transaction open per group of objects and buffers the
+//! group's events. At [`commit`](EventWriter::commit):
+//! 1. the buffered events are inserted into ClickHouse (idempotent: the tables collapse rows
+//!    with the same key, and every read is `FINAL`);
+//! 2. only then the PostgreSQL transaction — ledger rows, alerts, outbox rows, correlation
+//!    windows — commits;
+//! 3. only after that does the caller acknowledge (delete the SQS message).
+//!
+//! A crash before 1 leaves nothing. A crash between 1 and 2 leaves events without ledger
+//! rows: the message comes back, the object is read again, its events are inserted again and
+//! collapse onto the first copies, and the ledger row and alerts are written then (alerts
+//! count each event once per rule, so nothing is counted twice). A crash between 2 and 3
+//! redelivers a message whose objects the ledger already holds: they are skipped. No step
+//! leaves anything visible twice, and nothing is acknowledged before it is durable in both.
+
+use std::sync::Arc;
+
+use model::ParsedEvent;
+use rustc_hash::FxHashSet;
+
+use crate::clickhouse::{self, ClickHouse, ClickHouseConfig, PendingMark, PendingRows};
+use crate::postgres::{self, Conn, PgState};
+use crate::{
+    Dimension, EventBatch, EventQuery, EventRow, EventWriter, InsertCounts, LedgerEntry, ObjectMeta, ObjectTotals,
+    Store, StoreError, StoreStats,
+};
+
+/// Flush buffered events to ClickHouse at the end of an object once this many are waiting
+/// (ClickHouse wants inserts of thousands of rows, not one per object).
+const FLUSH_EVENTS: u64 = 50_000;
+
+/// Events in ClickHouse, state in PostgreSQL.
+pub struct ScaleOutStore {
+    ch: ClickHouse,
+    state: Arc<PgState>,
+}
+
+impl ScaleOutStore {
+    /// Connects to both stores and brings both schemas up to date (under one PostgreSQL
+    /// advisory lock, so workers starting together migrate once).
+    pub fn open(clickhouse_url: &str, postgres_url: &str) -> Result<ScaleOutStore, StoreError> {
+        let config = ClickHouseConfig::from_url(clickhouse_url)
+            .map_err(|detail| StoreError::clickhouse("read the ClickHouse URL", detail))?;
+        Self::open_with(config, postgres_url)
+    }
+
+    pub fn open_with(mut config: ClickHouseConfig, postgres_url: &str) -> Result<ScaleOutStore, StoreError> {
+        if config.user.is_none() {
+            config.user = std::env::var("TRAILWATCH_CLICKHOUSE_USER").ok();
+        }
+        if config.password.is_none() {
+            config.password = std::env::var("TRAILWATCH_CLICKHOUSE_PASSWORD").ok();
+        }
+        let ch = ClickHouse::new(config);
+        let state = PgState::connect(postgres_url, || clickhouse::migrate(&ch))?;
+        Ok(ScaleOutStore { ch, state: Arc::new(state) })
+    }
+
+    pub fn clickhouse(&self) -> &ClickHouse {
+        &self.ch
+    }
+}
+
+impl Store for ScaleOutStore {
+    fn writer(&self) -> Result<Box<dyn EventWriter>, StoreError> {
+        Ok(Box::new(ScaleOutWriter {
+            ch: self.ch.clone(),
+            state: self.state.clone(),
+            conn: None,
+            pending: PendingRows::default(),
+            pending_ids: FxHashSet::default(),
+            object: None,
+            principals: FxHashSet::default(),
+            arrivals: (0, 0),
+            pending_events: 0,
+        }))
+    }
+
+    fn for_each_event(&self, q: &EventQuery, f: &mut dyn FnMut(EventRow) -> bool) -> Result<(), StoreError> {
+        clickhouse::for_each_event(&self.ch, q, f)
+    }
+
+    fn event(&self, event_id: &str) -> Result<Option<EventRow>, StoreError> {
+        clickhouse::event_by_id(&self.ch, event_id)
+    }
+
+    fn top(&self, dimension: Dimension, q: &EventQuery, limit: usize) -> Result<Vec<(String, u64)>, StoreError> {
+        let spec = crate::SummarySpec { tops: vec![dimension], top_n: limit, ..Default::default() };
+        Ok(self.summarize(q, &spec)?.tops.pop().map(|(_, t)| t).unwrap_or_default())
+    }
+
+    fn summarize(&self, query: &EventQuery, spec: &crate::SummarySpec) -> Result<crate::Summary, StoreError> {
+        clickhouse::summarize(&self.ch, query, spec)
+    }
+
+    fn principals_related(&self, principal: &str, limit: usize) -> Result<Vec<crate::PrincipalInfo>, StoreError> {
+        clickhouse::principals_related(&self.ch, principal, limit)
+    }
+
+    fn ledger_entry(&self, bucket: &str, key: &str) -> Result<Option<LedgerEntry>, StoreError> {
+        self.state.ledger_entry(bucket, key)
+    }
+
+    fn ledger_entries(&self, bucket: &str, prefix: &str) -> Result<Vec<LedgerEntry>, StoreError> {
+        self.state.ledger_entries(bucket, prefix)
+    }
+
+    fn quarantined(&self) -> Result<Vec<LedgerEntry>, StoreError> {
+        self.state.quarantined()
+    }
+
+    fn stats(&self) -> Result<StoreStats, StoreError> {
+        let (events, oldest_event, newest_event, principals) = clickhouse::stats(&self.ch)?;
+        let (objects_committed, objects_quarantined) = self.state.object_counts()?;
+        Ok(StoreStats { events, objects_committed, objects_quarantined, oldest_event, newest_event, principals })
+    }
+
+    fn record_message_problem(&self, problem: &crate::MessageProblem) -> Result<(), StoreError> {
+        self.state.record_message_problem(problem)
+    }
+
+    fn message_problems(&self) -> Result<Vec<crate::MessageProblem>, StoreError> {
+        self.state.message_problems()
+    }
+
+    fn clear_message_problem(&self, queue: &str, message_id: &str) -> Result<(), StoreError> {
+        self.state.clear_message_problem(queue, message_id)
+    }
+
+    fn record_finding(&self, finding: &crate::IngestFinding) -> Result<(), StoreError> {
+        self.state.record_finding(finding)
+    }
+
+    fn findings(&self) -> Result<Vec<crate::IngestFinding>, StoreError> {
+        self.state.findings()
+    }
+
+    fn record_digest(&self, digest: &crate::DigestSeen) -> Result<(), StoreError> {
+        self.state.record_digest(digest)
+    }
+
+    fn digests_seen(&self) -> Result<Vec<crate::DigestSeen>, StoreError> {
+        self.state.digests_seen()
+    }
+
+    fn digests_seen_after(&self, seen_at: i64) -> Result<Vec<crate::DigestSeen>, StoreError> {
+        self.state.digests_seen_after(seen_at)
+    }
+
+    fn put_integration_status(&self, status: &crate::IntegrationStatus) -> Result<(), StoreError> {
+        self.state.put_integration_status(status)
+    }
+
+    fn integration_status(&self) -> Result<Vec<crate::IntegrationStatus>, StoreError> {
+        self.state.integration_status()
+    }
+
+    fn alerts(&self, filter: &crate::AlertFilter) -> Result<Vec<crate::Alert>, StoreError> {
+        self.state.alerts(filter)
+    }
+
+    fn alert(&self, id: i64) -> Result<Option<crate::Alert>, StoreError> {
+        self.state.alert(id)
+    }
+
+    fn alert_event_ids(&self, id: i64) -> Result<Vec<String>, StoreError> {
+        self.state.alert_event_ids(id)
+    }
+
+    fn set_alert_state(&self, id: i64, state: crate::AlertState, comment: Option<&str>) -> Result<bool, StoreError> {
+        self.state.set_alert_state(id, state, comment, model::timefmt::now_millis())
+    }
+
+    fn rule_hits(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.state.rule_hits()
+    }
+
+    fn correlation_windows(&self) -> Result<Vec<crate::CorrelationWindow>, StoreError> {
+        self.state.correlation_windows()
+    }
+
+    fn due_deliveries(&self, now: i64, limit: usize) -> Result<Vec<crate::Delivery>, StoreError> {
+        self.state.due_deliveries(now, limit)
+    }
+
+    fn deliveries(&self, alert_id: i64) -> Result<Vec<crate::Delivery>, StoreError> {
+        self.state.deliveries(alert_id)
+    }
+
+    fn delivery_succeeded(&self, id: i64, at: i64) -> Result<(), StoreError> {
+        self.state.delivery_succeeded(id, at)
+    }
+
+    fn delivery_failed(&self, id: i64, error: &str, next_attempt: i64) -> Result<(), StoreError> {
+        self.state.delivery_failed(id, error, next_attempt)
+    }
+
+    fn outbox_backlog(&self) -> Result<Vec<crate::Backlog>, StoreError> {
+        self.state.outbox_backlog()
+    }
+
+    fn known_regions(&self) -> Result<Vec<crate::KnownRegion>, StoreError> {
+        self.state.known_regions()
+    }
+
+    fn record_integrity_chains(&self, chains: &[crate::IntegrityChain]) -> Result<(), StoreError> {
+        self.state.record_integrity_chains(chains)
+    }
+
+    fn integrity_chains(&self) -> Result<Vec<crate::IntegrityChain>, StoreError> {
+        self.state.integrity_chains()
+    }
+
+    fn record_integrity_findings(
+        &self,
+        findings: &[crate::IntegrityFinding],
+    ) -> Result<Vec<crate::IntegrityFinding>, StoreError> {
+        self.state.record_integrity_findings(findings)
+    }
+
+    fn integrity_findings(&self) -> Result<Vec<crate::IntegrityFinding>, StoreError> {
+        self.state.integrity_findings()
+    }
+
+    fn silences(&self) -> Result<Vec<crate::Silence>, StoreError> {
+        self.state.silences()
+    }
+
+    fn set_silence(&self, silence: &crate::Silence) -> Result<(), StoreError> {
+        self.state.set_silence(silence)
+    }
+
+    fn clear_silence(&self, silence: &crate::Silence) -> Result<Option<crate::Silence>, StoreError> {
+        self.state.clear_silence(silence)
+    }
+
+    fn put_user(&self, user: &crate::User) -> Result<(), StoreError> {
+        self.state.put_user(user)
+    }
+
+    fn create_first_user(&self, user: &crate::User) -> Result<bool, StoreError> {
+        self.state.create_first_user(user)
+    }
+
+    fn user(&self, name: &str) -> Result<Option<crate::User>, StoreError> {
+        self.state.user(name)
+    }
+
+    fn users(&self) -> Result<Vec<crate::User>, StoreError> {
+        self.state.users()
+    }
+
+    fn create_session(&self, session: &crate::Session) -> Result<(), StoreError> {
+        self.state.create_session(session)
+    }
+
+    fn session(&self, token_hash: &[u8], now: i64) -> Result<Option<(crate::Session, crate::User)>, StoreError> {
+        self.state.session(token_hash, now)
+    }
+
+    fn delete_session(&self, token_hash: &[u8], now: i64) -> Result<(), StoreError> {
+        self.state.delete_session(token_hash, now)
+    }
+
+    fn create_api_token(&self, token: &crate::ApiToken) -> Result<i64, StoreError> {
+        self.state.create_api_token(token)
+    }
+
+    fn use_api_token(&self, token_hash: &[u8], now: i64) -> Result<Option<(crate::ApiToken, crate::User)>, StoreError> {
+        self.state.use_api_token(token_hash, now)
+    }
+
+    fn api_tokens(&self, user: Option<&str>) -> Result<Vec<crate::ApiToken>, StoreError> {
+        self.state.api_tokens(user)
+    }
+
+    fn delete_api_token(&self, id: i64) -> Result<bool, StoreError> {
+        self.state.delete_api_token(id)
+    }
+
+    fn lead(&self, duty: crate::Duty) -> Result<bool, StoreError> {
+        self.state.lead(duty as i32)
+    }
+}
+
+/// The object being written: where its rows begin, its ids and counts.
+struct OpenObject {
+    meta: ObjectMeta,
+    mark: PendingMark,
+    ids: Vec<String>,
+    counts: InsertCounts,
+}
+
+pub struct ScaleOutWriter {
+    ch: ClickHouse,
+    state: Arc<PgState>,
+    /// A pooled connection with a transaction open (`BEGIN` issued), or none.
+    conn: Option<Conn>,
+    pending: PendingRows,
+    /// Ids of the events in `pending` (a record twice in one group is stored once).
+    pending_ids: FxHashSet<String>,
+    object: Option<OpenObject>,
+    /// Principals this writer has inserted (their rows collapse anyway; this saves sending).
+    principals: FxHashSet<String>,
+    /// The next arrival number and the end of the block taken from PostgreSQL.
+    arrivals: (i64, i64),
+    pending_events: u64,
+}
+
+impl ScaleOutWriter {
+    fn tx(&mut self) -> Result<&mut Conn, StoreError> {
+        if self.conn.is_none() {
+            let mut c = self.state.conn()?;
+            c.batch_execute("BEGIN").map_err(postgres::pg("begin a state transaction"))?;
+            self.conn = Some(c);
+        }
+        Ok(self.conn.as_mut().expect("opened above"))
+    }
+
+    fn next_arrival(&mut self) -> Result<i64, StoreError> {
+        if self.arrivals.0 >= self.arrivals.1 {
+            // Outside the open transaction: a sequence hands out numbers once either way.
+            let mut c = self.state.conn()?;
+            self.arrivals = self.state.arrival_block(&mut *c)?;
+        }
+        let n = self.arrivals.0;
+        self.arrivals.0 += 1;
+        Ok(n)
+    }
+
+    fn rollback(&mut self) {
+        if let Some(mut c) = self.conn.take() {
+            // A connection whose ROLLBACK fails is broken; the pool drops closed ones.
+            let _ = c.batch_execute("ROLLBACK");
+        }
+        self.pending = PendingRows::default();
+        self.pending_ids.clear();
+        self.principals.clear();
+        self.object = None;
+        self.pending_events = 0;
+    }
+}
+
+impl Drop for ScaleOutWriter {
+    fn drop(&mut self) {
+        self.rollback();
+    }
+}
+
+impl EventWriter for ScaleOutWriter {
+    fn begin_object(&mut self, object: &ObjectMeta) -> Result<(), StoreError> {
+        if self.object.is_some() {
+            return Err(StoreError::ObjectInProgress(object.key.clone()));
+        }
+        self.tx()?;
+        self.object = Some(OpenObject {
+            meta: object.clone(),
+            mark: self.pending.mark(),
+            ids: Vec::new(),
+            counts: InsertCounts::default(),
+        });
+        Ok(())
+    }
+
+    fn insert(&mut self, batch: &mut EventBatch) -> Result<InsertCounts, StoreError> {
+        if self.object.is_none() {
+            return Err(StoreError::NoObject("insert"));
+        }
+        let raws: Option<Vec<String>> = match batch.packed.take() {
+            Some(p) => Some(p.unpack().map_err(|e| StoreError::Corrupt { block: 0, detail: e.to_string() })?),
+            None => None,
+        };
+        let ids: Vec<&str> =
+            batch.events.iter().map(|e| e.event_id.as_str()).filter(|id| !self.pending_ids.contains(*id)).collect();
+        let stored = clickhouse::stored_ids(&self.ch, &ids)?;
+        let mut counts = InsertCounts::default();
+        batch.duplicates.clear();
+        for (i, event) in batch.events.iter().enumerate() {
+            if stored.contains(&event.event_id) || self.pending_ids.contains(&event.event_id) {
+                counts.duplicates += 1;
+                batch.duplicates.push(i as u32);
+                continue;
+            }
+            let arrival = self.next_arrival()?;
+            let raw = raws.as_ref().and_then(|r| r.get(i)).map_or(event.raw.as_str(), String::as_str);
+            self.push(event, raw, arrival);
+            counts.new += 1;
+        }
+        let object = self.object.as_mut().expect("checked above");
+        object.counts += counts;
+        self.pending_events += counts.new + counts.duplicates;
+        Ok(counts)
+    }
+
+    fn finish_object(&mut self, totals: &ObjectTotals) -> Result<InsertCounts, StoreError> {
+        let object = self.object.take().ok_or(StoreError::NoObject("finish_object"))?;
+        let now = model::timefmt::now_millis();
+        postgres::ledger_committed(&mut **self.tx()?, &object.meta, totals, object.counts, now)?;
+        if self.pending.count >= FLUSH_EVENTS {
+            self.pending.flush(&self.ch)?;
+        }
+        Ok(object.counts)
+    }
+
+    fn quarantine_object(&mut self, object: &ObjectMeta, reason: &str, detail: &str) -> Result<(), StoreError> {
+        self.abort_object()?;
+        let now = model::timefmt::now_millis();
+        postgres::ledger_quarantined(&mut **self.tx()?, object, reason, detail, now)
+    }
+
+    fn abort_object(&mut self) -> Result<(), StoreError> {
+        let Some(open) = self.object.take() else { return Ok(()) };
+        self.pending.truncate_to(&open.mark);
+        for id in &open.ids {
+            self.pending_ids.remove(id);
+        }
+        // Principal rows of the object went with it; send any of them again when seen.
+        self.principals.clear();
+        self.pending_events -= open.counts.new + open.counts.duplicates;
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<(), StoreError> {
+        if self.object.is_some() {
+            return Err(StoreError::ObjectInProgress("commit".into()));
+        }
+        // Events first (idempotent), then the ledger: see the module documentation.
+        if !self.pending.is_empty() {
+            if let Err(e) = self.pending.flush(&self.ch) {
+                self.rollback();
+                return Err(e);
+            }
+        }
+        if let Some(mut c) = self.conn.take() {
+            if let Err(e) = c.batch_execute("COMMIT") {
+                self.rollback();
+                return Err(StoreError::postgres("commit the state transaction", e));
+            }
+        }
+        self.pending_ids.clear();
+        self.pending_events = 0;
+        Ok(())
+    }
+
+    fn pending_events(&self) -> u64 {
+        self.pending_events
+    }
+
+    fn record_alerts(&mut self, hits: &[crate::AlertHit], policy: &crate::AlertPolicy) -> Result<Vec<i64>, StoreError> {
+        if self.object.is_some() {
+            return Err(StoreError::ObjectInProgress("record_alerts".into()));
+        }
+        if hits.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = model::timefmt::now_millis();
+        postgres::record_hits(&mut **self.tx()?, hits, policy, now)
+    }
+
+    fn save_correlation_windows(&mut self, windows: &[crate::CorrelationWindow]) -> Result<(), StoreError> {
+        if windows.is_empty() {
+            return Ok(());
+        }
+        postgres::save_windows(&mut **self.tx()?, windows)
+    }
+
+    fn remember_regions(&mut self, regions: &[crate::KnownRegion]) -> Result<(), StoreError> {
+        if regions.is_empty() {
+            return Ok(());
+        }
+        postgres::remember_regions(&mut **self.tx()?, regions)
+    }
+}
+
+impl ScaleOutWriter {
+    fn push(&mut self, event: &ParsedEvent, raw: &str, arrival: i64) {
+        if !self.principals.contains(event.actor.principal.as_str()) {
+            if self.principals.len() > 200_000 {
+                self.principals.clear();
+            }
+            self.principals.insert(event.actor.principal.clone());
+            self.pending.push_principal(event, arrival);
+        }
+        self.pending.push(event, raw, arrival);
+        self.pending_ids.insert(event.event_id.clone());
+        if let Some(o) = self.object.as_mut() {
+            o.ids.push(event.event_id.clone());
+        }
+    }
+}
