@@ -334,7 +334,26 @@ pub async fn watch(
     let mut announced_after = model::timefmt::now_millis();
     let mut next_sweep = Instant::now() + settings.reverify_interval;
     tokio::pin!(shutdown);
+    let mut leading = false;
     loop {
+        // Workers sharing a scale-out store validate once between them: the leader does,
+        // the others wait and take over when it goes away.
+        let lead = {
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || store.lead(store::Duty::IntegritySweep)).await
+        };
+        let lead = matches!(lead, Ok(Ok(true)));
+        if lead != leading {
+            tracing::info!(leading = lead, "integrity validation leadership changed");
+            leading = lead;
+        }
+        if !lead {
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = tokio::time::sleep(settings.poll) => {}
+            }
+            continue;
+        }
         let seen = {
             let store = store.clone();
             tokio::task::spawn_blocking(move || store.digests_seen_after(announced_after)).await

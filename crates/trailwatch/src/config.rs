@@ -272,7 +272,15 @@ impl Config {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreConfig {
-    Sqlite { path: PathBuf },
+    Sqlite {
+        path: PathBuf,
+    },
+    /// Events in ClickHouse, everything else in PostgreSQL (credentials may come from
+    /// `TRAILWATCH_CLICKHOUSE_USER` / `TRAILWATCH_CLICKHOUSE_PASSWORD` and `PGPASSWORD`).
+    ScaleOut {
+        clickhouse_url: String,
+        postgres_url: String,
+    },
 }
 
 impl Config {
@@ -303,14 +311,37 @@ impl Config {
                 let path = PathBuf::from(raw.store.path.as_deref().unwrap_or("trailwatch.db"));
                 StoreConfig::Sqlite { path: if path.is_absolute() { path } else { base.join(path) } }
             }
-            "clickhouse" => bail!("store.kind = \"clickhouse\" is not available in this version; use \"sqlite\""),
+            "clickhouse" => {
+                if raw.store.path.is_some() {
+                    bail!("store.path is for kind = \"sqlite\"; a ClickHouse store takes store.url");
+                }
+                let Some(url) = raw.store.url.clone() else {
+                    bail!(
+                        "store.url is required for kind = \"clickhouse\" (e.g. \"http://127.0.0.1:8123/trailwatch\")"
+                    );
+                };
+                store::ClickHouseConfig::from_url(&url).map_err(|e| anyhow::anyhow!("store.url: {e}"))?;
+                let state = raw.state.as_ref().ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "store.kind = \"clickhouse\" keeps ledger, alerts and users in PostgreSQL: add [state] kind = \"postgres\" with its url"
+                    )
+                })?;
+                match state.kind.as_deref().unwrap_or("postgres") {
+                    "postgres" => {}
+                    other => bail!("state.kind = {other:?} is not \"postgres\""),
+                }
+                let Some(state_url) = state.url.clone() else {
+                    bail!("state.url is required (e.g. \"postgres://trailwatch@127.0.0.1:5432/trailwatch\")");
+                };
+                if !(state_url.starts_with("postgres://") || state_url.starts_with("postgresql://")) {
+                    bail!("state.url = {state_url:?} must start with postgres://");
+                }
+                StoreConfig::ScaleOut { clickhouse_url: url, postgres_url: state_url }
+            }
             other => bail!("store.kind = {other:?} is not one of \"sqlite\", \"clickhouse\""),
         };
-        if let Some(state) = &raw.state {
-            bail!(
-                "state.kind = {:?}: a separate state store is not available in this version",
-                state.kind.as_deref().unwrap_or("")
-            );
+        if let (Some(_), StoreConfig::Sqlite { .. }) = (&raw.state, &store) {
+            bail!("[state] is for the scale-out store (store.kind = \"clickhouse\"); SQLite keeps everything in its one file");
         }
         let web_listen = raw.web.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
         web_listen
@@ -659,9 +690,11 @@ mod tests {
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::load(&path, &env).map(|mut c| {
             // Make the tempdir part of the path comparable.
-            let StoreConfig::Sqlite { path: p } = &c.store;
-            c.store =
-                StoreConfig::Sqlite { path: p.strip_prefix(dir.path()).map(Path::to_path_buf).unwrap_or(p.clone()) };
+            if let StoreConfig::Sqlite { path: p } = &c.store {
+                c.store = StoreConfig::Sqlite {
+                    path: p.strip_prefix(dir.path()).map(Path::to_path_buf).unwrap_or(p.clone()),
+                };
+            }
             c
         })
     }
@@ -682,6 +715,31 @@ mod tests {
         .unwrap();
         assert_eq!(c.web_listen, "0.0.0.0:9000");
         assert_eq!(c.store, StoreConfig::Sqlite { path: PathBuf::from("/abs/x.db") });
+    }
+
+    #[test]
+    fn the_scale_out_store_needs_both_urls() {
+        let both = "[store]\nkind = \"clickhouse\"\nurl = \"http://ch:8123/tw\"\n\n[state]\nkind = \"postgres\"\nurl = \"postgres://tw@pg/tw\"\n";
+        let c = load(both, &[]).unwrap();
+        assert_eq!(
+            c.store,
+            StoreConfig::ScaleOut {
+                clickhouse_url: "http://ch:8123/tw".into(),
+                postgres_url: "postgres://tw@pg/tw".into()
+            }
+        );
+        let err = format!("{:#}", load("[store]\nkind = \"clickhouse\"\nurl = \"http://ch:8123\"\n", &[]).unwrap_err());
+        assert!(err.contains("[state]"), "{err}");
+        let err = format!("{:#}", load("[store]\nkind = \"clickhouse\"\n", &[]).unwrap_err());
+        assert!(err.contains("store.url"), "{err}");
+        let err = format!("{:#}", load("[state]\nkind = \"postgres\"\nurl = \"postgres://x/y\"\n", &[]).unwrap_err());
+        assert!(err.contains("scale-out"), "{err}");
+        let err = format!("{:#}", load(both, &[("TRAILWATCH_STATE_URL", "mysql://x")]).unwrap_err());
+        assert!(err.contains("state.url"), "{err}");
+        let c = load(both, &[("TRAILWATCH_STORE_URL", "http://other:8123/db2")]).unwrap();
+        assert!(
+            matches!(c.store, StoreConfig::ScaleOut { ref clickhouse_url, .. } if clickhouse_url == "http://other:8123/db2")
+        );
     }
 
     #[test]

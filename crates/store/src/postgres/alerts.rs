@@ -282,16 +282,14 @@ impl PgState {
     /// moved [`DELIVERY_LEASE_MS`] ahead) so no other worker takes it meanwhile; rows another
     /// worker is claiming right now are skipped, not waited for.
     pub fn due_deliveries(&self, now: i64, limit: usize) -> Result<Vec<Delivery>, StoreError> {
-        let sql = format!(
-            "WITH due AS (
+        let sql = "WITH due AS (
                 SELECT id FROM outbox WHERE delivered_at IS NULL AND next_attempt <= $1
                 ORDER BY next_attempt, id LIMIT $2 FOR UPDATE SKIP LOCKED)
              UPDATE outbox o SET next_attempt = $3 FROM due WHERE o.id = due.id
-             RETURNING o.id, o.alert_id, o.sink, o.attempts, $1::bigint, o.last_error, o.delivered_at, o.created_at"
-        );
+             RETURNING o.id, o.alert_id, o.sink, o.attempts, $1::bigint, o.last_error, o.delivered_at, o.created_at";
         let mut rows = all(
             &mut *self.conn()?,
-            &sql,
+            sql,
             &[&now, &(limit as i64), &(now + DELIVERY_LEASE_MS)],
             "claim due deliveries",
             delivery_row,

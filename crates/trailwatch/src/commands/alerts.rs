@@ -3,7 +3,7 @@
 use anyhow::bail;
 use model::timefmt::format_millis;
 use serde_json::{json, Value};
-use store::{Alert, AlertFilter, AlertState, Store};
+use store::{Alert, AlertFilter, AlertState};
 
 use super::{open_store, Open};
 use crate::cli::{AlertIdArgs, AlertStateArgs, AlertsListArgs};

@@ -1,13 +1,10 @@
 //! `trailwatch backfill --config FILE --account NAME --since T [--until T] [--region R]...`
 
-use std::sync::Arc;
-
 use anyhow::Context;
 use serde_json::json;
 
-use super::{load_config, now_millis, open_store_at, pipeline_config, thousands, Open};
+use super::{load_config, now_millis, open_target, pipeline_config, thousands, Open};
 use crate::cli::{parse_time, BackfillArgs};
-use crate::config::StoreConfig;
 use crate::output::{terminal_safe, Format};
 
 pub fn run(args: BackfillArgs) -> anyhow::Result<()> {
@@ -25,8 +22,7 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<()> {
     if let Some(r) = args.regions.iter().find(|r| !model::key::is_region(r)) {
         anyhow::bail!("--region {r:?} is not a region name");
     }
-    let StoreConfig::Sqlite { path } = &config.store;
-    let store: Arc<dyn store::Store> = Arc::new(open_store_at(path, Open::Create)?);
+    let store = open_target(&config.store, Open::Create)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let request = aws::backfill::BackfillRequest {
         regions: args.regions.clone(),

@@ -21,9 +21,9 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
         let (settings, sinks) = crate::detection::settings(&args.store)?;
         let rules = crate::detection::load_rules(&settings);
         let policy = crate::detection::policy(&settings, &sinks);
-        Some(crate::detection::for_pipeline(&store, &settings, rules, policy)?)
+        Some(crate::detection::for_pipeline(&*store, &settings, rules, policy)?)
     };
-    let report = ingest::sources::local::ingest_dir(&args.local, &store, pipeline_config(args.workers), detection)?;
+    let report = ingest::sources::local::ingest_dir(&args.local, &*store, pipeline_config(args.workers), detection)?;
     let seconds = started.elapsed().as_secs_f64();
     let counts = json!({
         "files": report.files,

@@ -18,10 +18,11 @@ pub mod user;
 pub mod validate;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use anyhow::Context;
-use store::SqliteStore;
+use std::sync::Arc;
+
+use store::{SqliteStore, Store};
 
 use crate::cli::StoreArgs;
 use crate::config::{Config, StoreConfig};
@@ -41,15 +42,12 @@ pub enum Open {
     Existing,
 }
 
-/// The SQLite file the arguments select: `--db`, else `--config`'s store, else
-/// `TRAILWATCH_STORE_PATH`, else `./trailwatch.db`.
-pub fn store_path(args: &StoreArgs) -> anyhow::Result<PathBuf> {
+/// The store the arguments select: `--db`, else `--config`'s store, else the
+/// `TRAILWATCH_STORE_*` environment, else `./trailwatch.db`.
+pub fn store_target(args: &StoreArgs) -> anyhow::Result<StoreConfig> {
     match (&args.db, selected_config(args)?) {
-        (Some(db), _) => Ok(db.clone()),
-        (None, config) => {
-            let StoreConfig::Sqlite { path } = config.expect("selected whenever --db is not").store;
-            Ok(path)
-        }
+        (Some(db), _) => Ok(StoreConfig::Sqlite { path: db.clone() }),
+        (None, config) => Ok(config.expect("selected whenever --db is not").store),
     }
 }
 
@@ -63,14 +61,44 @@ pub fn selected_config(args: &StoreArgs) -> anyhow::Result<Option<Config>> {
     })
 }
 
-pub fn open_store(args: &StoreArgs, mode: Open) -> anyhow::Result<SqliteStore> {
-    open_store_at(&store_path(args)?, mode)
+pub fn open_store(args: &StoreArgs, mode: Open) -> anyhow::Result<Arc<dyn Store>> {
+    open_target(&store_target(args)?, mode)
 }
 
 /// Loads a configuration file with the process's `TRAILWATCH_*` overrides.
 pub fn load_config(path: &std::path::Path) -> anyhow::Result<Config> {
     let env: BTreeMap<String, String> = std::env::vars().collect();
     Config::load(path, &env)
+}
+
+/// Opens the configured store: the SQLite file, or the scale-out servers (bringing their
+/// schemas up to date).
+pub fn open_target(target: &StoreConfig, mode: Open) -> anyhow::Result<Arc<dyn Store>> {
+    match target {
+        StoreConfig::Sqlite { path } => Ok(Arc::new(open_store_at(path, mode)?)),
+        StoreConfig::ScaleOut { clickhouse_url, postgres_url } => {
+            let store = store::ScaleOutStore::open(clickhouse_url, postgres_url).with_context(|| {
+                format!(
+                    "opening the scale-out store (ClickHouse {}, PostgreSQL {})",
+                    redact(clickhouse_url),
+                    redact(postgres_url)
+                )
+            })?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// A URL as it may be printed: without the password.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
 }
 
 pub fn open_store_at(path: &std::path::Path, mode: Open) -> anyhow::Result<SqliteStore> {

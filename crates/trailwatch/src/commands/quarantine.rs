@@ -1,7 +1,6 @@
 //! `trailwatch quarantine`: objects that could not be ingested, and why.
 
 use serde_json::json;
-use store::Store;
 
 use super::{open_store, Open};
 use crate::cli::QuarantineArgs;

@@ -7,8 +7,6 @@ use std::path::Path;
 use anyhow::Context;
 use serde_json::{json, Value};
 
-use store::Store;
-
 use super::Findings;
 use crate::cli::{RulesListArgs, RulesRunArgs, RulesTestArgs};
 use crate::output::{table, terminal_safe, tsv_field, tsv_row, Format};
@@ -39,11 +37,13 @@ fn pack_of(args: &RulesListArgs, file: &Path) -> String {
 
 /// Events attached to alerts per rule, when the selected store exists.
 fn hits(args: &RulesListArgs) -> std::collections::HashMap<String, u64> {
-    let Ok(path) = super::store_path(&args.store) else { return Default::default() };
-    if !path.exists() {
-        return Default::default();
+    let Ok(target) = super::store_target(&args.store) else { return Default::default() };
+    if let crate::config::StoreConfig::Sqlite { path } = &target {
+        if !path.exists() {
+            return Default::default();
+        }
     }
-    super::open_store_at(&path, super::Open::Existing)
+    super::open_target(&target, super::Open::Existing)
         .and_then(|s| Ok(s.rule_hits()?))
         .map(|v| v.into_iter().collect())
         .unwrap_or_default()
@@ -427,7 +427,7 @@ pub fn run(args: RulesRunArgs) -> anyhow::Result<()> {
     // Regions are learnt on the way in only: a run over history does not replay them.
     let no_regions = crate::config::DetectionConfig { new_region_learning_ms: None, ..settings.clone() };
     let mut detection = crate::detection::for_pipeline(
-        &store,
+        &*store,
         &no_regions,
         rules.clone(),
         crate::detection::policy(&settings, &sinks),

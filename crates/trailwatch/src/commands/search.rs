@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use model::timefmt::format_millis;
-use store::{EventQuery, EventRow, Store};
+use store::{EventQuery, EventRow};
 
 use super::{now_millis, open_store, Open};
 use crate::cli::{parse_time, SearchArgs};

@@ -5,15 +5,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::{load_config, open_store_at, pipeline_config, Open};
+use super::{load_config, open_target, pipeline_config, Open};
 use crate::cli::ServeArgs;
-use crate::config::StoreConfig;
 use crate::output::Format;
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = load_config(&args.config)?;
-    let StoreConfig::Sqlite { path } = &config.store;
-    let store: Arc<dyn store::Store> = Arc::new(open_store_at(path, Open::Create)?);
+    let store = open_target(&config.store, Open::Create)?;
     let board = Arc::new(aws::StatusBoard::load(&*store).context("reading the stored integration status")?);
     if config.accounts.is_empty() {
         tracing::warn!("no [[accounts]] configured: nothing to consume");

@@ -1,7 +1,7 @@
 //! `trailwatch status`: is each account's integration active, and if not, exactly why.
 
 use serde_json::{json, Value};
-use store::{IntegrationStatus, Store};
+use store::IntegrationStatus;
 
 use super::{load_config, now_millis, open_store, Open};
 use crate::cli::StatusArgs;

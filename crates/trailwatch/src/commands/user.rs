@@ -4,7 +4,7 @@ use std::io::BufRead;
 
 use anyhow::Context;
 use serde_json::json;
-use store::{Role, Store};
+use store::Role;
 
 use super::{now_millis, open_store, Open};
 use crate::cli::{UserAddArgs, UserListArgs, UserTokenArgs};
@@ -80,7 +80,7 @@ pub fn token(args: UserTokenArgs) -> anyhow::Result<()> {
     if store.user(&args.user)?.is_none() {
         anyhow::bail!("no user {:?}: create it with `trailwatch user add`", args.user);
     }
-    let (token, id) = web::create_api_token(&store, &args.user, &args.name)?;
+    let (token, id) = web::create_api_token(&*store, &args.user, &args.name)?;
     eprintln!("API token #{id} for {} (shown once; send it as `Authorization: Bearer <token>`):", args.user);
     println!("{token}");
     Ok(())
