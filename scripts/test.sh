@@ -40,6 +40,16 @@ else
   echo "test.sh: clippy unavailable here; lints not checked" >&2
 fi
 
+step "services (ClickHouse, PostgreSQL)"
+# The scale-out backend's servers: the store, web and CLI tests run against them as well
+# as against SQLite (TRAILWATCH_TEST_SCALEOUT=require makes their absence an error).
+# shellcheck source=scripts/services.sh
+source scripts/services.sh
+services_dir=$(mktemp -d /tmp/tw-services.XXXXXX)
+chmod 755 "$services_dir"
+trap 'stop_services; rm -rf "$services_dir"' EXIT
+start_services "$services_dir"
+
 step "tests"
 cargo test --workspace --locked
 

@@ -56,7 +56,7 @@ impl ScaleOutStore {
             config.password = std::env::var("TRAILWATCH_CLICKHOUSE_PASSWORD").ok();
         }
         let ch = ClickHouse::new(config);
-        let state = PgState::connect(postgres_url, || clickhouse::migrate(&ch))?;
+        let state = postgres::off_runtime(|| PgState::connect(postgres_url, || clickhouse::migrate(&ch)))?;
         Ok(ScaleOutStore { ch, state: Arc::new(state) })
     }
 
@@ -102,188 +102,188 @@ impl Store for ScaleOutStore {
     }
 
     fn ledger_entry(&self, bucket: &str, key: &str) -> Result<Option<LedgerEntry>, StoreError> {
-        self.state.ledger_entry(bucket, key)
+        postgres::off_runtime(|| self.state.ledger_entry(bucket, key))
     }
 
     fn ledger_entries(&self, bucket: &str, prefix: &str) -> Result<Vec<LedgerEntry>, StoreError> {
-        self.state.ledger_entries(bucket, prefix)
+        postgres::off_runtime(|| self.state.ledger_entries(bucket, prefix))
     }
 
     fn quarantined(&self) -> Result<Vec<LedgerEntry>, StoreError> {
-        self.state.quarantined()
+        postgres::off_runtime(|| self.state.quarantined())
     }
 
     fn stats(&self) -> Result<StoreStats, StoreError> {
         let (events, oldest_event, newest_event, principals) = clickhouse::stats(&self.ch)?;
-        let (objects_committed, objects_quarantined) = self.state.object_counts()?;
+        let (objects_committed, objects_quarantined) = postgres::off_runtime(|| self.state.object_counts())?;
         Ok(StoreStats { events, objects_committed, objects_quarantined, oldest_event, newest_event, principals })
     }
 
     fn record_message_problem(&self, problem: &crate::MessageProblem) -> Result<(), StoreError> {
-        self.state.record_message_problem(problem)
+        postgres::off_runtime(|| self.state.record_message_problem(problem))
     }
 
     fn message_problems(&self) -> Result<Vec<crate::MessageProblem>, StoreError> {
-        self.state.message_problems()
+        postgres::off_runtime(|| self.state.message_problems())
     }
 
     fn clear_message_problem(&self, queue: &str, message_id: &str) -> Result<(), StoreError> {
-        self.state.clear_message_problem(queue, message_id)
+        postgres::off_runtime(|| self.state.clear_message_problem(queue, message_id))
     }
 
     fn record_finding(&self, finding: &crate::IngestFinding) -> Result<(), StoreError> {
-        self.state.record_finding(finding)
+        postgres::off_runtime(|| self.state.record_finding(finding))
     }
 
     fn findings(&self) -> Result<Vec<crate::IngestFinding>, StoreError> {
-        self.state.findings()
+        postgres::off_runtime(|| self.state.findings())
     }
 
     fn record_digest(&self, digest: &crate::DigestSeen) -> Result<(), StoreError> {
-        self.state.record_digest(digest)
+        postgres::off_runtime(|| self.state.record_digest(digest))
     }
 
     fn digests_seen(&self) -> Result<Vec<crate::DigestSeen>, StoreError> {
-        self.state.digests_seen()
+        postgres::off_runtime(|| self.state.digests_seen())
     }
 
     fn digests_seen_after(&self, seen_at: i64) -> Result<Vec<crate::DigestSeen>, StoreError> {
-        self.state.digests_seen_after(seen_at)
+        postgres::off_runtime(|| self.state.digests_seen_after(seen_at))
     }
 
     fn put_integration_status(&self, status: &crate::IntegrationStatus) -> Result<(), StoreError> {
-        self.state.put_integration_status(status)
+        postgres::off_runtime(|| self.state.put_integration_status(status))
     }
 
     fn integration_status(&self) -> Result<Vec<crate::IntegrationStatus>, StoreError> {
-        self.state.integration_status()
+        postgres::off_runtime(|| self.state.integration_status())
     }
 
     fn alerts(&self, filter: &crate::AlertFilter) -> Result<Vec<crate::Alert>, StoreError> {
-        self.state.alerts(filter)
+        postgres::off_runtime(|| self.state.alerts(filter))
     }
 
     fn alert(&self, id: i64) -> Result<Option<crate::Alert>, StoreError> {
-        self.state.alert(id)
+        postgres::off_runtime(|| self.state.alert(id))
     }
 
     fn alert_event_ids(&self, id: i64) -> Result<Vec<String>, StoreError> {
-        self.state.alert_event_ids(id)
+        postgres::off_runtime(|| self.state.alert_event_ids(id))
     }
 
     fn set_alert_state(&self, id: i64, state: crate::AlertState, comment: Option<&str>) -> Result<bool, StoreError> {
-        self.state.set_alert_state(id, state, comment, model::timefmt::now_millis())
+        postgres::off_runtime(|| self.state.set_alert_state(id, state, comment, model::timefmt::now_millis()))
     }
 
     fn rule_hits(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        self.state.rule_hits()
+        postgres::off_runtime(|| self.state.rule_hits())
     }
 
     fn correlation_windows(&self) -> Result<Vec<crate::CorrelationWindow>, StoreError> {
-        self.state.correlation_windows()
+        postgres::off_runtime(|| self.state.correlation_windows())
     }
 
     fn due_deliveries(&self, now: i64, limit: usize) -> Result<Vec<crate::Delivery>, StoreError> {
-        self.state.due_deliveries(now, limit)
+        postgres::off_runtime(|| self.state.due_deliveries(now, limit))
     }
 
     fn deliveries(&self, alert_id: i64) -> Result<Vec<crate::Delivery>, StoreError> {
-        self.state.deliveries(alert_id)
+        postgres::off_runtime(|| self.state.deliveries(alert_id))
     }
 
     fn delivery_succeeded(&self, id: i64, at: i64) -> Result<(), StoreError> {
-        self.state.delivery_succeeded(id, at)
+        postgres::off_runtime(|| self.state.delivery_succeeded(id, at))
     }
 
     fn delivery_failed(&self, id: i64, error: &str, next_attempt: i64) -> Result<(), StoreError> {
-        self.state.delivery_failed(id, error, next_attempt)
+        postgres::off_runtime(|| self.state.delivery_failed(id, error, next_attempt))
     }
 
     fn outbox_backlog(&self) -> Result<Vec<crate::Backlog>, StoreError> {
-        self.state.outbox_backlog()
+        postgres::off_runtime(|| self.state.outbox_backlog())
     }
 
     fn known_regions(&self) -> Result<Vec<crate::KnownRegion>, StoreError> {
-        self.state.known_regions()
+        postgres::off_runtime(|| self.state.known_regions())
     }
 
     fn record_integrity_chains(&self, chains: &[crate::IntegrityChain]) -> Result<(), StoreError> {
-        self.state.record_integrity_chains(chains)
+        postgres::off_runtime(|| self.state.record_integrity_chains(chains))
     }
 
     fn integrity_chains(&self) -> Result<Vec<crate::IntegrityChain>, StoreError> {
-        self.state.integrity_chains()
+        postgres::off_runtime(|| self.state.integrity_chains())
     }
 
     fn record_integrity_findings(
         &self,
         findings: &[crate::IntegrityFinding],
     ) -> Result<Vec<crate::IntegrityFinding>, StoreError> {
-        self.state.record_integrity_findings(findings)
+        postgres::off_runtime(|| self.state.record_integrity_findings(findings))
     }
 
     fn integrity_findings(&self) -> Result<Vec<crate::IntegrityFinding>, StoreError> {
-        self.state.integrity_findings()
+        postgres::off_runtime(|| self.state.integrity_findings())
     }
 
     fn silences(&self) -> Result<Vec<crate::Silence>, StoreError> {
-        self.state.silences()
+        postgres::off_runtime(|| self.state.silences())
     }
 
     fn set_silence(&self, silence: &crate::Silence) -> Result<(), StoreError> {
-        self.state.set_silence(silence)
+        postgres::off_runtime(|| self.state.set_silence(silence))
     }
 
     fn clear_silence(&self, silence: &crate::Silence) -> Result<Option<crate::Silence>, StoreError> {
-        self.state.clear_silence(silence)
+        postgres::off_runtime(|| self.state.clear_silence(silence))
     }
 
     fn put_user(&self, user: &crate::User) -> Result<(), StoreError> {
-        self.state.put_user(user)
+        postgres::off_runtime(|| self.state.put_user(user))
     }
 
     fn create_first_user(&self, user: &crate::User) -> Result<bool, StoreError> {
-        self.state.create_first_user(user)
+        postgres::off_runtime(|| self.state.create_first_user(user))
     }
 
     fn user(&self, name: &str) -> Result<Option<crate::User>, StoreError> {
-        self.state.user(name)
+        postgres::off_runtime(|| self.state.user(name))
     }
 
     fn users(&self) -> Result<Vec<crate::User>, StoreError> {
-        self.state.users()
+        postgres::off_runtime(|| self.state.users())
     }
 
     fn create_session(&self, session: &crate::Session) -> Result<(), StoreError> {
-        self.state.create_session(session)
+        postgres::off_runtime(|| self.state.create_session(session))
     }
 
     fn session(&self, token_hash: &[u8], now: i64) -> Result<Option<(crate::Session, crate::User)>, StoreError> {
-        self.state.session(token_hash, now)
+        postgres::off_runtime(|| self.state.session(token_hash, now))
     }
 
     fn delete_session(&self, token_hash: &[u8], now: i64) -> Result<(), StoreError> {
-        self.state.delete_session(token_hash, now)
+        postgres::off_runtime(|| self.state.delete_session(token_hash, now))
     }
 
     fn create_api_token(&self, token: &crate::ApiToken) -> Result<i64, StoreError> {
-        self.state.create_api_token(token)
+        postgres::off_runtime(|| self.state.create_api_token(token))
     }
 
     fn use_api_token(&self, token_hash: &[u8], now: i64) -> Result<Option<(crate::ApiToken, crate::User)>, StoreError> {
-        self.state.use_api_token(token_hash, now)
+        postgres::off_runtime(|| self.state.use_api_token(token_hash, now))
     }
 
     fn api_tokens(&self, user: Option<&str>) -> Result<Vec<crate::ApiToken>, StoreError> {
-        self.state.api_tokens(user)
+        postgres::off_runtime(|| self.state.api_tokens(user))
     }
 
     fn delete_api_token(&self, id: i64) -> Result<bool, StoreError> {
-        self.state.delete_api_token(id)
+        postgres::off_runtime(|| self.state.delete_api_token(id))
     }
 
     fn lead(&self, duty: crate::Duty) -> Result<bool, StoreError> {
-        self.state.lead(duty as i32)
+        postgres::off_runtime(|| self.state.lead(duty as i32))
     }
 }
 
@@ -347,12 +347,13 @@ impl ScaleOutWriter {
 
 impl Drop for ScaleOutWriter {
     fn drop(&mut self) {
-        self.rollback();
+        postgres::off_runtime(|| self.rollback());
     }
 }
 
-impl EventWriter for ScaleOutWriter {
-    fn begin_object(&mut self, object: &ObjectMeta) -> Result<(), StoreError> {
+/// The writer's work; the trait methods run it where the PostgreSQL client may block.
+impl ScaleOutWriter {
+    fn do_begin_object(&mut self, object: &ObjectMeta) -> Result<(), StoreError> {
         if self.object.is_some() {
             return Err(StoreError::ObjectInProgress(object.key.clone()));
         }
@@ -366,7 +367,7 @@ impl EventWriter for ScaleOutWriter {
         Ok(())
     }
 
-    fn insert(&mut self, batch: &mut EventBatch) -> Result<InsertCounts, StoreError> {
+    fn do_insert(&mut self, batch: &mut EventBatch) -> Result<InsertCounts, StoreError> {
         if self.object.is_none() {
             return Err(StoreError::NoObject("insert"));
         }
@@ -396,7 +397,7 @@ impl EventWriter for ScaleOutWriter {
         Ok(counts)
     }
 
-    fn finish_object(&mut self, totals: &ObjectTotals) -> Result<InsertCounts, StoreError> {
+    fn do_finish_object(&mut self, totals: &ObjectTotals) -> Result<InsertCounts, StoreError> {
         let object = self.object.take().ok_or(StoreError::NoObject("finish_object"))?;
         let now = model::timefmt::now_millis();
         postgres::ledger_committed(&mut **self.tx()?, &object.meta, totals, object.counts, now)?;
@@ -406,13 +407,13 @@ impl EventWriter for ScaleOutWriter {
         Ok(object.counts)
     }
 
-    fn quarantine_object(&mut self, object: &ObjectMeta, reason: &str, detail: &str) -> Result<(), StoreError> {
+    fn do_quarantine_object(&mut self, object: &ObjectMeta, reason: &str, detail: &str) -> Result<(), StoreError> {
         self.abort_object()?;
         let now = model::timefmt::now_millis();
         postgres::ledger_quarantined(&mut **self.tx()?, object, reason, detail, now)
     }
 
-    fn abort_object(&mut self) -> Result<(), StoreError> {
+    fn do_abort_object(&mut self) -> Result<(), StoreError> {
         let Some(open) = self.object.take() else { return Ok(()) };
         self.pending.truncate_to(&open.mark);
         for id in &open.ids {
@@ -424,7 +425,7 @@ impl EventWriter for ScaleOutWriter {
         Ok(())
     }
 
-    fn commit(&mut self) -> Result<(), StoreError> {
+    fn do_commit(&mut self) -> Result<(), StoreError> {
         if self.object.is_some() {
             return Err(StoreError::ObjectInProgress("commit".into()));
         }
@@ -446,11 +447,15 @@ impl EventWriter for ScaleOutWriter {
         Ok(())
     }
 
-    fn pending_events(&self) -> u64 {
+    fn do_pending_events(&self) -> u64 {
         self.pending_events
     }
 
-    fn record_alerts(&mut self, hits: &[crate::AlertHit], policy: &crate::AlertPolicy) -> Result<Vec<i64>, StoreError> {
+    fn do_record_alerts(
+        &mut self,
+        hits: &[crate::AlertHit],
+        policy: &crate::AlertPolicy,
+    ) -> Result<Vec<i64>, StoreError> {
         if self.object.is_some() {
             return Err(StoreError::ObjectInProgress("record_alerts".into()));
         }
@@ -461,18 +466,60 @@ impl EventWriter for ScaleOutWriter {
         postgres::record_hits(&mut **self.tx()?, hits, policy, now)
     }
 
-    fn save_correlation_windows(&mut self, windows: &[crate::CorrelationWindow]) -> Result<(), StoreError> {
+    fn do_save_correlation_windows(&mut self, windows: &[crate::CorrelationWindow]) -> Result<(), StoreError> {
         if windows.is_empty() {
             return Ok(());
         }
         postgres::save_windows(&mut **self.tx()?, windows)
     }
 
-    fn remember_regions(&mut self, regions: &[crate::KnownRegion]) -> Result<(), StoreError> {
+    fn do_remember_regions(&mut self, regions: &[crate::KnownRegion]) -> Result<(), StoreError> {
         if regions.is_empty() {
             return Ok(());
         }
         postgres::remember_regions(&mut **self.tx()?, regions)
+    }
+}
+
+impl EventWriter for ScaleOutWriter {
+    fn begin_object(&mut self, object: &ObjectMeta) -> Result<(), StoreError> {
+        postgres::off_runtime(|| self.do_begin_object(object))
+    }
+
+    fn insert(&mut self, batch: &mut EventBatch) -> Result<InsertCounts, StoreError> {
+        postgres::off_runtime(|| self.do_insert(batch))
+    }
+
+    fn finish_object(&mut self, totals: &ObjectTotals) -> Result<InsertCounts, StoreError> {
+        postgres::off_runtime(|| self.do_finish_object(totals))
+    }
+
+    fn quarantine_object(&mut self, object: &ObjectMeta, reason: &str, detail: &str) -> Result<(), StoreError> {
+        postgres::off_runtime(|| self.do_quarantine_object(object, reason, detail))
+    }
+
+    fn abort_object(&mut self) -> Result<(), StoreError> {
+        postgres::off_runtime(|| self.do_abort_object())
+    }
+
+    fn commit(&mut self) -> Result<(), StoreError> {
+        postgres::off_runtime(|| self.do_commit())
+    }
+
+    fn pending_events(&self) -> u64 {
+        self.do_pending_events()
+    }
+
+    fn record_alerts(&mut self, hits: &[crate::AlertHit], policy: &crate::AlertPolicy) -> Result<Vec<i64>, StoreError> {
+        postgres::off_runtime(|| self.do_record_alerts(hits, policy))
+    }
+
+    fn save_correlation_windows(&mut self, windows: &[crate::CorrelationWindow]) -> Result<(), StoreError> {
+        postgres::off_runtime(|| self.do_save_correlation_windows(windows))
+    }
+
+    fn remember_regions(&mut self, regions: &[crate::KnownRegion]) -> Result<(), StoreError> {
+        postgres::off_runtime(|| self.do_remember_regions(regions))
     }
 }
 

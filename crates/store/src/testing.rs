@@ -56,8 +56,10 @@ pub fn fresh_name() -> String {
 /// store called `name` on the configured servers.
 pub fn create_databases(urls: &(String, String), name: &str) -> (String, String) {
     let (ch, pg) = urls;
-    let mut admin = postgres::Client::connect(pg, postgres::NoTls).expect("connect to the test PostgreSQL");
-    admin.batch_execute(&format!("CREATE DATABASE {name}")).expect("create a test database");
+    crate::postgres::off_runtime(|| {
+        let mut admin = ::postgres::Client::connect(pg, ::postgres::NoTls).expect("connect to the test PostgreSQL");
+        admin.batch_execute(&format!("CREATE DATABASE {name}")).expect("create a test database");
+    });
     let config: postgres::Config = pg.parse().expect("a valid PostgreSQL URL");
     let host = match config.get_hosts().first() {
         Some(postgres::config::Host::Tcp(h)) => h.clone(),

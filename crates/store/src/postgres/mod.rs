@@ -222,7 +222,8 @@ const MIGRATIONS: &[&str] = &[
 
 /// A pool of connections to the state database.
 pub struct PgState {
-    pool: Pool,
+    /// Always `Some` but while dropping (see the `Drop` impl).
+    pool: Option<Pool>,
     /// The connection that holds session advisory locks this process leads with.
     leader: Mutex<Option<postgres::Client>>,
     url: String,
@@ -249,13 +250,17 @@ impl PgState {
             .connection_timeout(Duration::from_secs(30))
             .build(manager)
             .map_err(|e| StoreError::pool("connect to PostgreSQL", e.to_string()))?;
-        let state = PgState { pool, leader: Mutex::new(None), url: url.to_string() };
+        let state = PgState { pool: Some(pool), leader: Mutex::new(None), url: url.to_string() };
         state.migrate(also)?;
         Ok(state)
     }
 
     pub(crate) fn conn(&self) -> Result<Conn, StoreError> {
-        self.pool.get().map_err(|e| StoreError::pool("take a PostgreSQL connection", e.to_string()))
+        self.pool
+            .as_ref()
+            .expect("a pool until dropped")
+            .get()
+            .map_err(|e| StoreError::pool("take a PostgreSQL connection", e.to_string()))
     }
 
     fn migrate(&self, also: impl FnOnce() -> Result<(), StoreError>) -> Result<(), StoreError> {
@@ -331,6 +336,25 @@ impl PgState {
             .and_then(|r| r.try_get(0))
             .map_err(|e| StoreError::postgres("take arrival numbers", e))?;
         Ok((start, start + 4096))
+    }
+}
+
+/// Runs `f` where the synchronous PostgreSQL client may block: the `postgres` crate drives
+/// each call with a runtime of its own, which tokio forbids inside another runtime's
+/// context, so from there the call goes to a short-lived thread of its own. Callers may use
+/// the store from anywhere, as they do the SQLite store.
+pub(crate) fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|s| s.spawn(f).join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+}
+
+impl Drop for PgState {
+    /// Connections own runtimes, which must not be dropped inside an async context.
+    fn drop(&mut self) {
+        let (pool, leader) = (self.pool.take(), self.leader.lock().unwrap_or_else(|e| e.into_inner()).take());
+        off_runtime(move || drop((pool, leader)));
     }
 }
 
