@@ -206,16 +206,21 @@ def inside_account(endpoint, account, external_id="ext-1"):
 class Trailwatch:
     """A configuration file and store for one test, and ways to run the binary on them."""
 
-    def __init__(self, tmp, endpoint, accounts, ingest=None, sns=None, sections=None):
+    def __init__(self, tmp, endpoint, accounts, ingest=None, sns=None, sections=None, scaleout=None):
+        """`scaleout`: a (clickhouse_url, postgres_url) pair from `scaleout_store()` for the
+        scale-out store instead of an SQLite file."""
         self.tmp = pathlib.Path(tmp)
         self.db = self.tmp / "tw.db"
+        self.scaleout = scaleout
         self.config = self.tmp / "trailwatch.toml"
         self.web = f"http://127.0.0.1:{free_port()}"
         ingest = {"wait_time_secs": 1, "visibility_timeout_secs": 30, "retry_backoff_secs": 1,
                   "shutdown_grace_secs": 10, **(ingest or {})}
-        lines = ["[store]", f'path = "{self.db}"', "[web]", f'listen = "{self.web[7:]}"',
-                 "[aws]", f'endpoint_url = "{endpoint}"', "force_path_style = true",
-                 "[ingest]"] + [f"{k} = {json.dumps(v)}" for k, v in ingest.items()]
+        store = (["[store]", 'kind = "clickhouse"', f'url = "{scaleout[0]}"', "[state]", 'kind = "postgres"',
+                  f'url = "{scaleout[1]}"'] if scaleout else ["[store]", f'path = "{self.db}"'])
+        lines = store + ["[web]", f'listen = "{self.web[7:]}"',
+                         "[aws]", f'endpoint_url = "{endpoint}"', "force_path_style = true",
+                         "[ingest]"] + [f"{k} = {json.dumps(v)}" for k, v in ingest.items()]
         if sns:
             lines += ["[sns]"] + [f"{k} = {json.dumps(v)}" for k, v in sns.items()]
         for name, values in (sections or {}).items():
@@ -243,9 +248,13 @@ class Trailwatch:
         return subprocess.Popen([str(BIN), "serve", "--config", str(self.config), "--format", "json"],
                                 env=self.env, stdout=subprocess.PIPE, stderr=log)
 
+    def store_args(self):
+        """How CLI commands select this test's store."""
+        return ["--config", self.config] if self.scaleout else ["--db", self.db]
+
     def api_token(self, user="admin"):
         """An API token for `user` (serve creates `admin` on its first start)."""
-        return self.run("user", "token", user, "--db", self.db).stdout.strip()
+        return self.run("user", "token", user, *self.store_args()).stdout.strip()
 
     def get(self, path, token=None):
         """GET on serve's web listener: (status, body)."""
@@ -257,13 +266,26 @@ class Trailwatch:
             return e.code, e.read().decode()
 
     def event_ids(self):
-        if not self.db.exists():
+        if not self.scaleout and not self.db.exists():
             return []
-        p = self.run("search", "--db", self.db, "--limit", 0, "--format", "tsv")
+        p = self.run("search", *self.store_args(), "--limit", 0, "--format", "tsv")
         return [line.split("\t")[1] for line in p.stdout.splitlines() if line]
 
     def status(self):
         return json.loads(self.run("status", "--config", self.config, "--format", "json").stdout)
+
+
+def scaleout_store():
+    """URLs of a fresh scale-out store on the servers scripts/services.sh started: a new
+    PostgreSQL database (made with psql) and a ClickHouse database name (trailwatch creates
+    it). `None` when no servers are configured, unless TRAILWATCH_TEST_SCALEOUT=require."""
+    ch, pg = os.environ.get("TRAILWATCH_TEST_CLICKHOUSE_URL"), os.environ.get("TRAILWATCH_TEST_POSTGRES_URL")
+    if not (ch and pg):
+        assert os.environ.get("TRAILWATCH_TEST_SCALEOUT") != "require", "scale-out servers required but not configured"
+        return None
+    name = "tw_py_" + uuid.uuid4().hex[:12]
+    subprocess.run(["psql", pg, "-qc", f"CREATE DATABASE {name}"], check=True, capture_output=True)
+    return f"{ch.rstrip('/')}/{name}", pg.rsplit("/", 1)[0] + "/" + name
 
 
 def wait_for(predicate, timeout=60, every=0.2, what="condition"):

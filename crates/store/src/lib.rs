@@ -31,6 +31,7 @@ pub mod auth;
 mod batch;
 mod clickhouse;
 pub mod integrity;
+pub mod migrate;
 mod ops;
 mod postgres;
 mod query;

@@ -63,6 +63,10 @@ impl ScaleOutStore {
     pub fn clickhouse(&self) -> &ClickHouse {
         &self.ch
     }
+
+    pub(crate) fn state(&self) -> &PgState {
+        &self.state
+    }
 }
 
 impl Store for ScaleOutStore {
@@ -77,6 +81,7 @@ impl Store for ScaleOutStore {
             principals: FxHashSet::default(),
             arrivals: (0, 0),
             pending_events: 0,
+            ops: Vec::new(),
         }))
     }
 
@@ -309,7 +314,51 @@ pub struct ScaleOutWriter {
     /// The next arrival number and the end of the block taken from PostgreSQL.
     arrivals: (i64, i64),
     pending_events: u64,
+    /// What the open transaction did, to do it again if PostgreSQL aborts it (a deadlock
+    /// with another worker's transaction, which it resolves by aborting one of them).
+    ops: Vec<StateOp>,
 }
+
+/// One change to the state store within a writer's transaction.
+enum StateOp {
+    Committed { meta: ObjectMeta, totals: ObjectTotals, counts: InsertCounts, now: i64 },
+    Quarantined { meta: ObjectMeta, reason: String, detail: String, now: i64 },
+    Hits { hits: Vec<crate::AlertHit>, policy: crate::AlertPolicy, now: i64 },
+    Windows(Vec<crate::CorrelationWindow>),
+    Regions(Vec<crate::KnownRegion>),
+}
+
+impl StateOp {
+    fn apply(&self, c: &mut Conn) -> Result<Vec<i64>, StoreError> {
+        match self {
+            StateOp::Committed { meta, totals, counts, now } => {
+                postgres::ledger_committed(&mut **c, meta, totals, *counts, *now).map(|()| Vec::new())
+            }
+            StateOp::Quarantined { meta, reason, detail, now } => {
+                postgres::ledger_quarantined(&mut **c, meta, reason, detail, *now).map(|()| Vec::new())
+            }
+            StateOp::Hits { hits, policy, now } => postgres::record_hits(&mut **c, hits, policy, *now),
+            StateOp::Windows(w) => postgres::save_windows(&mut **c, w).map(|()| Vec::new()),
+            StateOp::Regions(r) => postgres::remember_regions(&mut **c, r).map(|()| Vec::new()),
+        }
+    }
+}
+
+/// Whether PostgreSQL aborted the transaction for a reason that doing it again resolves.
+fn retryable(e: &StoreError) -> bool {
+    use ::postgres::error::SqlState;
+    match e {
+        StoreError::Postgres { source, .. } => source.code().is_some_and(|c| {
+            *c == SqlState::T_R_DEADLOCK_DETECTED
+                || *c == SqlState::T_R_SERIALIZATION_FAILURE
+                || *c == SqlState::LOCK_NOT_AVAILABLE
+        }),
+        _ => false,
+    }
+}
+
+/// Attempts at a transaction PostgreSQL keeps aborting before the error is returned.
+const REPLAYS: u32 = 8;
 
 impl ScaleOutWriter {
     fn tx(&mut self) -> Result<&mut Conn, StoreError> {
@@ -332,11 +381,73 @@ impl ScaleOutWriter {
         Ok(n)
     }
 
-    fn rollback(&mut self) {
+    /// Ends the open transaction (releasing its locks at once) without forgetting what it
+    /// did.
+    fn abandon_tx(&mut self) {
         if let Some(mut c) = self.conn.take() {
             // A connection whose ROLLBACK fails is broken; the pool drops closed ones.
             let _ = c.batch_execute("ROLLBACK");
         }
+    }
+
+    /// Runs `op` in the open transaction and remembers it; if PostgreSQL aborts the
+    /// transaction for a deadlock, does the whole transaction again.
+    fn run(&mut self, op: StateOp) -> Result<Vec<i64>, StoreError> {
+        let result = op.apply(self.tx()?);
+        self.ops.push(op);
+        match result {
+            Ok(v) => Ok(v),
+            Err(e) if retryable(&e) => Ok(self.replay(e)?.pop().unwrap_or_default()),
+            Err(e) => {
+                self.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    /// Does every remembered operation again in a new transaction, after a short random
+    /// pause (so two workers that deadlocked do not meet again at once).
+    fn replay(&mut self, first: StoreError) -> Result<Vec<Vec<i64>>, StoreError> {
+        let mut last = first;
+        for attempt in 0..REPLAYS {
+            self.abandon_tx();
+            let jitter = (model::timefmt::now_millis() as u64 ^ (attempt as u64 * 7919)) % 50;
+            std::thread::sleep(std::time::Duration::from_millis(20 * u64::from(attempt + 1) + jitter));
+            tracing::debug!(attempt, error = %last, "state transaction aborted by PostgreSQL; doing it again");
+            let ops = std::mem::take(&mut self.ops);
+            let mut results = Vec::with_capacity(ops.len());
+            let mut failed = None;
+            match self.tx() {
+                Ok(c) => {
+                    for op in &ops {
+                        match op.apply(c) {
+                            Ok(v) => results.push(v),
+                            Err(e) => {
+                                failed = Some(e);
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(e) => failed = Some(e),
+            }
+            self.ops = ops;
+            match failed {
+                None => return Ok(results),
+                Some(e) if retryable(&e) => last = e,
+                Some(e) => {
+                    self.rollback();
+                    return Err(e);
+                }
+            }
+        }
+        self.rollback();
+        Err(last)
+    }
+
+    fn rollback(&mut self) {
+        self.abandon_tx();
+        self.ops.clear();
         self.pending = PendingRows::default();
         self.pending_ids.clear();
         self.principals.clear();
@@ -400,7 +511,7 @@ impl ScaleOutWriter {
     fn do_finish_object(&mut self, totals: &ObjectTotals) -> Result<InsertCounts, StoreError> {
         let object = self.object.take().ok_or(StoreError::NoObject("finish_object"))?;
         let now = model::timefmt::now_millis();
-        postgres::ledger_committed(&mut **self.tx()?, &object.meta, totals, object.counts, now)?;
+        self.run(StateOp::Committed { meta: object.meta, totals: totals.clone(), counts: object.counts, now })?;
         if self.pending.count >= FLUSH_EVENTS {
             self.pending.flush(&self.ch)?;
         }
@@ -410,7 +521,8 @@ impl ScaleOutWriter {
     fn do_quarantine_object(&mut self, object: &ObjectMeta, reason: &str, detail: &str) -> Result<(), StoreError> {
         self.abort_object()?;
         let now = model::timefmt::now_millis();
-        postgres::ledger_quarantined(&mut **self.tx()?, object, reason, detail, now)
+        let op = StateOp::Quarantined { meta: object.clone(), reason: reason.into(), detail: detail.into(), now };
+        self.run(op).map(drop)
     }
 
     fn do_abort_object(&mut self) -> Result<(), StoreError> {
@@ -436,14 +548,39 @@ impl ScaleOutWriter {
                 return Err(e);
             }
         }
-        if let Some(mut c) = self.conn.take() {
-            if let Err(e) = c.batch_execute("COMMIT") {
+        if self.conn.is_some() {
+            let mut result = self.commit_tx();
+            if let Err(e) = &result {
+                if retryable(e) {
+                    let e = result.expect_err("checked");
+                    result = self.replay(e).and_then(|_| self.commit_tx());
+                }
+            }
+            if let Err(e) = result {
                 self.rollback();
-                return Err(StoreError::postgres("commit the state transaction", e));
+                return Err(e);
             }
         }
+        self.ops.clear();
         self.pending_ids.clear();
         self.pending_events = 0;
+        Ok(())
+    }
+
+    /// After an error, the transaction must not keep holding locks other workers wait for:
+    /// whatever the caller does next (it may never drop this writer), nothing of the group
+    /// becomes durable and the locks go now. Protocol errors (a call out of order) change
+    /// nothing.
+    fn release_on(&mut self, e: &StoreError) {
+        if !matches!(e, StoreError::NoObject(_) | StoreError::ObjectInProgress(_)) {
+            self.rollback();
+        }
+    }
+
+    fn commit_tx(&mut self) -> Result<(), StoreError> {
+        let c = self.conn.as_mut().expect("a transaction is open");
+        c.batch_execute("COMMIT").map_err(postgres::pg("commit the state transaction"))?;
+        self.conn = None;
         Ok(())
     }
 
@@ -463,47 +600,47 @@ impl ScaleOutWriter {
             return Ok(Vec::new());
         }
         let now = model::timefmt::now_millis();
-        postgres::record_hits(&mut **self.tx()?, hits, policy, now)
+        self.run(StateOp::Hits { hits: hits.to_vec(), policy: policy.clone(), now })
     }
 
     fn do_save_correlation_windows(&mut self, windows: &[crate::CorrelationWindow]) -> Result<(), StoreError> {
         if windows.is_empty() {
             return Ok(());
         }
-        postgres::save_windows(&mut **self.tx()?, windows)
+        self.run(StateOp::Windows(windows.to_vec())).map(drop)
     }
 
     fn do_remember_regions(&mut self, regions: &[crate::KnownRegion]) -> Result<(), StoreError> {
         if regions.is_empty() {
             return Ok(());
         }
-        postgres::remember_regions(&mut **self.tx()?, regions)
+        self.run(StateOp::Regions(regions.to_vec())).map(drop)
     }
 }
 
 impl EventWriter for ScaleOutWriter {
     fn begin_object(&mut self, object: &ObjectMeta) -> Result<(), StoreError> {
-        postgres::off_runtime(|| self.do_begin_object(object))
+        postgres::off_runtime(|| self.do_begin_object(object).inspect_err(|e| self.release_on(e)))
     }
 
     fn insert(&mut self, batch: &mut EventBatch) -> Result<InsertCounts, StoreError> {
-        postgres::off_runtime(|| self.do_insert(batch))
+        postgres::off_runtime(|| self.do_insert(batch).inspect_err(|e| self.release_on(e)))
     }
 
     fn finish_object(&mut self, totals: &ObjectTotals) -> Result<InsertCounts, StoreError> {
-        postgres::off_runtime(|| self.do_finish_object(totals))
+        postgres::off_runtime(|| self.do_finish_object(totals).inspect_err(|e| self.release_on(e)))
     }
 
     fn quarantine_object(&mut self, object: &ObjectMeta, reason: &str, detail: &str) -> Result<(), StoreError> {
-        postgres::off_runtime(|| self.do_quarantine_object(object, reason, detail))
+        postgres::off_runtime(|| self.do_quarantine_object(object, reason, detail).inspect_err(|e| self.release_on(e)))
     }
 
     fn abort_object(&mut self) -> Result<(), StoreError> {
-        postgres::off_runtime(|| self.do_abort_object())
+        postgres::off_runtime(|| self.do_abort_object().inspect_err(|e| self.release_on(e)))
     }
 
     fn commit(&mut self) -> Result<(), StoreError> {
-        postgres::off_runtime(|| self.do_commit())
+        postgres::off_runtime(|| self.do_commit().inspect_err(|e| self.release_on(e)))
     }
 
     fn pending_events(&self) -> u64 {
@@ -511,15 +648,15 @@ impl EventWriter for ScaleOutWriter {
     }
 
     fn record_alerts(&mut self, hits: &[crate::AlertHit], policy: &crate::AlertPolicy) -> Result<Vec<i64>, StoreError> {
-        postgres::off_runtime(|| self.do_record_alerts(hits, policy))
+        postgres::off_runtime(|| self.do_record_alerts(hits, policy).inspect_err(|e| self.release_on(e)))
     }
 
     fn save_correlation_windows(&mut self, windows: &[crate::CorrelationWindow]) -> Result<(), StoreError> {
-        postgres::off_runtime(|| self.do_save_correlation_windows(windows))
+        postgres::off_runtime(|| self.do_save_correlation_windows(windows).inspect_err(|e| self.release_on(e)))
     }
 
     fn remember_regions(&mut self, regions: &[crate::KnownRegion]) -> Result<(), StoreError> {
-        postgres::off_runtime(|| self.do_remember_regions(regions))
+        postgres::off_runtime(|| self.do_remember_regions(regions).inspect_err(|e| self.release_on(e)))
     }
 }
 

@@ -62,6 +62,8 @@ pub enum Command {
     /// Dashboard users and API tokens.
     #[command(subcommand)]
     User(UserCommand),
+    /// Move an embedded (SQLite) installation's history to the scale-out stores.
+    Migrate(MigrateArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -384,6 +386,26 @@ pub struct SearchArgs {
     /// `table`, `json` (array of the original records), `jsonl` (one original record per
     /// line) or `tsv` (eventTime, eventID, eventSource, eventName, principal,
     /// sourceIPAddress, recipientAccountId, awsRegion, errorCode).
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  trailwatch migrate --from sqlite:/var/lib/trailwatch/trailwatch.db \\\n    \
+    --to clickhouse:http://127.0.0.1:8123/trailwatch --state postgres://trailwatch@127.0.0.1/trailwatch\n\n\
+    Events keep their order, alerts, API tokens and ledger rows their ids. Running it again is safe \
+    (nothing is copied twice). Credentials may come from TRAILWATCH_CLICKHOUSE_USER, \
+    TRAILWATCH_CLICKHOUSE_PASSWORD and PGPASSWORD.")]
+pub struct MigrateArgs {
+    /// `sqlite:PATH`: the store to copy (only read).
+    #[arg(long, value_name = "sqlite:PATH")]
+    pub from: String,
+    /// `clickhouse:URL`: where the events go.
+    #[arg(long, value_name = "clickhouse:URL")]
+    pub to: String,
+    /// `postgres://…`: where ledger, alerts, users and the rest go.
+    #[arg(long, value_name = "postgres://…", env = "TRAILWATCH_STATE_URL")]
+    pub state: String,
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }

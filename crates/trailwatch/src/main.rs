@@ -71,6 +71,7 @@ fn run(command: cli::Command) -> anyhow::Result<()> {
         Command::User(cli::UserCommand::Add(args)) => commands::user::add(args),
         Command::User(cli::UserCommand::List(args)) => commands::user::list(args),
         Command::User(cli::UserCommand::Token(args)) => commands::user::token(args),
+        Command::Migrate(args) => commands::migrate::run(args),
     }
 }
 

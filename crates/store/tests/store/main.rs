@@ -1,5 +1,6 @@
 //! Integration tests of the SQLite store: the object protocol and search semantics.
 
+mod migrate;
 mod ops;
 mod protocol;
 mod search;

@@ -1,32 +1,33 @@
 //! The operational tables: problems are counted again, not duplicated; status is replaced.
 
-use store::{DigestSeen, IngestFinding, IntegrationStatus, MessageProblem, SqliteStore, Store};
+use store::{DigestSeen, IngestFinding, IntegrationStatus, MessageProblem};
 
 #[test]
 fn message_problems_are_upserted_and_cleared() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("t.db")).unwrap();
-    let mut p = MessageProblem {
-        queue: "q".into(),
-        message_id: "m1".into(),
-        reason: "not_json".into(),
-        detail: "expected value".into(),
-        body: "é".repeat(40_000), // 80 KB: cut below 64 KiB at a char boundary
-        receive_count: 1,
-        first_seen: 10,
-        last_seen: 10,
-    };
-    store.record_message_problem(&p).unwrap();
-    p.receive_count = 3;
-    p.last_seen = 20;
-    p.first_seen = 20;
-    store.record_message_problem(&p).unwrap();
-    let got = store.message_problems().unwrap();
-    assert_eq!(got.len(), 1);
-    assert_eq!((got[0].receive_count, got[0].first_seen, got[0].last_seen), (3, 10, 20));
-    assert!(got[0].body.len() <= 64 << 10 && got[0].body.chars().all(|c| c == 'é'));
-    store.clear_message_problem("q", "m1").unwrap();
-    assert!(store.message_problems().unwrap().is_empty());
+    for (backend, store) in store::testing::backends() {
+        eprintln!("backend: {backend}");
+        let mut p = MessageProblem {
+            queue: "q".into(),
+            message_id: "m1".into(),
+            reason: "not_json".into(),
+            detail: "expected value".into(),
+            body: "é".repeat(40_000), // 80 KB: cut below 64 KiB at a char boundary
+            receive_count: 1,
+            first_seen: 10,
+            last_seen: 10,
+        };
+        store.record_message_problem(&p).unwrap();
+        p.receive_count = 3;
+        p.last_seen = 20;
+        p.first_seen = 20;
+        store.record_message_problem(&p).unwrap();
+        let got = store.message_problems().unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].receive_count, got[0].first_seen, got[0].last_seen), (3, 10, 20));
+        assert!(got[0].body.len() <= 64 << 10 && got[0].body.chars().all(|c| c == 'é'));
+        store.clear_message_problem("q", "m1").unwrap();
+        assert!(store.message_problems().unwrap().is_empty());
+    }
 }
 
 #[test]
@@ -80,90 +81,91 @@ fn integration_status_is_replaced_per_account_and_region() {
 #[test]
 fn integrity_chains_only_move_forward_and_findings_are_new_once() {
     use store::{IntegrityChain, IntegrityFinding, Silence};
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("t.db")).unwrap();
-    let chain = IntegrityChain {
-        account: "prod".into(),
-        account_id: "111122223333".into(),
-        region: "us-east-1".into(),
-        trail: "main".into(),
-        newest_key: Some("d2".into()),
-        newest_end: Some(2_000),
-        newest_log: Some(1_900),
-        verified_at: 10,
-    };
-    store.record_integrity_chains(std::slice::from_ref(&chain)).unwrap();
-    // A later run over a window that starts after the newest digest sees nothing newer.
-    store
-        .record_integrity_chains(&[IntegrityChain {
-            newest_key: None,
-            newest_end: None,
-            newest_log: None,
-            verified_at: 20,
-            ..chain.clone()
-        }])
-        .unwrap();
-    // An older digest does not move the chain back.
-    store
-        .record_integrity_chains(&[IntegrityChain {
-            newest_key: Some("d1".into()),
-            newest_end: Some(1_000),
-            newest_log: Some(900),
-            verified_at: 30,
-            ..chain.clone()
-        }])
-        .unwrap();
-    let got = store.integrity_chains().unwrap();
-    assert_eq!(got.len(), 1);
-    assert_eq!(
-        (got[0].newest_key.as_deref(), got[0].newest_end, got[0].newest_log, got[0].verified_at),
-        (Some("d2"), Some(2_000), Some(1_900), 30)
-    );
-    store
-        .record_integrity_chains(&[IntegrityChain {
-            newest_key: Some("d3".into()),
-            newest_end: Some(3_000),
-            newest_log: Some(2_950),
-            verified_at: 40,
-            ..chain
-        }])
-        .unwrap();
-    let got = store.integrity_chains().unwrap();
-    assert_eq!(
-        (got[0].newest_key.as_deref(), got[0].newest_end, got[0].newest_log),
-        (Some("d3"), Some(3_000), Some(2_950))
-    );
+    for (backend, store) in store::testing::backends() {
+        eprintln!("backend: {backend}");
+        let chain = IntegrityChain {
+            account: "prod".into(),
+            account_id: "111122223333".into(),
+            region: "us-east-1".into(),
+            trail: "main".into(),
+            newest_key: Some("d2".into()),
+            newest_end: Some(2_000),
+            newest_log: Some(1_900),
+            verified_at: 10,
+        };
+        store.record_integrity_chains(std::slice::from_ref(&chain)).unwrap();
+        // A later run over a window that starts after the newest digest sees nothing newer.
+        store
+            .record_integrity_chains(&[IntegrityChain {
+                newest_key: None,
+                newest_end: None,
+                newest_log: None,
+                verified_at: 20,
+                ..chain.clone()
+            }])
+            .unwrap();
+        // An older digest does not move the chain back.
+        store
+            .record_integrity_chains(&[IntegrityChain {
+                newest_key: Some("d1".into()),
+                newest_end: Some(1_000),
+                newest_log: Some(900),
+                verified_at: 30,
+                ..chain.clone()
+            }])
+            .unwrap();
+        let got = store.integrity_chains().unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            (got[0].newest_key.as_deref(), got[0].newest_end, got[0].newest_log, got[0].verified_at),
+            (Some("d2"), Some(2_000), Some(1_900), 30)
+        );
+        store
+            .record_integrity_chains(&[IntegrityChain {
+                newest_key: Some("d3".into()),
+                newest_end: Some(3_000),
+                newest_log: Some(2_950),
+                verified_at: 40,
+                ..chain
+            }])
+            .unwrap();
+        let got = store.integrity_chains().unwrap();
+        assert_eq!(
+            (got[0].newest_key.as_deref(), got[0].newest_end, got[0].newest_log),
+            (Some("d3"), Some(3_000), Some(2_950))
+        );
 
-    let f = IntegrityFinding {
-        account: "prod".into(),
-        kind: "LOG_MISSING".into(),
-        key: "k1".into(),
-        detail: "gone".into(),
-        first_seen: 5,
-        last_seen: 5,
-    };
-    assert_eq!(store.record_integrity_findings(std::slice::from_ref(&f)).unwrap(), vec![f.clone()]);
-    let again = IntegrityFinding { first_seen: 9, last_seen: 9, detail: "still gone".into(), ..f.clone() };
-    let other = IntegrityFinding { key: "k2".into(), ..f.clone() };
-    assert_eq!(store.record_integrity_findings(&[again, other.clone()]).unwrap(), vec![other]);
-    let all = store.integrity_findings().unwrap();
-    let k1 = all.iter().find(|x| x.key == "k1").unwrap();
-    assert_eq!((k1.first_seen, k1.last_seen, k1.detail.as_str()), (5, 9, "still gone"));
+        let f = IntegrityFinding {
+            account: "prod".into(),
+            kind: "LOG_MISSING".into(),
+            key: "k1".into(),
+            detail: "gone".into(),
+            first_seen: 5,
+            last_seen: 5,
+        };
+        assert_eq!(store.record_integrity_findings(std::slice::from_ref(&f)).unwrap(), vec![f.clone()]);
+        let again = IntegrityFinding { first_seen: 9, last_seen: 9, detail: "still gone".into(), ..f.clone() };
+        let other = IntegrityFinding { key: "k2".into(), ..f.clone() };
+        assert_eq!(store.record_integrity_findings(&[again, other.clone()]).unwrap(), vec![other]);
+        let all = store.integrity_findings().unwrap();
+        let k1 = all.iter().find(|x| x.key == "k1").unwrap();
+        assert_eq!((k1.first_seen, k1.last_seen, k1.detail.as_str()), (5, 9, "still gone"));
 
-    let s = Silence {
-        account: "prod".into(),
-        account_id: "111122223333".into(),
-        region: "us-east-1".into(),
-        what: "digests".into(),
-        since: 7,
-        alert_id: Some(3),
-    };
-    store.set_silence(&s).unwrap();
-    assert_eq!(store.silences().unwrap(), vec![s.clone()]);
-    assert_eq!(store.clear_silence(&Silence { what: "logs".into(), ..s.clone() }).unwrap(), None);
-    assert_eq!(store.clear_silence(&Silence { account_id: "444455556666".into(), ..s.clone() }).unwrap(), None);
-    assert_eq!(store.clear_silence(&s).unwrap(), Some(s));
-    assert!(store.silences().unwrap().is_empty());
+        let s = Silence {
+            account: "prod".into(),
+            account_id: "111122223333".into(),
+            region: "us-east-1".into(),
+            what: "digests".into(),
+            since: 7,
+            alert_id: Some(3),
+        };
+        store.set_silence(&s).unwrap();
+        assert_eq!(store.silences().unwrap(), vec![s.clone()]);
+        assert_eq!(store.clear_silence(&Silence { what: "logs".into(), ..s.clone() }).unwrap(), None);
+        assert_eq!(store.clear_silence(&Silence { account_id: "444455556666".into(), ..s.clone() }).unwrap(), None);
+        assert_eq!(store.clear_silence(&s).unwrap(), Some(s));
+        assert!(store.silences().unwrap().is_empty());
+    }
 }
 
 #[test]

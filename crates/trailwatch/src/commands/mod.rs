@@ -7,6 +7,7 @@ pub mod bench_web;
 pub mod demo;
 pub mod doctor;
 pub mod ingest;
+pub mod migrate;
 pub mod quarantine;
 pub mod rules;
 pub mod search;
