@@ -88,5 +88,7 @@ python3 -m py_compile scripts/naive_loader.py scripts/make_big_log.py scripts/be
 bash -n scripts/bench.sh
 bash -n scripts/bench_rules.sh
 bash -n scripts/bench_web.sh
+bash -n scripts/bench_scaleout.sh
+bash -n scripts/services.sh
 
 step "all tests passed"

@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -286,6 +287,17 @@ def scaleout_store():
     name = "tw_py_" + uuid.uuid4().hex[:12]
     subprocess.run(["psql", pg, "-qc", f"CREATE DATABASE {name}"], check=True, capture_output=True)
     return f"{ch.rstrip('/')}/{name}", pg.rsplit("/", 1)[0] + "/" + name
+
+
+def stored_events(scale):
+    """Events in a scale-out store, asked of ClickHouse directly (cheap enough to poll)."""
+    base, db = scale[0].rsplit("/", 1)
+    query = urllib.parse.quote(f"SELECT count() FROM {db}.events FINAL")
+    try:
+        with urllib.request.urlopen(f"{base}/?query={query}", timeout=10) as r:
+            return int(r.read().decode().strip() or 0)
+    except urllib.error.HTTPError:
+        return 0  # not created yet
 
 
 def wait_for(predicate, timeout=60, every=0.2, what="condition"):

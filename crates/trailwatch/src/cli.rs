@@ -551,6 +551,10 @@ pub struct BenchWebArgs {
     /// Requests per measured query.
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
+    /// Compare with this configuration's store (e.g. the scale-out store holding the same
+    /// events) instead of the SQLite store's time plan: each search runs on both.
+    #[arg(long, value_name = "FILE")]
+    pub against: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
 }

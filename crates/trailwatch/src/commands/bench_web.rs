@@ -86,12 +86,38 @@ pub fn run(args: BenchWebArgs) -> anyhow::Result<()> {
     searches.push(("since 24h".into(), "/api/v1/events?since=24h".into()));
     let runs = args.runs.max(1);
     let db = args.db.clone();
+    // The baseline: the same store without postings, or another store with the same events.
+    let (baseline, base_token): (Arc<dyn Store>, String) = match &args.against {
+        None => (Arc::new(SqliteStore::open(&db)?.with_plan(PlanChoice::Time)), token.clone()),
+        Some(config) => {
+            let config = super::load_config(config)?;
+            let other = super::open_target(&config.store, super::Open::Existing)?;
+            let theirs = other.stats()?.events;
+            if theirs != stats.events {
+                anyhow::bail!(
+                    "--against holds {theirs} events, {} holds {}: compare stores of the same events",
+                    args.db.display(),
+                    stats.events
+                );
+            }
+            if other.user("bench")?.is_none() {
+                other.put_user(&web::auth::new_user(
+                    "bench",
+                    store::Role::Viewer,
+                    &web::auth::generate_password(),
+                    0,
+                )?)?;
+            }
+            let (t, _) = web::create_api_token(&*other, "bench", "bench web")?;
+            (other, t)
+        }
+    };
+    let baseline_name = if args.against.is_some() { "against" } else { "time plan" };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let result = runtime.block_on(async move {
         let indexed: Arc<dyn Store> = Arc::new(store);
-        let timeplan: Arc<dyn Store> = Arc::new(SqliteStore::open(&db)?.with_plan(PlanChoice::Time));
         let app = web::router(web::WebState::new(indexed.clone(), Default::default()));
-        let base = web::router(web::WebState::new(timeplan, Default::default()));
+        let base = web::router(web::WebState::new(baseline, Default::default()));
         let mut out: Vec<(Measured, Option<Measured>)> = Vec::new();
         // Warm the page cache and the statement caches once.
         time_get(&app, "/?range=30d", &token).await?;
@@ -115,13 +141,13 @@ pub fn run(args: BenchWebArgs) -> anyhow::Result<()> {
             out.push((page, Some(count)));
         }
         let mut indexed_all = Measured { name: "search, indexed filter (all)".into(), times: Vec::new() };
-        let mut time_all = Measured { name: "search, time plan (baseline)".into(), times: Vec::new() };
+        let mut time_all = Measured { name: format!("search, {baseline_name} (baseline)"), times: Vec::new() };
         for (name, path) in &searches {
             let mut m = Measured { name: format!("search {name}"), times: Vec::new() };
             let mut b = Measured { name: String::new(), times: Vec::new() };
             for _ in 0..runs {
                 m.times.push(time_get(&app, path, &token).await?);
-                b.times.push(time_get(&base, path, &token).await?);
+                b.times.push(time_get(&base, path, &base_token).await?);
             }
             indexed_all.times.extend(&m.times);
             time_all.times.extend(&b.times);
@@ -183,6 +209,9 @@ pub fn run(args: BenchWebArgs) -> anyhow::Result<()> {
                 args.db.display()
             );
             println!("{:<46} {:>8} {:>8} {:>8}   {:>12} {:>7}", "", "p50", "p95", "max", "baseline p95", "ratio");
+            if let Some(a) = &args.against {
+                println!("(baseline: the store of {}, same events)", a.display());
+            }
             for (m, b) in &out {
                 let (bp, ratio) = match b {
                     Some(b) => (format!("{:.1}", b.pct(0.95)), format!("{:.1}×", b.pct(0.95) / m.pct(0.95))),

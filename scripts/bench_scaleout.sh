@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Insert throughput of the scale-out store, with its baselines in the same script:
+#   1. SQLite, one `ingest --local` process (the embedded store);
+#   2. ClickHouse + PostgreSQL, one process;
+#   3. ClickHouse + PostgreSQL, two processes in parallel on the two halves of the same files
+#      (two workers sharing one store).
+# Every run starts from a fresh store. On a 2-core machine the servers share the cores with
+# the workers, so (3) measures contention as much as scaling: read the ratio with that in mind.
+#
+# Needs the servers: TRAILWATCH_TEST_CLICKHOUSE_URL and TRAILWATCH_TEST_POSTGRES_URL (as
+# scripts/services.sh exports them), psql, and a release build.
+#   EVENTS=1000000 scripts/bench_scaleout.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${TRAILWATCH_BIN:-target/release/trailwatch}
+EVENTS=${EVENTS:-1000000}
+: "${TRAILWATCH_TEST_CLICKHOUSE_URL:?start the servers first (source scripts/services.sh; start_services DIR)}"
+: "${TRAILWATCH_TEST_POSTGRES_URL:?start the servers first}"
+work=$(mktemp -d /tmp/tw-bench-scaleout.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+
+"$BIN" simulate --out "$work/bucket" --events "$EVENTS" --accounts 5 --hours 72 --seed 11 >/dev/null
+# Two halves of the files, same layout (hard links).
+(cd "$work/bucket" && find . -name '*.json.gz' | sort) > "$work/files"
+awk 'NR % 2 == 1' "$work/files" > "$work/odd.list"
+awk 'NR % 2 == 0' "$work/files" > "$work/even.list"
+for half in odd even; do
+  mkdir -p "$work/$half"
+  (cd "$work/bucket" && xargs -a "$work/$half.list" cp --parents -l -t "$work/$half")
+done
+records=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["records"])' "$work/bucket/manifest.json")
+
+fresh() { # a config file for a fresh scale-out store named $1
+  local name=$1
+  psql "$TRAILWATCH_TEST_POSTGRES_URL" -qc "CREATE DATABASE $name" >/dev/null
+  cat > "$work/$name.toml" <<CONF
+[store]
+kind = "clickhouse"
+url = "${TRAILWATCH_TEST_CLICKHOUSE_URL%/}/$name"
+[state]
+kind = "postgres"
+url = "${TRAILWATCH_TEST_POSTGRES_URL%/*}/$name"
+CONF
+  # Migrate now, so the runs below measure ingest only.
+  "$BIN" search --config "$work/$name.toml" --limit 1 >/dev/null
+  echo "$work/$name.toml"
+}
+
+seconds() { python3 -c 'import time; print(time.time())'; }
+rate() { python3 -c "import sys; n, a, b = map(float, sys.argv[1:]); print(f'{n / (b - a):,.0f}')" "$@"; }
+
+t0=$(seconds); "$BIN" ingest --db "$work/sqlite.db" --local "$work/bucket" >/dev/null; t1=$(seconds)
+sqlite_rate=$(rate "$records" "$t0" "$t1")
+
+one=$(fresh "tw_bench_one_$$")
+t0=$(seconds); "$BIN" ingest --config "$one" --local "$work/bucket" >/dev/null; t1=$(seconds)
+one_rate=$(rate "$records" "$t0" "$t1")
+
+two=$(fresh "tw_bench_two_$$")
+t0=$(seconds)
+"$BIN" ingest --config "$two" --local "$work/odd" >/dev/null &
+"$BIN" ingest --config "$two" --local "$work/even" >/dev/null &
+wait
+t1=$(seconds)
+two_rate=$(rate "$records" "$t0" "$t1")
+
+stored=$("$BIN" search --config "$two" --limit 0 --format tsv | wc -l)
+echo "$records events ($(wc -l < "$work/files") files), $(nproc) cores"
+echo "  SQLite, 1 process:                 $sqlite_rate events/s"
+echo "  ClickHouse+PostgreSQL, 1 worker:   $one_rate events/s"
+echo "  ClickHouse+PostgreSQL, 2 workers:  $two_rate events/s (stored: $stored)"
+python3 -c "import sys; s, o, t = (float(x.replace(',', '')) for x in sys.argv[1:]); print(f'  ratios: 1 worker / SQLite = {o / s:.2f}, 2 workers / 1 worker = {t / o:.2f}')" "$sqlite_rate" "$one_rate" "$two_rate"
