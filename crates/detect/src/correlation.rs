@@ -218,6 +218,23 @@ impl State {
         out
     }
 
+    /// Replaces the windows of `keys` (correlation id, group) with what `saved` holds for
+    /// them (a key absent from `saved` has an empty window): another process sharing the
+    /// store may have moved them since this one last looked.
+    pub fn refresh(&mut self, correlations: &[Correlation], keys: &[(String, String)], saved: Vec<SavedWindow>) {
+        for (id, group) in keys {
+            if let Some(c) = correlations.iter().position(|c| &c.id == id) {
+                self.groups.remove(&(c, group.clone()));
+            }
+        }
+        let fresh = State::restore(correlations, saved);
+        for (key, entries) in fresh.groups {
+            if keys.iter().any(|(id, group)| correlations[key.0].id == *id && *group == key.1) {
+                self.groups.insert(key, entries);
+            }
+        }
+    }
+
     /// Restores saved windows; those of correlations no longer loaded, or unreadable, are
     /// skipped (they only delay an alert by at most one timespan).
     pub fn restore(correlations: &[Correlation], saved: impl IntoIterator<Item = SavedWindow>) -> State {

@@ -238,6 +238,28 @@ impl ObjectHits {
     ) -> Result<RecordedAlerts, StoreError> {
         self.keyed.sort_by_key(|k| k.time);
         let rules = &detection.rules;
+        // Workers sharing a store share windows: take this object's from the store (locked
+        // until the transaction ends) before feeding it.
+        let mut keys: Vec<(String, String)> = self
+            .keyed
+            .iter()
+            .map(|k| (rules.correlations[k.keyed.correlation].id.clone(), k.keyed.group.clone()))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        if !keys.is_empty() {
+            if let Some(saved) = writer.shared_correlation_windows(&keys)? {
+                let saved = saved
+                    .into_iter()
+                    .map(|w| detect::correlation::SavedWindow {
+                        correlation: w.correlation,
+                        group: w.group,
+                        entries: w.entries,
+                    })
+                    .collect();
+                detection.state.refresh(&rules.correlations, &keys, saved);
+            }
+        }
         for k in &self.keyed {
             let c = &rules.correlations[k.keyed.correlation];
             if let Some(events) = c.feed(&mut detection.state, &k.keyed, k.time, &k.event_id) {

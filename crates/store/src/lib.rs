@@ -289,6 +289,18 @@ pub trait EventWriter: Send {
 
     /// Records (account, region) pairs seen for the first time, in the open transaction.
     fn remember_regions(&mut self, regions: &[KnownRegion]) -> Result<(), StoreError>;
+
+    /// The stored correlation windows of `keys` (correlation id, group), locked until the
+    /// open transaction ends, when other processes write them too; `None` when this writer
+    /// is the store's only one, so the windows in memory are the truth. Call before feeding
+    /// an object's correlation matches, and save the changed windows in the same transaction.
+    fn shared_correlation_windows(
+        &mut self,
+        keys: &[(String, String)],
+    ) -> Result<Option<Vec<CorrelationWindow>>, StoreError> {
+        let _ = keys;
+        Ok(None)
+    }
 }
 
 /// Identifies an object and where it came from.

@@ -321,11 +321,27 @@ pub struct ScaleOutWriter {
 
 /// One change to the state store within a writer's transaction.
 enum StateOp {
-    Committed { meta: ObjectMeta, totals: ObjectTotals, counts: InsertCounts, now: i64 },
-    Quarantined { meta: ObjectMeta, reason: String, detail: String, now: i64 },
-    Hits { hits: Vec<crate::AlertHit>, policy: crate::AlertPolicy, now: i64 },
+    Committed {
+        meta: ObjectMeta,
+        totals: ObjectTotals,
+        counts: InsertCounts,
+        now: i64,
+    },
+    Quarantined {
+        meta: ObjectMeta,
+        reason: String,
+        detail: String,
+        now: i64,
+    },
+    Hits {
+        hits: Vec<crate::AlertHit>,
+        policy: crate::AlertPolicy,
+        now: i64,
+    },
     Windows(Vec<crate::CorrelationWindow>),
     Regions(Vec<crate::KnownRegion>),
+    /// Locks (and reads) correlation windows; a replay takes the locks again.
+    LockWindows(Vec<(String, String)>),
 }
 
 impl StateOp {
@@ -340,6 +356,7 @@ impl StateOp {
             StateOp::Hits { hits, policy, now } => postgres::record_hits(&mut **c, hits, policy, *now),
             StateOp::Windows(w) => postgres::save_windows(&mut **c, w).map(|()| Vec::new()),
             StateOp::Regions(r) => postgres::remember_regions(&mut **c, r).map(|()| Vec::new()),
+            StateOp::LockWindows(keys) => postgres::lock_windows(&mut **c, keys).map(|_| Vec::new()),
         }
     }
 }
@@ -577,6 +594,26 @@ impl ScaleOutWriter {
         }
     }
 
+    fn do_shared_correlation_windows(
+        &mut self,
+        keys: &[(String, String)],
+    ) -> Result<Option<Vec<crate::CorrelationWindow>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        // Read under the locks, then remember the locking for a replay.
+        self.run(StateOp::LockWindows(keys.to_vec()))?;
+        let c = self.tx()?;
+        let windows = postgres::lock_windows(&mut **c, keys);
+        match windows {
+            Ok(w) => Ok(Some(w)),
+            Err(e) => {
+                self.rollback();
+                Err(e)
+            }
+        }
+    }
+
     fn commit_tx(&mut self) -> Result<(), StoreError> {
         let c = self.conn.as_mut().expect("a transaction is open");
         c.batch_execute("COMMIT").map_err(postgres::pg("commit the state transaction"))?;
@@ -619,6 +656,13 @@ impl ScaleOutWriter {
 }
 
 impl EventWriter for ScaleOutWriter {
+    fn shared_correlation_windows(
+        &mut self,
+        keys: &[(String, String)],
+    ) -> Result<Option<Vec<crate::CorrelationWindow>>, StoreError> {
+        postgres::off_runtime(|| self.do_shared_correlation_windows(keys).inspect_err(|e| self.release_on(e)))
+    }
+
     fn begin_object(&mut self, object: &ObjectMeta) -> Result<(), StoreError> {
         postgres::off_runtime(|| self.do_begin_object(object).inspect_err(|e| self.release_on(e)))
     }

@@ -4,7 +4,7 @@
 
 use postgres::GenericClient;
 
-use super::{all, pg, PgState, LOCK_ALERT_GROUP};
+use super::{all, pg, PgState, LOCK_ALERT_GROUP, LOCK_WINDOW};
 use crate::alerts::{
     level_rank, Alert, AlertFilter, AlertHit, AlertPolicy, AlertState, AlertSubject, Backlog, CorrelationWindow,
     Delivery, KnownRegion, LEVELS,
@@ -27,16 +27,7 @@ pub(crate) fn record_hits(
     let mut groups: Vec<(&str, &str)> = hits.iter().map(|h| (h.rule_id.as_str(), h.group_key.as_str())).collect();
     groups.sort_unstable();
     groups.dedup();
-    let mut keys: Vec<i32> = groups
-        .iter()
-        .map(|(rule, group)| {
-            let mut h: u32 = 0x811c_9dc5;
-            for b in rule.bytes().chain([0]).chain(group.bytes()) {
-                h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
-            }
-            h as i32
-        })
-        .collect();
+    let mut keys: Vec<i32> = groups.iter().map(|(rule, group)| fnv(rule, group)).collect();
     keys.sort_unstable();
     keys.dedup();
     for key in keys {
@@ -125,6 +116,40 @@ fn open_alert(c: &mut impl GenericClient, hit: &AlertHit, now: i64) -> Result<i6
         )
         .map_err(pg("open alert"))?;
     Ok(r.get(0))
+}
+
+/// Locks the windows of `keys` for the rest of the transaction (in one order for every
+/// worker) and reads them.
+pub(crate) fn lock_windows(
+    c: &mut impl GenericClient,
+    keys: &[(String, String)],
+) -> Result<Vec<CorrelationWindow>, StoreError> {
+    let mut locks: Vec<i32> = keys.iter().map(|(c, g)| fnv(c, g)).collect();
+    locks.sort_unstable();
+    locks.dedup();
+    for key in locks {
+        c.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&LOCK_WINDOW, &key])
+            .map_err(pg("lock a correlation window"))?;
+    }
+    let (ids, groups): (Vec<String>, Vec<String>) = keys.iter().cloned().unzip();
+    let rows = c
+        .query(
+            "SELECT w.correlation, w.group_key, w.entries FROM correlation_windows w
+             JOIN unnest($1::text[], $2::text[]) AS k(correlation, group_key)
+               ON w.correlation = k.correlation AND w.group_key = k.group_key",
+            &[&ids, &groups],
+        )
+        .map_err(pg("read correlation windows"))?;
+    Ok(rows.iter().map(|r| CorrelationWindow { correlation: r.get(0), group: r.get(1), entries: r.get(2) }).collect())
+}
+
+/// FNV-1a of two strings, as an advisory lock key.
+fn fnv(a: &str, b: &str) -> i32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for byte in a.bytes().chain([0]).chain(b.bytes()) {
+        h = (h ^ u32::from(byte)).wrapping_mul(0x0100_0193);
+    }
+    h as i32
 }
 
 pub(crate) fn save_windows(c: &mut impl GenericClient, windows: &[CorrelationWindow]) -> Result<(), StoreError> {

@@ -25,7 +25,7 @@ use r2d2_postgres::PostgresConnectionManager;
 
 use crate::{LedgerEntry, LedgerStatus, StoreError};
 
-pub(crate) use alerts::{record_hits, remember_regions, save_windows};
+pub(crate) use alerts::{lock_windows, record_hits, remember_regions, save_windows};
 
 type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
 pub(crate) type Conn = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
@@ -34,6 +34,7 @@ pub(crate) type Conn = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
 pub(crate) const LOCK_SPACE: i32 = 0x7477; // "tw"
 pub(crate) const LOCK_MIGRATE: i32 = 1;
 pub(crate) const LOCK_ALERT_GROUP: i32 = 0x7478;
+pub(crate) const LOCK_WINDOW: i32 = 0x7479;
 
 /// PostgreSQL schema migrations; existing entries are never edited.
 const MIGRATIONS: &[&str] = &[

@@ -203,3 +203,38 @@ fn a_quarantined_object_can_later_be_committed() {
         assert_eq!(store.event("l1").unwrap().unwrap().event_name.as_deref(), Some("A"));
     }
 }
+
+/// Workers sharing a store read a correlation window under a lock held until their
+/// transaction ends: a second writer waits for the first and then sees what it saved (no
+/// update is lost). SQLite has one writer: its windows in memory are the truth.
+#[test]
+fn correlation_windows_are_shared_between_writers() {
+    use store::CorrelationWindow;
+    for (backend, store) in store::testing::backends() {
+        eprintln!("backend: {backend}");
+        let key = vec![("corr-1".to_string(), "alice".to_string())];
+        let mut a = store.writer().unwrap();
+        let Some(seen) = a.shared_correlation_windows(&key).unwrap() else {
+            assert_eq!(backend, "sqlite");
+            continue;
+        };
+        assert!(seen.is_empty());
+        let store: std::sync::Arc<dyn Store> = std::sync::Arc::from(store);
+        let other = store.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let b = std::thread::spawn(move || {
+            let mut b = other.writer().unwrap();
+            let got = b.shared_correlation_windows(&[("corr-1".to_string(), "alice".to_string())]).unwrap().unwrap();
+            tx.send(()).unwrap();
+            b.commit().unwrap();
+            got
+        });
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(rx.try_recv().is_err(), "the second writer waits for the first's transaction");
+        let w =
+            CorrelationWindow { correlation: "corr-1".into(), group: "alice".into(), entries: "[{\"x\":1}]".into() };
+        a.save_correlation_windows(std::slice::from_ref(&w)).unwrap();
+        a.commit().unwrap();
+        assert_eq!(b.join().unwrap(), vec![w]);
+    }
+}
