@@ -42,7 +42,7 @@ kind = "postgres"
 url = "${TRAILWATCH_TEST_POSTGRES_URL%/*}/$name"
 CONF
   # Migrate now, so the runs below measure ingest only.
-  "$BIN" search --config "$work/$name.toml" --limit 1 >/dev/null
+  "$BIN" search --config "$work/$name.toml" --limit 1 >/dev/null 2>&1
   echo "$work/$name.toml"
 }
 

@@ -2,20 +2,25 @@
 //! number of workers.
 //!
 //! # Commit protocol (no transaction spans both stores)
-//! A writer keeps one PostgreSQL transaction open per group of objects and buffers the
-//! group's events. At [`commit`](EventWriter::commit):
+//! A writer buffers a group's events and the ledger rows of its finished objects. What
+//! detection records between objects (alerts, outbox rows, correlation windows, regions) goes
+//! into a short PostgreSQL transaction of that object's, committed when the next object
+//! begins. At [`commit`](EventWriter::commit):
 //! 1. the buffered events are inserted into ClickHouse (idempotent: the tables collapse rows
 //!    with the same key, and every read is `FINAL`);
-//! 2. only then the PostgreSQL transaction — ledger rows, alerts, outbox rows, correlation
-//!    windows — commits;
-//! 3. only after that does the caller acknowledge (delete the SQS message).
+//! 2. then the group's ledger rows are written, in key order, in one short transaction;
+//! 3. only then does the caller acknowledge (delete the SQS message).
 //!
-//! A crash before 1 leaves nothing. A crash between 1 and 2 leaves events without ledger
-//! rows: the message comes back, the object is read again, its events are inserted again and
-//! collapse onto the first copies, and the ledger row and alerts are written then (alerts
-//! count each event once per rule, so nothing is counted twice). A crash between 2 and 3
-//! redelivers a message whose objects the ledger already holds: they are skipped. No step
-//! leaves anything visible twice, and nothing is acknowledged before it is durable in both.
+//! A crash before 2 leaves no ledger row: the message comes back, the objects are read again,
+//! events already inserted collapse onto their first copies, and detection adds nothing twice
+//! (an event counts once per rule, and a correlation window holds an event once). A crash
+//! between 2 and 3 redelivers a message whose objects the ledger already holds: skipped.
+//! Nothing is acknowledged before it is durable in both stores, and nothing is visible twice;
+//! an alert may be visible a moment (one commit interval) before its events are searchable.
+//!
+//! Short transactions in one lock order (correlation windows, then alert groups, each sorted;
+//! ledger rows sorted) keep workers from deadlocking each other; should PostgreSQL abort a
+//! transaction anyway, the writer does it again from the operations it kept.
 
 use std::sync::Arc;
 
@@ -82,6 +87,7 @@ impl Store for ScaleOutStore {
             arrivals: (0, 0),
             pending_events: 0,
             ops: Vec::new(),
+            ledger: Vec::new(),
         }))
     }
 
@@ -317,6 +323,9 @@ pub struct ScaleOutWriter {
     /// What the open transaction did, to do it again if PostgreSQL aborts it (a deadlock
     /// with another worker's transaction, which it resolves by aborting one of them).
     ops: Vec<StateOp>,
+    /// Ledger rows of the group's finished and quarantined objects, written at `commit`
+    /// after the events are in ClickHouse.
+    ledger: Vec<StateOp>,
 }
 
 /// One change to the state store within a writer's transaction.
@@ -465,6 +474,7 @@ impl ScaleOutWriter {
     fn rollback(&mut self) {
         self.abandon_tx();
         self.ops.clear();
+        self.ledger.clear();
         self.pending = PendingRows::default();
         self.pending_ids.clear();
         self.principals.clear();
@@ -485,7 +495,7 @@ impl ScaleOutWriter {
         if self.object.is_some() {
             return Err(StoreError::ObjectInProgress(object.key.clone()));
         }
-        self.tx()?;
+        self.end_state_tx()?;
         self.object = Some(OpenObject {
             meta: object.clone(),
             mark: self.pending.mark(),
@@ -528,7 +538,7 @@ impl ScaleOutWriter {
     fn do_finish_object(&mut self, totals: &ObjectTotals) -> Result<InsertCounts, StoreError> {
         let object = self.object.take().ok_or(StoreError::NoObject("finish_object"))?;
         let now = model::timefmt::now_millis();
-        self.run(StateOp::Committed { meta: object.meta, totals: totals.clone(), counts: object.counts, now })?;
+        self.ledger.push(StateOp::Committed { meta: object.meta, totals: totals.clone(), counts: object.counts, now });
         if self.pending.count >= FLUSH_EVENTS {
             self.pending.flush(&self.ch)?;
         }
@@ -538,8 +548,8 @@ impl ScaleOutWriter {
     fn do_quarantine_object(&mut self, object: &ObjectMeta, reason: &str, detail: &str) -> Result<(), StoreError> {
         self.abort_object()?;
         let now = model::timefmt::now_millis();
-        let op = StateOp::Quarantined { meta: object.clone(), reason: reason.into(), detail: detail.into(), now };
-        self.run(op).map(drop)
+        self.ledger.push(StateOp::Quarantined { meta: object.clone(), reason: reason.into(), detail: detail.into(), now });
+        Ok(())
     }
 
     fn do_abort_object(&mut self) -> Result<(), StoreError> {
@@ -565,18 +575,9 @@ impl ScaleOutWriter {
                 return Err(e);
             }
         }
-        if self.conn.is_some() {
-            let mut result = self.commit_tx();
-            if let Err(e) = &result {
-                if retryable(e) {
-                    let e = result.expect_err("checked");
-                    result = self.replay(e).and_then(|_| self.commit_tx());
-                }
-            }
-            if let Err(e) = result {
-                self.rollback();
-                return Err(e);
-            }
+        if let Err(e) = self.end_state_tx().and_then(|()| self.write_ledger()) {
+            self.rollback();
+            return Err(e);
         }
         self.ops.clear();
         self.pending_ids.clear();
@@ -612,6 +613,63 @@ impl ScaleOutWriter {
                 Err(e)
             }
         }
+    }
+
+    /// Commits the transaction of the last object's alerts and windows (if one is open),
+    /// doing it again if PostgreSQL aborted it for a deadlock.
+    fn end_state_tx(&mut self) -> Result<(), StoreError> {
+        if self.conn.is_none() {
+            return Ok(());
+        }
+        let mut result = self.commit_tx();
+        if let Err(e) = &result {
+            if retryable(e) {
+                let e = result.expect_err("checked");
+                result = self.replay(e).and_then(|_| self.commit_tx());
+            }
+        }
+        if result.is_ok() {
+            self.ops.clear();
+        }
+        result
+    }
+
+    /// Writes the group's ledger rows in one short transaction, in key order (so two
+    /// workers writing rows of the same objects wait for each other but never deadlock).
+    fn write_ledger(&mut self) -> Result<(), StoreError> {
+        if self.ledger.is_empty() {
+            return Ok(());
+        }
+        let key = |op: &StateOp| match op {
+            StateOp::Committed { meta, .. } | StateOp::Quarantined { meta, .. } => (meta.bucket.clone(), meta.key.clone()),
+            _ => Default::default(),
+        };
+        self.ledger.sort_by_key(key);
+        self.ops = std::mem::take(&mut self.ledger);
+        let mut failed = None;
+        {
+            let ops = std::mem::take(&mut self.ops);
+            let c = self.tx()?;
+            for op in &ops {
+                if let Err(e) = op.apply(c) {
+                    failed = Some(e);
+                    break;
+                }
+            }
+            self.ops = ops;
+        }
+        let mut result = match failed {
+            None => self.commit_tx(),
+            Some(e) => Err(e),
+        };
+        if let Err(e) = &result {
+            if retryable(e) {
+                let e = result.expect_err("checked");
+                result = self.replay(e).and_then(|_| self.commit_tx());
+            }
+        }
+        self.ops.clear();
+        result
     }
 
     fn commit_tx(&mut self) -> Result<(), StoreError> {
