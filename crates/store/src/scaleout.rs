@@ -548,7 +548,12 @@ impl ScaleOutWriter {
     fn do_quarantine_object(&mut self, object: &ObjectMeta, reason: &str, detail: &str) -> Result<(), StoreError> {
         self.abort_object()?;
         let now = model::timefmt::now_millis();
-        self.ledger.push(StateOp::Quarantined { meta: object.clone(), reason: reason.into(), detail: detail.into(), now });
+        self.ledger.push(StateOp::Quarantined {
+            meta: object.clone(),
+            reason: reason.into(),
+            detail: detail.into(),
+            now,
+        });
         Ok(())
     }
 
@@ -641,7 +646,9 @@ impl ScaleOutWriter {
             return Ok(());
         }
         let key = |op: &StateOp| match op {
-            StateOp::Committed { meta, .. } | StateOp::Quarantined { meta, .. } => (meta.bucket.clone(), meta.key.clone()),
+            StateOp::Committed { meta, .. } | StateOp::Quarantined { meta, .. } => {
+                (meta.bucket.clone(), meta.key.clone())
+            }
             _ => Default::default(),
         };
         self.ledger.sort_by_key(key);
