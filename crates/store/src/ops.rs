@@ -66,3 +66,21 @@ pub struct IntegrationStatus {
     pub last_error_at: Option<EpochMillis>,
     pub updated_at: EpochMillis,
 }
+
+impl MessageProblem {
+    /// Longest message body kept for a problem message.
+    pub const BODY_LIMIT: usize = 64 << 10;
+
+    /// The body as stored: cut at [`Self::BODY_LIMIT`] bytes, at a char boundary.
+    pub fn stored_body(&self) -> &str {
+        let text = self.body.as_str();
+        if text.len() <= Self::BODY_LIMIT {
+            return text;
+        }
+        let mut end = Self::BODY_LIMIT;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        &text[..end]
+    }
+}

@@ -45,17 +45,9 @@ impl From<RowIn> for EventRow {
     }
 }
 
+/// The column of `d`: the `events` columns are named as the dimensions are in URLs.
 fn column(d: Dimension) -> &'static str {
-    match d {
-        Dimension::EventName => "event_name",
-        Dimension::EventSource => "event_source",
-        Dimension::Principal => "principal",
-        Dimension::SourceIp => "source_ip",
-        Dimension::Account => "account",
-        Dimension::Region => "region",
-        Dimension::ErrorCode => "error_code",
-        Dimension::UserAgent => "user_agent",
-    }
+    d.as_str()
 }
 
 /// `column = value`, or a wildcard match.

@@ -7,20 +7,6 @@ use crate::integrity::{IntegrityChain, IntegrityFinding, Silence};
 use crate::ops::{DigestSeen, IngestFinding, IntegrationStatus, MessageProblem};
 use crate::StoreError;
 
-/// Longest message body kept for a problem message (the rest is cut at a char boundary).
-const BODY_LIMIT: usize = 64 << 10;
-
-fn cut(text: &str, limit: usize) -> &str {
-    if text.len() <= limit {
-        return text;
-    }
-    let mut end = limit;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
-
 fn digest_row(r: &postgres::Row) -> Result<DigestSeen, postgres::Error> {
     Ok(DigestSeen {
         account: r.try_get(0)?,
@@ -79,7 +65,7 @@ impl PgState {
                     &p.message_id,
                     &p.reason,
                     &p.detail,
-                    &cut(&p.body, BODY_LIMIT),
+                    &p.stored_body(),
                     &i64::from(p.receive_count),
                     &p.first_seen,
                     &p.last_seen,

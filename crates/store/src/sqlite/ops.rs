@@ -6,20 +6,6 @@ use rusqlite::{params, Connection, Row};
 use crate::ops::{DigestSeen, IngestFinding, IntegrationStatus, MessageProblem};
 use crate::{Context, StoreError};
 
-/// Longest message body kept for a problem message (the rest is cut at a char boundary).
-const BODY_LIMIT: usize = 64 << 10;
-
-fn cut(text: &str, limit: usize) -> &str {
-    if text.len() <= limit {
-        return text;
-    }
-    let mut end = limit;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
-
 /// Every row `sql` returns, mapped by `row`.
 pub(super) fn all<T>(
     c: &Connection,
@@ -49,16 +35,7 @@ pub(super) fn record_message_problem(c: &Connection, p: &MessageProblem) -> Resu
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT (queue, message_id) DO UPDATE SET reason = ?3, detail = ?4,
              receive_count = max(receive_count, ?6), last_seen = ?8",
-        params![
-            p.queue,
-            p.message_id,
-            p.reason,
-            p.detail,
-            cut(&p.body, BODY_LIMIT),
-            p.receive_count,
-            p.first_seen,
-            p.last_seen
-        ],
+        params![p.queue, p.message_id, p.reason, p.detail, p.stored_body(), p.receive_count, p.first_seen, p.last_seen],
     )
     .context("record message problem")?;
     Ok(())
