@@ -99,6 +99,14 @@ fn where_clause(ch: &ClickHouse, query: &EventQuery) -> Sql {
     q
 }
 
+/// Pages of at most this many rows are read in two steps (see [`for_each_event`]).
+const TWO_STEP_LIMIT: usize = 10_000;
+
+/// Events matching `query`, newest first. A page (a `limit`) is read in two steps: the keys
+/// of the page first — small columns only, so the sort reads little — then the rows of just
+/// those keys. ClickHouse 18.16 cannot stop reading early in key order, and reading the
+/// verbatim records of every matching row before the sort made a search over millions of
+/// events take seconds. Without a limit the rows stream in one query.
 pub(crate) fn for_each_event(
     ch: &ClickHouse,
     query: &EventQuery,
@@ -107,24 +115,71 @@ pub(crate) fn for_each_event(
     if query.limit == Some(0) {
         return Ok(());
     }
-    let mut q = Sql::new(&format!("SELECT {ROW_COLUMNS} FROM {}.events FINAL", ch.database()));
-    let filter = where_clause(ch, query);
-    q.raw(filter.as_str());
-    if let Some(after) = query.after {
-        q.raw(" AND event_day <= toDate(").string(&super::day_of(after.event_time)).raw(")");
-        q.raw(" AND (event_time < ").int(after.event_time);
-        q.raw(" OR (event_time = ").int(after.event_time).raw(" AND arrival < ").int(after.row).raw("))");
-    }
-    q.raw(" ORDER BY event_time DESC, arrival DESC");
-    if let Some(limit) = query.limit {
-        q.raw(" LIMIT ").int(limit as i64);
-    }
-    q.raw(" FORMAT JSONEachRow");
-    ch.query_lines(q.as_str(), "search events in ClickHouse", &mut |line| {
+    let ordered = |columns: &str| {
+        let mut q = Sql::new(&format!("SELECT {columns} FROM {}.events FINAL", ch.database()));
+        let filter = where_clause(ch, query);
+        q.raw(filter.as_str());
+        if let Some(after) = query.after {
+            q.raw(" AND event_day <= toDate(").string(&super::day_of(after.event_time)).raw(")");
+            q.raw(" AND (event_time < ").int(after.event_time);
+            q.raw(" OR (event_time = ").int(after.event_time).raw(" AND arrival < ").int(after.row).raw("))");
+        }
+        q.raw(" ORDER BY event_time DESC, arrival DESC");
+        if let Some(limit) = query.limit {
+            q.raw(" LIMIT ").int(limit as i64);
+        }
+        q.raw(" FORMAT JSONEachRow");
+        q
+    };
+    let emit = |line: &str, f: &mut dyn FnMut(EventRow) -> bool| -> Result<bool, StoreError> {
         let row: RowIn = serde_json::from_str(line)
             .map_err(|e| StoreError::clickhouse("read an event row from ClickHouse", e.to_string()))?;
         Ok(f(row.into()))
-    })
+    };
+    if !query.limit.is_some_and(|l| l <= TWO_STEP_LIMIT) {
+        return ch.query_lines(ordered(ROW_COLUMNS).as_str(), "search events in ClickHouse", &mut |line| emit(line, f));
+    }
+    #[derive(Deserialize)]
+    struct Key {
+        #[serde(with = "int64")]
+        event_time: i64,
+        #[serde(with = "int64")]
+        arrival: i64,
+        event_id: String,
+    }
+    let keys: Vec<Key> = ch.query_rows(ordered("event_time, arrival, event_id").as_str(), "search events in ClickHouse")?;
+    let (Some(newest), Some(oldest)) = (keys.iter().map(|k| k.event_time).max(), keys.iter().map(|k| k.event_time).min())
+    else {
+        return Ok(());
+    };
+    // The rows of those keys: bounded by their days and times (the table's order), matched by
+    // id and arrival (a duplicate not yet merged has the same id but another arrival).
+    let mut q = Sql::new(&format!("SELECT {ROW_COLUMNS} FROM {}.events FINAL WHERE event_day >= toDate(", ch.database()));
+    q.string(&super::day_of(oldest)).raw(") AND event_day <= toDate(").string(&super::day_of(newest)).raw(")");
+    q.raw(" AND event_time >= ").int(oldest).raw(" AND event_time <= ").int(newest).raw(" AND event_id IN (");
+    for (i, k) in keys.iter().enumerate() {
+        if i > 0 {
+            q.raw(",");
+        }
+        q.string(&k.event_id);
+    }
+    q.raw(") FORMAT JSONEachRow");
+    let mut rows: rustc_hash::FxHashMap<(String, i64), EventRow> = rustc_hash::FxHashMap::default();
+    ch.query_lines(q.as_str(), "read searched events from ClickHouse", &mut |line| {
+        let row: RowIn = serde_json::from_str(line)
+            .map_err(|e| StoreError::clickhouse("read an event row from ClickHouse", e.to_string()))?;
+        let row = EventRow::from(row);
+        rows.insert((row.event_id.clone(), row.row), row);
+        Ok(true)
+    })?;
+    for k in keys {
+        if let Some(row) = rows.remove(&(k.event_id, k.arrival)) {
+            if !f(row) {
+                break;
+            }
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn event_by_id(ch: &ClickHouse, event_id: &str) -> Result<Option<EventRow>, StoreError> {
