@@ -136,7 +136,7 @@ pub(crate) fn for_each_event(
             .map_err(|e| StoreError::clickhouse("read an event row from ClickHouse", e.to_string()))?;
         Ok(f(row.into()))
     };
-    if !query.limit.is_some_and(|l| l <= TWO_STEP_LIMIT) {
+    if query.limit.is_none_or(|l| l > TWO_STEP_LIMIT) {
         return ch.query_lines(ordered(ROW_COLUMNS).as_str(), "search events in ClickHouse", &mut |line| emit(line, f));
     }
     #[derive(Deserialize)]
@@ -147,14 +147,17 @@ pub(crate) fn for_each_event(
         arrival: i64,
         event_id: String,
     }
-    let keys: Vec<Key> = ch.query_rows(ordered("event_time, arrival, event_id").as_str(), "search events in ClickHouse")?;
-    let (Some(newest), Some(oldest)) = (keys.iter().map(|k| k.event_time).max(), keys.iter().map(|k| k.event_time).min())
+    let keys: Vec<Key> =
+        ch.query_rows(ordered("event_time, arrival, event_id").as_str(), "search events in ClickHouse")?;
+    let (Some(newest), Some(oldest)) =
+        (keys.iter().map(|k| k.event_time).max(), keys.iter().map(|k| k.event_time).min())
     else {
         return Ok(());
     };
     // The rows of those keys: bounded by their days and times (the table's order), matched by
     // id and arrival (a duplicate not yet merged has the same id but another arrival).
-    let mut q = Sql::new(&format!("SELECT {ROW_COLUMNS} FROM {}.events FINAL WHERE event_day >= toDate(", ch.database()));
+    let mut q =
+        Sql::new(&format!("SELECT {ROW_COLUMNS} FROM {}.events FINAL WHERE event_day >= toDate(", ch.database()));
     q.string(&super::day_of(oldest)).raw(") AND event_day <= toDate(").string(&super::day_of(newest)).raw(")");
     q.raw(" AND event_time >= ").int(oldest).raw(" AND event_time <= ").int(newest).raw(" AND event_id IN (");
     for (i, k) in keys.iter().enumerate() {
