@@ -227,7 +227,8 @@ pub struct PgState {
     pool: Option<Pool>,
     /// The connection that holds session advisory locks this process leads with.
     leader: Mutex<Option<postgres::Client>>,
-    url: String,
+    /// How to connect (the password from `PGPASSWORD` included), for the leader connection.
+    config: postgres::Config,
 }
 
 impl PgState {
@@ -244,14 +245,14 @@ impl PgState {
         }
         config.connect_timeout(Duration::from_secs(10));
         config.application_name("trailwatch");
-        let manager = PostgresConnectionManager::new(config, NoTls);
+        let manager = PostgresConnectionManager::new(config.clone(), NoTls);
         let pool = r2d2::Pool::builder()
             .max_size(16)
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(30))
             .build(manager)
             .map_err(|e| StoreError::pool("connect to PostgreSQL", e.to_string()))?;
-        let state = PgState { pool: Some(pool), leader: Mutex::new(None), url: url.to_string() };
+        let state = PgState { pool: Some(pool), leader: Mutex::new(None), config };
         state.migrate(also)?;
         Ok(state)
     }
@@ -307,8 +308,7 @@ impl PgState {
             *leader = None;
         }
         if leader.is_none() {
-            let client = postgres::Client::connect(&self.url, NoTls)
-                .map_err(|e| StoreError::postgres("connect for leadership", e))?;
+            let client = self.config.connect(NoTls).map_err(|e| StoreError::postgres("connect for leadership", e))?;
             *leader = Some(client);
         }
         let client = leader.as_mut().expect("connected above");
