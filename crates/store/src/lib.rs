@@ -78,8 +78,12 @@ pub trait Store: Send + Sync {
     /// The stored event with this `eventID`.
     fn event(&self, event_id: &str) -> Result<Option<EventRow>, StoreError>;
 
-    /// Most frequent values of `dimension` among the events matching `query`.
-    fn top(&self, dimension: Dimension, query: &EventQuery, limit: usize) -> Result<Vec<(String, u64)>, StoreError>;
+    /// Most frequent values of `dimension` among the events matching `query` (a
+    /// [`summarize`](Self::summarize) of that one column).
+    fn top(&self, dimension: Dimension, query: &EventQuery, limit: usize) -> Result<Vec<(String, u64)>, StoreError> {
+        let spec = SummarySpec { tops: vec![dimension], top_n: limit, ..Default::default() };
+        Ok(self.summarize(query, &spec)?.tops.pop().map(|(_, t)| t).unwrap_or_default())
+    }
 
     /// Counts, histogram and top values of the events `query` matches, in one pass.
     fn summarize(&self, query: &EventQuery, spec: &SummarySpec) -> Result<Summary, StoreError>;

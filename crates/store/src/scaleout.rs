@@ -30,8 +30,8 @@ use rustc_hash::FxHashSet;
 use crate::clickhouse::{self, ClickHouse, ClickHouseConfig, PendingMark, PendingRows};
 use crate::postgres::{self, Conn, PgState};
 use crate::{
-    Dimension, EventBatch, EventQuery, EventRow, EventWriter, InsertCounts, LedgerEntry, ObjectMeta, ObjectTotals,
-    Store, StoreError, StoreStats,
+    EventBatch, EventQuery, EventRow, EventWriter, InsertCounts, LedgerEntry, ObjectMeta, ObjectTotals, Store,
+    StoreError, StoreStats,
 };
 
 /// Flush buffered events to ClickHouse at the end of an object once this many are waiting
@@ -97,11 +97,6 @@ impl Store for ScaleOutStore {
 
     fn event(&self, event_id: &str) -> Result<Option<EventRow>, StoreError> {
         clickhouse::event_by_id(&self.ch, event_id)
-    }
-
-    fn top(&self, dimension: Dimension, q: &EventQuery, limit: usize) -> Result<Vec<(String, u64)>, StoreError> {
-        let spec = crate::SummarySpec { tops: vec![dimension], top_n: limit, ..Default::default() };
-        Ok(self.summarize(q, &spec)?.tops.pop().map(|(_, t)| t).unwrap_or_default())
     }
 
     fn summarize(&self, query: &EventQuery, spec: &crate::SummarySpec) -> Result<crate::Summary, StoreError> {

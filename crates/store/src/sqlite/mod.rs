@@ -19,9 +19,7 @@ use std::time::Duration;
 use model::EpochMillis;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
-use crate::{
-    Context, Dimension, EventQuery, EventRow, EventWriter, LedgerEntry, LedgerStatus, Store, StoreError, StoreStats,
-};
+use crate::{Context, EventQuery, EventRow, EventWriter, LedgerEntry, LedgerStatus, Store, StoreError, StoreStats};
 
 /// Events in one SQLite file (WAL mode; readers never wait for the writer).
 pub struct SqliteStore {
@@ -211,10 +209,6 @@ impl Store for SqliteStore {
 
     fn event(&self, event_id: &str) -> Result<Option<EventRow>, StoreError> {
         self.with_reader(|c, labels| read::event(c, labels, event_id))
-    }
-
-    fn top(&self, dimension: Dimension, q: &EventQuery, limit: usize) -> Result<Vec<(String, u64)>, StoreError> {
-        self.with_reader(|c, labels| read::top(c, labels, dimension, q, limit))
     }
 
     fn ledger_entry(&self, bucket: &str, key: &str) -> Result<Option<LedgerEntry>, StoreError> {

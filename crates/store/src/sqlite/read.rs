@@ -441,18 +441,6 @@ pub(crate) fn event(conn: &Connection, labels: &mut Labels, event_id: &str) -> R
     })
 }
 
-/// Most frequent values of `dimension` among the matching events.
-pub(crate) fn top(
-    conn: &Connection,
-    labels: &mut Labels,
-    dimension: Dimension,
-    q: &EventQuery,
-    limit: usize,
-) -> Result<Vec<(String, u64)>, StoreError> {
-    let spec = SummarySpec { tops: vec![dimension], top_n: limit, ..Default::default() };
-    Ok(summarize(conn, labels, q, &spec)?.tops.pop().map(|(_, t)| t).unwrap_or_default())
-}
-
 fn column(c: &BlockColumns, dimension: Dimension) -> &[i64] {
     match dimension {
         Dimension::EventName => &c.event_name,
