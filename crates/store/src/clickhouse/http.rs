@@ -20,6 +20,10 @@ pub struct ClickHouseConfig {
     pub password: Option<String>,
 }
 
+fn decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
+}
+
 impl ClickHouseConfig {
     /// Parses `http://[user[:password]@]host:port[/database]`; the database defaults to
     /// `trailwatch`.
@@ -37,8 +41,8 @@ impl ClickHouseConfig {
         }
         let (user, password) = match userinfo {
             Some(u) => match u.split_once(':') {
-                Some((n, p)) => (Some(percent_decode(n)), Some(percent_decode(p))),
-                None => (Some(percent_decode(u)), None),
+                Some((n, p)) => (Some(decode(n)), Some(decode(p))),
+                None => (Some(decode(u)), None),
             },
             None => (None, None),
         };
@@ -49,24 +53,6 @@ impl ClickHouseConfig {
         }
         Ok(ClickHouseConfig { url: format!("http://{host}"), database, user, password })
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A connection-pooling HTTP client for one server and database.
@@ -154,7 +140,7 @@ impl ClickHouse {
         let mut url = format!("{}/", self.config.url);
         if !query.is_empty() {
             url.push_str("?query=");
-            url.push_str(&urlencode(query));
+            url.push_str(&percent_encoding::utf8_percent_encode(query, percent_encoding::NON_ALPHANUMERIC).to_string());
         }
         let mut request = self.agent.post(&url);
         if let Some(user) = &self.config.user {
@@ -185,18 +171,6 @@ impl ClickHouse {
     }
 }
 
-fn urlencode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// A query under construction. Values enter only through [`string`](Sql::string) and
 /// [`int`](Sql::int); SQL text only through [`raw`](Sql::raw) with literals of our own.
 #[derive(Debug, Default, Clone)]
@@ -216,9 +190,7 @@ impl Sql {
     /// A string value, as `unhex('…')` of its UTF-8 bytes.
     pub fn string(&mut self, value: &str) -> &mut Sql {
         self.0.push_str("unhex('");
-        for b in value.bytes() {
-            self.0.push_str(&format!("{b:02X}"));
-        }
+        self.0.push_str(&hex::encode_upper(value));
         self.0.push_str("')");
         self
     }
