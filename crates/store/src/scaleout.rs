@@ -344,7 +344,7 @@ enum StateOp {
     },
     Windows(Vec<crate::CorrelationWindow>),
     Regions(Vec<crate::KnownRegion>),
-    /// Locks (and reads) correlation windows; a replay takes the locks again.
+    /// Locks correlation windows; a replay takes the locks again.
     LockWindows(Vec<(String, String)>),
 }
 
@@ -360,7 +360,7 @@ impl StateOp {
             StateOp::Hits { hits, policy, now } => postgres::record_hits(&mut **c, hits, policy, *now),
             StateOp::Windows(w) => postgres::save_windows(&mut **c, w).map(|()| Vec::new()),
             StateOp::Regions(r) => postgres::remember_regions(&mut **c, r).map(|()| Vec::new()),
-            StateOp::LockWindows(keys) => postgres::lock_windows(&mut **c, keys).map(|_| Vec::new()),
+            StateOp::LockWindows(keys) => postgres::lock_windows(&mut **c, keys).map(|()| Vec::new()),
         }
     }
 }
@@ -602,17 +602,10 @@ impl ScaleOutWriter {
         if keys.is_empty() {
             return Ok(Some(Vec::new()));
         }
-        // Read under the locks, then remember the locking for a replay.
+        // Lock (remembered, so a replay locks again), then read under the locks.
         self.run(StateOp::LockWindows(keys.to_vec()))?;
         let c = self.tx()?;
-        let windows = postgres::lock_windows(&mut **c, keys);
-        match windows {
-            Ok(w) => Ok(Some(w)),
-            Err(e) => {
-                self.rollback();
-                Err(e)
-            }
-        }
+        postgres::windows_of(&mut **c, keys).map(Some)
     }
 
     /// Commits the transaction of the last object's alerts and windows (if one is open),

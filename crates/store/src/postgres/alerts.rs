@@ -118,12 +118,9 @@ fn open_alert(c: &mut impl GenericClient, hit: &AlertHit, now: i64) -> Result<i6
     Ok(r.get(0))
 }
 
-/// Locks the windows of `keys` for the rest of the transaction (in one order for every
-/// worker) and reads them.
-pub(crate) fn lock_windows(
-    c: &mut impl GenericClient,
-    keys: &[(String, String)],
-) -> Result<Vec<CorrelationWindow>, StoreError> {
+/// Locks the windows of `keys` for the rest of the transaction, in one order for every
+/// worker.
+pub(crate) fn lock_windows(c: &mut impl GenericClient, keys: &[(String, String)]) -> Result<(), StoreError> {
     let mut locks: Vec<i32> = keys.iter().map(|(c, g)| fnv(c, g)).collect();
     locks.sort_unstable();
     locks.dedup();
@@ -131,6 +128,14 @@ pub(crate) fn lock_windows(
         c.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&LOCK_WINDOW, &key])
             .map_err(pg("lock a correlation window"))?;
     }
+    Ok(())
+}
+
+/// The stored windows of `keys`.
+pub(crate) fn windows_of(
+    c: &mut impl GenericClient,
+    keys: &[(String, String)],
+) -> Result<Vec<CorrelationWindow>, StoreError> {
     let (ids, groups): (Vec<String>, Vec<String>) = keys.iter().cloned().unzip();
     let rows = c
         .query(

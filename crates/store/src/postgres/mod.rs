@@ -25,7 +25,7 @@ use r2d2_postgres::PostgresConnectionManager;
 
 use crate::{LedgerEntry, LedgerStatus, StoreError};
 
-pub(crate) use alerts::{lock_windows, record_hits, remember_regions, save_windows};
+pub(crate) use alerts::{lock_windows, record_hits, remember_regions, save_windows, windows_of};
 
 type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
 pub(crate) type Conn = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
