@@ -99,6 +99,13 @@ fn where_clause(ch: &ClickHouse, query: &EventQuery) -> Sql {
     q
 }
 
+/// One `ROW_COLUMNS` line of a JSONEachRow answer.
+fn event_row(line: &str) -> Result<EventRow, StoreError> {
+    let row: RowIn = serde_json::from_str(line)
+        .map_err(|e| StoreError::clickhouse("read an event row from ClickHouse", e.to_string()))?;
+    Ok(row.into())
+}
+
 /// Pages of at most this many rows are read in two steps (see [`for_each_event`]).
 const TWO_STEP_LIMIT: usize = 10_000;
 
@@ -131,13 +138,10 @@ pub(crate) fn for_each_event(
         q.raw(" FORMAT JSONEachRow");
         q
     };
-    let emit = |line: &str, f: &mut dyn FnMut(EventRow) -> bool| -> Result<bool, StoreError> {
-        let row: RowIn = serde_json::from_str(line)
-            .map_err(|e| StoreError::clickhouse("read an event row from ClickHouse", e.to_string()))?;
-        Ok(f(row.into()))
-    };
     if query.limit.is_none_or(|l| l > TWO_STEP_LIMIT) {
-        return ch.query_lines(ordered(ROW_COLUMNS).as_str(), "search events in ClickHouse", &mut |line| emit(line, f));
+        return ch.query_lines(ordered(ROW_COLUMNS).as_str(), "search events in ClickHouse", &mut |line| {
+            Ok(f(event_row(line)?))
+        });
     }
     #[derive(Deserialize)]
     struct Key {
@@ -169,9 +173,7 @@ pub(crate) fn for_each_event(
     q.raw(") FORMAT JSONEachRow");
     let mut rows: rustc_hash::FxHashMap<(String, i64), EventRow> = rustc_hash::FxHashMap::default();
     ch.query_lines(q.as_str(), "read searched events from ClickHouse", &mut |line| {
-        let row: RowIn = serde_json::from_str(line)
-            .map_err(|e| StoreError::clickhouse("read an event row from ClickHouse", e.to_string()))?;
-        let row = EventRow::from(row);
+        let row = event_row(line)?;
         rows.insert((row.event_id.clone(), row.row), row);
         Ok(true)
     })?;
