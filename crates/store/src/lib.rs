@@ -35,6 +35,7 @@ pub mod migrate;
 mod ops;
 mod postgres;
 mod query;
+pub mod retention;
 mod scaleout;
 mod sqlite;
 #[doc(hidden)]
@@ -50,6 +51,7 @@ pub use clickhouse::{ClickHouse, ClickHouseConfig};
 pub use integrity::{IntegrityChain, IntegrityFinding, Silence};
 pub use ops::{DigestSeen, IngestFinding, IntegrationStatus, MessageProblem};
 pub use query::{is_access_denied, Dimension, EventQuery, EventRow, HistogramPoint, Page, Summary, SummarySpec};
+pub use retention::{RetentionPolicy, RetentionReport, StorageStats};
 pub use scaleout::ScaleOutStore;
 pub use sqlite::{PlanChoice, SqliteStore};
 
@@ -103,6 +105,21 @@ pub trait Store: Send + Sync {
     fn quarantined(&self) -> Result<Vec<LedgerEntry>, StoreError>;
 
     fn stats(&self) -> Result<StoreStats, StoreError>;
+
+    /// Deletes what `policy` says has expired, a bounded slice at a time (at most
+    /// `max_units` blocks or partitions), in short transactions beside ingest. Pass
+    /// `resume_after` back from the previous report until it is `None`. Events an alert
+    /// refers to are kept.
+    fn apply_retention(
+        &self,
+        policy: &RetentionPolicy,
+        now: EpochMillis,
+        resume_after: Option<i64>,
+        max_units: usize,
+    ) -> Result<RetentionReport, StoreError>;
+
+    /// The space the store takes.
+    fn storage(&self) -> Result<StorageStats, StoreError>;
 
     /// Records (or counts again) a message that could not be handled.
     fn record_message_problem(&self, problem: &MessageProblem) -> Result<(), StoreError>;
@@ -229,6 +246,8 @@ pub trait Store: Send + Sync {
 pub enum Duty {
     /// Continuous digest validation and the silence watch.
     IntegritySweep = 10,
+    /// Applying the retention policy.
+    Retention = 11,
 }
 
 /// A principal as the store normalised it (see `model::Actor`).
@@ -433,6 +452,14 @@ pub enum StoreError {
     },
     #[error("{context}: {detail}")]
     Pool { context: &'static str, detail: String },
+    #[error("not a usable trailwatch database: {0}")]
+    NotAStore(String),
+    #[error("{context}")]
+    Io {
+        context: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl StoreError {
@@ -444,6 +471,8 @@ impl StoreError {
             StoreError::Corrupt { .. } => "corrupt",
             StoreError::ClickHouse { .. } => "clickhouse",
             StoreError::Postgres { .. } | StoreError::Pool { .. } => "postgres",
+            StoreError::NotAStore(_) => "not_a_store",
+            StoreError::Io { .. } => "io",
         }
     }
 

@@ -119,6 +119,35 @@ impl Store for ScaleOutStore {
         postgres::off_runtime(|| self.state.quarantined())
     }
 
+    fn apply_retention(
+        &self,
+        policy: &crate::RetentionPolicy,
+        now: model::EpochMillis,
+        _resume_after: Option<i64>,
+        _max_units: usize,
+    ) -> Result<crate::RetentionReport, StoreError> {
+        // One pass per call: partition drops are instant and mutations are ClickHouse's own
+        // background work, so there is no slice to bound.
+        if policy.is_empty() {
+            return Ok(crate::RetentionReport::default());
+        }
+        let kept = postgres::off_runtime(|| self.state.kept_event_ids())?;
+        clickhouse::retention::keep_ids(&self.ch, &kept)?;
+        let mut report = clickhouse::retention::apply(&self.ch, policy, now)?;
+        if let Some(cut) = policy.bookkeeping_cutoff(now) {
+            report.ledger_rows_deleted = postgres::off_runtime(|| self.state.prune_bookkeeping(cut))?;
+        }
+        Ok(report)
+    }
+
+    fn storage(&self) -> Result<crate::StorageStats, StoreError> {
+        let mut parts = clickhouse::retention::table_bytes(&self.ch)?;
+        let pg = postgres::off_runtime(|| self.state.database_bytes())?;
+        parts.push(("PostgreSQL".to_string(), pg));
+        parts.sort_by_key(|p| std::cmp::Reverse(p.1));
+        Ok(crate::StorageStats { bytes: parts.iter().map(|p| p.1).sum(), wal_bytes: 0, free_bytes: 0, parts })
+    }
+
     fn stats(&self) -> Result<StoreStats, StoreError> {
         let (events, oldest_event, newest_event, principals) = clickhouse::stats(&self.ch)?;
         let (objects_committed, objects_quarantined) = postgres::off_runtime(|| self.state.object_counts())?;

@@ -64,6 +64,68 @@ pub enum Command {
     User(UserCommand),
     /// Move an embedded (SQLite) installation's history to the scale-out stores.
     Migrate(MigrateArgs),
+    /// Delete events older than the retention policy now (serve does this every hour).
+    Retention(RetentionArgs),
+    /// Copy the SQLite store to a file, consistently, while serve keeps running.
+    Backup(BackupArgs),
+    /// Replace the SQLite store with a backup (checked before anything is replaced).
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  trailwatch retention --config /etc/trailwatch/trailwatch.toml\n  \
+    trailwatch retention --db trail.db --days 400 --category Data=30\n\n\
+    Without --days/--category the configuration's [retention] section is applied. Events an alert \
+    refers to are kept whatever their age; ledger rows and digests seen older than the longest \
+    kept age go too. On SQLite the work is done in slices of blocks, so a running serve keeps \
+    ingesting; on ClickHouse whole expired months are dropped as partitions.")]
+pub struct RetentionArgs {
+    /// Keep events this many days (by eventTime).
+    #[arg(long)]
+    pub days: Option<u32>,
+    /// Keep events of a category this many days: Management, Data, Insight or NetworkActivity.
+    #[arg(long, value_name = "CATEGORY=DAYS")]
+    pub category: Vec<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  trailwatch backup --config /etc/trailwatch/trailwatch.toml --to /backup/trailwatch-$(date +%F).db\n\n\
+    The copy is one consistent snapshot of the store (SQLite's online backup API) and a plain \
+    SQLite file: `trailwatch search --db FILE` reads it, `trailwatch restore` puts it back. For \
+    the scale-out store use the servers' own tools (see the README: clickhouse-backup or \
+    ALTER TABLE … FREEZE, and pg_dump)."
+)]
+pub struct BackupArgs {
+    /// The backup file to write (must not exist).
+    #[arg(long, value_name = "FILE")]
+    pub to: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  trailwatch restore --from /backup/trailwatch-2026-11-01.db --db /var/lib/trailwatch/trailwatch.db\n\n\
+    Stop serve first. The backup is checked (intact, a trailwatch store, a schema this binary \
+    knows) before anything is replaced; its schema is then brought up to date. An existing \
+    store is only replaced with --force."
+)]
+pub struct RestoreArgs {
+    /// The backup file written by `trailwatch backup`.
+    #[arg(long, value_name = "FILE")]
+    pub from: PathBuf,
+    /// Replace a store that already holds events.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -33,6 +33,22 @@ pub struct RawConfig {
     pub sinks: Vec<RawSink>,
     #[serde(default)]
     pub integrity: RawIntegrity,
+    #[serde(default)]
+    pub retention: RawRetention,
+}
+
+/// How long events are kept. Without `days` or `categories`, forever.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetention {
+    /// Keep events this many days, by `eventTime` (e.g. 400). Events an alert refers to stay.
+    pub days: Option<u32>,
+    /// Per `eventCategory`, overriding `days`: `Management`, `Data`, `Insight`,
+    /// `NetworkActivity` (e.g. `{ Data = 30 }`).
+    #[serde(default)]
+    pub categories: BTreeMap<String, u32>,
+    /// How often `serve` applies the policy (default "1h").
+    pub interval: Option<String>,
 }
 
 /// Continuous log file integrity validation in `serve` (accounts with a `bucket`).
@@ -227,6 +243,41 @@ pub struct Config {
     pub sinks: Vec<RawSink>,
     /// `None` when `[integrity] enabled = false`.
     pub integrity: Option<aws::integrity::WatchSettings>,
+    /// `None` when no policy is set.
+    pub retention: Option<RetentionSettings>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionSettings {
+    pub policy: store::RetentionPolicy,
+    pub interval: std::time::Duration,
+}
+
+/// The `eventCategory` values CloudTrail writes.
+pub const EVENT_CATEGORIES: [&str; 4] = ["Management", "Data", "Insight", "NetworkActivity"];
+
+fn retention_settings(raw: RawRetention) -> anyhow::Result<Option<RetentionSettings>> {
+    for (name, days) in &raw.categories {
+        if !EVENT_CATEGORIES.contains(&name.as_str()) {
+            bail!("retention.categories.{name}: not an event category (one of {})", EVENT_CATEGORIES.join(", "));
+        }
+        anyhow::ensure!(*days > 0, "retention.categories.{name} must be at least 1 day");
+    }
+    anyhow::ensure!(raw.days != Some(0), "retention.days must be at least 1");
+    let policy = store::RetentionPolicy { days: raw.days, categories: raw.categories };
+    if policy.is_empty() {
+        anyhow::ensure!(raw.interval.is_none(), "retention.interval is set but no retention.days or categories");
+        return Ok(None);
+    }
+    let interval = match raw.interval {
+        None => 3_600_000,
+        Some(v) => {
+            let ms = detect::correlation::parse_timespan(&v).map_err(|e| anyhow::anyhow!("retention.interval: {e}"))?;
+            anyhow::ensure!(ms >= 1000, "retention.interval must be at least 1s");
+            ms
+        }
+    };
+    Ok(Some(RetentionSettings { policy, interval: std::time::Duration::from_millis(interval as u64) }))
 }
 
 /// Validated `[web]` (besides `listen`).
@@ -428,6 +479,7 @@ impl Config {
             },
         };
         let integrity = integrity_settings(raw.integrity, base)?;
+        let retention = retention_settings(raw.retention)?;
         let mut sinks = validate_sinks(raw.sinks, &accounts)?;
         for k in &mut sinks {
             k.smtp_ca_file = k.smtp_ca_file.as_deref().map(|p| resolve(base, p).to_string_lossy().into_owned());
@@ -435,6 +487,7 @@ impl Config {
         Ok(Config {
             detection,
             integrity,
+            retention,
             sinks,
             store,
             web_listen,
@@ -648,6 +701,8 @@ fn apply_env(raw: &mut RawConfig, env: &BTreeMap<String, String>) -> anyhow::Res
                     Some(value.parse().map_err(|_| anyhow::anyhow!("{name} = {value:?} is not true or false"))?)
             }
             "TRAILWATCH_INTEGRITY_INTERVAL" => raw.integrity.interval = Some(value),
+            "TRAILWATCH_RETENTION_DAYS" => raw.retention.days = Some(number(name, &value)?),
+            "TRAILWATCH_RETENTION_INTERVAL" => raw.retention.interval = Some(value),
             "TRAILWATCH_INTEGRITY_LOG_GRACE" => raw.integrity.log_grace = Some(value),
             "TRAILWATCH_INTEGRITY_DIGEST_GRACE" => raw.integrity.digest_grace = Some(value),
             "TRAILWATCH_INTEGRITY_PUBLIC_KEYS" => raw.integrity.public_keys = Some(value),
@@ -798,6 +853,27 @@ mod tests {
         assert!(err.contains("detection.suppression"), "{err}");
         let err = format!("{:#}", load("", &[("TRAILWATCH_SINKS_NOPE_URL", "x")]).unwrap_err());
         assert!(err.contains("TRAILWATCH_SINKS_NOPE_URL"), "{err}");
+    }
+
+    #[test]
+    fn retention_settings() {
+        assert_eq!(load("", &[]).unwrap().retention, None);
+        let c = load("[retention]\ndays = 400\ncategories = { Data = 30 }\ninterval = \"10m\"\n", &[]).unwrap();
+        let r = c.retention.unwrap();
+        assert_eq!(r.policy.days, Some(400));
+        assert_eq!(r.policy.categories.get("Data"), Some(&30));
+        assert_eq!(r.interval, std::time::Duration::from_secs(600));
+        let env = load("", &[("TRAILWATCH_RETENTION_DAYS", "90")]).unwrap();
+        assert_eq!(env.retention.unwrap().policy.days, Some(90));
+        for (text, key) in [
+            ("[retention]\ncategories = { Datum = 3 }\n", "retention.categories.Datum"),
+            ("[retention]\ndays = 0\n", "retention.days"),
+            ("[retention]\ndays = 3\ninterval = \"sometimes\"\n", "retention.interval"),
+            ("[retention]\ninterval = \"1h\"\n", "retention.interval"),
+        ] {
+            let err = format!("{:#}", load(text, &[]).unwrap_err());
+            assert!(err.contains(key), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub fn site_info(
         rule_errors,
         secure_cookies: web.secure_cookies,
         trust_proxy: web.trust_proxy,
+        retention: None,
     }
 }
 

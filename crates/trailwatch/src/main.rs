@@ -8,6 +8,7 @@ mod config;
 mod dashboard;
 mod detection;
 mod output;
+mod retention;
 
 use std::process::ExitCode;
 
@@ -18,7 +19,19 @@ use clap::Parser;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Output piped into `head` and closed early ends the process quietly, as for any Unix tool,
+/// instead of a panic on the failed write (Rust ignores SIGPIPE by default). Sockets are
+/// unaffected: they are written with MSG_NOSIGNAL.
+#[allow(unsafe_code)]
+fn default_sigpipe() {
+    // SAFETY: sets a signal's disposition to the default, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
+    default_sigpipe();
     let cli = cli::Cli::parse();
     init_logging(cli.verbose);
     let result = run(cli.command);
@@ -72,6 +85,9 @@ fn run(command: cli::Command) -> anyhow::Result<()> {
         Command::User(cli::UserCommand::List(args)) => commands::user::list(args),
         Command::User(cli::UserCommand::Token(args)) => commands::user::token(args),
         Command::Migrate(args) => commands::migrate::run(args),
+        Command::Retention(args) => commands::retention::run(args),
+        Command::Backup(args) => commands::backup::backup(args),
+        Command::Restore(args) => commands::backup::restore(args),
     }
 }
 

@@ -59,6 +59,8 @@ pub struct SiteInfo {
     /// Take the client address for login rate limiting from `X-Forwarded-For` (only behind
     /// a proxy that sets it).
     pub trust_proxy: bool,
+    /// The retention policy in words ("400 days; Data 30 days"), when one is set.
+    pub retention: Option<String>,
 }
 
 /// A loaded detection rule, as the rules page lists it.

@@ -114,6 +114,20 @@ fn store_gauges(out: &mut String, state: &WebState, now_ms: i64) -> Result<(), B
     let _ = writeln!(out, "trailwatch_store_objects{{status=\"committed\"}} {}", stats.objects_committed);
     let _ = writeln!(out, "trailwatch_store_objects{{status=\"quarantined\"}} {}", stats.objects_quarantined);
 
+    let storage = store.storage()?;
+    header(out, "trailwatch_store_bytes", "gauge", "Bytes the store occupies (SQLite: file and WAL).");
+    let _ = writeln!(out, "trailwatch_store_bytes {}", storage.bytes);
+    header(out, "trailwatch_store_free_bytes", "gauge", "Of those, free pages reused by new data.");
+    let _ = writeln!(out, "trailwatch_store_free_bytes {}", storage.free_bytes);
+    header(out, "trailwatch_retention_deleted_events_total", "counter", "Events deleted by the retention policy.");
+    let _ = writeln!(
+        out,
+        "trailwatch_retention_deleted_events_total {}",
+        store::retention::EVENTS_DELETED.load(Ordering::Relaxed)
+    );
+    header(out, "trailwatch_retention_passes_total", "counter", "Completed retention passes.");
+    let _ = writeln!(out, "trailwatch_retention_passes_total {}", store::retention::PASSES.load(Ordering::Relaxed));
+
     header(out, "trailwatch_alerts", "gauge", "Alerts by level and state.");
     let alerts = store.alerts(&store::AlertFilter::default())?;
     for level in store::alerts::LEVELS {

@@ -227,7 +227,18 @@ async fn api_tokens_authenticate_and_can_be_revoked() {
     assert_eq!(status, StatusCode::OK);
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["events"][0]["eventId"], "e-1");
-    assert_eq!(send(&app, bearer("/metrics", &token)).await.0, StatusCode::OK);
+    let (status, _, metrics) = send(&app, bearer("/metrics", &token)).await;
+    assert_eq!(status, StatusCode::OK);
+    let bytes_line = metrics.lines().find(|l| l.starts_with("trailwatch_store_bytes ")).expect("store size metric");
+    let bytes: u64 = bytes_line.split(' ').nth(1).unwrap().parse().unwrap();
+    assert_eq!(bytes, store.storage().unwrap().bytes);
+    assert!(bytes > 0);
+    // The overview's storage figures are the store's.
+    let (_, _, body) = send(&app, bearer("/api/v1/overview", &token)).await;
+    let o: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(o["storage"]["events"], 1);
+    assert_eq!(o["storage"]["bytes"], bytes);
+    assert_eq!(o["storage"]["oldest_event"], "2026-01-15T10:45:23Z");
     // A viewer's token cannot change an alert; a bad token is nobody.
     let change = |t: &str| {
         Request::post("/api/v1/alerts/1")

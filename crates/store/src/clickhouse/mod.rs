@@ -20,6 +20,7 @@
 
 mod http;
 mod read;
+pub(crate) mod retention;
 
 pub use http::{ClickHouse, ClickHouseConfig, Sql};
 pub(crate) use read::{event_by_id, for_each_event, principals_related, stats, summarize};
@@ -71,6 +72,15 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ) ENGINE = ReplacingMergeTree(keep)
     ORDER BY principal
     "#,
+    // 2: retention: the category (data events may be kept shorter) and the ids of events
+    // alerts refer to, which retention keeps.
+    r#"
+    ALTER TABLE {db}.events ADD COLUMN event_category Nullable(String) AFTER user_agent;
+    CREATE TABLE IF NOT EXISTS {db}.kept_events (
+        event_id String
+    ) ENGINE = ReplacingMergeTree
+    ORDER BY event_id
+    "#,
 ];
 
 /// Creates the database and brings its schema up to date. Callers serialise concurrent
@@ -99,12 +109,47 @@ pub(crate) fn migrate(ch: &ClickHouse) -> Result<(), StoreError> {
     }
     for (i, migration) in MIGRATIONS.iter().enumerate().skip(current) {
         for statement in migration.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            // 18.16 has no ADD COLUMN IF NOT EXISTS: a migration interrupted after this
+            // statement must not fail on its second run.
+            if let Some(column) = added_column(statement) {
+                if column_exists(ch, db, column.0, column.1)? {
+                    continue;
+                }
+            }
             ch.execute(&statement.replace("{db}", db), "apply ClickHouse schema migration")?;
         }
         let row = format!("{{\"version\":{},\"applied_at\":{}}}\n", i + 1, model::timefmt::now_millis());
         ch.insert_json_rows("schema_versions", row.as_bytes(), "record ClickHouse schema version")?;
     }
     Ok(())
+}
+
+/// `(table, column)` of an `ALTER TABLE {db}.T ADD COLUMN C …` statement.
+fn added_column(statement: &str) -> Option<(&str, &str)> {
+    let rest = statement.strip_prefix("ALTER TABLE {db}.")?;
+    let (table, rest) = rest.split_once(' ')?;
+    let column = rest.strip_prefix("ADD COLUMN ")?.split_whitespace().next()?;
+    Some((table, column))
+}
+
+fn column_exists(ch: &ClickHouse, db: &str, table: &str, column: &str) -> Result<bool, StoreError> {
+    #[derive(serde::Deserialize)]
+    struct N {
+        #[serde(with = "http::int64")]
+        n: i64,
+    }
+    let rows: Vec<N> = ch.query_rows(
+        Sql::new("SELECT count() AS n FROM system.columns WHERE database = ")
+            .string(db)
+            .raw(" AND table = ")
+            .string(table)
+            .raw(" AND name = ")
+            .string(column)
+            .raw(" FORMAT JSONEachRow")
+            .as_str(),
+        "read ClickHouse columns",
+    )?;
+    Ok(rows.first().is_some_and(|r| r.n > 0))
 }
 
 /// `YYYY-MM-DD` of the UTC day holding `ms`, clamped to what a `Date` column holds
@@ -130,6 +175,7 @@ struct EventOut<'a> {
     source_ip: Option<&'a str>,
     error_code: Option<&'a str>,
     user_agent: Option<&'a str>,
+    event_category: Option<&'a str>,
     principal: &'a str,
     raw: &'a str,
 }
@@ -179,6 +225,7 @@ impl PendingRows {
             source_ip: event.source_ip.as_deref(),
             error_code: event.error_code.as_deref(),
             user_agent: event.user_agent.as_deref(),
+            event_category: event.event_category.as_deref(),
             principal: &event.actor.principal,
             raw,
         };

@@ -53,6 +53,32 @@ fn silence_row(r: &postgres::Row) -> Result<Silence, postgres::Error> {
 const USER_COLUMNS: &str = "name, role, password_hash, created_at, updated_at";
 
 impl PgState {
+    /// Every event id an alert refers to (retention keeps these events).
+    pub fn kept_event_ids(&self) -> Result<Vec<String>, StoreError> {
+        all(&mut *self.conn()?, "SELECT DISTINCT event_id FROM alert_events", &[], "read alert events", |r| {
+            r.try_get(0)
+        })
+    }
+
+    /// Drops ledger rows of committed objects and digests seen before `cutoff`; returns the
+    /// ledger rows dropped.
+    pub fn prune_bookkeeping(&self, cutoff: i64) -> Result<u64, StoreError> {
+        let mut c = self.conn()?;
+        let n = c
+            .execute("DELETE FROM objects WHERE status = 'committed' AND recorded_at < $1", &[&cutoff])
+            .map_err(pg("prune ledger"))?;
+        c.execute("DELETE FROM digests_seen WHERE seen_at < $1", &[&cutoff]).map_err(pg("prune digests seen"))?;
+        Ok(n)
+    }
+
+    pub fn database_bytes(&self) -> Result<u64, StoreError> {
+        let r = self
+            .conn()?
+            .query_one("SELECT pg_database_size(current_database())", &[])
+            .map_err(pg("read database size"))?;
+        Ok(r.try_get::<_, i64>(0).map_err(pg("read database size"))? as u64)
+    }
+
     pub fn record_message_problem(&self, p: &MessageProblem) -> Result<(), StoreError> {
         self.conn()?
             .execute(

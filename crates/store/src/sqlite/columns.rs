@@ -63,6 +63,25 @@ impl BlockColumns {
         self.access_key_id.truncate(n);
     }
 
+    /// Appends row `i` of `other`, its raw record now at `raw_slot`.
+    pub fn push_row_from(&mut self, other: &BlockColumns, i: usize, raw_slot: i64) {
+        self.event_time.push(other.event_time[i]);
+        self.event_source.push(other.event_source[i]);
+        self.event_name.push(other.event_name[i]);
+        self.account.push(other.account[i]);
+        self.region.push(other.region[i]);
+        self.source_ip.push(other.source_ip[i]);
+        self.error_code.push(other.error_code[i]);
+        self.event_type.push(other.event_type[i]);
+        self.category.push(other.category[i]);
+        self.user_agent.push(other.user_agent[i]);
+        self.principal.push(other.principal[i]);
+        self.flags.push(other.flags[i]);
+        self.access_key_id.push(other.access_key_id[i].clone());
+        self.object_id.push(other.object_id[i]);
+        self.raw_slot.push(raw_slot);
+    }
+
     /// The integer columns in storage order after `event_time`.
     fn int_columns_after_time(&self) -> [&Vec<i64>; 13] {
         [

@@ -6,6 +6,7 @@ mod columns;
 mod integrity;
 mod ops;
 mod read;
+mod retention;
 mod schema;
 mod writer;
 
@@ -55,6 +56,20 @@ impl SqliteStore {
     }
 
     fn at(target: Target) -> Result<SqliteStore, StoreError> {
+        if let Target::File(path) = &target {
+            // Refuse a newer schema before anything writes to the file (switching to WAL
+            // alone rewrites its header): an older binary leaves a newer store untouched.
+            if path.exists() {
+                let peek =
+                    Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).context("open database")?;
+                let found: i64 =
+                    peek.query_row("PRAGMA user_version", [], |r| r.get(0)).context("read schema version")?;
+                let supported = schema::MIGRATIONS.len() as i64;
+                if found > supported {
+                    return Err(StoreError::SchemaTooNew { found, supported });
+                }
+            }
+        }
         let mut conn = target.connect()?;
         schema::migrate(&mut conn)?;
         let reader = Reader { conn, labels: read::Labels::default() };
@@ -75,6 +90,61 @@ impl SqliteStore {
         }
     }
 
+    /// Copies the database, as it is at one instant, to a new file at `dest` with SQLite's
+    /// online backup API: in one step, so the copy is one consistent snapshot (a multi-step
+    /// backup restarts whenever ingest commits). In WAL mode the reader it holds does not
+    /// stop the writer. Returns the copy's size in bytes.
+    pub fn backup_to(&self, dest: &Path) -> Result<u64, StoreError> {
+        let source = self.target.connect()?;
+        let mut copy = Connection::open(dest).context("create the backup file")?;
+        {
+            let backup = rusqlite::backup::Backup::new(&source, &mut copy).context("start the backup")?;
+            loop {
+                match backup.step(-1).context("copy the database")? {
+                    rusqlite::backup::StepResult::Done => break,
+                    // Busy or locked: another connection holds a lock SQLite needs; wait.
+                    _ => std::thread::sleep(Duration::from_millis(50)),
+                }
+            }
+        }
+        // A file that stands alone: no WAL beside it.
+        copy.pragma_update(None, "journal_mode", "DELETE").context("finish the backup file")?;
+        verify(&copy)?;
+        drop(copy);
+        std::fs::metadata(dest)
+            .map(|m| m.len())
+            .map_err(|e| StoreError::Io { context: "read the backup's size", source: e })
+    }
+
+    /// Replaces this store's contents with the backup at `source` (checked first: it must be
+    /// an intact trailwatch database of a schema this binary knows), through the backup API,
+    /// so other connections see the old database or the new one, never a mix. The restored
+    /// schema is brought up to date.
+    pub fn restore_from(&self, source: &Path) -> Result<(), StoreError> {
+        let from = Connection::open_with_flags(source, OpenFlags::SQLITE_OPEN_READ_ONLY).context("open the backup")?;
+        verify(&from)?;
+        let version: i64 =
+            from.query_row("PRAGMA user_version", [], |r| r.get(0)).context("read backup schema version")?;
+        let supported = schema::MIGRATIONS.len() as i64;
+        if version > supported {
+            return Err(StoreError::SchemaTooNew { found: version, supported });
+        }
+        let mut into = self.target.connect()?;
+        {
+            let backup = rusqlite::backup::Backup::new(&from, &mut into).context("start the restore")?;
+            loop {
+                match backup.step(-1).context("restore the database")? {
+                    rusqlite::backup::StepResult::Done => break,
+                    _ => std::thread::sleep(Duration::from_millis(50)),
+                }
+            }
+        }
+        schema::migrate(&mut into)?;
+        // The reader's cached labels describe the old contents.
+        self.read.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).labels = read::Labels::default();
+        Ok(())
+    }
+
     fn with_read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let reader = self.read.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&reader.conn)
@@ -88,6 +158,25 @@ impl SqliteStore {
         let Reader { conn, labels } = &mut *reader;
         f(conn, labels)
     }
+}
+
+/// An intact database that is a trailwatch store.
+fn verify(conn: &Connection) -> Result<(), StoreError> {
+    let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).context("check the database")?;
+    if check != "ok" {
+        return Err(StoreError::NotAStore(format!("integrity check failed: {check}")));
+    }
+    let tables: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('blocks', 'event_ids', 'objects')",
+            [],
+            |r| r.get(0),
+        )
+        .context("read the schema")?;
+    if tables != 3 {
+        return Err(StoreError::NotAStore("it has no trailwatch event tables".into()));
+    }
+    Ok(())
 }
 
 /// Checkpoints the WAL from its own connection and thread, so the writer never stops to copy
@@ -153,6 +242,9 @@ impl Target {
             // Larger pages: fewer B-tree levels, splits and WAL frames for ~1 KB records. Only
             // takes effect when the database is created.
             conn.pragma_update(None, "page_size", 16384).context("set page size")?;
+            // Retention frees pages; with INCREMENTAL they can be handed back to the file
+            // system (`retention.rs`). Like page_size, only takes effect on a new database.
+            conn.pragma_update(None, "auto_vacuum", "INCREMENTAL").context("set auto_vacuum")?;
             conn.pragma_update(None, "journal_mode", "WAL").context("enable WAL")?;
             // FULL: a commit is on disk when it returns, so a source may acknowledge it.
             conn.pragma_update(None, "synchronous", "FULL").context("set synchronous")?;
@@ -435,6 +527,22 @@ impl Store for SqliteStore {
 
     fn delete_api_token(&self, id: i64) -> Result<bool, StoreError> {
         self.with_read(|c| auth::delete_api_token(c, id))
+    }
+
+    fn apply_retention(
+        &self,
+        policy: &crate::RetentionPolicy,
+        now: EpochMillis,
+        resume_after: Option<i64>,
+        max_units: usize,
+    ) -> Result<crate::RetentionReport, StoreError> {
+        // Its own connection: the write lock is taken for one slice, never while reading.
+        let mut conn = self.target.connect()?;
+        retention::apply(&mut conn, policy, now, resume_after, max_units)
+    }
+
+    fn storage(&self) -> Result<crate::StorageStats, StoreError> {
+        self.with_read(|c| retention::storage(c, self.path()))
     }
 
     fn stats(&self) -> Result<StoreStats, StoreError> {

@@ -382,7 +382,7 @@ fn event_row(conn: &Connection, labels: &mut Labels, block: &Block, row: usize) 
 }
 
 /// The `eventID` of a stored record's text.
-fn event_id_of(raw: &str) -> Option<String> {
+pub(crate) fn event_id_of(raw: &str) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Id<'a> {
         #[serde(rename = "eventID", borrow)]

@@ -308,6 +308,12 @@ pub(crate) const MIGRATIONS: &[&str] = &[
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let supported = MIGRATIONS.len() as i64;
+    // Up to date (every open but the first after an upgrade): nothing to lock. Readers (a
+    // `search` while `serve` ingests) must not queue for the writer's lock.
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).context("read schema version")?;
+    if current == supported {
+        return Ok(());
+    }
     // BEGIN IMMEDIATE: two processes opening a fresh file at once must not both migrate.
     let tx =
         conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).context("start schema migration")?;

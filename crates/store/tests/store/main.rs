@@ -1,8 +1,10 @@
 //! Integration tests of the SQLite store: the object protocol and search semantics.
 
+mod backup;
 mod migrate;
 mod ops;
 mod protocol;
+mod retention;
 mod search;
 
 use model::ParsedEvent;

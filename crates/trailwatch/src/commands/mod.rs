@@ -2,6 +2,7 @@
 
 pub mod alerts;
 pub mod backfill;
+pub mod backup;
 pub mod bench;
 pub mod bench_web;
 pub mod demo;
@@ -9,6 +10,7 @@ pub mod doctor;
 pub mod ingest;
 pub mod migrate;
 pub mod quarantine;
+pub mod retention;
 pub mod rules;
 pub mod search;
 pub mod serve;

@@ -43,7 +43,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         Default::default(),
         &config.web,
     );
+    let mut site = site;
+    site.retention = config.retention.as_ref().map(|r| crate::retention::describe(&r.policy));
     let detection = crate::detection::for_config(&*store, &config, rules)?;
+    // Stopped (and joined) when it goes out of scope at the end of `run`.
+    let _retention =
+        config.retention.clone().map(|settings| crate::retention::RetentionTask::start(store.clone(), settings));
     let listen = config.web_listen.clone();
     let tls = config.web.tls.clone();
     let consumer = runtime.block_on(async {

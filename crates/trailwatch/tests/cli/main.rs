@@ -5,6 +5,7 @@ mod bad_input;
 mod ingest;
 mod kill;
 mod memory;
+mod ops;
 mod rules;
 mod search;
 mod util;

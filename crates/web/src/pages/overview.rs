@@ -45,6 +45,16 @@ impl Range {
     }
 }
 
+/// How big the store is and how far back it reaches.
+#[derive(Debug, Clone, Serialize)]
+pub struct StorageFigures {
+    pub bytes: u64,
+    pub free_bytes: u64,
+    pub events: u64,
+    pub oldest_event: Option<String>,
+    pub retention: Option<String>,
+}
+
 /// Everything the overview shows (the page and `/api/v1/overview`).
 #[derive(Debug, Clone, Serialize)]
 pub struct Overview {
@@ -65,6 +75,7 @@ pub struct Overview {
     pub integrations: Vec<crate::pages::status::IntegrationRow>,
     pub integrity_findings: usize,
     pub silent_regions: usize,
+    pub storage: StorageFigures,
     #[serde(skip)]
     summary: Summary,
     #[serde(skip)]
@@ -94,7 +105,16 @@ pub fn overview_data(state: &WebState, params: &OverviewParams, now: i64) -> Res
         }
     }
     let integrations = crate::pages::status::integration_rows(state, now)?;
+    let (stats, space) = (state.store.stats()?, state.store.storage()?);
+    let storage = StorageFigures {
+        bytes: space.bytes,
+        free_bytes: space.free_bytes,
+        events: stats.events,
+        oldest_event: stats.oldest_event.map(model::timefmt::format_millis),
+        retention: state.info.retention.clone(),
+    };
     Ok(Overview {
+        storage,
         range: range.name.into(),
         since: model::timefmt::format_millis(range.start),
         until: model::timefmt::format_millis(range.end),
@@ -154,6 +174,7 @@ pub async fn page(
             (kpi("Access denied", &thousands(o.access_denied), if o.access_denied > 0 { "bad" } else { "ok" }, Some(&format!("{} of all calls", h::percent(o.access_denied, o.events)))))
             (kpi("Open alerts", &thousands(open_total), if severe > 0 { "bad" } else if open_total > 0 { "" } else { "ok" }, Some(&format!("{severe} high or critical"))))
             (kpi("Integrations", &format!("{active} / {}", o.integrations.len()), if active == o.integrations.len() && active > 0 { "ok" } else { "bad" }, Some("account/regions active")))
+            (kpi("Storage", &h::bytes(o.storage.bytes), "", Some(&format!("{} events{}{}", thousands(o.storage.events), o.storage.oldest_event.as_deref().map(|t| format!(" since {}", &t[..10.min(t.len())])).unwrap_or_default(), o.storage.retention.as_deref().map(|r| format!(" · kept {r}")).unwrap_or_else(|| " · kept forever".into())))))
             (kpi("Integrity", &if o.integrity_findings == 0 { "verified".to_owned() } else { format!("{} findings", o.integrity_findings) }, if o.integrity_findings == 0 { "ok" } else { "bad" }, Some(&format!("{} silent regions", o.silent_regions))))
         }
         section.card {

@@ -1,0 +1,217 @@
+//! Retention on the embedded store: expired rows leave their blocks, a block at a time.
+//!
+//! A block (about a thousand events in arrival order) whose oldest event is past the
+//! policy's latest cutoff is read, its rows tested one by one (the row's category decides
+//! its cutoff; a row an alert refers to stays), and then either deleted with its postings
+//! and `event_ids`, or rewritten with the rows that stay (their raw records re-packed, so
+//! the space is really given back). Each call handles a bounded number of blocks in one
+//! `BEGIN IMMEDIATE` transaction: ingest waits for at most one such slice. Freed pages go
+//! back to the file's free list, which new blocks reuse, and databases created with
+//! `auto_vacuum = INCREMENTAL` also hand them back to the file system.
+
+use std::collections::{HashMap, HashSet};
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::columns::BlockColumns;
+use super::schema::kind;
+use crate::retention::{RetentionPolicy, RetentionReport, StorageStats};
+use crate::{Context, PackedRaw, RawFramer, StoreError};
+
+/// Free pages returned to the file system per call (16 KiB each: 16 MiB).
+const VACUUM_PAGES: i64 = 1024;
+
+pub(crate) fn apply(
+    conn: &mut Connection,
+    policy: &RetentionPolicy,
+    now: i64,
+    resume_after: Option<i64>,
+    max_blocks: usize,
+) -> Result<RetentionReport, StoreError> {
+    let mut report = RetentionReport::default();
+    let Some(latest) = policy.latest_cutoff(now) else { return Ok(report) };
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).context("begin retention")?;
+    let categories = categories(&tx)?;
+    let candidates: Vec<(i64, i64, Vec<u8>, Vec<u8>)> = {
+        let mut s = tx
+            .prepare_cached(
+                "SELECT id, rows, columns, raw FROM blocks WHERE id > ?1 AND min_time < ?2 ORDER BY id LIMIT ?3",
+            )
+            .context("prepare retention scan")?;
+        let rows = s
+            .query_map(params![resume_after.unwrap_or(0), latest, max_blocks as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .context("scan blocks for retention")?;
+        rows.collect::<Result<_, _>>().context("scan blocks for retention")?
+    };
+    if let Some(&(last, ..)) = candidates.last() {
+        report.resume_after = (candidates.len() == max_blocks).then_some(last);
+    }
+    let referenced = referenced_rows(&tx, candidates.first().map(|c| c.0), candidates.last().map(|c| c.0))?;
+    for (id, rows, columns, raw) in candidates {
+        let mut c =
+            BlockColumns::decode(&columns).map_err(|e| StoreError::Corrupt { block: id, detail: e.to_string() })?;
+        c.truncate(rows as usize);
+        let keep: Vec<bool> = (0..c.len())
+            .map(|i| {
+                let category = categories.get(&c.category[i]).map(String::as_str);
+                let expired = policy.cutoff(category, now).is_some_and(|cut| c.event_time[i] < cut);
+                if expired && referenced.contains(&(id, i as i64)) {
+                    report.events_kept_for_alerts += 1;
+                    return true;
+                }
+                !expired
+            })
+            .collect();
+        let kept = keep.iter().filter(|k| **k).count();
+        if kept == c.len() {
+            continue;
+        }
+        let records = PackedRaw::from_bytes(raw)
+            .unpack()
+            .map_err(|e| StoreError::Corrupt { block: id, detail: e.to_string() })?;
+        let record = |i: usize| -> Result<&String, StoreError> {
+            records
+                .get(c.raw_slot[i] as usize)
+                .ok_or_else(|| StoreError::Corrupt { block: id, detail: format!("no raw record {}", c.raw_slot[i]) })
+        };
+        {
+            let mut forget = tx.prepare_cached("DELETE FROM event_ids WHERE id = ?1").context("prepare id delete")?;
+            for i in (0..c.len()).filter(|&i| !keep[i]) {
+                let event_id = super::read::event_id_of(record(i)?)
+                    .ok_or_else(|| StoreError::Corrupt { block: id, detail: format!("row {i} has no eventID") })?;
+                forget.execute([super::event_id_key(&event_id)]).context("delete expired event id")?;
+            }
+        }
+        report.events_deleted += (c.len() - kept) as u64;
+        let old_postings = postings(&c);
+        if kept == 0 {
+            tx.execute("DELETE FROM blocks WHERE id = ?1", [id]).context("delete expired block")?;
+            delete_postings(&tx, id, &old_postings)?;
+            report.units_dropped += 1;
+            continue;
+        }
+        // Rewrite with the rows that stay, in their order; their arrival rows change, which
+        // only moves them within their block.
+        let mut next = BlockColumns::with_capacity(kept);
+        let mut framer = RawFramer::default();
+        let mut renumber =
+            tx.prepare_cached("UPDATE event_ids SET row = ?2 WHERE id = ?1").context("prepare renumber")?;
+        for i in (0..c.len()).filter(|&i| keep[i]) {
+            let new_row = next.len() as i64;
+            next.push_row_from(&c, i, new_row);
+            let raw = record(i)?;
+            framer.push(raw);
+            if new_row != i as i64 {
+                let event_id = super::read::event_id_of(raw)
+                    .ok_or_else(|| StoreError::Corrupt { block: id, detail: format!("row {i} has no eventID") })?;
+                renumber.execute(params![super::event_id_key(&event_id), new_row]).context("renumber kept event")?;
+            }
+        }
+        let (min_time, max_time) =
+            next.event_time.iter().fold((i64::MAX, i64::MIN), |(lo, hi), &t| (lo.min(t), hi.max(t)));
+        tx.execute(
+            "UPDATE blocks SET rows = ?2, min_time = ?3, max_time = ?4, columns = ?5, raw = ?6 WHERE id = ?1",
+            params![id, next.len() as i64, min_time, max_time, next.encode(), framer.finish().as_bytes()],
+        )
+        .context("rewrite block")?;
+        let new_postings = postings(&next);
+        let gone: Vec<_> = old_postings.difference(&new_postings).copied().collect();
+        delete_postings(&tx, id, &gone.into_iter().collect())?;
+        report.units_rewritten += 1;
+    }
+    if let Some(cut) = policy.bookkeeping_cutoff(now) {
+        // The ledger says which objects were read; an object older than anything kept would
+        // only be read again by a backfill over expired time, whose events expire again.
+        report.ledger_rows_deleted = tx
+            .execute("DELETE FROM objects WHERE status = 'committed' AND recorded_at < ?1", [cut])
+            .context("prune ledger")? as u64;
+        tx.execute("DELETE FROM digests_seen WHERE seen_at < ?1", [cut]).context("prune digests seen")?;
+    }
+    tx.commit().context("commit retention")?;
+    let auto_vacuum: i64 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0)).context("read auto_vacuum")?;
+    if auto_vacuum == 2 {
+        conn.query_row(&format!("PRAGMA incremental_vacuum({VACUUM_PAGES})"), [], |_| Ok(()))
+            .optional()
+            .context("incremental vacuum")?;
+    }
+    Ok(report)
+}
+
+/// `dict` ids of event categories → their names.
+fn categories(conn: &Connection) -> Result<HashMap<i64, String>, StoreError> {
+    let mut s = conn.prepare_cached("SELECT id, value FROM dict WHERE kind = ?1").context("read categories")?;
+    let rows = s.query_map([kind::CATEGORY], |r| Ok((r.get(0)?, r.get(1)?))).context("read categories")?;
+    rows.collect::<Result<_, _>>().context("read categories")
+}
+
+/// (block, row) of the events alerts refer to, within the blocks `first..=last`.
+fn referenced_rows(
+    conn: &Connection,
+    first: Option<i64>,
+    last: Option<i64>,
+) -> Result<HashSet<(i64, i64)>, StoreError> {
+    let (Some(first), Some(last)) = (first, last) else { return Ok(HashSet::new()) };
+    let mut s = conn
+        .prepare_cached(
+            "SELECT e.block, e.row FROM alert_events a JOIN event_ids e ON e.id = a.event
+             WHERE e.block BETWEEN ?1 AND ?2",
+        )
+        .context("read alert events")?;
+    let rows = s.query_map([first, last], |r| Ok((r.get(0)?, r.get(1)?))).context("read alert events")?;
+    rows.collect::<Result<_, _>>().context("read alert events")
+}
+
+/// The postings a block's rows make (the writer's dimensions, see `writer.rs`).
+fn postings(c: &BlockColumns) -> HashSet<(u8, i64)> {
+    let mut out = HashSet::new();
+    for i in 0..c.len() {
+        for (dim, v) in [
+            (kind::EVENT_SOURCE, c.event_source[i]),
+            (kind::EVENT_NAME, c.event_name[i]),
+            (kind::ACCOUNT, c.account[i]),
+            (kind::REGION, c.region[i]),
+            (kind::ERROR_CODE, c.error_code[i]),
+            (kind::SOURCE_IP, c.source_ip[i]),
+        ] {
+            if v != 0 {
+                out.insert((dim, v));
+            }
+        }
+        out.insert((kind::PRINCIPAL, c.principal[i]));
+    }
+    out
+}
+
+fn delete_postings(conn: &Connection, block: i64, postings: &HashSet<(u8, i64)>) -> Result<(), StoreError> {
+    let mut s = conn
+        .prepare_cached("DELETE FROM postings WHERE dim = ?1 AND value = ?2 AND block = ?3")
+        .context("prepare postings delete")?;
+    for &(dim, value) in postings {
+        s.execute(params![dim, value, block]).context("delete posting")?;
+    }
+    Ok(())
+}
+
+pub(crate) fn storage(conn: &Connection, path: Option<&std::path::Path>) -> Result<StorageStats, StoreError> {
+    let pragma = |name: &str| -> Result<i64, StoreError> {
+        conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0)).context("read page counts")
+    };
+    let page = pragma("page_size")?;
+    let (pages, free) = (pragma("page_count")?, pragma("freelist_count")?);
+    let wal_bytes = path.map_or(0, |path| {
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        std::fs::metadata(wal).map(|m| m.len()).unwrap_or(0)
+    });
+    // dbstat is not compiled into every SQLite; the parts are then left out.
+    let parts = conn
+        .prepare("SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC LIMIT 12")
+        .and_then(|mut s| {
+            s.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .unwrap_or_default();
+    Ok(StorageStats { bytes: (pages * page) as u64 + wal_bytes, wal_bytes, free_bytes: (free * page) as u64, parts })
+}

@@ -1,0 +1,223 @@
+//! Operations: upgrading a store written by the previous release, refusing a newer schema,
+//! retention from the command line, and a backup taken during ingest that restores to a
+//! store answering like the original did at that instant.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::util::{output, run, run_json, s, simulate, tsv_ids};
+
+fn fixture(dir: &Path) -> PathBuf {
+    let gz = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-schema-v6.db.gz");
+    let mut bytes = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(gz).unwrap()).read_to_end(&mut bytes).unwrap();
+    let path = dir.join("old.db");
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn search_tsv(db: &Path, extra: &[&str]) -> String {
+    let mut args = vec!["search", "--db", s(db), "--limit", "0", "--format", "tsv"];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+/// (rule title, count, event id) of every alert: what detection made of the data.
+fn alert_summary(db: &Path) -> BTreeSet<(String, u64, String)> {
+    let alerts = run_json(&["alerts", "list", "--db", s(db), "--limit", "0", "--format", "json"]);
+    alerts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["rule"].as_str().unwrap().to_string(),
+                a["count"].as_u64().unwrap(),
+                a["group"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_store_of_the_previous_schema_upgrades_and_answers_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = fixture(dir.path());
+    // The same tree the fixture was ingested from (tests/fixtures/README.md).
+    let tree = simulate(
+        dir.path(),
+        "tree",
+        &[
+            "--accounts",
+            "2",
+            "--hours",
+            "3",
+            "--events",
+            "600",
+            "--seed",
+            "7",
+            "--scenario",
+            "trail-tampering",
+            "--scenario",
+            "root-usage",
+        ],
+    );
+    let fresh = dir.path().join("fresh.db");
+    run(&["ingest", "--local", s(&tree), "--db", s(&fresh), "--format", "json"]);
+
+    // Every event with every column; events of the same second may be in either order
+    // (arrival breaks ties, and parse threads finish in any order).
+    let lines = |tsv: String| -> Vec<String> {
+        let mut l: Vec<String> = tsv.lines().map(String::from).collect();
+        assert!(l.windows(2).all(|w| w[0][..20] >= w[1][..20]), "newest first");
+        l.sort();
+        l
+    };
+    let upgraded = lines(search_tsv(&old, &[]));
+    assert_eq!(upgraded.len(), 613);
+    assert!(upgraded == lines(search_tsv(&fresh, &[])), "the upgraded store answers as a fresh ingest");
+    for filter in [["--event-name", "StopLogging"], ["--principal", "*root"], ["--region", "us-east-1"]] {
+        assert!(lines(search_tsv(&old, &filter)) == lines(search_tsv(&fresh, &filter)), "{filter:?}");
+    }
+    assert_eq!(alert_summary(&old), alert_summary(&fresh));
+    let version = |db: &Path| -> i64 {
+        rusqlite::Connection::open(db).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap()
+    };
+    assert_eq!(version(&old), version(&fresh), "migrated to the current schema");
+    let users = run(&["user", "list", "--db", s(&old), "--format", "tsv"]);
+    assert!(users.contains("viewer1"), "{users}");
+    // Re-ingesting the tree adds nothing (the ledger survived), retention and new writes work.
+    let again = run_json(&["ingest", "--local", s(&tree), "--db", s(&old), "--format", "json"]);
+    assert_eq!(again["new"], 0, "{again}");
+    let more = simulate(dir.path(), "more", &["--accounts", "1", "--hours", "1", "--events", "100", "--seed", "8"]);
+    let added = run_json(&["ingest", "--local", s(&more), "--db", s(&old), "--format", "json"]);
+    assert!(added["new"].as_u64().unwrap() > 50, "{added}");
+}
+
+#[test]
+fn a_newer_schema_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fixture(dir.path());
+    rusqlite::Connection::open(&db).unwrap().pragma_update(None, "user_version", 99).unwrap();
+    let before = std::fs::read(&db).unwrap();
+    for args in [vec!["search", "--db", s(&db)], vec!["ingest", "--local", s(dir.path()), "--db", s(&db)]] {
+        let out = output(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("schema version 99 is newer"), "{err}");
+    }
+    assert_eq!(std::fs::read(&db).unwrap(), before, "the file is untouched");
+}
+
+#[test]
+fn retention_from_the_command_line_keeps_alerted_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fixture(dir.path());
+    let alerts_before = alert_summary(&db);
+    let alerted: BTreeSet<String> = run_json(&["alerts", "list", "--db", s(&db), "--limit", "0", "--format", "json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|a| {
+            let id = a["id"].as_i64().unwrap().to_string();
+            let shown = run_json(&["alerts", "show", &id, "--db", s(&db), "--format", "json"]);
+            shown["events"].as_array().unwrap().iter().map(|e| e.as_str().unwrap().to_string()).collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(!alerted.is_empty());
+    // The fixture's events are from 2026-01-05: an age policy far longer keeps them all.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let age_days = (now - 1_767_571_200) / 86_400; // 2026-01-05T00:00Z
+    let keep_all = (age_days + 30).to_string();
+    let r = run_json(&["retention", "--db", s(&db), "--days", &keep_all, "--format", "json"]);
+    assert_eq!(r["events_deleted"], 0, "{r}");
+    let expire_all = (age_days - 2).max(1).to_string();
+    let r = run_json(&["retention", "--db", s(&db), "--days", &expire_all, "--format", "json"]);
+    assert_eq!(r["events_deleted"].as_u64().unwrap() as usize, 613 - alerted.len(), "{r}");
+    let left: BTreeSet<String> = tsv_ids(&search_tsv(&db, &[])).into_iter().collect();
+    assert_eq!(left, alerted, "only what alerts refer to stays");
+    assert_eq!(alert_summary(&db), alerts_before, "alerts unchanged");
+    let bad = output(&["retention", "--db", s(&db), "--category", "Logs=3"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("Logs is not one of"));
+}
+
+#[test]
+fn a_backup_taken_beside_ingest_restores_to_the_store_at_that_instant() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = simulate(dir.path(), "tree", &["--accounts", "2", "--hours", "12", "--events", "60000", "--seed", "3"]);
+    let db = dir.path().join("live.db");
+    let mut ingest = crate::util::bin()
+        .args(["ingest", "--local", s(&tree), "--db", s(&db), "--format", "json"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until ingest has committed something, then back up while it goes on.
+    let started = Instant::now();
+    loop {
+        let out = output(&["search", "--db", s(&db), "--limit", "1", "--format", "tsv"]);
+        if out.status.success() && !out.stdout.is_empty() {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "ingest committed nothing");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let backup = dir.path().join("backup.db");
+    let b = run_json(&["backup", "--db", s(&db), "--to", s(&backup), "--format", "json"]);
+    // Whether ingest was still running depends on this machine's speed; the store test
+    // `backup::a_backup_while_objects_commit_is_one_instant` makes sure of it in-process.
+    assert!(ingest.wait().unwrap().success());
+    assert!(output(&["backup", "--db", s(&db), "--to", s(&backup)]).status.code() == Some(2), "never overwrites");
+
+    let restored = dir.path().join("restored.db");
+    run(&["restore", "--from", s(&backup), "--db", s(&restored)]);
+    let at_backup: Vec<String> = tsv_ids(&search_tsv(&restored, &[]));
+    let final_ids: Vec<String> = tsv_ids(&search_tsv(&db, &[]));
+    assert_eq!(at_backup.len() as u64, b["events"].as_u64().unwrap());
+    assert!(!at_backup.is_empty() && at_backup.len() <= final_ids.len(), "{} of {}", at_backup.len(), final_ids.len());
+
+    // The backup holds whole objects: each file's records are all there or none are.
+    let mut by_file: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
+    for path in test_support::files_under(&tree) {
+        if path.to_string_lossy().ends_with(".json.gz") && !path.to_string_lossy().contains("Digest") {
+            let (events, _) = model::read_all_events(std::fs::File::open(&path).unwrap()).unwrap();
+            by_file.insert(path, events.into_iter().map(|e| e.event_id).collect());
+        }
+    }
+    let present: BTreeSet<&String> = at_backup.iter().collect();
+    for (file, ids) in &by_file {
+        let n = ids.iter().filter(|id| present.contains(id)).count();
+        assert!(n == 0 || n == ids.len(), "{}: {n} of {} records in the backup", file.display(), ids.len());
+    }
+    // Search equality with the original at that instant: the original's answers restricted
+    // to what had arrived are the restored store's answers, for every filter.
+    let restrict = |tsv: String| -> Vec<String> {
+        tsv.lines().filter(|l| present.contains(&l.split('\t').nth(1).unwrap().to_string())).map(String::from).collect()
+    };
+    for filter in [
+        &[][..],
+        &["--event-name", "AssumeRole"],
+        &["--region", "eu-west-1"],
+        &["--errors"],
+        &["--principal", "*alice*"],
+    ] {
+        let original: Vec<String> = restrict(search_tsv(&db, filter));
+        let got: Vec<String> = search_tsv(&restored, filter).lines().map(String::from).collect();
+        assert_eq!(got, original, "{filter:?}");
+    }
+    // Restoring over a store with events needs --force.
+    let out = output(&["restore", "--from", s(&backup), "--db", s(&db)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
+    run(&["restore", "--from", s(&backup), "--db", s(&db), "--force"]);
+    assert_eq!(tsv_ids(&search_tsv(&db, &[])), at_backup);
+    // A file that is not a store is refused before anything is replaced.
+    let junk = dir.path().join("junk.db");
+    std::fs::write(&junk, b"not a database at all, just some bytes").unwrap();
+    let out = output(&["restore", "--from", s(&junk), "--db", s(&db), "--force"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(tsv_ids(&search_tsv(&db, &[])), at_backup, "unchanged");
+}
