@@ -100,6 +100,8 @@ pub struct Counters {
     pub eventbridge: AtomicU64,
     pub events_new: AtomicU64,
     pub events_duplicate: AtomicU64,
+    /// Records the ingest filters dropped.
+    pub events_filtered: AtomicU64,
     /// Where time goes (summed over concurrent tasks): long polls, S3 GETs, and waiting for
     /// the pipeline to take an object (backpressure: parse or store is the slower stage).
     pub receive_calls: AtomicU64,
@@ -118,6 +120,7 @@ impl Counters {
             "quarantined": g(&self.objects_quarantined), "already_ingested": g(&self.objects_known),
             "other_keys": g(&self.other_keys), "digests": g(&self.digests), "eventbridge": g(&self.eventbridge),
             "new": g(&self.events_new), "duplicates": g(&self.events_duplicate),
+            "filtered": g(&self.events_filtered),
             "receive_calls": g(&self.receive_calls), "receive_seconds": g(&self.receive_micros) as f64 / 1e6,
             "fetch_seconds": g(&self.fetch_micros) as f64 / 1e6, "fetch_bytes": g(&self.fetch_bytes),
             "submit_wait_seconds": g(&self.submit_wait_micros) as f64 / 1e6,
@@ -788,8 +791,9 @@ impl Consumer {
         let now = now_millis();
         let t = &s.receipt;
         let problem = match s.outcome {
-            Outcome::Committed { counts, newest_event, .. } => {
+            Outcome::Committed { counts, newest_event, filtered, .. } => {
                 bump(&self.counters.objects_committed, 1);
+                bump(&self.counters.events_filtered, filtered);
                 bump(&self.counters.events_new, counts.new);
                 bump(&self.counters.events_duplicate, counts.duplicates);
                 self.board.object(&t.account, &t.region, counts.new, newest_event, now);

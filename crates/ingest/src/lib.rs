@@ -12,6 +12,7 @@
 //! ```
 
 pub mod detection;
+pub mod filter;
 pub mod pipeline;
 pub mod sources;
 

@@ -163,6 +163,94 @@ pub struct RawIngest {
     pub retry_backoff_secs: Option<i32>,
     /// Parse threads (default: number of CPUs).
     pub workers: Option<usize>,
+    /// Records to drop before they are stored or scanned, tried in order; the first that
+    /// matches decides. See [`RawFilter`].
+    #[serde(default)]
+    pub filters: Vec<RawFilter>,
+}
+
+/// One ingest filter rule (`[[ingest.filters]]`). Every condition given must hold; values
+/// are exact with `*`/`?` wildcards, case-sensitive, and a list matches any of its values.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFilter {
+    /// Shown in metrics and logs (default: filter-N).
+    pub name: Option<String>,
+    /// "drop" (default) or "keep" (an exception before a broader drop).
+    pub action: Option<String>,
+    /// e.g. "kms.amazonaws.com".
+    #[serde(default)]
+    pub event_source: OneOrMany,
+    /// e.g. ["Decrypt", "GenerateDataKey*"].
+    #[serde(default)]
+    pub event_name: OneOrMany,
+    /// Management, Data, Insight, NetworkActivity.
+    #[serde(default)]
+    pub category: OneOrMany,
+    /// The normalised principal (an ARN; `*` wildcards), e.g. "arn:aws:sts::*:assumed-role/app/*".
+    #[serde(default)]
+    pub principal: OneOrMany,
+    /// recipientAccountId.
+    #[serde(default)]
+    pub account: OneOrMany,
+    /// awsRegion.
+    #[serde(default)]
+    pub region: OneOrMany,
+    /// Only read-only (true) or only mutating (false) calls.
+    pub read_only: Option<bool>,
+}
+
+/// A string or a list of strings.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    #[default]
+    None,
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::None => Vec::new(),
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+fn ingest_filter(raw: Vec<RawFilter>) -> anyhow::Result<Option<std::sync::Arc<ingest::filter::EventFilter>>> {
+    use ingest::filter::{FilterAction, FilterSpec};
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let mut specs = Vec::new();
+    for (i, f) in raw.into_iter().enumerate() {
+        let key = format!("ingest.filters[{i}]");
+        let action = match f.action.as_deref() {
+            None | Some("drop") => FilterAction::Drop,
+            Some("keep") => FilterAction::Keep,
+            Some(other) => bail!("{key}.action: {other:?} is neither \"drop\" nor \"keep\""),
+        };
+        let category = f.category.into_vec();
+        if let Some(c) = category.iter().find(|c| !c.contains(['*', '?']) && !EVENT_CATEGORIES.contains(&c.as_str())) {
+            bail!("{key}.category: {c:?} is not one of {}", EVENT_CATEGORIES.join(", "));
+        }
+        specs.push(FilterSpec {
+            name: f.name.unwrap_or_else(|| format!("filter-{}", i + 1)),
+            action: Some(action),
+            event_source: f.event_source.into_vec(),
+            event_name: f.event_name.into_vec(),
+            category,
+            principal: f.principal.into_vec(),
+            account: f.account.into_vec(),
+            region: f.region.into_vec(),
+            read_only: f.read_only,
+        });
+    }
+    let filter = ingest::filter::EventFilter::new(&specs).map_err(|e| anyhow::anyhow!("ingest.filters: {e}"))?;
+    Ok(Some(std::sync::Arc::new(filter)))
 }
 
 /// Where events live.
@@ -245,6 +333,8 @@ pub struct Config {
     pub integrity: Option<aws::integrity::WatchSettings>,
     /// `None` when no policy is set.
     pub retention: Option<RetentionSettings>,
+    /// `[[ingest.filters]]`, compiled; `None` without filters.
+    pub filter: Option<std::sync::Arc<ingest::filter::EventFilter>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -412,7 +502,8 @@ impl Config {
         for (i, a) in raw.accounts.into_iter().enumerate() {
             accounts.push(validate_account(i, a, &accounts)?);
         }
-        let ingest = raw.ingest;
+        let mut ingest = raw.ingest;
+        let filter = ingest_filter(std::mem::take(&mut ingest.filters))?;
         let defaults = aws::consumer::ConsumerConfig::default();
         let wait_time_secs = ingest.wait_time_secs.unwrap_or(defaults.wait_time_secs);
         if !(0..=20).contains(&wait_time_secs) {
@@ -488,6 +579,7 @@ impl Config {
             detection,
             integrity,
             retention,
+            filter,
             sinks,
             store,
             web_listen,
@@ -853,6 +945,28 @@ mod tests {
         assert!(err.contains("detection.suppression"), "{err}");
         let err = format!("{:#}", load("", &[("TRAILWATCH_SINKS_NOPE_URL", "x")]).unwrap_err());
         assert!(err.contains("TRAILWATCH_SINKS_NOPE_URL"), "{err}");
+    }
+
+    #[test]
+    fn ingest_filters() {
+        assert!(load("", &[]).unwrap().filter.is_none());
+        let c = load(
+            "[[ingest.filters]]\nevent_source = \"kms.amazonaws.com\"\nevent_name = [\"Decrypt\", \"Encrypt\"]\ncategory = \"Data\"\n",
+            &[],
+        )
+        .unwrap();
+        let counts = c.filter.unwrap().counts();
+        assert_eq!(counts.len(), 1);
+        assert_eq!(counts[0].0, "filter-1");
+        for (text, key) in [
+            ("[[ingest.filters]]\naction = \"skip\"\nevent_name = \"X\"\n", "ingest.filters[0].action"),
+            ("[[ingest.filters]]\ncategory = \"Logs\"\n", "ingest.filters[0].category"),
+            ("[[ingest.filters]]\nname = \"everything\"\n", "\"everything\" has no condition"),
+            ("[[ingest.filters]]\nevent_nam = \"X\"\n", "event_nam"),
+        ] {
+            let err = format!("{:#}", load(text, &[]).unwrap_err());
+            assert!(err.contains(key), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -94,6 +94,8 @@ pub struct DoctorCheck {
 pub struct WebState {
     pub store: Arc<dyn store::Store>,
     pub consumer: Option<Arc<Consumer>>,
+    /// The ingest filters `serve` runs with (their counters for `/metrics`).
+    pub filter: Option<Arc<ingest::filter::EventFilter>>,
     pub sns: Option<Arc<SnsVerifier>>,
     pub info: Arc<SiteInfo>,
     pub limiter: Arc<auth::LoginLimiter>,
@@ -107,6 +109,7 @@ impl WebState {
         WebState {
             store,
             consumer: None,
+            filter: None,
             sns: None,
             info: Arc::new(info),
             limiter: Arc::new(auth::LoginLimiter::default()),

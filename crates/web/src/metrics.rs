@@ -19,7 +19,7 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 
 fn consumer_counters(out: &mut String, consumer: &aws::consumer::Consumer) {
     let c = &consumer.counters;
-    let counters: [(&str, &str, u64); 13] = [
+    let counters: [(&str, &str, u64); 14] = [
         (
             "trailwatch_messages_received_total",
             "Notifications received (SQS messages and SNS pushes).",
@@ -63,6 +63,11 @@ fn consumer_counters(out: &mut String, consumer: &aws::consumer::Consumer) {
             "Events delivered again (same eventID), not stored twice.",
             c.events_duplicate.load(Ordering::Relaxed),
         ),
+        (
+            "trailwatch_events_filtered_total",
+            "Records dropped by the ingest filters before storage.",
+            c.events_filtered.load(Ordering::Relaxed),
+        ),
         ("trailwatch_queue_receives_total", "SQS ReceiveMessage calls.", c.receive_calls.load(Ordering::Relaxed)),
         (
             "trailwatch_s3_fetched_bytes_total",
@@ -82,6 +87,22 @@ pub fn render(state: &WebState, now_ms: i64) -> String {
     let mut out = String::new();
     if let Some(consumer) = &state.consumer {
         consumer_counters(&mut out, consumer);
+    }
+    if let Some(filter) = &state.filter {
+        header(
+            &mut out,
+            "trailwatch_ingest_filter_records_total",
+            "counter",
+            "Records each ingest filter rule decided.",
+        );
+        for (name, action, n) in filter.counts() {
+            let _ = writeln!(
+                out,
+                "trailwatch_ingest_filter_records_total{{filter=\"{}\",action=\"{}\"}} {n}",
+                label(&name),
+                action.as_str()
+            );
+        }
     }
     header(&mut out, "trailwatch_rule_evaluated_records_total", "counter", "Records scanned by the detection rules.");
     let _ = writeln!(

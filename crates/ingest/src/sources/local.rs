@@ -118,6 +118,8 @@ pub struct LocalReport {
     /// Records in the files committed in this run.
     pub records: u64,
     pub counts: InsertCounts,
+    /// Records the ingest filters dropped (part of `records`, not stored).
+    pub filtered: u64,
     pub quarantined: Vec<(String, &'static str, String)>,
     pub failed: Vec<(String, String)>,
     /// Log files skipped because the ledger already has them.
@@ -167,7 +169,8 @@ pub fn ingest_files(
     let add = |report: &mut LocalReport, s: crate::pipeline::Settled<String>| {
         report.files += 1;
         match s.outcome {
-            Outcome::Committed { counts, summary, alerts, .. } => {
+            Outcome::Committed { counts, summary, alerts, filtered, .. } => {
+                report.filtered += filtered;
                 report.hits += alerts.hits;
                 report.alerts_opened += alerts.opened;
                 report.records += summary.records;

@@ -39,7 +39,10 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<()> {
             aws::backfill::backfill(
                 &clients,
                 store,
-                ingest::PipelineSpec { config: pipeline_config(config.workers), detection: Some(detection) },
+                ingest::PipelineSpec {
+                    config: pipeline_config(config.workers, config.filter.clone()),
+                    detection: Some(detection),
+                },
                 &request,
             )
             .await?,

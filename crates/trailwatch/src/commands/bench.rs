@@ -112,7 +112,8 @@ pub fn run(args: BenchIngestArgs) -> anyhow::Result<()> {
 
 fn parse_only(files: &[LocalFile], workers: Option<usize>) -> anyhow::Result<Stage> {
     let started = Instant::now();
-    let report = ingest_files(files.to_vec(), Box::new(DiscardWriter::default()), pipeline_config(workers), None)?;
+    let report =
+        ingest_files(files.to_vec(), Box::new(DiscardWriter::default()), pipeline_config(workers, None), None)?;
     Ok(Stage { seconds: started.elapsed().as_secs_f64(), report })
 }
 
@@ -130,7 +131,7 @@ fn full_ingest(
         None => None,
     };
     let started = Instant::now();
-    let report = ingest_files(files.to_vec(), store.writer()?, pipeline_config(workers), detection)?;
+    let report = ingest_files(files.to_vec(), store.writer()?, pipeline_config(workers, None), detection)?;
     Ok(Stage { seconds: started.elapsed().as_secs_f64(), report })
 }
 

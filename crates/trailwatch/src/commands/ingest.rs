@@ -23,15 +23,22 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
         let policy = crate::detection::policy(&settings, &sinks);
         Some(crate::detection::for_pipeline(&*store, &settings, rules, policy)?)
     };
-    let report = ingest::sources::local::ingest_dir(&args.local, &*store, pipeline_config(args.workers), detection)?;
+    let filter = super::selected_config(&args.store)?.and_then(|c| c.filter);
+    let filtering = filter.is_some();
+    let report =
+        ingest::sources::local::ingest_dir(&args.local, &*store, pipeline_config(args.workers, filter), detection)?;
     let seconds = started.elapsed().as_secs_f64();
-    let counts = json!({
+    let mut counts = json!({
         "files": report.files,
         "records": report.records,
         "new": report.counts.new,
         "duplicates": report.counts.duplicates,
         "quarantined": report.quarantined.len(),
     });
+    // Only with filters configured: the contract's five keys stay as they are otherwise.
+    if filtering {
+        counts["filtered"] = json!(report.filtered);
+    }
     match args.format {
         Format::Json | Format::Jsonl => println!("{counts}"),
         Format::Tsv => println!(
@@ -51,6 +58,9 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
                 thousands(report.counts.duplicates),
                 report.quarantined.len()
             );
+            if filtering {
+                println!("filters dropped {} records before storage", thousands(report.filtered));
+            }
             if report.hits > 0 {
                 println!(
                     "detection: {} rule matches, {} new alerts (trailwatch alerts list)",

@@ -115,8 +115,11 @@ pub fn open_store_at(path: &std::path::Path, mode: Open) -> anyhow::Result<Sqlit
     SqliteStore::open(&path).with_context(|| format!("opening database {}", path.display()))
 }
 
-pub fn pipeline_config(workers: Option<usize>) -> ::ingest::PipelineConfig {
-    let mut config = ::ingest::PipelineConfig::default();
+pub fn pipeline_config(
+    workers: Option<usize>,
+    filter: Option<Arc<::ingest::filter::EventFilter>>,
+) -> ::ingest::PipelineConfig {
+    let mut config = ::ingest::PipelineConfig { filter, ..Default::default() };
     if let Some(w) = workers.filter(|w| *w > 0) {
         config.workers = w;
         config.inflight_objects = w * 8;

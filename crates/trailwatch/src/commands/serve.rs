@@ -50,6 +50,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let _retention =
         config.retention.clone().map(|settings| crate::retention::RetentionTask::start(store.clone(), settings));
     let listen = config.web_listen.clone();
+    let filter = config.filter.clone();
     let tls = config.web.tls.clone();
     let consumer = runtime.block_on(async {
         let listener = crate::dashboard::bind(&listen).await?;
@@ -87,13 +88,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 config.accounts.clone(),
                 config.aws.clone(),
                 store.clone(),
-                ingest::PipelineSpec { config: pipeline_config(config.workers), detection: Some(detection) },
+                ingest::PipelineSpec {
+                    config: pipeline_config(config.workers, config.filter.clone()),
+                    detection: Some(detection),
+                },
                 config.consumer.clone(),
                 board.clone(),
                 move |consumer| async move {
                     let (stop_web, web_stopped) = tokio::sync::oneshot::channel::<()>();
                     let mut state = web::WebState::new(store.clone(), site);
                     state.consumer = Some(consumer.clone());
+                    state.filter = filter;
                     state.sns = Some(sns);
                     let web = tokio::spawn(async move {
                         crate::dashboard::serve(listener, state, tls.as_ref(), async move {

@@ -221,3 +221,70 @@ fn a_backup_taken_beside_ingest_restores_to_the_store_at_that_instant() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(tsv_ids(&search_tsv(&db, &[])), at_backup, "unchanged");
 }
+
+#[test]
+fn ingest_filters_drop_what_they_match_before_storage() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = simulate(dir.path(), "tree", &["--accounts", "2", "--hours", "2", "--events", "3000", "--seed", "11"]);
+    let db = dir.path().join("filtered.db");
+    let config = dir.path().join("trailwatch.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[store]
+path = "{}"
+
+[[ingest.filters]]
+name = "keep-kms-writes"
+action = "keep"
+event_source = "kms.amazonaws.com"
+read_only = false
+
+[[ingest.filters]]
+name = "noisy-kms"
+event_source = "kms.amazonaws.com"
+event_name = ["Decrypt", "GenerateDataKey*"]
+
+[[ingest.filters]]
+name = "app-reads"
+principal = "arn:aws:sts::*:assumed-role/app-server/*"
+read_only = true
+"#,
+            s(&db)
+        ),
+    )
+    .unwrap();
+    let records = crate::util::records_in(&tree);
+    // The reference: the same rules written out plainly over every record.
+    let dropped = |e: &model::ParsedEvent| -> bool {
+        let kms = e.event_source.as_deref() == Some("kms.amazonaws.com");
+        if kms && e.read_only == Some(false) {
+            return false;
+        }
+        if kms && matches!(e.event_name.as_deref(), Some(n) if n == "Decrypt" || n.starts_with("GenerateDataKey")) {
+            return true;
+        }
+        e.actor.principal.starts_with("arn:aws:sts::")
+            && e.actor.principal.contains(":assumed-role/app-server/")
+            && e.read_only == Some(true)
+    };
+    let expected: BTreeSet<String> = records.values().filter(|e| !dropped(e)).map(|e| e.event_id.clone()).collect();
+    let n_dropped = records.len() - expected.len();
+    assert!(n_dropped > 100 && expected.len() > 100, "the data exercises the filters: {n_dropped} dropped");
+    let report = run_json(&["ingest", "--local", s(&tree), "--config", s(&config), "--format", "json"]);
+    assert_eq!(report["filtered"].as_u64().unwrap() as usize, n_dropped, "{report}");
+    assert_eq!(report["new"].as_u64().unwrap() as usize, expected.len(), "{report}");
+    assert_eq!(report["records"].as_u64().unwrap() as usize, records.len(), "{report}");
+    let stored: BTreeSet<String> = tsv_ids(&search_tsv(&db, &[])).into_iter().collect();
+    assert_eq!(stored, expected);
+    // Without --config (a bare --db) nothing is filtered and the contract's keys are as always.
+    let plain = dir.path().join("plain.db");
+    let report = run_json(&["ingest", "--local", s(&tree), "--db", s(&plain), "--format", "json"]);
+    assert!(report.get("filtered").is_none(), "{report}");
+    assert_eq!(report["new"].as_u64().unwrap() as usize, records.len());
+    // A bad filter names its key.
+    std::fs::write(&config, "[[ingest.filters]]\naction = \"skip\"\nevent_name = \"X\"\n").unwrap();
+    let out = output(&["ingest", "--local", s(&tree), "--config", s(&config)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ingest.filters[0].action"));
+}
