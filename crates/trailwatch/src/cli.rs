@@ -70,6 +70,9 @@ pub enum Command {
     Backup(BackupArgs),
     /// Replace the SQLite store with a backup (checked before anything is replaced).
     Restore(RestoreArgs),
+    /// Write events or alerts for other tools: JSON Lines or OCSF.
+    #[command(subcommand)]
+    Export(ExportCommand),
 }
 
 #[derive(Debug, Args)]
@@ -411,6 +414,21 @@ pub struct IngestArgs {
 pub struct SearchArgs {
     #[command(flatten)]
     pub store: StoreArgs,
+    #[command(flatten)]
+    pub filters: EventFilterArgs,
+    /// Maximum events to print; 0 means no limit.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// `table`, `json` (array of the original records), `jsonl` (one original record per
+    /// line) or `tsv` (eventTime, eventID, eventSource, eventName, principal,
+    /// sourceIPAddress, recipientAccountId, awsRegion, errorCode).
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+/// The event filters of `search` and `export events`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct EventFilterArgs {
     /// eventName, e.g. StopLogging.
     #[arg(long)]
     pub event_name: Option<String>,
@@ -430,7 +448,7 @@ pub struct SearchArgs {
     /// awsRegion.
     #[arg(long)]
     pub region: Option<String>,
-    /// Events at or after this time.
+    /// Events at or after this time (RFC 3339, a date, or an age such as 7d).
     #[arg(long)]
     pub since: Option<String>,
     /// Events at or before this time.
@@ -442,14 +460,82 @@ pub struct SearchArgs {
     /// Only calls that failed with this errorCode (wildcards allowed).
     #[arg(long, value_name = "CODE")]
     pub error_code: Option<String>,
-    /// Maximum events to print; 0 means no limit.
-    #[arg(long, default_value_t = 100)]
+}
+
+impl EventFilterArgs {
+    /// The store query these filters select (no limit).
+    pub fn query(self, now: model::EpochMillis) -> anyhow::Result<store::EventQuery> {
+        Ok(store::EventQuery {
+            event_name: self.event_name,
+            event_source: self.event_source,
+            principal: self.principal,
+            source_ip: self.source_ip,
+            account: self.account,
+            region: self.region,
+            since: self.since.as_deref().map(|t| parse_time(t, now, false)).transpose()?,
+            until: self.until.as_deref().map(|t| parse_time(t, now, true)).transpose()?,
+            errors: self.errors,
+            error_code: self.error_code,
+            limit: None,
+            after: None,
+        })
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Stored events matching the filters, newest first.
+    Events(ExportEventsArgs),
+    /// Alerts with the ids of their events, most recently seen first.
+    Alerts(ExportAlertsArgs),
+}
+
+/// What an export writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// Events: the original CloudTrail records; alerts: the JSON `alerts list` prints.
+    Jsonl,
+    /// OCSF 1.1: API Activity (class 6003) for events, Detection Finding (2004) for alerts.
+    Ocsf,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  trailwatch export events --since 24h --format ocsf --out events.ocsf.jsonl\n  \
+    trailwatch export events --event-source iam.amazonaws.com --format jsonl | gzip > iam.jsonl.gz\n\n\
+    One JSON document per line, streamed: any number of events in little memory.")]
+pub struct ExportEventsArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub filters: EventFilterArgs,
+    /// At most this many events (newest first); 0: all.
+    #[arg(long, default_value_t = 0)]
     pub limit: usize,
-    /// `table`, `json` (array of the original records), `jsonl` (one original record per
-    /// line) or `tsv` (eventTime, eventID, eventSource, eventName, principal,
-    /// sourceIPAddress, recipientAccountId, awsRegion, errorCode).
-    #[arg(long, value_enum, default_value_t)]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+    pub format: ExportFormat,
+    /// Write here instead of stdout (replaced only when the export is complete).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  trailwatch export alerts --state open --format ocsf --out findings.jsonl")]
+pub struct ExportAlertsArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// open, acknowledged or resolved.
+    #[arg(long)]
+    pub state: Option<String>,
+    /// This level or higher (informational, low, medium, high, critical).
+    #[arg(long)]
+    pub level: Option<String>,
+    #[arg(long)]
+    pub rule: Option<String>,
+    #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+    pub format: ExportFormat,
+    /// Write here instead of stdout (replaced only when the export is complete).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -88,6 +88,8 @@ fn run(command: cli::Command) -> anyhow::Result<()> {
         Command::Retention(args) => commands::retention::run(args),
         Command::Backup(args) => commands::backup::backup(args),
         Command::Restore(args) => commands::backup::restore(args),
+        Command::Export(cli::ExportCommand::Events(args)) => commands::export::events(args),
+        Command::Export(cli::ExportCommand::Alerts(args)) => commands::export::alerts(args),
     }
 }
 

@@ -7,6 +7,7 @@ pub mod bench;
 pub mod bench_web;
 pub mod demo;
 pub mod doctor;
+pub mod export;
 pub mod ingest;
 pub mod migrate;
 pub mod quarantine;

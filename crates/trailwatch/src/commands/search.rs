@@ -6,26 +6,16 @@ use model::timefmt::format_millis;
 use store::{EventQuery, EventRow};
 
 use super::{now_millis, open_store, Open};
-use crate::cli::{parse_time, SearchArgs};
+use crate::cli::SearchArgs;
 use crate::output::{one_line_json, table, tsv_row, Format};
 
 pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     let store = open_store(&args.store, Open::Existing)?;
     let now = now_millis();
     let query = EventQuery {
-        event_name: args.event_name,
-        event_source: args.event_source,
-        principal: args.principal,
-        source_ip: args.source_ip,
-        account: args.account,
-        region: args.region,
-        since: args.since.as_deref().map(|t| parse_time(t, now, false)).transpose()?,
-        until: args.until.as_deref().map(|t| parse_time(t, now, true)).transpose()?,
-        errors: args.errors,
-        error_code: args.error_code,
         // One more than asked, to tell people when there is more.
         limit: (args.limit > 0).then_some(args.limit + 1),
-        after: None,
+        ..args.filters.query(now)?
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

@@ -288,3 +288,55 @@ read_only = true
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("ingest.filters[0].action"));
 }
+
+#[test]
+fn exports_as_json_lines_and_ocsf() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = fixture(dir.path());
+    // JSON Lines: exactly what `search --format jsonl` prints, for the same filters.
+    for filter in [&[][..], &["--region", "us-east-1", "--errors"]] {
+        let mut args = vec!["export", "events", "--db", s(&db)];
+        args.extend_from_slice(filter);
+        let mut search = vec!["search", "--db", s(&db), "--limit", "0", "--format", "jsonl"];
+        search.extend_from_slice(filter);
+        assert_eq!(run(&args), run(&search), "{filter:?}");
+    }
+    // OCSF to a file: one API Activity per event, the same events in the same order.
+    let out = dir.path().join("events.ocsf.jsonl");
+    run(&["export", "events", "--db", s(&db), "--format", "ocsf", "--out", s(&out)]);
+    let ids = tsv_ids(&search_tsv(&db, &[]));
+    let lines: Vec<serde_json::Value> =
+        std::fs::read_to_string(&out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), ids.len());
+    for (l, id) in lines.iter().zip(&ids) {
+        assert_eq!((l["class_uid"].as_u64(), l["metadata"]["uid"].as_str()), (Some(6003), Some(id.as_str())));
+        assert_eq!(l["type_uid"].as_u64().unwrap(), 600300 + l["activity_id"].as_u64().unwrap());
+    }
+    assert!(!dir.path().join("events.ocsf.partial").exists());
+    // Alerts: Detection Findings naming the events each alert holds.
+    let findings: Vec<serde_json::Value> = run(&["export", "alerts", "--db", s(&db), "--format", "ocsf"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let alerts = run_json(&["alerts", "list", "--db", s(&db), "--limit", "0", "--format", "json"]);
+    assert_eq!(findings.len(), alerts.as_array().unwrap().len());
+    for f in &findings {
+        assert_eq!(f["class_uid"], 2004);
+        assert_eq!(f["type_uid"].as_u64().unwrap(), 200400 + f["activity_id"].as_u64().unwrap());
+        assert!(f["finding_info"]["uid"].is_string() && f["finding_info"]["title"].is_string());
+        assert!((1..=5).contains(&f["severity_id"].as_u64().unwrap()), "{f}");
+        assert!(f["metadata"]["product"]["vendor_name"].is_string() && f["metadata"]["version"].is_string());
+        let id = f["finding_info"]["uid"].as_str().unwrap().trim_start_matches("trailwatch-alert-").to_string();
+        let shown = run_json(&["alerts", "show", &id, "--db", s(&db), "--format", "json"]);
+        let related: Vec<&str> = f["finding_info"]["related_events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["uid"].as_str().unwrap())
+            .collect();
+        let events: Vec<&str> = shown["events"].as_array().unwrap().iter().map(|e| e.as_str().unwrap()).collect();
+        assert_eq!(related, events);
+    }
+    let jsonl = run(&["export", "alerts", "--db", s(&db), "--state", "open"]);
+    assert!(jsonl.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["state"] == "open"));
+}
