@@ -12,6 +12,8 @@
 //! attacker-chosen text, so it is sent as data (JSON strings, Slack text with its control
 //! characters escaped, a plain-text mail body), never as markup.
 
+pub mod forward;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -185,7 +187,8 @@ struct Bucket {
 
 pub struct Outbox {
     store: Arc<dyn Store>,
-    sinks: HashMap<String, Sink>,
+    /// Replaced whole on reload (SIGHUP); a drain works with the set it started with.
+    sinks: arc_swap::ArcSwap<HashMap<String, Sink>>,
     http: reqwest::Client,
     public_url: Option<String>,
     buckets: Mutex<HashMap<String, Bucket>>,
@@ -217,11 +220,24 @@ impl Outbox {
             .expect("HTTP client");
         Outbox {
             store,
-            sinks: sinks.into_iter().map(|s| (s.name.clone(), s)).collect(),
+            sinks: arc_swap::ArcSwap::from_pointee(sinks.into_iter().map(|s| (s.name.clone(), s)).collect()),
             http,
             public_url,
             buckets: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Replaces the sinks (a configuration reload). Rows for a sink that is gone wait in
+    /// the outbox until it returns.
+    pub fn set_sinks(&self, sinks: Vec<Sink>) {
+        self.sinks.store(Arc::new(sinks.into_iter().map(|s| (s.name.clone(), s)).collect()));
+    }
+
+    /// Names of the sinks in use.
+    pub fn sink_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.sinks.load().keys().cloned().collect();
+        names.sort();
+        names
     }
 
     fn take_token(&self, sink: &Sink) -> bool {
@@ -254,8 +270,9 @@ impl Outbox {
     /// Sends the rows due at `now` (tests pass a later time instead of waiting out a backoff).
     pub async fn drain_due_at(&self, now: i64, limit: usize) -> Result<Drained, store::StoreError> {
         let mut out = Drained::default();
+        let sinks = self.sinks.load_full();
         for d in self.store.due_deliveries(now, limit)? {
-            let Some(sink) = self.sinks.get(&d.sink) else {
+            let Some(sink) = sinks.get(&d.sink) else {
                 // A sink removed from the configuration: keep the row for when it returns.
                 out.deferred += 1;
                 continue;

@@ -628,7 +628,8 @@ impl Consumer {
             }
             Err(e) => {
                 let now = now_millis();
-                tracing::warn!(account = %spec.name, reason = e.reason_code(), error = %e, "object not readable");
+                tracing::warn!(account = %spec.name, region = %region, bucket = %o.bucket, key = %o.key,
+                    reason = e.reason_code(), error = %e, "object not readable");
                 if e.is_finding() {
                     let finding = IngestFinding {
                         kind: e.reason_code().into(),
@@ -797,11 +798,15 @@ impl Consumer {
                 bump(&self.counters.events_new, counts.new);
                 bump(&self.counters.events_duplicate, counts.duplicates);
                 self.board.object(&t.account, &t.region, counts.new, newest_event, now);
+                tracing::debug!(account = %t.account, region = %t.region, bucket = %s.meta.bucket, key = %s.meta.key,
+                    new = counts.new, duplicates = counts.duplicates, filtered, "object committed");
                 None
             }
             Outcome::Quarantined { reason, detail } => {
                 // Bad content is recorded in the ledger: the message has done its job.
                 bump(&self.counters.objects_quarantined, 1);
+                tracing::warn!(account = %t.account, region = %t.region, bucket = %s.meta.bucket, key = %s.meta.key,
+                    reason, detail = %detail, "object quarantined");
                 let what = format!("s3://{}/{} quarantined: {reason}: {detail}", s.meta.bucket, s.meta.key);
                 self.board.error(&t.account, &t.region, &what, now);
                 None

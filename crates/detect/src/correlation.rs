@@ -218,6 +218,21 @@ impl State {
         out
     }
 
+    /// Every window, keyed by correlation id (for moving the state to a reloaded rule set
+    /// with [`State::restore`]).
+    pub fn export_all(&self, correlations: &[Correlation]) -> Vec<SavedWindow> {
+        self.groups
+            .iter()
+            .filter_map(|((c, group), window)| {
+                Some(SavedWindow {
+                    correlation: correlations.get(*c)?.id.clone(),
+                    group: group.clone(),
+                    entries: serde_json::to_string(window).expect("entries serialize"),
+                })
+            })
+            .collect()
+    }
+
     /// Replaces the windows of `keys` (correlation id, group) with what `saved` holds for
     /// them (a key absent from `saved` has an empty window): another process sharing the
     /// store may have moved them since this one last looked.

@@ -11,6 +11,8 @@
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
+
 use detect::correlation::{Keyed, State};
 use detect::{RuleSet, Scan};
 use model::ParsedEvent;
@@ -18,8 +20,12 @@ use store::{AlertHit, AlertPolicy, AlertSubject, CorrelationWindow, EventBatch, 
 
 /// What the pipeline detects with.
 pub struct Detection {
+    /// The rules the writer is recording with (those of the object at hand).
     pub rules: Arc<RuleSet>,
     pub policy: AlertPolicy,
+    /// What a reload (SIGHUP) replaces: parse workers take the rules from here for each new
+    /// object, and the writer follows object by object (see [`Detection::follow`]).
+    pub live: Arc<Live>,
     /// Correlation windows as persisted (`Store::correlation_windows`).
     pub state: State,
     /// Regions each account has used, for [`NEW_REGION_RULE_ID`]; `None` turns it off.
@@ -83,9 +89,35 @@ impl Detection {
                 entries: w.entries,
             }),
         );
-        Detection { rules, policy, state, regions: None }
+        let live = Arc::new(Live { rules: ArcSwap::new(rules.clone()), policy: ArcSwap::from_pointee(policy.clone()) });
+        Detection { rules, policy, live, state, regions: None }
     }
 
+    /// Switches to the rules an object was scanned with (a scan's rule numbers mean
+    /// something only in its own rule set), carrying every correlation window over by
+    /// correlation id, and picks up a reloaded alert policy. Objects parsed just before a
+    /// reload may still come with the old rules: the writer follows them back and forth.
+    pub fn follow(&mut self, rules: &Arc<RuleSet>) {
+        if !Arc::ptr_eq(rules, &self.rules) {
+            let windows = self.state.export_all(&self.rules.correlations);
+            self.state = State::restore(&rules.correlations, windows);
+            self.rules = rules.clone();
+        }
+        let policy = self.live.policy.load();
+        if **policy != self.policy {
+            self.policy = (**policy).clone();
+        }
+    }
+}
+
+/// The parts of detection a running `serve` can replace.
+#[derive(Debug)]
+pub struct Live {
+    pub rules: ArcSwap<RuleSet>,
+    pub policy: ArcSwap<AlertPolicy>,
+}
+
+impl Detection {
     /// Turns on the new-region detector with what the store knows.
     pub fn with_regions(mut self, regions: RegionMemory) -> Detection {
         self.regions = Some(regions);

@@ -63,6 +63,7 @@ struct Rule {
 #[derive(Debug)]
 pub struct EventFilter {
     rules: Vec<Rule>,
+    specs: Vec<FilterSpec>,
 }
 
 fn patterns(values: &[String]) -> Vec<Pattern> {
@@ -104,7 +105,7 @@ impl EventFilter {
                 matched: AtomicU64::new(0),
             });
         }
-        Ok(EventFilter { rules })
+        Ok(EventFilter { rules, specs: specs.to_vec() })
     }
 
     /// Whether `e` is stored (and counts the rule that decided).
@@ -129,6 +130,11 @@ impl EventFilter {
     /// (rule name, action, records it decided) since the filter was built.
     pub fn counts(&self) -> Vec<(String, FilterAction, u64)> {
         self.rules.iter().map(|r| (r.name.clone(), r.action, r.matched.load(Ordering::Relaxed))).collect()
+    }
+
+    /// The rules as configured.
+    pub fn specs(&self) -> &[FilterSpec] {
+        &self.specs
     }
 
     pub fn is_empty(&self) -> bool {

@@ -25,10 +25,12 @@
 
 use std::io::Read;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
+use detect::RuleSet;
 use model::{EventReader, FileSummary, LogFileError, ParsedEvent};
 use store::{EventBatch, EventWriter, InsertCounts, ObjectMeta, ObjectTotals, RawFramer, StoreError};
 
@@ -155,9 +157,21 @@ enum Chunk {
 }
 
 /// A parsed object on its way to the writer.
+/// A parsed (or parsing) object, with the rules its batches were scanned with.
 enum Ready<R> {
-    Whole { meta: ObjectMeta, receipt: R, batches: Vec<(EventBatch, BatchScans)>, end: End },
-    Streaming { meta: ObjectMeta, receipt: R, chunks: Receiver<Chunk> },
+    Whole {
+        meta: ObjectMeta,
+        receipt: R,
+        rules: Option<Arc<RuleSet>>,
+        batches: Vec<(EventBatch, BatchScans)>,
+        end: End,
+    },
+    Streaming {
+        meta: ObjectMeta,
+        receipt: R,
+        rules: Option<Arc<RuleSet>>,
+        chunks: Receiver<Chunk>,
+    },
 }
 
 /// Batches buffered between a streaming object's worker and the writer.
@@ -198,17 +212,20 @@ impl<R: Send + 'static> Pipeline<R> {
         let (settled_tx, settled_rx) = crossbeam_channel::unbounded();
         // Compressing raw records is the store's work, but it needs no database: do it here.
         let pack = writer.wants_packed_raw();
-        let rules = detection.as_ref().map(|d| d.rules.clone());
+        let live = detection.as_ref().map(|d| d.live.clone());
         let workers = (0..config.workers.max(1))
             .map(|i| {
                 let (job_rx, ready_tx, config) = (job_rx.clone(), ready_tx.clone(), config.clone());
-                let rules = rules.clone();
+                let live = live.clone();
                 std::thread::Builder::new()
                     .name(format!("parse-{i}"))
                     .spawn(move || {
                         lower_priority(config.parse_nice);
                         for job in job_rx {
-                            if !parse_object(job, &ready_tx, &config, pack, rules.as_deref()) {
+                            // The rules of the moment, for the whole object (a reload takes
+                            // effect at the next object).
+                            let rules = live.as_ref().map(|l| l.rules.load_full());
+                            if !parse_object(job, &ready_tx, &config, pack, rules) {
                                 return; // the writer stopped
                             }
                         }
@@ -276,6 +293,7 @@ fn lower_priority(by: i32) {
 /// once there are too many to keep.
 struct Handover<'q, R> {
     ready: &'q Sender<Ready<R>>,
+    rules: Option<Arc<RuleSet>>,
     meta: Option<ObjectMeta>,
     receipt: Option<R>,
     batches: Vec<(EventBatch, BatchScans)>,
@@ -295,7 +313,7 @@ impl<R> Handover<'_, R> {
         }
         let (tx, rx) = bounded(STREAM_BUFFER);
         let (meta, receipt) = (self.meta.take().expect("once"), self.receipt.take().expect("once"));
-        if self.ready.send(Ready::Streaming { meta, receipt, chunks: rx }).is_err() {
+        if self.ready.send(Ready::Streaming { meta, receipt, rules: self.rules.clone(), chunks: rx }).is_err() {
             return false;
         }
         for (b, scans) in self.batches.drain(..) {
@@ -312,7 +330,10 @@ impl<R> Handover<'_, R> {
             Some(stream) => stream.send(Chunk::End(end)).is_ok(),
             None => {
                 let (meta, receipt) = (self.meta.take().expect("once"), self.receipt.take().expect("once"));
-                self.ready.send(Ready::Whole { meta, receipt, batches: std::mem::take(&mut self.batches), end }).is_ok()
+                let rules = self.rules.clone();
+                self.ready
+                    .send(Ready::Whole { meta, receipt, rules, batches: std::mem::take(&mut self.batches), end })
+                    .is_ok()
             }
         }
     }
@@ -324,10 +345,11 @@ fn parse_object<R>(
     ready: &Sender<Ready<R>>,
     config: &PipelineConfig,
     pack: bool,
-    rules: Option<&detect::RuleSet>,
+    rules: Option<Arc<RuleSet>>,
 ) -> bool {
     let mut handover = Handover {
         ready,
+        rules: rules.clone(),
         meta: Some(job.meta),
         receipt: Some(job.receipt),
         batches: Vec::new(),
@@ -335,7 +357,7 @@ fn parse_object<R>(
         limit: config.stream_batches,
     };
     let open = job.open;
-    let result = catch_unwind(AssertUnwindSafe(|| parse_into(open, &mut handover, config, pack, rules)));
+    let result = catch_unwind(AssertUnwindSafe(|| parse_into(open, &mut handover, config, pack, rules.as_deref())));
     let end = match result {
         Ok(Some(end)) => end,
         Ok(None) => return false,
@@ -457,14 +479,16 @@ fn write_objects<R>(
             ready.recv_timeout(config.commit_interval.saturating_sub(last_commit.elapsed()))
         };
         let settled = match next {
-            Ok(Ready::Whole { meta, receipt, batches, end }) => {
+            Ok(Ready::Whole { meta, receipt, rules, batches, end }) => {
+                follow(&mut detection, rules.as_ref());
                 writer.begin_object(&meta)?;
                 let mut batches =
                     batches.into_iter().map(|(b, s)| Chunk::Batch(b, s)).chain(std::iter::once(Chunk::End(end)));
                 let outcome = write_object(&mut *writer, &meta, detection.as_mut(), || batches.next())?;
                 Settled { receipt, meta, outcome }
             }
-            Ok(Ready::Streaming { meta, receipt, chunks }) => {
+            Ok(Ready::Streaming { meta, receipt, rules, chunks }) => {
+                follow(&mut detection, rules.as_ref());
                 writer.begin_object(&meta)?;
                 let outcome = write_object(&mut *writer, &meta, detection.as_mut(), || chunks.recv().ok())?;
                 Settled { receipt, meta, outcome }
@@ -483,6 +507,13 @@ fn write_objects<R>(
         }
     }
     commit_and_settle(&mut *writer, &mut pending, &settled_tx)
+}
+
+/// Detection takes the rules the object was scanned with (see [`Detection::follow`]).
+fn follow(detection: &mut Option<Detection>, rules: Option<&Arc<RuleSet>>) {
+    if let (Some(d), Some(rules)) = (detection.as_mut(), rules) {
+        d.follow(rules);
+    }
 }
 
 /// Writes the batches `next` yields until the object's end; the object is already begun.

@@ -121,6 +121,21 @@ pub trait Store: Send + Sync {
     /// The space the store takes.
     fn storage(&self) -> Result<StorageStats, StoreError>;
 
+    /// Up to `limit` events that arrived after arrival position `position` (an
+    /// [`EventRow::row`]), oldest arrival first — what an event forwarder sends next. Only a
+    /// store whose arrival order is its commit order can answer (a position once passed
+    /// never gains an earlier event); the others say [`StoreError::Unsupported`].
+    fn events_after(&self, position: i64, limit: usize) -> Result<Vec<EventRow>, StoreError>;
+
+    /// The newest arrival position (0 for an empty store).
+    fn last_position(&self) -> Result<i64, StoreError>;
+
+    /// How far the forwarder `name` has delivered.
+    fn forward_cursor(&self, name: &str) -> Result<Option<ForwardCursor>, StoreError>;
+
+    /// Records how far a forwarder has delivered (after its sink accepted the events).
+    fn save_forward_cursor(&self, cursor: &ForwardCursor) -> Result<(), StoreError>;
+
     /// Records (or counts again) a message that could not be handled.
     fn record_message_problem(&self, problem: &MessageProblem) -> Result<(), StoreError>;
 
@@ -238,6 +253,19 @@ pub trait Store: Send + Sync {
         let _ = duty;
         Ok(true)
     }
+}
+
+/// How far an event forwarder has delivered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ForwardCursor {
+    pub name: String,
+    /// The arrival position of the last event its sink accepted.
+    pub position: i64,
+    /// Events delivered so far.
+    pub delivered: u64,
+    /// The last failure, until a delivery succeeds again.
+    pub last_error: Option<String>,
+    pub updated_at: EpochMillis,
 }
 
 /// Work that one worker among many does (see [`Store::lead`]).
@@ -454,6 +482,8 @@ pub enum StoreError {
     Pool { context: &'static str, detail: String },
     #[error("not a usable trailwatch database: {0}")]
     NotAStore(String),
+    #[error("{0}")]
+    Unsupported(&'static str),
     #[error("{context}")]
     Io {
         context: &'static str,
@@ -472,6 +502,7 @@ impl StoreError {
             StoreError::ClickHouse { .. } => "clickhouse",
             StoreError::Postgres { .. } | StoreError::Pool { .. } => "postgres",
             StoreError::NotAStore(_) => "not_a_store",
+            StoreError::Unsupported(_) => "unsupported",
             StoreError::Io { .. } => "io",
         }
     }

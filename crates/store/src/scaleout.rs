@@ -74,6 +74,13 @@ impl ScaleOutStore {
     }
 }
 
+/// Workers take arrival numbers in blocks and commit in any order, so "everything after
+/// position N" is not a stable question here.
+const FORWARDING: StoreError = StoreError::Unsupported(
+    "event forwarding needs the embedded store: with several writers, arrival order is not commit order \
+     (read ClickHouse directly, e.g. with a materialized view or clickhouse-client, instead)",
+);
+
 impl Store for ScaleOutStore {
     fn writer(&self) -> Result<Box<dyn EventWriter>, StoreError> {
         Ok(Box::new(ScaleOutWriter {
@@ -138,6 +145,22 @@ impl Store for ScaleOutStore {
             report.ledger_rows_deleted = postgres::off_runtime(|| self.state.prune_bookkeeping(cut))?;
         }
         Ok(report)
+    }
+
+    fn events_after(&self, _position: i64, _limit: usize) -> Result<Vec<EventRow>, StoreError> {
+        Err(FORWARDING)
+    }
+
+    fn last_position(&self) -> Result<i64, StoreError> {
+        Err(FORWARDING)
+    }
+
+    fn forward_cursor(&self, _name: &str) -> Result<Option<crate::ForwardCursor>, StoreError> {
+        Err(FORWARDING)
+    }
+
+    fn save_forward_cursor(&self, _cursor: &crate::ForwardCursor) -> Result<(), StoreError> {
+        Err(FORWARDING)
     }
 
     fn storage(&self) -> Result<crate::StorageStats, StoreError> {

@@ -35,6 +35,72 @@ pub struct RawConfig {
     pub integrity: RawIntegrity,
     #[serde(default)]
     pub retention: RawRetention,
+    #[serde(default)]
+    pub forward: Vec<RawForward>,
+}
+
+/// Forward every stored event to another tool (`[[forward]]`). Secrets can come from
+/// `TRAILWATCH_FORWARD_<NAME>_<KEY>` (URL, SECRET).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawForward {
+    pub name: String,
+    /// `webhook` (POST batches of JSON Lines) or `file` (append JSON Lines).
+    pub kind: String,
+    /// webhook: where to POST.
+    pub url: Option<String>,
+    /// webhook: HMAC-SHA256 key for the `X-Trailwatch-Signature` header.
+    pub secret: Option<String>,
+    /// file: the file to append to (relative to the configuration file).
+    pub path: Option<String>,
+    /// `jsonl` (the records as CloudTrail wrote them, default) or `ocsf` (API Activity).
+    pub format: Option<String>,
+    /// Events per delivery (default 500).
+    pub batch: Option<usize>,
+    /// Where a new forwarder starts: "end" (events from now on, default) or "beginning"
+    /// (everything the store holds).
+    pub start: Option<String>,
+}
+
+fn forward_specs(raw: Vec<RawForward>, base: &Path) -> anyhow::Result<Vec<alert::forward::ForwardSpec>> {
+    use alert::forward::{ForwardSink, ForwardSpec};
+    let mut out: Vec<ForwardSpec> = Vec::new();
+    for (i, f) in raw.into_iter().enumerate() {
+        let key = format!("forward[{i}]");
+        if f.name.is_empty() || f.name.chars().any(|c| !(c.is_ascii_alphanumeric() || c == '-' || c == '_')) {
+            bail!("{key}.name = {:?}: letters, digits, '-' and '_' only", f.name);
+        }
+        if out.iter().any(|o| o.name == f.name) {
+            bail!("{key}.name = {:?} is used by another forwarder", f.name);
+        }
+        let sink = match f.kind.as_str() {
+            "webhook" => {
+                let Some(url) = f.url.filter(|u| u.starts_with("https://") || u.starts_with("http://")) else {
+                    bail!("{key}.url: a webhook forwarder needs an http(s) URL");
+                };
+                ForwardSink::Webhook { url, secret: f.secret }
+            }
+            "file" => {
+                let Some(path) = f.path else { bail!("{key}.path: a file forwarder needs a path") };
+                ForwardSink::File { path: resolve(base, &path) }
+            }
+            other => bail!("{key}.kind = {other:?}: \"webhook\" or \"file\""),
+        };
+        let format = match f.format.as_deref().unwrap_or("jsonl") {
+            "jsonl" => export::ExportFormat::Jsonl,
+            "ocsf" => export::ExportFormat::Ocsf,
+            other => bail!("{key}.format = {other:?}: \"jsonl\" or \"ocsf\""),
+        };
+        let start_at_end = match f.start.as_deref().unwrap_or("end") {
+            "end" => true,
+            "beginning" => false,
+            other => bail!("{key}.start = {other:?}: \"end\" or \"beginning\""),
+        };
+        let batch = f.batch.unwrap_or(500);
+        anyhow::ensure!((1..=50_000).contains(&batch), "{key}.batch must be 1 to 50000");
+        out.push(ForwardSpec { name: f.name, sink, format, batch, start_at_end });
+    }
+    Ok(out)
 }
 
 /// How long events are kept. Without `days` or `categories`, forever.
@@ -333,6 +399,8 @@ pub struct Config {
     pub integrity: Option<aws::integrity::WatchSettings>,
     /// `None` when no policy is set.
     pub retention: Option<RetentionSettings>,
+    /// `[[forward]]`.
+    pub forward: Vec<alert::forward::ForwardSpec>,
     /// `[[ingest.filters]]`, compiled; `None` without filters.
     pub filter: Option<std::sync::Arc<ingest::filter::EventFilter>>,
 }
@@ -571,6 +639,10 @@ impl Config {
         };
         let integrity = integrity_settings(raw.integrity, base)?;
         let retention = retention_settings(raw.retention)?;
+        let forward = forward_specs(std::mem::take(&mut raw.forward), base)?;
+        if !forward.is_empty() && !matches!(store, StoreConfig::Sqlite { .. }) {
+            bail!("forward: event forwarding needs the embedded store (kind = \"sqlite\"); with the scale-out store, read ClickHouse directly");
+        }
         let mut sinks = validate_sinks(raw.sinks, &accounts)?;
         for k in &mut sinks {
             k.smtp_ca_file = k.smtp_ca_file.as_deref().map(|p| resolve(base, p).to_string_lossy().into_owned());
@@ -579,6 +651,7 @@ impl Config {
             detection,
             integrity,
             retention,
+            forward,
             filter,
             sinks,
             store,
@@ -819,6 +892,19 @@ fn apply_env(raw: &mut RawConfig, env: &BTreeMap<String, String>) -> anyhow::Res
                     _ => bail!("{name}: {key} is not a sink key that can be set from the environment"),
                 }
             }
+            n if n.starts_with("TRAILWATCH_FORWARD_") => {
+                let rest = &n["TRAILWATCH_FORWARD_".len()..];
+                let fwd = raw.forward.iter_mut().find(|f| {
+                    let upper = f.name.to_ascii_uppercase().replace('-', "_");
+                    rest.strip_prefix(&upper).is_some_and(|r| r.starts_with('_'))
+                });
+                let Some(fwd) = fwd else { bail!("{name}: no forwarder of that name in the configuration") };
+                match &rest[fwd.name.len() + 1..] {
+                    "URL" => fwd.url = Some(value),
+                    "SECRET" => fwd.secret = Some(value),
+                    key => bail!("{name}: {key} is not a forwarder key that can be set from the environment"),
+                }
+            }
             // Not configuration keys (e.g. TRAILWATCH_SHARED_DIR for tests, TRAILWATCH_LOG).
             _ => {}
         }
@@ -963,6 +1049,33 @@ mod tests {
             ("[[ingest.filters]]\ncategory = \"Logs\"\n", "ingest.filters[0].category"),
             ("[[ingest.filters]]\nname = \"everything\"\n", "\"everything\" has no condition"),
             ("[[ingest.filters]]\nevent_nam = \"X\"\n", "event_nam"),
+        ] {
+            let err = format!("{:#}", load(text, &[]).unwrap_err());
+            assert!(err.contains(key), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn forwarders() {
+        let c = load(
+            "[[forward]]\nname = \"siem\"\nkind = \"webhook\"\nurl = \"https://siem.example/in\"\nformat = \"ocsf\"\n\n[[forward]]\nname = \"archive\"\nkind = \"file\"\npath = \"events.jsonl\"\nstart = \"beginning\"\n",
+            &[("TRAILWATCH_FORWARD_SIEM_SECRET", "k")],
+        )
+        .unwrap();
+        assert_eq!(c.forward.len(), 2);
+        assert!(matches!(&c.forward[0].sink, alert::forward::ForwardSink::Webhook { secret: Some(s), .. } if s == "k"));
+        assert_eq!(c.forward[0].format, export::ExportFormat::Ocsf);
+        assert!(c.forward[0].start_at_end && !c.forward[1].start_at_end);
+        assert!(matches!(&c.forward[1].sink, alert::forward::ForwardSink::File { path } if path.is_absolute()));
+        for (text, key) in [
+            ("[[forward]]\nname = \"a\"\nkind = \"kafka\"\n", "forward[0].kind"),
+            ("[[forward]]\nname = \"a\"\nkind = \"webhook\"\n", "forward[0].url"),
+            ("[[forward]]\nname = \"a b\"\nkind = \"file\"\npath = \"x\"\n", "forward[0].name"),
+            ("[[forward]]\nname = \"a\"\nkind = \"file\"\npath = \"x\"\nformat = \"xml\"\n", "forward[0].format"),
+            (
+                "[store]\nkind = \"clickhouse\"\nurl = \"http://h:8123/db\"\n[state]\nurl = \"postgres://u@h/db\"\n[[forward]]\nname = \"a\"\nkind = \"file\"\npath = \"x\"\n",
+                "embedded store",
+            ),
         ] {
             let err = format!("{:#}", load(text, &[]).unwrap_err());
             assert!(err.contains(key), "{text}: {err}");

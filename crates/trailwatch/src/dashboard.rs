@@ -31,6 +31,7 @@ pub fn site_info(
         secure_cookies: web.secure_cookies,
         trust_proxy: web.trust_proxy,
         retention: None,
+        forwarders: Vec::new(),
     }
 }
 

@@ -8,6 +8,7 @@ mod config;
 mod dashboard;
 mod detection;
 mod output;
+mod reload;
 mod retention;
 
 use std::process::ExitCode;
@@ -33,7 +34,7 @@ fn default_sigpipe() {
 fn main() -> ExitCode {
     default_sigpipe();
     let cli = cli::Cli::parse();
-    init_logging(cli.verbose);
+    init_logging(cli.verbose, cli.log_format);
     let result = run(cli.command);
     // For benchmarks and tests that bound memory (reported on stderr, once, at exit).
     if std::env::var_os("TRAILWATCH_REPORT_PEAK_RSS").is_some() {
@@ -93,7 +94,7 @@ fn run(command: cli::Command) -> anyhow::Result<()> {
     }
 }
 
-fn init_logging(verbose: u8) {
+fn init_logging(verbose: u8, format: cli::LogFormat) {
     let default = match verbose {
         0 => "warn",
         1 => "info",
@@ -101,5 +102,11 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("TRAILWATCH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    match format {
+        cli::LogFormat::Text => logs.init(),
+        // One JSON object per line: timestamp, level, message and every field (account,
+        // region, bucket, key, …) at the top level, for log shippers.
+        cli::LogFormat::Json => logs.json().flatten_event(true).with_current_span(false).init(),
+    }
 }

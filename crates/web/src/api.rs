@@ -237,7 +237,7 @@ async fn accounts(State(state): State<WebState>) -> ApiResult {
     .await?;
     let doctor = state.doctor.lock().await.clone();
     Ok(Json(json!({
-        "accounts": state.info.accounts.iter().map(|a| json!({"name": a.name, "accountId": a.account_id,
+        "accounts": state.info.load().accounts.iter().map(|a| json!({"name": a.name, "accountId": a.account_id,
             "roleArn": a.role_arn, "regions": a.regions, "bucket": a.bucket, "queueUrl": a.queue_url})).collect::<Vec<_>>(),
         "integrations": rows,
         "messageProblems": problems.iter().map(|p| json!({"queue": p.queue, "messageId": p.message_id, "reason": p.reason,
@@ -250,8 +250,8 @@ async fn accounts(State(state): State<WebState>) -> ApiResult {
 
 async fn rules(State(state): State<WebState>) -> ApiResult {
     let hits = blocking(&state, |s| Ok(s.store.rule_hits()?)).await?;
-    let rules: Vec<Value> = state
-        .info
+    let info = state.info.load_full();
+    let rules: Vec<Value> = info
         .rules
         .iter()
         .map(|r| {
@@ -260,7 +260,7 @@ async fn rules(State(state): State<WebState>) -> ApiResult {
             v
         })
         .collect();
-    Ok(Json(json!({"rules": rules, "errors": state.info.rule_errors})))
+    Ok(Json(json!({"rules": rules, "errors": state.info.load().rule_errors})))
 }
 
 async fn me(Extension(user): Extension<CurrentUser>) -> Json<Value> {

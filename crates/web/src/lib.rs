@@ -61,6 +61,8 @@ pub struct SiteInfo {
     pub trust_proxy: bool,
     /// The retention policy in words ("400 days; Data 30 days"), when one is set.
     pub retention: Option<String>,
+    /// Names of the configured event forwarders (their positions are in the store).
+    pub forwarders: Vec<String>,
 }
 
 /// A loaded detection rule, as the rules page lists it.
@@ -97,7 +99,8 @@ pub struct WebState {
     /// The ingest filters `serve` runs with (their counters for `/metrics`).
     pub filter: Option<Arc<ingest::filter::EventFilter>>,
     pub sns: Option<Arc<SnsVerifier>>,
-    pub info: Arc<SiteInfo>,
+    /// Replaced whole when `serve` reloads its configuration (SIGHUP).
+    pub info: Arc<arc_swap::ArcSwap<SiteInfo>>,
     pub limiter: Arc<auth::LoginLimiter>,
     pub doctor: Arc<tokio::sync::Mutex<Option<DoctorReport>>>,
     /// Set once the server may answer `/healthz` with 200.
@@ -111,7 +114,7 @@ impl WebState {
             consumer: None,
             filter: None,
             sns: None,
-            info: Arc::new(info),
+            info: Arc::new(arc_swap::ArcSwap::from_pointee(info)),
             limiter: Arc::new(auth::LoginLimiter::default()),
             doctor: Arc::new(tokio::sync::Mutex::new(None)),
             ready: Arc::new(std::sync::atomic::AtomicBool::new(true)),
@@ -122,7 +125,7 @@ impl WebState {
 /// Runs `doctor` for every configured account.
 pub async fn run_doctor(state: &WebState, by: &str) -> DoctorReport {
     let now = model::timefmt::now_millis();
-    let results = aws::doctor::doctor_all(&state.info.aws, &state.info.accounts, now).await;
+    let results = aws::doctor::doctor_all(&state.info.load().aws, &state.info.load().accounts, now).await;
     pages::status::doctor_report(results, by, now)
 }
 

@@ -36,7 +36,7 @@ fn form_response(status: StatusCode, state: &WebState, next: &str, error: Option
     let mut r = (status, Html(page.into_string())).into_response();
     r.headers_mut().append(
         header::SET_COOKIE,
-        auth::set_cookie(LOGIN_CSRF_COOKIE, &csrf, LOGIN_FORM_TTL, state.info.secure_cookies),
+        auth::set_cookie(LOGIN_CSRF_COOKIE, &csrf, LOGIN_FORM_TTL, state.info.load().secure_cookies),
     );
     r
 }
@@ -61,7 +61,7 @@ pub struct LoginForm {
 /// The client's address for rate limiting: the connection's, or behind a trusted proxy the
 /// last address in `X-Forwarded-For`.
 fn client_ip(state: &WebState, headers: &HeaderMap, peer: Option<SocketAddr>) -> Option<IpAddr> {
-    if state.info.trust_proxy {
+    if state.info.load().trust_proxy {
         let forwarded = headers
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())
@@ -118,11 +118,11 @@ pub async fn login(
             let mut r = Redirect::to(&next).into_response();
             r.headers_mut().append(
                 header::SET_COOKIE,
-                auth::set_cookie(SESSION_COOKIE, &token, SESSION_TTL, state.info.secure_cookies),
+                auth::set_cookie(SESSION_COOKIE, &token, SESSION_TTL, state.info.load().secure_cookies),
             );
             r.headers_mut().append(
                 header::SET_COOKIE,
-                auth::set_cookie(LOGIN_CSRF_COOKIE, "", std::time::Duration::ZERO, state.info.secure_cookies),
+                auth::set_cookie(LOGIN_CSRF_COOKIE, "", std::time::Duration::ZERO, state.info.load().secure_cookies),
             );
             r
         }
@@ -180,7 +180,7 @@ pub async fn logout(
     let mut r = Redirect::to("/login").into_response();
     r.headers_mut().append(
         header::SET_COOKIE,
-        auth::set_cookie(SESSION_COOKIE, "", std::time::Duration::ZERO, state.info.secure_cookies),
+        auth::set_cookie(SESSION_COOKIE, "", std::time::Duration::ZERO, state.info.load().secure_cookies),
     );
     r
 }

@@ -149,6 +149,31 @@ fn store_gauges(out: &mut String, state: &WebState, now_ms: i64) -> Result<(), B
     header(out, "trailwatch_retention_passes_total", "counter", "Completed retention passes.");
     let _ = writeln!(out, "trailwatch_retention_passes_total {}", store::retention::PASSES.load(Ordering::Relaxed));
 
+    let info = state.info.load_full();
+    if !info.forwarders.is_empty() {
+        let last = store.last_position()?;
+        header(out, "trailwatch_forward_delivered_total", "counter", "Events each forwarder's sink accepted.");
+        let cursors: Vec<_> = info
+            .forwarders
+            .iter()
+            .map(|name| store.forward_cursor(name).map(|c| (name, c)))
+            .collect::<Result<_, _>>()?;
+        for (name, c) in &cursors {
+            let n = c.as_ref().map_or(0, |c| c.delivered);
+            let _ = writeln!(out, "trailwatch_forward_delivered_total{{forwarder=\"{}\"}} {n}", label(name));
+        }
+        header(out, "trailwatch_forward_failing", "gauge", "1 while a forwarder's last delivery failed.");
+        for (name, c) in &cursors {
+            let failing = c.as_ref().is_some_and(|c| c.last_error.is_some()) as u8;
+            let _ = writeln!(out, "trailwatch_forward_failing{{forwarder=\"{}\"}} {failing}", label(name));
+        }
+        header(out, "trailwatch_forward_behind", "gauge", "1 while a forwarder has not delivered the newest event.");
+        for (name, c) in &cursors {
+            let behind = c.as_ref().is_none_or(|c| c.position < last) as u8;
+            let _ = writeln!(out, "trailwatch_forward_behind{{forwarder=\"{}\"}} {behind}", label(name));
+        }
+    }
+
     header(out, "trailwatch_alerts", "gauge", "Alerts by level and state.");
     let alerts = store.alerts(&store::AlertFilter::default())?;
     for level in store::alerts::LEVELS {

@@ -243,8 +243,12 @@ impl Target {
             // takes effect when the database is created.
             conn.pragma_update(None, "page_size", 16384).context("set page size")?;
             // Retention frees pages; with INCREMENTAL they can be handed back to the file
-            // system (`retention.rs`). Like page_size, only takes effect on a new database.
-            conn.pragma_update(None, "auto_vacuum", "INCREMENTAL").context("set auto_vacuum")?;
+            // system (`retention.rs`). Like page_size, it only takes effect on a new database,
+            // and it is set only there: on an existing one it would queue for the write lock.
+            let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0)).context("read page count")?;
+            if pages == 0 {
+                conn.pragma_update(None, "auto_vacuum", "INCREMENTAL").context("set auto_vacuum")?;
+            }
             conn.pragma_update(None, "journal_mode", "WAL").context("enable WAL")?;
             // FULL: a commit is on disk when it returns, so a source may acknowledge it.
             conn.pragma_update(None, "synchronous", "FULL").context("set synchronous")?;
@@ -539,6 +543,53 @@ impl Store for SqliteStore {
         // Its own connection: the write lock is taken for one slice, never while reading.
         let mut conn = self.target.connect()?;
         retention::apply(&mut conn, policy, now, resume_after, max_units)
+    }
+
+    fn events_after(&self, position: i64, limit: usize) -> Result<Vec<EventRow>, StoreError> {
+        self.with_reader(|c, labels| read::events_after(c, labels, position, limit))
+    }
+
+    fn last_position(&self) -> Result<i64, StoreError> {
+        self.with_read(|c| {
+            let last: Option<(i64, i64)> = c
+                .query_row("SELECT id, rows FROM blocks ORDER BY id DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+                .context("read the last position")?;
+            Ok(last.map_or(0, |(id, rows)| id << 24 | (rows - 1).max(0)))
+        })
+    }
+
+    fn forward_cursor(&self, name: &str) -> Result<Option<crate::ForwardCursor>, StoreError> {
+        self.with_read(|c| {
+            c.query_row(
+                "SELECT name, position, delivered, last_error, updated_at FROM forward_cursors WHERE name = ?1",
+                [name],
+                |r| {
+                    Ok(crate::ForwardCursor {
+                        name: r.get(0)?,
+                        position: r.get(1)?,
+                        delivered: r.get::<_, i64>(2)? as u64,
+                        last_error: r.get(3)?,
+                        updated_at: r.get(4)?,
+                    })
+                },
+            )
+            .optional()
+            .context("read a forward cursor")
+        })
+    }
+
+    fn save_forward_cursor(&self, cursor: &crate::ForwardCursor) -> Result<(), StoreError> {
+        self.with_read(|c| {
+            c.execute(
+                "INSERT INTO forward_cursors (name, position, delivered, last_error, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (name) DO UPDATE SET position = excluded.position, delivered = excluded.delivered,
+                 last_error = excluded.last_error, updated_at = excluded.updated_at",
+                rusqlite::params![cursor.name, cursor.position, cursor.delivered as i64, cursor.last_error, cursor.updated_at],
+            )
+            .map(|_| ())
+            .context("save a forward cursor")
+        })
     }
 
     fn storage(&self) -> Result<crate::StorageStats, StoreError> {

@@ -441,6 +441,41 @@ pub(crate) fn event(conn: &Connection, labels: &mut Labels, event_id: &str) -> R
     })
 }
 
+/// Up to `limit` events with an arrival position after `position`, oldest arrival first
+/// (what a forwarder reads next). Blocks are written whole, in id order, by the one writer
+/// holding the lock, so arrival order is commit order: a reader never sees a later position
+/// before an earlier one.
+pub(crate) fn events_after(
+    conn: &Connection,
+    labels: &mut Labels,
+    position: i64,
+    limit: usize,
+) -> Result<Vec<EventRow>, StoreError> {
+    in_snapshot(conn, |conn| {
+        let mut out = Vec::new();
+        let mut stmt = conn
+            .prepare_cached("SELECT id, rows, columns FROM blocks WHERE id >= ?1 ORDER BY id")
+            .context("prepare forward read")?;
+        let mut rows = stmt.query([position.max(0) >> ROW_BITS]).context("read blocks after a position")?;
+        while out.len() < limit {
+            let Some(r) = rows.next().context("read block")? else { break };
+            let (id, valid, bytes): (i64, i64, Vec<u8>) =
+                (r.get(0).context("read block")?, r.get(1).context("read block")?, r.get(2).context("read block")?);
+            let columns = decode_block(conn, id, &Some(bytes))?;
+            let block = Block { id, columns, raw: OnceCell::new() };
+            for row in 0..(valid as usize).min(block.columns.len()) {
+                if id << ROW_BITS | row as i64 > position {
+                    out.push(event_row(conn, labels, &block, row)?);
+                    if out.len() == limit {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    })
+}
+
 fn column(c: &BlockColumns, dimension: Dimension) -> &[i64] {
     match dimension {
         Dimension::EventName => &c.event_name,

@@ -18,6 +18,9 @@ use super::schema::kind;
 use crate::retention::{RetentionPolicy, RetentionReport, StorageStats};
 use crate::{Context, PackedRaw, RawFramer, StoreError};
 
+/// A forwarder whose position has not been saved for this long does not hold retention back.
+const STALE_FORWARDER_MS: i64 = 7 * 86_400_000;
+
 /// Free pages returned to the file system per call (16 KiB each: 16 MiB).
 const VACUUM_PAGES: i64 = 1024;
 
@@ -32,14 +35,24 @@ pub(crate) fn apply(
     let Some(latest) = policy.latest_cutoff(now) else { return Ok(report) };
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).context("begin retention")?;
     let categories = categories(&tx)?;
+    // Blocks a forwarder has not passed yet stay as they are: rewriting renumbers rows, and
+    // an expired event should still reach a slow forwarder's sink before it goes.
+    // A forwarder silent for a week (removed from the configuration, or down for good) no
+    // longer holds retention back.
+    let unforwarded: Option<i64> = tx
+        .query_row("SELECT min(position) FROM forward_cursors WHERE updated_at > ?1", [now - STALE_FORWARDER_MS], |r| {
+            r.get(0)
+        })
+        .context("read forward cursors")?;
+    let block_limit = unforwarded.map_or(i64::MAX, |p| p >> 24);
     let candidates: Vec<(i64, i64, Vec<u8>, Vec<u8>)> = {
         let mut s = tx
             .prepare_cached(
-                "SELECT id, rows, columns, raw FROM blocks WHERE id > ?1 AND min_time < ?2 ORDER BY id LIMIT ?3",
+                "SELECT id, rows, columns, raw FROM blocks WHERE id > ?1 AND id < ?4 AND min_time < ?2 ORDER BY id LIMIT ?3",
             )
             .context("prepare retention scan")?;
         let rows = s
-            .query_map(params![resume_after.unwrap_or(0), latest, max_blocks as i64], |r| {
+            .query_map(params![resume_after.unwrap_or(0), latest, max_blocks as i64, block_limit], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })
             .context("scan blocks for retention")?;

@@ -304,6 +304,16 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX principals_by_name ON principals (name) WHERE name IS NOT NULL;
     CREATE INDEX principals_by_human ON principals (human) WHERE human IS NOT NULL;
     "#,
+    // 7: event forwarding: how far each forwarder has delivered (an arrival position).
+    r#"
+    CREATE TABLE forward_cursors (
+        name       TEXT PRIMARY KEY,
+        position   INTEGER NOT NULL,
+        delivered  INTEGER NOT NULL,
+        last_error TEXT,
+        updated_at INTEGER NOT NULL
+    );
+    "#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -45,7 +45,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     );
     let mut site = site;
     site.retention = config.retention.as_ref().map(|r| crate::retention::describe(&r.policy));
+    site.forwarders = config.forward.iter().map(|f| f.name.clone()).collect();
     let detection = crate::detection::for_config(&*store, &config, rules)?;
+    let live = detection.live.clone();
+    let web_state = web::WebState::new(store.clone(), site);
     // Stopped (and joined) when it goes out of scope at the end of `run`.
     let _retention =
         config.retention.clone().map(|settings| crate::retention::RetentionTask::start(store.clone(), settings));
@@ -57,16 +60,33 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!(address = %listen, "web server listening");
         // Alert delivery runs beside ingest until the process stops; what it has not sent
         // stays in the outbox for the next start.
+        // It runs even without sinks: a reload (SIGHUP) may add some.
         let sinks = crate::alerting::sinks(&config).await?;
         let (stop_outbox, outbox_stopped) = tokio::sync::oneshot::channel::<()>();
-        let outbox = if sinks.is_empty() {
-            None
-        } else {
-            let outbox = Arc::new(alert::Outbox::new(store.clone(), sinks, config.detection.public_url.clone()));
-            Some(tokio::spawn(outbox.run(Duration::from_secs(1), async move {
-                let _ = outbox_stopped.await;
-            })))
-        };
+        let outbox = Arc::new(alert::Outbox::new(store.clone(), sinks, config.detection.public_url.clone()));
+        let outbox_task = Some(tokio::spawn(outbox.clone().run(Duration::from_secs(1), async move {
+            let _ = outbox_stopped.await;
+        })));
+        tokio::spawn(crate::reload::on_sighup(crate::reload::Reloadable {
+            config_path: args.config.clone(),
+            started_with: config.clone(),
+            live,
+            outbox,
+            site: web_state.info.clone(),
+        }));
+        // Event forwarders: each keeps its own position in the store.
+        let (stop_forward, forward_stopped) = tokio::sync::watch::channel(false);
+        let forwarders: Vec<_> = config
+            .forward
+            .iter()
+            .map(|spec| {
+                let f = alert::forward::Forwarder::new(store.clone(), spec.clone());
+                let mut stopped = forward_stopped.clone();
+                tokio::spawn(f.run(Duration::from_secs(1), async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                }))
+            })
+            .collect();
         // Integrity validation of every account with a bucket, beside ingest.
         let (stop_integrity, integrity_stopped) = tokio::sync::oneshot::channel::<()>();
         let integrity = config.integrity.clone().map(|settings| {
@@ -96,7 +116,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 board.clone(),
                 move |consumer| async move {
                     let (stop_web, web_stopped) = tokio::sync::oneshot::channel::<()>();
-                    let mut state = web::WebState::new(store.clone(), site);
+                    let mut state = web_state;
                     state.consumer = Some(consumer.clone());
                     state.filter = filter;
                     state.sns = Some(sns);
@@ -117,9 +137,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             )
             .await?,
         )
-        .map(|consumer| (consumer, outbox, stop_outbox, integrity, stop_integrity))
+        .map(|consumer| (consumer, outbox_task, stop_outbox, integrity, stop_integrity, forwarders, stop_forward))
     })?;
-    let (consumer, outbox, stop_outbox, integrity, stop_integrity) = consumer;
+    let (consumer, outbox, stop_outbox, integrity, stop_integrity, forwarders, stop_forward) = consumer;
+    let _ = stop_forward.send(true);
+    for f in forwarders {
+        let _ = runtime.block_on(f);
+    }
     let _ = stop_integrity.send(());
     if let Some(integrity) = integrity {
         let _ = runtime.block_on(integrity);

@@ -127,7 +127,7 @@ pub async fn detail(
             }
         }
         events.sort_by_key(|e| std::cmp::Reverse(e.event_time));
-        Ok((alert, events, ids.len(), findings, s.store.deliveries(id)?, s.info.account_names.clone()))
+        Ok((alert, events, ids.len(), findings, s.store.deliveries(id)?, s.info.load().account_names.clone()))
     })
     .await?;
     let s = &alert.subject;

@@ -161,7 +161,8 @@ pub async fn search(
     let now = model::timefmt::now_millis();
     let q = filters.to_query(now)?;
     let limit = filters.limit()?;
-    let (rows, names) = blocking(&state, move |s| Ok((s.store.search(&q)?, s.info.account_names.clone()))).await?;
+    let (rows, names) =
+        blocking(&state, move |s| Ok((s.store.search(&q)?, s.info.load().account_names.clone()))).await?;
     if filters.fragment.as_deref() == Some("rows") {
         let body = html! { @for r in &rows { (event_row(r, &names)) } @if rows.is_empty() { tr { td colspan="6" .empty { "No events match." } } } };
         return Ok(Html(body.into_string()).into_response());
@@ -259,7 +260,7 @@ pub async fn detail(
         let row = s.store.event(&id)?.ok_or_else(|| PageError::not_found(format!("no event with eventID {id:?}")))?;
         let record: serde_json::Value = serde_json::from_str(&row.raw).unwrap_or(serde_json::Value::Null);
         let related = related(s, &row, &record)?;
-        Ok((row, record, related, s.info.account_names.clone()))
+        Ok((row, record, related, s.info.load().account_names.clone()))
     })
     .await?;
     let pretty = serde_json::to_string_pretty(&record).unwrap_or_else(|_| row.raw.clone());
@@ -338,7 +339,7 @@ pub async fn principal(
         let spec = principal_spec(86_400_000, 10);
         let summary = s.store.summarize(&q, &spec)?;
         let recent = s.store.search(&EventQuery { limit: Some(25), ..q })?;
-        Ok((infos, summary, recent, s.info.account_names.clone()))
+        Ok((infos, summary, recent, s.info.load().account_names.clone()))
     })
     .await?;
     if infos.is_empty() && summary.events == 0 {
@@ -477,7 +478,8 @@ pub async fn resource(
     let since = model::timefmt::parse_time(&since_text, now, false).map_err(PageError::bad_request)?;
     let r = resource.clone();
     let (rows, names) =
-        blocking(&state, move |s| Ok((resource_events(s, &r, since, 500)?, s.info.account_names.clone()))).await?;
+        blocking(&state, move |s| Ok((resource_events(s, &r, since, 500)?, s.info.load().account_names.clone())))
+            .await?;
     let body = html! {
         h1.wrap { (resource) span.sub { "history since " (since_text) } }
         div.presets {

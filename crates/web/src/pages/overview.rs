@@ -111,7 +111,7 @@ pub fn overview_data(state: &WebState, params: &OverviewParams, now: i64) -> Res
         free_bytes: space.free_bytes,
         events: stats.events,
         oldest_event: stats.oldest_event.map(model::timefmt::format_millis),
-        retention: state.info.retention.clone(),
+        retention: state.info.load().retention.clone(),
     };
     Ok(Overview {
         storage,
@@ -148,7 +148,7 @@ pub async fn page(
 ) -> PageResult {
     let now = model::timefmt::now_millis();
     let (o, names) =
-        blocking(&state, move |s| Ok((overview_data(s, &params, now)?, s.info.account_names.clone()))).await?;
+        blocking(&state, move |s| Ok((overview_data(s, &params, now)?, s.info.load().account_names.clone()))).await?;
     let Range { start, end, bucket_ms: bucket, .. } = o.bounds;
     let account_label = |id: &str| match names.get(id) {
         Some(name) => format!("{name} ({id})"),

@@ -40,7 +40,7 @@ pub fn integration_rows(state: &WebState, now: i64) -> Result<Vec<IntegrationRow
         Some(c) => c.board().snapshot(),
         None => state.store.integration_status()?,
     };
-    aws::status::with_unreported(&mut rows, &state.info.accounts);
+    aws::status::with_unreported(&mut rows, &state.info.load().accounts);
     let time = |t: Option<i64>| t.map(model::timefmt::format_millis);
     Ok(rows
         .iter()
@@ -209,7 +209,7 @@ pub async fn accounts(State(state): State<WebState>, Extension(user): Extension<
             .await?;
     let doctor = state.doctor.lock().await.clone();
     let csrf = user.csrf.clone().unwrap_or_default();
-    let configured = &state.info.accounts;
+    let configured = &state.info.load().accounts;
     let body = html! {
         h1 { "Accounts" span.sub { (configured.len()) " configured" } }
         section.card {
@@ -326,7 +326,7 @@ pub fn doctor_report(accounts: Vec<(aws::AccountSpec, Vec<aws::doctor::Check>)>,
 
 pub async fn rules(State(state): State<WebState>, Extension(user): Extension<CurrentUser>) -> PageResult {
     let hits = blocking(&state, |s| Ok(s.store.rule_hits()?)).await?;
-    let info = &state.info;
+    let info = state.info.load_full();
     let hit = |id: &str| hits.iter().find(|(r, _)| r == id).map_or(0, |(_, n)| *n);
     let mut rules: Vec<&crate::RuleInfo> = info.rules.iter().collect();
     rules.sort_by(|a, b| {
