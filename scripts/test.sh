@@ -40,6 +40,25 @@ else
   echo "test.sh: clippy unavailable here; lints not checked" >&2
 fi
 
+step "dependency policy (cargo-deny: licenses, bans, sources)"
+# Offline: it reads Cargo.lock and the crates' manifests (deny.toml has the policy). The
+# RustSec advisories need their database from GitHub: checked when it can be fetched.
+tools="$PWD/target/tools"
+if ! "$tools/bin/cargo-deny" --version >/dev/null 2>&1; then
+  cargo install --quiet --locked --root "$tools" cargo-deny --version 0.20.2
+fi
+"$tools/bin/cargo-deny" --offline check bans licenses sources
+if timeout 60 "$tools/bin/cargo-deny" fetch db >/dev/null 2>&1; then
+  "$tools/bin/cargo-deny" check --disable-fetch advisories
+else
+  echo "test.sh: the RustSec advisory database cannot be fetched here; advisories not checked" >&2
+fi
+
+step "cargo install"
+# What the README tells users to run, into a scratch root (the dev profile reuses this build).
+CARGO_TARGET_DIR="$PWD/target" cargo install --quiet --debug --locked --path crates/trailwatch --root target/install
+target/install/bin/trailwatch --version
+
 step "services (ClickHouse, PostgreSQL)"
 # The scale-out backend's servers: the store, web and CLI tests run against them as well
 # as against SQLite (TRAILWATCH_TEST_SCALEOUT=require makes their absence an error).
@@ -83,6 +102,10 @@ if ! (cd tests/browser && TRAILWATCH_BIN="$PWD/../../target/debug/trailwatch" CH
   exit 1
 fi
 
+step "fuzzing (bounded)"
+# Every fuzz target for TRAILWATCH_FUZZ_SECONDS (default 30) each; a crash fails the run.
+scripts/fuzz.sh
+
 step "scripts"
 python3 -m py_compile scripts/naive_loader.py scripts/make_big_log.py scripts/bench_sqs.py
 bash -n scripts/bench.sh
@@ -90,5 +113,7 @@ bash -n scripts/bench_rules.sh
 bash -n scripts/bench_web.sh
 bash -n scripts/bench_scaleout.sh
 bash -n scripts/services.sh
+bash -n scripts/fuzz.sh
+bash -n scripts/soak.sh
 
 step "all tests passed"

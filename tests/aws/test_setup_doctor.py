@@ -80,7 +80,8 @@ def test_doctor_passes_when_wired_and_names_each_broken_line(endpoint, tmp_path)
     assert rc == 0 and not failed, failed
     assert set(checks) == {"trailwatch's own credentials", "assume the account's role", "trail exists",
                            "trail is logging", "log file validation", "trail's SNS topic", "queue reachable",
-                           "queue subscribed to the topic", "recent log object readable"}
+                           "queue subscribed to the topic", "recent log object readable", "log file encryption",
+                           "event selectors (volume)"}
 
     # Break the trail: logging stopped, validation off, the queue unsubscribed.
     ct.stop_logging(Name="org-trail")

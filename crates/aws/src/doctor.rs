@@ -210,6 +210,18 @@ pub async fn doctor(base: &SdkConfig, settings: &AwsSettings, spec: &AccountSpec
                     out.push(check("trail's SNS topic", CheckState::Pass, actual.clone(), None));
                 }
             }
+            match &t.kms_key_id {
+                Some(key) => out.push(check(
+                    "log file encryption",
+                    CheckState::Pass,
+                    format!(
+                        "SSE-KMS with {key}: the role needs kms:Decrypt on this key (checked by reading a log below)"
+                    ),
+                    None,
+                )),
+                None => out.push(check("log file encryption", CheckState::Pass, "SSE-S3 (no KMS key to allow)", None)),
+            }
+            out.push(event_selectors(&cloudtrail, &name).await);
         }
     }
 
@@ -297,6 +309,100 @@ pub async fn doctor(base: &SdkConfig, settings: &AwsSettings, spec: &AccountSpec
     out
 }
 
+/// Advice on the trail's event selectors: data events for every S3 object or Lambda
+/// function, and high-volume management sources, can multiply what is stored.
+async fn event_selectors(cloudtrail: &aws_sdk_cloudtrail::Client, trail: &str) -> Check {
+    const NAME: &str = "event selectors (volume)";
+    let resp = match cloudtrail.get_event_selectors().trail_name(trail).send().await {
+        Ok(r) => r,
+        Err(e) => {
+            return check(
+                NAME,
+                CheckState::Warn,
+                err(e),
+                Some("the role needs cloudtrail:GetEventSelectors for this advice".into()),
+            )
+        }
+    };
+    let mut advice = Vec::new();
+    for sel in resp.event_selectors() {
+        for dr in sel.data_resources() {
+            let kind = dr.r#type().unwrap_or_default();
+            let everything = dr
+                .values()
+                .iter()
+                .any(|v| matches!(v.as_str(), "arn:aws:s3" | "arn:aws:s3:::" | "arn:aws:lambda" | "arn:aws:dynamodb"));
+            if everything {
+                advice.push(format!("data events for every {kind} ({:?} read/write)", sel.read_write_type()));
+            }
+        }
+    }
+    for sel in resp.advanced_event_selectors() {
+        let fields = sel.field_selectors();
+        let is_data = fields.iter().any(|f| f.field() == "eventCategory" && f.equals().iter().any(|v| v == "Data"));
+        let narrowed = fields.iter().any(|f| {
+            matches!(f.field(), "resources.ARN" | "eventName" | "readOnly" | "eventSource")
+                || !f.not_equals().is_empty()
+                || !f.not_starts_with().is_empty()
+        });
+        if is_data && !narrowed {
+            let kind = fields
+                .iter()
+                .find(|f| f.field() == "resources.type")
+                .and_then(|f| f.equals().first().cloned())
+                .unwrap_or_else(|| "resource".into());
+            advice.push(format!(
+                "advanced selector {:?}: data events for every {kind}",
+                sel.name().unwrap_or("(unnamed)")
+            ));
+        }
+        let management =
+            fields.iter().any(|f| f.field() == "eventCategory" && f.equals().iter().any(|v| v == "Management"));
+        let kms_excluded = fields
+            .iter()
+            .any(|f| f.field() == "eventSource" && f.not_equals().iter().any(|v| v == "kms.amazonaws.com"));
+        if management && !kms_excluded {
+            advice.push(
+                "management events include kms.amazonaws.com (Decrypt/GenerateDataKey are often most of the volume)"
+                    .into(),
+            );
+        }
+    }
+    for sel in resp.event_selectors() {
+        if sel.include_management_events() == Some(true)
+            && !sel.exclude_management_event_sources().iter().any(|s| s == "kms.amazonaws.com")
+        {
+            advice.push(
+                "management events include kms.amazonaws.com (Decrypt/GenerateDataKey are often most of the volume)"
+                    .into(),
+            );
+        }
+    }
+    advice.dedup();
+    // Management events from KMS are worth knowing about, not a problem: only unbounded data
+    // events warn.
+    let (notes, warnings): (Vec<String>, Vec<String>) = advice.into_iter().partition(|a| a.starts_with("management"));
+    if warnings.is_empty() {
+        let detail = match notes.first() {
+            Some(n) => format!("no unbounded data-event selectors; {n}: if volume matters, exclude it or drop it with [[ingest.filters]]"),
+            None => "no unbounded data-event selectors".to_string(),
+        };
+        return check(NAME, CheckState::Pass, detail, None);
+    }
+    let advice: Vec<String> = warnings.into_iter().chain(notes).collect();
+    check(
+        NAME,
+        CheckState::Warn,
+        advice.join("; "),
+        Some(format!(
+            "narrow data events with advanced event selectors (resources.ARN StartsWith the buckets/functions that matter, \
+             readOnly = false), exclude noisy management sources (aws cloudtrail put-event-selectors --trail-name {trail} \
+             ... ExcludeManagementEventSources kms.amazonaws.com, rdsdata.amazonaws.com), or drop them before storage with \
+             [[ingest.filters]]"
+        )),
+    )
+}
+
 async fn recent_object(clients: &account::AccountClients, spec: &AccountSpec, now: i64) -> Check {
     const NAME: &str = "recent log object readable";
     let Some(bucket) = &spec.bucket else {
@@ -334,7 +440,31 @@ async fn recent_object(clients: &account::AccountClients, spec: &AccountSpec, no
         );
     };
     match crate::fetch::get_object(&clients.s3, bucket, &key).await {
-        Ok(bytes) => check(NAME, CheckState::Pass, format!("read {key} ({} bytes)", bytes.len()), None),
+        Ok(bytes) => {
+            let head = clients.s3.head_object().bucket(bucket).key(&key).send().await.ok();
+            let encryption = match head.as_ref().and_then(|h| h.ssekms_key_id()) {
+                Some(k) => format!(", SSE-KMS with {k}: decrypted"),
+                None => String::new(),
+            };
+            check(NAME, CheckState::Pass, format!("read {key} ({} bytes{encryption})", bytes.len()), None)
+        }
+        Err(e @ crate::fetch::FetchError::KmsDenied { .. }) => {
+            let key_arn = match &e {
+                crate::fetch::FetchError::KmsDenied { kms_key, .. } => kms_key.clone(),
+                _ => None,
+            };
+            check(
+                NAME,
+                CheckState::Fail,
+                e.to_string(),
+                Some(format!(
+                    "add {{\"Effect\": \"Allow\", \"Action\": \"kms:Decrypt\", \"Resource\": \"{}\"}} to the role's policy \
+                     (`trailwatch setup --account {} --kms-key-arn ARN` prints it), and allow the role in the key's policy",
+                    key_arn.as_deref().unwrap_or("<the trail's KMS key ARN>"),
+                    spec.name
+                )),
+            )
+        }
         Err(e) => check(
             NAME,
             CheckState::Fail,

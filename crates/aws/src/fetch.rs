@@ -13,6 +13,15 @@ pub enum FetchError {
     Missing { bucket: String, key: String, code: String },
     #[error("s3://{bucket}/{key}: access denied (403 {code}); check the role's permission policy and the bucket/KMS key policies")]
     Denied { bucket: String, key: String, code: String },
+    /// The object is encrypted with a KMS key (SSE-KMS) the role may not use: S3 answers the
+    /// GET with KMS's refusal.
+    #[error(
+        "s3://{bucket}/{key} is encrypted with the KMS key {} and the role may not decrypt it ({code}: {message}); \
+         allow kms:Decrypt on that key in the role's policy (`trailwatch setup --kms-key-arn ARN` prints it) \
+         and let the role use the key in the key's policy",
+        kms_key.as_deref().unwrap_or("(not named in the error)")
+    )]
+    KmsDenied { bucket: String, key: String, code: String, message: String, kms_key: Option<String> },
     #[error("s3://{bucket}/{key}: {detail}")]
     Transient { bucket: String, key: String, detail: String },
 }
@@ -22,6 +31,7 @@ impl FetchError {
         match self {
             FetchError::Missing { .. } => "object_missing",
             FetchError::Denied { .. } => "object_access_denied",
+            FetchError::KmsDenied { .. } => "object_kms_denied",
             FetchError::Transient { .. } => "fetch_failed",
         }
     }
@@ -79,11 +89,54 @@ where
 {
     let status = e.raw_response().map(|r| r.status().as_u16());
     let code = e.code().unwrap_or_default().to_owned();
+    let message = e.message().unwrap_or_default().to_owned();
     let (bucket, key) = (bucket.to_owned(), key.to_owned());
+    if is_kms_refusal(&code, &message) {
+        let kms_key = kms_key_in(&message);
+        return FetchError::KmsDenied { bucket, key, code, message, kms_key };
+    }
     match (status, code.as_str()) {
         (Some(404), _) | (_, "NoSuchKey" | "NotFound" | "NoSuchBucket") => FetchError::Missing { bucket, key, code },
         (Some(403), _) | (_, "AccessDenied" | "AllAccessDisabled") => FetchError::Denied { bucket, key, code },
         _ => FetchError::Transient { bucket, key, detail: DisplayErrorContext(&e).to_string() },
+    }
+}
+
+/// S3 passes KMS's refusals on: `KMS.DisabledException`, `KMS.NotFoundException`, … as the
+/// code, or `AccessDenied` whose message names `kms:Decrypt` (no permission on the key).
+pub fn is_kms_refusal(code: &str, message: &str) -> bool {
+    code.starts_with("KMS.") || message.contains("kms:Decrypt") || message.contains("KMS key")
+}
+
+/// The first KMS key ARN a message names.
+pub fn kms_key_in(message: &str) -> Option<String> {
+    let start = message.find("arn:aws")?;
+    let arn: String = message[start..]
+        .chars()
+        .take_while(|c| !c.is_whitespace() && !matches!(c, ',' | ';' | '"' | ')' | '<'))
+        .collect();
+    arn.contains(":kms:").then(|| arn.trim_end_matches('.').to_string())
+}
+
+#[cfg(test)]
+mod kms_tests {
+    use super::*;
+
+    #[test]
+    fn kms_refusals_are_told_apart_and_name_the_key() {
+        let m = "User: arn:aws:sts::111122223333:assumed-role/trailwatch-read/s is not authorized to perform: kms:Decrypt on resource: arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab because no identity-based policy allows the kms:Decrypt action";
+        assert!(is_kms_refusal("AccessDenied", m));
+        assert_eq!(
+            kms_key_in(m).as_deref(),
+            Some("arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab")
+        );
+        assert!(is_kms_refusal("KMS.DisabledException", "arn:aws:kms:eu-west-1:1:key/k is disabled."));
+        assert_eq!(
+            kms_key_in("arn:aws:kms:eu-west-1:1:key/k is disabled.").as_deref(),
+            Some("arn:aws:kms:eu-west-1:1:key/k")
+        );
+        assert!(!is_kms_refusal("AccessDenied", "Access Denied"));
+        assert_eq!(kms_key_in("User: arn:aws:iam::1:user/x is not authorized"), None);
     }
 }
 

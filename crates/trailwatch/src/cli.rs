@@ -46,16 +46,22 @@ pub enum Command {
     /// Search stored events (newest first).
     Search(SearchArgs),
     /// List objects that were quarantined, with the reason.
+    #[command(after_help = "Example:\n  trailwatch quarantine --config /etc/trailwatch/trailwatch.toml --format json")]
     Quarantine(QuarantineArgs),
     /// Run the configured AWS sources (SQS queues of every account) until stopped.
     Serve(ServeArgs),
     /// List an account's trail bucket for a time range and ingest what is missing.
     Backfill(BackfillArgs),
     /// Integration status of every account and region, unhandled messages, unreadable objects.
+    #[command(after_help = "Example:\n  trailwatch status --config /etc/trailwatch/trailwatch.toml")]
     Status(StatusArgs),
     /// Print (or write) what to create in an AWS account: role, policies, CloudFormation.
     Setup(SetupArgs),
     /// Check each configured account end to end and say what to fix (exit 1 if anything fails).
+    #[command(after_help = "Example:\n  trailwatch doctor --config /etc/trailwatch/trailwatch.toml\n\n\
+        Checks, per account: the role can be assumed with its external ID, the bucket can be listed \
+        and a recent log read (and decrypted, for SSE-KMS trails), the queue receives, the topic \
+        reaches the queue, digests are delivered, and the trail's event selectors.")]
     Doctor(DoctorArgs),
     /// Sigma rules: test them against events, list, lint, run over stored history.
     #[command(subcommand)]
@@ -82,6 +88,48 @@ pub enum Command {
     /// Write events or alerts for other tools: JSON Lines or OCSF.
     #[command(subcommand)]
     Export(ExportCommand),
+    /// The configuration file: check one, or print its reference or JSON Schema.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "Examples:\n  trailwatch completions bash > /etc/bash_completion.d/trailwatch\n  \
+        trailwatch completions zsh > \"${fpath[1]}/_trailwatch\"\n  trailwatch completions fish > ~/.config/fish/completions/trailwatch.fish")]
+    Completions(CompletionsArgs),
+    /// Write man pages (trailwatch.1 and one per command) generated from this CLI.
+    #[command(after_help = "Examples:\n  trailwatch man --out /usr/local/share/man/man1\n  trailwatch man | man -l -")]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a configuration file as `serve` would (exit 2 naming the wrong key).
+    Check(ConfigCheckArgs),
+    /// Print the configuration reference (Markdown), generated from the configuration structs.
+    #[command(after_help = "Example:\n  trailwatch config reference > configuration.md")]
+    Reference,
+    /// Print the JSON Schema of the configuration file (for editors and CI checks).
+    #[command(after_help = "Example:\n  trailwatch config schema > trailwatch.schema.json")]
+    Schema,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  trailwatch config check --config /etc/trailwatch/trailwatch.toml")]
+pub struct ConfigCheckArgs {
+    #[arg(long, value_name = "FILE", env = "TRAILWATCH_CONFIG")]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write trailwatch.1 and trailwatch-<command>.1 here; without it, trailwatch.1 goes to stdout.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -145,8 +193,12 @@ pub enum UserCommand {
     /// Create a dashboard user, or reset its role and password (ending its sessions).
     Add(UserAddArgs),
     /// List users.
+    #[command(after_help = "Example:\n  trailwatch user list --config /etc/trailwatch/trailwatch.toml")]
     List(UserListArgs),
     /// Create an API token for a user (for scripts and Prometheus); printed once.
+    #[command(
+        after_help = "Example:\n  trailwatch user token prometheus --name scrape > /etc/prometheus/trailwatch.token"
+    )]
     Token(UserTokenArgs),
 }
 
@@ -189,8 +241,12 @@ pub enum RulesCommand {
     /// Run Sigma rules over a file of events and print the matches.
     Test(RulesTestArgs),
     /// List rules: id, title, level, status, pack (the folder it comes from), hits in the store.
+    #[command(
+        after_help = "Examples:\n  trailwatch rules list\n  trailwatch rules list --rules ./my-rules --format tsv"
+    )]
     List(RulesListArgs),
     /// Check rules: load errors and duplicate ids (exit 1), incomplete metadata (warnings).
+    #[command(after_help = "Example:\n  trailwatch rules lint --rules ./sigma/rules/cloud/aws/cloudtrail")]
     Lint(RulesListArgs),
     /// Run the rules over stored events (a new rule over history); alerts as in ingest.
     Run(RulesRunArgs),
@@ -216,12 +272,18 @@ pub struct RulesRunArgs {
 #[derive(Debug, Subcommand)]
 pub enum AlertsCommand {
     /// Alerts, most recently seen first.
+    #[command(
+        after_help = "Examples:\n  trailwatch alerts list --state open --level high\n  trailwatch alerts list --limit 0 --format jsonl"
+    )]
     List(AlertsListArgs),
     /// One alert with its events and deliveries.
+    #[command(after_help = "Example:\n  trailwatch alerts show 42 --format json")]
     Show(AlertIdArgs),
     /// Mark an alert acknowledged (someone is on it).
+    #[command(after_help = "Example:\n  trailwatch alerts ack 42 --comment \"looking into it\"")]
     Ack(AlertStateArgs),
     /// Mark an alert resolved; later matches open a new alert.
+    #[command(after_help = "Example:\n  trailwatch alerts resolve 42 --comment \"planned maintenance\"")]
     Resolve(AlertStateArgs),
 }
 
@@ -766,5 +828,32 @@ mod tests {
     fn the_cli_definition_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+}
+
+#[cfg(test)]
+mod help_tests {
+    use clap::CommandFactory;
+
+    /// Every command a person runs says what it does and shows an example.
+    #[test]
+    fn every_command_has_help_and_an_example() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for sub in cmd.get_subcommands() {
+                let name = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() {
+                    missing.push(format!("{name}: no description"));
+                }
+                if sub.has_subcommands() {
+                    walk(sub, &name, missing);
+                } else if !sub.get_after_help().is_some_and(|h| h.to_string().contains("Example")) {
+                    missing.push(format!("{name}: no example"));
+                }
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "trailwatch", &mut missing);
+        assert!(missing.is_empty(), "{}", missing.join("\n"));
+        super::Cli::command().debug_assert();
     }
 }

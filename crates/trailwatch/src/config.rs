@@ -11,7 +11,7 @@ use anyhow::{bail, Context};
 use serde::Deserialize;
 
 /// The file as written.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     #[serde(default)]
@@ -41,9 +41,10 @@ pub struct RawConfig {
 
 /// Forward every stored event to another tool (`[[forward]]`). Secrets can come from
 /// `TRAILWATCH_FORWARD_<NAME>_<KEY>` (URL, SECRET).
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawForward {
+    /// Names the forwarder (its position in the store, metrics, env overrides).
     pub name: String,
     /// `webhook` (POST batches of JSON Lines) or `file` (append JSON Lines).
     pub kind: String,
@@ -104,7 +105,7 @@ fn forward_specs(raw: Vec<RawForward>, base: &Path) -> anyhow::Result<Vec<alert:
 }
 
 /// How long events are kept. Without `days` or `categories`, forever.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRetention {
     /// Keep events this many days, by `eventTime` (e.g. 400). Events an alert refers to stay.
@@ -118,7 +119,7 @@ pub struct RawRetention {
 }
 
 /// Continuous log file integrity validation in `serve` (accounts with a `bucket`).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawIntegrity {
     /// Validate continuously (default true).
@@ -145,7 +146,7 @@ pub struct RawIntegrity {
 }
 
 /// Which rules run on the way in, and how matches become alerts.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawDetection {
     /// Run the built-in packs (CIS, trail tampering, human error). Default true.
@@ -164,9 +165,10 @@ pub struct RawDetection {
 }
 
 /// Where alerts are delivered. Secrets can come from `TRAILWATCH_SINKS_<NAME>_<KEY>`.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSink {
+    /// Names the sink (outbox rows, metrics, env overrides).
     pub name: String,
     /// `webhook`, `slack`, `email` or `sns`.
     pub kind: String,
@@ -178,16 +180,21 @@ pub struct RawSink {
     pub url: Option<String>,
     /// webhook: HMAC-SHA256 key for the `X-Trailwatch-Signature` header.
     pub secret: Option<String>,
-    /// email
+    /// email: the SMTP relay's host name.
     pub smtp_host: Option<String>,
+    /// email: the relay's port (default 587 for starttls, 465 for tls, 25 for none).
     pub smtp_port: Option<u16>,
     /// email: "starttls" (default, required), "tls" (implicit TLS) or "none" (local relays only).
     pub smtp_security: Option<String>,
     /// email: a PEM CA certificate to trust for the relay (relative to the configuration file).
     pub smtp_ca_file: Option<String>,
+    /// email: SMTP user name (with `password`).
     pub username: Option<String>,
+    /// email: SMTP password (better from `TRAILWATCH_SINKS_<NAME>_PASSWORD`).
     pub password: Option<String>,
+    /// email: the sender address.
     pub from: Option<String>,
+    /// email: recipient addresses.
     #[serde(default)]
     pub to: Vec<String>,
     /// sns: the topic to publish to.
@@ -198,7 +205,7 @@ pub struct RawSink {
 
 /// SNS HTTPS push (`POST /sns` on the web listener). Accounts' `topic_arn`s say which
 /// topics are accepted.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSns {
     /// FOR TESTS ONLY: hosts accepted in SigningCertURL/SubscribeURL besides
@@ -210,7 +217,7 @@ pub struct RawSns {
 }
 
 /// How `serve` consumes queues. Every key is optional.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawIngest {
     /// Concurrent long polls per queue (default 2).
@@ -237,7 +244,7 @@ pub struct RawIngest {
 
 /// One ingest filter rule (`[[ingest.filters]]`). Every condition given must hold; values
 /// are exact with `*`/`?` wildcards, case-sensitive, and a list matches any of its values.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawFilter {
     /// Shown in metrics and logs (default: filter-N).
@@ -267,7 +274,7 @@ pub struct RawFilter {
 }
 
 /// A string or a list of strings.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum OneOrMany {
     #[default]
@@ -320,7 +327,7 @@ fn ingest_filter(raw: Vec<RawFilter>) -> anyhow::Result<Option<std::sync::Arc<in
 }
 
 /// Where events live.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawStore {
     /// `sqlite` (default) or `clickhouse`.
@@ -332,20 +339,23 @@ pub struct RawStore {
 }
 
 /// Scale-out state store (ledger, alerts, users) in PostgreSQL.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawState {
+    /// `postgres` (the only kind).
     pub kind: Option<String>,
+    /// `postgres://user@host:5432/database` (the password from `PGPASSWORD`).
     pub url: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawWeb {
     /// Address the dashboard listens on (default `127.0.0.1:8080`).
     pub listen: Option<String>,
     /// Serve HTTPS directly: PEM certificate chain and private key (both or neither).
     pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) for `tls_cert`.
     pub tls_key: Option<PathBuf>,
     /// Behind a TLS-terminating proxy: mark cookies `Secure` (automatic with tls_cert).
     pub secure_cookies: Option<bool>,
@@ -353,27 +363,38 @@ pub struct RawWeb {
     pub trust_proxy: Option<bool>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAws {
     /// Any AWS-compatible endpoint (also `AWS_ENDPOINT_URL`).
     pub endpoint_url: Option<String>,
+    /// Address S3 buckets by path (`endpoint/bucket/key`), as most S3-compatible servers need.
     pub force_path_style: Option<bool>,
 }
 
 /// One monitored AWS account. Parsed and checked by every command so that one file serves
 /// them all; the AWS sources (`serve`, `backfill`, `doctor`) are what use the connection details.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAccount {
+    /// A short name for the account, shown everywhere (unique; no '/').
     pub name: String,
+    /// The 12-digit AWS account id.
     pub account_id: String,
+    /// The read-only role trailwatch assumes in this account (`setup` prints it); omit to use
+    /// trailwatch's own credentials.
     pub role_arn: Option<String>,
+    /// The external ID the role's trust policy requires.
     pub external_id: Option<String>,
+    /// Regions the trail covers (for status, integrity and backfill; default: those seen).
     #[serde(default)]
     pub regions: Vec<String>,
+    /// The trail's S3 bucket (backfill, integrity validation, `doctor`).
     pub bucket: Option<String>,
+    /// The SQS queue subscribed to the trail's SNS topic (or to S3/EventBridge notifications).
     pub queue_url: Option<String>,
+    /// For an organization trail: the organization id (`o-…`) in its keys
+    /// (`AWSLogs/o-…/<member account>/…`); member accounts' files all come through this entry.
     pub organization_id: Option<String>,
     /// The trail's S3 key prefix, if it has one.
     pub prefix: Option<String>,
@@ -1157,5 +1178,108 @@ bucket = "example-trail-bucket"
 queue_url = "https://sqs.us-east-1.amazonaws.com/444455556666/trailwatch"
 "#;
         load(text, &[]).unwrap();
+    }
+}
+
+/// The configuration parser against arbitrary input: any text, and documents made of the
+/// real sections and keys (from the generated schema) with arbitrary values, must load or be
+/// refused with an error — never panic. (The fuzz targets under `fuzz/` cover the other
+/// parsers of outside data; the configuration's types live in this binary crate beside the
+/// AWS SDK, so it is explored here, on every `cargo test`.)
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    fn keys() -> Vec<(String, bool, Vec<String>)> {
+        // (section, is an array of tables, its keys)
+        let schema = crate::config_doc::schema();
+        let defs = schema["$defs"].clone();
+        let mut out = Vec::new();
+        for (name, prop) in schema["properties"].as_object().unwrap() {
+            let (array, r) = match prop.get("items") {
+                Some(items) => (true, items.get("$ref").and_then(|r| r.as_str())),
+                None => (
+                    false,
+                    prop.get("$ref").and_then(|r| r.as_str()).or_else(|| {
+                        prop.get("anyOf")?.as_array()?.iter().find_map(|v| v.get("$ref").and_then(|r| r.as_str()))
+                    }),
+                ),
+            };
+            let Some(def) = r.and_then(|r| defs.get(r.rsplit('/').next().unwrap())) else { continue };
+            let keys = def["properties"].as_object().map(|p| p.keys().cloned().collect()).unwrap_or_default();
+            out.push((name.clone(), array, keys));
+        }
+        out
+    }
+
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<bool>().prop_map(|b| b.to_string()),
+            "\\PC{0,24}".prop_map(|s| format!("{s:?}").replace("\\u{", "\\u").replace('}', "")),
+            prop::sample::select(vec![
+                "\"1h\"",
+                "\"0s\"",
+                "\"-5m\"",
+                "\"postgres://u@h/db\"",
+                "\"http://127.0.0.1:8123/db\"",
+                "\"clickhouse\"",
+                "\"sqlite\"",
+                "\"webhook\"",
+                "\"file\"",
+                "\"ocsf\"",
+                "\"x\"",
+                "[]",
+                "[\"a\", \"b\"]",
+                "{ Data = 3 }",
+                "\"arn:aws:iam::111122223333:role/r\"",
+                "\"111122223333\"",
+                "\"us-east-1\"",
+                "0",
+                "4294967296",
+            ])
+            .prop_map(String::from),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+        #[test]
+        fn any_text_loads_or_is_refused(text in "\\PC{0,300}") {
+            let _ = super::tests_support::load_text(&text);
+        }
+
+        #[test]
+        fn documents_of_real_keys_load_or_are_refused(
+            picks in prop::collection::vec((any::<prop::sample::Index>(), prop::collection::vec((any::<prop::sample::Index>(), value()), 0..6)), 0..6)
+        ) {
+            let keys = keys();
+            let mut text = String::new();
+            for (section, entries) in picks {
+                let (name, array, names) = &keys[section.index(keys.len())];
+                text.push_str(&if *array { format!("[[{name}]]\n") } else { format!("[{name}]\n") });
+                let mut seen = std::collections::HashSet::new();
+                for (k, v) in entries {
+                    if names.is_empty() { break; }
+                    let key = &names[k.index(names.len())];
+                    if seen.insert(key.clone()) {
+                        text.push_str(&format!("{key} = {v}\n"));
+                    }
+                }
+            }
+            // Duplicate plain sections are a TOML error, which is fine: refused, not a panic.
+            let _ = super::tests_support::load_text(&text);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests_support {
+    /// Loads `text` as a configuration file (with no environment overrides).
+    pub fn load_text(text: &str) -> anyhow::Result<super::Config> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("trailwatch.toml");
+        std::fs::write(&path, text)?;
+        super::Config::load(&path, &Default::default())
     }
 }

@@ -5,6 +5,7 @@ mod alerting;
 mod cli;
 mod commands;
 mod config;
+mod config_doc;
 mod dashboard;
 mod detection;
 mod output;
@@ -91,6 +92,17 @@ fn run(command: cli::Command) -> anyhow::Result<()> {
         Command::Restore(args) => commands::backup::restore(args),
         Command::Export(cli::ExportCommand::Events(args)) => commands::export::events(args),
         Command::Export(cli::ExportCommand::Alerts(args)) => commands::export::alerts(args),
+        Command::Config(cli::ConfigCommand::Check(args)) => commands::docs::config_check(args),
+        Command::Config(cli::ConfigCommand::Reference) => {
+            print!("{}", config_doc::markdown());
+            Ok(())
+        }
+        Command::Config(cli::ConfigCommand::Schema) => {
+            println!("{}", serde_json::to_string_pretty(&config_doc::schema())?);
+            Ok(())
+        }
+        Command::Completions(args) => commands::docs::completions(args),
+        Command::Man(args) => commands::docs::man(args),
     }
 }
 

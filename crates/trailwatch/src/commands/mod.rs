@@ -6,6 +6,7 @@ pub mod backup;
 pub mod bench;
 pub mod bench_web;
 pub mod demo;
+pub mod docs;
 pub mod doctor;
 pub mod export;
 pub mod ingest;

@@ -340,3 +340,38 @@ fn exports_as_json_lines_and_ocsf() {
     let jsonl = run(&["export", "alerts", "--db", s(&db), "--state", "open"]);
     assert!(jsonl.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["state"] == "open"));
 }
+
+#[test]
+fn completions_man_pages_and_config_tools_come_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let bash = run(&["completions", "bash"]);
+    for word in ["retention", "backup", "export", "--event-name", "--log-format"] {
+        assert!(bash.contains(word), "bash completion lacks {word}");
+    }
+    assert!(run(&["completions", "zsh"]).contains("#compdef trailwatch"));
+    assert!(run(&["completions", "fish"]).contains("complete -c trailwatch"));
+    let man = dir.path().join("man1");
+    run(&["man", "--out", s(&man)]);
+    for page in ["trailwatch.1", "trailwatch-serve.1", "trailwatch-export-events.1", "trailwatch-retention.1"] {
+        let text = std::fs::read_to_string(man.join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.starts_with(".ie") || text.contains(".TH"), "{page} is not roff");
+    }
+    assert!(run(&["man"]).contains(".TH trailwatch 1"));
+    // The JSON Schema and the reference describe the same keys.
+    let schema = run_json(&["config", "schema"]);
+    let reference = run(&["config", "reference"]);
+    for section in schema["properties"].as_object().unwrap().keys() {
+        assert!(reference.contains(&format!("[{section}]")), "reference lacks {section}");
+    }
+    // config check: valid files summarised, invalid ones named.
+    let config = dir.path().join("t.toml");
+    std::fs::write(&config, "[retention]\ndays = 30\n").unwrap();
+    assert!(run(&["config", "check", "--config", s(&config)]).contains("valid"));
+    std::fs::write(&config, "[retention]\ndayz = 30\n").unwrap();
+    let out = output(&["config", "check", "--config", s(&config)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("dayz"));
+    // The example configuration shipped with the repository is valid.
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../trailwatch.example.toml");
+    assert!(run(&["config", "check", "--config", s(&example)]).contains("valid"));
+}

@@ -1,0 +1,140 @@
+"""Soak test: `serve` under a steady feed for a long time (loopback only: moto for S3, SNS
+and SQS), with its memory and open files sampled every minute. Not part of the CI run (it
+takes half an hour); run it with scripts/soak.sh.
+
+After a warm-up (a fifth of the run, at least five minutes) every sample of resident memory
+(RSS) and of open file descriptors must stay within 10 % of the warm-up's end: a leak of
+memory, file handles or sockets shows as a trend. Also checked at the end: every uploaded
+event was stored exactly once, the queue and its dead-letter queue are empty, retention and
+forwarding ran. Prints one JSON summary line; exit 1 when a check fails."""
+
+import argparse
+import gzip
+import json
+import os
+import pathlib
+import signal
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests" / "aws"))
+from harness import Aws, MotoServer, Trailwatch, log_key, record  # noqa: E402
+
+
+def sample(pid):
+    status = pathlib.Path(f"/proc/{pid}/status").read_text()
+    rss_kb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+    fds = len(os.listdir(f"/proc/{pid}/fd"))
+    return rss_kb, fds
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--minutes", type=float, default=30)
+    ap.add_argument("--files-per-second", type=float, default=4)
+    ap.add_argument("--records", type=int, default=50)
+    ap.add_argument("--every", type=float, default=60, help="seconds between samples")
+    ap.add_argument("--out", default=None, help="directory for the samples and logs")
+    args = ap.parse_args()
+    out = pathlib.Path(args.out or tempfile.mkdtemp(prefix="tw-soak-"))
+    out.mkdir(parents=True, exist_ok=True)
+    moto = MotoServer(out / "moto.log")
+    try:
+        return run(args, out, moto)
+    finally:
+        moto.stop()
+
+
+def run(args, out, moto):
+    aws = Aws(moto.endpoint)
+    bucket = aws.bucket("trail")
+    queue, queue_arn, dlq = aws.queue("tw", max_receive=100)
+    topic = aws.topic_to_queue("trail-topic", queue_arn)
+    tw = Trailwatch(out, moto.endpoint, [{"name": "prod", "account_id": aws.account, "bucket": bucket,
+                                          "queue_url": queue, "regions": ["us-east-1"]}],
+                    sections={"integrity": {"enabled": False},
+                              "retention": {"days": 1, "interval": "1m"}})
+    forwarded = out / "forwarded.jsonl"
+    with open(tw.config, "a") as f:
+        f.write(f'\n[[forward]]\nname = "archive"\nkind = "file"\npath = "{forwarded}"\nstart = "beginning"\n')
+    tw.env["TRAILWATCH_LOG"] = "warn"
+    serve = tw.start_serve()
+    uploaded = []
+    stop = threading.Event()
+
+    def feed():
+        # A steady trickle: files of `records` events (now-ish, plus some two days old that
+        # retention removes), each announced on the topic.
+        n = 0
+        while not stop.is_set():
+            started = time.time()
+            now = datetime.now(timezone.utc).replace(microsecond=0)
+            recs = [record(aws.account, "us-east-1", now, i) for i in range(args.records)]
+            body = gzip.compress(json.dumps({"Records": recs}).encode())
+            key = log_key(aws.account, "us-east-1", now)
+            aws.s3.put_object(Bucket=bucket, Key=key, Body=body)
+            aws.notify(topic, bucket, [key])
+            uploaded.extend(r["eventID"] for r in recs)
+            n += 1
+            time.sleep(max(0.0, 1 / args.files_per_second - (time.time() - started)))
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    samples = []
+    t0 = time.time()
+    total = args.minutes * 60
+    with open(out / "samples.csv", "w") as csv:
+        csv.write("seconds,rss_kb,fds,uploaded\n")
+        while time.time() - t0 < total:
+            time.sleep(args.every)
+            if serve.poll() is not None:
+                print(json.dumps({"ok": False, "error": f"serve exited {serve.returncode}"}))
+                return 1
+            rss, fds = sample(serve.pid)
+            samples.append((time.time() - t0, rss, fds))
+            csv.write(f"{samples[-1][0]:.0f},{rss},{fds},{len(uploaded)}\n")
+            csv.flush()
+            print(f"soak: {samples[-1][0] / 60:5.1f} min  RSS {rss / 1024:7.1f} MB  fds {fds:4d}  events {len(uploaded)}",
+                  file=sys.stderr, flush=True)
+    stop.set()
+    feeder.join()
+    # Let serve catch up, then stop it.
+    deadline = time.time() + 300
+    while aws.queue_depth(queue) and time.time() < deadline:
+        time.sleep(2)
+    time.sleep(5)
+    serve.send_signal(signal.SIGTERM)
+    code = serve.wait(timeout=120)
+
+    warm = max(5 * 60, total / 5)
+    after = [s for s in samples if s[0] >= warm]
+    base = after[0] if after else samples[-1]
+    rss_drift = max(abs(s[1] - base[1]) / base[1] for s in after) if after else None
+    fd_drift = max(abs(s[2] - base[2]) / max(base[2], 1) for s in after) if after else None
+    stored = tw.run("search", "--db", tw.db, "--limit", "0", "--format", "tsv").stdout.splitlines()
+    stored_ids = [line.split("\t")[1] for line in stored]
+    lines = forwarded.read_text().splitlines() if forwarded.exists() else []
+    summary = {
+        "minutes": args.minutes, "files_per_second": args.files_per_second, "records_per_file": args.records,
+        "events_uploaded": len(uploaded), "events_stored": len(stored_ids),
+        "stored_exactly_once": sorted(stored_ids) == sorted(uploaded),
+        "forwarded": len(lines), "queue_left": aws.queue_depth(queue), "dlq_left": aws.queue_depth(dlq),
+        "serve_exit": code, "samples": len(samples), "warmup_seconds": warm,
+        "rss_mb_at_warmup": round(base[1] / 1024, 1), "rss_mb_max_after": round(max(s[1] for s in after) / 1024, 1) if after else None,
+        "rss_drift": round(rss_drift, 3) if rss_drift is not None else None,
+        "fds_at_warmup": base[2], "fds_max_after": max(s[2] for s in after) if after else None,
+        "fd_drift": round(fd_drift, 3) if fd_drift is not None else None,
+        "out": str(out),
+    }
+    ok = (summary["stored_exactly_once"] and summary["queue_left"] == 0 and summary["dlq_left"] == 0 and code == 0
+          and len(lines) >= len(uploaded) and after and rss_drift <= 0.10 and fd_drift <= 0.10)
+    summary["ok"] = bool(ok)
+    print(json.dumps(summary))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
