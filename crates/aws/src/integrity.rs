@@ -81,7 +81,7 @@ pub async fn locate_trail(clients: &AccountClients, arn: &str) -> Result<TrailLo
     })
 }
 
-fn cloudtrail_in(clients: &AccountClients, region: &str) -> aws_sdk_cloudtrail::Client {
+pub(crate) fn cloudtrail_in(clients: &AccountClients, region: &str) -> aws_sdk_cloudtrail::Client {
     let config =
         aws_sdk_cloudtrail::config::Builder::from(&clients.config).region(Region::new(region.to_string())).build();
     aws_sdk_cloudtrail::Client::from_conf(config)

@@ -20,6 +20,7 @@ pub mod backfill;
 pub mod consumer;
 pub mod doctor;
 pub mod fetch;
+pub mod history;
 pub mod integrity;
 pub mod setup;
 pub mod sns;

@@ -88,6 +88,9 @@ pub enum Command {
     /// Write events or alerts for other tools: JSON Lines or OCSF.
     #[command(subcommand)]
     Export(ExportCommand),
+    /// Import history: CloudTrail Lake / Event history export files, or an account's last 90
+    /// days of management events through LookupEvents.
+    Import(ImportArgs),
     /// The configuration file: check one, or print its reference or JSON Schema.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -98,6 +101,41 @@ pub enum Command {
     /// Write man pages (trailwatch.1 and one per command) generated from this CLI.
     #[command(after_help = "Examples:\n  trailwatch man --out /usr/local/share/man/man1\n  trailwatch man | man -l -")]
     Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  trailwatch import --event-history --account prod --config trailwatch.toml\n  \
+    trailwatch import --lake-export ./lake-results.json --lake-export ./event-history.json.gz --db trail.db\n\n\
+    Export files: {\"Records\":[…]} (log files, the console's Event history download as JSON), \
+    `aws cloudtrail lookup-events` output ({\"Events\":[{\"CloudTrailEvent\":…}]}), CloudTrail Lake \
+    `get-query-results` output of a SELECT * ({\"QueryResultRows\":…}), or JSON arrays / JSON Lines of \
+    records; gzip'd or not; a directory is searched for *.json, *.jsonl (and .gz). Records are stored \
+    once by eventID whatever else delivered them, detection runs on them, and a file imported before \
+    is skipped. --event-history reads the account's Event history (management events of the last \
+    90 days, 2 calls a second per region) through its role: the role needs cloudtrail:LookupEvents.")]
+pub struct ImportArgs {
+    /// Export file or directory (repeatable).
+    #[arg(long = "lake-export", value_name = "PATH", conflicts_with = "event_history")]
+    pub lake_export: Vec<PathBuf>,
+    /// Pull the account's Event history through LookupEvents (needs --account and --config).
+    #[arg(long, requires = "account")]
+    pub event_history: bool,
+    /// The account's `name` in the configuration (with --event-history).
+    #[arg(long)]
+    pub account: Option<String>,
+    /// How far back --event-history reaches (Event history keeps 90 days).
+    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=90))]
+    pub days: u32,
+    /// Region to read (repeatable); default: the account's regions, else its home region.
+    #[arg(long = "region")]
+    pub regions: Vec<String>,
+    /// Store the events without running detection rules on them.
+    #[arg(long)]
+    pub no_detection: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
 }
 
 #[derive(Debug, Subcommand)]

@@ -101,6 +101,7 @@ fn run(command: cli::Command) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&config_doc::schema())?);
             Ok(())
         }
+        Command::Import(args) => commands::import::run(args),
         Command::Completions(args) => commands::docs::completions(args),
         Command::Man(args) => commands::docs::man(args),
     }

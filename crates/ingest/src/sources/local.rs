@@ -161,34 +161,56 @@ pub fn ingest_files(
     config: PipelineConfig,
     detection: Option<crate::Detection>,
 ) -> Result<LocalReport, LocalError> {
-    let pipeline: Pipeline<String> = match detection {
-        Some(d) => Pipeline::start_with_detection(writer, config, d),
-        None => Pipeline::start(writer, config),
-    };
-    let mut report = LocalReport::default();
-    let add = |report: &mut LocalReport, s: crate::pipeline::Settled<String>| {
-        report.files += 1;
-        match s.outcome {
-            Outcome::Committed { counts, summary, alerts, filtered, .. } => {
-                report.filtered += filtered;
-                report.hits += alerts.hits;
-                report.alerts_opened += alerts.opened;
-                report.records += summary.records;
-                report.counts += counts;
-                report.object_bytes += summary.object_bytes;
-                report.content_bytes += summary.content_bytes;
-            }
-            Outcome::Quarantined { reason, detail } => report.quarantined.push((s.receipt, reason, detail)),
-            Outcome::Failed { detail } => report.failed.push((s.receipt, detail)),
-        }
-    };
-    for file in files {
+    let jobs = files.into_iter().map(|file| {
         let path = file.path.clone();
         let open: crate::pipeline::Opener = Box::new(move || {
             let f = File::open(&path)?;
             Ok(Box::new(f) as Box<dyn std::io::Read + Send>)
         });
-        let job = ObjectJob { meta: ObjectMeta::local(file.key.clone(), file.size), open, receipt: file.key };
+        ObjectJob { meta: ObjectMeta::local(file.key.clone(), file.size), open, receipt: file.key }
+    });
+    ingest_jobs(jobs, writer, config, detection)
+}
+
+/// Runs objects of any origin (files, import documents made in memory) through the pipeline
+/// into `writer`; the report is the same as for a directory.
+pub fn ingest_jobs(
+    jobs: impl Iterator<Item = ObjectJob<String>>,
+    writer: Box<dyn store::EventWriter>,
+    config: PipelineConfig,
+    detection: Option<crate::Detection>,
+) -> Result<LocalReport, LocalError> {
+    let pipeline: Pipeline<String> = match detection {
+        Some(d) => Pipeline::start_with_detection(writer, config, d),
+        None => Pipeline::start(writer, config),
+    };
+    run_jobs(pipeline, jobs, tally)
+}
+
+fn tally(report: &mut LocalReport, s: crate::pipeline::Settled<String>) {
+    report.files += 1;
+    match s.outcome {
+        Outcome::Committed { counts, summary, alerts, filtered, .. } => {
+            report.filtered += filtered;
+            report.hits += alerts.hits;
+            report.alerts_opened += alerts.opened;
+            report.records += summary.records;
+            report.counts += counts;
+            report.object_bytes += summary.object_bytes;
+            report.content_bytes += summary.content_bytes;
+        }
+        Outcome::Quarantined { reason, detail } => report.quarantined.push((s.receipt, reason, detail)),
+        Outcome::Failed { detail } => report.failed.push((s.receipt, detail)),
+    }
+}
+
+fn run_jobs(
+    pipeline: Pipeline<String>,
+    jobs: impl Iterator<Item = ObjectJob<String>>,
+    add: impl Fn(&mut LocalReport, crate::pipeline::Settled<String>),
+) -> Result<LocalReport, LocalError> {
+    let mut report = LocalReport::default();
+    for job in jobs {
         if pipeline.submit(job).is_err() {
             // The writer stopped; `finish` says why (the store error), which is the news.
             pipeline.finish()?;

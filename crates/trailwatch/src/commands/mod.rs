@@ -9,6 +9,7 @@ pub mod demo;
 pub mod docs;
 pub mod doctor;
 pub mod export;
+pub mod import;
 pub mod ingest;
 pub mod migrate;
 pub mod quarantine;

@@ -1,0 +1,218 @@
+//! `trailwatch import`: history from export files or from an account's Event history.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use anyhow::{bail, Context};
+use ingest::sources::import::{documents, export_records};
+use ingest::sources::local::LocalReport;
+use ingest::ObjectJob;
+use serde_json::json;
+use store::ObjectMeta;
+
+use super::{now_millis, open_store, pipeline_config, selected_config, thousands, Open};
+use crate::cli::ImportArgs;
+use crate::output::Format;
+
+/// Ledger "bucket" of imported export files and Event history pages.
+const IMPORT_BUCKET: &str = "import";
+
+pub fn run(args: ImportArgs) -> anyhow::Result<()> {
+    if args.lake_export.is_empty() && !args.event_history {
+        bail!("nothing to import: pass --lake-export PATH or --event-history --account NAME");
+    }
+    let config = selected_config(&args.store)?;
+    let store = open_store(&args.store, Open::Create)?;
+    let detection = if args.no_detection {
+        None
+    } else {
+        let (settings, sinks) = crate::detection::settings(&args.store)?;
+        let rules = crate::detection::load_rules(&settings);
+        let policy = crate::detection::policy(&settings, &sinks);
+        Some(crate::detection::for_pipeline(&*store, &settings, rules, policy)?)
+    };
+    let pipeline =
+        pipeline_config(config.as_ref().and_then(|c| c.workers), config.as_ref().and_then(|c| c.filter.clone()));
+    let started = std::time::Instant::now();
+    let (report, fetched, skipped, already) = if args.event_history {
+        let Some(config) = config else { bail!("--event-history needs --config (the account's role and regions)") };
+        let name = args.account.as_deref().expect("clap requires --account");
+        event_history(&config, name, args.days, &args.regions, &*store, pipeline, detection)?
+    } else {
+        lake_exports(&args.lake_export, &*store, pipeline, detection)?
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    let out = json!({
+        "documents": report.files, "records": fetched, "skipped": skipped, "already_imported": already,
+        "new": report.counts.new, "duplicates": report.counts.duplicates, "quarantined": report.quarantined.len(),
+        "failed": report.failed.len(), "alerts_opened": report.alerts_opened,
+    });
+    match args.format {
+        Format::Json | Format::Jsonl => println!("{out}"),
+        _ => {
+            println!(
+                "imported {} records in {seconds:.1}s: {} new, {} already stored, {} not records (skipped), {} files imported before",
+                thousands(fetched),
+                thousands(report.counts.new),
+                thousands(report.counts.duplicates),
+                thousands(skipped),
+                already
+            );
+            if report.alerts_opened > 0 {
+                println!("detection: {} new alerts (trailwatch alerts list)", thousands(report.alerts_opened));
+            }
+            for (key, reason, detail) in &report.quarantined {
+                println!("quarantined {key}: {reason}: {detail}");
+            }
+        }
+    }
+    if !report.failed.is_empty() {
+        bail!("{} documents could not be written: {}", report.failed.len(), report.failed[0].1);
+    }
+    Ok(())
+}
+
+/// Export files under `paths` (files, or directories searched for *.json, *.jsonl, *.gz).
+fn export_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut found: Vec<PathBuf> = files_under(p);
+            found.sort();
+            out.extend(found);
+        } else if p.is_file() {
+            out.push(p.clone());
+        } else {
+            bail!("{}: no such file or directory", p.display());
+        }
+    }
+    Ok(out)
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
+            let p = e.path();
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            if p.is_dir() {
+                stack.push(p);
+            } else if [".json", ".jsonl", ".json.gz", ".jsonl.gz"].iter().any(|s| name.ends_with(s)) {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+type Imported = (LocalReport, u64, u64, u64);
+
+fn lake_exports(
+    paths: &[PathBuf],
+    store: &dyn store::Store,
+    config: ingest::PipelineConfig,
+    detection: Option<ingest::Detection>,
+) -> anyhow::Result<Imported> {
+    let files = export_files(paths)?;
+    let (mut fetched, mut skipped, mut already) = (0u64, 0u64, 0u64);
+    let mut jobs = Vec::new();
+    for file in files {
+        let abs = std::fs::canonicalize(&file).unwrap_or(file.clone());
+        let key = format!("file://{}", abs.display());
+        let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+        // Imported before (same path and size): nothing to do.
+        let first = format!("{key}#1");
+        if store.ledger_entry(IMPORT_BUCKET, &first)?.is_some_and(|e| e.size == bytes.len() as u64) {
+            already += 1;
+            continue;
+        }
+        let records = export_records(&bytes).with_context(|| format!("{}", file.display()))?;
+        tracing::info!(file = %file.display(), shape = records.shape, records = records.records.len(), "export file read");
+        fetched += records.records.len() as u64;
+        skipped += records.skipped;
+        for (i, doc) in documents(&records.records).into_iter().enumerate() {
+            // The first document carries the file's size: what "imported before" compares.
+            let size = if i == 0 { bytes.len() as u64 } else { doc.len() as u64 };
+            let meta = ObjectMeta {
+                source: "import".into(),
+                bucket: IMPORT_BUCKET.into(),
+                key: format!("{key}#{}", i + 1),
+                size,
+            };
+            jobs.push(ObjectJob::in_memory(meta.clone(), doc, meta.key));
+        }
+    }
+    let report = ingest::sources::local::ingest_jobs(jobs.into_iter(), store.writer()?, config, detection)?;
+    Ok((report, fetched, skipped, already))
+}
+
+fn event_history(
+    config: &crate::config::Config,
+    account: &str,
+    days: u32,
+    regions: &[String],
+    store: &dyn store::Store,
+    pipeline: ingest::PipelineConfig,
+    detection: Option<ingest::Detection>,
+) -> anyhow::Result<Imported> {
+    let spec = config.account(account)?.clone();
+    if let Some(r) = regions.iter().find(|r| !model::key::is_region(r)) {
+        bail!("--region {r:?} is not a region name");
+    }
+    let regions: Vec<String> = if !regions.is_empty() {
+        regions.to_vec()
+    } else if !spec.regions.is_empty() {
+        spec.regions.clone()
+    } else {
+        vec![spec.home_region().to_string()]
+    };
+    let end = now_millis();
+    let start = end - i64::from(days) * 86_400_000;
+    // LookupEvents is async; the pipeline is threads: pages cross over a channel, and the
+    // pipeline takes documents as they fill, so memory holds one document at a time.
+    let (tx, rx) = mpsc::sync_channel::<ObjectJob<String>>(2);
+    let aws_settings = config.aws.clone();
+    let fetcher = std::thread::spawn(move || -> anyhow::Result<u64> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        runtime.block_on(async {
+            let base = aws::account::base_config(&aws_settings).await;
+            let clients = aws::account::connect(&base, &aws_settings, &spec).await?;
+            let mut total = 0u64;
+            for region in &regions {
+                let mut buffer: Vec<String> = Vec::new();
+                let mut n = 0usize;
+                let send = |records: &mut Vec<String>, n: &mut usize| {
+                    for doc in documents(records) {
+                        *n += 1;
+                        let key = format!("lookup-events/{}/{region}/{start}-{end}#{n}", spec.name);
+                        let meta = ObjectMeta {
+                            source: "lookup-events".into(),
+                            bucket: IMPORT_BUCKET.into(),
+                            key: key.clone(),
+                            size: doc.len() as u64,
+                        };
+                        if tx.send(ObjectJob::in_memory(meta, doc, key)).is_err() {
+                            return;
+                        }
+                    }
+                    records.clear();
+                };
+                total += aws::history::lookup_events(&clients, region, start, end, |page| {
+                    buffer.extend(page);
+                    if buffer.len() >= ingest::sources::import::RECORDS_PER_DOCUMENT {
+                        send(&mut buffer, &mut n);
+                    }
+                })
+                .await?;
+                send(&mut buffer, &mut n);
+                tracing::info!(account = %spec.name, region = %region, "event history read");
+            }
+            anyhow::Ok(total)
+        })
+    });
+    let report = ingest::sources::local::ingest_jobs(rx.into_iter(), store.writer()?, pipeline, detection)?;
+    let fetched = fetcher.join().map_err(|_| anyhow::anyhow!("the LookupEvents reader panicked"))??;
+    Ok((report, fetched, 0, 0))
+}
