@@ -192,3 +192,161 @@ pub fn sqlite_to_scaleout(
     })?;
     Ok(report)
 }
+
+/// Synthetic ledger rows the reverse migration writes events under (removed at the end).
+const MIGRATED_BUCKET: &str = "migrate:scale-out";
+/// Events per synthetic object (one SQLite transaction each).
+const EVENTS_PER_OBJECT: usize = 20_000;
+
+/// Copies a scale-out store back into a new SQLite store at `target` — for a backup that is
+/// one plain file, for leaving the scale-out setup, and to prove `migrate` loses nothing
+/// (SQLite → scale-out → SQLite answers as the original did). State rows keep their ids;
+/// events keep their arrival order (their arrival numbers are SQLite's own). The target
+/// must not hold events yet.
+pub fn scaleout_to_sqlite(
+    source: &ScaleOutStore,
+    target: &Path,
+    progress: &mut dyn FnMut(u64),
+) -> Result<MigrateReport, StoreError> {
+    let sqlite = SqliteStore::open(target)?;
+    if sqlite.stats()?.events > 0 {
+        return Err(StoreError::Unsupported("the target SQLite store already holds events: migrate into a new file"));
+    }
+    let mut report = MigrateReport::default();
+
+    // State first, keeping ids: the ledger rows written below for the events come after.
+    let state = source.state();
+    let tables = &mut report.tables;
+    off_runtime(|| -> Result<(), StoreError> {
+        let mut conn = rusqlite::Connection::open(target).context("open the target SQLite store")?;
+        conn.busy_timeout(std::time::Duration::from_secs(30)).context("set busy timeout")?;
+        let tx = conn.transaction().context("start the state copy")?;
+        let mut pg_conn = state.conn()?;
+        for (table, select, cols) in TABLES {
+            let pg_names: Vec<&str> = cols.iter().map(|(n, _)| *n).collect();
+            let rows = pg_conn
+                .query(&format!("SELECT {} FROM {table}", pg_names.join(", ")), &[])
+                .map_err(pg("read a table to migrate back"))?;
+            let mut n = 0u64;
+            if *table == "alert_events" {
+                for r in &rows {
+                    let (rule, event, alert): (String, String, i64) = (
+                        r.try_get(0).map_err(pg("read"))?,
+                        r.try_get(1).map_err(pg("read"))?,
+                        r.try_get(2).map_err(pg("read"))?,
+                    );
+                    tx.execute("INSERT OR IGNORE INTO alert_rules (rule_id) VALUES (?1)", [&rule])
+                        .context("insert a rule id")?;
+                    tx.execute(
+                        "INSERT OR IGNORE INTO alert_events (rule, event, alert)
+                         SELECT id, ?2, ?3 FROM alert_rules WHERE rule_id = ?1",
+                        rusqlite::params![rule, crate::sqlite::event_id_key(&event), alert],
+                    )
+                    .context("insert an alert's event")?;
+                    n += 1;
+                }
+                tables.push((table, n));
+                continue;
+            }
+            // The SQLite column names are those the forward copy selects.
+            let sqlite_names =
+                select.trim_start_matches("SELECT ").split(" FROM ").next().expect("a SELECT list").to_string();
+            let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+            let insert = format!("INSERT OR IGNORE INTO {table} ({sqlite_names}) VALUES ({})", marks.join(", "));
+            let mut stmt = tx.prepare(&insert).context("prepare a row insert")?;
+            for r in &rows {
+                let mut values: Vec<rusqlite::types::Value> = Vec::with_capacity(cols.len());
+                for (i, (_, col)) in cols.iter().enumerate() {
+                    use rusqlite::types::Value as V;
+                    values.push(match col {
+                        Int => r.try_get::<_, Option<i64>>(i).map_err(pg("read"))?.map_or(V::Null, V::Integer),
+                        Text | EventId => {
+                            r.try_get::<_, Option<String>>(i).map_err(pg("read"))?.map_or(V::Null, V::Text)
+                        }
+                        Bytes => r.try_get::<_, Option<Vec<u8>>>(i).map_err(pg("read"))?.map_or(V::Null, V::Blob),
+                    });
+                }
+                stmt.execute(rusqlite::params_from_iter(values)).context("insert a migrated row")?;
+                n += 1;
+            }
+            tables.push((table, n));
+        }
+        tx.commit().context("commit the state copy")
+    })?;
+
+    // Events in arrival order, a synthetic object at a time.
+    let ch = source.clickhouse().clone();
+    let mut writer = sqlite.writer()?;
+    let mut batch: Vec<model::ParsedEvent> = Vec::with_capacity(1024);
+    let mut in_object = 0usize;
+    let mut objects = 0usize;
+    let mut failure: Option<StoreError> = None;
+    let flush = |writer: &mut dyn crate::EventWriter,
+                 batch: &mut Vec<model::ParsedEvent>,
+                 in_object: &mut usize,
+                 objects: &mut usize,
+                 end: bool|
+     -> Result<(), StoreError> {
+        if !batch.is_empty() {
+            if *in_object == 0 {
+                *objects += 1;
+                writer.begin_object(&crate::ObjectMeta {
+                    source: "migrate".into(),
+                    bucket: MIGRATED_BUCKET.into(),
+                    key: format!("events#{objects}"),
+                    size: 0,
+                })?;
+            }
+            *in_object += batch.len();
+            writer.insert(&mut std::mem::take(batch).into())?;
+        }
+        if *in_object > 0 && (end || *in_object >= EVENTS_PER_OBJECT) {
+            writer.finish_object(&crate::ObjectTotals { records: *in_object as u64, ..Default::default() })?;
+            writer.commit()?;
+            *in_object = 0;
+        }
+        Ok(())
+    };
+    let db = ch.database().to_string();
+    ch.query_lines(
+        &format!(
+            "SELECT raw FROM {db}.events FINAL ORDER BY arrival \
+             SETTINGS max_bytes_before_external_sort = 1000000000 FORMAT JSONEachRow"
+        ),
+        "read events to migrate back",
+        &mut |line| {
+            #[derive(serde::Deserialize)]
+            struct Raw {
+                raw: String,
+            }
+            let raw: Raw =
+                serde_json::from_str(line).map_err(|e| StoreError::clickhouse("read an event", e.to_string()))?;
+            match model::ParsedEvent::from_json(&raw.raw) {
+                Ok(e) => batch.push(e),
+                Err(e) => {
+                    failure = Some(StoreError::Corrupt { block: 0, detail: format!("a stored event: {e}") });
+                    return Ok(false);
+                }
+            }
+            report.events += 1;
+            if batch.len() == 1024 {
+                flush(&mut *writer, &mut batch, &mut in_object, &mut objects, false)?;
+                if report.events % 100_000 == 0 {
+                    progress(report.events);
+                }
+            }
+            Ok(true)
+        },
+    )?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    flush(&mut *writer, &mut batch, &mut in_object, &mut objects, true)?;
+    drop(writer);
+    progress(report.events);
+    // The synthetic ledger rows held the events' transactions; the real ledger was copied.
+    let conn = rusqlite::Connection::open(target).context("open the target SQLite store")?;
+    conn.execute("DELETE FROM objects WHERE bucket = ?1", [MIGRATED_BUCKET])
+        .context("drop the synthetic ledger rows")?;
+    Ok(report)
+}

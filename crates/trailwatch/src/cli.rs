@@ -651,13 +651,15 @@ pub struct ExportAlertsArgs {
 #[command(after_help = "Example:\n  trailwatch migrate --from sqlite:/var/lib/trailwatch/trailwatch.db \\\n    \
     --to clickhouse:http://127.0.0.1:8123/trailwatch --state postgres://trailwatch@127.0.0.1/trailwatch\n\n\
     Events keep their order, alerts, API tokens and ledger rows their ids. Running it again is safe \
-    (nothing is copied twice). Credentials may come from TRAILWATCH_CLICKHOUSE_USER, \
+    (nothing is copied twice). The other way, into a new SQLite file (a one-file copy, or leaving \
+    the scale-out setup):\n  trailwatch migrate --from clickhouse:http://127.0.0.1:8123/trailwatch \
+    --state postgres://trailwatch@127.0.0.1/trailwatch --to sqlite:/backup/trailwatch.db\n\nCredentials may come from TRAILWATCH_CLICKHOUSE_USER, \
     TRAILWATCH_CLICKHOUSE_PASSWORD and PGPASSWORD.")]
 pub struct MigrateArgs {
-    /// `sqlite:PATH`: the store to copy (only read).
+    /// `sqlite:PATH` (or `clickhouse:URL`): the store to copy (only read).
     #[arg(long, value_name = "sqlite:PATH")]
     pub from: String,
-    /// `clickhouse:URL`: where the events go.
+    /// `clickhouse:URL` (or `sqlite:PATH`, a new file): where the events go.
     #[arg(long, value_name = "clickhouse:URL")]
     pub to: String,
     /// `postgres://…`: where ledger, alerts, users and the rest go.
