@@ -3,8 +3,9 @@ and SQS), with its memory and open files sampled every minute. Not part of the C
 takes half an hour); run it with scripts/soak.sh.
 
 After a warm-up (a fifth of the run, at least five minutes) every sample of resident memory
-(RSS) and of open file descriptors must stay within 10 % of the warm-up's end: a leak of
-memory, file handles or sockets shows as a trend. Also checked at the end: every uploaded
+(RSS) and of open file descriptors must stay within 10 % of their steady level (the median
+of the samples after the warm-up): a leak of memory, file handles or sockets shows as a
+trend that leaves the band; the first-to-last change after the warm-up is reported too. Also checked at the end: every uploaded
 event was stored exactly once, the queue and its dead-letter queue are empty, retention and
 forwarding ran. Prints one JSON summary line; exit 1 when a check fails."""
 
@@ -111,9 +112,11 @@ def run(args, out, moto):
 
     warm = max(5 * 60, total / 5)
     after = [s for s in samples if s[0] >= warm]
-    base = after[0] if after else samples[-1]
+    median = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
+    base = (0, median([s[1] for s in after]), median([s[2] for s in after])) if after else samples[-1]
     rss_drift = max(abs(s[1] - base[1]) / base[1] for s in after) if after else None
     fd_drift = max(abs(s[2] - base[2]) / max(base[2], 1) for s in after) if after else None
+    trend = (after[-1][1] - after[0][1]) / after[0][1] if len(after) > 1 else None
     stored = tw.run("search", "--db", tw.db, "--limit", "0", "--format", "tsv").stdout.splitlines()
     stored_ids = [line.split("\t")[1] for line in stored]
     lines = forwarded.read_text().splitlines() if forwarded.exists() else []
@@ -123,9 +126,11 @@ def run(args, out, moto):
         "stored_exactly_once": sorted(stored_ids) == sorted(uploaded),
         "forwarded": len(lines), "queue_left": aws.queue_depth(queue), "dlq_left": aws.queue_depth(dlq),
         "serve_exit": code, "samples": len(samples), "warmup_seconds": warm,
-        "rss_mb_at_warmup": round(base[1] / 1024, 1), "rss_mb_max_after": round(max(s[1] for s in after) / 1024, 1) if after else None,
+        "rss_mb_steady": round(base[1] / 1024, 1), "rss_mb_max_after": round(max(s[1] for s in after) / 1024, 1) if after else None,
+        "rss_mb_min_after": round(min(s[1] for s in after) / 1024, 1) if after else None,
+        "rss_first_to_last": round(trend, 3) if trend is not None else None,
         "rss_drift": round(rss_drift, 3) if rss_drift is not None else None,
-        "fds_at_warmup": base[2], "fds_max_after": max(s[2] for s in after) if after else None,
+        "fds_steady": base[2], "fds_max_after": max(s[2] for s in after) if after else None,
         "fd_drift": round(fd_drift, 3) if fd_drift is not None else None,
         "out": str(out),
     }

@@ -6,7 +6,9 @@
 # versions of moto (server mode), boto3 and pytest from PyPI. Each AWS test starts moto on a
 # free loopback port itself and stops it afterwards. For the browser suite (tests/browser):
 # Debian's chromium (installed with apt-get when missing) and playwright-core from npm
-# (pinned by package-lock.json); the suite starts `trailwatch demo` itself.
+# (pinned by package-lock.json); the suite starts `trailwatch demo` itself. cargo-deny and
+# cargo-fuzz (for the dependency policy and the bounded fuzzing) are installed from crates.io
+# under target/tools when missing.
 #
 # The published sample data is read from ../shared (beside this repository) unless
 # TRAILWATCH_SHARED_DIR says otherwise; it is only ever read.

@@ -58,7 +58,8 @@ def test_sse_kms_objects_ingest_and_a_missing_decrypt_permission_is_explained(en
                 return rows[0] if rows else None
             wait_for(kms_status, what="the status to say why")
             row = kms_status()
-            assert key_arn in row["lastError"] and "trailwatch setup" in row["lastError"], row
+            assert f"encrypted with the KMS key {key_arn}" in row["lastError"], row
+            assert "trailwatch setup" in row["lastError"], row
             assert locked_key in row["lastError"]
             findings = json.loads(tw.run("status", "--config", tw.config, "--format", "json").stdout)["findings"]
             assert any(f["kind"] == "object_kms_denied" and f["key"] == locked_key for f in findings), findings

@@ -108,14 +108,22 @@ pub fn is_kms_refusal(code: &str, message: &str) -> bool {
     code.starts_with("KMS.") || message.contains("kms:Decrypt") || message.contains("KMS key")
 }
 
-/// The first KMS key ARN a message names.
+/// The first KMS key ARN a message names (any partition: `arn:aws:kms:…`,
+/// `arn:aws-us-gov:kms:…`), skipping the other ARNs it mentions (the caller's role).
 pub fn kms_key_in(message: &str) -> Option<String> {
-    let start = message.find("arn:aws")?;
-    let arn: String = message[start..]
-        .chars()
-        .take_while(|c| !c.is_whitespace() && !matches!(c, ',' | ';' | '"' | ')' | '<'))
-        .collect();
-    arn.contains(":kms:").then(|| arn.trim_end_matches('.').to_string())
+    let mut rest = message;
+    while let Some(start) = rest.find("arn:") {
+        let arn: String = rest[start..]
+            .chars()
+            .take_while(|c| !c.is_whitespace() && !matches!(c, ',' | ';' | '"' | ')' | '<'))
+            .collect();
+        let arn = arn.trim_end_matches('.');
+        if arn.split(':').nth(2) == Some("kms") {
+            return Some(arn.to_string());
+        }
+        rest = &rest[start + 4..];
+    }
+    None
 }
 
 #[cfg(test)]
@@ -137,6 +145,10 @@ mod kms_tests {
         );
         assert!(!is_kms_refusal("AccessDenied", "Access Denied"));
         assert_eq!(kms_key_in("User: arn:aws:iam::1:user/x is not authorized"), None);
+        assert_eq!(
+            kms_key_in("on resource: arn:aws-us-gov:kms:us-gov-west-1:1:key/k, because").as_deref(),
+            Some("arn:aws-us-gov:kms:us-gov-west-1:1:key/k")
+        );
     }
 }
 

@@ -484,6 +484,8 @@ pub enum StoreError {
     NotAStore(String),
     #[error("{0}")]
     Unsupported(&'static str),
+    #[error("{0}")]
+    Locked(&'static str),
     #[error("{context}")]
     Io {
         context: &'static str,
@@ -503,6 +505,7 @@ impl StoreError {
             StoreError::Postgres { .. } | StoreError::Pool { .. } => "postgres",
             StoreError::NotAStore(_) => "not_a_store",
             StoreError::Unsupported(_) => "unsupported",
+            StoreError::Locked(_) => "locked",
             StoreError::Io { .. } => "io",
         }
     }

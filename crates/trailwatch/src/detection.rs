@@ -106,6 +106,22 @@ pub fn for_pipeline(
     })
 }
 
+/// Detection for a command that writes a store selected by `--config`/`--db` (ingest,
+/// import): the configured rules and policy, or none with `--no-detection`.
+pub fn for_store_args(
+    args: &crate::cli::StoreArgs,
+    store: &dyn Store,
+    no_detection: bool,
+) -> anyhow::Result<Option<ingest::Detection>> {
+    if no_detection {
+        return Ok(None);
+    }
+    let (settings, sinks) = settings(args)?;
+    let rules = load_rules(&settings);
+    let policy = policy(&settings, &sinks);
+    Ok(Some(for_pipeline(store, &settings, rules, policy)?))
+}
+
 /// Detection for a configuration's store: its rules and policy, windows restored.
 pub fn for_config(store: &dyn Store, config: &Config, rules: Arc<RuleSet>) -> anyhow::Result<ingest::Detection> {
     tracing::info!(rules = rules.rules.len(), correlations = rules.correlations.len(), "detection rules loaded");

@@ -99,11 +99,13 @@ impl SqliteStore {
         let mut copy = Connection::open(dest).context("create the backup file")?;
         {
             let backup = rusqlite::backup::Backup::new(&source, &mut copy).context("start the backup")?;
+            let started = std::time::Instant::now();
             loop {
                 match backup.step(-1).context("copy the database")? {
                     rusqlite::backup::StepResult::Done => break,
                     // Busy or locked: another connection holds a lock SQLite needs; wait.
-                    _ => std::thread::sleep(Duration::from_millis(50)),
+                    _ if started.elapsed() < BACKUP_PATIENCE => std::thread::sleep(Duration::from_millis(50)),
+                    _ => return Err(StoreError::Locked("the database stayed locked for 5 minutes; no backup taken")),
                 }
             }
         }
@@ -159,6 +161,9 @@ impl SqliteStore {
         f(conn, labels)
     }
 }
+
+/// How long a backup waits for a lock before giving up.
+const BACKUP_PATIENCE: Duration = Duration::from_secs(300);
 
 /// An intact database that is a trailwatch store.
 fn verify(conn: &Connection) -> Result<(), StoreError> {

@@ -23,14 +23,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
     }
     let config = selected_config(&args.store)?;
     let store = open_store(&args.store, Open::Create)?;
-    let detection = if args.no_detection {
-        None
-    } else {
-        let (settings, sinks) = crate::detection::settings(&args.store)?;
-        let rules = crate::detection::load_rules(&settings);
-        let policy = crate::detection::policy(&settings, &sinks);
-        Some(crate::detection::for_pipeline(&*store, &settings, rules, policy)?)
-    };
+    let detection = crate::detection::for_store_args(&args.store, &*store, args.no_detection)?;
     let pipeline =
         pipeline_config(config.as_ref().and_then(|c| c.workers), config.as_ref().and_then(|c| c.filter.clone()));
     let started = std::time::Instant::now();

@@ -15,14 +15,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
     }
     let store = open_store(&args.store, Open::Create)?;
     let started = Instant::now();
-    let detection = if args.no_detection {
-        None
-    } else {
-        let (settings, sinks) = crate::detection::settings(&args.store)?;
-        let rules = crate::detection::load_rules(&settings);
-        let policy = crate::detection::policy(&settings, &sinks);
-        Some(crate::detection::for_pipeline(&*store, &settings, rules, policy)?)
-    };
+    let detection = crate::detection::for_store_args(&args.store, &*store, args.no_detection)?;
     let filter = super::selected_config(&args.store)?.and_then(|c| c.filter);
     let filtering = filter.is_some();
     let report =
