@@ -156,8 +156,8 @@ enum Chunk {
     End(End),
 }
 
-/// A parsed object on its way to the writer.
-/// A parsed (or parsing) object, with the rules its batches were scanned with.
+/// A parsed (or parsing) object on its way to the writer, with the rules its batches were
+/// scanned with.
 enum Ready<R> {
     Whole {
         meta: ObjectMeta,

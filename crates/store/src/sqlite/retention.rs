@@ -11,7 +11,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 
 use super::columns::BlockColumns;
 use super::schema::kind;
@@ -145,9 +145,11 @@ pub(crate) fn apply(
     tx.commit().context("commit retention")?;
     let auto_vacuum: i64 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0)).context("read auto_vacuum")?;
     if auto_vacuum == 2 {
-        conn.query_row(&format!("PRAGMA incremental_vacuum({VACUUM_PAGES})"), [], |_| Ok(()))
-            .optional()
-            .context("incremental vacuum")?;
+        // Each step of this statement frees one page (and yields a row): run it to the end.
+        let mut vacuum =
+            conn.prepare(&format!("PRAGMA incremental_vacuum({VACUUM_PAGES})")).context("incremental vacuum")?;
+        let mut steps = vacuum.query([]).context("incremental vacuum")?;
+        while steps.next().context("incremental vacuum")?.is_some() {}
     }
     Ok(report)
 }
