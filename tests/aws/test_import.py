@@ -9,7 +9,7 @@ import json
 import re
 from datetime import datetime, timedelta, timezone
 
-from harness import Aws, Trailwatch, fault_proxy, record
+from harness import Aws, Trailwatch, fault_proxy, record, wait_for
 from test_alerts import stop_logging
 
 
@@ -115,3 +115,36 @@ def test_lake_and_event_history_export_files(endpoint, tmp_path):
     bad.write_text(json.dumps({"Items": []}))
     p = tw.run("import", "--lake-export", bad, "--db", tw.db, check=False)
     assert p.returncode == 2 and "bad.json" in p.stderr and "QueryResultRows" in p.stderr, p.stderr
+
+
+def test_serve_imports_a_new_accounts_history_once(endpoint, tmp_path):
+    aws = Aws(endpoint)
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    data = {"us-east-1": history(aws.account, "us-east-1", 60, now)}
+    policy, calls = lookup_stub(aws.account, now, data)
+    with fault_proxy(endpoint, policy) as proxy:
+        role = aws.role()
+        tw = Trailwatch(tmp_path, proxy.endpoint, [{"name": "prod", "account_id": aws.account, "role_arn": role,
+                                                    "external_id": "ext-1", "regions": ["us-east-1"],
+                                                    "import_history_days": 90}],
+                        sections={"integrity": {"enabled": False}})
+        serve = tw.start_serve()
+        try:
+            wait_for(lambda: len(tw.event_ids()) == 60, what="the account's Event history stored by serve")
+            wait_for(lambda: "Event history imported" in (tmp_path / "serve.log").read_text(), what="the import to end")
+        finally:
+            serve.terminate()
+            assert serve.wait(60) == 0
+        first = len(calls)
+        assert first == 3, calls  # one throttled call, then two pages
+        # The next start knows it was done: no LookupEvents at all.
+        serve = tw.start_serve()
+        try:
+            wait_for(lambda: "web server listening" in (tmp_path / "serve.log").read_text(), what="serve up")
+            import time
+            time.sleep(3)
+        finally:
+            serve.terminate()
+            assert serve.wait(60) == 0
+        assert len(calls) == first
+        assert sorted(tw.event_ids()) == sorted(r["eventID"] for r in data["us-east-1"])

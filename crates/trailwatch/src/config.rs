@@ -400,6 +400,10 @@ pub struct RawAccount {
     pub prefix: Option<String>,
     /// The trail's SNS topic (for SNS HTTPS push, `setup` and `doctor`).
     pub topic_arn: Option<String>,
+    /// When `serve` first sees this account, pull its Event history (management events of
+    /// this many days, at most 90) through LookupEvents, as `trailwatch import
+    /// --event-history` does. The role then needs cloudtrail:LookupEvents.
+    pub import_history_days: Option<u32>,
 }
 
 /// Validated configuration.
@@ -422,6 +426,8 @@ pub struct Config {
     pub retention: Option<RetentionSettings>,
     /// `[[forward]]`.
     pub forward: Vec<alert::forward::ForwardSpec>,
+    /// (account name, days) of `[[accounts]] import_history_days`.
+    pub history_imports: Vec<(String, u32)>,
     /// `[[ingest.filters]]`, compiled; `None` without filters.
     pub filter: Option<std::sync::Arc<ingest::filter::EventFilter>>,
 }
@@ -588,7 +594,15 @@ impl Config {
             tls,
         };
         let mut accounts = Vec::new();
+        let mut history_imports = Vec::new();
         for (i, a) in raw.accounts.into_iter().enumerate() {
+            if let Some(days) = a.import_history_days {
+                anyhow::ensure!(
+                    (1..=90).contains(&days),
+                    "accounts[{i}].import_history_days must be 1 to 90 (Event history keeps 90 days)"
+                );
+                history_imports.push((a.name.clone(), days));
+            }
             accounts.push(validate_account(i, a, &accounts)?);
         }
         let mut ingest = raw.ingest;
@@ -673,6 +687,7 @@ impl Config {
             integrity,
             retention,
             forward,
+            history_imports,
             filter,
             sinks,
             store,

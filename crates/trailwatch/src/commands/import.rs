@@ -141,6 +141,49 @@ fn lake_exports(
     Ok((report, fetched, skipped, already))
 }
 
+/// The ledger row that says an account's Event history was imported to the end (an empty
+/// document committed after all its pages): an import cut short is done again.
+fn history_marker(account: &str) -> String {
+    format!("lookup-events/{account}/complete")
+}
+
+/// Whether the Event history of `account` was imported to the end before.
+pub fn history_imported(store: &dyn store::Store, account: &str) -> anyhow::Result<bool> {
+    Ok(store.ledger_entry(IMPORT_BUCKET, &history_marker(account))?.is_some())
+}
+
+/// `serve` with `import_history_days`: each such account's history, once, beside ingest.
+pub fn import_new_accounts(config: &crate::config::Config, store: std::sync::Arc<dyn store::Store>) {
+    for (name, days) in config.history_imports.clone() {
+        match history_imported(&*store, &name) {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(account = %name, error = %e, "cannot tell whether the Event history was imported");
+                continue;
+            }
+        }
+        let (config, store) = (config.clone(), store.clone());
+        std::thread::Builder::new()
+            .name(format!("history-{name}"))
+            .spawn(move || {
+                let detection =
+                    crate::detection::for_config(&*store, &config, crate::detection::load_rules(&config.detection));
+                let result = detection.and_then(|d| {
+                    let pipeline = pipeline_config(config.workers, config.filter.clone());
+                    event_history(&config, &name, days, &[], &*store, pipeline, Some(d))
+                });
+                match result {
+                    Ok((report, fetched, ..)) => tracing::info!(account = %name, days, records = fetched,
+                        new = report.counts.new, duplicates = report.counts.duplicates, "Event history imported"),
+                    Err(e) => tracing::error!(account = %name, error = format!("{e:#}"),
+                        "importing the Event history failed; it is tried again at the next start"),
+                }
+            })
+            .expect("spawn the history import");
+    }
+}
+
 fn event_history(
     config: &crate::config::Config,
     account: &str,
@@ -151,6 +194,7 @@ fn event_history(
     detection: Option<ingest::Detection>,
 ) -> anyhow::Result<Imported> {
     let spec = config.account(account)?.clone();
+    let spec_name = spec.name.clone();
     if let Some(r) = regions.iter().find(|r| !model::key::is_region(r)) {
         bail!("--region {r:?} is not a region name");
     }
@@ -205,7 +249,15 @@ fn event_history(
             anyhow::Ok(total)
         })
     });
-    let report = ingest::sources::local::ingest_jobs(rx.into_iter(), store.writer()?, pipeline, detection)?;
+    let name = spec_name.clone();
+    let report = ingest::sources::local::ingest_jobs(rx.into_iter(), store.writer()?, pipeline.clone(), detection)?;
     let fetched = fetcher.join().map_err(|_| anyhow::anyhow!("the LookupEvents reader panicked"))??;
+    if report.failed.is_empty() {
+        let marker = history_marker(&name);
+        let meta =
+            ObjectMeta { source: "lookup-events".into(), bucket: IMPORT_BUCKET.into(), key: marker.clone(), size: 0 };
+        let job = ObjectJob::in_memory(meta, br#"{"Records":[]}"#.to_vec(), marker);
+        ingest::sources::local::ingest_jobs(std::iter::once(job), store.writer()?, pipeline, None)?;
+    }
     Ok((report, fetched, 0, 0))
 }

@@ -49,6 +49,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let detection = crate::detection::for_config(&*store, &config, rules)?;
     let live = detection.live.clone();
     let web_state = web::WebState::new(store.clone(), site);
+    // Accounts configured with import_history_days that have none yet: pulled beside ingest.
+    super::import::import_new_accounts(&config, store.clone());
     // Stopped (and joined) when it goes out of scope at the end of `run`.
     let _retention =
         config.retention.clone().map(|settings| crate::retention::RetentionTask::start(store.clone(), settings));
