@@ -94,27 +94,32 @@ fn endpoint(source: Option<String>) -> Value {
 /// One CloudTrail record (its JSON text) as an OCSF API Activity event. Text that is not a
 /// JSON object still maps (to an event that says so), so an export never stops halfway.
 pub fn api_activity(raw: &str) -> Value {
+    // One parse: the mapping reads the record's own fields.
     let record: Value = serde_json::from_str(raw).unwrap_or(Value::Null);
-    let parsed = model::ParsedEvent::from_json(raw).ok();
     let event_name = text(&record, "eventName").filter(|n| !n.is_empty());
     let read_only = record.get("readOnly").and_then(Value::as_bool);
     let (activity_id, activity) = activity_of(event_name.as_deref(), read_only);
-    let time = parsed.as_ref().map(|p| p.event_time).filter(|t| *t != 0).unwrap_or(0);
+    let time = text(&record, "eventTime").and_then(|t| model::timefmt::parse_rfc3339_millis(&t)).unwrap_or(0);
     let error_code = text(&record, "errorCode");
-    let ui = record.get("userIdentity").cloned().unwrap_or(Value::Null);
+    let null = Value::Null;
+    let ui = record.get("userIdentity").unwrap_or(&null);
 
     let mut user = Map::new();
-    insert(&mut user, "type", text(&ui, "type"));
-    insert(&mut user, "uid", text(&ui, "principalId").or_else(|| text(&ui, "arn")));
-    insert(&mut user, "uid_alt", text(&ui, "arn"));
-    insert(&mut user, "name", text(&ui, "userName").or_else(|| parsed.as_ref().and_then(|p| p.actor.name.clone())));
-    insert(&mut user, "credential_uid", text(&ui, "accessKeyId"));
-    if let Some(account) = text(&ui, "accountId") {
+    insert(&mut user, "type", text(ui, "type"));
+    insert(&mut user, "uid", text(ui, "principalId").or_else(|| text(ui, "arn")));
+    insert(&mut user, "uid_alt", text(ui, "arn"));
+    // The user's name, or the last part of its ARN (a role session's name).
+    let name = text(ui, "userName").or_else(|| text(ui, "arn").and_then(|a| a.rsplit('/').next().map(str::to_owned)));
+    insert(&mut user, "name", name.filter(|n| !n.is_empty()));
+    insert(&mut user, "credential_uid", text(ui, "accessKeyId"));
+    if let Some(account) = text(ui, "accountId") {
         user.insert("account".into(), json!({"uid": account, "type": "AWS Account", "type_id": 10}));
     }
     if !["uid", "name", "account", "credential_uid"].iter().any(|k| user.contains_key(*k)) {
         // `actor` needs one of its attributes: who did it, as far as trailwatch could tell.
-        user.insert("name".into(), json!(parsed.as_ref().map_or("unknown".to_string(), |p| p.actor.principal.clone())));
+        let who =
+            text(ui, "invokedBy").or_else(|| text(&record, "sourceIPAddress")).unwrap_or_else(|| "unknown".into());
+        user.insert("name".into(), json!(who));
     }
     let mut actor = Map::new();
     actor.insert("user".into(), Value::Object(user));
@@ -126,12 +131,12 @@ pub fn api_activity(raw: &str) -> Value {
         insert(&mut session, "created_time_dt", text(&attrs, "creationDate"));
         let mfa = text(&attrs, "mfaAuthenticated").map(|m| m == "true");
         insert(&mut session, "is_mfa", mfa);
-        insert(&mut session, "credential_uid", text(&ui, "accessKeyId"));
+        insert(&mut session, "credential_uid", text(ui, "accessKeyId"));
         if !session.is_empty() {
             actor.insert("session".into(), Value::Object(session));
         }
     }
-    insert(&mut actor, "app_name", text(&ui, "invokedBy"));
+    insert(&mut actor, "app_name", text(ui, "invokedBy"));
 
     let mut api = Map::new();
     api.insert("operation".into(), json!(event_name.clone().unwrap_or_else(|| "unknown".into())));
@@ -224,7 +229,10 @@ pub fn api_activity(raw: &str) -> Value {
     if !resources.is_empty() {
         out.insert("resources".into(), json!(resources));
     }
-    out.insert("unmapped".into(), json!({"cloudtrail": record}));
+    // Moved, not copied (`json!` would serialize the whole tree again).
+    let mut unmapped = Map::new();
+    unmapped.insert("cloudtrail".into(), record);
+    out.insert("unmapped".into(), Value::Object(unmapped));
     Value::Object(out)
 }
 
