@@ -124,15 +124,15 @@ impl Forwarder {
                 check(req.body(body).send().await).await
             }
             ForwardSink::File { path } => {
-                let path = path.clone();
+                let (path, shown) = (path.clone(), path.display().to_string());
                 tokio::task::spawn_blocking(move || -> std::io::Result<()> {
                     let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
                     f.write_all(&body)?;
                     f.sync_data()
                 })
                 .await
-                .map_err(|e| DeliveryError::Send(format!("file sink: {e}")))?
-                .map_err(|e| DeliveryError::Send(format!("file sink {}: {e}", self_path(&self.spec.sink))))
+                .map_err(|e| DeliveryError::Send(format!("file sink {shown}: {e}")))?
+                .map_err(|e| DeliveryError::Send(format!("file sink {shown}: {e}")))
             }
         }
     }
@@ -156,12 +156,5 @@ impl Forwarder {
                 _ = tokio::time::sleep(wait) => {}
             }
         }
-    }
-}
-
-fn self_path(sink: &ForwardSink) -> String {
-    match sink {
-        ForwardSink::File { path } => path.display().to_string(),
-        ForwardSink::Webhook { url, .. } => url.clone(),
     }
 }
