@@ -109,7 +109,7 @@ step "fuzzing (bounded)"
 scripts/fuzz.sh
 
 step "scripts"
-python3 -m py_compile scripts/naive_loader.py scripts/make_big_log.py scripts/bench_sqs.py
+python3 -m py_compile scripts/naive_loader.py scripts/make_big_log.py scripts/bench_sqs.py scripts/soak.py
 bash -n scripts/bench.sh
 bash -n scripts/bench_rules.sh
 bash -n scripts/bench_web.sh
