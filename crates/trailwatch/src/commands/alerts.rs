@@ -9,23 +9,30 @@ use super::{open_store, Open};
 use crate::cli::{AlertIdArgs, AlertStateArgs, AlertsListArgs};
 use crate::output::{table, terminal_safe, tsv_row, Format};
 
-pub fn list(args: AlertsListArgs) -> anyhow::Result<()> {
-    let state = match args.state.as_deref() {
+/// The `--state`, `--level` and `--rule` flags (of `alerts list` and `export alerts`) as a
+/// store filter, each value checked.
+pub fn filter(
+    state: Option<&str>,
+    level: Option<&str>,
+    rule: Option<&str>,
+    limit: usize,
+) -> anyhow::Result<AlertFilter> {
+    let state = match state {
         None => None,
         Some(s) => {
             Some(AlertState::parse(s).ok_or_else(|| anyhow::anyhow!("--state {s:?}: open, acknowledged or resolved"))?)
         }
     };
-    if let Some(l) = args.level.as_deref().filter(|l| !store::alerts::LEVELS.contains(l)) {
+    if let Some(l) = level.filter(|l| !store::alerts::LEVELS.contains(l)) {
         bail!("--level {l:?}: one of {}", store::alerts::LEVELS.join(", "));
     }
+    Ok(AlertFilter { state, min_level: level.map(str::to_owned), rule_id: rule.map(str::to_owned), limit })
+}
+
+pub fn list(args: AlertsListArgs) -> anyhow::Result<()> {
+    let filter = filter(args.state.as_deref(), args.level.as_deref(), args.rule.as_deref(), args.limit)?;
     let store = open_store(&args.store, Open::Existing)?;
-    let alerts = store.alerts(&AlertFilter {
-        state,
-        min_level: args.level.clone(),
-        rule_id: args.rule.clone(),
-        limit: args.limit,
-    })?;
+    let alerts = store.alerts(&filter)?;
     match args.format {
         Format::Json => println!("{}", Value::Array(alerts.iter().map(Alert::to_json).collect())),
         Format::Jsonl => alerts.iter().for_each(|a| println!("{}", a.to_json())),

@@ -2,8 +2,7 @@
 
 use std::io::Write;
 
-use anyhow::{bail, Context};
-use store::{AlertFilter, AlertState};
+use anyhow::Context;
 
 use super::{now_millis, open_store, Open};
 use crate::cli::{ExportAlertsArgs, ExportEventsArgs, ExportFormat};
@@ -78,17 +77,9 @@ pub fn events(args: ExportEventsArgs) -> anyhow::Result<()> {
 }
 
 pub fn alerts(args: ExportAlertsArgs) -> anyhow::Result<()> {
-    let state = match args.state.as_deref() {
-        None => None,
-        Some(s) => {
-            Some(AlertState::parse(s).with_context(|| format!("--state {s:?}: open, acknowledged or resolved"))?)
-        }
-    };
-    if let Some(l) = args.level.as_deref().filter(|l| !store::alerts::LEVELS.contains(l)) {
-        bail!("--level {l:?}: one of {}", store::alerts::LEVELS.join(", "));
-    }
+    let filter = super::alerts::filter(args.state.as_deref(), args.level.as_deref(), args.rule.as_deref(), 0)?;
     let store = open_store(&args.store, Open::Existing)?;
-    let alerts = store.alerts(&AlertFilter { state, min_level: args.level, rule_id: args.rule, limit: 0 })?;
+    let alerts = store.alerts(&filter)?;
     let mut out = Output::open(args.out.as_deref())?;
     for a in &alerts {
         let ids = store.alert_event_ids(a.id)?;
