@@ -97,18 +97,7 @@ impl SqliteStore {
     pub fn backup_to(&self, dest: &Path) -> Result<u64, StoreError> {
         let source = self.target.connect()?;
         let mut copy = Connection::open(dest).context("create the backup file")?;
-        {
-            let backup = rusqlite::backup::Backup::new(&source, &mut copy).context("start the backup")?;
-            let started = std::time::Instant::now();
-            loop {
-                match backup.step(-1).context("copy the database")? {
-                    rusqlite::backup::StepResult::Done => break,
-                    // Busy or locked: another connection holds a lock SQLite needs; wait.
-                    _ if started.elapsed() < BACKUP_PATIENCE => std::thread::sleep(Duration::from_millis(50)),
-                    _ => return Err(StoreError::Locked("the database stayed locked for 5 minutes; no backup taken")),
-                }
-            }
-        }
+        copy_whole(&source, &mut copy)?;
         // A file that stands alone: no WAL beside it.
         copy.pragma_update(None, "journal_mode", "DELETE").context("finish the backup file")?;
         verify(&copy)?;
@@ -132,15 +121,7 @@ impl SqliteStore {
             return Err(StoreError::SchemaTooNew { found: version, supported });
         }
         let mut into = self.target.connect()?;
-        {
-            let backup = rusqlite::backup::Backup::new(&from, &mut into).context("start the restore")?;
-            loop {
-                match backup.step(-1).context("restore the database")? {
-                    rusqlite::backup::StepResult::Done => break,
-                    _ => std::thread::sleep(Duration::from_millis(50)),
-                }
-            }
-        }
+        copy_whole(&from, &mut into)?;
         schema::migrate(&mut into)?;
         // The reader's cached labels describe the old contents.
         self.read.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).labels = read::Labels::default();
@@ -162,8 +143,23 @@ impl SqliteStore {
     }
 }
 
-/// How long a backup waits for a lock before giving up.
+/// How long a backup or restore waits for a lock before giving up.
 const BACKUP_PATIENCE: Duration = Duration::from_secs(300);
+
+/// Copies database `from` over `into` with the online backup API, in one step (one
+/// consistent instant), waiting while another connection holds a lock it needs.
+fn copy_whole(from: &Connection, into: &mut Connection) -> Result<(), StoreError> {
+    let backup = rusqlite::backup::Backup::new(from, into).context("start the copy")?;
+    let started = std::time::Instant::now();
+    loop {
+        match backup.step(-1).context("copy the database")? {
+            rusqlite::backup::StepResult::Done => return Ok(()),
+            // Busy or locked: another connection holds a lock SQLite needs; wait.
+            _ if started.elapsed() < BACKUP_PATIENCE => std::thread::sleep(Duration::from_millis(50)),
+            _ => return Err(StoreError::Locked("the database stayed locked for 5 minutes; nothing was copied")),
+        }
+    }
+}
 
 /// An intact database that is a trailwatch store.
 fn verify(conn: &Connection) -> Result<(), StoreError> {
