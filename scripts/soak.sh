@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 minutes=${1:-30}
 shift || true
+[ "${1:-}" = -- ] && shift  # the documented separator before soak.py's own options
 venv=target/pyenv
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"

@@ -265,6 +265,9 @@ impl Target {
 
 pub(crate) use model::timefmt::now_millis;
 
+/// Page cache of retention's short-lived connection (KiB).
+const RETENTION_CACHE_KIB: i64 = 2048;
+
 fn ledger_row(r: &Row<'_>) -> rusqlite::Result<LedgerEntry> {
     let status: String = r.get(9)?;
     Ok(LedgerEntry {
@@ -543,6 +546,9 @@ impl Store for SqliteStore {
     ) -> Result<crate::RetentionReport, StoreError> {
         // Its own connection: the write lock is taken for one slice, never while reading.
         let mut conn = self.target.connect()?;
+        // A pass opens one connection per slice and reads each page once: the default 64 MB
+        // cache would fill and be freed every slice, a swing in serve's memory for nothing.
+        conn.pragma_update(None, "cache_size", -RETENTION_CACHE_KIB).context("set retention cache size")?;
         retention::apply(&mut conn, policy, now, resume_after, max_units)
     }
 
