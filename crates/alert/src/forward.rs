@@ -25,7 +25,7 @@ pub enum ForwardSink {
     File { path: PathBuf },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForwardSpec {
     pub name: String,
     pub sink: ForwardSink,

@@ -64,16 +64,16 @@ impl Reloadable {
 /// Sections that changed but take effect only after a restart.
 fn restart_only_changes(old: &crate::config::Config, new: &crate::config::Config) -> Vec<&'static str> {
     let mut out = Vec::new();
-    if format!("{:?}", old.store) != format!("{:?}", new.store) {
+    if old.store != new.store {
         out.push("store");
     }
     if old.web_listen != new.web_listen || old.web != new.web {
         out.push("web");
     }
-    if format!("{:?}", old.accounts) != format!("{:?}", new.accounts) {
+    if old.accounts != new.accounts {
         out.push("accounts");
     }
-    if format!("{:?}", old.forward) != format!("{:?}", new.forward) {
+    if old.forward != new.forward {
         out.push("forward");
     }
     if old.retention != new.retention {

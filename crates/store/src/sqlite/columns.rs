@@ -7,6 +7,8 @@
 
 use std::io::Read;
 
+use super::schema::kind;
+
 /// Columns of a block's rows, one `Vec` per column, all of the same length.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct BlockColumns {
@@ -55,6 +57,22 @@ impl BlockColumns {
 
     pub fn len(&self) -> usize {
         self.event_time.len()
+    }
+
+    /// The `postings` row `i` is indexed under: (dimension, value) of each searchable column it
+    /// has a value for. The writer posts these, retention removes them with the block.
+    pub fn posted(&self, i: usize) -> impl Iterator<Item = (u8, i64)> + use<> {
+        [
+            (kind::EVENT_SOURCE, self.event_source[i]),
+            (kind::EVENT_NAME, self.event_name[i]),
+            (kind::ACCOUNT, self.account[i]),
+            (kind::REGION, self.region[i]),
+            (kind::ERROR_CODE, self.error_code[i]),
+            (kind::SOURCE_IP, self.source_ip[i]),
+            (kind::PRINCIPAL, self.principal[i]),
+        ]
+        .into_iter()
+        .filter(|&(_, value)| value != 0)
     }
 
     /// Keeps the first `n` rows.

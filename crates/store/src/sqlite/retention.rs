@@ -178,25 +178,9 @@ fn referenced_rows(
     rows.collect::<Result<_, _>>().context("read alert events")
 }
 
-/// The postings a block's rows make (the writer's dimensions, see `writer.rs`).
+/// The postings a block's rows make.
 fn postings(c: &BlockColumns) -> HashSet<(u8, i64)> {
-    let mut out = HashSet::new();
-    for i in 0..c.len() {
-        for (dim, v) in [
-            (kind::EVENT_SOURCE, c.event_source[i]),
-            (kind::EVENT_NAME, c.event_name[i]),
-            (kind::ACCOUNT, c.account[i]),
-            (kind::REGION, c.region[i]),
-            (kind::ERROR_CODE, c.error_code[i]),
-            (kind::SOURCE_IP, c.source_ip[i]),
-        ] {
-            if v != 0 {
-                out.insert((dim, v));
-            }
-        }
-        out.insert((kind::PRINCIPAL, c.principal[i]));
-    }
-    out
+    (0..c.len()).flat_map(|i| c.posted(i)).collect()
 }
 
 fn delete_postings(conn: &Connection, block: i64, postings: &HashSet<(u8, i64)>) -> Result<(), StoreError> {

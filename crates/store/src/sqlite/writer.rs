@@ -251,13 +251,7 @@ impl EventWriter for SqliteWriter {
                     (kind::ERROR_CODE, d(kind::ERROR_CODE, &e.error_code)?),
                     (kind::SOURCE_IP, d(kind::SOURCE_IP, &e.source_ip)?),
                 ];
-                for (k, v) in ids {
-                    if let Some(v) = v {
-                        block.post(k, v);
-                    }
-                }
                 let principal = principal_id(conn, &mut self.principals, e)?;
-                block.post(kind::PRINCIPAL, principal);
                 let c = &mut block.columns;
                 c.event_source.push(ids[0].1.unwrap_or(0));
                 c.event_name.push(ids[1].1.unwrap_or(0));
@@ -274,6 +268,9 @@ impl EventWriter for SqliteWriter {
                 c.access_key_id.push(e.actor.access_key_id.take().unwrap_or_default());
                 c.object_id.push(ledger_id);
                 c.raw_slot.push((block.slots + i) as i64);
+                for (dim, value) in block.columns.posted(row as usize) {
+                    block.post(dim, value);
+                }
                 block.min_time = block.min_time.min(e.event_time);
                 block.max_time = block.max_time.max(e.event_time);
             }
