@@ -35,8 +35,9 @@ fn default_sigpipe() {
 /// Long-running commands keep their memory in small pages. With transparent huge pages the
 /// allocator's arenas are backed by 2 MB pages: a purged range inside one keeps the rest
 /// resident, and khugepaged later refills whole 2 MB pages, so `serve`'s RSS rose and fell
-/// in 2 MB steps that follow no allocation (the soak run measured it). Databases and
-/// caches commonly ask for the same (Redis, MongoDB). Best effort: an old kernel refuses.
+/// in 2 MB steps that follow no allocation (soak: 88-106 MB with them, 63.5-67 MB without).
+/// Databases and caches commonly ask for the same (Redis, MongoDB). Best effort: an old
+/// kernel refuses.
 #[allow(unsafe_code)]
 fn disable_transparent_huge_pages() {
     // SAFETY: prctl with integer arguments only; it changes a flag of this process.

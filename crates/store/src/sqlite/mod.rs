@@ -546,8 +546,9 @@ impl Store for SqliteStore {
     ) -> Result<crate::RetentionReport, StoreError> {
         // Its own connection: the write lock is taken for one slice, never while reading.
         let mut conn = self.target.connect()?;
-        // A pass opens one connection per slice and reads each page once: the default 64 MB
-        // cache would fill and be freed every slice, a swing in serve's memory for nothing.
+        // A pass opens one connection per slice and reads most pages once: the default 64 MB
+        // cache would fill and be freed every slice, moving serve's memory by as much. The
+        // small cache costs 1.2x on a whole pass (1 M events: 8.0 s vs 6.6 s, same run).
         conn.pragma_update(None, "cache_size", -RETENTION_CACHE_KIB).context("set retention cache size")?;
         retention::apply(&mut conn, policy, now, resume_after, max_units)
     }
