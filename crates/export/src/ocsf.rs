@@ -94,8 +94,10 @@ fn endpoint(source: Option<String>) -> Value {
 /// One CloudTrail record (its JSON text) as an OCSF API Activity event. Text that is not a
 /// JSON object still maps (to an event that says so), so an export never stops halfway.
 pub fn api_activity(raw: &str) -> Value {
-    // One parse: the mapping reads the record's own fields.
+    // The mapping reads the record's tree; who acted comes from the typed, borrowing read
+    // the rest of trailwatch names principals with (cheap beside building the tree).
     let record: Value = serde_json::from_str(raw).unwrap_or(Value::Null);
+    let actor = model::Record::from_json(raw).ok().map(|r| model::Actor::from_record(&r));
     let event_name = text(&record, "eventName").filter(|n| !n.is_empty());
     let read_only = record.get("readOnly").and_then(Value::as_bool);
     let (activity_id, activity) = activity_of(event_name.as_deref(), read_only);
@@ -108,18 +110,15 @@ pub fn api_activity(raw: &str) -> Value {
     insert(&mut user, "type", text(ui, "type"));
     insert(&mut user, "uid", text(ui, "principalId").or_else(|| text(ui, "arn")));
     insert(&mut user, "uid_alt", text(ui, "arn"));
-    // The user's name, or the last part of its ARN (a role session's name).
-    let name = text(ui, "userName").or_else(|| text(ui, "arn").and_then(|a| a.rsplit('/').next().map(str::to_owned)));
-    insert(&mut user, "name", name.filter(|n| !n.is_empty()));
+    let name = text(ui, "userName").filter(|n| !n.is_empty()).or_else(|| actor.as_ref().and_then(|a| a.name.clone()));
+    insert(&mut user, "name", name);
     insert(&mut user, "credential_uid", text(ui, "accessKeyId"));
     if let Some(account) = text(ui, "accountId") {
         user.insert("account".into(), json!({"uid": account, "type": "AWS Account", "type_id": 10}));
     }
     if !["uid", "name", "account", "credential_uid"].iter().any(|k| user.contains_key(*k)) {
         // `actor` needs one of its attributes: who did it, as far as trailwatch could tell.
-        let who =
-            text(ui, "invokedBy").or_else(|| text(&record, "sourceIPAddress")).unwrap_or_else(|| "unknown".into());
-        user.insert("name".into(), json!(who));
+        user.insert("name".into(), json!(actor.map_or_else(|| "unknown".to_string(), |a| a.principal)));
     }
     let mut actor = Map::new();
     actor.insert("user".into(), Value::Object(user));

@@ -128,6 +128,23 @@ fn odd_and_hostile_records_still_map_to_valid_events() {
 }
 
 #[test]
+fn the_user_is_named_as_trailwatch_names_principals() {
+    let user = |identity: &str| {
+        export::ocsf::api_activity(&format!(r#"{{"eventName":"X","userIdentity":{identity}}}"#))["actor"]["user"]
+            .clone()
+    };
+    // A role session by its session name, an IAM user by the last part of its ARN's path.
+    let session =
+        user(r#"{"type":"AssumedRole","arn":"arn:aws:sts::1:assumed-role/Admin/alice@example.com","accountId":"1"}"#);
+    assert_eq!(session["name"], json!("alice@example.com"));
+    assert_eq!(user(r#"{"type":"IAMUser","arn":"arn:aws:iam::1:user/ops/bob","accountId":"1"}"#)["name"], json!("bob"));
+    // Root has no name (its ARN has no path to take one from); a service is named by itself.
+    let root = user(r#"{"type":"Root","principalId":"1","arn":"arn:aws:iam::1:root","accountId":"1"}"#);
+    assert_eq!(root.get("name"), None, "{root}");
+    assert_eq!(user(r#"{"type":"AWSService","invokedBy":"ec2.amazonaws.com"}"#)["name"], json!("ec2.amazonaws.com"));
+}
+
+#[test]
 fn the_check_catches_what_a_mapping_could_forget() {
     // The validator itself can fail: remove each required attribute from a good event.
     let good = export::ocsf::api_activity(
