@@ -45,6 +45,10 @@ fi
 step "dependency policy (cargo-deny: licenses, bans, sources)"
 # Offline: it reads Cargo.lock and the crates' manifests (deny.toml has the policy). The
 # RustSec advisories need their database from GitHub: checked when it can be fetched.
+# cargo-deny reads the manifests of every crate in Cargo.lock, for every platform, from the
+# local registry; a build fetches only the host's. Fetch them all first (a fresh machine has
+# none of the others: Windows and wasm crates are in the lock file too).
+cargo fetch --locked
 tools="$PWD/target/tools"
 if ! "$tools/bin/cargo-deny" --version >/dev/null 2>&1; then
   cargo install --quiet --locked --root "$tools" cargo-deny --version 0.20.2
