@@ -508,12 +508,18 @@ impl RuleSet {
     /// already known (`None` when absent or not strings). A record the index rules out, as
     /// most are, costs two hash lookups and is not parsed again. Correlations are only
     /// keyed here; they are fed in order by the caller ([`correlation::Correlation::feed`]).
+    ///
+    /// Detection never fails open: a record serde_json refuses (values nested deeper than
+    /// its recursion limit, as an attacker may send to hide a call) is read again with the
+    /// deep values skipped ([`projection::Projection::parse_bounded`]) and evaluated; should
+    /// even that fail, the rules see the record's `eventName` and `eventSource`. Either way
+    /// the scan says so ([`Scan::incomplete`]), for the caller to count, log and report.
     pub fn scan(&self, text: &str, event_name: Option<&str>, event_source: Option<&str>) -> Scan {
         let (Some(name), Some(source)) = (event_name, event_source) else {
-            return match self.parse_record(text.as_bytes()) {
-                Ok(record) => self.scan_value(&record),
-                Err(_) => Scan::default(),
-            };
+            let (record, incomplete) = self.read(text, event_name, event_source);
+            let mut scan = self.scan_value(&record);
+            scan.incomplete = incomplete;
+            return scan;
         };
         let mut candidates = self.index.candidates_named(Some(name), Some(source));
         if candidates.iter().any(|i| self.index.prefilter.is_filtered(*i)) {
@@ -523,17 +529,37 @@ impl RuleSet {
         if candidates.is_empty() {
             return Scan::default();
         }
-        let Ok(record) = self.parse_record(text.as_bytes()) else { return Scan::default() };
+        let (record, incomplete) = self.read(text, event_name, event_source);
         candidates.retain(|i| self.rules[*i].matches(&record));
         let keyed = self.keyed(&record, &candidates);
-        Scan { rules: candidates, keyed }
+        Scan { rules: candidates, keyed, incomplete }
+    }
+
+    /// The record as the rules see it, and whether part of it could not be read.
+    fn read(&self, text: &str, event_name: Option<&str>, event_source: Option<&str>) -> (Value, bool) {
+        if let Ok(record) = self.parse_record(text.as_bytes()) {
+            return (record, false);
+        }
+        match self.index.projection.parse_bounded(text.as_bytes()) {
+            Ok((record, _)) => (record, true),
+            Err(_) => {
+                let mut record = serde_json::Map::new();
+                if let Some(n) = event_name {
+                    record.insert("eventName".into(), Value::String(n.into()));
+                }
+                if let Some(s) = event_source {
+                    record.insert("eventSource".into(), Value::String(s.into()));
+                }
+                (Value::Object(record), true)
+            }
+        }
     }
 
     /// [`scan`](Self::scan) of a parsed record.
     pub fn scan_value(&self, record: &Value) -> Scan {
         let rules = self.matched(record);
         let keyed = self.keyed(record, &rules);
-        Scan { rules, keyed }
+        Scan { rules, keyed, incomplete: false }
     }
 }
 
@@ -543,11 +569,15 @@ impl RuleSet {
 pub struct Scan {
     pub rules: smallvec::SmallVec<[usize; 16]>,
     pub keyed: Vec<correlation::Keyed>,
+    /// Part of the record could not be read (values nested too deep for the JSON parser):
+    /// the rules saw the rest. Detection must not stay silent about it.
+    pub incomplete: bool,
 }
 
 impl Scan {
+    /// Nothing to report: no rule matched and the whole record was read.
     pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
+        self.rules.is_empty() && !self.incomplete
     }
 }
 

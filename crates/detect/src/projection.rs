@@ -7,6 +7,7 @@
 //! those fields, skipping the rest while still validating the whole document. When any rule
 //! needs every value (keyword searches), the projection is the whole record.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -51,34 +52,76 @@ impl Projection {
 
     /// Parses `json` into a `Value` with only the projected fields.
     pub fn parse(&self, json: &[u8]) -> serde_json::Result<Value> {
+        let truncated = Cell::new(false);
         let mut de = serde_json::Deserializer::from_slice(json);
-        let v = Seed(&self.root).deserialize(&mut de)?;
+        let v = Seed(Some(&self.root), Depth { at: 0, cap: None, truncated: &truncated }).deserialize(&mut de)?;
         de.end()?;
         Ok(v)
     }
+
+    /// Like [`parse`](Self::parse), for a record [`parse`](Self::parse) refused because
+    /// values nest deeper than serde_json's recursion limit (128): arrays and objects
+    /// deeper than [`MAX_DEPTH`] are skipped (validated, not built) and read as `null`.
+    /// Returns the value and whether anything was skipped. No Sigma rule reads that deep;
+    /// the record's other fields are evaluated as usual.
+    pub fn parse_bounded(&self, json: &[u8]) -> serde_json::Result<(Value, bool)> {
+        let truncated = Cell::new(false);
+        let mut de = serde_json::Deserializer::from_slice(json);
+        let v = Seed(Some(&self.root), Depth { at: 0, cap: Some(MAX_DEPTH), truncated: &truncated })
+            .deserialize(&mut de)?;
+        de.end()?;
+        Ok((v, truncated.get()))
+    }
 }
 
-struct Seed<'n>(&'n Node);
+/// How deep [`Projection::parse_bounded`] builds values (serde_json refuses 128).
+pub const MAX_DEPTH: usize = 64;
 
-impl<'de> DeserializeSeed<'de> for Seed<'_> {
+/// Where a value sits, and the bound (if any) past which values are skipped.
+#[derive(Clone, Copy)]
+struct Depth<'t> {
+    at: usize,
+    cap: Option<usize>,
+    truncated: &'t Cell<bool>,
+}
+
+impl Depth<'_> {
+    fn deeper(self) -> Self {
+        Depth { at: self.at + 1, ..self }
+    }
+}
+
+/// A value at `node` of the projection; `None`: the whole value is needed.
+struct Seed<'n, 't>(Option<&'n Node>, Depth<'t>);
+
+impl<'de> DeserializeSeed<'de> for Seed<'_, '_> {
     type Value = Value;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        if self.0.whole {
-            serde::Deserialize::deserialize(d)
-        } else {
-            d.deserialize_any(Project(self.0))
+        let Seed(node, depth) = self;
+        if depth.cap.is_some_and(|cap| depth.at >= cap) {
+            // serde_json skips a value without recursing: no depth limit there.
+            d.deserialize_ignored_any(IgnoredAny)?;
+            depth.truncated.set(true);
+            return Ok(Value::Null);
+        }
+        match node {
+            // The fast path: serde_json builds the whole value itself.
+            Some(n) if n.whole && depth.cap.is_none() => serde::Deserialize::deserialize(d),
+            Some(n) if n.whole => d.deserialize_any(Build(None, depth)),
+            node => d.deserialize_any(Build(node, depth)),
         }
     }
 }
 
-struct Project<'n>(&'n Node);
+struct Build<'n, 't>(Option<&'n Node>, Depth<'t>);
 
-/// A key looked up in the node's children without allocating for the keys that are not.
-struct KeySeed<'n>(&'n Node);
+/// A key looked up in the node's children without allocating for the keys that are not;
+/// with no node (a whole value), every key.
+struct KeySeed<'n>(Option<&'n Node>);
 
 impl<'de, 'n> DeserializeSeed<'de> for KeySeed<'n> {
-    type Value = Option<(String, &'n Node)>;
+    type Value = Option<(String, Option<&'n Node>)>;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_str(self)
@@ -86,18 +129,21 @@ impl<'de, 'n> DeserializeSeed<'de> for KeySeed<'n> {
 }
 
 impl<'de, 'n> Visitor<'de> for KeySeed<'n> {
-    type Value = Option<(String, &'n Node)>;
+    type Value = Option<(String, Option<&'n Node>)>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a key")
     }
 
     fn visit_str<E: serde::de::Error>(self, k: &str) -> Result<Self::Value, E> {
-        Ok(self.0.children.get_key_value(k).map(|(k, n)| (k.clone(), n)))
+        Ok(match self.0 {
+            None => Some((k.to_owned(), None)),
+            Some(node) => node.children.get_key_value(k).map(|(k, n)| (k.clone(), Some(n))),
+        })
     }
 }
 
-impl<'de> Visitor<'de> for Project<'_> {
+impl<'de> Visitor<'de> for Build<'_, '_> {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -105,11 +151,12 @@ impl<'de> Visitor<'de> for Project<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let Build(node, depth) = self;
         let mut out = Map::new();
-        while let Some(key) = map.next_key_seed(KeySeed(self.0))? {
+        while let Some(key) = map.next_key_seed(KeySeed(node))? {
             match key {
                 Some((k, child)) => {
-                    let v = map.next_value_seed(Seed(child))?;
+                    let v = map.next_value_seed(Seed(child, depth.deeper()))?;
                     out.insert(k, v);
                 }
                 None => {
@@ -121,8 +168,9 @@ impl<'de> Visitor<'de> for Project<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let Build(node, depth) = self;
         let mut out = Vec::new();
-        while let Some(v) = seq.next_element_seed(Seed(self.0))? {
+        while let Some(v) = seq.next_element_seed(Seed(node, depth.deeper()))? {
             out.push(v);
         }
         Ok(Value::Array(out))
@@ -190,5 +238,30 @@ mod tests {
         assert!(p.parse(br#"{"eventName":"X","skipped":[1,}"#).is_err());
         assert!(p.parse(br#"{"eventName":"X"} trailing"#).is_err());
         assert_eq!(Projection::everything().parse(json).unwrap(), serde_json::from_slice::<Value>(json).unwrap());
+    }
+
+    #[test]
+    fn a_value_too_deep_for_serde_json_is_skipped_and_the_rest_read() {
+        let deep = format!("{}1{}", "[".repeat(130), "]".repeat(130));
+        let json = format!(r#"{{"eventName":"StopLogging","requestParameters":{{"name":"t","x":{deep}}},"z":{deep}}}"#);
+        for p in [Projection::everything(), {
+            let mut p = Projection::default();
+            p.add("eventName");
+            p.add("requestParameters");
+            p
+        }] {
+            assert!(p.parse(json.as_bytes()).is_err(), "serde_json's recursion limit");
+            let (v, truncated) = p.parse_bounded(json.as_bytes()).unwrap();
+            assert!(truncated);
+            assert_eq!(v["eventName"], "StopLogging");
+            assert_eq!(v["requestParameters"]["name"], "t");
+        }
+        // Within the bound nothing is skipped and the value is the full parse.
+        let shallow = br#"{"a":[[[{"b":1}]]],"eventName":"X"}"#;
+        let (v, truncated) = Projection::everything().parse_bounded(shallow).unwrap();
+        assert!(!truncated);
+        assert_eq!(v, serde_json::from_slice::<Value>(shallow).unwrap());
+        // Still invalid JSON is an error.
+        assert!(Projection::everything().parse_bounded(br#"{"a":[1,}"#).is_err());
     }
 }

@@ -39,6 +39,15 @@ pub struct Detection {
 pub const NEW_REGION_RULE_ID: &str = "3d0f6c67-5a4e-5b0f-8a7e-2f1c9e4b7a10";
 pub const NEW_REGION_TITLE: &str = "Activity in a region never used before";
 
+/// The alert for records the rules could not read whole (values nested deeper than the JSON
+/// parser goes): they were evaluated on what could be read, and an analyst should look at
+/// them — an attacker may nest a parameter to hide a call from detection.
+pub const INCOMPLETE_SCAN_RULE_ID: &str = "8e5b1f0a-3c2d-5e7f-9a1b-4c6d8e0f2a3b";
+pub const INCOMPLETE_SCAN_TITLE: &str = "Record too deeply nested for detection to read whole";
+
+/// Records whose scan was incomplete, process-wide (for `/metrics`).
+pub static INCOMPLETE_SCANS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Per account: when it was first seen, and its regions with their first event.
 #[derive(Debug, Clone, Default)]
 pub struct RegionMemory {
@@ -219,6 +228,16 @@ impl ObjectHits {
     /// Adds one new event's scan.
     pub fn add_event(&mut self, detection: &Detection, e: &ParsedEvent, scan: Scan) {
         let (rules, window) = (&detection.rules, detection.policy.suppression_ms);
+        if scan.incomplete {
+            INCOMPLETE_SCANS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(
+                event_id = %e.event_id,
+                event_name = ?e.event_name,
+                account = ?e.recipient_account_id,
+                "a record nests values too deep for detection to read whole; evaluated on the rest and reported"
+            );
+            self.push_incomplete(e, window);
+        }
         let mut reporting = scan.rules.iter().copied().filter(|r| rules.reports(*r)).peekable();
         if reporting.peek().is_some() {
             let group = format!("{} @ {}", e.actor.principal, e.recipient_account_id.as_deref().unwrap_or("-"));
@@ -259,6 +278,32 @@ impl ObjectHits {
                 });
             }
         }
+    }
+
+    /// The incomplete-scan alert for `e`, merged like a rule's hits (per principal and account).
+    fn push_incomplete(&mut self, e: &ParsedEvent, window: i64) {
+        let group = format!("{} @ {}", e.actor.principal, e.recipient_account_id.as_deref().unwrap_or("-"));
+        let groups = self.merged.entry(usize::MAX).or_default();
+        if let Some(&at) = groups.get(group.as_str()) {
+            let hit = &mut self.hits[at];
+            if e.event_time <= hit.last_time + window && e.event_time >= hit.first_time - window {
+                hit.event_ids.push(e.event_id.clone());
+                hit.first_time = hit.first_time.min(e.event_time);
+                hit.last_time = hit.last_time.max(e.event_time);
+                return;
+            }
+        }
+        groups.insert(group.clone(), self.hits.len());
+        self.hits.push(AlertHit {
+            rule_id: INCOMPLETE_SCAN_RULE_ID.into(),
+            title: INCOMPLETE_SCAN_TITLE.into(),
+            level: "medium".into(),
+            group_key: group,
+            event_ids: vec![e.event_id.clone()],
+            first_time: e.event_time,
+            last_time: e.event_time,
+            subject: subject_of(e),
+        });
     }
 
     /// Feeds the correlation matches in time order, then writes every hit and the changed

@@ -116,6 +116,17 @@ pub fn render(state: &WebState, now_ms: i64) -> String {
         "trailwatch_rule_evaluation_seconds_total {:.6}",
         ingest::detection::SCAN_NANOS.load(Ordering::Relaxed) as f64 / 1e9
     );
+    header(
+        &mut out,
+        "trailwatch_rule_incomplete_records_total",
+        "counter",
+        "Records the rules could not read whole (values nested too deep); each raises an alert.",
+    );
+    let _ = writeln!(
+        out,
+        "trailwatch_rule_incomplete_records_total {}",
+        ingest::detection::INCOMPLETE_SCANS.load(Ordering::Relaxed)
+    );
     if let Err(e) = store_gauges(&mut out, state, now_ms) {
         tracing::warn!(error = %e, "metrics: reading the store failed");
         header(&mut out, "trailwatch_store_up", "gauge", "1 when the store answered the metrics queries.");

@@ -102,6 +102,19 @@ pub fn list(args: RulesListArgs) -> anyhow::Result<()> {
             hits: hits.get(id).copied().unwrap_or(0),
         });
     }
+    // Always on: records detection could not read whole.
+    if args.rules.is_none() {
+        let id = ingest::detection::INCOMPLETE_SCAN_RULE_ID;
+        rows.push(Row {
+            id: id.into(),
+            title: ingest::detection::INCOMPLETE_SCAN_TITLE.into(),
+            level: "medium".into(),
+            status: "detector".into(),
+            pack: "builtin".into(),
+            file: String::new(),
+            hits: hits.get(id).copied().unwrap_or(0),
+        });
+    }
     rows.extend(rules.correlations.iter().map(|c| Row {
         id: c.id.clone(),
         title: c.title.clone(),
@@ -331,9 +344,15 @@ fn json_lines_parallel(
                     }
                     return Ok(());
                 }
-                // Keep the last partial line for the next chunk.
-                if let Some(end) = buf.iter().rposition(|b| *b == b'\n') {
-                    carry = buf.split_off(end + 1);
+                // Keep the last partial line for the next chunk. The carry holds no line end, so
+                // only the new bytes are searched; with none there, the line is longer than the
+                // buffer: read on until it ends (a chunk never cuts a line).
+                match buf[start..].iter().rposition(|b| *b == b'\n') {
+                    Some(end) => carry = buf.split_off(start + end + 1),
+                    None => {
+                        carry = buf;
+                        continue;
+                    }
                 }
                 if chunk_tx.send((seq, buf)).is_err() {
                     return Ok(());

@@ -61,6 +61,34 @@ fn log_files_gzipped_or_not_and_bad_rules_reported() {
     assert!(table.contains("2 events, 1 rules (1 not loaded), 1 matches"), "{table}");
 }
 
+/// JSON Lines with lines longer than the reader's 1 MiB chunks: every line is one record.
+#[test]
+fn json_lines_longer_than_a_chunk_are_read_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("stop.yml");
+    std::fs::write(
+        &rules,
+        "title: stop\nid: stop-rule\ndetection:\n  s:\n    eventName: StopLogging\n  condition: s\n",
+    )
+    .unwrap();
+    let events = dir.path().join("big.jsonl");
+    let mut text = String::new();
+    for (i, size) in [(1, 1_500_000), (2, 2_600_000), (3, 10)] {
+        let record = serde_json::json!({"eventID": format!("e{i}"), "eventTime": "2024-01-15T10:45:23Z",
+            "eventSource": "cloudtrail.amazonaws.com", "eventName": "StopLogging", "userAgent": "u".repeat(size)});
+        text.push_str(&record.to_string());
+        text.push('\n');
+    }
+    std::fs::write(&events, text).unwrap();
+    let out = output(&["rules", "test", "--rules", s(&rules), "--events", s(&events), "--format", "tsv"]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "stop-rule\te1\nstop-rule\te2\nstop-rule\te3\n");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(!stderr.contains("not JSON objects"), "{stderr}");
+    let table = run(&["rules", "test", "--rules", s(&rules), "--events", s(&events)]);
+    assert!(table.contains("3 events, 1 rules (0 not loaded), 3 matches"), "{table}");
+}
+
 #[test]
 fn list_and_lint() {
     let dir = tempfile::tempdir().unwrap();
