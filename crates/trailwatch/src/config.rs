@@ -359,8 +359,15 @@ pub struct RawWeb {
     pub tls_key: Option<PathBuf>,
     /// Behind a TLS-terminating proxy: mark cookies `Secure` (automatic with tls_cert).
     pub secure_cookies: Option<bool>,
-    /// Behind a proxy that sets `X-Forwarded-For`: rate-limit logins by that address.
+    /// Deprecated: `true` trusts `X-Forwarded-For` from loopback proxies only; list your
+    /// proxies in `trusted_proxies` instead.
     pub trust_proxy: Option<bool>,
+    /// Proxies (addresses or networks, `10.0.0.0/8`) whose `X-Forwarded-For` names the
+    /// client, for login rate limiting; from any other peer the header is ignored.
+    pub trusted_proxies: Option<Vec<String>>,
+    /// Connections served at once (default 512; lowered to fit the process's file limit).
+    /// Further clients wait in the listen queue.
+    pub max_connections: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
@@ -466,12 +473,24 @@ fn retention_settings(raw: RawRetention) -> anyhow::Result<Option<RetentionSetti
 }
 
 /// Validated `[web]` (besides `listen`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebConfig {
     /// (certificate chain, private key), PEM.
     pub tls: Option<(PathBuf, PathBuf)>,
     pub secure_cookies: bool,
-    pub trust_proxy: bool,
+    pub trusted_proxies: Vec<web::IpNet>,
+    pub max_connections: usize,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            tls: None,
+            secure_cookies: false,
+            trusted_proxies: Vec::new(),
+            max_connections: web::DEFAULT_MAX_CONNECTIONS,
+        }
+    }
 }
 
 /// Validated `[detection]`.
@@ -588,9 +607,30 @@ impl Config {
             (None, None) => None,
             _ => bail!("web.tls_cert and web.tls_key go together: set both to serve HTTPS, or neither"),
         };
+        let trusted_proxies = match (raw.web.trusted_proxies, raw.web.trust_proxy) {
+            (Some(list), _) => list
+                .iter()
+                .map(|p| {
+                    web::parse_trusted_proxy(p).ok_or_else(|| {
+                        anyhow::anyhow!("web.trusted_proxies: {p:?} is not an IP address or network (10.0.0.0/8)")
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?,
+            (None, Some(true)) => {
+                tracing::warn!(
+                    "web.trust_proxy = true trusts X-Forwarded-For from loopback proxies only; \
+                     list your proxies in web.trusted_proxies"
+                );
+                ["127.0.0.0/8", "::1/128"].iter().filter_map(|p| web::parse_trusted_proxy(p)).collect()
+            }
+            (None, _) => Vec::new(),
+        };
+        let max_connections = raw.web.max_connections.unwrap_or(web::DEFAULT_MAX_CONNECTIONS);
+        anyhow::ensure!(max_connections >= 1, "web.max_connections must be at least 1");
         let web = WebConfig {
             secure_cookies: raw.web.secure_cookies.unwrap_or(tls.is_some()),
-            trust_proxy: raw.web.trust_proxy.unwrap_or(false),
+            trusted_proxies,
+            max_connections,
             tls,
         };
         let mut accounts = Vec::new();
@@ -876,6 +916,11 @@ fn apply_env(raw: &mut RawConfig, env: &BTreeMap<String, String>) -> anyhow::Res
                 raw.web.trust_proxy =
                     Some(value.parse().map_err(|_| anyhow::anyhow!("{name} = {value:?} is not true or false"))?)
             }
+            "TRAILWATCH_WEB_TRUSTED_PROXIES" => {
+                raw.web.trusted_proxies =
+                    Some(value.split(',').map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned).collect())
+            }
+            "TRAILWATCH_WEB_MAX_CONNECTIONS" => raw.web.max_connections = Some(number(name, &value)?),
             "TRAILWATCH_AWS_ENDPOINT_URL" => raw.aws.endpoint_url = Some(value),
             "TRAILWATCH_AWS_FORCE_PATH_STYLE" => {
                 raw.aws.force_path_style =

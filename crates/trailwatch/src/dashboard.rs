@@ -29,7 +29,7 @@ pub fn site_info(
         rules,
         rule_errors,
         secure_cookies: web.secure_cookies,
-        trust_proxy: web.trust_proxy,
+        trusted_proxies: web.trusted_proxies.clone(),
         retention: None,
         forwarders: Vec::new(),
     }
@@ -52,21 +52,51 @@ pub async fn bind(listen: &str) -> anyhow::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen} (web.listen)"))
 }
 
-/// Serves the dashboard until `shutdown` resolves.
+/// Serves the dashboard until `shutdown` resolves, with `max_connections` (lowered to fit
+/// the process's file limit, which is raised to its hard limit first).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: web::WebState,
     tls: Option<&(PathBuf, PathBuf)>,
+    max_connections: usize,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    match tls {
-        Some((cert, key)) => {
-            let acceptor = web::tls::acceptor(cert, key).context("web.tls_cert / web.tls_key")?;
-            web::tls::serve(listener, acceptor, state, shutdown).await?;
-        }
-        None => web::serve(listener, state, shutdown).await?,
-    }
+    let acceptor = match tls {
+        Some((cert, key)) => Some(web::tls::acceptor(cert, key).context("web.tls_cert / web.tls_key")?),
+        None => None,
+    };
+    let limits = web::Limits::with_max_connections(connection_cap(max_connections));
+    web::server::serve(listener, state, acceptor, limits, shutdown).await?;
     Ok(())
+}
+
+/// The connections the server may hold: the configured number, or fewer when the file limit
+/// would not leave room for the store, the AWS clients and the log files. The soft limit is
+/// raised to the hard one first (systemd's default soft limit is 1024, its hard one 512 Ki).
+fn connection_cap(configured: usize) -> usize {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let raised = rustix::process::Rlimit { current: limit.maximum, maximum: limit.maximum };
+        if setrlimit(Resource::Nofile, raised).is_ok() {
+            limit = getrlimit(Resource::Nofile);
+        }
+    }
+    let Some(files) = limit.current else { return configured };
+    let files = usize::try_from(files).unwrap_or(usize::MAX);
+    // Everything but connections: SQLite's files and connections, AWS and ClickHouse pools,
+    // forwarder files, logs. A quarter of the limit, at least 64.
+    let reserve = 64 + files / 4;
+    let cap = files.saturating_sub(reserve).max(files / 4).max(1);
+    if cap < configured {
+        tracing::warn!(
+            configured,
+            cap,
+            file_limit = files,
+            "web.max_connections lowered to fit the open-file limit (raise it: LimitNOFILE= / ulimit -n)"
+        );
+    }
+    configured.min(cap)
 }
 
 /// The URL people open.

@@ -8,6 +8,7 @@ mod config;
 mod config_doc;
 mod dashboard;
 mod detection;
+mod logfmt;
 mod output;
 mod reload;
 mod retention;
@@ -133,9 +134,17 @@ fn init_logging(verbose: u8, format: cli::LogFormat) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("TRAILWATCH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    // Colours only on a terminal: escape sequences do not belong in log files.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(ansi);
     match format {
-        cli::LogFormat::Text => logs.init(),
+        // Field values are often attacker-chosen (user names, topics, keys, record text): a
+        // newline in one would forge a log line, an escape sequence would reach the terminal.
+        cli::LogFormat::Text => logs.fmt_fields(logfmt::escaped_fields()).init(),
         // One JSON object per line: timestamp, level, message and every field (account,
         // region, bucket, key, …) at the top level, for log shippers.
         cli::LogFormat::Json => logs.json().flatten_event(true).with_current_span(false).init(),

@@ -8,11 +8,14 @@
 //!   The login form, before there is a session, uses a double-submit cookie.
 //! * API tokens (`Authorization: Bearer tw_…`) act as their user; stored hashed too. They
 //!   are not cookies, so requests carrying them need no CSRF token.
-//! * Failed logins are limited per client address and per user name.
+//! * Login attempts are limited per (user name, client address) and per client address,
+//!   counted before the password is checked; password checks run one per core at most
+//!   ([`LoginLimiter`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -24,6 +27,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use sha2::{Digest, Sha256};
 use store::{Role, Session, User};
 use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
 
 use crate::WebState;
 
@@ -208,62 +212,205 @@ pub fn check_csrf(user: &CurrentUser, submitted: Option<&str>) -> Result<(), Box
     }
 }
 
-/// Failed login attempts per client address and per user name, in a sliding window.
+/// The longest user name a login form may carry (user names are checked against this
+/// before anything else: no hashing, no limiter entry, no log line for longer ones).
+pub const MAX_NAME_BYTES: usize = 128;
+/// The longest password a login form may carry (argon2 reads all of it).
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// Who may try to log in now, and how many password checks run at once.
+///
+/// * An attempt is counted *before* its password is checked and forgiven when the password
+///   was right, so a burst of concurrent wrong passwords cannot all pass the check before
+///   the first failure is recorded.
+/// * Limits are per (user name, client address), so wrong passwords sent from elsewhere
+///   never lock the right user out of a fresh address; and per client address across all
+///   names, against a spray. User names are kept as a 128-bit hash: memory per entry is
+///   fixed whatever the name.
+/// * argon2id takes ~19 MiB and tens of milliseconds per check: at most `hashers` run at
+///   once (one per core); the others wait their turn up to `turn_wait`, then get a 503.
 pub struct LoginLimiter {
-    max_failures: usize,
+    per_pair: usize,
+    per_address: usize,
     window: Duration,
-    failures: Mutex<HashMap<String, Vec<Instant>>>,
+    attempts: Mutex<HashMap<LimitKey, VecDeque<Instant>>>,
+    hashing: Arc<Semaphore>,
+    hashers: usize,
+    turn_wait: Duration,
+    waiting: AtomicUsize,
+    checking: Arc<AtomicUsize>,
+    peak_checking: AtomicUsize,
 }
+
+/// A turn to check a password; the next waiter goes when it is dropped.
+pub struct CheckTurn {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    checking: Arc<AtomicUsize>,
+}
+
+impl Drop for CheckTurn {
+    fn drop(&mut self) {
+        self.checking.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum LimitKey {
+    Pair([u8; 16], Option<IpAddr>),
+    Address(Option<IpAddr>),
+}
+
+/// An attempt counted by [`LoginLimiter::begin`]; settled by `succeeded` or `forgive`, or
+/// left counted (a wrong password).
+#[derive(Debug)]
+pub struct Attempt {
+    pair: LimitKey,
+    address: LimitKey,
+    at: Instant,
+}
+
+/// Why an attempt may not proceed now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Too many failures from this address (for this name, or for any): retry after this.
+    TooMany(Duration),
+    /// Every password check is busy and the queue is full or the wait ran out.
+    Busy,
+}
+
+/// Entries kept at most (a spray of addresses and names cannot grow memory without bound).
+const MAX_LIMIT_ENTRIES: usize = 50_000;
 
 impl Default for LoginLimiter {
     fn default() -> Self {
-        LoginLimiter::new(10, Duration::from_secs(15 * 60))
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        LoginLimiter::new(10, 100, Duration::from_secs(15 * 60), cores)
     }
 }
 
 impl LoginLimiter {
-    pub fn new(max_failures: usize, window: Duration) -> LoginLimiter {
-        LoginLimiter { max_failures, window, failures: Mutex::new(HashMap::new()) }
+    /// `per_pair` failures per name and address, `per_address` per address, in `window`;
+    /// `hashers` password checks at once.
+    pub fn new(per_pair: usize, per_address: usize, window: Duration, hashers: usize) -> LoginLimiter {
+        let hashers = hashers.max(1);
+        LoginLimiter {
+            per_pair,
+            per_address,
+            window,
+            attempts: Mutex::new(HashMap::new()),
+            hashing: Arc::new(Semaphore::new(hashers)),
+            hashers,
+            turn_wait: Duration::from_secs(10),
+            waiting: AtomicUsize::new(0),
+            checking: Arc::new(AtomicUsize::new(0)),
+            peak_checking: AtomicUsize::new(0),
+        }
     }
 
-    fn keys(ip: Option<IpAddr>, user: &str) -> [String; 2] {
-        [format!("ip:{}", ip.map(|i| i.to_string()).unwrap_or_default()), format!("user:{user}")]
+    fn name_key(name: &str) -> [u8; 16] {
+        let digest = Sha256::digest(name.as_bytes());
+        let mut key = [0u8; 16];
+        key.copy_from_slice(&digest[..16]);
+        key
     }
 
-    /// How long until another attempt is allowed, if it is not now.
-    pub fn blocked(&self, ip: Option<IpAddr>, user: &str) -> Option<Duration> {
+    /// Counts an attempt of `name` from `ip`, or says why it may not be made now.
+    pub fn begin(&self, ip: Option<IpAddr>, name: &str) -> Result<Attempt, Refusal> {
         let now = Instant::now();
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let pair = LimitKey::Pair(Self::name_key(name), ip);
+        let address = LimitKey::Address(ip);
+        let mut attempts = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
         let mut wait = None;
-        for key in Self::keys(ip, user) {
-            if let Some(times) = failures.get_mut(&key) {
-                times.retain(|t| now.duration_since(*t) < self.window);
-                if times.len() >= self.max_failures {
-                    let until = times[times.len() - self.max_failures] + self.window;
-                    wait = wait.max(Some(until.saturating_duration_since(now)));
+        for (key, max) in [(pair, self.per_pair), (address, self.per_address)] {
+            if let Some(times) = attempts.get_mut(&key) {
+                while times.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
+                    times.pop_front();
+                }
+                if times.len() >= max {
+                    let until = times[times.len() - max] + self.window;
+                    wait = wait.max(Some(until.saturating_duration_since(now).max(Duration::from_secs(1))));
                 }
             }
         }
-        wait
+        if let Some(wait) = wait {
+            return Err(Refusal::TooMany(wait));
+        }
+        if attempts.len() >= MAX_LIMIT_ENTRIES {
+            self.evict(&mut attempts, now);
+        }
+        for (key, max) in [(pair, self.per_pair), (address, self.per_address)] {
+            let times = attempts.entry(key).or_default();
+            times.push_back(now);
+            // Only the newest `max` matter for the decision.
+            while times.len() > max {
+                times.pop_front();
+            }
+        }
+        Ok(Attempt { pair, address, at: now })
     }
 
-    pub fn failed(&self, ip: Option<IpAddr>, user: &str) {
-        let now = Instant::now();
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        // Bound memory under a spray of user names: forget the oldest keys.
-        if failures.len() > 10_000 {
-            failures.retain(|_, t| t.last().is_some_and(|l| now.duration_since(*l) < self.window));
-        }
-        for key in Self::keys(ip, user) {
-            failures.entry(key).or_default().push(now);
+    /// Drops expired entries, then (still too many) the least recently used half.
+    fn evict(&self, attempts: &mut HashMap<LimitKey, VecDeque<Instant>>, now: Instant) {
+        attempts.retain(|_, t| t.back().is_some_and(|l| now.duration_since(*l) < self.window));
+        if attempts.len() >= MAX_LIMIT_ENTRIES {
+            let mut last: Vec<Instant> = attempts.values().filter_map(|t| t.back().copied()).collect();
+            last.sort_unstable();
+            let cut = last[last.len() / 2];
+            attempts.retain(|_, t| t.back().is_some_and(|l| *l > cut));
         }
     }
 
-    pub fn succeeded(&self, user: &str) {
-        self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(&format!("user:{user}"));
+    fn remove(&self, attempts: &mut HashMap<LimitKey, VecDeque<Instant>>, key: LimitKey, at: Instant) {
+        if let Some(times) = attempts.get_mut(&key) {
+            if let Some(i) = times.iter().rposition(|t| *t == at) {
+                times.remove(i);
+            }
+            if times.is_empty() {
+                attempts.remove(&key);
+            }
+        }
+    }
+
+    /// The password was right: this name's failures from this address are forgotten, and
+    /// the attempt does not count against the address.
+    pub fn succeeded(&self, attempt: Attempt) {
+        let mut attempts = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
+        attempts.remove(&attempt.pair);
+        self.remove(&mut attempts, attempt.address, attempt.at);
+    }
+
+    /// The password was never checked (busy, store unavailable): the attempt does not count.
+    pub fn forgive(&self, attempt: Attempt) {
+        let mut attempts = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
+        self.remove(&mut attempts, attempt.pair, attempt.at);
+        self.remove(&mut attempts, attempt.address, attempt.at);
+    }
+
+    /// Waits for a turn to check a password (at most `hashers` at once); `None` when the
+    /// queue is full (more than 32 waiting per hasher) or the turn did not come in time.
+    pub async fn turn(&self) -> Option<CheckTurn> {
+        if self.waiting.load(Ordering::Relaxed) >= self.hashers * 32 {
+            return None;
+        }
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let permit = tokio::time::timeout(self.turn_wait, self.hashing.clone().acquire_owned()).await;
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        let permit = permit.ok()?.ok()?;
+        let now = self.checking.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak_checking.fetch_max(now, Ordering::SeqCst);
+        Some(CheckTurn { _permit: permit, checking: self.checking.clone() })
+    }
+
+    /// The most password checks that ran at once since the start.
+    pub fn peak_checks(&self) -> usize {
+        self.peak_checking.load(Ordering::SeqCst)
+    }
+
+    /// How many keys the limiter holds (for tests: memory stays bounded).
+    pub fn entries(&self) -> usize {
+        self.attempts.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 }
-
 /// Checks a login; `Ok(None)` for a wrong name or password (indistinguishable).
 pub fn check_login(state: &WebState, name: &str, password: &str) -> Result<Option<User>, store::StoreError> {
     match state.store.user(name)? {
@@ -276,8 +423,19 @@ pub fn check_login(state: &WebState, name: &str, password: &str) -> Result<Optio
     }
 }
 
-/// Creates an API token for `user`; returns the token (shown once) and its id.
+/// Creates an API token for `user` that never expires; returns the token (shown once) and
+/// its id.
 pub fn create_api_token(store: &dyn store::Store, user: &str, name: &str) -> Result<(String, i64), store::StoreError> {
+    create_api_token_until(store, user, name, None)
+}
+
+/// Creates an API token for `user`, valid until `expires_at` (or until revoked).
+pub fn create_api_token_until(
+    store: &dyn store::Store,
+    user: &str,
+    name: &str,
+    expires_at: Option<model::EpochMillis>,
+) -> Result<(String, i64), store::StoreError> {
     let token = format!("{API_TOKEN_PREFIX}{}", random_token());
     let id = store.create_api_token(&store::ApiToken {
         id: 0,
@@ -286,6 +444,7 @@ pub fn create_api_token(store: &dyn store::Store, user: &str, name: &str) -> Res
         token_hash: token_hash(&token),
         created_at: model::timefmt::now_millis(),
         last_used: None,
+        expires_at,
     })?;
     Ok((token, id))
 }
@@ -324,19 +483,38 @@ mod tests {
     }
 
     #[test]
-    fn limiter_blocks_after_the_failures_and_per_user() {
-        let l = LoginLimiter::new(3, Duration::from_secs(60));
-        let ip = Some("192.0.2.1".parse().unwrap());
+    fn limiter_blocks_a_name_from_one_address_not_from_others() {
+        let l = LoginLimiter::new(3, 5, Duration::from_secs(60), 1);
+        let (a, b, c) = (
+            Some("192.0.2.1".parse().unwrap()),
+            Some("192.0.2.9".parse().unwrap()),
+            Some("192.0.2.77".parse().unwrap()),
+        );
         for _ in 0..3 {
-            assert!(l.blocked(ip, "admin").is_none());
-            l.failed(ip, "admin");
+            l.begin(a, "admin").expect("allowed");
         }
-        assert!(l.blocked(ip, "admin").is_some());
-        // Same address, another name: the address is blocked too.
-        assert!(l.blocked(ip, "other").is_some());
-        // Another address, same name: the name is blocked.
-        assert!(l.blocked(Some("192.0.2.9".parse().unwrap()), "admin").is_some());
-        assert!(l.blocked(Some("192.0.2.9".parse().unwrap()), "other").is_none());
+        assert!(matches!(l.begin(a, "admin"), Err(Refusal::TooMany(_))));
+        // The same name from a fresh address is not locked out by someone else's failures.
+        l.succeeded(l.begin(b, "admin").expect("another address"));
+        // The same address, other names: allowed until the address's own limit.
+        l.begin(a, "other").expect("other name");
+        l.begin(a, "third").expect("third name");
+        assert!(matches!(l.begin(a, "fourth"), Err(Refusal::TooMany(_))), "address limit across names");
+        // A right password forgets that pair's failures; forgiven attempts do not count.
+        for _ in 0..10 {
+            l.forgive(l.begin(c, "admin").unwrap());
+        }
+        l.begin(c, "admin").expect("forgiven attempts do not count");
+    }
+
+    #[test]
+    fn limiter_memory_is_bounded_under_a_spray() {
+        let l = LoginLimiter::new(10, 1_000_000, Duration::from_secs(600), 1);
+        for i in 0..(MAX_LIMIT_ENTRIES as u32 + 5_000) {
+            let ip = Some(IpAddr::from(i.to_be_bytes()));
+            let _ = l.begin(ip, &format!("user{i}"));
+        }
+        assert!(l.entries() <= MAX_LIMIT_ENTRIES + 2, "{}", l.entries());
     }
 
     #[test]

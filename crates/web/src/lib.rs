@@ -25,12 +25,20 @@ mod login;
 mod metrics;
 pub mod openapi;
 pub mod pages;
+pub mod server;
 pub mod tls;
 
 pub use auth::{create_api_token, ensure_first_admin};
+pub use ipnet::IpNet;
+pub use server::{Limits, DEFAULT_MAX_CONNECTIONS};
+
+/// A trusted proxy as configured: an address (`10.1.2.3`, `::1`) or a network (`10.0.0.0/8`).
+pub fn parse_trusted_proxy(s: &str) -> Option<IpNet> {
+    let s = s.trim();
+    s.parse::<IpNet>().ok().or_else(|| s.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+}
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,9 +64,9 @@ pub struct SiteInfo {
     pub rule_errors: Vec<String>,
     /// Mark cookies `Secure` (served over TLS, or behind a TLS-terminating proxy).
     pub secure_cookies: bool,
-    /// Take the client address for login rate limiting from `X-Forwarded-For` (only behind
-    /// a proxy that sets it).
-    pub trust_proxy: bool,
+    /// Proxies whose `X-Forwarded-For` names the client (for login rate limiting); from
+    /// any other peer the header is ignored.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The retention policy in words ("400 days; Data 30 days"), when one is set.
     pub retention: Option<String>,
     /// Names of the configured event forwarders (their positions are in the store).
@@ -135,7 +143,29 @@ const PUSH_WAIT: Duration = Duration::from_secs(12);
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/// How the router is set up beyond the routes.
+#[derive(Debug, Clone)]
+pub struct RouterOptions {
+    /// Send `Strict-Transport-Security` (the server itself speaks TLS).
+    pub hsts: bool,
+    /// The longest a request body may take to arrive.
+    pub body_timeout: Duration,
+}
+
+impl Default for RouterOptions {
+    fn default() -> Self {
+        RouterOptions { hsts: false, body_timeout: Duration::from_secs(30) }
+    }
+}
+
+/// The login form is a name, a password and two tokens: a few hundred bytes.
+const LOGIN_BODY_LIMIT: usize = 16 * 1024;
+
 pub fn router(state: WebState) -> Router {
+    router_with(state, RouterOptions::default())
+}
+
+pub fn router_with(state: WebState, options: RouterOptions) -> Router {
     let protected = Router::new()
         .route("/", get(pages::overview::page))
         .route("/events", get(pages::events::search))
@@ -154,14 +184,29 @@ pub fn router(state: WebState) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_login));
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/login", get(login::login_page).post(login::login))
+        .route(
+            "/login",
+            get(login::login_page).post(login::login).layer(axum::extract::DefaultBodyLimit::max(LOGIN_BODY_LIMIT)),
+        )
         .route("/static/style.css", get(|| asset("text/css; charset=utf-8", include_str!("../assets/style.css"))))
         .route("/static/app.js", get(|| asset("text/javascript; charset=utf-8", include_str!("../assets/app.js"))))
         .route("/static/favicon.svg", get(|| asset("image/svg+xml", include_str!("../assets/favicon.svg"))))
         .route("/sns", post(sns_push))
         .merge(protected)
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(options.body_timeout))
         .layer(axum::middleware::from_fn(security_headers))
+        .layer(axum::middleware::from_fn_with_state(options.hsts, hsts_header))
         .with_state(state)
+}
+
+/// `Strict-Transport-Security` when the server itself speaks TLS: a browser that has seen it
+/// never again sends the session cookie in clear to this host.
+async fn hsts_header(State(hsts): State<bool>, request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    if hsts {
+        response.headers_mut().insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=63072000"));
+    }
+    response
 }
 
 async fn asset(content_type: &'static str, body: &'static str) -> Response {
@@ -197,17 +242,6 @@ async fn metrics_text(State(state): State<WebState>) -> Response {
     let st = state.clone();
     let body = tokio::task::spawn_blocking(move || metrics::render(&st, now)).await.unwrap_or_default();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
-}
-
-/// Serves `router` on `listener` until `shutdown` resolves.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: WebState,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
 }
 
 async fn sns_push(State(state): State<WebState>, body: String) -> (StatusCode, String) {

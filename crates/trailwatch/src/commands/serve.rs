@@ -57,6 +57,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let listen = config.web_listen.clone();
     let filter = config.filter.clone();
     let tls = config.web.tls.clone();
+    let max_connections = config.web.max_connections;
     let consumer = runtime.block_on(async {
         let listener = crate::dashboard::bind(&listen).await?;
         tracing::info!(address = %listen, "web server listening");
@@ -123,7 +124,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                     state.filter = filter;
                     state.sns = Some(sns);
                     let web = tokio::spawn(async move {
-                        crate::dashboard::serve(listener, state, tls.as_ref(), async move {
+                        crate::dashboard::serve(listener, state, tls.as_ref(), max_connections, async move {
                             let _ = web_stopped.await;
                         })
                         .await
