@@ -104,8 +104,10 @@ impl Forwarder {
                 Ok(Step::Delivered(events.len()))
             }
             Err(e) => {
-                tracing::warn!(forwarder = %self.spec.name, events = events.len(), error = %e, "forwarding failed; will retry");
-                cursor.last_error = Some(e.to_string());
+                // The webhook's URL may carry a secret: the stored and logged text has its host.
+                let error = store::redact_urls(&e.to_string());
+                tracing::warn!(forwarder = %self.spec.name, events = events.len(), error = %error, "forwarding failed; will retry");
+                cursor.last_error = Some(error);
                 self.store.save_forward_cursor(&cursor)?;
                 let wait = backoff(self.failures);
                 self.failures += 1;
@@ -126,7 +128,9 @@ impl Forwarder {
             ForwardSink::File { path } => {
                 let (path, shown) = (path.clone(), path.display().to_string());
                 tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-                    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+                    // Every event goes here: readable by its owner only, like the store.
+                    use std::os::unix::fs::OpenOptionsExt;
+                    let mut f = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&path)?;
                     f.write_all(&body)?;
                     f.sync_data()
                 })

@@ -293,8 +293,11 @@ impl Outbox {
                 }
                 Err(e) => {
                     let next = model::timefmt::now_millis() + backoff(d.attempts).as_millis() as i64;
-                    self.store.delivery_failed(d.id, &e.to_string(), next)?;
-                    tracing::warn!(alert = n.alert.id, sink = %sink.name, attempts = d.attempts + 1, error = %e, "alert delivery failed; will retry");
+                    // Webhook and Slack URLs carry their secret: stored and logged errors
+                    // (viewers see `lastError`) keep only the host.
+                    let error = store::redact_urls(&e.to_string());
+                    self.store.delivery_failed(d.id, &error, next)?;
+                    tracing::warn!(alert = n.alert.id, sink = %sink.name, attempts = d.attempts + 1, error = %error, "alert delivery failed; will retry");
                     out.failed += 1;
                 }
             }
@@ -347,7 +350,7 @@ impl Outbox {
 }
 
 async fn check(response: Result<reqwest::Response, reqwest::Error>) -> Result<(), DeliveryError> {
-    let response = response.map_err(|e| DeliveryError::Send(format!("{e:#}")))?;
+    let response = response.map_err(|e| DeliveryError::Send(format!("{:#}", e.without_url())))?;
     let status = response.status();
     if status.is_success() {
         return Ok(());

@@ -151,3 +151,48 @@ async fn a_sink_over_its_rate_limit_waits_without_using_attempts() {
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].attempts, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_sink_never_stores_or_logs_its_secret_url() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let sinks = vec![
+        Sink {
+            name: "slack".into(),
+            kind: SinkKind::Slack { url: format!("http://127.0.0.1:{port}/services/T000/B000/SlackPathSecret42") },
+            rate_per_minute: 600,
+        },
+        Sink {
+            name: "hook".into(),
+            kind: SinkKind::Webhook {
+                url: format!("http://hookuser:HookPassSecret@127.0.0.1:{port}/in?token=QuerySecret42"),
+                secret: None,
+            },
+            rate_per_minute: 600,
+        },
+    ];
+    let policy = AlertPolicy {
+        suppression_ms: 0,
+        routes: vec![
+            SinkRoute { sink: "slack".into(), min_level: "low".into() },
+            SinkRoute { sink: "hook".into(), min_level: "low".into() },
+        ],
+    };
+    let mut w = store.writer().unwrap();
+    let opened = w.record_alerts(&[hit(1)], &policy).unwrap();
+    w.commit().unwrap();
+    let store: Arc<dyn Store> = Arc::new(store);
+    let d = Outbox::new(store.clone(), sinks, None).drain(10).await.unwrap();
+    assert_eq!(d.failed, 2);
+    let deliveries = store.deliveries(opened[0]).unwrap();
+    assert_eq!(deliveries.len(), 2);
+    for d in deliveries {
+        let e = d.last_error.expect("the failure is recorded");
+        for secret in ["SlackPathSecret42", "QuerySecret42", "HookPassSecret", "/services/", "token="] {
+            assert!(!e.contains(secret), "{secret} in {e:?}");
+        }
+    }
+}

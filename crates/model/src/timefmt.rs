@@ -74,22 +74,35 @@ pub fn parse_time(value: &str, now_ms: EpochMillis, end_of_day: bool) -> Result<
             return Ok(ms);
         }
     }
-    if let Some(unit) = v.chars().last().filter(|c| "smhdw".contains(*c)) {
-        if let Ok(n) = v[..v.len() - 1].parse::<i64>() {
-            let Some(n) = n.checked_abs() else { return Err(format!("{value:?} is out of range")) };
-            let ms = n.saturating_mul(match unit {
-                's' => 1_000,
-                'm' => 60_000,
-                'h' => 3_600_000,
-                'd' => 86_400_000,
-                _ => 7 * 86_400_000,
-            });
-            return Ok(now_ms.saturating_sub(ms));
-        }
+    if let Some(ms) = span_millis(v) {
+        let Some(ms) = ms.checked_abs() else { return Err(format!("{value:?} is out of range")) };
+        return Ok(now_ms.saturating_sub(ms));
     }
     Err(format!(
         "{value:?} is not a time: use RFC 3339 (2024-01-15T10:00:00Z), a date (2024-01-15) or an age (30m, 12h, 7d)"
     ))
+}
+
+/// `<n><s|m|h|d|w>` in milliseconds (saturating), if `v` has that form.
+fn span_millis(v: &str) -> Option<i64> {
+    let unit = v.chars().last().filter(|c| "smhdw".contains(*c))?;
+    let n = v[..v.len() - 1].parse::<i64>().ok()?;
+    Some(n.saturating_mul(match unit {
+        's' => 1_000,
+        'm' => 60_000,
+        'h' => 3_600_000,
+        'd' => 86_400_000,
+        _ => 7 * 86_400_000,
+    }))
+}
+
+/// A length of time as people type it (`90d`, `12h`, `2w`, `30m`, `45s`) in milliseconds;
+/// positive.
+pub fn parse_duration(value: &str) -> Result<i64, String> {
+    match span_millis(value.trim()) {
+        Some(ms) if ms > 0 => Ok(ms),
+        _ => Err(format!("{value:?} is not a length of time: use a number and s, m, h, d or w (90d, 12h)")),
+    }
 }
 
 pub fn now_millis() -> EpochMillis {

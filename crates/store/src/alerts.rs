@@ -142,6 +142,9 @@ pub struct AlertFilter {
     pub rule_id: Option<String>,
     /// 0: no limit.
     pub limit: usize,
+    /// Keyset paging: only alerts after this one in the list's order (last seen, then id,
+    /// newest first), i.e. `(last_seen, id)` below this pair.
+    pub before: Option<(EpochMillis, i64)>,
 }
 
 /// One outbox row.

@@ -60,4 +60,6 @@ pub struct ApiToken {
     pub token_hash: Vec<u8>,
     pub created_at: EpochMillis,
     pub last_used: Option<EpochMillis>,
+    /// When the token stops working; `None`: until revoked.
+    pub expires_at: Option<EpochMillis>,
 }

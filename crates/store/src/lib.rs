@@ -35,6 +35,7 @@ pub mod migrate;
 mod ops;
 mod postgres;
 mod query;
+pub mod redact;
 pub mod retention;
 mod scaleout;
 mod sqlite;
@@ -51,6 +52,7 @@ pub use clickhouse::{ClickHouse, ClickHouseConfig};
 pub use integrity::{IntegrityChain, IntegrityFinding, Silence};
 pub use ops::{DigestSeen, IngestFinding, IntegrationStatus, MessageProblem};
 pub use query::{is_access_denied, Dimension, EventQuery, EventRow, HistogramPoint, Page, Summary, SummarySpec};
+pub use redact::redact_urls;
 pub use retention::{RetentionPolicy, RetentionReport, StorageStats};
 pub use scaleout::ScaleOutStore;
 pub use sqlite::{PlanChoice, SqliteStore};
@@ -238,13 +240,17 @@ pub trait Store: Send + Sync {
     /// Stores a new API token; returns its id.
     fn create_api_token(&self, token: &ApiToken) -> Result<i64, StoreError>;
 
-    /// The API token whose value hashes to `token_hash`, with its user; records the use.
+    /// The unexpired API token whose value hashes to `token_hash`, with its user; records
+    /// the use.
     fn use_api_token(&self, token_hash: &[u8], now: EpochMillis) -> Result<Option<(ApiToken, User)>, StoreError>;
 
     /// API tokens, of one user or of all.
     fn api_tokens(&self, user: Option<&str>) -> Result<Vec<ApiToken>, StoreError>;
 
     fn delete_api_token(&self, id: i64) -> Result<bool, StoreError>;
+
+    /// Deletes every API token of `user` (after a password reset); returns how many.
+    fn revoke_api_tokens(&self, user: &str) -> Result<usize, StoreError>;
 
     /// Whether this process should perform `duty` now. With one process per store (SQLite)
     /// it always does; workers sharing a scale-out store elect one leader per duty, and

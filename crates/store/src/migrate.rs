@@ -71,8 +71,8 @@ const TABLES: &[(&str, &str, Columns)] = &[
      &[("name", Text), ("role", Text), ("password_hash", Text), ("created_at", Int), ("updated_at", Int)]),
     ("sessions", "SELECT token_hash, user, csrf, created_at, expires_at FROM sessions",
      &[("token_hash", Bytes), ("\"user\"", Text), ("csrf", Text), ("created_at", Int), ("expires_at", Int)]),
-    ("api_tokens", "SELECT id, name, user, token_hash, created_at, last_used FROM api_tokens",
-     &[("id", Int), ("name", Text), ("\"user\"", Text), ("token_hash", Bytes), ("created_at", Int), ("last_used", Int)]),
+    ("api_tokens", "SELECT id, name, user, token_hash, created_at, last_used, expires_at FROM api_tokens",
+     &[("id", Int), ("name", Text), ("\"user\"", Text), ("token_hash", Bytes), ("created_at", Int), ("last_used", Int), ("expires_at", Int)]),
 ];
 
 fn unreadable(table: &str, e: rusqlite::types::FromSqlError) -> StoreError {

@@ -340,6 +340,10 @@ impl Store for ScaleOutStore {
         postgres::off_runtime(|| self.state.delete_api_token(id))
     }
 
+    fn revoke_api_tokens(&self, user: &str) -> Result<usize, StoreError> {
+        postgres::off_runtime(|| self.state.revoke_api_tokens(user))
+    }
+
     fn lead(&self, duty: crate::Duty) -> Result<bool, StoreError> {
         postgres::off_runtime(|| self.state.lead(duty as i32))
     }

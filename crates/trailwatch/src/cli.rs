@@ -228,14 +228,15 @@ pub struct RestoreArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
-    /// Create a dashboard user, or reset its role and password (ending its sessions).
+    /// Create a dashboard user, or reset its role and password (ending its sessions and
+    /// revoking its API tokens unless --keep-tokens).
     Add(UserAddArgs),
     /// List users.
     #[command(after_help = "Example:\n  trailwatch user list --config /etc/trailwatch/trailwatch.toml")]
     List(UserListArgs),
-    /// Create an API token for a user (for scripts and Prometheus); printed once.
+    /// API tokens: create one for a user (printed once), list them, revoke them.
     #[command(
-        after_help = "Example:\n  trailwatch user token prometheus --name scrape > /etc/prometheus/trailwatch.token"
+        after_help = "Examples:\n  trailwatch user token prometheus --name scrape --expires-in 90d > /etc/prometheus/trailwatch.token\n  trailwatch user token list\n  trailwatch user token revoke 3"
     )]
     Token(UserTokenArgs),
 }
@@ -251,6 +252,10 @@ pub struct UserAddArgs {
     /// Read the password from stdin (first line) instead of generating one.
     #[arg(long)]
     pub password_stdin: bool,
+    /// On a reset, keep the user's API tokens (by default a reset revokes them: whoever had
+    /// the old password may have made some).
+    #[arg(long)]
+    pub keep_tokens: bool,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -263,13 +268,64 @@ pub struct UserListArgs {
     pub format: Format,
 }
 
+/// `user token USER` creates (as `user token create USER`); `list` and `revoke` manage.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct UserTokenArgs {
+    #[command(subcommand)]
+    pub command: Option<TokenCommand>,
+    #[command(flatten)]
+    pub create: TokenCreateArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token for a user (for scripts and Prometheus); printed once.
+    #[command(after_help = "Example:\n  trailwatch user token create prometheus --name scrape --expires-in 90d")]
+    Create(TokenCreateArgs),
+    /// List API tokens: id, user, name, created, last used, expiry.
+    #[command(after_help = "Example:\n  trailwatch user token list --user alice --format json")]
+    List(TokenListArgs),
+    /// Revoke one API token by id, or every token of a user.
+    #[command(after_help = "Examples:\n  trailwatch user token revoke 3\n  trailwatch user token revoke --user alice")]
+    Revoke(TokenRevokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
     /// The user the token acts as.
-    pub user: String,
+    #[arg(required = true)]
+    pub user: Option<String>,
     /// What the token is for (shown in the token list).
     #[arg(long, default_value = "cli")]
     pub name: String,
+    /// The token stops working after this long (`90d`, `12h`, `2w`); without it, it works
+    /// until revoked.
+    #[arg(long, value_name = "DURATION")]
+    pub expires_in: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenListArgs {
+    /// Only this user's tokens.
+    #[arg(long)]
+    pub user: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenRevokeArgs {
+    /// The token's id (`user token list`).
+    #[arg(required_unless_present = "user", conflicts_with = "user")]
+    pub id: Option<i64>,
+    /// Revoke every token of this user.
+    #[arg(long)]
+    pub user: Option<String>,
     #[command(flatten)]
     pub store: StoreArgs,
 }

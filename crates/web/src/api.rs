@@ -156,8 +156,10 @@ async fn resource(State(state): State<WebState>, Path(r): Path<String>, Query(p)
 
 async fn alerts(State(state): State<WebState>, Query(p): Query<AlertParams>) -> ApiResult {
     let filter = p.filter()?;
+    let limit = filter.limit;
     let alerts = blocking(&state, move |s| Ok(s.store.alerts(&filter)?)).await?;
-    Ok(Json(json!({"alerts": alerts.iter().map(store::Alert::to_json).collect::<Vec<_>>()})))
+    let next = crate::pages::alerts::next_cursor(&alerts, limit);
+    Ok(Json(json!({"alerts": alerts.iter().map(store::Alert::to_json).collect::<Vec<_>>(), "next": next})))
 }
 
 async fn alert(State(state): State<WebState>, Path(id): Path<i64>) -> ApiResult {
@@ -170,7 +172,7 @@ async fn alert(State(state): State<WebState>, Path(id): Path<i64>) -> ApiResult 
     v["eventIds"] = json!(events);
     v["deliveries"] = json!(deliveries
         .iter()
-        .map(|d| json!({"sink": d.sink, "attempts": d.attempts, "deliveredAt": d.delivered_at.map(time), "lastError": d.last_error}))
+        .map(|d| json!({"sink": d.sink, "attempts": d.attempts, "deliveredAt": d.delivered_at.map(time), "lastError": d.last_error.as_deref().map(store::redact_urls)}))
         .collect::<Vec<_>>());
     Ok(Json(v))
 }
@@ -271,12 +273,16 @@ async fn tokens(State(state): State<WebState>, Extension(user): Extension<Curren
     let who = (!user.is_admin()).then(|| user.name.clone());
     let tokens = blocking(&state, move |s| Ok(s.store.api_tokens(who.as_deref())?)).await?;
     Ok(Json(json!({"tokens": tokens.iter().map(|t| json!({"id": t.id, "name": t.name, "user": t.user,
-        "createdAt": time(t.created_at), "lastUsed": t.last_used.map(time)})).collect::<Vec<_>>()})))
+        "createdAt": time(t.created_at), "lastUsed": t.last_used.map(time), "expiresAt": t.expires_at.map(time)}))
+        .collect::<Vec<_>>()})))
 }
 
 #[derive(Debug, Deserialize)]
 struct NewToken {
     name: String,
+    /// How long the token works: `90d`, `12h` (never expires without it).
+    #[serde(default, rename = "expiresIn")]
+    expires_in: Option<String>,
 }
 
 async fn create_token(
@@ -290,7 +296,16 @@ async fn create_token(
     if name.is_empty() {
         return Err(PageError::bad_request("a token needs a name").into());
     }
-    let (token, id) = blocking(&state, move |s| Ok(crate::create_api_token(&*s.store, &user.name, &name)?)).await?;
+    let expires_at = match new.expires_in.as_deref() {
+        None => None,
+        Some(span) => match model::timefmt::parse_duration(span) {
+            Ok(ms) => Some(model::timefmt::now_millis().saturating_add(ms)),
+            Err(e) => return Err(PageError::bad_request(format!("expiresIn: {e}")).into()),
+        },
+    };
+    let (token, id) =
+        blocking(&state, move |s| Ok(crate::auth::create_api_token_until(&*s.store, &user.name, &name, expires_at)?))
+            .await?;
     Ok((StatusCode::CREATED, Json(json!({"id": id, "token": token, "note": "shown once; store it now"}))))
 }
 

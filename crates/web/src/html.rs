@@ -53,6 +53,28 @@ pub fn t<S: AsRef<str> + ?Sized>(s: &S) -> Shown<'_> {
     Shown(s.as_ref())
 }
 
+/// The longest tooltip a clipped value carries (the detail pages show all of it).
+const TOOLTIP_MAX: usize = 4096;
+
+/// Attacker-chosen text in a list: at most `max` characters are shown, then `…`, with the
+/// value (up to 4 KiB) in the tooltip. A 12 kB user name must not fill the events list or
+/// squeeze the columns beside it; the event and alert pages show the whole value.
+pub fn clip(text: &str, max: usize) -> Markup {
+    match clipped(text, max) {
+        None => html! { (t(text)) },
+        Some(shown) => html! { span.clipped title=(tooltip(text)) { (t(&shown)) "…" } },
+    }
+}
+
+/// The first `max` characters of `text` when it is longer.
+fn clipped(text: &str, max: usize) -> Option<String> {
+    text.char_indices().nth(max).map(|(i, _)| text[..i].to_owned())
+}
+
+fn tooltip(text: &str) -> &str {
+    text.char_indices().nth(TOOLTIP_MAX).map_or(text, |(i, _)| &text[..i])
+}
+
 /// The dashboard's sections, in navigation order: (path, label).
 pub const NAV: &[(&str, &str)] = &[
     ("/", "Overview"),
@@ -207,13 +229,30 @@ pub fn principal_short(principal: &str) -> &str {
     principal
 }
 
+/// Characters of a principal shown in lists.
+pub const PRINCIPAL_SHOWN: usize = 64;
+
 pub fn principal_link(principal: &str) -> Markup {
-    html! { a.wrap href=(principal_href(principal)) title=(principal) { (t(principal_short(principal))) } }
+    let short = principal_short(principal);
+    html! {
+        a.wrap href=(principal_href(principal)) title=(tooltip(principal)) {
+            @match clipped(short, PRINCIPAL_SHOWN) { Some(s) => { (t(&s)) "…" }, None => (t(short)) }
+        }
+    }
+}
+
+/// The account of an ARN (`arn:partition:service:region:ACCOUNT:resource`), if it has one.
+pub fn arn_account(arn: &str) -> Option<&str> {
+    arn.strip_prefix("arn:")?.split(':').nth(3).filter(|a| !a.is_empty())
 }
 
 pub fn ip_link(ip: Option<&str>) -> Markup {
     match ip {
-        Some(ip) => html! { a.wrap href=(search_href("source_ip", ip)) { (t(ip)) } },
+        Some(ip) => html! {
+            a.wrap href=(search_href("source_ip", ip)) title=[clipped(ip, 48).map(|_| tooltip(ip))] {
+                @match clipped(ip, 48) { Some(s) => { (t(&s)) "…" }, None => (t(ip)) }
+            }
+        },
         None => html! { span.muted { "–" } },
     }
 }

@@ -321,3 +321,248 @@ async fn pages_render_and_escape_record_text() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "a bad time is a clear 400");
     assert_eq!(send(&app, get("/events/nope", Some(&session))).await.0, StatusCode::NOT_FOUND);
 }
+
+fn from(mut req: Request<Body>, peer: &str) -> Request<Body> {
+    let addr: std::net::SocketAddr = format!("{peer}:40000").parse().unwrap();
+    req.extensions_mut().insert(axum::extract::ConnectInfo(addr));
+    req
+}
+
+#[tokio::test]
+async fn next_after_login_never_leaves_the_site() {
+    let app = app(store());
+    let (session, _) = login(&app, "viewer").await;
+    for next in
+        ["/%09/evil.example/x", "/%0a/evil.example", "/%0d%0a/evil.example", "//evil.example", "/%5Cevil.example"]
+    {
+        let (status, headers, _) = send(&app, get(&format!("/login?next={next}"), Some(&session))).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{next}");
+        assert_eq!(headers[header::LOCATION], "/", "{next}");
+    }
+    let (_, headers, _) = send(&app, get("/login?next=%2Fevents%3Fprincipal%3Dalice", Some(&session))).await;
+    assert_eq!(headers[header::LOCATION], "/events?principal=alice");
+}
+
+/// 60 wrong passwords at once: each is counted before its hash is checked, so no more than
+/// the limit get to try (the rest: 429), and no more hashes run at once than the limiter
+/// allows (each argon2id check holds 19 MiB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_wrong_passwords_cannot_race_the_limiter() {
+    let mut state = web::WebState::new(store(), web::SiteInfo::default());
+    state.limiter = Arc::new(web::auth::LoginLimiter::new(10, 100, std::time::Duration::from_secs(900), 2));
+    let limiter = state.limiter.clone();
+    let app = web::router(state);
+    let (cookie, csrf) = login_form(&app).await;
+    let attempts = (0..60).map(|_| {
+        let app = app.clone();
+        let req = from(form("/login", &cookie, &format!("username=admin&password=wrong&csrf={csrf}")), "192.0.2.1");
+        tokio::spawn(async move { app.oneshot(req).await.unwrap().status() })
+    });
+    let mut statuses = Vec::new();
+    for a in attempts {
+        statuses.push(a.await.unwrap());
+    }
+    let unauthorized = statuses.iter().filter(|s| **s == StatusCode::UNAUTHORIZED).count();
+    let limited = statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
+    assert_eq!(unauthorized, 10, "{statuses:?}");
+    assert_eq!(limited, 50, "{statuses:?}");
+    assert!(limiter.peak_checks() <= 2, "at most 2 hashes at once, saw {}", limiter.peak_checks());
+    assert!(limiter.peak_checks() >= 1);
+}
+
+/// Wrong passwords sent from other addresses do not lock the user out of a fresh one.
+#[tokio::test]
+async fn failures_elsewhere_do_not_lock_out_the_right_password() {
+    let app = app(store());
+    let (cookie, csrf) = login_form(&app).await;
+    let attempt = |password: &str, peer: &str| {
+        from(form("/login", &cookie, &format!("username=admin&password={password}&csrf={csrf}")), peer)
+    };
+    for i in 0..10 {
+        assert_eq!(send(&app, attempt("wrong", &format!("198.51.100.{i}"))).await.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(send(&app, attempt("wrong", "203.0.113.66")).await.0, StatusCode::UNAUTHORIZED);
+    }
+    // The guessing address is stopped...
+    assert_eq!(send(&app, attempt("admin-password-1", "203.0.113.66")).await.0, StatusCode::TOO_MANY_REQUESTS);
+    // ...the owner at their own address is not.
+    assert_eq!(send(&app, attempt("admin-password-1", "192.0.2.200")).await.0, StatusCode::SEE_OTHER);
+}
+
+/// X-Forwarded-For counts only from a configured proxy: a client cannot pick a fresh
+/// address for each guess by writing one.
+#[tokio::test]
+async fn forwarded_for_from_anyone_else_is_ignored() {
+    let info =
+        web::SiteInfo { trusted_proxies: vec![web::parse_trusted_proxy("10.0.0.1").unwrap()], ..Default::default() };
+    let app = web::router(web::WebState::new(store(), info));
+    let (cookie, csrf) = login_form(&app).await;
+    let attempt = |peer: &str, forwarded: &str| {
+        let mut r = from(form("/login", &cookie, &format!("username=admin&password=wrong&csrf={csrf}")), peer);
+        r.headers_mut().insert("x-forwarded-for", forwarded.parse().unwrap());
+        r
+    };
+    for i in 0..10 {
+        assert_eq!(send(&app, attempt("192.0.2.7", &format!("198.51.100.{i}"))).await.0, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(send(&app, attempt("192.0.2.7", "198.51.100.99")).await.0, StatusCode::TOO_MANY_REQUESTS);
+    // Through the proxy, each client is its own.
+    for i in 0..3 {
+        assert_eq!(send(&app, attempt("10.0.0.1", &format!("203.0.113.{i}"))).await.0, StatusCode::UNAUTHORIZED);
+    }
+}
+
+/// A 1.9 MB user name is refused before it costs anything: no hash, no limiter entry.
+#[tokio::test]
+async fn huge_user_names_are_refused_before_anything_else() {
+    let state = web::WebState::new(store(), web::SiteInfo::default());
+    let limiter = state.limiter.clone();
+    let app = web::router(state);
+    let (cookie, csrf) = login_form(&app).await;
+    let huge = "a".repeat(1_900_000);
+    let (status, _, _) = send(&app, form("/login", &cookie, &format!("username={huge}&password=x&csrf={csrf}"))).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    let long = "b".repeat(web::auth::MAX_NAME_BYTES + 1);
+    let (status, _, _) = send(&app, form("/login", &cookie, &format!("username={long}&password=x&csrf={csrf}"))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(limiter.entries(), 0, "nothing recorded for refused names");
+    assert_eq!(limiter.peak_checks(), 0, "no password was hashed");
+}
+
+#[tokio::test]
+async fn api_tokens_expire() {
+    let store = store();
+    let app = app(store.clone());
+    let now = model::timefmt::now_millis();
+    let (expired, _) = web::auth::create_api_token_until(&*store, "viewer", "old", Some(now - 1)).unwrap();
+    let (valid, _) = web::auth::create_api_token_until(&*store, "viewer", "new", Some(now + 3_600_000)).unwrap();
+    let bearer = |t: &str| {
+        Request::get("/api/v1/alerts").header(header::AUTHORIZATION, format!("Bearer {t}")).body(Body::empty()).unwrap()
+    };
+    assert_eq!(send(&app, bearer(&expired)).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(send(&app, bearer(&valid)).await.0, StatusCode::OK);
+    // The token list says when each expires and when it was last used.
+    let (_, _, body) = send(
+        &app,
+        Request::get("/api/v1/tokens")
+            .header(header::AUTHORIZATION, format!("Bearer {valid}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let new = v["tokens"].as_array().unwrap().iter().find(|t| t["name"] == "new").unwrap();
+    assert!(new["expiresAt"].is_string() && new["lastUsed"].is_string(), "{new}");
+    // A reset password revokes the user's tokens (the CLI's `user add` does this).
+    assert_eq!(store.revoke_api_tokens("viewer").unwrap(), 2);
+    assert_eq!(send(&app, bearer(&valid)).await.0, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn alert_lists_are_capped_and_paged() {
+    let store = store();
+    let mut w = store.writer().unwrap();
+    let hits: Vec<AlertHit> = (0..1_205)
+        .map(|i| AlertHit {
+            rule_id: format!("r-{i}"),
+            title: format!("Rule {i}"),
+            level: "low".into(),
+            group_key: "g".into(),
+            event_ids: vec!["e-1".into()],
+            first_time: 1_000 + i,
+            last_time: 1_000 + i,
+            subject: AlertSubject { principal: "p".into(), ..Default::default() },
+        })
+        .collect();
+    w.record_alerts(&hits, &AlertPolicy::default()).unwrap();
+    w.commit().unwrap();
+    let app = app(store.clone());
+    let (token, _) = web::create_api_token(&*store, "viewer", "t").unwrap();
+    let get_json = |path: String| {
+        let app = app.clone();
+        let token = token.clone();
+        async move {
+            let req = Request::get(path)
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .body(Body::empty())
+                .unwrap();
+            let (status, _, body) = send(&app, req).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            serde_json::from_str::<serde_json::Value>(&body).unwrap()
+        }
+    };
+    let first = get_json("/api/v1/alerts?limit=0".into()).await;
+    assert_eq!(first["alerts"].as_array().unwrap().len(), 1000, "limit=0 is capped");
+    let mut ids: Vec<i64> = first["alerts"].as_array().unwrap().iter().map(|a| a["id"].as_i64().unwrap()).collect();
+    let mut next = first["next"].as_str().map(str::to_owned);
+    while let Some(cursor) = next {
+        let page = get_json(format!("/api/v1/alerts?limit=400&before={cursor}")).await;
+        ids.extend(page["alerts"].as_array().unwrap().iter().map(|a| a["id"].as_i64().unwrap()));
+        next = page["next"].as_str().map(str::to_owned);
+    }
+    let total = store.alerts(&store::AlertFilter::default()).unwrap().len();
+    assert_eq!(total, 1_206);
+    assert_eq!(ids.len(), total, "every alert once, across pages");
+    let unique: std::collections::BTreeSet<i64> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), total);
+}
+
+#[tokio::test]
+async fn hsts_only_when_serving_tls() {
+    let store = store();
+    let plain = web::router(web::WebState::new(store.clone(), web::SiteInfo::default()));
+    let (_, headers, _) = send(&plain, get("/healthz", None)).await;
+    assert!(!headers.contains_key(header::STRICT_TRANSPORT_SECURITY));
+    let tls = web::router_with(
+        web::WebState::new(store, web::SiteInfo::default()),
+        web::RouterOptions { hsts: true, ..Default::default() },
+    );
+    for path in ["/healthz", "/login", "/static/style.css"] {
+        let (_, headers, _) = send(&tls, get(path, None)).await;
+        let v = headers[header::STRICT_TRANSPORT_SECURITY].to_str().unwrap();
+        assert!(v.starts_with("max-age=") && v["max-age=".len()..].parse::<u64>().unwrap() >= 31_536_000, "{v}");
+    }
+}
+
+/// A delivery error recorded by an older version, with the sink's secret URL in it, is shown
+/// to viewers with the URL cut to its host.
+#[tokio::test]
+async fn delivery_errors_never_show_a_sink_url_to_viewers() {
+    let store = store();
+    let mut w = store.writer().unwrap();
+    let policy = AlertPolicy {
+        routes: vec![store::SinkRoute { sink: "slack".into(), min_level: "low".into() }],
+        ..Default::default()
+    };
+    let hit = AlertHit {
+        rule_id: "r2".into(),
+        title: "Another".into(),
+        level: "high".into(),
+        group_key: "g2".into(),
+        event_ids: vec!["e-1".into()],
+        first_time: 1,
+        last_time: 1,
+        subject: AlertSubject { principal: "p".into(), ..Default::default() },
+    };
+    let id = w.record_alerts(&[hit], &policy).unwrap()[0];
+    w.commit().unwrap();
+    let due = store.due_deliveries(i64::MAX, 10).unwrap();
+    let d = due.iter().find(|d| d.alert_id == id).unwrap();
+    store
+        .delivery_failed(
+            d.id,
+            "error sending request for url (https://hooks.slack.com/services/T0/B0/TopSecret9): timed out",
+            i64::MAX,
+        )
+        .unwrap();
+    let app = app(store.clone());
+    let (session, _) = login(&app, "viewer").await;
+    let (_, _, page) = send(&app, get(&format!("/alerts/{id}"), Some(&session))).await;
+    assert!(page.contains("hooks.slack.com") && !page.contains("TopSecret9"), "the page shows the host only");
+    let (token, _) = web::create_api_token(&*store, "viewer", "t").unwrap();
+    let req = Request::get(format!("/api/v1/alerts/{id}"))
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap();
+    let (_, _, body) = send(&app, req).await;
+    assert!(body.contains("hooks.slack.com") && !body.contains("TopSecret9"), "{body}");
+}

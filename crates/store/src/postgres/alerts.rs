@@ -245,12 +245,14 @@ impl PgState {
             "SELECT {ALERT_COLUMNS} FROM alerts
              WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR rule_id = $2)
                AND ($3 OR lower(level) = ANY($4))
+               AND ($6::bigint IS NULL OR (last_seen, id) < ($6, $7))
              ORDER BY last_seen DESC, id DESC LIMIT $5"
         );
+        let (before_seen, before_id) = (f.before.map(|b| b.0), f.before.map(|b| b.1));
         all(
             &mut *self.conn()?,
             &sql,
-            &[&f.state.map(AlertState::as_str), &f.rule_id, &all_levels, &levels, &limit],
+            &[&f.state.map(AlertState::as_str), &f.rule_id, &all_levels, &levels, &limit, &before_seen, &before_id],
             "list alerts",
             alert_row,
         )

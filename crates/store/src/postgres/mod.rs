@@ -219,6 +219,10 @@ const MIGRATIONS: &[&str] = &[
         last_used  BIGINT
     );
     "#,
+    // 2: API tokens may expire (SQLite's migration 8).
+    r#"
+    ALTER TABLE api_tokens ADD COLUMN expires_at BIGINT;
+    "#,
 ];
 
 /// A pool of connections to the state database.

@@ -36,8 +36,11 @@ fn token_row(r: &postgres::Row) -> Result<ApiToken, postgres::Error> {
         token_hash: r.try_get(3)?,
         created_at: r.try_get(4)?,
         last_used: r.try_get(5)?,
+        expires_at: r.try_get(6)?,
     })
 }
+
+const TOKEN_COLUMNS: &str = "id, name, \"user\", token_hash, created_at, last_used, expires_at";
 
 fn silence_row(r: &postgres::Row) -> Result<Silence, postgres::Error> {
     Ok(Silence {
@@ -438,8 +441,9 @@ impl PgState {
         let r = self
             .conn()?
             .query_one(
-                "INSERT INTO api_tokens (name, \"user\", token_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
-                &[&t.name, &t.user, &t.token_hash, &t.created_at],
+                "INSERT INTO api_tokens (name, \"user\", token_hash, created_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                &[&t.name, &t.user, &t.token_hash, &t.created_at, &t.expires_at],
             )
             .map_err(pg("create API token"))?;
         Ok(r.get(0))
@@ -448,8 +452,11 @@ impl PgState {
     pub fn use_api_token(&self, token_hash: &[u8], now: i64) -> Result<Option<(ApiToken, User)>, StoreError> {
         let token = all(
             &mut *self.conn()?,
-            "UPDATE api_tokens SET last_used = $2 WHERE token_hash = $1
-             RETURNING id, name, \"user\", token_hash, created_at, last_used",
+            &format!(
+                "UPDATE api_tokens SET last_used = $2
+                 WHERE token_hash = $1 AND (expires_at IS NULL OR expires_at > $2)
+                 RETURNING {TOKEN_COLUMNS}"
+            ),
             &[&token_hash, &now],
             "read API token",
             token_row,
@@ -462,8 +469,7 @@ impl PgState {
     pub fn api_tokens(&self, user: Option<&str>) -> Result<Vec<ApiToken>, StoreError> {
         all(
             &mut *self.conn()?,
-            "SELECT id, name, \"user\", token_hash, created_at, last_used FROM api_tokens
-             WHERE $1::text IS NULL OR \"user\" = $1 ORDER BY id",
+            &format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE $1::text IS NULL OR \"user\" = $1 ORDER BY id"),
             &[&user],
             "list API tokens",
             token_row,
@@ -473,5 +479,13 @@ impl PgState {
     pub fn delete_api_token(&self, id: i64) -> Result<bool, StoreError> {
         let n = self.conn()?.execute("DELETE FROM api_tokens WHERE id = $1", &[&id]).map_err(pg("delete API token"))?;
         Ok(n == 1)
+    }
+
+    pub fn revoke_api_tokens(&self, user: &str) -> Result<usize, StoreError> {
+        let n = self
+            .conn()?
+            .execute("DELETE FROM api_tokens WHERE \"user\" = $1", &[&user])
+            .map_err(pg("revoke a user's API tokens"))?;
+        Ok(n as usize)
     }
 }

@@ -188,11 +188,14 @@ pub(super) fn alerts(c: &Connection, f: &AlertFilter) -> Result<Vec<Alert>, Stor
         "SELECT {ALERT_COLUMNS} FROM alerts
          WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR rule_id = ?2)
            AND (?3 OR lower(level) IN (SELECT value FROM json_each(?4)))
+           AND (?6 IS NULL OR (last_seen, id) < (?6, ?7))
          ORDER BY last_seen DESC, id DESC LIMIT ?5"
     );
     let limit = if f.limit == 0 { -1 } else { f.limit as i64 };
     let levels_json = serde_json::to_string(&levels).expect("strings serialize");
-    let args = params![f.state.map(AlertState::as_str), f.rule_id, all_levels, levels_json, limit];
+    let (before_seen, before_id) = (f.before.map(|b| b.0), f.before.map(|b| b.1));
+    let args =
+        params![f.state.map(AlertState::as_str), f.rule_id, all_levels, levels_json, limit, before_seen, before_id];
     all_with(c, &sql, args, "list alerts", alert_row)
 }
 

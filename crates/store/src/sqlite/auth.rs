@@ -116,9 +116,12 @@ pub(super) fn delete_session(c: &Connection, token_hash: &[u8], now: i64) -> Res
 }
 
 pub(super) fn create_api_token(c: &Connection, t: &ApiToken) -> Result<i64, StoreError> {
-    c.prepare_cached("INSERT INTO api_tokens (name, user, token_hash, created_at) VALUES (?1, ?2, ?3, ?4) RETURNING id")
-        .and_then(|mut s| s.query_row(params![t.name, t.user, t.token_hash, t.created_at], |r| r.get(0)))
-        .context("create API token")
+    c.prepare_cached(
+        "INSERT INTO api_tokens (name, user, token_hash, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)
+         RETURNING id",
+    )
+    .and_then(|mut s| s.query_row(params![t.name, t.user, t.token_hash, t.created_at, t.expires_at], |r| r.get(0)))
+    .context("create API token")
 }
 
 fn token_row(r: &Row<'_>) -> rusqlite::Result<ApiToken> {
@@ -129,20 +132,24 @@ fn token_row(r: &Row<'_>) -> rusqlite::Result<ApiToken> {
         token_hash: r.get(3)?,
         created_at: r.get(4)?,
         last_used: r.get(5)?,
+        expires_at: r.get(6)?,
     })
 }
 
-/// The token with this hash and its user; notes the use.
+const TOKEN_COLUMNS: &str = "id, name, user, token_hash, created_at, last_used, expires_at";
+
+/// The unexpired token with this hash and its user; notes the use.
 pub(super) fn use_api_token(
     c: &Connection,
     token_hash: &[u8],
     now: i64,
 ) -> Result<Option<(ApiToken, User)>, StoreError> {
     let token = c
-        .prepare_cached(
-            "UPDATE api_tokens SET last_used = ?2 WHERE token_hash = ?1
-             RETURNING id, name, user, token_hash, created_at, last_used",
-        )
+        .prepare_cached(&format!(
+            "UPDATE api_tokens SET last_used = ?2
+             WHERE token_hash = ?1 AND (expires_at IS NULL OR expires_at > ?2)
+             RETURNING {TOKEN_COLUMNS}"
+        ))
         .and_then(|mut s| s.query_row(params![token_hash, now], token_row).optional())
         .context("read API token")?;
     let Some(token) = token else { return Ok(None) };
@@ -152,8 +159,7 @@ pub(super) fn use_api_token(
 pub(super) fn api_tokens(c: &Connection, user: Option<&str>) -> Result<Vec<ApiToken>, StoreError> {
     all_with(
         c,
-        "SELECT id, name, user, token_hash, created_at, last_used FROM api_tokens
-         WHERE ?1 IS NULL OR user = ?1 ORDER BY id",
+        &format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE ?1 IS NULL OR user = ?1 ORDER BY id"),
         [user],
         "list API tokens",
         token_row,
@@ -166,4 +172,10 @@ pub(super) fn delete_api_token(c: &Connection, id: i64) -> Result<bool, StoreErr
         .and_then(|mut s| s.execute([id]))
         .context("delete API token")?;
     Ok(n == 1)
+}
+
+pub(super) fn revoke_api_tokens(c: &Connection, user: &str) -> Result<usize, StoreError> {
+    c.prepare_cached("DELETE FROM api_tokens WHERE user = ?1")
+        .and_then(|mut s| s.execute([user]))
+        .context("revoke a user's API tokens")
 }

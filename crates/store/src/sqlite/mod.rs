@@ -57,6 +57,7 @@ impl SqliteStore {
 
     fn at(target: Target) -> Result<SqliteStore, StoreError> {
         if let Target::File(path) = &target {
+            owner_only(path)?;
             // Refuse a newer schema before anything writes to the file (switching to WAL
             // alone rewrites its header): an older binary leaves a newer store untouched.
             if path.exists() {
@@ -96,6 +97,7 @@ impl SqliteStore {
     /// stop the writer. Returns the copy's size in bytes.
     pub fn backup_to(&self, dest: &Path) -> Result<u64, StoreError> {
         let source = self.target.connect()?;
+        owner_only(dest)?;
         let mut copy = Connection::open(dest).context("create the backup file")?;
         copy_whole(&source, &mut copy)?;
         // A file that stands alone: no WAL beside it.
@@ -225,6 +227,46 @@ impl Drop for Checkpointer {
             let _ = t.join();
         }
     }
+}
+
+/// The store holds password hashes and every event: its file is created readable and
+/// writable by its owner only (0600, whatever the umask), and SQLite creates the `-wal` and
+/// `-shm` files beside it with the same mode. A file found open to others (made by an older
+/// version under a 022 umask) is tightened, with a warning; where that is not allowed (not
+/// its owner), only the warning.
+pub fn owner_only(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(StoreError::Io { context: "create the database file", source: e }),
+    }
+    for file in [path.to_path_buf(), suffixed(path, "-wal"), suffixed(path, "-shm")] {
+        let Ok(meta) = std::fs::metadata(&file) else { continue };
+        let mode = meta.permissions().mode() & 0o777;
+        if meta.is_file() && mode & 0o077 != 0 {
+            match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode & 0o700)) {
+                Ok(()) => tracing::warn!(
+                    file = %file.display(),
+                    was = format!("{mode:04o}"),
+                    "the store was readable by other users; now owner-only (0600)"
+                ),
+                Err(e) => tracing::warn!(
+                    file = %file.display(),
+                    mode = format!("{mode:04o}"),
+                    error = %e,
+                    "the store is readable by other users and cannot be changed: chmod 600 it"
+                ),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn suffixed(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
 }
 
 impl Target {
@@ -535,6 +577,10 @@ impl Store for SqliteStore {
 
     fn delete_api_token(&self, id: i64) -> Result<bool, StoreError> {
         self.with_read(|c| auth::delete_api_token(c, id))
+    }
+
+    fn revoke_api_tokens(&self, user: &str) -> Result<usize, StoreError> {
+        self.with_read(|c| auth::revoke_api_tokens(c, user))
     }
 
     fn apply_retention(

@@ -314,6 +314,10 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         updated_at INTEGER NOT NULL
     );
     "#,
+    // 8: API tokens may expire.
+    r#"
+    ALTER TABLE api_tokens ADD COLUMN expires_at INTEGER;
+    "#,
 ];
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

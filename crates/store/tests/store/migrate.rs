@@ -75,6 +75,7 @@ fn fill(store: &SqliteStore) {
             token_hash: vec![1, 2],
             created_at: 3,
             last_used: None,
+            expires_at: None,
         })
         .unwrap();
     store
@@ -232,6 +233,7 @@ fn a_migrated_store_answers_like_the_original() {
                 token_hash: vec![9],
                 created_at: 1,
                 last_used: None,
+                expires_at: None,
             })
             .unwrap(),
     );

@@ -216,6 +216,7 @@ fn users_sessions_and_api_tokens() {
             token_hash: vec![9; 32],
             created_at: 5,
             last_used: None,
+            expires_at: None,
         };
         let id = store.create_api_token(&token).unwrap();
         let (used, user) = store.use_api_token(&[9; 32], 77).unwrap().unwrap();

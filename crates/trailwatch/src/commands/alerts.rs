@@ -26,7 +26,13 @@ pub fn filter(
     if let Some(l) = level.filter(|l| !store::alerts::LEVELS.contains(l)) {
         bail!("--level {l:?}: one of {}", store::alerts::LEVELS.join(", "));
     }
-    Ok(AlertFilter { state, min_level: level.map(str::to_owned), rule_id: rule.map(str::to_owned), limit })
+    Ok(AlertFilter {
+        state,
+        min_level: level.map(str::to_owned),
+        rule_id: rule.map(str::to_owned),
+        limit,
+        before: None,
+    })
 }
 
 pub fn list(args: AlertsListArgs) -> anyhow::Result<()> {
@@ -87,7 +93,7 @@ pub fn show(args: AlertIdArgs) -> anyhow::Result<()> {
                     .iter()
                     .map(|d| {
                         json!({"sink": d.sink, "attempts": d.attempts, "delivered_at": d.delivered_at.map(format_millis),
-                               "next_attempt": format_millis(d.next_attempt), "last_error": d.last_error})
+                               "next_attempt": format_millis(d.next_attempt), "last_error": d.last_error.as_deref().map(store::redact_urls)})
                     })
                     .collect(),
             );
@@ -127,7 +133,7 @@ pub fn show(args: AlertIdArgs) -> anyhow::Result<()> {
                         d.sink,
                         d.attempts,
                         format_millis(d.next_attempt),
-                        terminal_safe(d.last_error.as_deref().unwrap_or("-"))
+                        terminal_safe(&store::redact_urls(d.last_error.as_deref().unwrap_or("-")))
                     ),
                 }
             }

@@ -17,7 +17,7 @@ use crate::output::terminal_safe;
 
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let dir = &args.data_dir;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    super::private_dir(dir)?;
     let bucket = dir.join("bucket");
     let db = dir.join("trailwatch.db");
 
@@ -141,7 +141,7 @@ fn serve_dashboard(store: SqliteStore, args: &DemoArgs, names: HashMap<String, S
         println!("login:     admin / {password}");
         println!("(Ctrl-C stops the server)");
         let state = web::WebState::new(store, site);
-        crate::dashboard::serve(listener, state, None, async {
+        crate::dashboard::serve(listener, state, None, web::DEFAULT_MAX_CONNECTIONS, async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await

@@ -27,7 +27,15 @@ impl Output {
             None => Ok(Output { out: Box::new(std::io::BufWriter::new(std::io::stdout().lock())), file: None }),
             Some(path) => {
                 let partial = path.with_extension("partial");
-                let f = std::fs::File::create(&partial).with_context(|| format!("creating {}", partial.display()))?;
+                // Events and alerts: readable by their owner only, like the store.
+                use std::os::unix::fs::OpenOptionsExt;
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(&partial)
+                    .with_context(|| format!("creating {}", partial.display()))?;
                 Ok(Output { out: Box::new(std::io::BufWriter::new(f)), file: Some((partial, path.to_path_buf())) })
             }
         }

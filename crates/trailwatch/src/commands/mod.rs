@@ -107,13 +107,24 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// Creates `dir` and its missing parents for trailwatch's own data: owner-only (0700), as the
+/// store files in it are (an existing directory is left as it is).
+pub fn private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))
+}
+
 pub fn open_store_at(path: &std::path::Path, mode: Open) -> anyhow::Result<SqliteStore> {
     let path = path.to_path_buf();
     if mode == Open::Existing && !path.exists() {
         anyhow::bail!("no database at {} (ingest something first, or pass --db / --config)", path.display());
     }
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        private_dir(parent)?;
     }
     SqliteStore::open(&path).with_context(|| format!("opening database {}", path.display()))
 }

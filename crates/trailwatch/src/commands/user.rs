@@ -1,4 +1,5 @@
-//! `trailwatch user add|list|token`: dashboard users and API tokens in the configured store.
+//! `trailwatch user add|list|token [create|list|revoke]`: dashboard users and API tokens in
+//! the configured store.
 
 use std::io::BufRead;
 
@@ -7,7 +8,9 @@ use serde_json::json;
 use store::Role;
 
 use super::{now_millis, open_store, Open};
-use crate::cli::{UserAddArgs, UserListArgs, UserTokenArgs};
+use crate::cli::{
+    TokenCommand, TokenCreateArgs, TokenListArgs, TokenRevokeArgs, UserAddArgs, UserListArgs, UserTokenArgs,
+};
 use crate::output::{table, Format};
 
 /// The shortest password accepted from stdin (generated ones are 20 characters).
@@ -43,6 +46,20 @@ pub fn add(args: UserAddArgs) -> anyhow::Result<()> {
     } else {
         println!("user {name} ({}) {what}", role.as_str());
     }
+    // Whoever knew the old password may have made tokens: a reset ends them with the sessions.
+    if existing.is_some() {
+        if args.keep_tokens {
+            let kept = store.api_tokens(Some(name))?.len();
+            if kept > 0 {
+                eprintln!("kept {kept} API token(s) of {name} (--keep-tokens)");
+            }
+        } else {
+            let revoked = store.revoke_api_tokens(name)?;
+            if revoked > 0 {
+                eprintln!("revoked {revoked} API token(s) of {name} (--keep-tokens keeps them)");
+            }
+        }
+    }
     Ok(())
 }
 
@@ -76,12 +93,88 @@ pub fn list(args: UserListArgs) -> anyhow::Result<()> {
 }
 
 pub fn token(args: UserTokenArgs) -> anyhow::Result<()> {
-    let store = open_store(&args.store, Open::Existing)?;
-    if store.user(&args.user)?.is_none() {
-        anyhow::bail!("no user {:?}: create it with `trailwatch user add`", args.user);
+    match args.command {
+        None => create_token(args.create),
+        Some(TokenCommand::Create(a)) => create_token(a),
+        Some(TokenCommand::List(a)) => list_tokens(a),
+        Some(TokenCommand::Revoke(a)) => revoke_tokens(a),
     }
-    let (token, id) = web::create_api_token(&*store, &args.user, &args.name)?;
-    eprintln!("API token #{id} for {} (shown once; send it as `Authorization: Bearer <token>`):", args.user);
+}
+
+fn create_token(args: TokenCreateArgs) -> anyhow::Result<()> {
+    let user = args.user.context("which user? `trailwatch user token create USER`")?;
+    let expires_at =
+        match &args.expires_in {
+            Some(span) => Some(now_millis().saturating_add(
+                model::timefmt::parse_duration(span).map_err(|e| anyhow::anyhow!("--expires-in: {e}"))?,
+            )),
+            None => None,
+        };
+    let store = open_store(&args.store, Open::Existing)?;
+    if store.user(&user)?.is_none() {
+        anyhow::bail!("no user {user:?}: create it with `trailwatch user add`");
+    }
+    let (token, id) = web::auth::create_api_token_until(&*store, &user, &args.name, expires_at)?;
+    let until = expires_at.map(|t| format!(", expires {}", model::timefmt::format_millis(t))).unwrap_or_default();
+    eprintln!("API token #{id} for {user}{until} (shown once; send it as `Authorization: Bearer <token>`):");
     println!("{token}");
+    Ok(())
+}
+
+fn list_tokens(args: TokenListArgs) -> anyhow::Result<()> {
+    let store = open_store(&args.store, Open::Existing)?;
+    let tokens = store.api_tokens(args.user.as_deref())?;
+    let now = now_millis();
+    let time = model::timefmt::format_millis;
+    let state = |t: &store::ApiToken| match t.expires_at {
+        Some(e) if e <= now => "expired",
+        _ => "active",
+    };
+    match args.format {
+        Format::Json | Format::Jsonl => {
+            for t in &tokens {
+                println!(
+                    "{}",
+                    json!({"id": t.id, "user": t.user, "name": t.name, "created": time(t.created_at),
+                        "lastUsed": t.last_used.map(time), "expires": t.expires_at.map(time), "state": state(t)})
+                );
+            }
+        }
+        _ => {
+            let rows: Vec<Vec<String>> = tokens
+                .iter()
+                .map(|t| {
+                    vec![
+                        t.id.to_string(),
+                        t.user.clone(),
+                        t.name.clone(),
+                        time(t.created_at),
+                        t.last_used.map(time).unwrap_or_else(|| "never".into()),
+                        t.expires_at.map(time).unwrap_or_else(|| "never".into()),
+                        state(t).into(),
+                    ]
+                })
+                .collect();
+            print!("{}", table(&["id", "user", "name", "created", "last used", "expires", "state"], &rows, 64));
+        }
+    }
+    Ok(())
+}
+
+fn revoke_tokens(args: TokenRevokeArgs) -> anyhow::Result<()> {
+    let store = open_store(&args.store, Open::Existing)?;
+    match (args.id, &args.user) {
+        (Some(id), _) => {
+            if !store.delete_api_token(id)? {
+                anyhow::bail!("no API token #{id} (see `trailwatch user token list`)");
+            }
+            println!("revoked API token #{id}");
+        }
+        (None, Some(user)) => {
+            let n = store.revoke_api_tokens(user)?;
+            println!("revoked {n} API token(s) of {user}");
+        }
+        (None, None) => anyhow::bail!("say which: a token id, or --user NAME"),
+    }
     Ok(())
 }

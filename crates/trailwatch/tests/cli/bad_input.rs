@@ -107,23 +107,15 @@ fn a_record_nested_too_deep_still_alerts_and_is_reported() {
     let deep = format!("{}\"x\"{}", "[".repeat(130), "]".repeat(130));
     let stop = record("deep-1", "2024-01-15T11:50:00Z", "StopLogging")
         .replacen(r#""eventSource":"ec2.amazonaws.com""#, r#""eventSource":"cloudtrail.amazonaws.com""#, 1)
-        .replacen(
-            r#""requestParameters":null"#,
-            &format!(r#""requestParameters":{deep}"#),
-            1,
-        );
+        .replacen(r#""requestParameters":null"#, &format!(r#""requestParameters":{deep}"#), 1);
     assert!(stop.contains("[[[[") && stop.contains("cloudtrail.amazonaws.com"));
     put(&tree, &key("DeepNestingAAAAA"), &gzip(log_document(&[stop]).as_bytes()));
     let db = dir.path().join("t.db");
     let report = run_json(&["ingest", "--local", s(&tree), "--db", s(&db), "--format", "json"]);
     assert_eq!(report["new"], 1, "{report}");
     let alerts = run_json(&["alerts", "list", "--db", s(&db), "--format", "json"]);
-    let rules: Vec<String> = alerts
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["title"].as_str().unwrap_or_default().to_owned())
-        .collect();
+    let rules: Vec<String> =
+        alerts.as_array().unwrap().iter().map(|a| a["title"].as_str().unwrap_or_default().to_owned()).collect();
     assert!(rules.iter().any(|t| t.contains("too deeply nested")), "the unreadable part is reported: {rules:?}");
     assert!(rules.len() >= 2, "the trail-tampering rule fired on the readable fields: {rules:?}");
 }

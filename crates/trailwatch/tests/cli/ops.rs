@@ -375,3 +375,46 @@ fn completions_man_pages_and_config_tools_come_from_the_cli() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../trailwatch.example.toml");
     assert!(run(&["config", "check", "--config", s(&example)]).contains("valid"));
 }
+
+/// The store and its backups hold password hashes and every event: owner-only, whatever the
+/// umask (CLI processes inherit a 022 one here), and a store left readable by an older
+/// version is tightened.
+#[test]
+fn the_store_its_directory_and_backups_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    let tree = simulate(dir.path(), "bucket", &["--accounts", "1", "--hours", "1", "--events", "200"]);
+    let data = dir.path().join("data").join("nested");
+    let db = data.join("trail.db");
+    // Under a umask that would give 0644 files and 0755 directories.
+    let run022 = |args: &[&str]| {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("umask 022; exec \"$0\" \"$@\"")
+            .arg(env!("CARGO_BIN_EXE_trailwatch"))
+            .args(args)
+            .env("TRAILWATCH_LOG", "error")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    run022(&["ingest", "--local", s(&tree), "--db", s(&db)]);
+    assert_eq!(mode(&db), 0o600, "store file");
+    assert_eq!(mode(&data), 0o700, "the directory created for it");
+    assert_eq!(mode(&dir.path().join("data")), 0o700, "and its new parent");
+    let wal = dir.path().join("data/nested/trail.db-wal");
+    if wal.exists() {
+        assert_eq!(mode(&wal), 0o600, "WAL file");
+    }
+    let backup = dir.path().join("backup.db");
+    run022(&["backup", "--db", s(&db), "--to", s(&backup)]);
+    assert_eq!(mode(&backup), 0o600, "backup file");
+    let export = dir.path().join("events.jsonl");
+    run022(&["export", "events", "--db", s(&db), "--out", s(&export)]);
+    assert_eq!(mode(&export), 0o600, "exported events");
+    // A store an older version left at 0644 is tightened on the next open.
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    run022(&["search", "--db", s(&db), "--limit", "1"]);
+    assert_eq!(mode(&db), 0o600, "tightened on open");
+}

@@ -21,8 +21,14 @@ pub struct AlertParams {
     /// Minimum level.
     pub level: Option<String>,
     pub rule: Option<String>,
+    /// At most [`MAX_ALERTS_PAGE`]; `0` means that many, not "all".
     pub limit: Option<String>,
+    /// Keyset cursor from the previous page's `next`: `<last_seen ms>.<id>`.
+    pub before: Option<String>,
 }
+
+/// The most alerts one page or API answer holds; further ones are paged with `before`.
+pub const MAX_ALERTS_PAGE: usize = 1000;
 
 impl AlertParams {
     pub fn filter(&self) -> Result<AlertFilter, PageError> {
@@ -41,10 +47,26 @@ impl AlertParams {
         }
         let limit = match given(&self.limit) {
             None => 500,
-            Some(l) => l.parse().map_err(|_| PageError::bad_request("limit is not a number"))?,
+            Some(l) => match l.parse::<usize>().map_err(|_| PageError::bad_request("limit is not a number"))? {
+                0 => MAX_ALERTS_PAGE,
+                n => n.min(MAX_ALERTS_PAGE),
+            },
         };
-        Ok(AlertFilter { state, min_level, rule_id: given(&self.rule), limit })
+        let before = match given(&self.before) {
+            None => None,
+            Some(b) => Some(
+                b.split_once('.')
+                    .and_then(|(t, id)| Some((t.parse().ok()?, id.parse().ok()?)))
+                    .ok_or_else(|| PageError::bad_request("before is not a cursor from a previous page"))?,
+            ),
+        };
+        Ok(AlertFilter { state, min_level, rule_id: given(&self.rule), limit, before })
     }
+}
+
+/// The cursor of the page after `alerts` (a full page may have more after it).
+pub fn next_cursor(alerts: &[Alert], limit: usize) -> Option<String> {
+    (alerts.len() == limit).then(|| alerts.last().map(|a| format!("{}.{}", a.last_seen, a.id))).flatten()
 }
 
 pub fn alerts_table(alerts: &[Alert]) -> maud::Markup {
@@ -56,7 +78,7 @@ pub fn alerts_table(alerts: &[Alert]) -> maud::Markup {
                     tr {
                         td { a href={ "/alerts/" (a.id) } { (a.id) } }
                         td { (badge(&a.level)) }
-                        td.wrap { a href={ "/alerts/" (a.id) } { (h::t(&a.title)) } div.muted.small { (h::t(&a.rule_id)) } }
+                        td.wrap.title { a href={ "/alerts/" (a.id) } { (h::clip(&a.title, 140)) } div.muted.small { (h::clip(&a.rule_id, 80)) } }
                         td { (badge(a.state.as_str())) }
                         td.num { (a.count) }
                         td { (h::principal_link(&a.subject.principal)) }
@@ -76,7 +98,18 @@ pub async fn list(
     Query(params): Query<AlertParams>,
 ) -> PageResult {
     let filter = params.filter()?;
+    let limit = filter.limit;
     let alerts = blocking(&state, move |s| Ok(s.store.alerts(&filter)?)).await?;
+    let next = next_cursor(&alerts, limit).map(|cursor| {
+        let mut q = vec![("before", cursor), ("limit", limit.to_string())];
+        for (k, v) in [("state", &params.state), ("level", &params.level), ("rule", &params.rule)] {
+            if let Some(v) = given(v) {
+                q.push((k, v));
+            }
+        }
+        let query: Vec<String> = q.iter().map(|(k, v)| format!("{k}={}", h::url_component(v))).collect();
+        format!("/alerts?{}", query.join("&"))
+    });
     let current_state = given(&params.state).unwrap_or_default();
     let current_level = given(&params.level).unwrap_or_default();
     let body = html! {
@@ -96,7 +129,10 @@ pub async fn list(
                 div.actions { button type="submit" { "Filter" } a.button.secondary href="/alerts" { "Clear" } }
             }
         }
-        section.card { (alerts_table(&alerts)) }
+        section.card {
+            (alerts_table(&alerts))
+            @if let Some(next) = &next { p.pager { a href=(next) { "Older alerts →" } } }
+        }
     };
     Ok(h::page("Alerts", "/alerts", &user, body))
 }
@@ -177,7 +213,7 @@ pub async fn detail(
                                 td { (h::t(&d.sink)) }
                                 td { @if let Some(t) = d.delivered_at { (badge("ok")) " " (h::time(t)) } @else { (badge("warn")) " pending" } }
                                 td.num { (d.attempts) }
-                                td.wrap.small { (h::t(&d.last_error.as_deref().unwrap_or(""))) }
+                                td.wrap.small { (h::t(&store::redact_urls(d.last_error.as_deref().unwrap_or("")))) }
                             }
                         }
                     } }

@@ -121,16 +121,16 @@ pub fn event_row(r: &EventRow, names: &HashMap<String, String>) -> Markup {
         tr {
             td.time { a href=(h::event_href(&r.event_id)) { (h::time(r.event_time)) } }
             td.wrap.event {
-                a href=(h::search_href("event_name", r.event_name.as_deref().unwrap_or(""))) { (h::t(&r.event_name.as_deref().unwrap_or("–"))) }
-                div.muted.small { (h::t(&r.event_source.as_deref().unwrap_or(""))) }
+                a href=(h::search_href("event_name", r.event_name.as_deref().unwrap_or(""))) { (h::clip(r.event_name.as_deref().unwrap_or("–"), 64)) }
+                div.muted.small { (h::clip(r.event_source.as_deref().unwrap_or(""), 64)) }
             }
             td { (h::principal_link(&r.principal)) }
             td { (h::ip_link(r.source_ip.as_deref())) }
             td.small {
                 @if let Some(a) = &r.account {
-                    a href=(h::search_href("account", a)) { (h::t(&names.get(a).map(String::as_str).unwrap_or(a))) }
+                    a href=(h::search_href("account", a)) { (h::clip(names.get(a).map(String::as_str).unwrap_or(a), 40)) }
                 }
-                div.muted { (h::t(&r.region.as_deref().unwrap_or(""))) }
+                div.muted { (h::clip(r.region.as_deref().unwrap_or(""), 40)) }
             }
             td { @if let Some(e) = &r.error_code { a href=(h::search_href("error_code", e)) { (badge_error(e)) } } }
         }
@@ -315,7 +315,7 @@ pub async fn detail(
             section.card {
                 h2 { "Same request or shared event" }
                 table { tbody { @for (why, r) in &related {
-                    tr { td.time { a href=(h::event_href(&r.event_id)) { (h::time(r.event_time)) } } td { (h::t(&r.event_name.as_deref().unwrap_or(""))) } td { (h::principal_link(&r.principal)) } td.muted.small { (h::t(&why)) } td.small { (h::t(&r.account.as_deref().unwrap_or(""))) } }
+                    tr { td.time { a href=(h::event_href(&r.event_id)) { (h::time(r.event_time)) } } td { (h::clip(r.event_name.as_deref().unwrap_or(""), 64)) } td { (h::principal_link(&r.principal)) } td.muted.small { (h::clip(why, 120)) } td.small { (h::clip(r.account.as_deref().unwrap_or(""), 40)) } }
                 } } }
             }
         }
@@ -377,7 +377,7 @@ pub async fn principal(
                 @if sessions.is_empty() { p.empty { "No other sessions link to this principal." } }
                 @else {
                     table { thead { tr { th { "Principal" } th { "Kind" } th { "Person" } } } tbody {
-                        @for i in &sessions { tr { td { (h::principal_link(&i.principal)) } td.small { (h::t(&i.kind)) } td.small { (h::t(&i.human.as_deref().unwrap_or(""))) } } }
+                        @for i in &sessions { tr { td { (h::principal_link(&i.principal)) } td.small { (h::clip(&i.kind, 40)) } td.small { (h::clip(i.human.as_deref().unwrap_or(""), 80)) } } }
                     } }
                 }
             }
@@ -435,8 +435,8 @@ fn facet(title: &str, filter: &str, rows: &[(String, u64)], whole: u64, principa
                 table { tbody { @for (v, n) in rows {
                     tr {
                         td.wrap.small {
-                            @if filter.is_empty() { span.clip title=(v) { (h::t(&v)) } }
-                            @else { a href={ (h::search_href(filter, v)) "&principal=" (h::url_component(principal)) } { (h::t(&v)) } }
+                            @if filter.is_empty() { (h::clip(v, 100)) }
+                            @else { a href={ (h::search_href(filter, v)) "&principal=" (h::url_component(principal)) } { (h::clip(v, 100)) } }
                         }
                         td.bar { (chart::bar(*n, max, filter == "error_code")) }
                         td.num { (thousands(*n)) }

@@ -227,8 +227,12 @@ fn top_table(title: &str, filter: &str, rows: &[(String, u64)], whole: u64, bad:
                                 td.wrap {
                                     @if filter == "principal" {
                                         (h::principal_link(value))
+                                        // The same user or role name in two accounts.
+                                        @if let Some(account) = h::arn_account(value) {
+                                            " " span.muted.small { (h::clip(account, 20)) }
+                                        }
                                     } @else {
-                                        a href=(h::search_href(filter, value)) { (h::t(&value)) }
+                                        a href=(h::search_href(filter, value)) { (h::clip(value, 80)) }
                                     }
                                 }
                                 td.bar { (chart::bar(*n, max, bad)) }

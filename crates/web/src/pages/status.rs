@@ -63,7 +63,7 @@ pub fn integration_rows(state: &WebState, now: i64) -> Result<Vec<IntegrationRow
                 lag_seconds: r.newest_event.map(|n| (now - n) / 1000),
                 objects: r.objects,
                 events: r.events,
-                last_error: r.last_error.clone(),
+                last_error: r.last_error.as_deref().map(store::redact_urls),
                 newest_event_ms: r.newest_event,
                 last_notification_ms: r.last_notification,
             }
@@ -189,8 +189,8 @@ pub async fn integrity(State(state): State<WebState>, Extension(user): Extension
                         @for f in &findings {
                             tr {
                                 td { (badge(if is_warning(&f.kind) { "warn" } else { "bad" })) div.mono.small { (h::t(&f.kind)) } }
-                                td.mono.small.wrap { (h::t(&f.key)) }
-                                td.small.wrap { (h::t(&f.detail)) }
+                                td.mono.small.wrap { (h::clip(&f.key, 200)) }
+                                td.small.wrap { (h::clip(&f.detail, 300)) }
                                 td.time { (h::time(f.first_seen)) }
                             }
                         }
@@ -264,7 +264,7 @@ pub async fn accounts(State(state): State<WebState>, Extension(user): Extension<
             section.card {
                 h2 { "Messages left on a queue" }
                 table { thead { tr { th { "Queue" } th { "Reason" } th { "Detail" } th.num { "Receives" } th { "Last seen" } } } tbody {
-                    @for p in &problems { tr { td.wrap.small { (h::t(&p.queue)) } td { (h::t(&p.reason)) } td.wrap.small { (h::t(&p.detail)) } td.num { (p.receive_count) } td.time { (h::time(p.last_seen)) } } }
+                    @for p in &problems { tr { td.wrap.small { (h::t(&p.queue)) } td { (h::t(&p.reason)) } td.wrap.small { (h::clip(&p.detail, 300)) } td.num { (p.receive_count) } td.time { (h::time(p.last_seen)) } } }
                 } }
             }
         }
@@ -272,7 +272,7 @@ pub async fn accounts(State(state): State<WebState>, Extension(user): Extension<
             section.card {
                 h2 { "Objects that could not be read" }
                 table { thead { tr { th { "Kind" } th { "Account" } th { "Object" } th { "Detail" } th.num { "Times" } } } tbody {
-                    @for f in &findings { tr { td { (h::t(&f.kind)) } td { (h::t(&f.account)) } td.wrap.small.mono { "s3://" (f.bucket) "/" (f.key) } td.wrap.small { (h::t(&f.detail)) } td.num { (f.occurrences) } } }
+                    @for f in &findings { tr { td { (h::t(&f.kind)) } td { (h::t(&f.account)) } td.wrap.small.mono { "s3://" (f.bucket) "/" (h::clip(&f.key, 200)) } td.wrap.small { (h::clip(&f.detail, 300)) } td.num { (f.occurrences) } } }
                 } }
             }
         }
