@@ -212,6 +212,17 @@ pub fn check_csrf(user: &CurrentUser, submitted: Option<&str>) -> Result<(), Box
     }
 }
 
+/// The shortest password trailwatch accepts from a person (generated ones have 20).
+pub const MIN_PASSWORD_CHARS: usize = 12;
+
+/// Refuses a password shorter than [`MIN_PASSWORD_CHARS`], with the reason.
+pub fn check_new_password(password: &str) -> Result<(), String> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(format!("the password must have at least {MIN_PASSWORD_CHARS} characters"));
+    }
+    Ok(())
+}
+
 /// The longest user name a login form may carry (user names are checked against this
 /// before anything else: no hashing, no limiter entry, no log line for longer ones).
 pub const MAX_NAME_BYTES: usize = 128;

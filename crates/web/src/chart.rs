@@ -40,7 +40,7 @@ pub fn stacked_bars(
         grid[b][s] += p.events;
     }
     let max = grid.iter().map(|b| b.iter().sum::<u64>()).max().unwrap_or(0).max(1);
-    let scale_max = nice_ceiling(max);
+    let (step, scale_max) = count_scale(max);
     let (width, height, left, bottom, top) = (900.0, 220.0, 48.0, 22.0, 8.0);
     let plot_w = width - left - 8.0;
     let plot_h = height - bottom - top;
@@ -51,10 +51,10 @@ pub fn stacked_bars(
     html! {
         svg.chart viewBox={ "0 0 " (width) " " (height) } role="img" aria-label="events per bucket" {
             g.grid {
-                @for i in 0..=4u64 {
-                    @let y = top + plot_h - plot_h * i as f64 / 4.0;
-                    line x1=(left) x2=(width - 8.0) y1=(y) y2=(y) {}
-                    text x=(left - 6.0) y=(y + 4.0) text-anchor="end" { (short_number(scale_max * i / 4)) }
+                @for i in 0..=scale_max / step {
+                    @let y = top + plot_h - plot_h * (i * step) as f64 / scale_max as f64;
+                    line x1=(left) x2=(width - 8.0) y1=(fmt(y)) y2=(fmt(y)) {}
+                    text x=(left - 6.0) y=(fmt(y + 4.0)) text-anchor="end" { (short_number(i * step)) }
                 }
             }
             @for (b, stack) in grid.iter().enumerate() {
@@ -108,6 +108,15 @@ fn stack_segments(stack: &[u64], base: f64, plot_h: f64, scale_max: u64) -> Vec<
 
 fn fmt(v: f64) -> String {
     format!("{v:.1}")
+}
+
+/// The axis of a count chart whose largest bar is `max`: (tick step, top of the scale).
+/// Counts are whole numbers, so every tick is one (1, 2 or 5 times a power of ten apart) and
+/// sits exactly at its value: about four ticks, the top the first tick at or above `max`.
+fn count_scale(max: u64) -> (u64, u64) {
+    let max = max.max(1);
+    let step = nice_ceiling(max.div_ceil(4));
+    (step, max.div_ceil(step) * step)
 }
 
 /// 1, 2 or 5 times a power of ten, at least `v`.
@@ -165,6 +174,29 @@ mod tests {
         // Six kept series, one rect each; s0..s3 fold into "other": s0 and s3 share bucket 0,
         // so "other" has one rect in each of the three buckets.
         assert_eq!(svg.matches("<rect").count(), 9, "one rect per (bucket, series) with events");
+    }
+
+    #[test]
+    fn count_ticks_are_whole_numbers_at_their_values() {
+        assert_eq!(count_scale(4), (1, 4), "a 4-event bar reaches the tick labelled 4");
+        assert_eq!(count_scale(1), (1, 1));
+        assert_eq!(count_scale(7), (2, 8));
+        assert_eq!(count_scale(130), (50, 150));
+        assert_eq!(count_scale(4001), (2000, 6000));
+        for max in 1..5000u64 {
+            let (step, top) = count_scale(max);
+            assert!(top >= max && top / step <= 5 && top % step == 0, "{max}: {step} {top}");
+        }
+        // Rendered: the labels are the tick values, and the 4-event bar's top is the "4" line.
+        let points = [HistogramPoint { start: 0, series: "a".into(), events: 4 }];
+        let svg = stacked_bars(&points, 0, 86_400_000, 86_400_000, str::to_owned).into_string();
+        let labels: Vec<&str> =
+            svg.split("text-anchor=\"end\">").skip(1).map(|s| s.split('<').next().unwrap()).collect();
+        assert_eq!(labels, ["0", "1", "2", "3", "4"]);
+        let top_line = svg.split("<line").nth(5).unwrap();
+        let bar = svg.split("<rect").nth(1).unwrap();
+        let attr = |s: &str, a: &str| s.split(&format!("{a}=\"")).nth(1).unwrap().split('"').next().unwrap().to_owned();
+        assert_eq!(attr(top_line, "y1"), attr(bar, "y"), "the bar ends on the top tick");
     }
 
     #[test]

@@ -16,6 +16,10 @@ use crate::cli::DemoArgs;
 use crate::output::terminal_safe;
 
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
+    // Before anything slow: the demo serves a real login on a real port.
+    if let Some(pw) = &args.admin_password {
+        web::auth::check_new_password(pw).map_err(|e| anyhow::anyhow!("--admin-password: {e}"))?;
+    }
     let dir = &args.data_dir;
     super::private_dir(dir)?;
     let bucket = dir.join("bucket");

@@ -13,9 +13,6 @@ use crate::cli::{
 };
 use crate::output::{table, Format};
 
-/// The shortest password accepted from stdin (generated ones are 20 characters).
-const MIN_PASSWORD: usize = 12;
-
 pub fn add(args: UserAddArgs) -> anyhow::Result<()> {
     let name = args.name.trim();
     if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control() || c.is_whitespace()) {
@@ -27,9 +24,7 @@ pub fn add(args: UserAddArgs) -> anyhow::Result<()> {
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line).context("reading the password from stdin")?;
         let pw = line.trim_end_matches(['\n', '\r']).to_owned();
-        if pw.chars().count() < MIN_PASSWORD {
-            anyhow::bail!("the password must have at least {MIN_PASSWORD} characters");
-        }
+        web::auth::check_new_password(&pw).map_err(anyhow::Error::msg)?;
         (pw, false)
     } else {
         (web::auth::generate_password(), true)

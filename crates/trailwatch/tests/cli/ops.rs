@@ -418,3 +418,74 @@ fn the_store_its_directory_and_backups_are_owner_only() {
     run022(&["search", "--db", s(&db), "--limit", "1"]);
     assert_eq!(mode(&db), 0o600, "tightened on open");
 }
+
+/// API tokens from the command line: create with an expiry, list with last use, revoke; a
+/// password reset revokes the user's tokens unless told to keep them.
+#[test]
+fn api_tokens_are_listed_expire_and_end_with_a_password_reset() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    run(&["user", "add", "alice", "--role", "viewer", "--db", s(&db)]);
+    let token = |extra: &[&str]| {
+        let mut args = vec!["user", "token", "alice", "--db", s(&db)];
+        args.extend_from_slice(extra);
+        run(&args).trim().to_owned()
+    };
+    let forever = token(&["--name", "scrape"]);
+    let month = token(&["--name", "ci", "--expires-in", "30d"]);
+    assert!(forever.starts_with("tw_") && month.starts_with("tw_") && forever != month);
+    assert_eq!(output(&["user", "token", "alice", "--expires-in", "soon", "--db", s(&db)]).status.code(), Some(2));
+    let listed = |db: &Path| -> Vec<serde_json::Value> {
+        run(&["user", "token", "list", "--db", s(db), "--format", "jsonl"])
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let tokens = listed(&db);
+    assert_eq!(tokens.len(), 2);
+    let ci = tokens.iter().find(|t| t["name"] == "ci").unwrap();
+    assert!(ci["expires"].is_string() && ci["state"] == "active" && ci["lastUsed"].is_null(), "{ci}");
+    assert!(tokens.iter().find(|t| t["name"] == "scrape").unwrap()["expires"].is_null());
+    // Revoke one by id.
+    let id = ci["id"].as_i64().unwrap().to_string();
+    run(&["user", "token", "revoke", &id, "--db", s(&db)]);
+    assert_eq!(listed(&db).len(), 1);
+    assert_eq!(output(&["user", "token", "revoke", &id, "--db", s(&db)]).status.code(), Some(2), "gone");
+    // A reset with --keep-tokens keeps them; a plain reset revokes them.
+    let reset = |extra: &[&str]| {
+        let mut args = vec!["user", "add", "alice", "--role", "viewer", "--password-stdin", "--db", s(&db)];
+        args.extend_from_slice(extra);
+        let mut child = crate::util::bin()
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(b"a long enough password\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stderr).unwrap()
+    };
+    assert!(reset(&["--keep-tokens"]).contains("kept 1"));
+    assert_eq!(listed(&db).len(), 1);
+    assert!(reset(&[]).contains("revoked 1"));
+    assert!(listed(&db).is_empty());
+    // Revoke every token of a user at once.
+    token(&[]);
+    token(&[]);
+    assert!(run(&["user", "token", "revoke", "--user", "alice", "--db", s(&db)]).contains("revoked 2"));
+    // `user token create` is the explicit form.
+    assert!(run(&["user", "token", "create", "alice", "--db", s(&db)]).trim().starts_with("tw_"));
+}
+
+#[test]
+fn demo_refuses_a_short_admin_password_before_doing_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let out = output(&["demo", "--admin-password", "short", "--no-serve", "--data-dir", s(&data)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 12 characters"));
+    assert!(!data.exists(), "nothing was simulated");
+}
