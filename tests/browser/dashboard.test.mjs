@@ -70,12 +70,19 @@ function hostileRecord(i, extra) {
   };
 }
 
+// A user name of 12 kB without a space: lists must stay readable beside it.
+const LONG_USER = "L" + "o".repeat(12000) + "ngName";
+const LONG_ARN = `arn:aws:iam::${ACCOUNT}:user/${LONG_USER}`;
+
 // One of them stops the trail, so that an alert carries the hostile principal too.
 const HOSTILE = [
   hostileRecord(0),
   hostileRecord(1, { eventSource: "cloudtrail.amazonaws.com", eventName: "StopLogging", errorCode: undefined,
     errorMessage: undefined, requestParameters: { name: `trail${IMG}` } }),
   hostileRecord(2, { eventName: `Delete${SCRIPT}` }),
+  hostileRecord(3, { eventSource: "cloudtrail.amazonaws.com", eventName: "StopLogging", errorCode: undefined,
+    errorMessage: undefined, requestParameters: { name: "trail" },
+    userIdentity: { type: "IAMUser", principalId: "AIDALONG", arn: LONG_ARN, accountId: ACCOUNT, userName: LONG_USER } }),
 ];
 
 function writeHostile(dir) {
@@ -421,6 +428,38 @@ test("hostile record data is shown literally and never runs", async () => {
   await page.goto(base + "/principals/" + encodeURIComponent(EVIL_ARN));
   assert.ok((await page.textContent("h1")).includes(EVIL_ARN));
   assert.deepEqual(problems, [], "no dialog opened and no script ran");
+  await context.close();
+});
+
+test("a 12 kB user name is cut in lists, whole on its page, and tables stay readable", async () => {
+  const page = await newPage();
+  await login(page);
+  for (const path of ["/events?account=" + ACCOUNT, "/alerts", "/"]) {
+    const r = await page.goto(base + path);
+    assert.equal(r.status(), 200, path);
+    const layout = await page.evaluate(() => ({
+      overflow: document.documentElement.scrollWidth - window.innerWidth,
+      rows: [...document.querySelectorAll("main table tbody tr")].map((tr) => tr.getBoundingClientRect().height),
+      longest: Math.max(0, ...[...document.querySelectorAll("main td")].map((td) => td.textContent.length)),
+    }));
+    assert.ok(layout.overflow <= 1, `${path}: the page is ${layout.overflow}px wider than the window`);
+    assert.ok(Math.max(...layout.rows) < 160, `${path}: a row is ${Math.max(...layout.rows)}px tall`);
+    assert.ok(layout.longest < 400, `${path}: a cell shows ${layout.longest} characters`);
+    await shot(page, `30-long-${path.replace(/\W+/g, "_")}`);
+  }
+  // The alert on the long name: its title column keeps room to be read.
+  await page.goto(base + "/alerts");
+  const row = page.locator("main table tbody tr", { has: page.locator(`a[href="/principals/${encodeURIComponent(LONG_ARN)}"]`) }).first();
+  assert.equal(await row.count(), 1, "the alert of the long-named user is listed");
+  const titleWidth = await row.locator("td.title").evaluate((td) => td.getBoundingClientRect().width);
+  assert.ok(titleWidth >= 150, `the alert title column is ${titleWidth}px wide`);
+  const link = row.locator(`a[href="/principals/${encodeURIComponent(LONG_ARN)}"]`);
+  assert.ok((await link.textContent()).trim().endsWith("…"), "the name is cut with an ellipsis");
+  assert.ok((await link.getAttribute("title")).startsWith(LONG_ARN.slice(0, 1000)), "the tooltip has the value");
+  // The event's own page shows all of it.
+  await page.goto(base + "/events/" + HOSTILE[3].eventID);
+  assert.ok((await page.textContent("main")).includes(LONG_USER), "the whole name on the event page");
+  assert.deepEqual(problems, []);
   await context.close();
 });
 
