@@ -62,6 +62,9 @@ pub struct PipelineConfig {
     pub parse_nice: i32,
     /// Records to drop before they are stored or scanned (`[[ingest.filters]]`).
     pub filter: Option<std::sync::Arc<crate::filter::EventFilter>>,
+    /// What one object may cost to read (inflated size, ratio, record size); an object
+    /// past them is quarantined with the reason.
+    pub read_limits: model::ReadLimits,
 }
 
 impl Default for PipelineConfig {
@@ -77,6 +80,7 @@ impl Default for PipelineConfig {
             inflight_objects: workers * 8,
             parse_nice: 5,
             filter: None,
+            read_limits: model::ReadLimits::default(),
         }
     }
 }
@@ -384,7 +388,7 @@ fn parse_into<R>(
         Ok(r) => r,
         Err(e) => return Some(End::Failed(LogFileError::Io(e))),
     };
-    let mut events = match EventReader::new(reader) {
+    let mut events = match EventReader::with_limits(reader, config.read_limits) {
         Ok(r) => r,
         Err(e) => return Some(End::Failed(e)),
     };

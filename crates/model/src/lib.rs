@@ -34,7 +34,7 @@ pub mod timefmt;
 pub use event::{EventError, ParsedEvent};
 pub use identity::{Actor, Federation, PrincipalKind};
 pub use key::{KeyError, ObjectKind, TrailKey};
-pub use logfile::{read_all_events, EventReader, FileSummary, LogFileError, LogFileReader};
+pub use logfile::{read_all_events, EventReader, FileSummary, LogFileError, LogFileReader, ReadLimits};
 pub use notification::{Message, Notification, NotificationError, ObjectRef, ObjectsOrigin};
 pub use record::Record;
 pub use timefmt::EpochMillis;

@@ -27,9 +27,30 @@ use sha2::{Digest, Sha256};
 
 use crate::event::{EventError, ParsedEvent};
 
-/// Largest single record (or other top-level value) accepted, decompressed. CloudTrail
-/// records are at most a few hundred KiB; this bounds memory against hostile input.
-pub const MAX_VALUE_BYTES: usize = 64 << 20;
+/// What reading one object may cost. Every byte of an object is attacker-chosen (anyone who
+/// can write to the bucket, or forge a notification): 10 MB of gzip'd whitespace inflates to
+/// 10 GB, and one 60 MB record is 60 MB in memory for every page that shows it. CloudTrail's
+/// own files are gzip'd JSON at 5–30× with records of a few KiB, so the defaults leave real
+/// files far inside the bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadLimits {
+    /// The largest record (or other value of the document), decompressed.
+    pub max_record_bytes: usize,
+    /// The most decompressed bytes one object may hold.
+    pub max_inflated_bytes: u64,
+    /// The most decompressed bytes per compressed byte, checked once an object has
+    /// inflated past [`RATIO_CHECK_AFTER`] (small files may compress better).
+    pub max_ratio: u64,
+}
+
+/// Inflated bytes before [`ReadLimits::max_ratio`] applies.
+pub const RATIO_CHECK_AFTER: u64 = 16 << 20;
+
+impl Default for ReadLimits {
+    fn default() -> Self {
+        ReadLimits { max_record_bytes: 4 << 20, max_inflated_bytes: 2 << 30, max_ratio: 200 }
+    }
+}
 
 const READ_BLOCK: usize = 256 << 10;
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -64,8 +85,12 @@ pub enum LogFileError {
     DuplicateRecords { offset: u64 },
     #[error("record {index} is not a JSON object (starts with {found:?} at decompressed byte {offset})")]
     RecordNotObject { index: u64, offset: u64, found: char },
-    #[error("record {index} at decompressed byte {offset} is larger than {MAX_VALUE_BYTES} bytes")]
-    ValueTooLarge { index: u64, offset: u64 },
+    #[error("record {index} at decompressed byte {offset} is larger than {limit} bytes (ingest.max_record_bytes)")]
+    ValueTooLarge { index: u64, offset: u64, limit: usize },
+    #[error("inflates to more than {limit} bytes (ingest.max_inflated_bytes)")]
+    InflatedTooLarge { limit: u64 },
+    #[error("{compressed_bytes} compressed bytes inflated to {inflated_bytes}: more than {limit}× (ingest.max_inflate_ratio)")]
+    InflateRatio { compressed_bytes: u64, inflated_bytes: u64, limit: u64 },
     #[error("record {index} at decompressed byte {offset}: {error}")]
     Record { index: u64, offset: u64, error: EventError },
     #[error("trailing data after the JSON document at decompressed byte {offset}")]
@@ -90,6 +115,8 @@ impl LogFileError {
             LogFileError::DuplicateRecords { .. } => "records_duplicated",
             LogFileError::RecordNotObject { .. } => "record_not_object",
             LogFileError::ValueTooLarge { .. } => "record_too_large",
+            LogFileError::InflatedTooLarge { .. } => "inflated_too_large",
+            LogFileError::InflateRatio { .. } => "inflate_ratio",
             LogFileError::Record { error, .. } => error.reason_code(),
             LogFileError::TrailingData { .. } => "json_trailing_data",
         }
@@ -119,6 +146,7 @@ pub struct FileSummary {
 pub struct LogFileReader<R: Read> {
     src: Source<R>,
     block: usize,
+    limits: ReadLimits,
     /// Decompressed bytes in `buf[..end]`; the rest is room kept initialised, so reading a
     /// block never zero-fills it again.
     buf: Vec<u8>,
@@ -184,6 +212,15 @@ impl<R: Read> LogFileReader<R> {
     /// Like [`new`](Self::new) with another read-block size (tests use tiny blocks to put
     /// block boundaries everywhere).
     pub fn with_block_size(reader: R, block: usize) -> Result<Self, LogFileError> {
+        Self::with_limits_and_block(reader, ReadLimits::default(), block)
+    }
+
+    /// Like [`new`](Self::new) with other [`ReadLimits`].
+    pub fn with_limits(reader: R, limits: ReadLimits) -> Result<Self, LogFileError> {
+        Self::with_limits_and_block(reader, limits, READ_BLOCK)
+    }
+
+    fn with_limits_and_block(reader: R, limits: ReadLimits, block: usize) -> Result<Self, LogFileError> {
         let block = block.max(1);
         let mut input = BufReader::with_capacity(block, Counted::new(reader));
         let head = input.fill_buf().map_err(LogFileError::Io)?;
@@ -198,6 +235,7 @@ impl<R: Read> LogFileReader<R> {
         Ok(LogFileReader {
             src,
             block,
+            limits,
             buf: Vec::new(),
             end: 0,
             pos: 0,
@@ -323,9 +361,11 @@ impl<R: Read> LogFileReader<R> {
                     self.records += 1;
                     Ok(Step::Record { start, end: start + len })
                 }
-                None if self.end - self.pos > MAX_VALUE_BYTES => {
-                    Err(LogFileError::ValueTooLarge { index: self.records, offset: self.offset() })
-                }
+                None if self.end - self.pos > self.limits.max_record_bytes => Err(LogFileError::ValueTooLarge {
+                    index: self.records,
+                    offset: self.offset(),
+                    limit: self.limits.max_record_bytes,
+                }),
                 None => Ok(Step::NeedMore),
             },
             State::AfterRecord => match self.skip_ws() {
@@ -397,8 +437,12 @@ impl<R: Read> LogFileReader<R> {
     }
 
     fn need_more_for_value(&self, have: usize) -> Result<Step, LogFileError> {
-        if have > MAX_VALUE_BYTES {
-            Err(LogFileError::ValueTooLarge { index: self.records, offset: self.offset() })
+        if have > self.limits.max_record_bytes {
+            Err(LogFileError::ValueTooLarge {
+                index: self.records,
+                offset: self.offset(),
+                limit: self.limits.max_record_bytes,
+            })
         } else {
             Ok(Step::NeedMore)
         }
@@ -442,6 +486,27 @@ impl<R: Read> LogFileReader<R> {
         } else {
             self.content_hash.update(&self.buf[old..self.end]);
             self.content_bytes += n as u64;
+            self.check_inflation()?;
+        }
+        Ok(())
+    }
+
+    /// Stops an object that inflates past the limits, as soon as it does (before the rest is
+    /// inflated: the cost of a decompression bomb is bounded by the limits, not its size).
+    fn check_inflation(&self) -> Result<(), LogFileError> {
+        let inflated = self.content_bytes;
+        if inflated > self.limits.max_inflated_bytes {
+            return Err(LogFileError::InflatedTooLarge { limit: self.limits.max_inflated_bytes });
+        }
+        if let Source::Gzip(d) = &self.src {
+            let compressed = d.get_ref().get_ref().bytes.max(1);
+            if inflated > RATIO_CHECK_AFTER && inflated > compressed.saturating_mul(self.limits.max_ratio) {
+                return Err(LogFileError::InflateRatio {
+                    compressed_bytes: compressed,
+                    inflated_bytes: inflated,
+                    limit: self.limits.max_ratio,
+                });
+            }
         }
         Ok(())
     }
@@ -627,6 +692,10 @@ impl<R: Read> EventReader<R> {
         Ok(EventReader { inner: LogFileReader::new(reader)? })
     }
 
+    pub fn with_limits(reader: R, limits: ReadLimits) -> Result<Self, LogFileError> {
+        Ok(EventReader { inner: LogFileReader::with_limits(reader, limits)? })
+    }
+
     pub fn from_reader(inner: LogFileReader<R>) -> Self {
         EventReader { inner }
     }
@@ -692,6 +761,60 @@ mod tests {
 
     fn code(input: &[u8]) -> &'static str {
         texts(input).unwrap_err().reason_code()
+    }
+
+    /// gzip of `head`, then `n` bytes of `fill`, then `tail`, streamed through the encoder.
+    fn gzip_padded(head: &[u8], fill: u8, n: usize, tail: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(head).unwrap();
+        let chunk = vec![fill; 1 << 20];
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(chunk.len());
+            e.write_all(&chunk[..k]).unwrap();
+            left -= k;
+        }
+        e.write_all(tail).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn read_with(input: &[u8], limits: ReadLimits) -> Result<u64, LogFileError> {
+        let mut r = LogFileReader::with_limits(input, limits)?;
+        while r.next_record()?.is_some() {}
+        Ok(r.summary().content_bytes)
+    }
+
+    #[test]
+    fn a_decompression_bomb_stops_at_the_ratio_long_before_its_size() {
+        // 1 GiB of whitespace between two records: ~1 MB compressed (1000:1).
+        let bomb = gzip_padded(br#"{"Records":[{"eventID":"a"},"#, b' ', 1 << 30, br#"{"eventID":"b"}]}"#);
+        assert!(bomb.len() < 4 << 20, "{}", bomb.len());
+        let started = std::time::Instant::now();
+        let err = read_with(&bomb, ReadLimits::default()).unwrap_err();
+        assert_eq!(err.reason_code(), "inflate_ratio", "{err}");
+        let LogFileError::InflateRatio { inflated_bytes, .. } = err else { unreachable!() };
+        assert!(inflated_bytes < 64 << 20, "stopped early: {inflated_bytes} bytes inflated");
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+        // With the ratio allowed, the absolute bound stops it.
+        let generous = ReadLimits { max_ratio: u64::MAX, max_inflated_bytes: 100 << 20, ..ReadLimits::default() };
+        assert_eq!(read_with(&bomb, generous).unwrap_err().reason_code(), "inflated_too_large");
+        // A real-looking file well inside both is read.
+        let records: Vec<String> = (0..2000)
+            .map(|i| format!(r#"{{"eventID":"e{i}","eventName":"GetObject","requestParameters":{{"bucketName":"b{}","key":"k/{i}"}}}}"#, i % 7))
+            .collect();
+        let normal = gz(format!(r#"{{"Records":[{}]}}"#, records.join(",")).as_bytes());
+        assert!(read_with(&normal, ReadLimits::default()).is_ok());
+    }
+
+    #[test]
+    fn records_larger_than_the_limit_are_refused() {
+        let big = format!(r#"{{"Records":[{{"eventID":"a","userAgent":"{}"}}]}}"#, "u".repeat(5 << 20));
+        let err = read_with(big.as_bytes(), ReadLimits::default()).unwrap_err();
+        assert_eq!(err.reason_code(), "record_too_large");
+        assert!(err.to_string().contains("4194304"), "{err}");
+        let roomy = ReadLimits { max_record_bytes: 8 << 20, ..ReadLimits::default() };
+        assert!(read_with(big.as_bytes(), roomy).is_ok());
     }
 
     #[test]

@@ -236,6 +236,15 @@ pub struct RawIngest {
     pub retry_backoff_secs: Option<i32>,
     /// Parse threads (default: number of CPUs).
     pub workers: Option<usize>,
+    /// The largest record accepted, in bytes (default 4 MiB; CloudTrail's are a few KiB).
+    /// A file with a larger one is quarantined (`record_too_large`).
+    pub max_record_bytes: Option<usize>,
+    /// The most bytes one log file may inflate to (default 2 GiB); past it the file is
+    /// quarantined (`inflated_too_large`).
+    pub max_inflated_bytes: Option<u64>,
+    /// The most decompressed bytes per compressed byte (default 200; CloudTrail's files are
+    /// 5–30), checked past the first 16 MiB; past it the file is quarantined (`inflate_ratio`).
+    pub max_inflate_ratio: Option<u64>,
     /// Records to drop before they are stored or scanned, tried in order; the first that
     /// matches decides. See [`RawFilter`].
     #[serde(default)]
@@ -423,6 +432,8 @@ pub struct Config {
     pub accounts: Vec<aws::AccountSpec>,
     pub consumer: aws::consumer::ConsumerConfig,
     pub workers: Option<usize>,
+    /// What reading one object may cost (`[ingest] max_*`).
+    pub read_limits: model::ReadLimits,
     pub sns_test_cert_hosts: Vec<String>,
     pub sns_test_ca_file: Option<PathBuf>,
     pub detection: DetectionConfig,
@@ -647,6 +658,28 @@ impl Config {
         }
         let mut ingest = raw.ingest;
         let filter = ingest_filter(std::mem::take(&mut ingest.filters))?;
+        let read_limits = {
+            let d = model::ReadLimits::default();
+            let limits = model::ReadLimits {
+                max_record_bytes: ingest.max_record_bytes.unwrap_or(d.max_record_bytes),
+                max_inflated_bytes: ingest.max_inflated_bytes.unwrap_or(d.max_inflated_bytes),
+                max_ratio: ingest.max_inflate_ratio.unwrap_or(d.max_ratio),
+            };
+            anyhow::ensure!(
+                limits.max_record_bytes >= 64 << 10,
+                "ingest.max_record_bytes = {} is below 64 KiB: real CloudTrail records would be refused",
+                limits.max_record_bytes
+            );
+            anyhow::ensure!(
+                limits.max_inflated_bytes >= limits.max_record_bytes as u64,
+                "ingest.max_inflated_bytes must be at least ingest.max_record_bytes"
+            );
+            anyhow::ensure!(
+                limits.max_ratio >= 10,
+                "ingest.max_inflate_ratio must be at least 10 (gzip'd JSON is 5–30)"
+            );
+            limits
+        };
         let defaults = aws::consumer::ConsumerConfig::default();
         let wait_time_secs = ingest.wait_time_secs.unwrap_or(defaults.wait_time_secs);
         if !(0..=20).contains(&wait_time_secs) {
@@ -737,6 +770,7 @@ impl Config {
             accounts,
             consumer,
             workers: ingest.workers,
+            read_limits,
             sns_test_cert_hosts: raw.sns.test_cert_hosts,
             sns_test_ca_file,
         })
@@ -936,6 +970,9 @@ fn apply_env(raw: &mut RawConfig, env: &BTreeMap<String, String>) -> anyhow::Res
             "TRAILWATCH_INGEST_SHUTDOWN_GRACE_SECS" => raw.ingest.shutdown_grace_secs = Some(number(name, &value)?),
             "TRAILWATCH_INGEST_RETRY_BACKOFF_SECS" => raw.ingest.retry_backoff_secs = Some(number(name, &value)?),
             "TRAILWATCH_INGEST_WORKERS" => raw.ingest.workers = Some(number(name, &value)?),
+            "TRAILWATCH_INGEST_MAX_RECORD_BYTES" => raw.ingest.max_record_bytes = Some(number(name, &value)?),
+            "TRAILWATCH_INGEST_MAX_INFLATED_BYTES" => raw.ingest.max_inflated_bytes = Some(number(name, &value)?),
+            "TRAILWATCH_INGEST_MAX_INFLATE_RATIO" => raw.ingest.max_inflate_ratio = Some(number(name, &value)?),
             "TRAILWATCH_DETECTION_BUILTIN" => {
                 raw.detection.builtin =
                     Some(value.parse().map_err(|_| anyhow::anyhow!("{name} = {value:?} is not true or false"))?)
@@ -1238,6 +1275,34 @@ bucket = "example-trail-bucket"
 queue_url = "https://sqs.us-east-1.amazonaws.com/444455556666/trailwatch"
 "#;
         load(text, &[]).unwrap();
+    }
+    #[test]
+    fn read_limits_come_from_ingest_and_the_environment() {
+        let c = load("", &[]).unwrap();
+        assert_eq!(c.read_limits, model::ReadLimits::default());
+        let c = load("[ingest]\nmax_record_bytes = 8388608\nmax_inflate_ratio = 50\n", &[]).unwrap();
+        assert_eq!((c.read_limits.max_record_bytes, c.read_limits.max_ratio), (8 << 20, 50));
+        let c = load("", &[("TRAILWATCH_INGEST_MAX_INFLATED_BYTES", "1073741824")]).unwrap();
+        assert_eq!(c.read_limits.max_inflated_bytes, 1 << 30);
+        let err = format!("{:#}", load("[ingest]\nmax_record_bytes = 100\n", &[]).unwrap_err());
+        assert!(err.contains("ingest.max_record_bytes"), "{err}");
+        let err = format!("{:#}", load("[ingest]\nmax_inflate_ratio = 2\n", &[]).unwrap_err());
+        assert!(err.contains("ingest.max_inflate_ratio"), "{err}");
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_networks() {
+        let c = load("[web]\ntrusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\", \"::1\"]\n", &[]).unwrap();
+        assert_eq!(c.web.trusted_proxies.len(), 3);
+        assert!(c.web.trusted_proxies[1].contains(&"192.0.2.7".parse::<std::net::IpAddr>().unwrap()));
+        let err = format!("{:#}", load("[web]\ntrusted_proxies = [\"proxy.example\"]\n", &[]).unwrap_err());
+        assert!(err.contains("web.trusted_proxies"), "{err}");
+        // The old switch alone trusts loopback proxies only, never any client.
+        let c = load("[web]\ntrust_proxy = true\n", &[]).unwrap();
+        assert!(c.web.trusted_proxies.iter().all(|n| n.addr().is_loopback()), "{:?}", c.web.trusted_proxies);
+        let c = load("", &[("TRAILWATCH_WEB_TRUSTED_PROXIES", "10.1.0.0/16, 10.2.0.1")]).unwrap();
+        assert_eq!(c.web.trusted_proxies.len(), 2);
+        assert_eq!(load("", &[]).unwrap().web.max_connections, web::DEFAULT_MAX_CONNECTIONS);
     }
 }
 

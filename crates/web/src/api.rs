@@ -46,6 +46,7 @@ pub fn routes() -> Router<WebState> {
         .route("/api/v1/overview", get(overview))
         .route("/api/v1/events", get(events))
         .route("/api/v1/events/{id}", get(event))
+        .route("/api/v1/events/{id}/raw", get(crate::pages::events::raw))
         .route("/api/v1/principals/{principal}", get(principal))
         .route("/api/v1/resources/{resource}", get(resource))
         .route("/api/v1/alerts", get(alerts))
@@ -69,7 +70,15 @@ pub fn event_json(r: &EventRow, with_record: bool) -> Value {
         "account": r.account, "region": r.region, "errorCode": r.error_code,
     });
     if with_record {
-        v["record"] = serde_json::from_str(&r.raw).unwrap_or(Value::Null);
+        let (record, cut) = crate::pages::events::shown_record(&r.raw);
+        v["record"] = record;
+        if cut {
+            // Too large to serve whole here: the fields with the large values left out, and
+            // where the whole record is.
+            v["recordTruncated"] = json!(true);
+            v["recordBytes"] = json!(r.raw.len());
+            v["rawUrl"] = json!(format!("/api/v1/events/{}/raw", crate::html::url_component(&r.event_id)));
+        }
     }
     v
 }

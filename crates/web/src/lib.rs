@@ -170,6 +170,7 @@ pub fn router_with(state: WebState, options: RouterOptions) -> Router {
         .route("/", get(pages::overview::page))
         .route("/events", get(pages::events::search))
         .route("/events/{id}", get(pages::events::detail))
+        .route("/events/{id}/raw", get(pages::events::raw))
         .route("/principals/{principal}", get(pages::events::principal))
         .route("/resources/{resource}", get(pages::events::resource))
         .route("/alerts", get(pages::alerts::list))

@@ -566,3 +566,53 @@ async fn delivery_errors_never_show_a_sink_url_to_viewers() {
     let (_, _, body) = send(&app, req).await;
     assert!(body.contains("hooks.slack.com") && !body.contains("TopSecret9"), "{body}");
 }
+
+/// A 3 MB record (stored by a version without the record limit, or from a file the operator
+/// allowed) is not materialised on its page or in the API: large values are left out, and the
+/// whole record is a download.
+#[tokio::test]
+async fn a_huge_record_is_shown_cut_with_a_download() {
+    let store = store();
+    let huge = EVENT.replace("\"e-1\"", "\"e-huge\"").replace(
+        r#""requestParameters":{"name":"main-trail"}"#,
+        &format!(r#""requestParameters":{{"policy":"{}"}}"#, "p".repeat(3 << 20)),
+    );
+    assert!(huge.len() > 3 << 20);
+    let mut w = store.writer().unwrap();
+    w.begin_object(&ObjectMeta::local("huge.json.gz", 1)).unwrap();
+    w.insert(&mut store::EventBatch::new(vec![model::ParsedEvent::from_json(&huge).unwrap()])).unwrap();
+    w.finish_object(&ObjectTotals { records: 1, ..Default::default() }).unwrap();
+    w.commit().unwrap();
+    let app = app(store.clone());
+    let (session, _) = login(&app, "viewer").await;
+    let (status, _, page) = send(&app, get("/events/e-huge", Some(&session))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.len() < 200_000, "the page is {} bytes", page.len());
+    assert!(page.contains("/events/e-huge/raw") && page.contains("left out"), "a download link and a note");
+    assert!(page.contains("StopLogging"), "the small fields are shown");
+    let (status, headers, raw) = send(&app, get("/events/e-huge/raw", Some(&session))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(raw, huge, "the download is the record as stored");
+    assert!(headers[header::CONTENT_DISPOSITION].to_str().unwrap().starts_with("attachment"));
+    let (token, _) = web::create_api_token(&*store, "viewer", "t").unwrap();
+    let req = Request::get("/api/v1/events/e-huge")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap();
+    let (_, _, body) = send(&app, req).await;
+    assert!(body.len() < 100_000, "the API answer is {} bytes", body.len());
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["recordTruncated"], true);
+    assert_eq!(v["recordBytes"], huge.len());
+    assert_eq!(v["record"]["eventName"], "StopLogging");
+    assert_eq!(v["rawUrl"], "/api/v1/events/e-huge/raw");
+    // A normal record is whole, as before.
+    let req = Request::get("/api/v1/events/e-1")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap();
+    let (_, _, body) = send(&app, req).await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(v.get("recordTruncated").is_none());
+    assert_eq!(v["record"]["requestParameters"]["name"], "main-trail");
+}

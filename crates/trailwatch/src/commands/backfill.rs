@@ -40,7 +40,7 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<()> {
                 &clients,
                 store,
                 ingest::PipelineSpec {
-                    config: pipeline_config(config.workers, config.filter.clone()),
+                    config: pipeline_config(config.workers, config.filter.clone(), config.read_limits),
                     detection: Some(detection),
                 },
                 &request,

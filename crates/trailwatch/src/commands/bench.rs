@@ -112,8 +112,12 @@ pub fn run(args: BenchIngestArgs) -> anyhow::Result<()> {
 
 fn parse_only(files: &[LocalFile], workers: Option<usize>) -> anyhow::Result<Stage> {
     let started = Instant::now();
-    let report =
-        ingest_files(files.to_vec(), Box::new(DiscardWriter::default()), pipeline_config(workers, None), None)?;
+    let report = ingest_files(
+        files.to_vec(),
+        Box::new(DiscardWriter::default()),
+        pipeline_config(workers, None, Default::default()),
+        None,
+    )?;
     Ok(Stage { seconds: started.elapsed().as_secs_f64(), report })
 }
 
@@ -131,7 +135,8 @@ fn full_ingest(
         None => None,
     };
     let started = Instant::now();
-    let report = ingest_files(files.to_vec(), store.writer()?, pipeline_config(workers, None), detection)?;
+    let report =
+        ingest_files(files.to_vec(), store.writer()?, pipeline_config(workers, None, Default::default()), detection)?;
     Ok(Stage { seconds: started.elapsed().as_secs_f64(), report })
 }
 

@@ -61,7 +61,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let settings = crate::config::DetectionConfig::default();
     let rules = crate::detection::load_rules(&settings);
     let detection = crate::detection::for_pipeline(&store, &settings, rules, store::AlertPolicy::default())?;
-    let report = ingest::sources::local::ingest_dir(&bucket, &store, pipeline_config(None, None), Some(detection))?;
+    let report = ingest::sources::local::ingest_dir(
+        &bucket,
+        &store,
+        pipeline_config(None, None, Default::default()),
+        Some(detection),
+    )?;
     println!(
         "ingested {} new files ({} events, {} duplicates, {} quarantined) in {:.1}s; {} already in the ledger",
         thousands(report.files),

@@ -24,8 +24,11 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
     let config = selected_config(&args.store)?;
     let store = open_store(&args.store, Open::Create)?;
     let detection = crate::detection::for_store_args(&args.store, &*store, args.no_detection)?;
-    let pipeline =
-        pipeline_config(config.as_ref().and_then(|c| c.workers), config.as_ref().and_then(|c| c.filter.clone()));
+    let pipeline = pipeline_config(
+        config.as_ref().and_then(|c| c.workers),
+        config.as_ref().and_then(|c| c.filter.clone()),
+        config.as_ref().map(|c| c.read_limits).unwrap_or_default(),
+    );
     let started = std::time::Instant::now();
     let (report, fetched, skipped, already) = if args.event_history {
         let Some(config) = config else { bail!("--event-history needs --config (the account's role and regions)") };
@@ -170,7 +173,7 @@ pub fn import_new_accounts(config: &crate::config::Config, store: std::sync::Arc
                 let detection =
                     crate::detection::for_config(&*store, &config, crate::detection::load_rules(&config.detection));
                 let result = detection.and_then(|d| {
-                    let pipeline = pipeline_config(config.workers, config.filter.clone());
+                    let pipeline = pipeline_config(config.workers, config.filter.clone(), config.read_limits);
                     event_history(&config, &name, days, &[], &*store, pipeline, Some(d))
                 });
                 match result {

@@ -132,8 +132,9 @@ pub fn open_store_at(path: &std::path::Path, mode: Open) -> anyhow::Result<Sqlit
 pub fn pipeline_config(
     workers: Option<usize>,
     filter: Option<Arc<::ingest::filter::EventFilter>>,
+    read_limits: model::ReadLimits,
 ) -> ::ingest::PipelineConfig {
-    let mut config = ::ingest::PipelineConfig { filter, ..Default::default() };
+    let mut config = ::ingest::PipelineConfig { filter, read_limits, ..Default::default() };
     if let Some(w) = workers.filter(|w| *w > 0) {
         config.workers = w;
         config.inflight_objects = w * 8;

@@ -112,7 +112,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
                 config.aws.clone(),
                 store.clone(),
                 ingest::PipelineSpec {
-                    config: pipeline_config(config.workers, config.filter.clone()),
+                    config: pipeline_config(config.workers, config.filter.clone(), config.read_limits),
                     detection: Some(detection),
                 },
                 config.consumer.clone(),

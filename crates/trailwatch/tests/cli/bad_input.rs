@@ -11,6 +11,19 @@ fn key(n: &str) -> String {
     format!("AWSLogs/111122223333/CloudTrail/us-east-1/2024/01/15/111122223333_CloudTrail_us-east-1_20240115T1200Z_{n}.json.gz")
 }
 
+/// A gzip'd log document with `n` spaces between its two records, compressed as it streams.
+fn whitespace_bomb(n: usize) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    e.write_all(format!(r#"{{"Records":[{},"#, record("b-1", "2024-01-15T11:50:00Z", "A")).as_bytes()).unwrap();
+    let spaces = vec![b' '; 1 << 20];
+    for _ in 0..n / spaces.len() {
+        e.write_all(&spaces).unwrap();
+    }
+    e.write_all(format!("{}]}}", record("b-2", "2024-01-15T11:50:00Z", "A")).as_bytes()).unwrap();
+    e.finish().unwrap()
+}
+
 #[test]
 fn every_failure_mode_is_quarantined_with_its_reason() {
     let dir = tempfile::tempdir().unwrap();
@@ -47,6 +60,23 @@ fn every_failure_mode_is_quarantined_with_its_reason() {
         ("InvalidUtf8Bytes", (gzip(b"{\"Records\":[{\"eventID\":\"\xff\"}]}"), "invalid_utf8")),
         ("JsonTrailingData", (gzip(br#"{"Records":[]} {"Records":[]}"#), "json_trailing_data")),
         ("EmptyObject12345", (Vec::new(), "empty_object")),
+        // 1 GiB of whitespace inside Records, ~1 MB gzip'd: stopped by the ratio early.
+        ("InflateBomb12345", (whitespace_bomb(1 << 30), "inflate_ratio")),
+        // One record of 5 MB (CloudTrail's are a few KiB).
+        (
+            "HugeRecord123456",
+            (
+                gzip(
+                    log_document(&[record("x-8", "2024-01-15T11:50:00Z", "A").replacen(
+                        r#""userAgent":"aws-cli/2.15.30""#,
+                        &format!(r#""userAgent":"{}""#, "u".repeat(5 << 20)),
+                        1,
+                    )])
+                    .as_bytes(),
+                ),
+                "record_too_large",
+            ),
+        ),
     ]);
     // A good record inside a bad file must not be stored: a file is all or nothing.
     let half_good = log_document(&[
@@ -76,6 +106,14 @@ fn every_failure_mode_is_quarantined_with_its_reason() {
         assert_eq!(reasons.get(&key(name)).map(String::as_str), Some(*reason), "{name}");
     }
     assert_eq!(reasons.get(&key("HalfGoodFile1234")).map(String::as_str), Some("record_missing_event_id"));
+    let detail_of = |name: &str| {
+        listed.as_array().unwrap().iter().find(|q| q["key"] == key(name)).unwrap()["detail"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(detail_of("InflateBomb12345").contains("ingest.max_inflate_ratio"), "the detail names the setting");
+    assert!(detail_of("HugeRecord123456").contains("ingest.max_record_bytes"), "the detail names the setting");
     for q in listed.as_array().unwrap() {
         assert!(!q["detail"].as_str().unwrap().is_empty(), "{q}");
     }

@@ -250,6 +250,64 @@ fn related(state: &WebState, row: &EventRow, record: &serde_json::Value) -> Resu
     Ok(found)
 }
 
+/// Records up to this size are shown (and served by the API) whole; beyond it, as their
+/// fields with the large values left out, and whole only as a download. CloudTrail records
+/// are a few KiB; a hostile 60 MB one must not cost ~10× that in memory per page view.
+pub const RECORD_SHOWN_MAX: usize = 256 << 10;
+/// A top-level value of a large record shown up to this size.
+const FIELD_SHOWN_MAX: usize = 16 << 10;
+
+/// The record as pages and the API show it, and whether values were left out. A large record
+/// is split into its top-level fields without parsing their values (borrowed raw text); only
+/// the small ones are parsed.
+pub fn shown_record(raw: &str) -> (serde_json::Value, bool) {
+    use serde_json::Value;
+    if raw.len() <= RECORD_SHOWN_MAX {
+        return (serde_json::from_str(raw).unwrap_or(Value::Null), false);
+    }
+    let Ok(fields) = serde_json::from_str::<std::collections::BTreeMap<String, &serde_json::value::RawValue>>(raw)
+    else {
+        return (Value::Null, true);
+    };
+    let mut out = serde_json::Map::new();
+    for (k, v) in fields {
+        let text = v.get();
+        let value = if text.len() <= FIELD_SHOWN_MAX {
+            serde_json::from_str(text).unwrap_or(Value::Null)
+        } else {
+            Value::String(format!("({} bytes, left out here: download the record)", h::thousands(text.len() as u64)))
+        };
+        out.insert(k, value);
+    }
+    (Value::Object(out), true)
+}
+
+/// `/events/{id}/raw` and `/api/v1/events/{id}/raw`: the record exactly as stored, as a
+/// download (never rendered).
+pub async fn raw(
+    State(state): State<WebState>,
+    Path(event_id): Path<String>,
+) -> Result<axum::response::Response, PageError> {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    let id = event_id.clone();
+    let row = blocking(&state, move |s| {
+        s.store.event(&id)?.ok_or_else(|| PageError::not_found(format!("no event with eventID {id:?}")))
+    })
+    .await?;
+    // The file name comes from the record: only characters that cannot break the header.
+    let name: String =
+        event_id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).take(80).collect();
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json".to_owned()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"event-{name}.json\"")),
+        ],
+        row.raw,
+    )
+        .into_response())
+}
+
 pub async fn detail(
     State(state): State<WebState>,
     Extension(user): Extension<CurrentUser>,
@@ -258,12 +316,13 @@ pub async fn detail(
     let id = event_id.clone();
     let (row, record, related, names) = blocking(&state, move |s| {
         let row = s.store.event(&id)?.ok_or_else(|| PageError::not_found(format!("no event with eventID {id:?}")))?;
-        let record: serde_json::Value = serde_json::from_str(&row.raw).unwrap_or(serde_json::Value::Null);
+        let (record, cut) = shown_record(&row.raw);
         let related = related(s, &row, &record)?;
-        Ok((row, record, related, s.info.load().account_names.clone()))
+        Ok((row, (record, cut), related, s.info.load().account_names.clone()))
     })
     .await?;
-    let pretty = serde_json::to_string_pretty(&record).unwrap_or_else(|_| row.raw.clone());
+    let (record, cut) = record;
+    let pretty = serde_json::to_string_pretty(&record).unwrap_or_else(|_| "null".into());
     let actor = model::ParsedEvent::from_json(&row.raw).ok().map(|e| e.actor);
     let resources = model::resources::identifiers(&record);
     let field = |k: &str| record.get(k).and_then(|v| v.as_str()).map(str::to_owned);
@@ -321,7 +380,14 @@ pub async fn detail(
         }
         section.card {
             h2 { "Record" }
+            @if cut {
+                p.notice.warn {
+                    "This record is " (h::bytes(row.raw.len() as u64)) " (CloudTrail's are a few KiB): its large values are left out here. "
+                    a href={ (h::event_href(&row.event_id)) "/raw" } { "Download the whole record" }
+                }
+            }
             pre.json { (h::t(&pretty)) }
+            @if !cut { p.small { a href={ (h::event_href(&row.event_id)) "/raw" } { "Download the record" } } }
         }
     };
     Ok(h::page("Event", "/events", &user, body))
