@@ -479,7 +479,13 @@ async fn run_account(
         }
     };
     let reader = S3Reader::new(account, &location.bucket, Handle::current()).cancelled_by(cancel.clone());
-    let options = integrity::Options { start: Some(start), end: Some(now), pending: settings.pending_ms, workers: 8 };
+    let options = integrity::Options {
+        start: Some(start),
+        end: Some(now),
+        pending: settings.pending_ms,
+        workers: 8,
+        decompressed_copy: false,
+    };
     let (store, policy, name) = (store.clone(), policy.clone(), spec.name.clone());
     let recorded = tokio::task::spawn_blocking(move || -> Result<_, String> {
         let report = integrity::validate(&reader, &inventory, &keys, &options).map_err(|e| e.to_string())?;

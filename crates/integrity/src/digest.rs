@@ -80,26 +80,50 @@ pub struct Digest {
 pub enum DigestError {
     #[error("not gzip: {0}")]
     Gzip(String),
+    #[error(
+        "stored as plain JSON, not gzip: CloudTrail writes digests gzip'd, so this object is not what it wrote \
+         (a local copy made with decompression on: validate with --decompressed-copy)"
+    )]
+    NotGzip,
+    #[error("inflates to more than {MAX_DIGEST_BYTES} bytes")]
+    TooLarge,
     #[error("not a digest: {0}")]
     Json(String),
     #[error("{field} is not a time: {value:?}")]
     Time { field: &'static str, value: String },
 }
 
+/// The largest digest accepted, inflated. A digest lists an hour's log files of one region
+/// (~300 bytes each): even a large organization's stay far below this.
+pub const MAX_DIGEST_BYTES: u64 = 256 << 20;
+
 impl Digest {
-    /// Parses a digest object as stored (gzip'd); plain JSON is accepted too, because copies
-    /// of buckets are sometimes made with decompression on.
+    /// Parses a digest object as CloudTrail stores it: gzip'd. Plain JSON is not what
+    /// CloudTrail wrote (`aws cloudtrail validate-logs` reports it too); see
+    /// [`parse_decompressed_copy`](Self::parse_decompressed_copy).
     pub fn parse(stored: &[u8]) -> Result<Digest, DigestError> {
-        let inflated = if stored.starts_with(&[0x1f, 0x8b]) {
-            let mut out = Vec::with_capacity(stored.len() * 4);
-            flate2::read::MultiGzDecoder::new(stored)
-                .read_to_end(&mut out)
-                .map_err(|e| DigestError::Gzip(e.to_string()))?;
-            out
+        if !stored.starts_with(&[0x1f, 0x8b]) {
+            return Err(DigestError::NotGzip);
+        }
+        let mut out = Vec::with_capacity(stored.len() * 4);
+        flate2::read::MultiGzDecoder::new(stored)
+            .take(MAX_DIGEST_BYTES + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| DigestError::Gzip(e.to_string()))?;
+        if out.len() as u64 > MAX_DIGEST_BYTES {
+            return Err(DigestError::TooLarge);
+        }
+        Digest::from_inflated(&out)
+    }
+
+    /// Like [`parse`](Self::parse) for a copy of a bucket made with decompression on: plain
+    /// JSON is read as the inflated digest (its hash is the same).
+    pub fn parse_decompressed_copy(stored: &[u8]) -> Result<Digest, DigestError> {
+        if stored.starts_with(&[0x1f, 0x8b]) {
+            Digest::parse(stored)
         } else {
-            stored.to_vec()
-        };
-        Digest::from_inflated(&inflated)
+            Digest::from_inflated(stored)
+        }
     }
 
     pub fn from_inflated(inflated: &[u8]) -> Result<Digest, DigestError> {

@@ -14,7 +14,7 @@ pub mod validate;
 
 use serde::Serialize;
 
-pub use digest::{Digest, SignatureMetadata};
+pub use digest::{Digest, DigestError, SignatureMetadata};
 pub use keys::PublicKeys;
 pub use source::{FetchError, Inventory, LocalDir, ObjectReader};
 pub use validate::{validate, validate_local, ChainSummary, Options, Report, ValidateError};

@@ -239,7 +239,9 @@ fn the_shared_tampered_log_is_reported_modified() {
 fn the_documentation_samples_parse_and_their_flaws_are_seen() {
     // The AWS documentation's "no log files" digest: parses, empty logFiles, null times.
     let empty = std::fs::read(test_support::shared_data("digest/samples/otel-cloudtrail_digest_empty.json")).unwrap();
-    let digest = integrity::Digest::parse(&empty).unwrap();
+    // The samples are stored inflated, as a decompressed copy would hold them.
+    assert_eq!(integrity::Digest::parse(&empty).unwrap_err(), integrity::DigestError::NotGzip);
+    let digest = integrity::Digest::parse_decompressed_copy(&empty).unwrap();
     assert!(digest.body.log_files.is_empty());
     assert!(digest.end > digest.start);
     assert!(digest.string_to_sign().starts_with(&digest.body.digest_end_time));
@@ -247,7 +249,7 @@ fn the_documentation_samples_parse_and_their_flaws_are_seen() {
     // The hand-made sample: parses, but names a previous digest of another account and has
     // malformed log times; its own location is checked like any digest's.
     let made = std::fs::read(test_support::shared_data("digest/samples/otel-cloudtrail_digest.json")).unwrap();
-    let digest = integrity::Digest::parse(&made).unwrap();
+    let digest = integrity::Digest::parse_decompressed_copy(&made).unwrap();
     assert_eq!(digest.body.log_files.len(), 1);
     let own = model::TrailKey::parse(&digest.body.digest_s3_object);
     assert!(own.is_err(), "its digestS3Object is not a digest key: {own:?}");
@@ -256,7 +258,7 @@ fn the_documentation_samples_parse_and_their_flaws_are_seen() {
 
     // Truncated and non-digest input are errors, not panics.
     assert!(integrity::Digest::parse(&test_support::gzip(&made)[..40]).is_err());
-    assert!(integrity::Digest::parse(br#"{"Records":[]}"#).is_err());
+    assert!(integrity::Digest::parse_decompressed_copy(br#"{"Records":[]}"#).is_err());
 }
 
 #[test]
@@ -374,4 +376,54 @@ fn a_region_whose_digests_were_all_deleted() {
     let region_logs =
         manifest.files.iter().filter(|f| f.account == *account && f.region == "eu-west-1" && f.kind == "log").count();
     assert_eq!(report.findings.iter().filter(|f| f.kind == FindingKind::UnlistedLog).count(), region_logs);
+}
+
+/// A digest stored as plain JSON is not what CloudTrail wrote (it writes them gzip'd):
+/// unreadable, unless the copy is known to have been made with decompression on.
+#[test]
+fn a_plain_json_digest_is_unreadable_unless_the_copy_was_decompressed() {
+    let (dir, manifest) = simulate(&[], 5);
+    let chain = first_chain(&manifest);
+    let victim = &chain[2];
+    let path = dir.path().join(victim);
+    let mut text = Vec::new();
+    {
+        use std::io::Read;
+        flate2::read::GzDecoder::new(std::fs::read(&path).unwrap().as_slice()).read_to_end(&mut text).unwrap();
+    }
+    std::fs::write(&path, &text).unwrap();
+    let report = run(dir.path());
+    let unreadable: Vec<_> = report.findings.iter().filter(|f| f.kind == FindingKind::DigestUnreadable).collect();
+    assert_eq!(unreadable.len(), 1, "{:#?}", report.findings);
+    assert_eq!(&unreadable[0].key, victim);
+    assert!(unreadable[0].detail.contains("plain JSON") && unreadable[0].detail.contains("--decompressed-copy"));
+    assert!(!report.valid());
+    // Told it is a decompressed copy: the same inflated bytes, the same hash: valid.
+    let keys = PublicKeys::read(&dir.path().join("list-public-keys.json")).unwrap();
+    let copy = validate_local(dir.path(), &keys, &Options { decompressed_copy: true, ..Options::default() }).unwrap();
+    assert!(copy.findings.is_empty(), "{:#?}", copy.findings);
+}
+
+/// A digest replaced by a copy of another: the successor's link breaks. That link is not also
+/// a delivery gap "although the chain is intact".
+#[test]
+fn a_digest_replaced_by_another_breaks_the_chain_and_is_no_gap() {
+    let (dir, manifest) = simulate(&[], 6);
+    let chain = first_chain(&manifest);
+    // Digest 3 becomes a copy of digest 1 (content and signature).
+    for suffix in ["", ".metadata.json"] {
+        std::fs::copy(dir.path().join(format!("{}{suffix}", chain[1])), dir.path().join(format!("{}{suffix}", chain[3])))
+            .unwrap();
+    }
+    let report = run(dir.path());
+    let broken: Vec<&str> =
+        report.findings.iter().filter(|f| f.kind == FindingKind::ChainBroken).map(|f| f.key.as_str()).collect();
+    assert!(broken.contains(&chain[4].as_str()), "the link from digest 4 breaks: {:#?}", report.findings);
+    for f in &report.findings {
+        if f.kind == FindingKind::DeliveryGap {
+            assert!(!broken.contains(&f.key.as_str()), "a gap on a broken link: {f:?}");
+            assert!(!f.detail.contains("although the chain is intact") || !broken.contains(&f.key.as_str()));
+        }
+    }
+    assert!(!report.valid());
 }

@@ -815,6 +815,10 @@ pub struct ValidateArgs {
     /// How long a delivered log may wait for the digest that lists it (minutes).
     #[arg(long, value_name = "MINUTES", default_value_t = 90)]
     pub pending_minutes: u32,
+    /// The local copy was made with decompression on: read plain-JSON digests (otherwise
+    /// they are DIGEST_UNREADABLE, as CloudTrail writes digests gzip'd).
+    #[arg(long, requires = "local")]
+    pub decompressed_copy: bool,
     /// Configuration with `[aws]` settings and the `[[accounts]]` whose role to use.
     #[arg(long, value_name = "FILE", env = "TRAILWATCH_CONFIG")]
     pub config: Option<PathBuf>,

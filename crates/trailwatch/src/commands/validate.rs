@@ -22,6 +22,7 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<()> {
         start,
         end: Some(end.unwrap_or(now)),
         pending: i64::from(args.pending_minutes) * 60_000,
+        decompressed_copy: args.decompressed_copy,
         ..Options::default()
     };
     let started = std::time::Instant::now();
