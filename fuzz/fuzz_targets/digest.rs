@@ -6,7 +6,8 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(d) = integrity::Digest::parse(data) {
+    // Both forms: gzip (as stored) and plain JSON (a decompressed copy).
+    if let Ok(d) = integrity::Digest::parse_decompressed_copy(data) {
         let s = d.string_to_sign();
         assert!(s.starts_with(&d.body.digest_end_time));
         assert!(s.ends_with(d.body.previous_digest_signature.as_deref().unwrap_or("null")));
