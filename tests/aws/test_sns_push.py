@@ -1,6 +1,8 @@
-"""SNS HTTPS push: a validly signed message is accepted (SignatureVersion 1 and 2) and its
-objects ingested; an altered body, a wrong signature, a certificate from a non-SNS host or
-over http are rejected; subscriptions are confirmed only for configured topics.
+"""SNS HTTPS push: a validly signed message is accepted (SignatureVersion 2, and 1 where
+`[sns] accept_sha1` allows it) and its objects ingested; an altered body, a wrong signature, a
+certificate from a non-SNS host or over http, a replay older than an hour are rejected;
+subscriptions are confirmed only for configured topics, and a message for any other topic
+makes no request at all.
 
 Messages are signed with a locally generated key; its certificate is served over HTTPS by a
 local server that the configuration trusts (`sns.test_cert_hosts` / `sns.test_ca_file`:
@@ -62,6 +64,7 @@ class FakeSnsHost:
 
     def __init__(self, tmp, pem):
         self.confirmed = []
+        self.cert_fetches = 0
         host = self
 
         class H(BaseHTTPRequestHandler):
@@ -70,6 +73,7 @@ class FakeSnsHost:
 
             def do_GET(self):
                 if self.path.startswith("/cert.pem"):
+                    host.cert_fetches += 1
                     body = pem
                 else:
                     host.confirmed.append(self.path)
@@ -87,7 +91,7 @@ class FakeSnsHost:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
-def sign(msg, key, version="1"):
+def sign(msg, key, version="2"):
     keys = SIGNED_KEYS[msg["Type"]]
     text = "".join(f"{k}\n{msg[k]}\n" for k in keys if k in msg)
     algo = hashes.SHA1() if version == "1" else hashes.SHA256()
@@ -115,14 +119,17 @@ def test_sns_push_verifies_signatures_and_confirms_only_configured_topics(endpoi
     topic = f"arn:aws:sns:us-east-1:{aws.account}:trail-topic"
     tw = Trailwatch(tmp_path, endpoint, [{"name": "prod", "account_id": aws.account, "bucket": bucket,
                                            "topic_arn": topic, "regions": ["us-east-1"]}],
-                    sns={"test_cert_hosts": ["localhost"], "test_ca_file": str(tmp_path / "ca.pem")})
+                    sns={"test_cert_hosts": ["localhost"], "test_ca_file": str(tmp_path / "ca.pem"),
+                         "accept_sha1": True})
     serve = tw.start_serve()
     try:
         wait_for(lambda: _up(tw.web), what="serve's web listener")
 
-        def envelope(type_="Notification", topic_arn=topic, message=None, **extra):
+        def envelope(type_="Notification", topic_arn=topic, message=None, age=datetime.timedelta(seconds=5), **extra):
+            sent = datetime.datetime.now(datetime.timezone.utc) - age
             m = {"Type": type_, "MessageId": str(uuid.uuid4()), "TopicArn": topic_arn,
-                 "Timestamp": "2024-03-05T14:16:02.417Z", "SigningCertURL": host.base + "/cert.pem", **extra}
+                 "Timestamp": sent.strftime("%Y-%m-%dT%H:%M:%S.") + f"{sent.microsecond // 1000:03d}Z",
+                 "SigningCertURL": host.base + "/cert.pem", **extra}
             m["Message"] = message
             return m
 
@@ -133,8 +140,12 @@ def test_sns_push_verifies_signatures_and_confirms_only_configured_topics(endpoi
         assert host.confirmed == ["/confirm?Action=ConfirmSubscription&Token=tok-1"]
         stranger = envelope("SubscriptionConfirmation", topic_arn=f"arn:aws:sns:us-east-1:{aws.account}:other",
                             message="…", Token="tok-2", SubscribeURL=host.base + "/confirm?Token=tok-2")
-        status, text = post(tw.web, json.dumps(sign(stranger, key)))
+        fetches = host.cert_fetches
+        # An unknown topic (with another certificate URL, so no cache could answer) is
+        # refused before anything is fetched.
+        status, text = post(tw.web, json.dumps(sign(dict(stranger, SigningCertURL=host.base + "/cert.pem?x=1"), key)))
         assert status == 403 and "not configured" in text and len(host.confirmed) == 1
+        assert host.cert_fetches == fetches, "no certificate was fetched for an unknown topic"
 
         expected = []
         for version in ("1", "2"):
@@ -153,8 +164,10 @@ def test_sns_push_verifies_signatures_and_confirms_only_configured_topics(endpoi
         evil_host = sign(dict(good, SigningCertURL="https://evil.example.com/cert.pem"), key)
         plain_http = sign(dict(good, SigningCertURL=host.base.replace("https", "http") + "/cert.pem"), key)
         lookalike = sign(dict(good, SigningCertURL="https://sns.us-east-1.amazonaws.com.evil.com/cert.pem"), key)
+        replay = sign(envelope(message=json.dumps({"s3Bucket": bucket, "s3ObjectKey": [k]}),
+                               age=datetime.timedelta(minutes=61)), key)
         for name, msg in (("altered", altered), ("wrong signature", forged), ("non-SNS host", evil_host),
-                          ("http cert URL", plain_http), ("look-alike host", lookalike)):
+                          ("http cert URL", plain_http), ("look-alike host", lookalike), ("replay", replay)):
             status, text = post(tw.web, json.dumps(msg))
             assert status == 403, (name, status, text)
         assert post(tw.web, "not json")[0] == 400
@@ -162,6 +175,21 @@ def test_sns_push_verifies_signatures_and_confirms_only_configured_topics(endpoi
         status, _ = post(tw.web, json.dumps(good))
         assert status == 200
         assert sorted(tw.event_ids()) == sorted(expected + ids)
+    finally:
+        serve.terminate()
+        assert serve.wait(60) == 0
+
+    # Without [sns] accept_sha1, SignatureVersion 1 is refused with the fix in the answer.
+    text = tw.config.read_text().replace("accept_sha1 = true", "accept_sha1 = false")
+    tw.config.write_text(text)
+    serve = tw.start_serve()
+    try:
+        wait_for(lambda: _up(tw.web), what="serve's web listener again")
+        k, ids = aws.put_log(bucket, records=3)
+        body = json.dumps({"s3Bucket": bucket, "s3ObjectKey": [k]})
+        status, text = post(tw.web, json.dumps(sign(envelope(message=body), key, "1")))
+        assert status == 403 and "SignatureVersion" in text, (status, text)
+        assert post(tw.web, json.dumps(sign(envelope(message=body), key, "2")))[0] == 200
     finally:
         serve.terminate()
         assert serve.wait(60) == 0

@@ -11,6 +11,13 @@
 //!
 //! `SubscribeURL` is held to the same host rule before trailwatch visits it to confirm a
 //! subscription, and only topics the configuration names are confirmed.
+//!
+//! Before anything is fetched, the cheap checks (an unauthenticated POST must not make the
+//! server fetch a certificate): the topic must be one the configuration names, the message's
+//! `Timestamp` at most an hour old (SNS stops retrying by then; older is a replay), its
+//! `SignatureVersion` 2 (SHA256withRSA) — or 1 (SHA1withRSA, what topics use unless set
+//! otherwise) where `[sns] accept_sha1` allows it — and a real SNS certificate host must be
+//! in the topic's own region.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -42,6 +49,15 @@ pub enum SnsError {
     BadSignature,
     #[error("topic {0} is not configured for this trailwatch")]
     UnknownTopic(String),
+    #[error("Timestamp {0:?} is more than an hour old (or in the future): a replay, not a delivery")]
+    Stale(String),
+    #[error(
+        "SignatureVersion 1 (SHA1withRSA) is not accepted: set the topic's SignatureVersion attribute to 2 \
+         (aws sns set-topic-attributes --attribute-name SignatureVersion --attribute-value 2), or allow it with [sns] accept_sha1 = true"
+    )]
+    Sha1Refused,
+    #[error("SigningCertURL {url:?} is not in the topic's region {region}")]
+    CertRegion { url: String, region: String },
     #[error("confirming the subscription at {url}: {detail}")]
     Confirm { url: String, detail: String },
 }
@@ -57,6 +73,9 @@ impl SnsError {
             SnsError::CertInvalid(_) => "cert_invalid",
             SnsError::BadSignature => "bad_signature",
             SnsError::UnknownTopic(_) => "unknown_topic",
+            SnsError::Stale(_) => "stale_timestamp",
+            SnsError::Sha1Refused => "sha1_refused",
+            SnsError::CertRegion { .. } => "cert_region",
             SnsError::Confirm { .. } => "confirm_failed",
         }
     }
@@ -127,7 +146,26 @@ pub struct SnsVerifier {
     certs: Mutex<HashMap<String, RsaPublicKey>>,
     /// Hosts accepted besides SNS's own. For tests only (a local HTTPS server).
     test_hosts: Vec<String>,
+    policy: SnsPolicy,
 }
+
+/// What pushed messages must satisfy besides a valid signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnsPolicy {
+    /// Accept SignatureVersion 1 (SHA1withRSA).
+    pub accept_sha1: bool,
+    /// The oldest a message's `Timestamp` may be.
+    pub max_age: Duration,
+}
+
+impl Default for SnsPolicy {
+    fn default() -> Self {
+        SnsPolicy { accept_sha1: false, max_age: Duration::from_secs(3600) }
+    }
+}
+
+/// How far in the future a `Timestamp` may be (clocks differ a little).
+const CLOCK_SKEW: Duration = Duration::from_secs(300);
 
 /// Most certificates kept (SNS rotates them rarely; a flood of URLs must not grow memory).
 const CERT_CACHE: usize = 64;
@@ -142,17 +180,54 @@ impl SnsVerifier {
             builder = builder.add_root_certificate(cert);
         }
         let http = builder.build().map_err(|e| SnsError::CertInvalid(e.to_string()))?;
-        Ok(SnsVerifier { http, certs: Mutex::new(HashMap::new()), test_hosts })
+        Ok(SnsVerifier { http, certs: Mutex::new(HashMap::new()), test_hosts, policy: SnsPolicy::default() })
     }
 
-    /// Checks `body` is a genuine SNS message; returns its JSON fields.
-    pub async fn verify(&self, body: &str) -> Result<Map<String, Value>, SnsError> {
+    pub fn with_policy(mut self, policy: SnsPolicy) -> SnsVerifier {
+        self.policy = policy;
+        self
+    }
+
+    /// Checks `body` is a genuine SNS message for a topic `known` accepts, delivered within
+    /// the policy's age at `now_ms`; returns its JSON fields. Everything that needs no
+    /// request is checked before the signing certificate is fetched.
+    pub async fn verify(
+        &self,
+        body: &str,
+        known: impl Fn(&str) -> bool,
+        now_ms: i64,
+    ) -> Result<Map<String, Value>, SnsError> {
         let message: Map<String, Value> =
             serde_json::from_str(body).map_err(|e| SnsError::NotSns(format!("not a JSON object: {e}")))?;
         let field = |k: &str| message.get(k).and_then(Value::as_str).ok_or_else(|| SnsError::NotSns(format!("no {k}")));
         let version = field("SignatureVersion")?;
         let cert_url = field("SigningCertURL")?;
-        https_host("SigningCertURL", cert_url, &self.test_hosts)?;
+        let topic = field("TopicArn")?;
+        if !known(topic) {
+            return Err(SnsError::UnknownTopic(topic.to_owned()));
+        }
+        let timestamp = field("Timestamp")?;
+        let age = model::timefmt::parse_rfc3339_millis(timestamp).map(|t| now_ms - t);
+        let fresh =
+            age.is_some_and(|a| a <= self.policy.max_age.as_millis() as i64 && a >= -(CLOCK_SKEW.as_millis() as i64));
+        if !fresh {
+            return Err(SnsError::Stale(timestamp.to_owned()));
+        }
+        match version {
+            "2" => {}
+            "1" if self.policy.accept_sha1 => {}
+            "1" => return Err(SnsError::Sha1Refused),
+            other => return Err(SnsError::SignatureVersion(other.to_owned())),
+        }
+        let host = https_host("SigningCertURL", cert_url, &self.test_hosts)?;
+        // A real SNS host serves the certificates of its own region's topics.
+        if is_sns_host(host) {
+            let topic_region = topic.split(':').nth(3).unwrap_or_default();
+            let host_region = host.trim_start_matches("sns.").split('.').next().unwrap_or_default();
+            if topic_region != host_region {
+                return Err(SnsError::CertRegion { url: cert_url.to_owned(), region: topic_region.to_owned() });
+            }
+        }
         let signature = base64::engine::general_purpose::STANDARD
             .decode(field("Signature")?)
             .map_err(|_| SnsError::BadSignature)?;
@@ -161,8 +236,7 @@ impl SnsVerifier {
         let key = self.certificate(cert_url).await?;
         let ok = match version {
             "1" => VerifyingKey::<sha1::Sha1>::new(key).verify(signed.as_bytes(), &signature).is_ok(),
-            "2" => VerifyingKey::<sha2::Sha256>::new(key).verify(signed.as_bytes(), &signature).is_ok(),
-            other => return Err(SnsError::SignatureVersion(other.to_owned())),
+            _ => VerifyingKey::<sha2::Sha256>::new(key).verify(signed.as_bytes(), &signature).is_ok(),
         };
         if ok {
             Ok(message)
@@ -251,6 +325,59 @@ mod tests {
         assert_eq!(err("https://sns.us-east-1.amazonaws.com@evil.com/x.pem"), "not_sns_host");
         assert_eq!(err("https://evil.com/sns.us-east-1.amazonaws.com/x.pem"), "not_sns_host");
         assert!(https_host("SigningCertURL", "https://localhost:8443/c.pem", &["localhost".into()]).is_ok());
+    }
+
+    /// An unauthenticated POST makes no request unless the cheap checks pass: each message
+    /// below would need a certificate fetch (from a host that does not answer here) and is
+    /// refused for its own reason first.
+    #[tokio::test]
+    async fn cheap_checks_come_before_any_certificate_fetch() {
+        let v = SnsVerifier::new(Vec::new(), None).unwrap();
+        let now = model::timefmt::parse_rfc3339_millis("2026-12-05T10:00:00Z").unwrap();
+        let topic = "arn:aws:sns:us-east-1:111122223333:trail";
+        let message = |topic: &str, ts: &str, version: &str, cert: &str| {
+            serde_json::json!({"Type": "Notification", "MessageId": "m", "TopicArn": topic, "Message": "{}",
+                "Timestamp": ts, "SignatureVersion": version, "Signature": "AAAA", "SigningCertURL": cert})
+            .to_string()
+        };
+        let known = |t: &str| t == topic;
+        let cert = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-x.pem";
+        let code = |r: Result<Map<String, Value>, SnsError>| r.unwrap_err().reason_code();
+        let other = "arn:aws:sns:us-east-1:111122223333:other";
+        assert_eq!(
+            code(v.verify(&message(other, "2026-12-05T09:59:00Z", "2", cert), known, now).await),
+            "unknown_topic"
+        );
+        assert_eq!(
+            code(v.verify(&message(topic, "2026-12-05T08:59:00Z", "2", cert), known, now).await),
+            "stale_timestamp"
+        );
+        assert_eq!(
+            code(v.verify(&message(topic, "2026-12-05T10:30:00Z", "2", cert), known, now).await),
+            "stale_timestamp"
+        );
+        assert_eq!(code(v.verify(&message(topic, "not a time", "2", cert), known, now).await), "stale_timestamp");
+        assert_eq!(
+            code(v.verify(&message(topic, "2026-12-05T09:59:00Z", "1", cert), known, now).await),
+            "sha1_refused"
+        );
+        let elsewhere = "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-x.pem";
+        assert_eq!(
+            code(v.verify(&message(topic, "2026-12-05T09:59:00Z", "2", elsewhere), known, now).await),
+            "cert_region"
+        );
+        // Past the cheap checks, the fetch is tried: a local port nobody listens on stands in
+        // for SNS (no request leaves this machine).
+        let local = SnsVerifier::new(vec!["127.0.0.1".into()], None).unwrap();
+        let nobody = "https://127.0.0.1:9/cert.pem";
+        let fetched = local.verify(&message(topic, "2026-12-05T09:59:00Z", "2", nobody), known, now).await;
+        assert_eq!(code(fetched), "cert_fetch_failed");
+        // With SHA1 allowed, version 1 goes on to the fetch too.
+        let sha1 = SnsVerifier::new(vec!["127.0.0.1".into()], None)
+            .unwrap()
+            .with_policy(SnsPolicy { accept_sha1: true, ..SnsPolicy::default() });
+        let r = sha1.verify(&message(topic, "2026-12-05T09:59:00Z", "1", nobody), known, now).await;
+        assert_eq!(code(r), "cert_fetch_failed");
     }
 
     #[test]

@@ -412,8 +412,11 @@ fn a_digest_replaced_by_another_breaks_the_chain_and_is_no_gap() {
     let chain = first_chain(&manifest);
     // Digest 3 becomes a copy of digest 1 (content and signature).
     for suffix in ["", ".metadata.json"] {
-        std::fs::copy(dir.path().join(format!("{}{suffix}", chain[1])), dir.path().join(format!("{}{suffix}", chain[3])))
-            .unwrap();
+        std::fs::copy(
+            dir.path().join(format!("{}{suffix}", chain[1])),
+            dir.path().join(format!("{}{suffix}", chain[3])),
+        )
+        .unwrap();
     }
     let report = run(dir.path());
     let broken: Vec<&str> =

@@ -208,6 +208,10 @@ pub struct RawSink {
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSns {
+    /// Accept pushed messages signed with SignatureVersion 1 (SHA1withRSA, a topic's default
+    /// until its SignatureVersion attribute is set to 2). Default false: set the attribute
+    /// (`setup` does) or allow SHA1 here.
+    pub accept_sha1: Option<bool>,
     /// FOR TESTS ONLY: hosts accepted in SigningCertURL/SubscribeURL besides
     /// `sns.<region>.amazonaws.com` (a local HTTPS server standing in for SNS).
     #[serde(default)]
@@ -436,6 +440,8 @@ pub struct Config {
     pub read_limits: model::ReadLimits,
     pub sns_test_cert_hosts: Vec<String>,
     pub sns_test_ca_file: Option<PathBuf>,
+    /// `[sns] accept_sha1`.
+    pub sns_accept_sha1: bool,
     pub detection: DetectionConfig,
     pub sinks: Vec<RawSink>,
     /// `None` when `[integrity] enabled = false`.
@@ -773,6 +779,7 @@ impl Config {
             read_limits,
             sns_test_cert_hosts: raw.sns.test_cert_hosts,
             sns_test_ca_file,
+            sns_accept_sha1: raw.sns.accept_sha1.unwrap_or(false),
         })
     }
 }
@@ -956,6 +963,10 @@ fn apply_env(raw: &mut RawConfig, env: &BTreeMap<String, String>) -> anyhow::Res
             }
             "TRAILWATCH_WEB_MAX_CONNECTIONS" => raw.web.max_connections = Some(number(name, &value)?),
             "TRAILWATCH_AWS_ENDPOINT_URL" => raw.aws.endpoint_url = Some(value),
+            "TRAILWATCH_SNS_ACCEPT_SHA1" => {
+                raw.sns.accept_sha1 =
+                    Some(value.parse().map_err(|_| anyhow::anyhow!("{name} = {value:?} is not true or false"))?)
+            }
             "TRAILWATCH_AWS_FORCE_PATH_STYLE" => {
                 raw.aws.force_path_style =
                     Some(value.parse().map_err(|_| anyhow::anyhow!("{name} = {value:?} is not true or false"))?)

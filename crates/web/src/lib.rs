@@ -9,10 +9,12 @@
 //! data as JSON and is described by `/api/v1/openapi.json`, generated from its route table.
 //!
 //! SNS push, in the order the checks run:
-//! 1. the body is an SNS message whose signature verifies against a certificate fetched from
-//!    an SNS host over HTTPS ([`aws::sns::SnsVerifier`]): otherwise 403 (400 for non-JSON);
-//! 2. its topic is one the configuration names for an account: otherwise 403, and a
-//!    subscription to it is never confirmed;
+//! 1. the body is an SNS message for a topic the configuration names for an account, at most
+//!    an hour old, signed with SHA256withRSA (SHA1 where `[sns] accept_sha1` allows it):
+//!    otherwise 403 (400 for non-JSON), before anything is fetched; a subscription to any
+//!    other topic is never confirmed;
+//! 2. its signature verifies against a certificate fetched from an SNS host of the topic's
+//!    region over HTTPS ([`aws::sns::SnsVerifier`]): otherwise 403;
 //! 3. `SubscriptionConfirmation` → trailwatch visits `SubscribeURL` (same host rule);
 //!    `Notification` → handled like an SQS message of that account; the answer is sent once
 //!    the objects it names are committed, and an error answer makes SNS retry.
@@ -249,7 +251,8 @@ async fn sns_push(State(state): State<WebState>, body: String) -> (StatusCode, S
     let (Some(consumer), Some(verifier)) = (state.consumer, state.sns) else {
         return (StatusCode::NOT_FOUND, "SNS push is not enabled\n".into());
     };
-    let message = match verifier.verify(&body).await {
+    let now = model::timefmt::now_millis();
+    let message = match verifier.verify(&body, |topic| consumer.account_for_topic(topic).is_some(), now).await {
         Ok(m) => m,
         Err(e) => {
             tracing::warn!(reason = e.reason_code(), error = %e, "SNS push rejected");
@@ -257,6 +260,8 @@ async fn sns_push(State(state): State<WebState>, body: String) -> (StatusCode, S
                 SnsError::NotSns(_) => StatusCode::BAD_REQUEST,
                 // Could be SNS's side: answer so that SNS retries.
                 SnsError::CertFetch { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                // Never confirmed, never fetched for: not ours.
+                SnsError::UnknownTopic(_) => StatusCode::FORBIDDEN,
                 _ => StatusCode::FORBIDDEN,
             };
             return (status, format!("rejected: {e}\n"));
@@ -264,10 +269,6 @@ async fn sns_push(State(state): State<WebState>, body: String) -> (StatusCode, S
     };
     let field = |k: &str| message.get(k).and_then(serde_json::Value::as_str).unwrap_or_default().to_owned();
     let topic = field("TopicArn");
-    if consumer.account_for_topic(&topic).is_none() {
-        tracing::warn!(topic = %topic, "SNS push for a topic no account is configured with; ignored, not confirmed");
-        return (StatusCode::FORBIDDEN, format!("rejected: {}\n", SnsError::UnknownTopic(topic)));
-    }
     match field("Type").as_str() {
         "SubscriptionConfirmation" => match verifier.confirm_subscription(&message).await {
             Ok(()) => {

@@ -27,7 +27,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         Some(p) => Some(std::fs::read(p).with_context(|| format!("reading sns.test_ca_file {}", p.display()))?),
         None => None,
     };
-    let sns = Arc::new(aws::sns::SnsVerifier::new(config.sns_test_cert_hosts.clone(), ca.as_deref())?);
+    let sns = Arc::new(
+        aws::sns::SnsVerifier::new(config.sns_test_cert_hosts.clone(), ca.as_deref())?
+            .with_policy(aws::sns::SnsPolicy { accept_sha1: config.sns_accept_sha1, ..Default::default() }),
+    );
     // A certificate that cannot be used stops the start, like any invalid configuration
     // (rather than a server that runs without its web side).
     if let Some((cert, key)) = &config.web.tls {
