@@ -89,7 +89,14 @@ def test_setup_grants_decrypt_and_doctor_explains_kms_and_selectors(endpoint, tm
     out = json.loads(tw.run("setup", "--config", tw.config, "--principal", "arn:aws:iam::444455556666:role/tw",
                             "--kms-key-arn", key_arn, "--format", "json").stdout)
     statements = out["permissionPolicy"]["Statement"]
-    assert {"Sid": "DecryptTrailObjects", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": key_arn} in statements
+    decrypt = next(s for s in statements if s["Sid"] == "DecryptTrailObjects")
+    assert decrypt["Action"] == "kms:Decrypt" and decrypt["Resource"] == key_arn, decrypt
+    # Only through S3, and only for CloudTrail's objects.
+    assert decrypt["Condition"]["StringEquals"]["kms:ViaService"] == "s3.us-east-1.amazonaws.com"
+    assert "kms:EncryptionContext:aws:cloudtrail:arn" in decrypt["Condition"]["StringLike"]
+    # And what the key's policy needs (CreateTrail fails without CloudTrail's statements).
+    sids = [s["Sid"] for s in out["keyPolicyStatements"]]
+    assert sids == ["AllowCloudTrailToEncryptLogs", "AllowCloudTrailToDescribeKey", "AllowTrailwatchToDecryptLogs"]
     # A trail logging data events for every S3 object: doctor warns about the volume.
     ct.put_event_selectors(TrailName="org-trail", EventSelectors=[{
         "ReadWriteType": "All", "IncludeManagementEvents": True,

@@ -164,9 +164,30 @@ pub async fn connect(
     })
 }
 
+/// `arn:aws:sts::1:assumed-role/Name/session` → `arn:aws:iam::1:role/Name`; others unchanged.
+pub fn role_of_session(arn: &str) -> String {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    if parts.len() == 6 && parts[2] == "sts" {
+        if let Some(rest) = parts[5].strip_prefix("assumed-role/") {
+            let role = rest.split('/').next().unwrap_or(rest);
+            return format!("arn:{}:iam::{}:role/{role}", parts[1], parts[4]);
+        }
+    }
+    arn.to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sessions_become_roles() {
+        assert_eq!(
+            role_of_session("arn:aws:sts::444455556666:assumed-role/trailwatch/i-0abc"),
+            "arn:aws:iam::444455556666:role/trailwatch"
+        );
+        assert_eq!(role_of_session("arn:aws:iam::444455556666:user/tw"), "arn:aws:iam::444455556666:user/tw");
+    }
 
     #[test]
     fn queue_regions() {

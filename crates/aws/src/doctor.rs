@@ -100,16 +100,25 @@ pub async fn doctor(base: &SdkConfig, settings: &AwsSettings, spec: &AccountSpec
             c
         }
         Err(e) => {
+            // A trust policy names roles, not sessions: the caller as its role.
+            let me = caller
+                .as_deref()
+                .map(crate::account::role_of_session)
+                .unwrap_or_else(|| "trailwatch's principal".into());
+            let role = spec.role_arn.as_deref().unwrap_or("the account's role");
             let fix = format!(
-                "the role's trust policy must allow {} to sts:AssumeRole with sts:ExternalId = {:?}; {setup_hint}",
-                caller.as_deref().unwrap_or("trailwatch's principal"),
-                spec.external_id.as_deref().unwrap_or("")
+                "both sides must allow it: the trust policy of {role} must allow {me} to sts:AssumeRole with \
+                 sts:ExternalId = {:?}, and {me}'s own policy must allow sts:AssumeRole on {role}; \
+                 `trailwatch setup --config FILE --account {}` writes both (trust-policy.json, caller-policy.json)",
+                spec.external_id.as_deref().unwrap_or(""),
+                spec.name
             );
             out.push(check("assume the account's role", CheckState::Fail, e.to_string(), Some(fix)));
             for name in [
                 "trail exists",
                 "trail is logging",
                 "log file validation",
+                "digests delivered",
                 "trail's SNS topic",
                 "queue reachable",
                 "queue subscribed to the topic",
@@ -166,38 +175,44 @@ pub async fn doctor(base: &SdkConfig, settings: &AwsSettings, spec: &AccountSpec
     let mut topic = spec.topic_arn.clone();
     match &trail {
         None => {
-            for name in ["trail is logging", "log file validation", "trail's SNS topic"] {
+            for name in ["trail is logging", "log file validation", "digests delivered", "trail's SNS topic"] {
                 out.push(check(name, CheckState::Skip, "needs the trail", None));
             }
         }
         Some(t) => {
             let name = t.trail_arn.clone().or(t.name.clone()).unwrap_or_default();
+            // Changes to a trail are made in its home region.
+            let home = t.home_region.clone().unwrap_or_else(|| spec.home_region());
             match cloudtrail.get_trail_status().name(&name).send().await {
                 Ok(s) if s.is_logging == Some(true) => out.push(check("trail is logging", CheckState::Pass, "logging", None)),
                 Ok(_) => out.push(check(
                     "trail is logging",
                     CheckState::Fail,
                     "logging is stopped: no API call is being recorded",
-                    Some(format!("aws cloudtrail start-logging --name {name}  (and find out who stopped it: trailwatch search --event-name StopLogging)")),
+                    Some(format!("aws cloudtrail start-logging --name {name} --region {home}  (and find out who stopped it: trailwatch search --event-name StopLogging)")),
                 )),
                 Err(e) => out.push(check("trail is logging", CheckState::Fail, err(e), Some("the role needs cloudtrail:GetTrailStatus".into()))),
             }
             if t.log_file_validation_enabled == Some(true) {
-                out.push(check("log file validation", CheckState::Pass, "digest files are written", None));
+                out.push(check("log file validation", CheckState::Pass, "enabled on the trail", None));
+                out.push(recent_digest(&clients, spec, now).await);
             } else {
                 out.push(check(
                     "log file validation",
                     CheckState::Fail,
                     "disabled: tampering with log files cannot be proven",
-                    Some(format!("aws cloudtrail update-trail --name {name} --enable-log-file-validation")),
+                    Some(format!(
+                        "aws cloudtrail update-trail --name {name} --region {home} --enable-log-file-validation"
+                    )),
                 ));
+                out.push(check("digests delivered", CheckState::Skip, "log file validation is off", None));
             }
             match (&t.sns_topic_arn, &spec.topic_arn) {
                 (None, _) => out.push(check(
                     "trail's SNS topic",
                     CheckState::Fail,
                     "the trail announces no deliveries",
-                    Some(format!("aws cloudtrail update-trail --name {name} --sns-topic-name <topic>  (the topic policy must let cloudtrail.amazonaws.com publish)")),
+                    Some(format!("aws cloudtrail update-trail --name {name} --region {home} --sns-topic-name <topic>  (the topic policy must let cloudtrail.amazonaws.com publish)")),
                 )),
                 (Some(actual), Some(configured)) if actual != configured => out.push(check(
                     "trail's SNS topic",
@@ -221,7 +236,7 @@ pub async fn doctor(base: &SdkConfig, settings: &AwsSettings, spec: &AccountSpec
                 )),
                 None => out.push(check("log file encryption", CheckState::Pass, "SSE-S3 (no KMS key to allow)", None)),
             }
-            out.push(event_selectors(&cloudtrail, &name).await);
+            out.push(event_selectors(&cloudtrail, &name, &home).await);
         }
     }
 
@@ -311,7 +326,7 @@ pub async fn doctor(base: &SdkConfig, settings: &AwsSettings, spec: &AccountSpec
 
 /// Advice on the trail's event selectors: data events for every S3 object or Lambda
 /// function, and high-volume management sources, can multiply what is stored.
-async fn event_selectors(cloudtrail: &aws_sdk_cloudtrail::Client, trail: &str) -> Check {
+async fn event_selectors(cloudtrail: &aws_sdk_cloudtrail::Client, trail: &str, home: &str) -> Check {
     const NAME: &str = "event selectors (volume)";
     let resp = match cloudtrail.get_event_selectors().trail_name(trail).send().await {
         Ok(r) => r,
@@ -390,16 +405,68 @@ async fn event_selectors(cloudtrail: &aws_sdk_cloudtrail::Client, trail: &str) -
         return check(NAME, CheckState::Pass, detail, None);
     }
     let advice: Vec<String> = warnings.into_iter().chain(notes).collect();
+    // A trail has basic or advanced selectors, never both: the fix uses the kind it has.
+    let fix = if resp.advanced_event_selectors().is_empty() {
+        format!(
+            "narrow data events to what matters, e.g. aws cloudtrail put-event-selectors --trail-name {trail} --region {home} \
+             --event-selectors '[{{\"ReadWriteType\":\"WriteOnly\",\"IncludeManagementEvents\":true,\
+             \"ExcludeManagementEventSources\":[\"kms.amazonaws.com\",\"rdsdata.amazonaws.com\"],\
+             \"DataResources\":[{{\"Type\":\"AWS::S3::Object\",\"Values\":[\"arn:aws:s3:::<bucket that matters>/\"]}}]}}]', \
+             or drop them before storage with [[ingest.filters]]"
+        )
+    } else {
+        format!(
+            "narrow the advanced selectors, e.g. aws cloudtrail put-event-selectors --trail-name {trail} --region {home} \
+             --advanced-event-selectors '[{{\"Name\":\"Management\",\"FieldSelectors\":[{{\"Field\":\"eventCategory\",\"Equals\":[\"Management\"]}},\
+             {{\"Field\":\"eventSource\",\"NotEquals\":[\"kms.amazonaws.com\",\"rdsdata.amazonaws.com\"]}}]}},\
+             {{\"Name\":\"S3 writes\",\"FieldSelectors\":[{{\"Field\":\"eventCategory\",\"Equals\":[\"Data\"]}},\
+             {{\"Field\":\"resources.type\",\"Equals\":[\"AWS::S3::Object\"]}},{{\"Field\":\"readOnly\",\"Equals\":[\"false\"]}},\
+             {{\"Field\":\"resources.ARN\",\"StartsWith\":[\"arn:aws:s3:::<bucket that matters>/\"]}}]}}]', \
+             or drop them before storage with [[ingest.filters]]"
+        )
+    };
+    check(NAME, CheckState::Warn, advice.join("; "), Some(fix))
+}
+
+/// The newest digest of the home region, today or yesterday: validation enabled on the trail
+/// is not yet digests delivered (they are written hourly; a stopped trail or a lifecycle rule
+/// or someone deleting them leaves none).
+async fn recent_digest(clients: &account::AccountClients, spec: &AccountSpec, now: i64) -> Check {
+    const NAME: &str = "digests delivered";
+    let Some(bucket) = &spec.bucket else {
+        return check(NAME, CheckState::Skip, "no bucket configured", None);
+    };
+    let base = crate::backfill::account_prefix(clients);
+    let region = spec.home_region();
+    for day in [now, now - 86_400_000] {
+        let Some((y, m, d, ..)) = civil(day) else { continue };
+        let prefix = format!("{base}CloudTrail-Digest/{region}/{y:04}/{m:02}/{d:02}/");
+        match clients.s3.list_objects_v2().bucket(bucket).prefix(&prefix).send().await {
+            Ok(r) => {
+                if let Some(k) = r.contents().iter().filter_map(|o| o.key()).max() {
+                    return check(NAME, CheckState::Pass, format!("newest: {k}"), None);
+                }
+            }
+            Err(e) => {
+                return check(
+                    NAME,
+                    CheckState::Fail,
+                    format!("listing s3://{bucket}/{prefix}: {}", err(e)),
+                    Some("the role needs s3:ListBucket on the bucket for the trail's prefix".into()),
+                )
+            }
+        }
+    }
     check(
         NAME,
         CheckState::Warn,
-        advice.join("; "),
-        Some(format!(
-            "narrow data events with advanced event selectors (resources.ARN StartsWith the buckets/functions that matter, \
-             readOnly = false), exclude noisy management sources (aws cloudtrail put-event-selectors --trail-name {trail} \
-             ... ExcludeManagementEventSources kms.amazonaws.com, rdsdata.amazonaws.com), or drop them before storage with \
-             [[ingest.filters]]"
-        )),
+        format!("no digest file under {base}CloudTrail-Digest/{region}/ today or yesterday"),
+        Some(
+            "CloudTrail writes a digest every hour once validation is on: if it was enabled over an hour ago, check \
+             that the trail is logging and that nothing (a lifecycle rule, a person) deletes CloudTrail-Digest/ objects \
+             (`trailwatch validate --trail-arn ARN --start-time 2d` reports what is missing)"
+                .into(),
+        ),
     )
 }
 
@@ -458,10 +525,11 @@ async fn recent_object(clients: &account::AccountClients, spec: &AccountSpec, no
                 CheckState::Fail,
                 e.to_string(),
                 Some(format!(
-                    "add {{\"Effect\": \"Allow\", \"Action\": \"kms:Decrypt\", \"Resource\": \"{}\"}} to the role's policy \
-                     (`trailwatch setup --account {} --kms-key-arn ARN` prints it), and allow the role in the key's policy",
+                    "allow the role kms:Decrypt on {} through S3, in its own policy and in the key's policy: \
+                     `trailwatch setup --config FILE --account {} --kms-key-arn {}` prints both",
                     key_arn.as_deref().unwrap_or("<the trail's KMS key ARN>"),
-                    spec.name
+                    spec.name,
+                    key_arn.as_deref().unwrap_or("ARN")
                 )),
             )
         }

@@ -22,6 +22,7 @@ pub mod doctor;
 pub mod fetch;
 pub mod history;
 pub mod integrity;
+pub mod permissions;
 pub mod setup;
 pub mod sns;
 pub mod status;

@@ -505,14 +505,23 @@ pub struct SetupArgs {
     /// credentials (an assumed-role session becomes its role).
     #[arg(long, value_name = "ARN")]
     pub principal: Option<String>,
-    /// Name of the trail the template creates.
-    #[arg(long, default_value = "trailwatch-trail")]
-    pub trail_name: String,
-    /// The trail's KMS key, if it encrypts with one (the role then gets kms:Decrypt on it).
-    #[arg(long, value_name = "ARN")]
+    /// The trail's name: the one the template creates (default trailwatch-trail), and for an
+    /// existing trail the one whose settings the role may read (default: any of the account's).
+    #[arg(long)]
+    pub trail_name: Option<String>,
+    /// The trail encrypts with this existing KMS key: print the key-policy statements CloudTrail
+    /// and the role need, and grant the role kms:Decrypt on it (through S3 only).
+    #[arg(long, value_name = "ARN", conflicts_with = "create_kms_key")]
     pub kms_key_arn: Option<String>,
-    /// Write trust-policy.json, permission-policy.json and cloudformation.json under
-    /// DIR/<account>/ instead of printing them.
+    /// The template creates a KMS key (rotation on) and encrypts the trail with it.
+    #[arg(long)]
+    pub create_kms_key: bool,
+    /// Name of the read-only role the template creates (its ARN goes in caller-policy.json).
+    #[arg(long, default_value = "trailwatch-read")]
+    pub role_name: String,
+    /// Write trust-policy.json, permission-policy.json, cloudformation.json (and
+    /// key-policy-statements.json) under DIR/<account>/, and caller-policy.json in DIR,
+    /// instead of printing them.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// `table` (sections for people) or `json` (one document per account).

@@ -3,6 +3,8 @@
 use anyhow::{bail, Context};
 use serde_json::json;
 
+use aws::setup::KmsSetup;
+
 use super::load_config;
 use crate::cli::SetupArgs;
 use crate::output::{terminal_safe, Format};
@@ -20,46 +22,87 @@ pub fn run(args: SetupArgs) -> anyhow::Result<()> {
         Some(p) => p.clone(),
         None => own_principal(&config.aws).context("finding trailwatch's own principal (pass --principal ARN)")?,
     };
+    if args.kms_key_arn.is_some() && accounts.len() > 1 {
+        bail!("--kms-key-arn names one account's key: pass --account NAME with it");
+    }
+    let kms = match (&args.kms_key_arn, args.create_kms_key) {
+        (Some(arn), _) => KmsSetup::Existing(arn.clone()),
+        (None, true) => KmsSetup::Create,
+        (None, false) => KmsSetup::None,
+    };
+    let input_for = |external_id: String| aws::setup::SetupInput {
+        principal: principal.clone(),
+        external_id,
+        trail_name: args.trail_name.clone(),
+        kms: kms.clone(),
+        role_name: args.role_name.clone(),
+    };
+    // The other half of every trust policy: trailwatch's own identity may assume each role
+    // (and publish to the alert topics).
+    let roles: Vec<String> =
+        accounts.iter().map(|spec| aws::setup::role_arn(spec, &input_for(String::new()))).collect();
+    let alert_topics: Vec<String> =
+        config.sinks.iter().filter(|s| s.kind == "sns").filter_map(|s| s.topic_arn.clone()).collect();
+    let caller = aws::setup::caller_policy(&roles, &alert_topics);
+    let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
+    if let Some(dir) = &args.out {
+        super::private_dir(dir)?;
+        let path = dir.join("caller-policy.json");
+        std::fs::write(&path, pretty(&caller) + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
     for spec in &accounts {
         let generated = spec.external_id.is_none();
         let external_id = spec.external_id.clone().unwrap_or_else(random_external_id);
-        let input = aws::setup::SetupInput {
-            principal: principal.clone(),
-            external_id: external_id.clone(),
-            trail_name: args.trail_name.clone(),
-            kms_key_arn: args.kms_key_arn.clone(),
-        };
+        let input = input_for(external_id.clone());
         let docs = aws::setup::documents(spec, &input);
         if let Some(dir) = &args.out {
             let dir = dir.join(&spec.name);
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            for (file, doc) in [
+            let mut files = vec![
                 ("trust-policy.json", &docs.trust_policy),
                 ("permission-policy.json", &docs.permission_policy),
                 ("cloudformation.json", &docs.cloudformation),
-            ] {
+            ];
+            if let Some(k) = &docs.key_policy_statements {
+                files.push(("key-policy-statements.json", k));
+            }
+            for (file, doc) in files {
                 let path = dir.join(file);
-                std::fs::write(&path, serde_json::to_string_pretty(doc)? + "\n")
-                    .with_context(|| format!("writing {}", path.display()))?;
+                std::fs::write(&path, pretty(doc) + "\n").with_context(|| format!("writing {}", path.display()))?;
             }
             println!("{}: wrote {}", terminal_safe(&spec.name), dir.display());
         } else if matches!(args.format, Format::Json | Format::Jsonl) {
             println!(
                 "{}",
-                json!({"account": spec.name, "principal": principal, "externalId": external_id,
+                json!({"account": spec.name, "principal": principal, "externalId": external_id, "roleArn": docs.role_arn,
                        "trustPolicy": docs.trust_policy, "permissionPolicy": docs.permission_policy,
-                       "cloudFormation": docs.cloudformation})
+                       "cloudFormation": docs.cloudformation, "keyPolicyStatements": docs.key_policy_statements,
+                       "callerPolicy": caller, "notes": docs.notes})
             );
             continue;
         } else {
-            let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
             println!("# account {} ({})", terminal_safe(&spec.name), spec.account_id);
-            println!("\n## 1. Trust policy of the read-only role (trailwatch = {})\n", terminal_safe(&principal));
+            println!(
+                "\n## 1. Trust policy of the read-only role {} (trailwatch = {})\n",
+                docs.role_arn,
+                terminal_safe(&principal)
+            );
             println!("{}", pretty(&docs.trust_policy));
-            println!("\n## 2. Permission policy of the role (read-only, the trail's prefix only)\n");
+            println!("\n## 2. Permission policy of the role (read-only, the trail's own path only)\n");
             println!("{}", pretty(&docs.permission_policy));
-            println!("\n## 3. CloudFormation template: trail + bucket + topic + queue/DLQ + subscription + role\n");
+            let mut section = 3;
+            if let Some(k) = &docs.key_policy_statements {
+                println!("\n## {section}. Statements to add to the KMS key's policy\n");
+                println!("{}", pretty(k));
+                section += 1;
+            }
+            println!(
+                "\n## {section}. CloudFormation template: trail + bucket + topic + queue/DLQ + subscription + role\n"
+            );
             println!("{}", pretty(&docs.cloudformation));
+        }
+        for note in &docs.notes {
+            println!("\nnote: {}", terminal_safe(note));
         }
         if generated {
             println!(
@@ -68,9 +111,14 @@ pub fn run(args: SetupArgs) -> anyhow::Result<()> {
             );
         }
         println!(
-            "\nthen set role_arn, bucket, queue_url and topic_arn of [[accounts]] name = \"{}\" from the stack's outputs, and run `trailwatch doctor --config FILE`\n",
-            terminal_safe(&spec.name)
+            "\nthen set role_arn, bucket, queue_url and topic_arn of [[accounts]] name = \"{}\" from the stack's outputs, and run `trailwatch doctor --config {}`\n",
+            terminal_safe(&spec.name),
+            args.config.display()
         );
+    }
+    if args.out.is_none() && !matches!(args.format, Format::Json | Format::Jsonl) {
+        println!("# trailwatch's own identity ({}): attach this policy to it\n", terminal_safe(&principal));
+        println!("{}", pretty(&caller));
     }
     Ok(())
 }
@@ -82,20 +130,8 @@ fn own_principal(settings: &aws::AwsSettings) -> anyhow::Result<String> {
     runtime.block_on(async {
         let base = aws::account::base_config(settings).await;
         let id = aws::account::caller_arn(&base).await?;
-        Ok(role_of_session(&id))
+        Ok(aws::account::role_of_session(&id))
     })
-}
-
-/// `arn:aws:sts::1:assumed-role/Name/session` → `arn:aws:iam::1:role/Name`; others unchanged.
-fn role_of_session(arn: &str) -> String {
-    let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    if parts.len() == 6 && parts[2] == "sts" {
-        if let Some(rest) = parts[5].strip_prefix("assumed-role/") {
-            let role = rest.split('/').next().unwrap_or(rest);
-            return format!("arn:{}:iam::{}:role/{role}", parts[1], parts[4]);
-        }
-    }
-    arn.to_owned()
 }
 
 /// 32 hex characters from the OS's random source.
@@ -112,12 +148,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sessions_become_roles() {
-        assert_eq!(
-            role_of_session("arn:aws:sts::444455556666:assumed-role/trailwatch/i-0abc"),
-            "arn:aws:iam::444455556666:role/trailwatch"
-        );
-        assert_eq!(role_of_session("arn:aws:iam::444455556666:user/tw"), "arn:aws:iam::444455556666:user/tw");
+    fn external_ids_are_random() {
         assert_eq!(random_external_id().len(), 32);
         assert_ne!(random_external_id(), random_external_id());
     }
