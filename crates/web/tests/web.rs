@@ -616,3 +616,34 @@ async fn a_huge_record_is_shown_cut_with_a_download() {
     assert!(v.get("recordTruncated").is_none());
     assert_eq!(v["record"]["requestParameters"]["name"], "main-trail");
 }
+
+/// Two users of the same name in two accounts are two rows of the top principals: each
+/// shows its account, or they would look like one person.
+#[tokio::test]
+async fn top_principals_of_the_same_name_show_their_accounts() {
+    let store = store();
+    let when = model::timefmt::format_millis(model::timefmt::now_millis() - 3_600_000);
+    let mut w = store.writer().unwrap();
+    w.begin_object(&ObjectMeta::local("two.json.gz", 1)).unwrap();
+    let events = [("a-1", "111122223333"), ("a-2", "111122223333"), ("b-1", "444455556666")]
+        .iter()
+        .map(|(id, account)| {
+            let json = EVENT
+                .replace("\"e-1\"", &format!("\"{id}\""))
+                .replace("2026-01-15T10:45:23Z", &when)
+                .replace("111122223333", account);
+            model::ParsedEvent::from_json(&json).unwrap()
+        })
+        .collect();
+    w.insert(&mut store::EventBatch::new(events)).unwrap();
+    w.finish_object(&ObjectTotals { records: 3, ..Default::default() }).unwrap();
+    w.commit().unwrap();
+    let app = app(store);
+    let (session, _) = login(&app, "viewer").await;
+    let (status, _, page) = send(&app, get("/?range=24h", Some(&session))).await;
+    assert_eq!(status, StatusCode::OK);
+    let top = page.split("Top principals").nth(1).expect("a top principals card").split("</section>").next().unwrap();
+    // Visible text, not only the links' titles (which hold the whole ARN).
+    assert!(top.contains(">111122223333<") && top.contains(">444455556666<"), "both accounts shown: {top}");
+    assert_eq!(top.matches(">alice<").count(), 2, "two alice rows: {top}");
+}
