@@ -113,7 +113,7 @@ step "fuzzing (bounded)"
 scripts/fuzz.sh
 
 step "scripts"
-python3 -m py_compile scripts/naive_loader.py scripts/make_big_log.py scripts/bench_sqs.py scripts/soak.py
+python3 -m py_compile scripts/naive_loader.py scripts/make_big_log.py scripts/bench_sqs.py scripts/soak.py scripts/bench_login.py
 bash -n scripts/bench.sh
 bash -n scripts/bench_rules.sh
 bash -n scripts/bench_web.sh

@@ -428,6 +428,46 @@ async fn event_selectors(cloudtrail: &aws_sdk_cloudtrail::Client, trail: &str, h
     check(NAME, CheckState::Warn, advice.join("; "), Some(fix))
 }
 
+/// A listing that failed: where, and why.
+struct ListFailure {
+    prefix: String,
+    bucket: String,
+    error: String,
+}
+
+impl ListFailure {
+    fn check(self, name: &'static str) -> Check {
+        check(
+            name,
+            CheckState::Fail,
+            format!("listing s3://{}/{}: {}", self.bucket, self.prefix, self.error),
+            Some("the role needs s3:ListBucket on the bucket for the trail's prefix".into()),
+        )
+    }
+}
+
+/// The newest key under `base` + today's `YYYY/MM/DD/`, else yesterday's.
+async fn newest_of_two_days(
+    clients: &account::AccountClients,
+    bucket: &str,
+    base: &str,
+    now: i64,
+) -> Result<Option<String>, ListFailure> {
+    for day in [now, now - 86_400_000] {
+        let Some((y, m, d, ..)) = civil(day) else { continue };
+        let prefix = format!("{base}{y:04}/{m:02}/{d:02}/");
+        match clients.s3.list_objects_v2().bucket(bucket).prefix(&prefix).send().await {
+            Ok(r) => {
+                if let Some(k) = r.contents().iter().filter_map(|o| o.key()).max() {
+                    return Ok(Some(k.to_owned()));
+                }
+            }
+            Err(e) => return Err(ListFailure { prefix, bucket: bucket.to_owned(), error: err(e) }),
+        }
+    }
+    Ok(None)
+}
+
 /// The newest digest of the home region, today or yesterday: validation enabled on the trail
 /// is not yet digests delivered (they are written hourly; a stopped trail or a lifecycle rule
 /// or someone deleting them leaves none).
@@ -438,24 +478,10 @@ async fn recent_digest(clients: &account::AccountClients, spec: &AccountSpec, no
     };
     let base = crate::backfill::account_prefix(clients);
     let region = spec.home_region();
-    for day in [now, now - 86_400_000] {
-        let Some((y, m, d, ..)) = civil(day) else { continue };
-        let prefix = format!("{base}CloudTrail-Digest/{region}/{y:04}/{m:02}/{d:02}/");
-        match clients.s3.list_objects_v2().bucket(bucket).prefix(&prefix).send().await {
-            Ok(r) => {
-                if let Some(k) = r.contents().iter().filter_map(|o| o.key()).max() {
-                    return check(NAME, CheckState::Pass, format!("newest: {k}"), None);
-                }
-            }
-            Err(e) => {
-                return check(
-                    NAME,
-                    CheckState::Fail,
-                    format!("listing s3://{bucket}/{prefix}: {}", err(e)),
-                    Some("the role needs s3:ListBucket on the bucket for the trail's prefix".into()),
-                )
-            }
-        }
+    match newest_of_two_days(clients, bucket, &format!("{base}CloudTrail-Digest/{region}/"), now).await {
+        Ok(Some(k)) => return check(NAME, CheckState::Pass, format!("newest: {k}"), None),
+        Ok(None) => {}
+        Err(failure) => return failure.check(NAME),
     }
     check(
         NAME,
@@ -477,27 +503,10 @@ async fn recent_object(clients: &account::AccountClients, spec: &AccountSpec, no
     };
     let base = crate::backfill::account_prefix(clients);
     let region = spec.home_region();
-    let mut newest: Option<String> = None;
-    for day in [now, now - 86_400_000] {
-        let Some((y, m, d, ..)) = civil(day) else { continue };
-        let prefix = format!("{base}CloudTrail/{region}/{y:04}/{m:02}/{d:02}/");
-        match clients.s3.list_objects_v2().bucket(bucket).prefix(&prefix).send().await {
-            Ok(r) => {
-                if let Some(k) = r.contents().iter().filter_map(|o| o.key()).max() {
-                    newest = Some(k.to_owned());
-                    break;
-                }
-            }
-            Err(e) => {
-                return check(
-                    NAME,
-                    CheckState::Fail,
-                    format!("listing s3://{bucket}/{prefix}: {}", err(e)),
-                    Some("the role needs s3:ListBucket on the bucket for the trail's prefix".into()),
-                )
-            }
-        }
-    }
+    let newest = match newest_of_two_days(clients, bucket, &format!("{base}CloudTrail/{region}/"), now).await {
+        Ok(newest) => newest,
+        Err(failure) => return failure.check(NAME),
+    };
     let Some(key) = newest else {
         return check(
             NAME,

@@ -254,19 +254,30 @@ pub fn caller_policy(role_arns: &[String], alert_topics: &[String]) -> Value {
     json!({"Version": "2012-10-17", "Statement": statements})
 }
 
+/// What CloudTrail needs in a key's policy to encrypt for the trail `trail_arn` (whose
+/// encryption context matches `context`): generate data keys, describe the key; both pinned
+/// to the trail by `aws:SourceArn`.
+fn cloudtrail_key_statements(trail_arn: Value, context: Value) -> [Value; 2] {
+    [
+        json!({"Sid": "AllowCloudTrailToEncryptLogs", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
+         "Action": "kms:GenerateDataKey*", "Resource": "*",
+         "Condition": {"StringEquals": {"aws:SourceArn": trail_arn},
+                       "StringLike": {"kms:EncryptionContext:aws:cloudtrail:arn": context}}}),
+        json!({"Sid": "AllowCloudTrailToDescribeKey", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
+         "Action": "kms:DescribeKey", "Resource": "*",
+         "Condition": {"StringEquals": {"aws:SourceArn": trail_arn}}}),
+    ]
+}
+
 /// Statements to add to an existing key's policy for a trail named `trail_arn` in
 /// `owner`'s account, read by `role_arn` through S3 in `region`.
 pub fn key_policy_statements(trail_arn: &str, owner: &str, role_arn: &str, region: &str) -> Value {
     let part = partition(region);
     let context = format!("arn:{part}:cloudtrail:*:{owner}:trail/*");
+    let [encrypt, describe] = cloudtrail_key_statements(json!(trail_arn), json!(context));
     json!([
-        {"Sid": "AllowCloudTrailToEncryptLogs", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
-         "Action": "kms:GenerateDataKey*", "Resource": "*",
-         "Condition": {"StringEquals": {"aws:SourceArn": trail_arn},
-                       "StringLike": {"kms:EncryptionContext:aws:cloudtrail:arn": context}}},
-        {"Sid": "AllowCloudTrailToDescribeKey", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
-         "Action": "kms:DescribeKey", "Resource": "*",
-         "Condition": {"StringEquals": {"aws:SourceArn": trail_arn}}},
+        encrypt,
+        describe,
         {"Sid": "AllowTrailwatchToDecryptLogs", "Effect": "Allow", "Principal": {"AWS": role_arn},
          "Action": "kms:Decrypt", "Resource": "*",
          "Condition": {"StringEquals": {"kms:ViaService": format!("s3.{region}.{}", dns_suffix(part))},
@@ -424,6 +435,7 @@ pub fn cloudformation(spec: &AccountSpec, input: &SetupInput) -> Value {
         // The account administers the key (IAM policies then decide, so the role's own
         // kms:Decrypt statement suffices); CloudTrail may encrypt for this trail only.
         let context = json!({"Fn::Sub": "arn:${AWS::Partition}:cloudtrail:*:${AWS::AccountId}:trail/*"});
+        let [encrypt, describe] = cloudtrail_key_statements(trail_arn.clone(), context);
         resources["TrailKey"] = json!({
             "Type": "AWS::KMS::Key",
             "DeletionPolicy": "Retain",
@@ -435,13 +447,8 @@ pub fn cloudformation(spec: &AccountSpec, input: &SetupInput) -> Value {
                     {"Sid": "AccountAdministersTheKey", "Effect": "Allow",
                      "Principal": {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}},
                      "Action": "kms:*", "Resource": "*"},
-                    {"Sid": "AllowCloudTrailToEncryptLogs", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
-                     "Action": "kms:GenerateDataKey*", "Resource": "*",
-                     "Condition": {"StringEquals": {"aws:SourceArn": trail_arn},
-                                   "StringLike": {"kms:EncryptionContext:aws:cloudtrail:arn": context}}},
-                    {"Sid": "AllowCloudTrailToDescribeKey", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
-                     "Action": "kms:DescribeKey", "Resource": "*",
-                     "Condition": {"StringEquals": {"aws:SourceArn": trail_arn}}}
+                    encrypt,
+                    describe
                 ]}
             }
         });
