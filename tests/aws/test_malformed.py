@@ -42,7 +42,10 @@ def test_bad_messages_are_quarantined_and_reach_the_dlq(endpoint, tmp_path):
                     ingest={"visibility_timeout_secs": 5, "retry_backoff_secs": 1})
     counters, stderr = tw.serve_until_idle(idle=6)
     assert sorted(tw.event_ids()) == sorted(good), stderr[-3000:]
-    assert counters["objects"] == 6 and counters["quarantined"] == 1
+    # Each good object committed (once or more: SQS delivers at least once, and under load moto
+    # has handed one message to both receivers; a re-read object adds nothing, as the event ids
+    # above show), the bad one quarantined.
+    assert counters["objects"] >= 6 and counters["quarantined"] == 1, counters
     # Every bad message was received twice (maxReceiveCount = 2), never deleted, then moved.
     assert aws.queue_depth(queue) == 0
     moved = []
