@@ -4,8 +4,9 @@
 //! * **A cap on connections** ([`Limits::max_connections`]): at the cap, the loop stops
 //!   accepting and further clients wait in the kernel's listen queue, so open sockets never
 //!   exhaust the process's file descriptors. One client address may hold at most
-//!   [`Limits::per_address`] of them (a connection over that is closed at once), so a single
-//!   host cannot take every slot; trusted proxies are exempt (all their clients share them).
+//!   [`Limits::per_address`] of them (half; a connection over that is closed at once), so a
+//!   single host cannot take every slot; trusted proxies are exempt (all their clients share
+//!   them).
 //! * **Timeouts on what a client controls**: the whole request head must arrive within
 //!   [`Limits::header_timeout`] (this also ends idle keep-alive connections), a TLS
 //!   handshake within [`Limits::handshake_timeout`], a request body within
@@ -53,8 +54,9 @@ impl Limits {
         let max_connections = max_connections.max(1);
         Limits {
             max_connections,
-            // A browser opens ~6 per host; leave room for several people behind one NAT.
-            per_address: (max_connections / 4).clamp(1, 64),
+            // Half the slots: a crowd behind one NAT (a browser opens ~6 connections) fits,
+            // and one address holding its share still leaves the other half to everyone else.
+            per_address: (max_connections / 2).max(1),
             header_timeout: Duration::from_secs(10),
             handshake_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
