@@ -99,7 +99,7 @@ pub(crate) fn client_ip(trusted: &[ipnet::IpNet], headers: &HeaderMap, peer: Opt
 }
 
 /// IPv4-mapped IPv6 addresses (a dual-stack listener's view of IPv4 clients) as IPv4.
-fn canonical(ip: IpAddr) -> IpAddr {
+pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
         v4 => v4,

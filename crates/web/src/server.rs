@@ -104,8 +104,9 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let trusted = state.info.load().trusted_proxies.iter().any(|n| n.contains(&peer.ip()));
-        let claim = if trusted { None } else { per_address.claim(peer.ip(), limits.per_address) };
+        let ip = crate::login::canonical(peer.ip());
+        let trusted = state.info.load().trusted_proxies.iter().any(|n| n.contains(&ip));
+        let claim = if trusted { None } else { per_address.claim(ip, limits.per_address) };
         if !trusted && claim.is_none() {
             // Over this address's share: closed at once (dropping the stream), slot freed.
             tracing::debug!(peer = %peer, "connection refused: too many from this address");
