@@ -142,6 +142,8 @@ mod tests {
         assert!(!text.contains('\u{1b}') && !text.contains('\u{7}') && !text.contains('\u{202e}'), "{text:?}");
         assert!(text.contains("user=bob\\n2026-12-05T00:00:00Z  INFO logged in user=admin\\u{1b}]0;owned"), "{text}");
         assert!(text.contains("failed login for bob\\n"), "the message is escaped too: {text}");
+        // A `?` field (how login logs user names) is quoted and escaped by Debug.
+        assert!(text.contains("key=\"bob\\n"), "{text}");
     }
 
     #[test]

@@ -260,8 +260,7 @@ async fn sns_push(State(state): State<WebState>, body: String) -> (StatusCode, S
                 SnsError::NotSns(_) => StatusCode::BAD_REQUEST,
                 // Could be SNS's side: answer so that SNS retries.
                 SnsError::CertFetch { .. } => StatusCode::SERVICE_UNAVAILABLE,
-                // Never confirmed, never fetched for: not ours.
-                SnsError::UnknownTopic(_) => StatusCode::FORBIDDEN,
+                // An unknown topic (never confirmed, never fetched for), a replay, a bad signature.
                 _ => StatusCode::FORBIDDEN,
             };
             return (status, format!("rejected: {e}\n"));
