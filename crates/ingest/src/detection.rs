@@ -159,6 +159,11 @@ pub struct PendingCorrelation {
     pub subject: AlertSubject,
 }
 
+/// Hits of one principal in one account are one alert: `<principal> @ <account>`.
+fn group_of(e: &ParsedEvent) -> String {
+    format!("{} @ {}", e.actor.principal, e.recipient_account_id.as_deref().unwrap_or("-"))
+}
+
 /// The hits of one object, gathered across its batches. Matches of one rule in one group
 /// (principal and account) within the suppression window extend one hit, so a rule that
 /// matches thousands of events costs one alert lookup, not thousands.
@@ -236,35 +241,21 @@ impl ObjectHits {
                 account = ?e.recipient_account_id,
                 "a record nests values too deep for detection to read whole; evaluated on the rest and reported"
             );
-            self.push_incomplete(e, window);
+            let group = group_of(e);
+            self.join_or_open(
+                usize::MAX,
+                &group,
+                e,
+                window,
+                (INCOMPLETE_SCAN_RULE_ID, INCOMPLETE_SCAN_TITLE, "medium"),
+            );
         }
         let mut reporting = scan.rules.iter().copied().filter(|r| rules.reports(*r)).peekable();
         if reporting.peek().is_some() {
-            let group = format!("{} @ {}", e.actor.principal, e.recipient_account_id.as_deref().unwrap_or("-"));
+            let group = group_of(e);
             for r in reporting {
-                let groups = self.merged.entry(r).or_default();
-                // The same test the store applies when a hit joins an alert.
-                let joinable =
-                    |h: &AlertHit| e.event_time <= h.last_time + window && e.event_time >= h.first_time - window;
-                if let Some(&at) = groups.get(group.as_str()).filter(|&&at| joinable(&self.hits[at])) {
-                    let hit = &mut self.hits[at];
-                    hit.event_ids.push(e.event_id.clone());
-                    hit.first_time = hit.first_time.min(e.event_time);
-                    hit.last_time = hit.last_time.max(e.event_time);
-                    continue;
-                }
                 let rule = &rules.rules[r];
-                groups.insert(group.clone(), self.hits.len());
-                self.hits.push(AlertHit {
-                    rule_id: rule.id.clone(),
-                    title: rule.title.clone(),
-                    level: rule.level.clone(),
-                    group_key: group.clone(),
-                    event_ids: vec![e.event_id.clone()],
-                    first_time: e.event_time,
-                    last_time: e.event_time,
-                    subject: subject_of(e),
-                });
+                self.join_or_open(r, &group, e, window, (&rule.id, &rule.title, &rule.level));
             }
         }
         if !scan.keyed.is_empty() {
@@ -280,25 +271,27 @@ impl ObjectHits {
         }
     }
 
-    /// The incomplete-scan alert for `e`, merged like a rule's hits (per principal and account).
-    fn push_incomplete(&mut self, e: &ParsedEvent, window: i64) {
-        let group = format!("{} @ {}", e.actor.principal, e.recipient_account_id.as_deref().unwrap_or("-"));
-        let groups = self.merged.entry(usize::MAX).or_default();
-        if let Some(&at) = groups.get(group.as_str()) {
+    /// Adds `e` to the hit `slot` (a rule's index; `usize::MAX`: the incomplete-scan
+    /// detector) has open for `group` if `e` falls within its suppression window, or opens a
+    /// hit with `rule`'s (id, title, level).
+    fn join_or_open(&mut self, slot: usize, group: &str, e: &ParsedEvent, window: i64, rule: (&str, &str, &str)) {
+        let groups = self.merged.entry(slot).or_default();
+        // The same test the store applies when a hit joins an alert.
+        let joinable = |h: &AlertHit| e.event_time <= h.last_time + window && e.event_time >= h.first_time - window;
+        if let Some(&at) = groups.get(group).filter(|&&at| joinable(&self.hits[at])) {
             let hit = &mut self.hits[at];
-            if e.event_time <= hit.last_time + window && e.event_time >= hit.first_time - window {
-                hit.event_ids.push(e.event_id.clone());
-                hit.first_time = hit.first_time.min(e.event_time);
-                hit.last_time = hit.last_time.max(e.event_time);
-                return;
-            }
+            hit.event_ids.push(e.event_id.clone());
+            hit.first_time = hit.first_time.min(e.event_time);
+            hit.last_time = hit.last_time.max(e.event_time);
+            return;
         }
-        groups.insert(group.clone(), self.hits.len());
+        groups.insert(group.to_owned(), self.hits.len());
+        let (rule_id, title, level) = rule;
         self.hits.push(AlertHit {
-            rule_id: INCOMPLETE_SCAN_RULE_ID.into(),
-            title: INCOMPLETE_SCAN_TITLE.into(),
-            level: "medium".into(),
-            group_key: group,
+            rule_id: rule_id.into(),
+            title: title.into(),
+            level: level.into(),
+            group_key: group.to_owned(),
             event_ids: vec![e.event_id.clone()],
             first_time: e.event_time,
             last_time: e.event_time,
