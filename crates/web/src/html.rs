@@ -62,13 +62,28 @@ const TOOLTIP_MAX: usize = 4096;
 pub fn clip(text: &str, max: usize) -> Markup {
     match clipped(text, max) {
         None => html! { (t(text)) },
-        Some(shown) => html! { span.clipped title=(tooltip(text)) { (t(&shown)) "…" } },
+        Some(_) => html! { span.clipped title=(tooltip(text)) { (clip_text(text, max)) } },
     }
 }
 
 /// The first `max` characters of `text` when it is longer.
-fn clipped(text: &str, max: usize) -> Option<String> {
-    text.char_indices().nth(max).map(|(i, _)| text[..i].to_owned())
+fn clipped(text: &str, max: usize) -> Option<&str> {
+    text.char_indices().nth(max).map(|(i, _)| &text[..i])
+}
+
+/// `text`, or its first `max` characters and `…`, as shown text (no element of its own: for
+/// links that carry the tooltip themselves).
+fn clip_text(text: &str, max: usize) -> Markup {
+    match clipped(text, max) {
+        Some(shown) => html! { (t(shown)) "…" },
+        None => html! { (t(text)) },
+    }
+}
+
+/// `path?k=v&…` with each value percent-encoded.
+pub fn query_href(path: &str, pairs: &[(&str, String)]) -> String {
+    let query: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={}", url_component(v))).collect();
+    format!("{path}?{}", query.join("&"))
 }
 
 fn tooltip(text: &str) -> &str {
@@ -235,9 +250,7 @@ pub const PRINCIPAL_SHOWN: usize = 64;
 pub fn principal_link(principal: &str) -> Markup {
     let short = principal_short(principal);
     html! {
-        a.wrap href=(principal_href(principal)) title=(tooltip(principal)) {
-            @match clipped(short, PRINCIPAL_SHOWN) { Some(s) => { (t(&s)) "…" }, None => (t(short)) }
-        }
+        a.wrap href=(principal_href(principal)) title=(tooltip(principal)) { (clip_text(short, PRINCIPAL_SHOWN)) }
     }
 }
 
@@ -249,9 +262,7 @@ pub fn arn_account(arn: &str) -> Option<&str> {
 pub fn ip_link(ip: Option<&str>) -> Markup {
     match ip {
         Some(ip) => html! {
-            a.wrap href=(search_href("source_ip", ip)) title=[clipped(ip, 48).map(|_| tooltip(ip))] {
-                @match clipped(ip, 48) { Some(s) => { (t(&s)) "…" }, None => (t(ip)) }
-            }
+            a.wrap href=(search_href("source_ip", ip)) title=[clipped(ip, 48).map(|_| tooltip(ip))] { (clip_text(ip, 48)) }
         },
         None => html! { span.muted { "–" } },
     }

@@ -107,8 +107,7 @@ pub async fn list(
                 q.push((k, v));
             }
         }
-        let query: Vec<String> = q.iter().map(|(k, v)| format!("{k}={}", h::url_component(v))).collect();
-        format!("/alerts?{}", query.join("&"))
+        h::query_href("/alerts", &q)
     });
     let current_state = given(&params.state).unwrap_or_default();
     let current_level = given(&params.level).unwrap_or_default();

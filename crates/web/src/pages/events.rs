@@ -110,8 +110,7 @@ impl EventFilters {
         .into_iter()
         .filter_map(|(k, v)| given(v).map(|v| (k, v)))
         .collect();
-        let qs: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={}", h::url_component(v))).collect();
-        format!("/events?{}", qs.join("&"))
+        h::query_href("/events", &pairs)
     }
 }
 
@@ -314,14 +313,13 @@ pub async fn detail(
     Path(event_id): Path<String>,
 ) -> PageResult {
     let id = event_id.clone();
-    let (row, record, related, names) = blocking(&state, move |s| {
+    let (row, (record, cut), related, names) = blocking(&state, move |s| {
         let row = s.store.event(&id)?.ok_or_else(|| PageError::not_found(format!("no event with eventID {id:?}")))?;
-        let (record, cut) = shown_record(&row.raw);
-        let related = related(s, &row, &record)?;
-        Ok((row, (record, cut), related, s.info.load().account_names.clone()))
+        let shown = shown_record(&row.raw);
+        let related = related(s, &row, &shown.0)?;
+        Ok((row, shown, related, s.info.load().account_names.clone()))
     })
     .await?;
-    let (record, cut) = record;
     let pretty = serde_json::to_string_pretty(&record).unwrap_or_else(|_| "null".into());
     let actor = model::ParsedEvent::from_json(&row.raw).ok().map(|e| e.actor);
     let resources = model::resources::identifiers(&record);
