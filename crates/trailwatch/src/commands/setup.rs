@@ -46,7 +46,7 @@ pub fn run(args: SetupArgs) -> anyhow::Result<()> {
     let caller = aws::setup::caller_policy(&roles, &alert_topics);
     let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
     if let Some(dir) = &args.out {
-        super::private_dir(dir)?;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let path = dir.join("caller-policy.json");
         std::fs::write(&path, pretty(&caller) + "\n").with_context(|| format!("writing {}", path.display()))?;
     }
