@@ -305,13 +305,8 @@ async fn create_token(
     if name.is_empty() {
         return Err(PageError::bad_request("a token needs a name").into());
     }
-    let expires_at = match new.expires_in.as_deref() {
-        None => None,
-        Some(span) => match model::timefmt::parse_duration(span) {
-            Ok(ms) => Some(model::timefmt::now_millis().saturating_add(ms)),
-            Err(e) => return Err(PageError::bad_request(format!("expiresIn: {e}")).into()),
-        },
-    };
+    let expires_at = auth::token_expiry(new.expires_in.as_deref(), model::timefmt::now_millis())
+        .map_err(|e| PageError::bad_request(format!("expiresIn: {e}")))?;
     let (token, id) =
         blocking(&state, move |s| Ok(crate::auth::create_api_token_until(&*s.store, &user.name, &name, expires_at)?))
             .await?;

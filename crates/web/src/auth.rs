@@ -440,6 +440,12 @@ pub fn create_api_token(store: &dyn store::Store, user: &str, name: &str) -> Res
     create_api_token_until(store, user, name, None)
 }
 
+/// When a token made at `now` with a lifetime of `expires_in` (`90d`, `12h`) expires: `None`
+/// without one (valid until revoked).
+pub fn token_expiry(expires_in: Option<&str>, now: model::EpochMillis) -> Result<Option<model::EpochMillis>, String> {
+    expires_in.map(|span| model::timefmt::parse_duration(span).map(|ms| now.saturating_add(ms))).transpose()
+}
+
 /// Creates an API token for `user`, valid until `expires_at` (or until revoked).
 pub fn create_api_token_until(
     store: &dyn store::Store,

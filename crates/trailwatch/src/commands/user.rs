@@ -98,13 +98,8 @@ pub fn token(args: UserTokenArgs) -> anyhow::Result<()> {
 
 fn create_token(args: TokenCreateArgs) -> anyhow::Result<()> {
     let user = args.user.context("which user? `trailwatch user token create USER`")?;
-    let expires_at =
-        match &args.expires_in {
-            Some(span) => Some(now_millis().saturating_add(
-                model::timefmt::parse_duration(span).map_err(|e| anyhow::anyhow!("--expires-in: {e}"))?,
-            )),
-            None => None,
-        };
+    let expires_at = web::auth::token_expiry(args.expires_in.as_deref(), now_millis())
+        .map_err(|e| anyhow::anyhow!("--expires-in: {e}"))?;
     let store = open_store(&args.store, Open::Existing)?;
     if store.user(&user)?.is_none() {
         anyhow::bail!("no user {user:?}: create it with `trailwatch user add`");
