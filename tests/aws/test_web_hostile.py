@@ -13,7 +13,7 @@ import subprocess
 import time
 
 from harness import BIN, Trailwatch, wait_for
-from test_web_serve import _self_signed
+from test_web_serve import _request, _self_signed
 
 FILE_LIMIT = 128
 
@@ -26,13 +26,7 @@ def _cpu_seconds(pid):
 
 
 def _healthz(port, cafile, source):
-    ctx = ssl.create_default_context(cafile=str(cafile))
-    conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10, source_address=(source, 0))
-    try:
-        conn.request("GET", "/healthz")
-        return conn.getresponse().status
-    finally:
-        conn.close()
+    return _request(port, cafile, "GET", "/healthz", source=source)[0]
 
 
 def test_a_slowloris_crowd_neither_spins_the_server_nor_locks_others_out(tmp_path, endpoint):

@@ -41,13 +41,15 @@ def _self_signed(tmp):
     return cert_path, key_path
 
 
-def _https(port, cafile):
+def _https(port, cafile, source=None):
     ctx = ssl.create_default_context(cafile=str(cafile))
-    return http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10)
+    return http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10,
+                                       source_address=(source, 0) if source else None)
 
 
-def _request(port, cafile, method, path, body=None, headers=None):
-    conn = _https(port, cafile)
+def _request(port, cafile, method, path, body=None, headers=None, source=None):
+    """(status, headers, Set-Cookie values, body); from the loopback address `source` if given."""
+    conn = _https(port, cafile, source)
     conn.request(method, path, body=body, headers=headers or {})
     r = conn.getresponse()
     data = r.read().decode()
