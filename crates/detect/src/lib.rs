@@ -541,7 +541,8 @@ impl RuleSet {
             return (record, false);
         }
         match self.index.projection.parse_bounded(text.as_bytes()) {
-            Ok((record, _)) => (record, true),
+            // Incomplete exactly when values were skipped (the reason the first parse failed).
+            Ok((record, skipped)) => (record, skipped),
             Err(_) => {
                 let mut record = serde_json::Map::new();
                 if let Some(n) = event_name {
