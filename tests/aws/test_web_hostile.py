@@ -12,8 +12,8 @@ import ssl
 import subprocess
 import time
 
-from harness import BIN, Trailwatch, wait_for
-from test_web_serve import _request, _self_signed
+from harness import BIN, wait_for
+from test_web_serve import _request, _tls_serve_config
 
 FILE_LIMIT = 128
 
@@ -30,12 +30,7 @@ def _healthz(port, cafile, source):
 
 
 def test_a_slowloris_crowd_neither_spins_the_server_nor_locks_others_out(tmp_path, endpoint):
-    cert, key = _self_signed(tmp_path)
-    tw = Trailwatch(tmp_path, endpoint, [])
-    port = int(tw.web.rsplit(":", 1)[1])
-    text = tw.config.read_text().replace(f'listen = "127.0.0.1:{port}"',
-                                         f'listen = "127.0.0.1:{port}"\ntls_cert = "{cert}"\ntls_key = "{key}"')
-    tw.config.write_text(text)
+    tw, port, cert = _tls_serve_config(tmp_path, endpoint)
     log = tmp_path / "serve.log"
 
     def low_file_limit():

@@ -58,14 +58,20 @@ def _request(port, cafile, method, path, body=None, headers=None, source=None):
     return r.status, r.headers, cookies, data
 
 
-def test_serve_without_accounts_over_tls_creates_the_admin_and_logs_in(tmp_path, endpoint):
+def _tls_serve_config(tmp_path, endpoint):
+    """A Trailwatch without accounts whose [web] serves HTTPS with a throw-away certificate
+    (the harness writes a plain listener): (tw, port, certificate path)."""
     cert, key = _self_signed(tmp_path)
     tw = Trailwatch(tmp_path, endpoint, [])
-    # [web] with TLS (the harness writes a plain listener).
     port = int(tw.web.rsplit(":", 1)[1])
     text = tw.config.read_text().replace(f'listen = "127.0.0.1:{port}"',
                         f'listen = "127.0.0.1:{port}"\ntls_cert = "{cert}"\ntls_key = "{key}"')
     tw.config.write_text(text)
+    return tw, port, cert
+
+
+def test_serve_without_accounts_over_tls_creates_the_admin_and_logs_in(tmp_path, endpoint):
+    tw, port, cert = _tls_serve_config(tmp_path, endpoint)
     serve = tw.start_serve()
     try:
         log = tmp_path / "serve.log"
