@@ -10,7 +10,6 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use store::{ForwardCursor, Store};
@@ -38,7 +37,7 @@ pub struct ForwardSpec {
 }
 
 pub struct Forwarder {
-    store: Arc<dyn Store>,
+    store: Store,
     spec: ForwardSpec,
     http: reqwest::Client,
     failures: u32,
@@ -54,7 +53,7 @@ pub enum Step {
 }
 
 impl Forwarder {
-    pub fn new(store: Arc<dyn Store>, spec: ForwardSpec) -> Forwarder {
+    pub fn new(store: Store, spec: ForwardSpec) -> Forwarder {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .user_agent(concat!("trailwatch/", env!("CARGO_PKG_VERSION")))
@@ -68,10 +67,10 @@ impl Forwarder {
     }
 
     fn cursor(&self) -> Result<ForwardCursor, store::StoreError> {
-        if let Some(c) = self.store.forward_cursor(&self.spec.name)? {
+        if let Some(c) = self.store.events().forward_cursor(&self.spec.name)? {
             return Ok(c);
         }
-        let position = if self.spec.start_at_end { self.store.last_position()? } else { 0 };
+        let position = if self.spec.start_at_end { self.store.events().last_position()? } else { 0 };
         let c = ForwardCursor {
             name: self.spec.name.clone(),
             position,
@@ -79,14 +78,14 @@ impl Forwarder {
             last_error: None,
             updated_at: model::timefmt::now_millis(),
         };
-        self.store.save_forward_cursor(&c)?;
+        self.store.events().save_forward_cursor(&c)?;
         Ok(c)
     }
 
     /// Delivers the next batch, if any.
     pub async fn step(&mut self) -> Result<Step, store::StoreError> {
         let mut cursor = self.cursor()?;
-        let events = self.store.events_after(cursor.position, self.spec.batch.max(1))?;
+        let events = self.store.events().events_after(cursor.position, self.spec.batch.max(1))?;
         let Some(last) = events.last().map(|e| e.row) else { return Ok(Step::Delivered(0)) };
         let mut body = Vec::with_capacity(events.iter().map(|e| e.raw.len() + 1).sum());
         for e in &events {
@@ -99,7 +98,7 @@ impl Forwarder {
                 cursor.position = last;
                 cursor.delivered += events.len() as u64;
                 cursor.last_error = None;
-                self.store.save_forward_cursor(&cursor)?;
+                self.store.events().save_forward_cursor(&cursor)?;
                 self.failures = 0;
                 Ok(Step::Delivered(events.len()))
             }
@@ -108,7 +107,7 @@ impl Forwarder {
                 let error = store::redact_urls(&e.to_string());
                 tracing::warn!(forwarder = %self.spec.name, events = events.len(), error = %error, "forwarding failed; will retry");
                 cursor.last_error = Some(error);
-                self.store.save_forward_cursor(&cursor)?;
+                self.store.events().save_forward_cursor(&cursor)?;
                 let wait = backoff(self.failures);
                 self.failures += 1;
                 Ok(Step::Failed(wait))

@@ -186,7 +186,7 @@ struct Bucket {
 }
 
 pub struct Outbox {
-    store: Arc<dyn Store>,
+    store: Store,
     /// Replaced whole on reload (SIGHUP); a drain works with the set it started with.
     sinks: arc_swap::ArcSwap<HashMap<String, Sink>>,
     http: reqwest::Client,
@@ -212,7 +212,7 @@ pub enum DeliveryError {
 }
 
 impl Outbox {
-    pub fn new(store: Arc<dyn Store>, sinks: Vec<Sink>, public_url: Option<String>) -> Outbox {
+    pub fn new(store: Store, sinks: Vec<Sink>, public_url: Option<String>) -> Outbox {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .user_agent(concat!("trailwatch/", env!("CARGO_PKG_VERSION")))
@@ -256,8 +256,8 @@ impl Outbox {
     }
 
     fn notification(&self, d: &Delivery) -> Result<Option<Notification>, store::StoreError> {
-        let Some(alert) = self.store.alert(d.alert_id)? else { return Ok(None) };
-        let event_ids = self.store.alert_event_ids(alert.id)?;
+        let Some(alert) = self.store.state().alert(d.alert_id)? else { return Ok(None) };
+        let event_ids = self.store.state().alert_event_ids(alert.id)?;
         let link = self.public_url.as_ref().map(|u| format!("{u}/alerts/{}", alert.id));
         Ok(Some(Notification { alert, event_ids, link }))
     }
@@ -271,7 +271,7 @@ impl Outbox {
     pub async fn drain_due_at(&self, now: i64, limit: usize) -> Result<Drained, store::StoreError> {
         let mut out = Drained::default();
         let sinks = self.sinks.load_full();
-        for d in self.store.due_deliveries(now, limit)? {
+        for d in self.store.state().due_deliveries(now, limit)? {
             let Some(sink) = sinks.get(&d.sink) else {
                 // A sink removed from the configuration: keep the row for when it returns.
                 out.deferred += 1;
@@ -282,12 +282,12 @@ impl Outbox {
                 continue;
             }
             let Some(n) = self.notification(&d)? else {
-                self.store.delivery_failed(d.id, "the alert no longer exists", i64::MAX)?;
+                self.store.state().delivery_failed(d.id, "the alert no longer exists", i64::MAX)?;
                 continue;
             };
             match self.send(sink, &n).await {
                 Ok(()) => {
-                    self.store.delivery_succeeded(d.id, model::timefmt::now_millis())?;
+                    self.store.state().delivery_succeeded(d.id, model::timefmt::now_millis())?;
                     tracing::info!(alert = n.alert.id, sink = %sink.name, "alert delivered");
                     out.delivered += 1;
                 }
@@ -296,7 +296,7 @@ impl Outbox {
                     // Webhook and Slack URLs carry their secret: stored and logged errors
                     // (viewers see `lastError`) keep only the host.
                     let error = store::redact_urls(&e.to_string());
-                    self.store.delivery_failed(d.id, &error, next)?;
+                    self.store.state().delivery_failed(d.id, &error, next)?;
                     tracing::warn!(alert = n.alert.id, sink = %sink.name, attempts = d.attempts + 1, error = %error, "alert delivery failed; will retry");
                     out.failed += 1;
                 }

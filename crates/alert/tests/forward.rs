@@ -9,7 +9,7 @@ use alert::forward::{ForwardSink, ForwardSpec, Forwarder, Step};
 use axum::http::{HeaderMap, StatusCode};
 use store::{ObjectMeta, ObjectTotals, SqliteStore, Store};
 
-fn write(store: &SqliteStore, object: usize, n: usize) -> Vec<String> {
+fn write(store: &Store, object: usize, n: usize) -> Vec<String> {
     let mut w = store.writer().unwrap();
     w.begin_object(&ObjectMeta::local(format!("o{object}.json.gz"), 1)).unwrap();
     let ids: Vec<String> = (0..n).map(|i| format!("o{object}-e{i}")).collect();
@@ -62,7 +62,7 @@ fn spec(name: &str, sink: ForwardSink, batch: usize) -> ForwardSpec {
 #[tokio::test]
 async fn every_event_reaches_the_webhook_in_order_once_it_recovers() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(dir.path().join("s.db")).unwrap());
+    let store = Store::from(SqliteStore::open(dir.path().join("s.db")).unwrap());
     let mut all: Vec<String> = (0..5).flat_map(|o| write(&store, o, 130)).collect();
     let (port, got) = receiver(2).await;
     let sink = ForwardSink::Webhook { url: format!("http://127.0.0.1:{port}/events"), secret: Some("k".into()) };
@@ -70,7 +70,7 @@ async fn every_event_reaches_the_webhook_in_order_once_it_recovers() {
     // Two refusals: the position does not move and the error is recorded.
     for _ in 0..2 {
         assert!(matches!(f.step().await.unwrap(), Step::Failed(_)));
-        let c = store.forward_cursor("siem").unwrap().unwrap();
+        let c = store.events().forward_cursor("siem").unwrap().unwrap();
         assert_eq!((c.position, c.delivered), (0, 0));
         assert!(c.last_error.unwrap().contains("503"));
     }
@@ -95,14 +95,14 @@ async fn every_event_reaches_the_webhook_in_order_once_it_recovers() {
         }
     }
     assert_eq!(ids, all, "every event once, in arrival order");
-    let c = store.forward_cursor("siem").unwrap().unwrap();
+    let c = store.events().forward_cursor("siem").unwrap().unwrap();
     assert_eq!((c.delivered as usize, c.last_error), (all.len(), None));
 }
 
 #[tokio::test]
 async fn the_file_sink_appends_and_a_new_forwarder_can_start_at_the_end() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(dir.path().join("s.db")).unwrap());
+    let store = Store::from(SqliteStore::open(dir.path().join("s.db")).unwrap());
     let first = write(&store, 0, 40);
     let path = dir.path().join("events.ocsf.jsonl");
     let mut s = spec("archive", ForwardSink::File { path: path.clone() }, 1000);
@@ -136,7 +136,7 @@ async fn the_file_sink_appends_and_a_new_forwarder_can_start_at_the_end() {
 #[tokio::test]
 async fn retention_waits_for_a_forwarder_that_is_behind() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(dir.path().join("s.db")).unwrap());
+    let store = Store::from(SqliteStore::open(dir.path().join("s.db")).unwrap());
     for o in 0..3 {
         write(&store, o, 1100);
     }
@@ -147,7 +147,7 @@ async fn retention_waits_for_a_forwarder_that_is_behind() {
     // Everything is years old; nothing has been forwarded: retention keeps it all.
     let policy = store::RetentionPolicy { days: Some(1), ..Default::default() };
     let now = model::timefmt::now_millis();
-    let r = store::retention::run_pass(&*store, &policy, now, 64, std::time::Duration::ZERO, &|| false).unwrap();
+    let r = store::retention::run_pass(store.events(), &policy, now, 64, std::time::Duration::ZERO, &|| false).unwrap();
     assert_eq!(r.events_deleted, 0);
     assert_eq!(store.stats().unwrap().events, 3300);
     // Once the forwarder has passed them, they go.
@@ -155,7 +155,7 @@ async fn retention_waits_for_a_forwarder_that_is_behind() {
     let sink = ForwardSink::Webhook { url: format!("http://127.0.0.1:{port}/"), secret: None };
     let mut f = Forwarder::new(store.clone(), spec("down", sink, 5000));
     assert_eq!(f.step().await.unwrap(), Step::Delivered(3300));
-    let r = store::retention::run_pass(&*store, &policy, now, 64, std::time::Duration::ZERO, &|| false).unwrap();
+    let r = store::retention::run_pass(store.events(), &policy, now, 64, std::time::Duration::ZERO, &|| false).unwrap();
     // The last block holds the forwarder's position: it is the one retention still waits for.
     assert!(r.events_deleted >= 2000, "{r:?}");
 }

@@ -2,6 +2,7 @@
 //! a restart of trailwatch and the receiver's recovery every alert arrives, signed, none lost.
 
 use std::sync::{Arc, Mutex};
+use store::EventStore;
 
 use alert::{Outbox, Sink, SinkKind};
 use axum::http::HeaderMap;
@@ -80,14 +81,14 @@ async fn alerts_queue_while_the_receiver_is_down_and_all_arrive_after_a_restart(
         let opened = w.record_alerts(&(0..5).map(hit).collect::<Vec<_>>(), &policy).unwrap();
         w.commit().unwrap();
         assert_eq!(opened.len(), 5);
-        let store: Arc<dyn Store> = Arc::new(store);
+        let store: Store = store.into();
         let outbox = Outbox::new(store.clone(), sinks(port), Some("https://tw.example".into()));
         let d = outbox.drain(100).await.unwrap();
         assert_eq!((d.delivered, d.failed), (0, 10), "receiver down: every delivery fails");
-        let backlog = store.outbox_backlog().unwrap();
+        let backlog = store.state().outbox_backlog().unwrap();
         let pending: Vec<(u64, u64)> = backlog.iter().map(|b| (b.pending, b.failing)).collect();
         assert_eq!(pending, vec![(5, 5), (5, 5)]);
-        let first = store.deliveries(opened[0]).unwrap();
+        let first = store.state().deliveries(opened[0]).unwrap();
         assert!(first.iter().all(|d| d.attempts == 1 && d.last_error.is_some()), "{first:?}");
         // Not due again before the backoff.
         assert_eq!(outbox.drain(100).await.unwrap(), alert::Drained::default());
@@ -96,12 +97,12 @@ async fn alerts_queue_while_the_receiver_is_down_and_all_arrive_after_a_restart(
     let got: Received = Arc::default();
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
     tokio::spawn(receiver(listener, got.clone()));
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).unwrap());
+    let store: Store = SqliteStore::open(&path).unwrap().into();
     let outbox = Outbox::new(store.clone(), sinks(port), Some("https://tw.example".into()));
     let later = model::timefmt::now_millis() + 60_000;
     let d = outbox.drain_due_at(later, 100).await.unwrap();
     assert_eq!((d.delivered, d.failed), (10, 0));
-    assert!(store.outbox_backlog().unwrap().is_empty());
+    assert!(store.state().outbox_backlog().unwrap().is_empty());
     let got = got.lock().unwrap().clone();
     assert_eq!(got.len(), 10);
     let hooks: Vec<_> = got.iter().filter(|(p, _, _)| p == "/hook").collect();
@@ -141,13 +142,13 @@ async fn a_sink_over_its_rate_limit_waits_without_using_attempts() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(receiver(listener, got.clone()));
-    let store: Arc<dyn Store> = Arc::new(store);
+    let store: Store = store.into();
     let mut sink = sinks(port).remove(0);
     sink.rate_per_minute = 2;
     let outbox = Outbox::new(store.clone(), vec![sink], None);
     let d = outbox.drain(100).await.unwrap();
     assert_eq!((d.delivered, d.deferred), (2, 1));
-    let pending = store.due_deliveries(i64::MAX, 10).unwrap();
+    let pending = store.state().due_deliveries(i64::MAX, 10).unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].attempts, 0);
 }
@@ -184,10 +185,10 @@ async fn a_failing_sink_never_stores_or_logs_its_secret_url() {
     let mut w = store.writer().unwrap();
     let opened = w.record_alerts(&[hit(1)], &policy).unwrap();
     w.commit().unwrap();
-    let store: Arc<dyn Store> = Arc::new(store);
+    let store: Store = store.into();
     let d = Outbox::new(store.clone(), sinks, None).drain(10).await.unwrap();
     assert_eq!(d.failed, 2);
-    let deliveries = store.deliveries(opened[0]).unwrap();
+    let deliveries = store.state().deliveries(opened[0]).unwrap();
     assert_eq!(deliveries.len(), 2);
     for d in deliveries {
         let e = d.last_error.expect("the failure is recorded");

@@ -93,7 +93,7 @@ pub fn day_prefixes(account_prefix: &str, region: &str, since: EpochMillis, unti
 /// Lists and ingests. Objects that cannot be read are reported, not fatal.
 pub async fn backfill(
     clients: &AccountClients,
-    store: Arc<dyn Store>,
+    store: Store,
     pipeline: ingest::PipelineSpec,
     request: &BackfillRequest,
 ) -> Result<BackfillReport, BackfillError> {
@@ -115,7 +115,8 @@ pub async fn backfill(
         for prefix in day_prefixes(&base, region, request.since, request.until) {
             report.prefixes += 1;
             let (keys, _) = crate::fetch::list_all(&clients.s3, &bucket, &prefix, false).await?;
-            let known: HashSet<String> = store.ledger_entries(&bucket, &prefix)?.into_iter().map(|e| e.key).collect();
+            let known: HashSet<String> =
+                store.state().ledger_entries(&bucket, &prefix)?.into_iter().map(|e| e.key).collect();
             for key in keys {
                 let Ok(k) = TrailKey::parse(&key) else { continue };
                 if k.kind != ObjectKind::Log || k.time < request.since || k.time > request.until {

@@ -184,7 +184,7 @@ pub struct Consumer {
     accounts: Vec<AccountSpec>,
     /// Connected accounts' clients, by account name.
     clients: Mutex<HashMap<String, AccountClients>>,
-    store: Arc<dyn Store>,
+    store: Store,
     pipeline: Mutex<Option<Arc<Pipeline<Ticket>>>>,
     board: Arc<StatusBoard>,
     inflight: Mutex<HashMap<u64, InFlight>>,
@@ -202,7 +202,7 @@ pub struct Consumer {
 pub async fn run<F>(
     accounts: Vec<AccountSpec>,
     settings: AwsSettings,
-    store: Arc<dyn Store>,
+    store: Store,
     pipeline: ingest::PipelineSpec,
     config: ConsumerConfig,
     board: Arc<StatusBoard>,
@@ -263,7 +263,7 @@ where
                     _ = stop.changed() => return,
                 }
                 let (board, store) = (c.board.clone(), c.store.clone());
-                let flushed = tokio::task::spawn_blocking(move || board.flush(&*store)).await;
+                let flushed = tokio::task::spawn_blocking(move || board.flush(store.state())).await;
                 if let Ok(Err(e)) = flushed {
                     tracing::warn!(error = %e, "could not store integration status");
                 }
@@ -307,7 +307,7 @@ where
     // not hold the exit up.
     let _ = tokio::time::timeout(Duration::from_secs(5), settler).await;
     let _ = flusher.await;
-    consumer.board.flush(&*consumer.store)?;
+    consumer.board.flush(consumer.store.state())?;
     let _ = tokio::time::timeout(Duration::from_secs(10), async {
         while consumer.acks_pending() {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -576,7 +576,7 @@ impl Consumer {
                         size: o.size,
                         seen_at: now,
                     };
-                    if let Err(e) = on_store(&self.store, move |s| s.record_digest(&d)).await {
+                    if let Err(e) = on_store(&self.store, move |s| s.state().record_digest(&d)).await {
                         return Some(("store_failed".into(), e.to_string()));
                     }
                     bump(&self.counters.digests, 1);
@@ -584,7 +584,7 @@ impl Consumer {
                 for (o, k) in logs {
                     self.board.notification(&spec.name, &k.region, now);
                     let (bucket, key) = (o.bucket.clone(), o.key.clone());
-                    match on_store(&self.store, move |s| s.ledger_entry(&bucket, &key)).await {
+                    match on_store(&self.store, move |s| s.state().ledger_entry(&bucket, &key)).await {
                         Ok(Some(_)) => {
                             bump(&self.counters.objects_known, 1);
                             continue;
@@ -641,7 +641,7 @@ impl Consumer {
                         last_seen: now,
                         occurrences: 1,
                     };
-                    if let Err(se) = on_store(&self.store, move |s| s.record_finding(&finding)).await {
+                    if let Err(se) = on_store(&self.store, move |s| s.state().record_finding(&finding)).await {
                         tracing::error!(error = %se, "could not record finding");
                     }
                 }
@@ -772,7 +772,7 @@ impl Consumer {
         let (sqs, queue, handle) = (done.sqs, done.queue, done.receipt_handle);
         let store = self.store.clone();
         tokio::spawn(async move {
-            if let Err(e) = on_store(&store, move |s| s.record_message_problem(&problem)).await {
+            if let Err(e) = on_store(&store, move |s| s.state().record_message_problem(&problem)).await {
                 tracing::error!(error = %e, "could not record message problem");
             }
             let r = sqs
@@ -864,11 +864,11 @@ pub(crate) async fn submit_blocking(pipeline: Arc<Pipeline<Ticket>>, job: Object
 /// writer's open transaction (up to a commit interval), which must not stall the runtime's
 /// few worker threads.
 async fn on_store<T: Send + 'static>(
-    store: &Arc<dyn Store>,
-    f: impl FnOnce(&dyn Store) -> Result<T, store::StoreError> + Send + 'static,
+    store: &Store,
+    f: impl FnOnce(&Store) -> Result<T, store::StoreError> + Send + 'static,
 ) -> Result<T, store::StoreError> {
     let store = store.clone();
-    match tokio::task::spawn_blocking(move || f(&*store)).await {
+    match tokio::task::spawn_blocking(move || f(&store)).await {
         Ok(r) => r,
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
@@ -927,7 +927,7 @@ async fn delete_batch(consumer: &Consumer, queue: &str, acks: Vec<Ack>) {
         bump(&consumer.counters.deleted, 1);
         if a.was_problem {
             let (queue, id) = (queue.to_owned(), a.message_id.clone());
-            if let Err(e) = on_store(&consumer.store, move |s| s.clear_message_problem(&queue, &id)).await {
+            if let Err(e) = on_store(&consumer.store, move |s| s.state().clear_message_problem(&queue, &id)).await {
                 tracing::warn!(error = %e, "could not clear a message problem");
             }
         }

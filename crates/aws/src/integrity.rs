@@ -319,7 +319,7 @@ fn location_of(spec: &crate::AccountSpec) -> Option<TrailLocation> {
 pub async fn watch(
     accounts: Vec<crate::AccountSpec>,
     aws: crate::AwsSettings,
-    store: std::sync::Arc<dyn store::Store>,
+    store: store::Store,
     policy: store::AlertPolicy,
     settings: WatchSettings,
     shutdown: impl std::future::Future<Output = ()>,
@@ -340,7 +340,7 @@ pub async fn watch(
         // the others wait and take over when it goes away.
         let lead = {
             let store = store.clone();
-            tokio::task::spawn_blocking(move || store.lead(store::Duty::IntegritySweep)).await
+            tokio::task::spawn_blocking(move || store.state().lead(store::Duty::IntegritySweep)).await
         };
         let lead = matches!(lead, Ok(Ok(true)));
         if lead != leading {
@@ -356,7 +356,7 @@ pub async fn watch(
         }
         let seen = {
             let store = store.clone();
-            tokio::task::spawn_blocking(move || store.digests_seen_after(announced_after)).await
+            tokio::task::spawn_blocking(move || store.state().digests_seen_after(announced_after)).await
         };
         if let Ok(Ok(seen)) = seen {
             for d in &seen {
@@ -404,7 +404,7 @@ pub async fn watch(
         let silence = {
             let (store, policy, grace) = (store.clone(), policy.clone(), settings.grace);
             tokio::task::spawn_blocking(move || {
-                integrity::record::check_silence(&*store, model::timefmt::now_millis(), grace, &policy)
+                integrity::record::check_silence(&store, model::timefmt::now_millis(), grace, &policy)
             })
             .await
         };
@@ -437,7 +437,7 @@ async fn run_account(
     aws: &crate::AwsSettings,
     clients: &mut std::collections::HashMap<String, AccountClients>,
     spec: &crate::AccountSpec,
-    store: &std::sync::Arc<dyn store::Store>,
+    store: &store::Store,
     policy: &store::AlertPolicy,
     settings: &WatchSettings,
     sweep: bool,
@@ -449,7 +449,7 @@ async fn run_account(
     } else {
         let st = store.clone();
         let name = spec.name.clone();
-        let chains = tokio::task::spawn_blocking(move || st.integrity_chains())
+        let chains = tokio::task::spawn_blocking(move || st.state().integrity_chains())
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
@@ -492,7 +492,7 @@ async fn run_account(
         if cancel.load(Ordering::Relaxed) {
             return Err("stopped".into());
         }
-        let recorded = integrity::record::record(&*store, &name, &report, &policy, now).map_err(|e| e.to_string())?;
+        let recorded = integrity::record::record(&store, &name, &report, &policy, now).map_err(|e| e.to_string())?;
         Ok((report, recorded))
     })
     .await

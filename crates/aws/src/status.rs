@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use model::EpochMillis;
-use store::{IntegrationStatus, Store, StoreError};
+use store::{IntegrationStatus, StateStore, StoreError};
 
 /// Live status of every account and region this process serves.
 #[derive(Default)]
@@ -29,7 +29,7 @@ impl StatusBoard {
     }
 
     /// Starts from what the store last recorded (counters and times survive restarts).
-    pub fn load(store: &dyn Store) -> Result<StatusBoard, StoreError> {
+    pub fn load(store: &dyn StateStore) -> Result<StatusBoard, StoreError> {
         let board = StatusBoard::default();
         let mut rows = board.rows.lock().unwrap_or_else(|p| p.into_inner());
         for s in store.integration_status()? {
@@ -84,7 +84,7 @@ impl StatusBoard {
     }
 
     /// Writes the rows changed since the last flush.
-    pub fn flush(&self, store: &dyn Store) -> Result<(), StoreError> {
+    pub fn flush(&self, store: &dyn StateStore) -> Result<(), StoreError> {
         let dirty: Vec<IntegrationStatus> = {
             let mut rows = self.rows.lock().unwrap_or_else(|p| p.into_inner());
             rows.values_mut()

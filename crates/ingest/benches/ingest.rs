@@ -9,11 +9,12 @@
 //! `cargo bench -p trailwatch-ingest` (set `TRAILWATCH_BENCH_EVENTS` for a larger tree).
 
 use std::io::Read;
+use store::EventStore;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use ingest::sources::local::{discover, ingest_files};
 use ingest::{DiscardWriter, PipelineConfig};
-use store::{EventBatch, SqliteStore, Store};
+use store::{EventBatch, SqliteStore};
 
 struct Tree {
     _dir: tempfile::TempDir,

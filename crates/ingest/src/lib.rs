@@ -5,7 +5,7 @@
 //! * [`sources`] — where objects come from: [`sources::local`] reads a directory.
 //!
 //! ```no_run
-//! let store = store::SqliteStore::open("trailwatch.db").unwrap();
+//! let store = store::Store::from(store::SqliteStore::open("trailwatch.db").unwrap());
 //! let report = ingest::sources::local::ingest_dir(
 //!     std::path::Path::new("bucket-copy"), &store, ingest::PipelineConfig::default(), None).unwrap();
 //! println!("{} files, {} new events", report.files, report.counts.new);

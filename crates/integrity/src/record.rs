@@ -59,7 +59,7 @@ pub struct Recorded {
 /// Records a run's chains and findings for the configured account `account`, and alerts on
 /// the findings not recorded before.
 pub fn record(
-    store: &dyn Store,
+    store: &Store,
     account: &str,
     report: &Report,
     policy: &AlertPolicy,
@@ -79,7 +79,7 @@ pub fn record(
             verified_at: now,
         })
         .collect();
-    store.record_integrity_chains(&chains)?;
+    store.state().record_integrity_chains(&chains)?;
     let findings: Vec<IntegrityFinding> = report
         .findings
         .iter()
@@ -92,7 +92,7 @@ pub fn record(
             last_seen: now,
         })
         .collect();
-    let new_findings = store.record_integrity_findings(&findings)?;
+    let new_findings = store.state().record_integrity_findings(&findings)?;
     let hits: Vec<AlertHit> = new_findings.iter().filter_map(|f| hit(f, now)).collect();
     let alerts_opened = alert(store, &hits, policy)?;
     Ok(Recorded { new_findings, alerts_opened })
@@ -122,7 +122,7 @@ fn hit(f: &IntegrityFinding, now: EpochMillis) -> Option<AlertHit> {
     })
 }
 
-fn alert(store: &dyn Store, hits: &[AlertHit], policy: &AlertPolicy) -> Result<Vec<i64>, StoreError> {
+fn alert(store: &Store, hits: &[AlertHit], policy: &AlertPolicy) -> Result<Vec<i64>, StoreError> {
     if hits.is_empty() {
         return Ok(Vec::new());
     }
@@ -156,7 +156,7 @@ pub struct SilenceChange {
 /// Raises an alert for each account/region whose newest log or digest is older than the grace,
 /// and resolves it once delivery resumes.
 pub fn check_silence(
-    store: &dyn Store,
+    store: &Store,
     now: EpochMillis,
     grace: Grace,
     policy: &AlertPolicy,
@@ -164,7 +164,7 @@ pub fn check_silence(
     use std::collections::BTreeMap;
     // Newest delivery per (account, account id, region, what), over the region's trails.
     let mut newest: BTreeMap<(String, String, String, &'static str), EpochMillis> = BTreeMap::new();
-    for c in store.integrity_chains()? {
+    for c in store.state().integrity_chains()? {
         for (what, t) in [(SILENT_DIGESTS, c.newest_end), (SILENT_LOGS, c.newest_log)] {
             if let Some(t) = t {
                 let e = newest.entry((c.account.clone(), c.account_id.clone(), c.region.clone(), what)).or_insert(t);
@@ -172,7 +172,7 @@ pub fn check_silence(
             }
         }
     }
-    let silent: Vec<Silence> = store.silences()?;
+    let silent: Vec<Silence> = store.state().silences()?;
     let mut changes = Vec::new();
     for ((account, account_id, region, what), last) in newest {
         let limit = if what == SILENT_LOGS { grace.logs } else { grace.digests };
@@ -209,13 +209,13 @@ pub fn check_silence(
             };
             let opened = alert(store, &[hit], policy)?;
             let silence = Silence { alert_id: opened.first().copied(), ..key };
-            store.set_silence(&silence)?;
+            store.state().set_silence(&silence)?;
             changes.push(SilenceChange { silence, started: true });
         } else if known.is_some() {
-            if let Some(silence) = store.clear_silence(&key)? {
+            if let Some(silence) = store.state().clear_silence(&key)? {
                 if let Some(id) = silence.alert_id {
                     let comment = format!("{what} arriving again (newest {})", format_millis(last));
-                    store.set_alert_state(id, AlertState::Resolved, Some(&comment))?;
+                    store.state().set_alert_state(id, AlertState::Resolved, Some(&comment))?;
                 }
                 changes.push(SilenceChange { silence, started: false });
             }

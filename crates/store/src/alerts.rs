@@ -13,6 +13,7 @@
 //!   the delivery worker with exponential backoff. A row is done only when the sink accepted
 //!   it, so delivery is at least once across restarts.
 
+use crate::StoreError;
 use model::EpochMillis;
 
 /// Sigma levels, lowest first.
@@ -184,4 +185,69 @@ pub struct KnownRegion {
     pub account: String,
     pub region: String,
     pub first_seen: EpochMillis,
+}
+
+/// The rows an alert is made of, as one backend writes them inside its open transaction
+/// (see [`record_hits`]).
+pub(crate) trait AlertRows {
+    /// The newest unresolved alert of `rule_id` and `group_key`.
+    fn newest_unresolved(&mut self, rule_id: &str, group_key: &str) -> Result<Option<AlertSpan>, StoreError>;
+    /// Inserts an open alert with no events yet; returns its id.
+    fn open_alert(&mut self, hit: &AlertHit, now: EpochMillis) -> Result<i64, StoreError>;
+    /// Attaches the hit's events its rule has not seen before (in any alert) to `alert`;
+    /// returns how many that was.
+    fn attach_events(&mut self, hit: &AlertHit, alert: i64) -> Result<i64, StoreError>;
+    fn delete_alert(&mut self, alert: i64) -> Result<(), StoreError>;
+    /// Adds `n` events seen between `first` and `last` to `alert`.
+    fn count_events(&mut self, alert: i64, n: i64, first: i64, last: i64, now: EpochMillis) -> Result<(), StoreError>;
+    /// Queues the alert's delivery to `sink` (once).
+    fn queue_delivery(&mut self, alert: i64, sink: &str, now: EpochMillis) -> Result<(), StoreError>;
+}
+
+/// An alert's id and the time its events span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AlertSpan {
+    pub id: i64,
+    pub first_seen: i64,
+    pub last_seen: i64,
+}
+
+/// Records `hits`, in order, the same way in every backend: each joins the newest
+/// unresolved alert of its rule and group key when its events fall within the suppression
+/// window of that alert's, or opens one. Only events the rule has not seen before count; an
+/// alert opened with nothing new in it (a re-scan) is taken back. Returns the ids of the
+/// alerts opened, whose deliveries are queued to every route their level reaches.
+pub(crate) fn record_hits(
+    rows: &mut impl AlertRows,
+    hits: &[AlertHit],
+    policy: &AlertPolicy,
+    now: EpochMillis,
+) -> Result<Vec<i64>, StoreError> {
+    let mut opened = Vec::new();
+    for hit in hits {
+        let (first, last) = (hit.first_time, hit.last_time);
+        let joins = rows
+            .newest_unresolved(&hit.rule_id, &hit.group_key)?
+            .filter(|a| first <= a.last_seen + policy.suppression_ms && last >= a.first_seen - policy.suppression_ms)
+            .map(|a| a.id);
+        let alert = match joins {
+            Some(id) => id,
+            None => rows.open_alert(hit, now)?,
+        };
+        let fresh = rows.attach_events(hit, alert)?;
+        match (joins, fresh) {
+            (None, 0) => rows.delete_alert(alert)?,
+            (Some(_), 0) => {}
+            (joined, n) => {
+                rows.count_events(alert, n, first, last, now)?;
+                if joined.is_none() {
+                    for route in policy.routes.iter().filter(|r| level_rank(&hit.level) >= level_rank(&r.min_level)) {
+                        rows.queue_delivery(alert, &route.sink, now)?;
+                    }
+                    opened.push(alert);
+                }
+            }
+        }
+    }
+    Ok(opened)
 }

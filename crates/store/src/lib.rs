@@ -13,7 +13,7 @@
 //! * [`SqliteStore`] — the embedded backend (WAL, one file).
 //!
 //! ```
-//! use store::{EventQuery, ObjectMeta, Store};
+//! use store::{EventQuery, EventStore, ObjectMeta};
 //! let store = store::SqliteStore::open_in_memory().unwrap();
 //! let mut writer = store.writer().unwrap();
 //! let event = model::ParsedEvent::from_json(
@@ -57,10 +57,15 @@ pub use retention::{RetentionPolicy, RetentionReport, StorageStats};
 pub use scaleout::ScaleOutStore;
 pub use sqlite::{PlanChoice, SqliteStore};
 
+use std::sync::Arc;
+
 use model::EpochMillis;
 
-/// The events, ledger, alerts and outbox of one deployment.
-pub trait Store: Send + Sync {
+/// Where events live: the object write protocol ([`EventWriter`]), search, summaries,
+/// retention and the event forwarders' cursors. SQLite keeps them beside the state in one
+/// file; the scale-out backend keeps them in ClickHouse (its writer also writes the ledger
+/// rows and detection state of the objects it commits, in the state store: see `scaleout`).
+pub trait EventStore: Send + Sync {
     /// A writer with its own connection. Writers serialise with each other (one transaction
     /// at a time per database); readers are never blocked.
     fn writer(&self) -> Result<Box<dyn EventWriter>, StoreError>;
@@ -96,17 +101,8 @@ pub trait Store: Send + Sync {
     /// and identities linked to it: sessions it issued, the human behind it, same name.
     fn principals_related(&self, principal: &str, limit: usize) -> Result<Vec<PrincipalInfo>, StoreError>;
 
-    /// The ledger row of one object, if it was ever committed or quarantined.
-    fn ledger_entry(&self, bucket: &str, key: &str) -> Result<Option<LedgerEntry>, StoreError>;
-
-    /// All ledger rows of a bucket whose key starts with `prefix` (one query, for listing
-    /// a whole tree or bucket prefix against the ledger).
-    fn ledger_entries(&self, bucket: &str, prefix: &str) -> Result<Vec<LedgerEntry>, StoreError>;
-
-    /// Quarantined objects, oldest first.
-    fn quarantined(&self) -> Result<Vec<LedgerEntry>, StoreError>;
-
-    fn stats(&self) -> Result<StoreStats, StoreError>;
+    /// How many events, from when to when, and how many principals.
+    fn event_stats(&self) -> Result<EventStats, StoreError>;
 
     /// Deletes what `policy` says has expired, a bounded slice at a time (at most
     /// `max_units` blocks or partitions), in short transactions beside ingest. Pass
@@ -137,6 +133,25 @@ pub trait Store: Send + Sync {
 
     /// Records how far a forwarder has delivered (after its sink accepted the events).
     fn save_forward_cursor(&self, cursor: &ForwardCursor) -> Result<(), StoreError>;
+}
+
+/// Everything beside the events: the ingest ledger, operational tables (message problems,
+/// findings, digests seen, integration status), alerts and their outbox, correlation
+/// windows, integrity state, users, sessions and API tokens. SQLite keeps it in the events'
+/// file; the scale-out backend in PostgreSQL.
+pub trait StateStore: Send + Sync {
+    /// The ledger row of one object, if it was ever committed or quarantined.
+    fn ledger_entry(&self, bucket: &str, key: &str) -> Result<Option<LedgerEntry>, StoreError>;
+
+    /// All ledger rows of a bucket whose key starts with `prefix` (one query, for listing
+    /// a whole tree or bucket prefix against the ledger).
+    fn ledger_entries(&self, bucket: &str, prefix: &str) -> Result<Vec<LedgerEntry>, StoreError>;
+
+    /// Quarantined objects, oldest first.
+    fn quarantined(&self) -> Result<Vec<LedgerEntry>, StoreError>;
+
+    /// Objects committed and quarantined.
+    fn object_counts(&self) -> Result<ObjectCounts, StoreError>;
 
     /// Records (or counts again) a message that could not be handled.
     fn record_message_problem(&self, problem: &MessageProblem) -> Result<(), StoreError>;
@@ -261,6 +276,78 @@ pub trait Store: Send + Sync {
     }
 }
 
+/// The stores of one deployment: events and state, each behind its trait. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    events: Arc<dyn EventStore>,
+    state: Arc<dyn StateStore>,
+}
+
+impl Store {
+    pub fn new(events: Arc<dyn EventStore>, state: Arc<dyn StateStore>) -> Store {
+        Store { events, state }
+    }
+
+    pub fn events(&self) -> &dyn EventStore {
+        &*self.events
+    }
+
+    pub fn state(&self) -> &dyn StateStore {
+        &*self.state
+    }
+
+    /// A writer (see [`EventStore::writer`]).
+    pub fn writer(&self) -> Result<Box<dyn EventWriter>, StoreError> {
+        self.events.writer()
+    }
+
+    /// Events and objects, counted.
+    pub fn stats(&self) -> Result<StoreStats, StoreError> {
+        stats(&*self.events, &*self.state)
+    }
+}
+
+/// Events and objects, counted (of a store that is not yet a [`Store`], such as a
+/// [`SqliteStore`] being checked before use).
+pub fn stats(events: &dyn EventStore, state: &dyn StateStore) -> Result<StoreStats, StoreError> {
+    {
+        let events = events.event_stats()?;
+        let objects = state.object_counts()?;
+        Ok(StoreStats {
+            events: events.events,
+            objects_committed: objects.committed,
+            objects_quarantined: objects.quarantined,
+            oldest_event: events.oldest_event,
+            newest_event: events.newest_event,
+            principals: events.principals,
+        })
+    }
+}
+
+impl From<SqliteStore> for Store {
+    /// One file holds both.
+    fn from(sqlite: SqliteStore) -> Store {
+        let sqlite = Arc::new(sqlite);
+        Store { events: sqlite.clone(), state: sqlite }
+    }
+}
+
+/// See [`EventStore::event_stats`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventStats {
+    pub events: u64,
+    pub oldest_event: Option<EpochMillis>,
+    pub newest_event: Option<EpochMillis>,
+    pub principals: u64,
+}
+
+/// See [`StateStore::object_counts`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ObjectCounts {
+    pub committed: u64,
+    pub quarantined: u64,
+}
+
 /// How far an event forwarder has delivered.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ForwardCursor {
@@ -274,7 +361,7 @@ pub struct ForwardCursor {
     pub updated_at: EpochMillis,
 }
 
-/// Work that one worker among many does (see [`Store::lead`]).
+/// Work that one worker among many does (see [`StateStore::lead`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(i32)]
 pub enum Duty {

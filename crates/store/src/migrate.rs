@@ -14,7 +14,7 @@ use rustc_hash::FxHashSet;
 
 use crate::clickhouse::PendingRows;
 use crate::postgres::{off_runtime, pg};
-use crate::{Context, EventQuery, ScaleOutStore, SqliteStore, Store, StoreError};
+use crate::{Context, EventQuery, EventStore, ScaleOutStore, SqliteStore, StoreError};
 
 /// What was moved.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -209,7 +209,7 @@ pub fn scaleout_to_sqlite(
     progress: &mut dyn FnMut(u64),
 ) -> Result<MigrateReport, StoreError> {
     let sqlite = SqliteStore::open(target)?;
-    if sqlite.stats()?.events > 0 {
+    if sqlite.event_stats()?.events > 0 {
         return Err(StoreError::Unsupported("the target SQLite store already holds events: migrate into a new file"));
     }
     let mut report = MigrateReport::default();

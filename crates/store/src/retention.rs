@@ -110,7 +110,7 @@ pub static PASSES: AtomicU64 = AtomicU64::new(0);
 /// slices so ingest gets the write lock in between, until the pass is complete or `stop`
 /// says so.
 pub fn run_pass(
-    store: &dyn crate::Store,
+    store: &dyn crate::EventStore,
     policy: &RetentionPolicy,
     now: EpochMillis,
     slice: usize,

@@ -30,17 +30,18 @@ use rustc_hash::FxHashSet;
 use crate::clickhouse::{self, ClickHouse, ClickHouseConfig, PendingMark, PendingRows};
 use crate::postgres::{self, Conn, PgState};
 use crate::{
-    EventBatch, EventQuery, EventRow, EventWriter, InsertCounts, LedgerEntry, ObjectMeta, ObjectTotals, Store,
-    StoreError, StoreStats,
+    EventBatch, EventQuery, EventRow, EventStore, EventWriter, InsertCounts, ObjectMeta, ObjectTotals, Store,
+    StoreError,
 };
 
 /// Flush buffered events to ClickHouse at the end of an object once this many are waiting
 /// (ClickHouse wants inserts of thousands of rows, not one per object).
 const FLUSH_EVENTS: u64 = 50_000;
 
-/// Events in ClickHouse, state in PostgreSQL.
+/// A scale-out deployment: [`ClickHouseEvents`] for the events, [`PgState`] (PostgreSQL) for
+/// the state.
 pub struct ScaleOutStore {
-    ch: ClickHouse,
+    events: Arc<ClickHouseEvents>,
     state: Arc<PgState>,
 }
 
@@ -61,17 +62,41 @@ impl ScaleOutStore {
             config.password = std::env::var("TRAILWATCH_CLICKHOUSE_PASSWORD").ok();
         }
         let ch = ClickHouse::new(config);
-        let state = postgres::off_runtime(|| PgState::connect(postgres_url, || clickhouse::migrate(&ch)))?;
-        Ok(ScaleOutStore { ch, state: Arc::new(state) })
+        let state = Arc::new(postgres::off_runtime(|| PgState::connect(postgres_url, || clickhouse::migrate(&ch)))?);
+        Ok(ScaleOutStore { events: Arc::new(ClickHouseEvents { ch, state: state.clone() }), state })
     }
 
     pub fn clickhouse(&self) -> &ClickHouse {
-        &self.ch
+        &self.events.ch
     }
 
-    pub(crate) fn state(&self) -> &PgState {
+    pub fn events(&self) -> &ClickHouseEvents {
+        &self.events
+    }
+
+    pub fn state(&self) -> &PgState {
         &self.state
     }
+
+    /// Both, as the [`Store`] the rest of trailwatch uses.
+    pub fn store(&self) -> Store {
+        Store::new(self.events.clone(), self.state.clone())
+    }
+}
+
+impl From<ScaleOutStore> for Store {
+    fn from(s: ScaleOutStore) -> Store {
+        s.store()
+    }
+}
+
+/// Events in ClickHouse. It knows the state store for what meets there: a writer commits
+/// its objects' ledger rows and detection state in PostgreSQL (see the module
+/// documentation), retention keeps the events alerts refer to and prunes the ledger, and
+/// the space taken counts both.
+pub struct ClickHouseEvents {
+    ch: ClickHouse,
+    state: Arc<PgState>,
 }
 
 /// Workers take arrival numbers in blocks and commit in any order, so "everything after
@@ -81,7 +106,7 @@ const FORWARDING: StoreError = StoreError::Unsupported(
      (read ClickHouse directly, e.g. with a materialized view or clickhouse-client, instead)",
 );
 
-impl Store for ScaleOutStore {
+impl EventStore for ClickHouseEvents {
     fn writer(&self) -> Result<Box<dyn EventWriter>, StoreError> {
         Ok(Box::new(ScaleOutWriter {
             ch: self.ch.clone(),
@@ -114,18 +139,6 @@ impl Store for ScaleOutStore {
         clickhouse::principals_related(&self.ch, principal, limit)
     }
 
-    fn ledger_entry(&self, bucket: &str, key: &str) -> Result<Option<LedgerEntry>, StoreError> {
-        postgres::off_runtime(|| self.state.ledger_entry(bucket, key))
-    }
-
-    fn ledger_entries(&self, bucket: &str, prefix: &str) -> Result<Vec<LedgerEntry>, StoreError> {
-        postgres::off_runtime(|| self.state.ledger_entries(bucket, prefix))
-    }
-
-    fn quarantined(&self) -> Result<Vec<LedgerEntry>, StoreError> {
-        postgres::off_runtime(|| self.state.quarantined())
-    }
-
     fn apply_retention(
         &self,
         policy: &crate::RetentionPolicy,
@@ -138,11 +151,11 @@ impl Store for ScaleOutStore {
         if policy.is_empty() {
             return Ok(crate::RetentionReport::default());
         }
-        let kept = postgres::off_runtime(|| self.state.kept_event_ids())?;
+        let kept = self.state.kept_event_ids()?;
         clickhouse::retention::keep_ids(&self.ch, &kept)?;
         let mut report = clickhouse::retention::apply(&self.ch, policy, now)?;
         if let Some(cut) = policy.bookkeeping_cutoff(now) {
-            report.ledger_rows_deleted = postgres::off_runtime(|| self.state.prune_bookkeeping(cut))?;
+            report.ledger_rows_deleted = self.state.prune_bookkeeping(cut)?;
         }
         Ok(report)
     }
@@ -165,187 +178,13 @@ impl Store for ScaleOutStore {
 
     fn storage(&self) -> Result<crate::StorageStats, StoreError> {
         let mut parts = clickhouse::retention::table_bytes(&self.ch)?;
-        let pg = postgres::off_runtime(|| self.state.database_bytes())?;
-        parts.push(("PostgreSQL".to_string(), pg));
+        parts.push(("PostgreSQL".to_string(), self.state.database_bytes()?));
         parts.sort_by_key(|p| std::cmp::Reverse(p.1));
         Ok(crate::StorageStats { bytes: parts.iter().map(|p| p.1).sum(), wal_bytes: 0, free_bytes: 0, parts })
     }
 
-    fn stats(&self) -> Result<StoreStats, StoreError> {
-        let (events, oldest_event, newest_event, principals) = clickhouse::stats(&self.ch)?;
-        let (objects_committed, objects_quarantined) = postgres::off_runtime(|| self.state.object_counts())?;
-        Ok(StoreStats { events, objects_committed, objects_quarantined, oldest_event, newest_event, principals })
-    }
-
-    fn record_message_problem(&self, problem: &crate::MessageProblem) -> Result<(), StoreError> {
-        postgres::off_runtime(|| self.state.record_message_problem(problem))
-    }
-
-    fn message_problems(&self) -> Result<Vec<crate::MessageProblem>, StoreError> {
-        postgres::off_runtime(|| self.state.message_problems())
-    }
-
-    fn clear_message_problem(&self, queue: &str, message_id: &str) -> Result<(), StoreError> {
-        postgres::off_runtime(|| self.state.clear_message_problem(queue, message_id))
-    }
-
-    fn record_finding(&self, finding: &crate::IngestFinding) -> Result<(), StoreError> {
-        postgres::off_runtime(|| self.state.record_finding(finding))
-    }
-
-    fn findings(&self) -> Result<Vec<crate::IngestFinding>, StoreError> {
-        postgres::off_runtime(|| self.state.findings())
-    }
-
-    fn record_digest(&self, digest: &crate::DigestSeen) -> Result<(), StoreError> {
-        postgres::off_runtime(|| self.state.record_digest(digest))
-    }
-
-    fn digests_seen(&self) -> Result<Vec<crate::DigestSeen>, StoreError> {
-        postgres::off_runtime(|| self.state.digests_seen())
-    }
-
-    fn digests_seen_after(&self, seen_at: i64) -> Result<Vec<crate::DigestSeen>, StoreError> {
-        postgres::off_runtime(|| self.state.digests_seen_after(seen_at))
-    }
-
-    fn put_integration_status(&self, status: &crate::IntegrationStatus) -> Result<(), StoreError> {
-        postgres::off_runtime(|| self.state.put_integration_status(status))
-    }
-
-    fn integration_status(&self) -> Result<Vec<crate::IntegrationStatus>, StoreError> {
-        postgres::off_runtime(|| self.state.integration_status())
-    }
-
-    fn alerts(&self, filter: &crate::AlertFilter) -> Result<Vec<crate::Alert>, StoreError> {
-        postgres::off_runtime(|| self.state.alerts(filter))
-    }
-
-    fn alert(&self, id: i64) -> Result<Option<crate::Alert>, StoreError> {
-        postgres::off_runtime(|| self.state.alert(id))
-    }
-
-    fn alert_event_ids(&self, id: i64) -> Result<Vec<String>, StoreError> {
-        postgres::off_runtime(|| self.state.alert_event_ids(id))
-    }
-
-    fn set_alert_state(&self, id: i64, state: crate::AlertState, comment: Option<&str>) -> Result<bool, StoreError> {
-        postgres::off_runtime(|| self.state.set_alert_state(id, state, comment, model::timefmt::now_millis()))
-    }
-
-    fn rule_hits(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        postgres::off_runtime(|| self.state.rule_hits())
-    }
-
-    fn correlation_windows(&self) -> Result<Vec<crate::CorrelationWindow>, StoreError> {
-        postgres::off_runtime(|| self.state.correlation_windows())
-    }
-
-    fn due_deliveries(&self, now: i64, limit: usize) -> Result<Vec<crate::Delivery>, StoreError> {
-        postgres::off_runtime(|| self.state.due_deliveries(now, limit))
-    }
-
-    fn deliveries(&self, alert_id: i64) -> Result<Vec<crate::Delivery>, StoreError> {
-        postgres::off_runtime(|| self.state.deliveries(alert_id))
-    }
-
-    fn delivery_succeeded(&self, id: i64, at: i64) -> Result<(), StoreError> {
-        postgres::off_runtime(|| self.state.delivery_succeeded(id, at))
-    }
-
-    fn delivery_failed(&self, id: i64, error: &str, next_attempt: i64) -> Result<(), StoreError> {
-        postgres::off_runtime(|| self.state.delivery_failed(id, error, next_attempt))
-    }
-
-    fn outbox_backlog(&self) -> Result<Vec<crate::Backlog>, StoreError> {
-        postgres::off_runtime(|| self.state.outbox_backlog())
-    }
-
-    fn known_regions(&self) -> Result<Vec<crate::KnownRegion>, StoreError> {
-        postgres::off_runtime(|| self.state.known_regions())
-    }
-
-    fn record_integrity_chains(&self, chains: &[crate::IntegrityChain]) -> Result<(), StoreError> {
-        postgres::off_runtime(|| self.state.record_integrity_chains(chains))
-    }
-
-    fn integrity_chains(&self) -> Result<Vec<crate::IntegrityChain>, StoreError> {
-        postgres::off_runtime(|| self.state.integrity_chains())
-    }
-
-    fn record_integrity_findings(
-        &self,
-        findings: &[crate::IntegrityFinding],
-    ) -> Result<Vec<crate::IntegrityFinding>, StoreError> {
-        postgres::off_runtime(|| self.state.record_integrity_findings(findings))
-    }
-
-    fn integrity_findings(&self) -> Result<Vec<crate::IntegrityFinding>, StoreError> {
-        postgres::off_runtime(|| self.state.integrity_findings())
-    }
-
-    fn silences(&self) -> Result<Vec<crate::Silence>, StoreError> {
-        postgres::off_runtime(|| self.state.silences())
-    }
-
-    fn set_silence(&self, silence: &crate::Silence) -> Result<(), StoreError> {
-        postgres::off_runtime(|| self.state.set_silence(silence))
-    }
-
-    fn clear_silence(&self, silence: &crate::Silence) -> Result<Option<crate::Silence>, StoreError> {
-        postgres::off_runtime(|| self.state.clear_silence(silence))
-    }
-
-    fn put_user(&self, user: &crate::User) -> Result<(), StoreError> {
-        postgres::off_runtime(|| self.state.put_user(user))
-    }
-
-    fn create_first_user(&self, user: &crate::User) -> Result<bool, StoreError> {
-        postgres::off_runtime(|| self.state.create_first_user(user))
-    }
-
-    fn user(&self, name: &str) -> Result<Option<crate::User>, StoreError> {
-        postgres::off_runtime(|| self.state.user(name))
-    }
-
-    fn users(&self) -> Result<Vec<crate::User>, StoreError> {
-        postgres::off_runtime(|| self.state.users())
-    }
-
-    fn create_session(&self, session: &crate::Session) -> Result<(), StoreError> {
-        postgres::off_runtime(|| self.state.create_session(session))
-    }
-
-    fn session(&self, token_hash: &[u8], now: i64) -> Result<Option<(crate::Session, crate::User)>, StoreError> {
-        postgres::off_runtime(|| self.state.session(token_hash, now))
-    }
-
-    fn delete_session(&self, token_hash: &[u8], now: i64) -> Result<(), StoreError> {
-        postgres::off_runtime(|| self.state.delete_session(token_hash, now))
-    }
-
-    fn create_api_token(&self, token: &crate::ApiToken) -> Result<i64, StoreError> {
-        postgres::off_runtime(|| self.state.create_api_token(token))
-    }
-
-    fn use_api_token(&self, token_hash: &[u8], now: i64) -> Result<Option<(crate::ApiToken, crate::User)>, StoreError> {
-        postgres::off_runtime(|| self.state.use_api_token(token_hash, now))
-    }
-
-    fn api_tokens(&self, user: Option<&str>) -> Result<Vec<crate::ApiToken>, StoreError> {
-        postgres::off_runtime(|| self.state.api_tokens(user))
-    }
-
-    fn delete_api_token(&self, id: i64) -> Result<bool, StoreError> {
-        postgres::off_runtime(|| self.state.delete_api_token(id))
-    }
-
-    fn revoke_api_tokens(&self, user: &str) -> Result<usize, StoreError> {
-        postgres::off_runtime(|| self.state.revoke_api_tokens(user))
-    }
-
-    fn lead(&self, duty: crate::Duty) -> Result<bool, StoreError> {
-        postgres::off_runtime(|| self.state.lead(duty as i32))
+    fn event_stats(&self) -> Result<crate::EventStats, StoreError> {
+        clickhouse::stats(&self.ch)
     }
 }
 

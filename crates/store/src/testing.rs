@@ -12,11 +12,11 @@ use crate::{ScaleOutStore, SqliteStore, Store};
 static FRESH: AtomicU64 = AtomicU64::new(0);
 
 /// Every backend this machine can test, each a fresh, empty store.
-pub fn backends() -> Vec<(&'static str, Box<dyn Store>)> {
-    let mut all: Vec<(&'static str, Box<dyn Store>)> =
-        vec![("sqlite", Box::new(SqliteStore::open_in_memory().expect("in-memory SQLite opens")))];
+pub fn backends() -> Vec<(&'static str, Store)> {
+    let mut all: Vec<(&'static str, Store)> =
+        vec![("sqlite", SqliteStore::open_in_memory().expect("in-memory SQLite opens").into())];
     if let Some(s) = scaleout() {
-        all.push(("clickhouse+postgres", Box::new(s)));
+        all.push(("clickhouse+postgres", s.into()));
     }
     all
 }

@@ -36,7 +36,7 @@ pub fn site_info(
 }
 
 /// With no user in the store yet, creates `admin` and prints its password (once).
-pub fn ensure_admin(store: &dyn store::Store, password: Option<&str>) -> anyhow::Result<()> {
+pub fn ensure_admin(store: &store::Store, password: Option<&str>) -> anyhow::Result<()> {
     if let Some(pw) = web::ensure_first_admin(store, password).context("creating the first dashboard user")? {
         if password.is_some() {
             eprintln!("trailwatch: created dashboard user admin with the given password");

@@ -92,15 +92,15 @@ pub fn policy(d: &DetectionConfig, sinks: &[RawSink]) -> AlertPolicy {
 /// What the ingest pipeline detects with: correlation windows and known regions restored
 /// from `store`.
 pub fn for_pipeline(
-    store: &dyn Store,
+    store: &Store,
     settings: &DetectionConfig,
     rules: Arc<RuleSet>,
     policy: AlertPolicy,
 ) -> anyhow::Result<ingest::Detection> {
-    let detection = ingest::Detection::new(rules, policy, store.correlation_windows()?);
+    let detection = ingest::Detection::new(rules, policy, store.state().correlation_windows()?);
     Ok(match settings.new_region_learning_ms {
         Some(learning) => {
-            detection.with_regions(ingest::detection::RegionMemory::new(store.known_regions()?, learning))
+            detection.with_regions(ingest::detection::RegionMemory::new(store.state().known_regions()?, learning))
         }
         None => detection,
     })
@@ -110,7 +110,7 @@ pub fn for_pipeline(
 /// import): the configured rules and policy, or none with `--no-detection`.
 pub fn for_store_args(
     args: &crate::cli::StoreArgs,
-    store: &dyn Store,
+    store: &Store,
     no_detection: bool,
 ) -> anyhow::Result<Option<ingest::Detection>> {
     if no_detection {
@@ -123,7 +123,7 @@ pub fn for_store_args(
 }
 
 /// Detection for a configuration's store: its rules and policy, windows restored.
-pub fn for_config(store: &dyn Store, config: &Config, rules: Arc<RuleSet>) -> anyhow::Result<ingest::Detection> {
+pub fn for_config(store: &Store, config: &Config, rules: Arc<RuleSet>) -> anyhow::Result<ingest::Detection> {
     tracing::info!(rules = rules.rules.len(), correlations = rules.correlations.len(), "detection rules loaded");
     for_pipeline(store, &config.detection, rules, policy(&config.detection, &config.sinks))
 }

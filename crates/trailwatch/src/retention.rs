@@ -33,7 +33,7 @@ pub struct RetentionTask {
 }
 
 impl RetentionTask {
-    pub fn start(store: Arc<dyn store::Store>, settings: RetentionSettings) -> RetentionTask {
+    pub fn start(store: store::Store, settings: RetentionSettings) -> RetentionTask {
         let (stop, stopped) = channel::<()>();
         let stopping = Arc::new(AtomicBool::new(false));
         let flag = stopping.clone();
@@ -48,7 +48,7 @@ impl RetentionTask {
                         _ => return,
                     }
                     wait = settings.interval;
-                    match store.lead(store::Duty::Retention) {
+                    match store.state().lead(store::Duty::Retention) {
                         Ok(true) => {}
                         Ok(false) => continue,
                         Err(e) => {
@@ -58,9 +58,14 @@ impl RetentionTask {
                     }
                     let now = model::timefmt::now_millis();
                     let started = std::time::Instant::now();
-                    match store::retention::run_pass(&*store, &settings.policy, now, SLICE_BLOCKS, SLICE_PAUSE, &|| {
-                        flag.load(Ordering::Relaxed)
-                    }) {
+                    match store::retention::run_pass(
+                        store.events(),
+                        &settings.policy,
+                        now,
+                        SLICE_BLOCKS,
+                        SLICE_PAUSE,
+                        &|| flag.load(Ordering::Relaxed),
+                    ) {
                         Ok(r) => tracing::info!(
                             deleted = r.events_deleted,
                             kept_for_alerts = r.events_kept_for_alerts,

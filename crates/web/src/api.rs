@@ -102,7 +102,7 @@ async fn events(
 ) -> ApiResult {
     let q = filters.to_query(model::timefmt::now_millis())?;
     let limit = filters.limit()?;
-    let rows = blocking(&state, move |s| Ok(s.store.search(&q)?)).await?;
+    let rows = blocking(&state, move |s| Ok(s.store.events().search(&q)?)).await?;
     let with_record = r.records.as_deref() == Some("true");
     let next = (rows.len() == limit).then(|| rows.last().map(|r| format!("{}.{}", r.event_time, r.row))).flatten();
     Ok(Json(json!({
@@ -113,7 +113,7 @@ async fn events(
 
 async fn event(State(state): State<WebState>, Path(id): Path<String>) -> ApiResult {
     let row = blocking(&state, move |s| {
-        s.store.event(&id)?.ok_or_else(|| PageError::not_found(format!("no event with eventID {id:?}")))
+        s.store.events().event(&id)?.ok_or_else(|| PageError::not_found(format!("no event with eventID {id:?}")))
     })
     .await?;
     let mut v = event_json(&row, true);
@@ -134,7 +134,7 @@ async fn principal(State(state): State<WebState>, Path(p): Path<String>) -> ApiR
     let (infos, summary) = blocking(&state, move |s| {
         let q = EventQuery { principal: Some(p.clone()), ..Default::default() };
         let spec = crate::pages::events::principal_spec(0, 20);
-        Ok((s.store.principals_related(&p, 100)?, s.store.summarize(&q, &spec)?))
+        Ok((s.store.events().principals_related(&p, 100)?, s.store.events().summarize(&q, &spec)?))
     })
     .await?;
     if infos.is_empty() && summary.events == 0 {
@@ -166,15 +166,15 @@ async fn resource(State(state): State<WebState>, Path(r): Path<String>, Query(p)
 async fn alerts(State(state): State<WebState>, Query(p): Query<AlertParams>) -> ApiResult {
     let filter = p.filter()?;
     let limit = filter.limit;
-    let alerts = blocking(&state, move |s| Ok(s.store.alerts(&filter)?)).await?;
+    let alerts = blocking(&state, move |s| Ok(s.store.state().alerts(&filter)?)).await?;
     let next = crate::pages::alerts::next_cursor(&alerts, limit);
     Ok(Json(json!({"alerts": alerts.iter().map(store::Alert::to_json).collect::<Vec<_>>(), "next": next})))
 }
 
 async fn alert(State(state): State<WebState>, Path(id): Path<i64>) -> ApiResult {
     let (alert, events, deliveries) = blocking(&state, move |s| {
-        let a = s.store.alert(id)?.ok_or_else(|| PageError::not_found(format!("no alert #{id}")))?;
-        Ok((a, s.store.alert_event_ids(id)?, s.store.deliveries(id)?))
+        let a = s.store.state().alert(id)?.ok_or_else(|| PageError::not_found(format!("no alert #{id}")))?;
+        Ok((a, s.store.state().alert_event_ids(id)?, s.store.state().deliveries(id)?))
     })
     .await?;
     let mut v = alert.to_json();
@@ -215,19 +215,20 @@ async fn change_alert(
     let comment =
         given(&change.comment).map(|c| format!("{} — {}", c.chars().take(2000).collect::<String>(), user.name));
     let alert = blocking(&state, move |s| {
-        if !s.store.set_alert_state(id, new_state, comment.as_deref())? {
+        if !s.store.state().set_alert_state(id, new_state, comment.as_deref())? {
             return Err(PageError::not_found(format!("no alert #{id}")));
         }
-        Ok(s.store.alert(id)?)
+        Ok(s.store.state().alert(id)?)
     })
     .await?;
     Ok(Json(alert.map(|a| a.to_json()).unwrap_or(Value::Null)))
 }
 
 async fn integrity(State(state): State<WebState>) -> ApiResult {
-    let (chains, findings, silences) =
-        blocking(&state, |s| Ok((s.store.integrity_chains()?, s.store.integrity_findings()?, s.store.silences()?)))
-            .await?;
+    let (chains, findings, silences) = blocking(&state, |s| {
+        Ok((s.store.state().integrity_chains()?, s.store.state().integrity_findings()?, s.store.state().silences()?))
+    })
+    .await?;
     Ok(Json(json!({
         "valid": findings.iter().all(|f| crate::pages::status::is_warning(&f.kind)),
         "chains": chains.iter().map(|c| json!({"account": c.account, "accountId": c.account_id, "region": c.region,
@@ -243,7 +244,11 @@ async fn integrity(State(state): State<WebState>) -> ApiResult {
 async fn accounts(State(state): State<WebState>) -> ApiResult {
     let now = model::timefmt::now_millis();
     let (rows, problems, findings) = blocking(&state, move |s| {
-        Ok((crate::pages::status::integration_rows(s, now)?, s.store.message_problems()?, s.store.findings()?))
+        Ok((
+            crate::pages::status::integration_rows(s, now)?,
+            s.store.state().message_problems()?,
+            s.store.state().findings()?,
+        ))
     })
     .await?;
     let doctor = state.doctor.lock().await.clone();
@@ -260,7 +265,7 @@ async fn accounts(State(state): State<WebState>) -> ApiResult {
 }
 
 async fn rules(State(state): State<WebState>) -> ApiResult {
-    let hits = blocking(&state, |s| Ok(s.store.rule_hits()?)).await?;
+    let hits = blocking(&state, |s| Ok(s.store.state().rule_hits()?)).await?;
     let info = state.info.load_full();
     let rules: Vec<Value> = info
         .rules
@@ -280,7 +285,7 @@ async fn me(Extension(user): Extension<CurrentUser>) -> Json<Value> {
 
 async fn tokens(State(state): State<WebState>, Extension(user): Extension<CurrentUser>) -> ApiResult {
     let who = (!user.is_admin()).then(|| user.name.clone());
-    let tokens = blocking(&state, move |s| Ok(s.store.api_tokens(who.as_deref())?)).await?;
+    let tokens = blocking(&state, move |s| Ok(s.store.state().api_tokens(who.as_deref())?)).await?;
     Ok(Json(json!({"tokens": tokens.iter().map(|t| json!({"id": t.id, "name": t.name, "user": t.user,
         "createdAt": time(t.created_at), "lastUsed": t.last_used.map(time), "expiresAt": t.expires_at.map(time)}))
         .collect::<Vec<_>>()})))
@@ -308,7 +313,7 @@ async fn create_token(
     let expires_at = auth::token_expiry(new.expires_in.as_deref(), model::timefmt::now_millis())
         .map_err(|e| PageError::bad_request(format!("expiresIn: {e}")))?;
     let (token, id) =
-        blocking(&state, move |s| Ok(crate::auth::create_api_token_until(&*s.store, &user.name, &name, expires_at)?))
+        blocking(&state, move |s| Ok(crate::auth::create_api_token_until(&s.store, &user.name, &name, expires_at)?))
             .await?;
     Ok((StatusCode::CREATED, Json(json!({"id": id, "token": token, "note": "shown once; store it now"}))))
 }
@@ -321,9 +326,9 @@ async fn delete_token(
 ) -> Result<StatusCode, ApiError> {
     check_api_csrf(&user, &headers)?;
     let deleted = blocking(&state, move |s| {
-        let tokens = s.store.api_tokens(None)?;
+        let tokens = s.store.state().api_tokens(None)?;
         match tokens.iter().find(|t| t.id == id) {
-            Some(t) if t.user == user.name || user.is_admin() => Ok(s.store.delete_api_token(id)?),
+            Some(t) if t.user == user.name || user.is_admin() => Ok(s.store.state().delete_api_token(id)?),
             _ => Ok(false),
         }
     })

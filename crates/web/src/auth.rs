@@ -136,7 +136,7 @@ pub fn set_cookie(name: &str, value: &str, max_age: Duration, secure: bool) -> H
 pub fn start_session(state: &WebState, user: &str) -> Result<String, store::StoreError> {
     let token = random_token();
     let now = model::timefmt::now_millis();
-    state.store.create_session(&Session {
+    state.store.state().create_session(&Session {
         token_hash: token_hash(&token),
         user: user.into(),
         csrf: random_token(),
@@ -152,11 +152,11 @@ pub fn authenticate(state: &WebState, headers: &HeaderMap) -> Result<Option<Curr
     if let Some(bearer) =
         headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "))
     {
-        let found = state.store.use_api_token(&token_hash(bearer.trim()), now)?;
+        let found = state.store.state().use_api_token(&token_hash(bearer.trim()), now)?;
         return Ok(found.map(|(_, user)| CurrentUser { name: user.name, role: user.role, csrf: None }));
     }
     let Some(token) = cookie(headers, SESSION_COOKIE) else { return Ok(None) };
-    let found = state.store.session(&token_hash(token), now)?;
+    let found = state.store.state().session(&token_hash(token), now)?;
     Ok(found.map(|(session, user)| CurrentUser { name: user.name, role: user.role, csrf: Some(session.csrf) }))
 }
 
@@ -424,7 +424,7 @@ impl LoginLimiter {
 }
 /// Checks a login; `Ok(None)` for a wrong name or password (indistinguishable).
 pub fn check_login(state: &WebState, name: &str, password: &str) -> Result<Option<User>, store::StoreError> {
-    match state.store.user(name)? {
+    match state.store.state().user(name)? {
         Some(user) if verify_password(&user.password_hash, password) => Ok(Some(user)),
         Some(_) => Ok(None),
         None => {
@@ -436,7 +436,7 @@ pub fn check_login(state: &WebState, name: &str, password: &str) -> Result<Optio
 
 /// Creates an API token for `user` that never expires; returns the token (shown once) and
 /// its id.
-pub fn create_api_token(store: &dyn store::Store, user: &str, name: &str) -> Result<(String, i64), store::StoreError> {
+pub fn create_api_token(store: &store::Store, user: &str, name: &str) -> Result<(String, i64), store::StoreError> {
     create_api_token_until(store, user, name, None)
 }
 
@@ -448,13 +448,13 @@ pub fn token_expiry(expires_in: Option<&str>, now: model::EpochMillis) -> Result
 
 /// Creates an API token for `user`, valid until `expires_at` (or until revoked).
 pub fn create_api_token_until(
-    store: &dyn store::Store,
+    store: &store::Store,
     user: &str,
     name: &str,
     expires_at: Option<model::EpochMillis>,
 ) -> Result<(String, i64), store::StoreError> {
     let token = format!("{API_TOKEN_PREFIX}{}", random_token());
-    let id = store.create_api_token(&store::ApiToken {
+    let id = store.state().create_api_token(&store::ApiToken {
         id: 0,
         name: name.into(),
         user: user.into(),
@@ -468,13 +468,13 @@ pub fn create_api_token_until(
 
 /// On a store without users: creates `admin` with `password` (or a generated one) and
 /// returns the password to show once. `None` when a user exists already.
-pub fn ensure_first_admin(store: &dyn store::Store, password: Option<&str>) -> Result<Option<String>, FirstAdminError> {
-    if !store.users()?.is_empty() {
+pub fn ensure_first_admin(store: &store::Store, password: Option<&str>) -> Result<Option<String>, FirstAdminError> {
+    if !store.state().users()?.is_empty() {
         return Ok(None);
     }
     let password = password.map(str::to_owned).unwrap_or_else(generate_password);
     let user = new_user("admin", Role::Admin, &password, model::timefmt::now_millis())?;
-    Ok(store.create_first_user(&user)?.then_some(password))
+    Ok(store.state().create_first_user(&user)?.then_some(password))
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -104,7 +104,7 @@ pub struct DoctorCheck {
 
 #[derive(Clone)]
 pub struct WebState {
-    pub store: Arc<dyn store::Store>,
+    pub store: store::Store,
     pub consumer: Option<Arc<Consumer>>,
     /// The ingest filters `serve` runs with (their counters for `/metrics`).
     pub filter: Option<Arc<ingest::filter::EventFilter>>,
@@ -118,7 +118,7 @@ pub struct WebState {
 }
 
 impl WebState {
-    pub fn new(store: Arc<dyn store::Store>, info: SiteInfo) -> WebState {
+    pub fn new(store: store::Store, info: SiteInfo) -> WebState {
         WebState {
             store,
             consumer: None,

@@ -228,7 +228,7 @@ pub async fn logout(
         let hash = auth::token_hash(token);
         let st = state.clone();
         let now = model::timefmt::now_millis();
-        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || st.store.delete_session(&hash, now)).await {
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || st.store.state().delete_session(&hash, now)).await {
             tracing::error!(error = %e, "could not end the session");
         }
     }

@@ -136,7 +136,7 @@ pub fn render(state: &WebState, now_ms: i64) -> String {
 }
 
 fn store_gauges(out: &mut String, state: &WebState, now_ms: i64) -> Result<(), Box<dyn std::error::Error>> {
-    let store = &*state.store;
+    let store = &state.store;
     let stats = store.stats()?;
     header(out, "trailwatch_store_up", "gauge", "1 when the store answered the metrics queries.");
     let _ = writeln!(out, "trailwatch_store_up 1");
@@ -146,7 +146,7 @@ fn store_gauges(out: &mut String, state: &WebState, now_ms: i64) -> Result<(), B
     let _ = writeln!(out, "trailwatch_store_objects{{status=\"committed\"}} {}", stats.objects_committed);
     let _ = writeln!(out, "trailwatch_store_objects{{status=\"quarantined\"}} {}", stats.objects_quarantined);
 
-    let storage = store.storage()?;
+    let storage = store.events().storage()?;
     header(out, "trailwatch_store_bytes", "gauge", "Bytes the store occupies (SQLite: file and WAL).");
     let _ = writeln!(out, "trailwatch_store_bytes {}", storage.bytes);
     header(out, "trailwatch_store_free_bytes", "gauge", "Of those, free pages reused by new data.");
@@ -162,12 +162,12 @@ fn store_gauges(out: &mut String, state: &WebState, now_ms: i64) -> Result<(), B
 
     let info = state.info.load_full();
     if !info.forwarders.is_empty() {
-        let last = store.last_position()?;
+        let last = store.events().last_position()?;
         header(out, "trailwatch_forward_delivered_total", "counter", "Events each forwarder's sink accepted.");
         let cursors: Vec<_> = info
             .forwarders
             .iter()
-            .map(|name| store.forward_cursor(name).map(|c| (name, c)))
+            .map(|name| store.events().forward_cursor(name).map(|c| (name, c)))
             .collect::<Result<_, _>>()?;
         for (name, c) in &cursors {
             let n = c.as_ref().map_or(0, |c| c.delivered);
@@ -186,7 +186,7 @@ fn store_gauges(out: &mut String, state: &WebState, now_ms: i64) -> Result<(), B
     }
 
     header(out, "trailwatch_alerts", "gauge", "Alerts by level and state.");
-    let alerts = store.alerts(&store::AlertFilter::default())?;
+    let alerts = store.state().alerts(&store::AlertFilter::default())?;
     for level in store::alerts::LEVELS {
         for st in ["open", "acknowledged", "resolved"] {
             let n = alerts.iter().filter(|a| a.level.eq_ignore_ascii_case(level) && a.state.as_str() == st).count();
@@ -196,7 +196,7 @@ fn store_gauges(out: &mut String, state: &WebState, now_ms: i64) -> Result<(), B
     header(out, "trailwatch_outbox_pending", "gauge", "Alert deliveries not yet accepted by their sink.");
     header(out, "trailwatch_outbox_failing", "gauge", "Pending deliveries that failed at least once.");
     header(out, "trailwatch_outbox_oldest_timestamp_seconds", "gauge", "Creation time of the oldest pending delivery.");
-    for b in store.outbox_backlog()? {
+    for b in store.state().outbox_backlog()? {
         let sink = label(&b.sink);
         let _ = writeln!(out, "trailwatch_outbox_pending{{sink=\"{sink}\"}} {}", b.pending);
         let _ = writeln!(out, "trailwatch_outbox_failing{{sink=\"{sink}\"}} {}", b.failing);
@@ -205,7 +205,7 @@ fn store_gauges(out: &mut String, state: &WebState, now_ms: i64) -> Result<(), B
         }
     }
     header(out, "trailwatch_integrity_findings", "gauge", "Digest validation findings by kind.");
-    let findings = store.integrity_findings()?;
+    let findings = store.state().integrity_findings()?;
     let mut kinds: Vec<&str> = findings.iter().map(|f| f.kind.as_str()).collect();
     kinds.sort_unstable();
     kinds.dedup();
@@ -214,14 +214,14 @@ fn store_gauges(out: &mut String, state: &WebState, now_ms: i64) -> Result<(), B
         let _ = writeln!(out, "trailwatch_integrity_findings{{kind=\"{}\"}} {n}", label(k));
     }
     header(out, "trailwatch_integrity_silent_regions", "gauge", "Account/regions whose logs or digests stopped.");
-    let _ = writeln!(out, "trailwatch_integrity_silent_regions {}", store.silences()?.len());
+    let _ = writeln!(out, "trailwatch_integrity_silent_regions {}", store.state().silences()?.len());
     header(
         out,
         "trailwatch_integrity_verified_timestamp_seconds",
         "gauge",
         "End of the newest verified digest per chain.",
     );
-    for c in store.integrity_chains()? {
+    for c in store.state().integrity_chains()? {
         if let Some(end) = c.newest_end {
             let _ = writeln!(
                 out,

@@ -3,8 +3,6 @@
 //! scale-out store (when the test script started its servers), each scenario raises an
 //! alert, and every read-only API answer is compared.
 
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use store::{AlertHit, AlertPolicy, AlertSubject, Role, Store};
@@ -23,7 +21,7 @@ fn simulate() -> Deployment {
     Deployment { manifest, dir }
 }
 
-fn load(store: &dyn Store, dir: &std::path::Path, manifest: &sim::Manifest) {
+fn load(store: &Store, dir: &std::path::Path, manifest: &sim::Manifest) {
     // One parse thread: objects reach the writer in one order, so arrival order (which breaks
     // ties between events of the same second) is the same in every store.
     let config = ingest::PipelineConfig { workers: 1, ..Default::default() };
@@ -50,7 +48,7 @@ fn load(store: &dyn Store, dir: &std::path::Path, manifest: &sim::Manifest) {
     let mut w = store.writer().unwrap();
     w.record_alerts(&hits, &AlertPolicy::default()).unwrap();
     w.commit().unwrap();
-    store.put_user(&web::auth::new_user("admin", Role::Admin, "admin-password-1", 1).unwrap()).unwrap();
+    store.state().put_user(&web::auth::new_user("admin", Role::Admin, "admin-password-1", 1).unwrap()).unwrap();
 }
 
 async fn get_json(app: &axum::Router, token: &str, path: &str) -> serde_json::Value {
@@ -109,12 +107,12 @@ async fn the_api_answers_the_same_on_every_backend() {
     }
     let mut answers: Vec<(&str, Vec<serde_json::Value>)> = Vec::new();
     for (name, store) in backends {
-        let store: Arc<dyn Store> = Arc::from(store);
+        let store: Store = store;
         let s = store.clone();
         let dir = d.dir.path().to_path_buf();
         let manifest = d.manifest.clone();
-        tokio::task::spawn_blocking(move || load(&*s, &dir, &manifest)).await.unwrap();
-        let (token, _) = web::create_api_token(&*store, "admin", "compare").unwrap();
+        tokio::task::spawn_blocking(move || load(&s, &dir, &manifest)).await.unwrap();
+        let (token, _) = web::create_api_token(&store, "admin", "compare").unwrap();
         let app = web::router(web::WebState::new(store.clone(), web::SiteInfo::default()));
         // The principal of the first scenario event, as the event answer names it.
         let event = get_json(&app, &token, &format!("/api/v1/events/{event_id}")).await;

@@ -2,14 +2,13 @@
 //! one address cannot take every connection, and the server keeps answering others.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 async fn start(limits: web::Limits) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
-    let store = Arc::new(store::SqliteStore::open_in_memory().unwrap());
+    let store = store::Store::from(store::SqliteStore::open_in_memory().unwrap());
     let state = web::WebState::new(store, web::SiteInfo::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -14,8 +14,8 @@ const EVENT: &str = r#"{"eventVersion":"1.08","eventID":"e-1","eventTime":"2026-
  "userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/alice","userName":"alice","accountId":"111122223333"},
  "requestParameters":{"name":"main-trail"}}"#;
 
-fn store() -> Arc<SqliteStore> {
-    let store = SqliteStore::open_in_memory().unwrap();
+fn store() -> Store {
+    let store = Store::from(SqliteStore::open_in_memory().unwrap());
     let mut w = store.writer().unwrap();
     w.begin_object(&ObjectMeta::local("a.json.gz", 1)).unwrap();
     w.insert(&mut store::EventBatch::new(vec![model::ParsedEvent::from_json(EVENT).unwrap()])).unwrap();
@@ -34,12 +34,12 @@ fn store() -> Arc<SqliteStore> {
     w.record_alerts(&[hit], &AlertPolicy::default()).unwrap();
     w.commit().unwrap();
     for (name, role) in [("admin", Role::Admin), ("viewer", Role::Viewer)] {
-        store.put_user(&web::auth::new_user(name, role, &format!("{name}-password-1"), 1).unwrap()).unwrap();
+        store.state().put_user(&web::auth::new_user(name, role, &format!("{name}-password-1"), 1).unwrap()).unwrap();
     }
-    Arc::new(store)
+    store
 }
 
-fn app(store: Arc<SqliteStore>) -> Router {
+fn app(store: Store) -> Router {
     web::router(web::WebState::new(store, web::SiteInfo::default()))
 }
 
@@ -202,11 +202,11 @@ async fn alert_changes_need_csrf_and_the_admin_role() {
         StatusCode::FORBIDDEN,
         "another session's token"
     );
-    assert_eq!(store.alert(1).unwrap().unwrap().state, store::AlertState::Open);
+    assert_eq!(store.state().alert(1).unwrap().unwrap().state, store::AlertState::Open);
     let (status, _, _) =
         send(&app, form("/alerts/1", &admin, &format!("csrf={csrf}&state=acknowledged&comment=on+it"))).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    let alert = store.alert(1).unwrap().unwrap();
+    let alert = store.state().alert(1).unwrap().unwrap();
     assert_eq!(alert.state, store::AlertState::Acknowledged);
     assert_eq!(alert.comment.as_deref(), Some("on it — admin"));
     // Logging out ends the session on the server, not only in the browser.
@@ -218,7 +218,7 @@ async fn alert_changes_need_csrf_and_the_admin_role() {
 async fn api_tokens_authenticate_and_can_be_revoked() {
     let store = store();
     let app = app(store.clone());
-    let (token, id) = web::create_api_token(&*store, "viewer", "ci").unwrap();
+    let (token, id) = web::create_api_token(&store, "viewer", "ci").unwrap();
     assert!(token.starts_with("tw_"));
     let bearer = |path: &str, t: &str| {
         Request::get(path).header(header::AUTHORIZATION, format!("Bearer {t}")).body(Body::empty()).unwrap()
@@ -231,7 +231,7 @@ async fn api_tokens_authenticate_and_can_be_revoked() {
     assert_eq!(status, StatusCode::OK);
     let bytes_line = metrics.lines().find(|l| l.starts_with("trailwatch_store_bytes ")).expect("store size metric");
     let bytes: u64 = bytes_line.split(' ').nth(1).unwrap().parse().unwrap();
-    assert_eq!(bytes, store.storage().unwrap().bytes);
+    assert_eq!(bytes, store.events().storage().unwrap().bytes);
     assert!(bytes > 0);
     // The overview's storage figures are the store's.
     let (_, _, body) = send(&app, bearer("/api/v1/overview", &token)).await;
@@ -249,11 +249,11 @@ async fn api_tokens_authenticate_and_can_be_revoked() {
     };
     assert_eq!(send(&app, change(&token)).await.0, StatusCode::FORBIDDEN);
     assert_eq!(send(&app, bearer("/api/v1/events", "tw_nope")).await.0, StatusCode::UNAUTHORIZED);
-    let (admin_token, _) = web::create_api_token(&*store, "admin", "ops").unwrap();
+    let (admin_token, _) = web::create_api_token(&store, "admin", "ops").unwrap();
     let (status, _, body) = send(&app, change(&admin_token)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(store.alert(1).unwrap().unwrap().state, store::AlertState::Resolved);
-    assert!(store.delete_api_token(id).unwrap());
+    assert_eq!(store.state().alert(1).unwrap().unwrap().state, store::AlertState::Resolved);
+    assert!(store.state().delete_api_token(id).unwrap());
     assert_eq!(send(&app, bearer("/api/v1/events", &token)).await.0, StatusCode::UNAUTHORIZED);
 }
 
@@ -262,9 +262,9 @@ async fn every_documented_api_route_is_served() {
     let store = store();
     let app = app(store.clone());
     // Token #1 is the one the DELETE entry revokes; the test's own is #2.
-    let (_, victim) = web::create_api_token(&*store, "admin", "to revoke").unwrap();
+    let (_, victim) = web::create_api_token(&store, "admin", "to revoke").unwrap();
     assert_eq!(victim, 1);
-    let (token, _) = web::create_api_token(&*store, "admin", "doc").unwrap();
+    let (token, _) = web::create_api_token(&store, "admin", "doc").unwrap();
     for e in web::openapi::ENDPOINTS {
         let id = if e.path.starts_with("/api/v1/events/") { "e-1" } else { "1" };
         let path = e.path.replace("{id}", id).replace("{principal}", "alice").replace("{resource}", "main-trail");
@@ -433,8 +433,8 @@ async fn api_tokens_expire() {
     let store = store();
     let app = app(store.clone());
     let now = model::timefmt::now_millis();
-    let (expired, _) = web::auth::create_api_token_until(&*store, "viewer", "old", Some(now - 1)).unwrap();
-    let (valid, _) = web::auth::create_api_token_until(&*store, "viewer", "new", Some(now + 3_600_000)).unwrap();
+    let (expired, _) = web::auth::create_api_token_until(&store, "viewer", "old", Some(now - 1)).unwrap();
+    let (valid, _) = web::auth::create_api_token_until(&store, "viewer", "new", Some(now + 3_600_000)).unwrap();
     let bearer = |t: &str| {
         Request::get("/api/v1/alerts").header(header::AUTHORIZATION, format!("Bearer {t}")).body(Body::empty()).unwrap()
     };
@@ -453,7 +453,7 @@ async fn api_tokens_expire() {
     let new = v["tokens"].as_array().unwrap().iter().find(|t| t["name"] == "new").unwrap();
     assert!(new["expiresAt"].is_string() && new["lastUsed"].is_string(), "{new}");
     // A reset password revokes the user's tokens (the CLI's `user add` does this).
-    assert_eq!(store.revoke_api_tokens("viewer").unwrap(), 2);
+    assert_eq!(store.state().revoke_api_tokens("viewer").unwrap(), 2);
     assert_eq!(send(&app, bearer(&valid)).await.0, StatusCode::UNAUTHORIZED);
 }
 
@@ -476,7 +476,7 @@ async fn alert_lists_are_capped_and_paged() {
     w.record_alerts(&hits, &AlertPolicy::default()).unwrap();
     w.commit().unwrap();
     let app = app(store.clone());
-    let (token, _) = web::create_api_token(&*store, "viewer", "t").unwrap();
+    let (token, _) = web::create_api_token(&store, "viewer", "t").unwrap();
     let get_json = |path: String| {
         let app = app.clone();
         let token = token.clone();
@@ -499,7 +499,7 @@ async fn alert_lists_are_capped_and_paged() {
         ids.extend(page["alerts"].as_array().unwrap().iter().map(|a| a["id"].as_i64().unwrap()));
         next = page["next"].as_str().map(str::to_owned);
     }
-    let total = store.alerts(&store::AlertFilter::default()).unwrap().len();
+    let total = store.state().alerts(&store::AlertFilter::default()).unwrap().len();
     assert_eq!(total, 1_206);
     assert_eq!(ids.len(), total, "every alert once, across pages");
     let unique: std::collections::BTreeSet<i64> = ids.iter().copied().collect();
@@ -545,9 +545,10 @@ async fn delivery_errors_never_show_a_sink_url_to_viewers() {
     };
     let id = w.record_alerts(&[hit], &policy).unwrap()[0];
     w.commit().unwrap();
-    let due = store.due_deliveries(i64::MAX, 10).unwrap();
+    let due = store.state().due_deliveries(i64::MAX, 10).unwrap();
     let d = due.iter().find(|d| d.alert_id == id).unwrap();
     store
+        .state()
         .delivery_failed(
             d.id,
             "error sending request for url (https://hooks.slack.com/services/T0/B0/TopSecret9): timed out",
@@ -558,7 +559,7 @@ async fn delivery_errors_never_show_a_sink_url_to_viewers() {
     let (session, _) = login(&app, "viewer").await;
     let (_, _, page) = send(&app, get(&format!("/alerts/{id}"), Some(&session))).await;
     assert!(page.contains("hooks.slack.com") && !page.contains("TopSecret9"), "the page shows the host only");
-    let (token, _) = web::create_api_token(&*store, "viewer", "t").unwrap();
+    let (token, _) = web::create_api_token(&store, "viewer", "t").unwrap();
     let req = Request::get(format!("/api/v1/alerts/{id}"))
         .header(header::AUTHORIZATION, format!("Bearer {token}"))
         .body(Body::empty())
@@ -594,7 +595,7 @@ async fn a_huge_record_is_shown_cut_with_a_download() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(raw, huge, "the download is the record as stored");
     assert!(headers[header::CONTENT_DISPOSITION].to_str().unwrap().starts_with("attachment"));
-    let (token, _) = web::create_api_token(&*store, "viewer", "t").unwrap();
+    let (token, _) = web::create_api_token(&store, "viewer", "t").unwrap();
     let req = Request::get("/api/v1/events/e-huge")
         .header(header::AUTHORIZATION, format!("Bearer {token}"))
         .body(Body::empty())

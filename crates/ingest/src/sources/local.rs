@@ -137,13 +137,17 @@ pub struct LocalReport {
 /// when given).
 pub fn ingest_dir(
     root: &Path,
-    store: &dyn Store,
+    store: &Store,
     config: PipelineConfig,
     detection: Option<crate::Detection>,
 ) -> Result<LocalReport, LocalError> {
     let found = discover(root)?;
-    let known: HashMap<String, (u64, LedgerStatus)> =
-        store.ledger_entries(ObjectMeta::LOCAL_BUCKET, "")?.into_iter().map(|e| (e.key, (e.size, e.status))).collect();
+    let known: HashMap<String, (u64, LedgerStatus)> = store
+        .state()
+        .ledger_entries(ObjectMeta::LOCAL_BUCKET, "")?
+        .into_iter()
+        .map(|e| (e.key, (e.size, e.status)))
+        .collect();
     let (todo, done): (Vec<LocalFile>, Vec<LocalFile>) =
         found.logs.into_iter().partition(|f| known.get(&f.key).is_none_or(|(size, _)| *size != f.size));
     let mut report = ingest_files(todo, store.writer()?, config, detection)?;

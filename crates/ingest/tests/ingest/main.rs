@@ -3,7 +3,7 @@
 use std::io::{self, Read};
 
 use ingest::{ObjectJob, Outcome, Pipeline, PipelineConfig};
-use store::{ObjectMeta, SqliteStore, Store};
+use store::{EventStore, ObjectMeta, SqliteStore, StateStore};
 use test_support::{gzip, log_document, record};
 
 /// Yields `good` bytes of `data`, then fails like a dropped connection.
@@ -59,7 +59,7 @@ fn read_failures_record_nothing_and_settle_as_failed() {
         }
     }
     // Nothing of the failed objects is stored or recorded: they will be tried again.
-    assert_eq!(store.stats().unwrap().events, 50);
+    assert_eq!(store.event_stats().unwrap().events, 50);
     assert!(store.ledger_entry("local", "gone").unwrap().is_none());
     assert!(store.ledger_entry("local", "midway").unwrap().is_none());
     assert!(store.quarantined().unwrap().is_empty());
@@ -70,7 +70,7 @@ mod detection {
 
     use detect::RuleSet;
     use ingest::{Detection, ObjectJob, Outcome, Pipeline, PipelineConfig};
-    use store::{AlertFilter, AlertPolicy, SinkRoute, SqliteStore, Store};
+    use store::{AlertFilter, AlertPolicy, EventStore, SinkRoute, SqliteStore, StateStore};
     use test_support::{gzip, log_document};
 
     const RULES: &str = "title: trail stopped\nid: stop\nlevel: critical\ndetection:\n  sel:\n    eventName: StopLogging\n  condition: sel\n\

@@ -326,7 +326,7 @@ pub(crate) fn principals_related(
 }
 
 /// Events, their time range and principals.
-pub(crate) fn stats(ch: &ClickHouse) -> Result<(u64, Option<i64>, Option<i64>, u64), StoreError> {
+pub(crate) fn stats(ch: &ClickHouse) -> Result<crate::EventStats, StoreError> {
     #[derive(Deserialize)]
     struct S {
         #[serde(with = "int64")]
@@ -347,8 +347,13 @@ pub(crate) fn stats(ch: &ClickHouse) -> Result<(u64, Option<i64>, Option<i64>, u
     );
     let s = ch.query_rows::<S>(&sql, "count events in ClickHouse")?.into_iter().next();
     Ok(match s {
-        Some(s) if s.events > 0 => (s.events as u64, Some(s.first), Some(s.last), s.principals as u64),
-        Some(s) => (0, None, None, s.principals as u64),
-        None => (0, None, None, 0),
+        Some(s) if s.events > 0 => crate::EventStats {
+            events: s.events as u64,
+            oldest_event: Some(s.first),
+            newest_event: Some(s.last),
+            principals: s.principals as u64,
+        },
+        Some(s) => crate::EventStats { principals: s.principals as u64, ..Default::default() },
+        None => crate::EventStats::default(),
     })
 }

@@ -4,10 +4,10 @@
 
 use postgres::GenericClient;
 
-use super::{all, pg, PgState, LOCK_ALERT_GROUP, LOCK_WINDOW};
+use super::{pg, LOCK_ALERT_GROUP, LOCK_WINDOW};
 use crate::alerts::{
-    level_rank, Alert, AlertFilter, AlertHit, AlertPolicy, AlertState, AlertSubject, Backlog, CorrelationWindow,
-    Delivery, KnownRegion, LEVELS,
+    Alert, AlertHit, AlertPolicy, AlertRows, AlertSpan, AlertState, AlertSubject, CorrelationWindow, Delivery,
+    KnownRegion,
 };
 use crate::StoreError;
 
@@ -15,7 +15,8 @@ use crate::StoreError;
 /// try it (the sink's own timeouts are well below this).
 pub(crate) const DELIVERY_LEASE_MS: i64 = 120_000;
 
-/// Records `hits` in the open transaction `c`, in order; returns the ids of alerts opened.
+/// Records `hits` in the open transaction `c` (the rule is [`crate::alerts::record_hits`]'s);
+/// returns the ids of alerts opened.
 pub(crate) fn record_hits(
     c: &mut impl GenericClient,
     hits: &[AlertHit],
@@ -34,88 +35,94 @@ pub(crate) fn record_hits(
         c.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&LOCK_ALERT_GROUP, &key])
             .map_err(pg("lock an alert group"))?;
     }
-    let mut opened = Vec::new();
-    for hit in hits {
-        let (first, last) = (hit.first_time, hit.last_time);
-        let current = c
+    crate::alerts::record_hits(&mut PgAlertRows(c), hits, policy, now)
+}
+
+/// Alert rows in a writer's open transaction. With many writers, uniqueness constraints
+/// make an event count once per rule whichever worker saw it.
+struct PgAlertRows<'c, C>(&'c mut C);
+
+impl<C: GenericClient> AlertRows for PgAlertRows<'_, C> {
+    fn newest_unresolved(&mut self, rule_id: &str, group_key: &str) -> Result<Option<AlertSpan>, StoreError> {
+        Ok(self
+            .0
             .query_opt(
                 "SELECT id, first_seen, last_seen FROM alerts
                  WHERE rule_id = $1 AND group_key = $2 AND state != 'resolved'
                  ORDER BY last_seen DESC LIMIT 1",
-                &[&hit.rule_id, &hit.group_key],
+                &[&rule_id, &group_key],
             )
             .map_err(pg("find alert to join"))?
-            .map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1), r.get::<_, i64>(2)));
-        let joins = current
-            .filter(|(_, f, l)| first <= l + policy.suppression_ms && last >= f - policy.suppression_ms)
-            .map(|(id, _, _)| id);
-        let alert_id = match joins {
-            Some(id) => id,
-            None => open_alert(c, hit, now)?,
-        };
-        // Only events this rule has not seen before count (whichever worker saw them).
-        let fresh = c
+            .map(|r| AlertSpan { id: r.get(0), first_seen: r.get(1), last_seen: r.get(2) }))
+    }
+
+    fn open_alert(&mut self, hit: &AlertHit, now: i64) -> Result<i64, StoreError> {
+        let s = &hit.subject;
+        let r = self
+            .0
+            .query_one(
+                "INSERT INTO alerts (rule_id, title, level, group_key, state, first_seen, last_seen, count,
+                    principal, account, region, source_ip, event_source, event_name, error_code, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, 'open', $5, $6, 0, $7, $8, $9, $10, $11, $12, $13, $14, $14) RETURNING id",
+                &[
+                    &hit.rule_id,
+                    &hit.title,
+                    &hit.level,
+                    &hit.group_key,
+                    &hit.first_time,
+                    &hit.last_time,
+                    &s.principal,
+                    &s.account,
+                    &s.region,
+                    &s.source_ip,
+                    &s.event_source,
+                    &s.event_name,
+                    &s.error_code,
+                    &now,
+                ],
+            )
+            .map_err(pg("open alert"))?;
+        Ok(r.get(0))
+    }
+
+    fn attach_events(&mut self, hit: &AlertHit, alert: i64) -> Result<i64, StoreError> {
+        let n = self
+            .0
             .execute(
                 "INSERT INTO alert_events (rule_id, event_id, alert) SELECT $1, e, $3 FROM unnest($2::text[]) AS e
                  ON CONFLICT DO NOTHING",
-                &[&hit.rule_id, &hit.event_ids, &alert_id],
+                &[&hit.rule_id, &hit.event_ids, &alert],
             )
-            .map_err(pg("attach events"))? as i64;
-        match (joins, fresh) {
-            (None, 0) => {
-                c.execute("DELETE FROM alerts WHERE id = $1", &[&alert_id]).map_err(pg("drop empty alert"))?;
-            }
-            (Some(_), 0) => {}
-            (joined, n) => {
-                c.execute(
-                    "UPDATE alerts SET count = count + $2, first_seen = least(first_seen, $3),
-                        last_seen = greatest(last_seen, $4), updated_at = $5 WHERE id = $1",
-                    &[&alert_id, &n, &first, &last, &now],
-                )
-                .map_err(pg("count alert events"))?;
-                if joined.is_none() {
-                    for route in policy.routes.iter().filter(|r| level_rank(&hit.level) >= level_rank(&r.min_level)) {
-                        c.execute(
-                            "INSERT INTO outbox (alert_id, sink, next_attempt, created_at) VALUES ($1, $2, $3, $3)
-                             ON CONFLICT DO NOTHING",
-                            &[&alert_id, &route.sink, &now],
-                        )
-                        .map_err(pg("queue alert delivery"))?;
-                    }
-                    opened.push(alert_id);
-                }
-            }
-        }
+            .map_err(pg("attach events"))?;
+        Ok(n as i64)
     }
-    Ok(opened)
-}
 
-fn open_alert(c: &mut impl GenericClient, hit: &AlertHit, now: i64) -> Result<i64, StoreError> {
-    let s = &hit.subject;
-    let r = c
-        .query_one(
-            "INSERT INTO alerts (rule_id, title, level, group_key, state, first_seen, last_seen, count,
-                principal, account, region, source_ip, event_source, event_name, error_code, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, 'open', $5, $6, 0, $7, $8, $9, $10, $11, $12, $13, $14, $14) RETURNING id",
-            &[
-                &hit.rule_id,
-                &hit.title,
-                &hit.level,
-                &hit.group_key,
-                &hit.first_time,
-                &hit.last_time,
-                &s.principal,
-                &s.account,
-                &s.region,
-                &s.source_ip,
-                &s.event_source,
-                &s.event_name,
-                &s.error_code,
-                &now,
-            ],
-        )
-        .map_err(pg("open alert"))?;
-    Ok(r.get(0))
+    fn delete_alert(&mut self, alert: i64) -> Result<(), StoreError> {
+        self.0.execute("DELETE FROM alerts WHERE id = $1", &[&alert]).map_err(pg("drop empty alert"))?;
+        Ok(())
+    }
+
+    fn count_events(&mut self, alert: i64, n: i64, first: i64, last: i64, now: i64) -> Result<(), StoreError> {
+        self.0
+            .execute(
+                "UPDATE alerts SET count = count + $2, first_seen = least(first_seen, $3),
+                    last_seen = greatest(last_seen, $4), updated_at = $5 WHERE id = $1",
+                &[&alert, &n, &first, &last, &now],
+            )
+            .map_err(pg("count alert events"))?;
+        Ok(())
+    }
+
+    fn queue_delivery(&mut self, alert: i64, sink: &str, now: i64) -> Result<(), StoreError> {
+        self.0
+            .execute(
+                "INSERT INTO outbox (alert_id, sink, next_attempt, created_at) VALUES ($1, $2, $3, $3)
+                 ON CONFLICT DO NOTHING",
+                &[&alert, &sink, &now],
+            )
+            .map_err(pg("queue alert delivery"))?;
+        Ok(())
+    }
 }
 
 /// Locks the windows of `keys` for the rest of the transaction, in one order for every
@@ -149,7 +156,7 @@ pub(crate) fn windows_of(
 }
 
 /// FNV-1a of two strings, as an advisory lock key.
-fn fnv(a: &str, b: &str) -> i32 {
+pub(super) fn fnv(a: &str, b: &str) -> i32 {
     let mut h: u32 = 0x811c_9dc5;
     for byte in a.bytes().chain([0]).chain(b.bytes()) {
         h = (h ^ u32::from(byte)).wrapping_mul(0x0100_0193);
@@ -190,10 +197,11 @@ pub(crate) fn remember_regions(c: &mut impl GenericClient, rows: &[KnownRegion])
     Ok(())
 }
 
-const ALERT_COLUMNS: &str = "id, rule_id, title, level, group_key, state, first_seen, last_seen, count, principal,
+pub(super) const ALERT_COLUMNS: &str =
+    "id, rule_id, title, level, group_key, state, first_seen, last_seen, count, principal,
     account, region, source_ip, event_source, event_name, error_code, created_at, updated_at, comment";
 
-fn alert_row(r: &postgres::Row) -> Result<Alert, postgres::Error> {
+pub(super) fn alert_row(r: &postgres::Row) -> Result<Alert, postgres::Error> {
     let state: String = r.try_get(5)?;
     Ok(Alert {
         id: r.try_get(0)?,
@@ -220,9 +228,10 @@ fn alert_row(r: &postgres::Row) -> Result<Alert, postgres::Error> {
     })
 }
 
-const DELIVERY_COLUMNS: &str = "id, alert_id, sink, attempts, next_attempt, last_error, delivered_at, created_at";
+pub(super) const DELIVERY_COLUMNS: &str =
+    "id, alert_id, sink, attempts, next_attempt, last_error, delivered_at, created_at";
 
-fn delivery_row(r: &postgres::Row) -> Result<Delivery, postgres::Error> {
+pub(super) fn delivery_row(r: &postgres::Row) -> Result<Delivery, postgres::Error> {
     Ok(Delivery {
         id: r.try_get(0)?,
         alert_id: r.try_get(1)?,
@@ -233,153 +242,4 @@ fn delivery_row(r: &postgres::Row) -> Result<Delivery, postgres::Error> {
         delivered_at: r.try_get(6)?,
         created_at: r.try_get(7)?,
     })
-}
-
-impl PgState {
-    pub fn alerts(&self, f: &AlertFilter) -> Result<Vec<Alert>, StoreError> {
-        let min = f.min_level.as_deref().map_or(0, level_rank);
-        let levels: Vec<String> = LEVELS[min..].iter().map(|l| l.to_string()).collect();
-        let all_levels = f.min_level.is_none();
-        let limit = if f.limit == 0 { i64::MAX } else { f.limit as i64 };
-        let sql = format!(
-            "SELECT {ALERT_COLUMNS} FROM alerts
-             WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR rule_id = $2)
-               AND ($3 OR lower(level) = ANY($4))
-               AND ($6::bigint IS NULL OR (last_seen, id) < ($6, $7))
-             ORDER BY last_seen DESC, id DESC LIMIT $5"
-        );
-        let (before_seen, before_id) = (f.before.map(|b| b.0), f.before.map(|b| b.1));
-        all(
-            &mut *self.conn()?,
-            &sql,
-            &[&f.state.map(AlertState::as_str), &f.rule_id, &all_levels, &levels, &limit, &before_seen, &before_id],
-            "list alerts",
-            alert_row,
-        )
-    }
-
-    pub fn alert(&self, id: i64) -> Result<Option<Alert>, StoreError> {
-        let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = $1");
-        Ok(all(&mut *self.conn()?, &sql, &[&id], "read alert", alert_row)?.pop())
-    }
-
-    pub fn alert_event_ids(&self, id: i64) -> Result<Vec<String>, StoreError> {
-        all(
-            &mut *self.conn()?,
-            "SELECT event_id FROM alert_events WHERE alert = $1 ORDER BY event_id",
-            &[&id],
-            "alert events",
-            |r| r.try_get(0),
-        )
-    }
-
-    pub fn set_alert_state(
-        &self,
-        id: i64,
-        state: AlertState,
-        comment: Option<&str>,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        let n = self
-            .conn()?
-            .execute(
-                "UPDATE alerts SET state = $2, comment = coalesce($3, comment), updated_at = $4 WHERE id = $1",
-                &[&id, &state.as_str(), &comment, &now],
-            )
-            .map_err(pg("change alert state"))?;
-        Ok(n == 1)
-    }
-
-    pub fn rule_hits(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        all(
-            &mut *self.conn()?,
-            "SELECT rule_id, count(*) FROM alert_events GROUP BY rule_id ORDER BY rule_id",
-            &[],
-            "rule hits",
-            |r| Ok((r.try_get(0)?, r.try_get::<_, i64>(1)? as u64)),
-        )
-    }
-
-    pub fn correlation_windows(&self) -> Result<Vec<CorrelationWindow>, StoreError> {
-        all(
-            &mut *self.conn()?,
-            "SELECT correlation, group_key, entries FROM correlation_windows ORDER BY correlation, group_key",
-            &[],
-            "list correlation windows",
-            |r| Ok(CorrelationWindow { correlation: r.try_get(0)?, group: r.try_get(1)?, entries: r.try_get(2)? }),
-        )
-    }
-
-    /// Claims up to `limit` due deliveries for this worker: each is leased (its next attempt
-    /// moved [`DELIVERY_LEASE_MS`] ahead) so no other worker takes it meanwhile; rows another
-    /// worker is claiming right now are skipped, not waited for.
-    pub fn due_deliveries(&self, now: i64, limit: usize) -> Result<Vec<Delivery>, StoreError> {
-        let sql = "WITH due AS (
-                SELECT id FROM outbox WHERE delivered_at IS NULL AND next_attempt <= $1
-                ORDER BY next_attempt, id LIMIT $2 FOR UPDATE SKIP LOCKED)
-             UPDATE outbox o SET next_attempt = $3 FROM due WHERE o.id = due.id
-             RETURNING o.id, o.alert_id, o.sink, o.attempts, $1::bigint, o.last_error, o.delivered_at, o.created_at";
-        let mut rows = all(
-            &mut *self.conn()?,
-            sql,
-            &[&now, &(limit as i64), &(now + DELIVERY_LEASE_MS)],
-            "claim due deliveries",
-            delivery_row,
-        )?;
-        rows.sort_by_key(|d| d.id);
-        Ok(rows)
-    }
-
-    pub fn deliveries(&self, alert_id: i64) -> Result<Vec<Delivery>, StoreError> {
-        let sql = format!("SELECT {DELIVERY_COLUMNS} FROM outbox WHERE alert_id = $1 ORDER BY sink");
-        all(&mut *self.conn()?, &sql, &[&alert_id], "alert deliveries", delivery_row)
-    }
-
-    pub fn delivery_succeeded(&self, id: i64, now: i64) -> Result<(), StoreError> {
-        self.conn()?
-            .execute(
-                "UPDATE outbox SET delivered_at = $2, attempts = attempts + 1, last_error = NULL WHERE id = $1",
-                &[&id, &now],
-            )
-            .map_err(pg("mark delivery done"))?;
-        Ok(())
-    }
-
-    pub fn delivery_failed(&self, id: i64, error: &str, next_attempt: i64) -> Result<(), StoreError> {
-        self.conn()?
-            .execute(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = $2, next_attempt = $3 WHERE id = $1",
-                &[&id, &error, &next_attempt],
-            )
-            .map_err(pg("record failed delivery"))?;
-        Ok(())
-    }
-
-    pub fn outbox_backlog(&self) -> Result<Vec<Backlog>, StoreError> {
-        all(
-            &mut *self.conn()?,
-            "SELECT sink, count(*), count(*) FILTER (WHERE attempts > 0), min(created_at) FROM outbox
-             WHERE delivered_at IS NULL GROUP BY sink ORDER BY sink",
-            &[],
-            "outbox backlog",
-            |r| {
-                Ok(Backlog {
-                    sink: r.try_get(0)?,
-                    pending: r.try_get::<_, i64>(1)? as u64,
-                    failing: r.try_get::<_, i64>(2)? as u64,
-                    oldest: r.try_get(3)?,
-                })
-            },
-        )
-    }
-
-    pub fn known_regions(&self) -> Result<Vec<KnownRegion>, StoreError> {
-        all(
-            &mut *self.conn()?,
-            "SELECT account, region, first_seen FROM known_regions ORDER BY account, region",
-            &[],
-            "known regions",
-            |r| Ok(KnownRegion { account: r.try_get(0)?, region: r.try_get(1)?, first_seen: r.try_get(2)? }),
-        )
-    }
 }

@@ -16,6 +16,7 @@
 
 mod alerts;
 mod ops;
+mod state;
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -269,6 +270,16 @@ impl PgState {
             .map_err(|e| StoreError::pool("take a PostgreSQL connection", e.to_string()))
     }
 
+    /// Runs `f` on a pooled connection, where the synchronous client may block (see
+    /// [`off_runtime`]): every [`StateStore`](crate::StateStore) method goes through here,
+    /// so callers may use the store from async code as they do the SQLite store.
+    pub(crate) fn with<T: Send>(
+        &self,
+        f: impl FnOnce(&mut postgres::Client) -> Result<T, StoreError> + Send,
+    ) -> Result<T, StoreError> {
+        off_runtime(|| f(&mut *self.conn()?))
+    }
+
     fn migrate(&self, also: impl FnOnce() -> Result<(), StoreError>) -> Result<(), StoreError> {
         let mut c = self.conn()?;
         c.execute("SELECT pg_advisory_lock($1, $2)", &[&LOCK_SPACE, &LOCK_MIGRATE])
@@ -301,37 +312,6 @@ impl PgState {
         result?;
         unlock.map_err(|e| StoreError::postgres("release the migration lock", e))?;
         Ok(())
-    }
-
-    /// Whether this process leads `duty` (a session advisory lock on a connection of its
-    /// own, kept until the process ends or the connection drops, when another worker takes
-    /// over at its next try).
-    pub fn lead(&self, duty: i32) -> Result<bool, StoreError> {
-        let mut leader = self.leader.lock().unwrap_or_else(|e| e.into_inner());
-        if leader.as_ref().is_some_and(|c| c.is_closed()) {
-            *leader = None;
-        }
-        if leader.is_none() {
-            let client = self.config.connect(NoTls).map_err(|e| StoreError::postgres("connect for leadership", e))?;
-            *leader = Some(client);
-        }
-        let client = leader.as_mut().expect("connected above");
-        // Re-asking for a lock this session holds stacks it; ask once per duty.
-        let held: bool = client
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()
-                   AND classid = $1::int::oid AND objid = $2::int::oid AND granted)",
-                &[&LOCK_SPACE, &duty],
-            )
-            .and_then(|r| r.try_get(0))
-            .map_err(|e| StoreError::postgres("check leadership", e))?;
-        if held {
-            return Ok(true);
-        }
-        client
-            .query_one("SELECT pg_try_advisory_lock($1, $2)", &[&LOCK_SPACE, &duty])
-            .and_then(|r| r.try_get(0))
-            .map_err(|e| StoreError::postgres("try to lead", e))
     }
 
     /// Takes `n` arrival numbers (a block of the `event_arrival` sequence's increment).
@@ -367,10 +347,10 @@ pub(crate) fn pg(context: &'static str) -> impl FnOnce(postgres::Error) -> Store
     move |e| StoreError::postgres(context, e)
 }
 
-const LEDGER_COLUMNS: &str = "source, bucket, key, size, object_sha256, content_sha256, records, new_events,
+pub(super) const LEDGER_COLUMNS: &str = "source, bucket, key, size, object_sha256, content_sha256, records, new_events,
     duplicate_events, status, reason, detail, recorded_at";
 
-fn ledger_row(r: &postgres::Row) -> Result<LedgerEntry, postgres::Error> {
+pub(super) fn ledger_row(r: &postgres::Row) -> Result<LedgerEntry, postgres::Error> {
     let status: String = r.try_get(9)?;
     Ok(LedgerEntry {
         source: r.try_get(0)?,
@@ -399,38 +379,6 @@ pub(crate) fn all<T>(
 ) -> Result<Vec<T>, StoreError> {
     let rows = c.query(sql, params).map_err(pg(context))?;
     rows.iter().map(|r| row(r).map_err(pg(context))).collect()
-}
-
-impl PgState {
-    pub fn ledger_entry(&self, bucket: &str, key: &str) -> Result<Option<LedgerEntry>, StoreError> {
-        let sql = format!("SELECT {LEDGER_COLUMNS} FROM objects WHERE bucket = $1 AND key = $2");
-        Ok(all(&mut *self.conn()?, &sql, &[&bucket, &key], "read the ledger", ledger_row)?.pop())
-    }
-
-    pub fn ledger_entries(&self, bucket: &str, prefix: &str) -> Result<Vec<LedgerEntry>, StoreError> {
-        // starts_with, not LIKE: the prefix is data and may hold % or _.
-        let sql =
-            format!("SELECT {LEDGER_COLUMNS} FROM objects WHERE bucket = $1 AND starts_with(key, $2) ORDER BY key");
-        all(&mut *self.conn()?, &sql, &[&bucket, &prefix], "read the ledger", ledger_row)
-    }
-
-    pub fn quarantined(&self) -> Result<Vec<LedgerEntry>, StoreError> {
-        let sql = format!("SELECT {LEDGER_COLUMNS} FROM objects WHERE status = 'quarantined' ORDER BY id");
-        all(&mut *self.conn()?, &sql, &[], "list quarantined objects", ledger_row)
-    }
-
-    /// Committed and quarantined objects.
-    pub fn object_counts(&self) -> Result<(u64, u64), StoreError> {
-        let r = self
-            .conn()?
-            .query_one(
-                "SELECT count(*) FILTER (WHERE status = 'committed'), count(*) FILTER (WHERE status = 'quarantined')
-                 FROM objects",
-                &[],
-            )
-            .map_err(pg("count objects"))?;
-        Ok((r.get::<_, i64>(0) as u64, r.get::<_, i64>(1) as u64))
-    }
 }
 
 /// Writes the ledger row of a finished object (see the SQLite writer for the same statement).

@@ -6,8 +6,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::ops::{all, all_with};
 use crate::alerts::{
-    level_rank, Alert, AlertFilter, AlertHit, AlertPolicy, AlertState, AlertSubject, Backlog, CorrelationWindow,
-    Delivery, LEVELS,
+    level_rank, Alert, AlertFilter, AlertHit, AlertRows, AlertSpan, AlertState, AlertSubject, Backlog,
+    CorrelationWindow, Delivery, LEVELS,
 };
 use crate::{Context, StoreError};
 
@@ -21,107 +21,97 @@ fn rule_number(c: &Connection, rule_id: &str) -> Result<i64, StoreError> {
         .context("look up alert rule")
 }
 
-/// Records `hits`, in order: each joins the newest non-resolved alert of its rule and group
-/// key when within the suppression window of it, or opens one. Returns the ids of the alerts
-/// opened. Per event the cost is one insert into `alert_events`.
-pub(super) fn record_hits(
-    c: &Connection,
-    hits: &[AlertHit],
-    policy: &AlertPolicy,
-    now: i64,
-) -> Result<Vec<i64>, StoreError> {
-    let mut opened = Vec::new();
-    for hit in hits {
-        let (first, last) = (hit.first_time, hit.last_time);
-        let rule = rule_number(c, &hit.rule_id)?;
-        let current: Option<(i64, i64, i64)> = c
+/// Alert rows on the writer's connection, inside the ingest transaction (the rule that
+/// decides which alert a hit joins is [`crate::alerts::record_hits`]). Per event the cost is
+/// one insert into `alert_events`.
+pub(super) struct SqliteAlertRows<'c>(pub &'c Connection);
+
+impl AlertRows for SqliteAlertRows<'_> {
+    fn newest_unresolved(&mut self, rule_id: &str, group_key: &str) -> Result<Option<AlertSpan>, StoreError> {
+        self.0
             .prepare_cached(
                 "SELECT id, first_seen, last_seen FROM alerts
                  WHERE rule_id = ?1 AND group_key = ?2 AND state != 'resolved'
                  ORDER BY last_seen DESC LIMIT 1",
             )
             .and_then(|mut s| {
-                s.query_row(params![hit.rule_id, hit.group_key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).optional()
+                s.query_row(params![rule_id, group_key], |r| {
+                    Ok(AlertSpan { id: r.get(0)?, first_seen: r.get(1)?, last_seen: r.get(2)? })
+                })
+                .optional()
             })
-            .context("find alert to join")?;
-        let joins = current
-            .filter(|(_, f, l)| first <= l + policy.suppression_ms && last >= f - policy.suppression_ms)
-            .map(|(id, _, _)| id);
-        let alert_id = match joins {
-            Some(id) => id,
-            None => open_alert(c, hit, first, last, now)?,
-        };
-        // Only events this rule has not seen before count.
-        let mut fresh = 0i64;
-        {
-            let mut attach = c
-                .prepare_cached(
-                    "INSERT INTO alert_events (rule, event, alert) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-                )
-                .context("prepare alert event insert")?;
-            for id in &hit.event_ids {
-                fresh +=
-                    attach.execute(params![rule, super::event_id_key(id), alert_id]).context("attach event")? as i64;
-            }
-        }
-        match (joins, fresh) {
-            // A new alert with nothing new in it (a re-scan): take it back.
-            (None, 0) => {
-                c.execute("DELETE FROM alerts WHERE id = ?1", [alert_id]).context("drop empty alert")?;
-            }
-            (Some(_), 0) => {}
-            (joined, n) => {
-                c.prepare_cached(
-                    "UPDATE alerts SET count = count + ?2, first_seen = min(first_seen, ?3),
-                        last_seen = max(last_seen, ?4), updated_at = ?5 WHERE id = ?1",
-                )
-                .and_then(|mut s| s.execute(params![alert_id, n, first, last, now]))
-                .context("count alert events")?;
-                if joined.is_none() {
-                    for route in policy.routes.iter().filter(|r| level_rank(&hit.level) >= level_rank(&r.min_level)) {
-                        c.prepare_cached(
-                            "INSERT INTO outbox (alert_id, sink, next_attempt, created_at) VALUES (?1, ?2, ?3, ?3)
-                             ON CONFLICT DO NOTHING",
-                        )
-                        .and_then(|mut st| st.execute(params![alert_id, route.sink, now]))
-                        .context("queue alert delivery")?;
-                    }
-                    opened.push(alert_id);
-                }
-            }
-        }
+            .context("find alert to join")
     }
-    Ok(opened)
-}
 
-/// Inserts an open alert with no events yet.
-fn open_alert(c: &Connection, hit: &AlertHit, first: i64, last: i64, now: i64) -> Result<i64, StoreError> {
-    let s = &hit.subject;
-    c.prepare_cached(
-        "INSERT INTO alerts (rule_id, title, level, group_key, state, first_seen, last_seen, count,
-            principal, account, region, source_ip, event_source, event_name, error_code, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, 0, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)",
-    )
-    .and_then(|mut st| {
-        st.execute(params![
-            hit.rule_id,
-            hit.title,
-            hit.level,
-            hit.group_key,
-            first,
-            last,
-            s.principal,
-            s.account,
-            s.region,
-            s.source_ip,
-            s.event_source,
-            s.event_name,
-            s.error_code,
-            now
-        ])
-    })
-    .context("open alert")?;
-    Ok(c.last_insert_rowid())
+    fn open_alert(&mut self, hit: &AlertHit, now: i64) -> Result<i64, StoreError> {
+        let s = &hit.subject;
+        self.0
+            .prepare_cached(
+                "INSERT INTO alerts (rule_id, title, level, group_key, state, first_seen, last_seen, count,
+                    principal, account, region, source_ip, event_source, event_name, error_code, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, 0, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    hit.rule_id,
+                    hit.title,
+                    hit.level,
+                    hit.group_key,
+                    hit.first_time,
+                    hit.last_time,
+                    s.principal,
+                    s.account,
+                    s.region,
+                    s.source_ip,
+                    s.event_source,
+                    s.event_name,
+                    s.error_code,
+                    now
+                ])
+            })
+            .context("open alert")?;
+        Ok(self.0.last_insert_rowid())
+    }
+
+    fn attach_events(&mut self, hit: &AlertHit, alert: i64) -> Result<i64, StoreError> {
+        let rule = rule_number(self.0, &hit.rule_id)?;
+        let mut attach = self
+            .0
+            .prepare_cached("INSERT INTO alert_events (rule, event, alert) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")
+            .context("prepare alert event insert")?;
+        let mut fresh = 0i64;
+        for id in &hit.event_ids {
+            fresh += attach.execute(params![rule, super::event_id_key(id), alert]).context("attach event")? as i64;
+        }
+        Ok(fresh)
+    }
+
+    fn delete_alert(&mut self, alert: i64) -> Result<(), StoreError> {
+        self.0.execute("DELETE FROM alerts WHERE id = ?1", [alert]).context("drop empty alert")?;
+        Ok(())
+    }
+
+    fn count_events(&mut self, alert: i64, n: i64, first: i64, last: i64, now: i64) -> Result<(), StoreError> {
+        self.0
+            .prepare_cached(
+                "UPDATE alerts SET count = count + ?2, first_seen = min(first_seen, ?3),
+                    last_seen = max(last_seen, ?4), updated_at = ?5 WHERE id = ?1",
+            )
+            .and_then(|mut s| s.execute(params![alert, n, first, last, now]))
+            .context("count alert events")?;
+        Ok(())
+    }
+
+    fn queue_delivery(&mut self, alert: i64, sink: &str, now: i64) -> Result<(), StoreError> {
+        self.0
+            .prepare_cached(
+                "INSERT INTO outbox (alert_id, sink, next_attempt, created_at) VALUES (?1, ?2, ?3, ?3)
+                 ON CONFLICT DO NOTHING",
+            )
+            .and_then(|mut st| st.execute(params![alert, sink, now]))
+            .context("queue alert delivery")?;
+        Ok(())
+    }
 }
 
 pub(super) fn save_windows(c: &Connection, windows: &[CorrelationWindow]) -> Result<(), StoreError> {

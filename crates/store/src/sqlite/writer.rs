@@ -435,7 +435,7 @@ impl EventWriter for SqliteWriter {
             return Ok(Vec::new());
         }
         self.ensure_transaction()?;
-        super::alerts::record_hits(&self.conn, hits, policy, now_millis())
+        crate::alerts::record_hits(&mut super::alerts::SqliteAlertRows(&self.conn), hits, policy, now_millis())
     }
 
     fn remember_regions(&mut self, regions: &[crate::KnownRegion]) -> Result<(), StoreError> {

@@ -3,8 +3,9 @@
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use store::{EventStore, StateStore};
 
-use store::{EventQuery, ObjectMeta, ObjectTotals, SqliteStore, Store};
+use store::{EventQuery, ObjectMeta, ObjectTotals, SqliteStore};
 
 use crate::event;
 
@@ -51,7 +52,7 @@ fn a_backup_while_objects_commit_is_one_instant() {
     assert!(after_backup < total || total > 20, "the writer went on after the backup");
 
     let restored = SqliteStore::open(&copy).unwrap();
-    let all = |s: &dyn Store| -> Vec<String> {
+    let all = |s: &dyn EventStore| -> Vec<String> {
         s.search(&EventQuery::default()).unwrap().into_iter().map(|r| r.event_id).collect()
     };
     let (in_copy, in_live) = (all(&restored), all(&*store));

@@ -6,10 +6,11 @@ use store::{
     IngestFinding, IntegrationStatus, IntegrityChain, IntegrityFinding, KnownRegion, MessageProblem, ObjectMeta,
     ObjectTotals, Role, Silence, SinkRoute, SqliteStore, Store, User,
 };
+use store::{EventStore, StateStore};
 
 use crate::event;
 
-fn fill(store: &SqliteStore) {
+fn fill(store: &Store) {
     let mut w = store.writer().unwrap();
     for f in 0..5 {
         w.begin_object(&ObjectMeta::local(format!("f{f}.json.gz"), 10 + f)).unwrap();
@@ -55,10 +56,11 @@ fn fill(store: &SqliteStore) {
     .unwrap();
     w.remember_regions(&[KnownRegion { account: "1".into(), region: "us-east-1".into(), first_seen: 5 }]).unwrap();
     w.commit().unwrap();
-    store.set_alert_state(2, AlertState::Acknowledged, Some("seen")).unwrap();
-    let d = store.due_deliveries(i64::MAX, 10).unwrap();
-    store.delivery_succeeded(d[0].id, 7).unwrap();
+    store.state().set_alert_state(2, AlertState::Acknowledged, Some("seen")).unwrap();
+    let d = store.state().due_deliveries(i64::MAX, 10).unwrap();
+    store.state().delivery_succeeded(d[0].id, 7).unwrap();
     store
+        .state()
         .put_user(&User {
             name: "ann".into(),
             role: Role::Admin,
@@ -68,6 +70,7 @@ fn fill(store: &SqliteStore) {
         })
         .unwrap();
     store
+        .state()
         .create_api_token(&ApiToken {
             id: 0,
             name: "t".into(),
@@ -79,6 +82,7 @@ fn fill(store: &SqliteStore) {
         })
         .unwrap();
     store
+        .state()
         .record_message_problem(&MessageProblem {
             queue: "q".into(),
             message_id: "m".into(),
@@ -91,6 +95,7 @@ fn fill(store: &SqliteStore) {
         })
         .unwrap();
     store
+        .state()
         .record_finding(&IngestFinding {
             kind: "object_missing".into(),
             account: "prod".into(),
@@ -103,6 +108,7 @@ fn fill(store: &SqliteStore) {
         })
         .unwrap();
     store
+        .state()
         .record_digest(&DigestSeen {
             account: "prod".into(),
             bucket: "b".into(),
@@ -112,6 +118,7 @@ fn fill(store: &SqliteStore) {
         })
         .unwrap();
     store
+        .state()
         .put_integration_status(&IntegrationStatus {
             account: "prod".into(),
             region: "us-east-1".into(),
@@ -121,6 +128,7 @@ fn fill(store: &SqliteStore) {
         })
         .unwrap();
     store
+        .state()
         .record_integrity_chains(&[IntegrityChain {
             account: "prod".into(),
             account_id: "1".into(),
@@ -133,6 +141,7 @@ fn fill(store: &SqliteStore) {
         }])
         .unwrap();
     store
+        .state()
         .record_integrity_findings(&[IntegrityFinding {
             account: "prod".into(),
             kind: "log_modified".into(),
@@ -143,6 +152,7 @@ fn fill(store: &SqliteStore) {
         }])
         .unwrap();
     store
+        .state()
         .set_silence(&Silence {
             account: "prod".into(),
             account_id: "1".into(),
@@ -155,36 +165,37 @@ fn fill(store: &SqliteStore) {
 }
 
 /// Everything a store answers, as text.
-fn everything(s: &dyn Store) -> Vec<String> {
+fn everything(s: &Store) -> Vec<String> {
     let all = AlertFilter::default();
-    let alerts = s.alerts(&all).unwrap();
+    let alerts = s.state().alerts(&all).unwrap();
     vec![
-        format!("{:?}", s.search(&EventQuery::default()).unwrap()),
+        format!("{:?}", s.events().search(&EventQuery::default()).unwrap()),
         format!(
             "{:?}",
-            s.search(&EventQuery { event_name: Some("StopLogging".into()), limit: Some(7), ..Default::default() })
+            s.events()
+                .search(&EventQuery { event_name: Some("StopLogging".into()), limit: Some(7), ..Default::default() })
                 .unwrap()
         ),
         format!("{:?}", s.stats().unwrap()),
-        format!("{:?}", s.ledger_entries("local", "").unwrap()),
-        format!("{:?}", s.quarantined().unwrap()),
+        format!("{:?}", s.state().ledger_entries("local", "").unwrap()),
+        format!("{:?}", s.state().quarantined().unwrap()),
         format!("{alerts:?}"),
-        format!("{:?}", alerts.iter().map(|a| s.alert_event_ids(a.id).unwrap()).collect::<Vec<_>>()),
-        format!("{:?}", alerts.iter().map(|a| s.deliveries(a.id).unwrap()).collect::<Vec<_>>()),
-        format!("{:?}", s.rule_hits().unwrap()),
-        format!("{:?}", s.correlation_windows().unwrap()),
-        format!("{:?}", s.known_regions().unwrap()),
-        format!("{:?}", s.users().unwrap()),
-        format!("{:?}", s.api_tokens(None).unwrap()),
-        format!("{:?}", s.message_problems().unwrap()),
-        format!("{:?}", s.findings().unwrap()),
-        format!("{:?}", s.digests_seen().unwrap()),
-        format!("{:?}", s.integration_status().unwrap()),
-        format!("{:?}", s.integrity_chains().unwrap()),
-        format!("{:?}", s.integrity_findings().unwrap()),
-        format!("{:?}", s.silences().unwrap()),
-        format!("{:?}", s.principals_related("arn:aws:iam::111122223333:user/alice", 10).unwrap()),
-        format!("{:?}", s.event("ev-7").unwrap()),
+        format!("{:?}", alerts.iter().map(|a| s.state().alert_event_ids(a.id).unwrap()).collect::<Vec<_>>()),
+        format!("{:?}", alerts.iter().map(|a| s.state().deliveries(a.id).unwrap()).collect::<Vec<_>>()),
+        format!("{:?}", s.state().rule_hits().unwrap()),
+        format!("{:?}", s.state().correlation_windows().unwrap()),
+        format!("{:?}", s.state().known_regions().unwrap()),
+        format!("{:?}", s.state().users().unwrap()),
+        format!("{:?}", s.state().api_tokens(None).unwrap()),
+        format!("{:?}", s.state().message_problems().unwrap()),
+        format!("{:?}", s.state().findings().unwrap()),
+        format!("{:?}", s.state().digests_seen().unwrap()),
+        format!("{:?}", s.state().integration_status().unwrap()),
+        format!("{:?}", s.state().integrity_chains().unwrap()),
+        format!("{:?}", s.state().integrity_findings().unwrap()),
+        format!("{:?}", s.state().silences().unwrap()),
+        format!("{:?}", s.events().principals_related("arn:aws:iam::111122223333:user/alice", 10).unwrap()),
+        format!("{:?}", s.events().event("ev-7").unwrap()),
     ]
 }
 
@@ -193,17 +204,17 @@ fn a_migrated_store_answers_like_the_original() {
     let Some(target) = store::testing::scaleout() else { return };
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.db");
-    let source = SqliteStore::open(&path).unwrap();
+    let source = Store::from(SqliteStore::open(&path).unwrap());
     fill(&source);
     let want = everything(&source);
     let report = store::migrate::sqlite_to_scaleout(&path, &target, &mut |_| {}).unwrap();
     assert_eq!(report.events, 200);
-    assert_eq!(everything(&target), want);
+    assert_eq!(everything(&target.store()), want);
     // Again: nothing doubles.
     store::migrate::sqlite_to_scaleout(&path, &target, &mut |_| {}).unwrap();
-    assert_eq!(everything(&target), want);
+    assert_eq!(everything(&target.store()), want);
     // New work continues after the copied ids and arrivals.
-    let mut w = target.writer().unwrap();
+    let mut w = target.store().writer().unwrap();
     w.begin_object(&ObjectMeta::local("later.json.gz", 1)).unwrap();
     w.insert(&mut vec![event("later-1", "2024-01-01T00:00:00Z", "A")].into()).unwrap();
     w.finish_object(&ObjectTotals { records: 1, ..Default::default() }).unwrap();
@@ -220,12 +231,13 @@ fn a_migrated_store_answers_like_the_original() {
     let opened = w.record_alerts(&[hit], &AlertPolicy::default()).unwrap();
     w.commit().unwrap();
     assert_eq!(opened, vec![3]);
-    let rows = target.search(&EventQuery { since: Some(0), ..Default::default() }).unwrap();
+    let rows = target.events().search(&EventQuery { since: Some(0), ..Default::default() }).unwrap();
     let later = rows.iter().find(|r| r.event_id == "later-1").unwrap();
     assert!(rows.iter().all(|r| r.event_id == "later-1" || r.row < later.row), "arrival numbers continue");
     let (_, id) = (
         0,
         target
+            .state()
             .create_api_token(&ApiToken {
                 id: 0,
                 name: "n".into(),
@@ -268,21 +280,22 @@ fn sqlite_to_scaleout_and_back_round_trips() {
     let Some(middle) = store::testing::scaleout() else { return };
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a.db");
-    let source = SqliteStore::open(&path).unwrap();
+    let source = Store::from(SqliteStore::open(&path).unwrap());
     fill(&source);
     let want = without_positions(everything(&source));
     store::migrate::sqlite_to_scaleout(&path, &middle, &mut |_| {}).unwrap();
     let back = dir.path().join("b.db");
     let report = store::migrate::scaleout_to_sqlite(&middle, &back, &mut |_| {}).unwrap();
     assert_eq!(report.events, 200);
-    let copy = SqliteStore::open(&back).unwrap();
+    let copy = Store::from(SqliteStore::open(&back).unwrap());
     let got = without_positions(everything(&copy));
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
         assert_eq!(g, w, "answer {i} differs after the round trip");
     }
     // Arrival order survived: newest first with ties broken the same way.
-    let ids =
-        |s: &dyn Store| s.search(&EventQuery::default()).unwrap().into_iter().map(|r| r.event_id).collect::<Vec<_>>();
+    let ids = |s: &Store| {
+        s.events().search(&EventQuery::default()).unwrap().into_iter().map(|r| r.event_id).collect::<Vec<_>>()
+    };
     assert_eq!(ids(&copy), ids(&source));
     // New ids continue after the copied ones, and the target refuses a second copy.
     let mut w = copy.writer().unwrap();
@@ -290,6 +303,6 @@ fn sqlite_to_scaleout_and_back_round_trips() {
     w.insert(&mut vec![event("later-1", "2024-02-01T00:00:00Z", "StopLogging")].into()).unwrap();
     w.finish_object(&ObjectTotals { records: 1, ..Default::default() }).unwrap();
     w.commit().unwrap();
-    assert!(copy.ledger_entry("local", "later.json.gz").unwrap().is_some());
+    assert!(copy.state().ledger_entry("local", "later.json.gz").unwrap().is_some());
     assert!(store::migrate::scaleout_to_sqlite(&middle, &back, &mut |_| {}).is_err());
 }

@@ -1,4 +1,5 @@
-use store::{EventQuery, LedgerStatus, ObjectMeta, ObjectTotals, SqliteStore, Store, StoreError};
+use store::{EventQuery, LedgerStatus, ObjectMeta, ObjectTotals, SqliteStore, StoreError};
+use store::{EventStore, StateStore};
 
 use crate::event;
 
@@ -31,7 +32,7 @@ fn an_event_delivered_twice_is_stored_once() {
         assert_eq!(counts.duplicates, 2);
         w.commit().unwrap();
         assert_eq!(store.stats().unwrap().events, 2);
-        let org = store.ledger_entry("local", "org/a.json.gz").unwrap().unwrap();
+        let org = store.state().ledger_entry("local", "org/a.json.gz").unwrap().unwrap();
         assert_eq!((org.records, org.new_events, org.duplicate_events), (2, 0, 2));
     }
 }
@@ -58,13 +59,16 @@ fn quarantine_undoes_only_that_object() {
         w.finish_object(&totals(1)).unwrap();
         w.commit().unwrap();
 
-        let ids: Vec<String> = store.search(&EventQuery::default()).unwrap().into_iter().map(|r| r.event_id).collect();
+        let ids: Vec<String> =
+            store.events().search(&EventQuery::default()).unwrap().into_iter().map(|r| r.event_id).collect();
         assert_eq!(ids.len(), 2);
         assert!(ids.contains(&"g1".to_string()) && ids.contains(&"l1".to_string()));
-        let found =
-            store.search(&EventQuery { event_name: Some("Brand-new-name".into()), ..Default::default() }).unwrap();
+        let found = store
+            .events()
+            .search(&EventQuery { event_name: Some("Brand-new-name".into()), ..Default::default() })
+            .unwrap();
         assert_eq!(found.len(), 1);
-        let q = store.quarantined().unwrap();
+        let q = store.state().quarantined().unwrap();
         assert_eq!(q.len(), 1);
         assert_eq!(q[0].key, "bad.json.gz");
         assert_eq!(q[0].status, LedgerStatus::Quarantined);
@@ -101,7 +105,7 @@ fn an_aborted_object_leaves_no_trace() {
         w.abort_object().unwrap();
         assert_eq!(w.pending_events(), 0);
         w.commit().unwrap();
-        assert!(store.ledger_entry("local", "a.json.gz").unwrap().is_none());
+        assert!(store.state().ledger_entry("local", "a.json.gz").unwrap().is_none());
         assert_eq!(store.stats().unwrap().events, 0);
     }
 }
@@ -189,18 +193,18 @@ fn a_quarantined_object_can_later_be_committed() {
             w.quarantine_object(&meta, "gzip_truncated", "cut short").unwrap();
             w.commit().unwrap();
         }
-        assert_eq!(store.quarantined().unwrap().len(), 1);
+        assert_eq!(store.state().quarantined().unwrap().len(), 1);
         let mut w = store.writer().unwrap();
         let fixed = ObjectMeta { size: 9, ..meta.clone() };
         w.begin_object(&fixed).unwrap();
         w.insert(&mut vec![event("l1", "2024-01-01T00:00:00Z", "A")].into()).unwrap();
         w.finish_object(&totals(1)).unwrap();
         w.commit().unwrap();
-        assert!(store.quarantined().unwrap().is_empty());
-        let entry = store.ledger_entry("local", "late.json.gz").unwrap().unwrap();
+        assert!(store.state().quarantined().unwrap().is_empty());
+        let entry = store.state().ledger_entry("local", "late.json.gz").unwrap().unwrap();
         assert_eq!((entry.status, entry.size, entry.new_events, entry.reason), (LedgerStatus::Committed, 9, 1, None));
-        assert_eq!(store.ledger_entries("local", "").unwrap().len(), 1);
-        assert_eq!(store.event("l1").unwrap().unwrap().event_name.as_deref(), Some("A"));
+        assert_eq!(store.state().ledger_entries("local", "").unwrap().len(), 1);
+        assert_eq!(store.events().event("l1").unwrap().unwrap().event_name.as_deref(), Some("A"));
     }
 }
 
@@ -219,7 +223,7 @@ fn correlation_windows_are_shared_between_writers() {
             continue;
         };
         assert!(seen.is_empty());
-        let store: std::sync::Arc<dyn Store> = std::sync::Arc::from(store);
+
         let other = store.clone();
         let (tx, rx) = std::sync::mpsc::channel();
         let b = std::thread::spawn(move || {

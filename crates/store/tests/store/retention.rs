@@ -3,9 +3,10 @@
 //! steady feed stops growing.
 
 use std::collections::BTreeSet;
+use store::EventStore;
 
 use model::{timefmt, ParsedEvent};
-use store::{AlertHit, AlertPolicy, AlertSubject, EventQuery, ObjectMeta, ObjectTotals, RetentionPolicy, Store};
+use store::{AlertHit, AlertPolicy, AlertSubject, EventQuery, ObjectMeta, ObjectTotals, RetentionPolicy};
 
 const DAY: i64 = 86_400_000;
 
@@ -26,7 +27,7 @@ struct Written {
 }
 
 /// Writes `events` as one object; the `n`th event overall (`first` + index) is by `user{n % 7}`.
-fn write(store: &dyn Store, key: &str, first: usize, events: &[Written]) {
+fn write(store: &dyn EventStore, key: &str, first: usize, events: &[Written]) {
     let mut w = store.writer().unwrap();
     w.begin_object(&ObjectMeta::local(key, 1)).unwrap();
     let mut batch: Vec<ParsedEvent> = events
@@ -42,7 +43,7 @@ fn write(store: &dyn Store, key: &str, first: usize, events: &[Written]) {
     w.commit().unwrap();
 }
 
-fn all_ids(store: &dyn Store, q: EventQuery) -> BTreeSet<String> {
+fn all_ids(store: &dyn EventStore, q: EventQuery) -> BTreeSet<String> {
     store.search(&EventQuery { limit: None, ..q }).unwrap().into_iter().map(|r| r.event_id).collect()
 }
 
@@ -59,8 +60,8 @@ fn expired_events_go_and_alerted_ones_stay() {
                 category: if i % 3 == 0 { "Data" } else { "Management" },
             })
             .collect();
-        write(&*store, "a.json.gz", 0, &events[..1200]);
-        write(&*store, "b.json.gz", 1200, &events[1200..]);
+        write(store.events(), "a.json.gz", 0, &events[..1200]);
+        write(store.events(), "b.json.gz", 1200, &events[1200..]);
         let policy = RetentionPolicy { days: Some(30), categories: [("Data".to_string(), 7)].into() };
         let expired = |e: &Written| e.time < now - if e.category == "Data" { 7 } else { 30 } * DAY;
         // An alert on two expired events (one of each category) and one that stays.
@@ -97,7 +98,7 @@ fn expired_events_go_and_alerted_ones_stay() {
         let mut resume = None;
         let mut total = store::RetentionReport::default();
         for _ in 0..1000 {
-            let r = store.apply_retention(&policy, now, resume, 1).unwrap();
+            let r = store.events().apply_retention(&policy, now, resume, 1).unwrap();
             resume = r.resume_after;
             total += r;
             if resume.is_none() {
@@ -107,7 +108,7 @@ fn expired_events_go_and_alerted_ones_stay() {
         assert_eq!(total.events_deleted as usize, events.len() - expected.len(), "{backend}: {total:?}");
         assert_eq!(total.events_kept_for_alerts, 2, "{backend}: {total:?}");
 
-        assert_eq!(all_ids(&*store, EventQuery::default()), expected, "{backend}: search after retention");
+        assert_eq!(all_ids(store.events(), EventQuery::default()), expected, "{backend}: search after retention");
         // Indexed paths agree with the scan: by principal, and by time range.
         let alice = "arn:aws:iam::111122223333:user/user3";
         let by_principal: BTreeSet<String> = events
@@ -117,31 +118,36 @@ fn expired_events_go_and_alerted_ones_stay() {
             .map(|(_, e)| e.id.clone())
             .collect();
         assert_eq!(
-            all_ids(&*store, EventQuery { principal: Some(alice.into()), ..Default::default() }),
+            all_ids(store.events(), EventQuery { principal: Some(alice.into()), ..Default::default() }),
             by_principal,
             "{backend}: by principal"
         );
         for e in &events {
-            assert_eq!(store.event(&e.id).unwrap().is_some(), expected.contains(&e.id), "{backend}: event({})", e.id);
+            assert_eq!(
+                store.events().event(&e.id).unwrap().is_some(),
+                expected.contains(&e.id),
+                "{backend}: event({})",
+                e.id
+            );
         }
-        let alert = store.alerts(&Default::default()).unwrap().remove(0);
-        let mut alerted = store.alert_event_ids(alert.id).unwrap();
+        let alert = store.state().alerts(&Default::default()).unwrap().remove(0);
+        let mut alerted = store.state().alert_event_ids(alert.id).unwrap();
         alerted.sort();
         let mut want: Vec<String> = referenced.iter().map(|e| e.id.clone()).collect();
         want.sort();
         assert_eq!(alerted, want);
         for id in &want {
-            assert!(store.event(id).unwrap().is_some(), "{backend}: alerted event {id} kept");
+            assert!(store.events().event(id).unwrap().is_some(), "{backend}: alerted event {id} kept");
         }
         assert_eq!(store.stats().unwrap().events as usize, expected.len(), "{backend}: stats");
 
         // A second pass finds nothing more.
-        let again = store.apply_retention(&policy, now, None, 1000).unwrap();
+        let again = store.events().apply_retention(&policy, now, None, 1000).unwrap();
         assert_eq!(again.events_deleted, 0, "{backend}: {again:?}");
-        assert!(store.storage().unwrap().bytes > 0);
+        assert!(store.events().storage().unwrap().bytes > 0);
 
         // The ledger keeps objects recorded within the policy.
-        assert!(store.ledger_entry(ObjectMeta::LOCAL_BUCKET, "a.json.gz").unwrap().is_some());
+        assert!(store.state().ledger_entry(ObjectMeta::LOCAL_BUCKET, "a.json.gz").unwrap().is_some());
     }
 }
 

@@ -2,6 +2,7 @@
 
 use model::{timefmt::format_millis, ParsedEvent};
 use proptest::prelude::*;
+use store::EventStore;
 use store::{Dimension, EventQuery, ObjectMeta, ObjectTotals, PlanChoice, SqliteStore, Store, SummarySpec};
 
 const NAMES: &[&str] = &["StopLogging", "DescribeInstances", "DeleteTrail", "ConsoleLogin"];
@@ -154,7 +155,7 @@ fn store_with(events: &[ParsedEvent]) -> SqliteStore {
     store
 }
 
-fn fill(store: &dyn Store, events: &[ParsedEvent]) {
+fn fill(store: &dyn EventStore, events: &[ParsedEvent]) {
     let mut w = store.writer().unwrap();
     // Several objects, as files would arrive.
     for (i, chunk) in events.chunks(7).enumerate() {
@@ -166,11 +167,11 @@ fn fill(store: &dyn Store, events: &[ParsedEvent]) {
 }
 
 /// The same checks against every backend but SQLite's plans (which the tests above cover).
-fn other_backends(events: &[ParsedEvent]) -> Vec<(&'static str, Box<dyn Store>)> {
+fn other_backends(events: &[ParsedEvent]) -> Vec<(&'static str, Store)> {
     let mut all = store::testing::backends();
     all.retain(|(name, _)| *name != "sqlite");
     for (_, store) in &all {
-        fill(store.as_ref(), events);
+        fill(store.events(), events);
     }
     all
 }
@@ -205,7 +206,7 @@ proptest! {
         let events: Vec<ParsedEvent> = specs.iter().enumerate().map(|(i, s)| build(i, s)).collect();
         for (backend, store) in other_backends(&events) {
             for q in &queries {
-                let rows = store.search(q).unwrap();
+                let rows = store.events().search(q).unwrap();
                 let got: Vec<String> = rows.iter().map(|r| r.event_id.clone()).collect();
                 prop_assert_eq!(&got, &scan(&events, q), "{} backend, query {:?}", backend, q);
                 for r in &rows {
@@ -220,7 +221,7 @@ proptest! {
     fn other_backends_summarize_like_a_direct_scan(specs in prop::collection::vec(spec(), 1..80), q in query(), bucket in 1i64..20) {
         let events: Vec<ParsedEvent> = specs.iter().enumerate().map(|(i, s)| build(i, s)).collect();
         for (_, store) in other_backends(&events) {
-            check_summary(store.as_ref(), &events, &q, bucket)?;
+            check_summary(store.events(), &events, &q, bucket)?;
         }
     }
 
@@ -228,7 +229,7 @@ proptest! {
     fn other_backends_page_like_a_direct_scan(specs in prop::collection::vec(spec(), 1..60), page in 1usize..9, errors in any::<bool>()) {
         let events: Vec<ParsedEvent> = specs.iter().enumerate().map(|(i, s)| build(i, s)).collect();
         for (_, store) in other_backends(&events) {
-            check_paging(store.as_ref(), &events, page, errors)?;
+            check_paging(store.events(), &events, page, errors)?;
         }
     }
 }
@@ -251,7 +252,12 @@ proptest! {
     }
 }
 
-fn check_summary(store: &dyn Store, events: &[ParsedEvent], q: &EventQuery, bucket: i64) -> Result<(), TestCaseError> {
+fn check_summary(
+    store: &dyn EventStore,
+    events: &[ParsedEvent],
+    q: &EventQuery,
+    bucket: i64,
+) -> Result<(), TestCaseError> {
     {
         let spec = SummarySpec {
             bucket_ms: bucket * 1000,
@@ -287,7 +293,12 @@ fn check_summary(store: &dyn Store, events: &[ParsedEvent], q: &EventQuery, buck
     Ok(())
 }
 
-fn check_paging(store: &dyn Store, events: &[ParsedEvent], page: usize, errors: bool) -> Result<(), TestCaseError> {
+fn check_paging(
+    store: &dyn EventStore,
+    events: &[ParsedEvent],
+    page: usize,
+    errors: bool,
+) -> Result<(), TestCaseError> {
     {
         let mut q = EventQuery { limit: Some(page), errors, ..Default::default() };
         let mut seen = Vec::new();
@@ -323,22 +334,25 @@ fn wildcards_and_top_values() {
         .collect();
     for (backend, store) in store::testing::backends() {
         eprintln!("backend: {backend}");
-        fill(store.as_ref(), &events);
-        let deletes = store.search(&EventQuery { event_name: Some("Delete*".into()), ..Default::default() }).unwrap();
+        fill(store.events(), &events);
+        let deletes =
+            store.events().search(&EventQuery { event_name: Some("Delete*".into()), ..Default::default() }).unwrap();
         assert_eq!(deletes.len(), 3);
         assert!(deletes.iter().all(|r| r.event_name.as_deref() == Some("DeleteTrail")));
-        let ips = store.search(&EventQuery { source_ip: Some("203.0.113.?".into()), ..Default::default() }).unwrap();
+        let ips =
+            store.events().search(&EventQuery { source_ip: Some("203.0.113.?".into()), ..Default::default() }).unwrap();
         assert_eq!(ips.len(), 6);
         let roles = store
+            .events()
             .search(&EventQuery { principal: Some("arn:aws:sts::*:assumed-role/Admin/*".into()), ..Default::default() })
             .unwrap();
         assert_eq!(roles.len(), 3);
-        let top = store.top(Dimension::EventName, &EventQuery::default(), 2).unwrap();
+        let top = store.events().top(Dimension::EventName, &EventQuery::default(), 2).unwrap();
         assert_eq!(top.len(), 2);
         assert_eq!(top[0].1, 3);
-        let found = store.event("ev-3").unwrap().unwrap();
+        let found = store.events().event("ev-3").unwrap().unwrap();
         assert_eq!(found.event_name.as_deref(), Some("ConsoleLogin"));
         assert_eq!(found.raw, events[3].raw);
-        assert!(store.event("nope").unwrap().is_none());
+        assert!(store.events().event("nope").unwrap().is_none());
     }
 }

@@ -38,7 +38,7 @@ pub fn filter(
 pub fn list(args: AlertsListArgs) -> anyhow::Result<()> {
     let filter = filter(args.state.as_deref(), args.level.as_deref(), args.rule.as_deref(), args.limit)?;
     let store = open_store(&args.store, Open::Existing)?;
-    let alerts = store.alerts(&filter)?;
+    let alerts = store.state().alerts(&filter)?;
     match args.format {
         Format::Json => println!("{}", Value::Array(alerts.iter().map(Alert::to_json).collect())),
         Format::Jsonl => alerts.iter().for_each(|a| println!("{}", a.to_json())),
@@ -81,9 +81,9 @@ pub fn list(args: AlertsListArgs) -> anyhow::Result<()> {
 
 pub fn show(args: AlertIdArgs) -> anyhow::Result<()> {
     let store = open_store(&args.store, Open::Existing)?;
-    let Some(a) = store.alert(args.id)? else { bail!("no alert {}", args.id) };
-    let events = store.alert_event_ids(a.id)?;
-    let deliveries = store.deliveries(a.id)?;
+    let Some(a) = store.state().alert(args.id)? else { bail!("no alert {}", args.id) };
+    let events = store.state().alert_event_ids(a.id)?;
+    let deliveries = store.state().deliveries(a.id)?;
     match args.format {
         Format::Json | Format::Jsonl => {
             let mut v = a.to_json();
@@ -144,7 +144,7 @@ pub fn show(args: AlertIdArgs) -> anyhow::Result<()> {
 
 pub fn set_state(args: AlertStateArgs, state: AlertState) -> anyhow::Result<()> {
     let store = open_store(&args.store, Open::Existing)?;
-    if !store.set_alert_state(args.id, state, args.comment.as_deref())? {
+    if !store.state().set_alert_state(args.id, state, args.comment.as_deref())? {
         bail!("no alert {}", args.id);
     }
     println!("alert {} is {}", args.id, state.as_str());

@@ -127,7 +127,7 @@ fn full_ingest(
     rules: Option<(std::sync::Arc<detect::RuleSet>, crate::config::DetectionConfig)>,
 ) -> anyhow::Result<Stage> {
     let dir = tempfile::tempdir().context("creating a scratch directory")?;
-    let store = SqliteStore::open(dir.path().join("bench.db"))?;
+    let store = Store::from(SqliteStore::open(dir.path().join("bench.db"))?);
     let detection = match rules {
         Some((r, settings)) => {
             Some(crate::detection::for_pipeline(&store, &settings, r, store::AlertPolicy::default())?)

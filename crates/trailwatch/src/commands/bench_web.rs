@@ -7,8 +7,8 @@
 //! shows what the index buys; the overview's baseline is counting the same range with
 //! `search` (rows materialised) instead of `summarize`.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
+use store::StateStore;
 
 use anyhow::Context;
 use axum::body::Body;
@@ -48,13 +48,18 @@ async fn time_get(app: &axum::Router, path: &str, token: &str) -> anyhow::Result
 }
 
 pub fn run(args: BenchWebArgs) -> anyhow::Result<()> {
-    let store = SqliteStore::open(&args.db).with_context(|| format!("opening {}", args.db.display()))?;
+    let store = Store::from(SqliteStore::open(&args.db).with_context(|| format!("opening {}", args.db.display()))?);
     let stats = store.stats()?;
     if stats.events == 0 {
         anyhow::bail!("{} holds no events: ingest some first", args.db.display());
     }
-    if store.user("bench")?.is_none() {
-        store.put_user(&web::auth::new_user("bench", store::Role::Viewer, &web::auth::generate_password(), 0)?)?;
+    if store.state().user("bench")?.is_none() {
+        store.state().put_user(&web::auth::new_user(
+            "bench",
+            store::Role::Viewer,
+            &web::auth::generate_password(),
+            0,
+        )?)?;
     }
     let (token, token_id) = web::create_api_token(&store, "bench", "bench web")?;
     // Values to search for: the most and least frequent of each indexed column.
@@ -70,7 +75,7 @@ pub fn run(args: BenchWebArgs) -> anyhow::Result<()> {
         top_n: 1000,
         ..Default::default()
     };
-    let all = store.summarize(&EventQuery::default(), &spec)?;
+    let all = store.events().summarize(&EventQuery::default(), &spec)?;
     let mut searches: Vec<(String, String)> = Vec::new();
     for (dim, values) in &all.tops {
         let name = dim.as_str();
@@ -87,8 +92,8 @@ pub fn run(args: BenchWebArgs) -> anyhow::Result<()> {
     let runs = args.runs.max(1);
     let db = args.db.clone();
     // The baseline: the same store without postings, or another store with the same events.
-    let (baseline, base_token): (Arc<dyn Store>, String) = match &args.against {
-        None => (Arc::new(SqliteStore::open(&db)?.with_plan(PlanChoice::Time)), token.clone()),
+    let (baseline, base_token): (Store, String) = match &args.against {
+        None => (SqliteStore::open(&db)?.with_plan(PlanChoice::Time).into(), token.clone()),
         Some(config) => {
             let config = super::load_config(config)?;
             let other = super::open_target(&config.store, super::Open::Existing)?;
@@ -100,22 +105,22 @@ pub fn run(args: BenchWebArgs) -> anyhow::Result<()> {
                     stats.events
                 );
             }
-            if other.user("bench")?.is_none() {
-                other.put_user(&web::auth::new_user(
+            if other.state().user("bench")?.is_none() {
+                other.state().put_user(&web::auth::new_user(
                     "bench",
                     store::Role::Viewer,
                     &web::auth::generate_password(),
                     0,
                 )?)?;
             }
-            let (t, _) = web::create_api_token(&*other, "bench", "bench web")?;
+            let (t, _) = web::create_api_token(&other, "bench", "bench web")?;
             (other, t)
         }
     };
     let baseline_name = if args.against.is_some() { "against" } else { "time plan" };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let result = runtime.block_on(async move {
-        let indexed: Arc<dyn Store> = Arc::new(store);
+        let indexed: Store = store;
         let app = web::router(web::WebState::new(indexed.clone(), Default::default()));
         let base = web::router(web::WebState::new(baseline, Default::default()));
         let mut out: Vec<(Measured, Option<Measured>)> = Vec::new();
@@ -135,7 +140,7 @@ pub fn run(args: BenchWebArgs) -> anyhow::Result<()> {
                 let s = indexed.clone();
                 let q = q.clone();
                 let started = Instant::now();
-                tokio::task::spawn_blocking(move || s.for_each_event(&q, &mut |_| true)).await??;
+                tokio::task::spawn_blocking(move || s.events().for_each_event(&q, &mut |_| true)).await??;
                 count.times.push(started.elapsed());
             }
             out.push((page, Some(count)));
@@ -173,7 +178,7 @@ pub fn run(args: BenchWebArgs) -> anyhow::Result<()> {
         out.push((deep, None));
         // Resource history has no index: it reads the newest records until it has 500 that
         // name the resource (or the range ends). Measured for a resource of a recent event.
-        if let Some(resource) = recent_resource(&*indexed)? {
+        if let Some(resource) = recent_resource(&indexed)? {
             let mut m = Measured { name: "resource history 7d (scan, no index)".into(), times: Vec::new() };
             let path = format!("/api/v1/resources/{}?since=7d", web::html::url_component(&resource));
             for _ in 0..runs.min(3) {
@@ -233,8 +238,8 @@ pub fn run(args: BenchWebArgs) -> anyhow::Result<()> {
 }
 
 /// A resource named by one of the newest events (an instance, a bucket, a role).
-fn recent_resource(store: &dyn Store) -> anyhow::Result<Option<String>> {
-    let recent = store.search(&EventQuery { limit: Some(500), ..Default::default() })?;
+fn recent_resource(store: &Store) -> anyhow::Result<Option<String>> {
+    let recent = store.events().search(&EventQuery { limit: Some(500), ..Default::default() })?;
     Ok(recent.iter().find_map(|r| {
         let v: serde_json::Value = serde_json::from_str(&r.raw).ok()?;
         model::resources::identifiers(&v).into_iter().next()

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -56,7 +55,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         );
     }
 
-    let store = SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?;
+    let store = Store::from(SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?);
     let started = Instant::now();
     let settings = crate::config::DetectionConfig::default();
     let rules = crate::detection::load_rules(&settings);
@@ -99,20 +98,20 @@ fn account_names(manifest_path: &Path) -> anyhow::Result<HashMap<String, String>
 
 /// The demo's delivery, as `serve` would have recorded it for each simulated account and
 /// region: the bucket was read just now and holds events up to the newest one.
-fn record_integrations(store: &SqliteStore, names: &HashMap<String, String>) -> anyhow::Result<()> {
+fn record_integrations(store: &Store, names: &HashMap<String, String>) -> anyhow::Result<()> {
     let now = now_millis();
     for (id, name) in names {
         let q = EventQuery { account: Some(id.clone()), ..Default::default() };
         let spec = store::SummarySpec { tops: vec![Dimension::Region], top_n: 100, ..Default::default() };
-        for (region, events) in store.summarize(&q, &spec)?.top(Dimension::Region) {
+        for (region, events) in store.events().summarize(&q, &spec)?.top(Dimension::Region) {
             let rq = EventQuery {
                 account: Some(id.clone()),
                 region: Some(region.clone()),
                 limit: Some(1),
                 ..Default::default()
             };
-            let newest = store.search(&rq)?.first().map(|r| r.event_time);
-            store.put_integration_status(&store::IntegrationStatus {
+            let newest = store.events().search(&rq)?.first().map(|r| r.event_time);
+            store.state().put_integration_status(&store::IntegrationStatus {
                 account: name.clone(),
                 region: region.clone(),
                 last_notification: Some(now),
@@ -130,14 +129,14 @@ fn record_integrations(store: &SqliteStore, names: &HashMap<String, String>) -> 
 }
 
 /// Serves the dashboard over the demo's store until Ctrl-C.
-fn serve_dashboard(store: SqliteStore, args: &DemoArgs, names: HashMap<String, String>) -> anyhow::Result<()> {
+fn serve_dashboard(store: Store, args: &DemoArgs, names: HashMap<String, String>) -> anyhow::Result<()> {
     // The demo prints a working login every time: admin's password is (re)set on each run.
     let password = args.admin_password.clone().unwrap_or_else(web::auth::generate_password);
     let admin = web::auth::new_user("admin", store::Role::Admin, &password, now_millis())?;
-    store.put_user(&admin)?;
+    store.state().put_user(&admin)?;
     let (rules, errors) = crate::detection::load_rules_reporting(&crate::config::DetectionConfig::default());
     let site = crate::dashboard::site_info(Vec::new(), Default::default(), &rules, &errors, names, &Default::default());
-    let store: Arc<dyn Store> = Arc::new(store);
+    let store: Store = store;
     let listen = format!("{}:{}", args.bind, args.port);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -163,7 +162,7 @@ const DEMO_TAMPERS: [Tamper; 4] =
 
 /// Validates the simulated bucket against its digests and records the findings (and their
 /// alerts) as continuous validation would.
-fn integrity(store: &SqliteStore, bucket: &Path) -> anyhow::Result<()> {
+fn integrity(store: &Store, bucket: &Path) -> anyhow::Result<()> {
     let started = Instant::now();
     let keys = integrity::PublicKeys::read(&bucket.join(sim::digests::KEYS_FILE)).map_err(anyhow::Error::msg)?;
     let report = integrity::validate_local(bucket, &keys, &integrity::Options::default())?;
@@ -180,12 +179,7 @@ fn integrity(store: &SqliteStore, bucket: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn summarise(
-    store: &SqliteStore,
-    manifest_path: &Path,
-    names: &HashMap<String, String>,
-    db: &Path,
-) -> anyhow::Result<()> {
+fn summarise(store: &Store, manifest_path: &Path, names: &HashMap<String, String>, db: &Path) -> anyhow::Result<()> {
     let stats = store.stats()?;
     let all = EventQuery::default();
     println!();
@@ -197,21 +191,21 @@ fn summarise(
         stats.newest_event.map(format_millis).unwrap_or_default()
     );
     let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(manifest_path)?)?;
-    section("accounts", store.top(Dimension::Account, &all, 10)?, |v| {
+    section("accounts", store.events().top(Dimension::Account, &all, 10)?, |v| {
         format!("{v} ({})", names.get(v).map_or("?", String::as_str))
     });
-    section("regions", store.top(Dimension::Region, &all, 10)?, str::to_string);
-    section("busiest calls", store.top(Dimension::EventName, &all, 8)?, str::to_string);
-    section("most active principals", store.top(Dimension::Principal, &all, 6)?, str::to_string);
+    section("regions", store.events().top(Dimension::Region, &all, 10)?, str::to_string);
+    section("busiest calls", store.events().top(Dimension::EventName, &all, 8)?, str::to_string);
+    section("most active principals", store.events().top(Dimension::Principal, &all, 6)?, str::to_string);
     let errors = EventQuery { errors: true, ..Default::default() };
-    section("failed calls", store.top(Dimension::ErrorCode, &errors, 5)?, str::to_string);
+    section("failed calls", store.events().top(Dimension::ErrorCode, &errors, 5)?, str::to_string);
 
     println!("\nwhat the attack and tamper scenarios left in the record:");
     for s in manifest["scenarios"].as_array().into_iter().flatten() {
         let ids: Vec<&str> = s["eventIds"].as_array().into_iter().flatten().filter_map(|v| v.as_str()).collect();
         let mut found = Vec::new();
         for id in &ids {
-            if let Some(row) = store.event(id)? {
+            if let Some(row) = store.events().event(id)? {
                 found.push(row);
             }
         }
@@ -235,9 +229,12 @@ fn summarise(
             println!("    … and {} more", found.len() - 4);
         }
     }
-    let all_alerts = store.alerts(&store::AlertFilter::default())?.len();
-    let alerts =
-        store.alerts(&store::AlertFilter { limit: 15, min_level: Some("medium".into()), ..Default::default() })?;
+    let all_alerts = store.state().alerts(&store::AlertFilter::default())?.len();
+    let alerts = store.state().alerts(&store::AlertFilter {
+        limit: 15,
+        min_level: Some("medium".into()),
+        ..Default::default()
+    })?;
     println!(
         "\n{all_alerts} alerts raised by detection and integrity validation; medium and above, newest first ({} shown):",
         alerts.len()
@@ -253,7 +250,7 @@ fn summarise(
             terminal_safe(a.subject.source_ip.as_deref().unwrap_or("-"))
         );
     }
-    let findings = store.integrity_findings()?;
+    let findings = store.state().integrity_findings()?;
     if !findings.is_empty() {
         println!(
             "\nintegrity findings (trailwatch validate --local {}/bucket --public-keys …):",

@@ -64,7 +64,7 @@ pub fn events(args: ExportEventsArgs) -> anyhow::Result<()> {
     let mut out = Output::open(args.out.as_deref())?;
     let fmt = format(args.format);
     let (mut written, mut failed) = (0u64, None);
-    store.for_each_event(&query, &mut |row| match out.line(&export::event_line(&row, fmt)) {
+    store.events().for_each_event(&query, &mut |row| match out.line(&export::event_line(&row, fmt)) {
         Ok(()) => {
             written += 1;
             true
@@ -87,10 +87,10 @@ pub fn events(args: ExportEventsArgs) -> anyhow::Result<()> {
 pub fn alerts(args: ExportAlertsArgs) -> anyhow::Result<()> {
     let filter = super::alerts::filter(args.state.as_deref(), args.level.as_deref(), args.rule.as_deref(), 0)?;
     let store = open_store(&args.store, Open::Existing)?;
-    let alerts = store.alerts(&filter)?;
+    let alerts = store.state().alerts(&filter)?;
     let mut out = Output::open(args.out.as_deref())?;
     for a in &alerts {
-        let ids = store.alert_event_ids(a.id)?;
+        let ids = store.state().alert_event_ids(a.id)?;
         out.line(&export::alert_line(a, &ids, format(args.format))).context("writing the export")?;
     }
     out.finish()?;

@@ -23,7 +23,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
     }
     let config = selected_config(&args.store)?;
     let store = open_store(&args.store, Open::Create)?;
-    let detection = crate::detection::for_store_args(&args.store, &*store, args.no_detection)?;
+    let detection = crate::detection::for_store_args(&args.store, &store, args.no_detection)?;
     let pipeline = pipeline_config(
         config.as_ref().and_then(|c| c.workers),
         config.as_ref().and_then(|c| c.filter.clone()),
@@ -33,9 +33,9 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
     let (report, fetched, skipped, already) = if args.event_history {
         let Some(config) = config else { bail!("--event-history needs --config (the account's role and regions)") };
         let name = args.account.as_deref().expect("clap requires --account");
-        event_history(&config, name, args.days, &args.regions, &*store, pipeline, detection)?
+        event_history(&config, name, args.days, &args.regions, &store, pipeline, detection)?
     } else {
-        lake_exports(&args.lake_export, &*store, pipeline, detection)?
+        lake_exports(&args.lake_export, &store, pipeline, detection)?
     };
     let seconds = started.elapsed().as_secs_f64();
     let out = json!({
@@ -107,7 +107,7 @@ type Imported = (LocalReport, u64, u64, u64);
 
 fn lake_exports(
     paths: &[PathBuf],
-    store: &dyn store::Store,
+    store: &store::Store,
     config: ingest::PipelineConfig,
     detection: Option<ingest::Detection>,
 ) -> anyhow::Result<Imported> {
@@ -120,7 +120,7 @@ fn lake_exports(
         let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
         // Imported before (same path and size): nothing to do.
         let first = format!("{key}#1");
-        if store.ledger_entry(IMPORT_BUCKET, &first)?.is_some_and(|e| e.size == bytes.len() as u64) {
+        if store.state().ledger_entry(IMPORT_BUCKET, &first)?.is_some_and(|e| e.size == bytes.len() as u64) {
             already += 1;
             continue;
         }
@@ -151,14 +151,14 @@ fn history_marker(account: &str) -> String {
 }
 
 /// Whether the Event history of `account` was imported to the end before.
-pub fn history_imported(store: &dyn store::Store, account: &str) -> anyhow::Result<bool> {
-    Ok(store.ledger_entry(IMPORT_BUCKET, &history_marker(account))?.is_some())
+pub fn history_imported(store: &store::Store, account: &str) -> anyhow::Result<bool> {
+    Ok(store.state().ledger_entry(IMPORT_BUCKET, &history_marker(account))?.is_some())
 }
 
 /// `serve` with `import_history_days`: each such account's history, once, beside ingest.
-pub fn import_new_accounts(config: &crate::config::Config, store: std::sync::Arc<dyn store::Store>) {
+pub fn import_new_accounts(config: &crate::config::Config, store: store::Store) {
     for (name, days) in config.history_imports.clone() {
-        match history_imported(&*store, &name) {
+        match history_imported(&store, &name) {
             Ok(true) => continue,
             Ok(false) => {}
             Err(e) => {
@@ -171,10 +171,10 @@ pub fn import_new_accounts(config: &crate::config::Config, store: std::sync::Arc
             .name(format!("history-{name}"))
             .spawn(move || {
                 let detection =
-                    crate::detection::for_config(&*store, &config, crate::detection::load_rules(&config.detection));
+                    crate::detection::for_config(&store, &config, crate::detection::load_rules(&config.detection));
                 let result = detection.and_then(|d| {
                     let pipeline = pipeline_config(config.workers, config.filter.clone(), config.read_limits);
-                    event_history(&config, &name, days, &[], &*store, pipeline, Some(d))
+                    event_history(&config, &name, days, &[], &store, pipeline, Some(d))
                 });
                 match result {
                     Ok((report, fetched, ..)) => tracing::info!(account = %name, days, records = fetched,
@@ -192,7 +192,7 @@ fn event_history(
     account: &str,
     days: u32,
     regions: &[String],
-    store: &dyn store::Store,
+    store: &store::Store,
     pipeline: ingest::PipelineConfig,
     detection: Option<ingest::Detection>,
 ) -> anyhow::Result<Imported> {

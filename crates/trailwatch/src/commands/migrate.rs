@@ -26,7 +26,7 @@ pub fn run(args: MigrateArgs) -> anyhow::Result<()> {
         bail!("--from: no SQLite store at {}", path.display());
     }
     let source = store::SqliteStore::open(&path).with_context(|| format!("opening {}", path.display()))?;
-    let before = store::Store::stats(&source)?;
+    let before = store::stats(&source, &source)?;
     drop(source);
     let target = store::ScaleOutStore::open(clickhouse, &state).with_context(|| {
         format!("opening the scale-out store (ClickHouse {}, PostgreSQL {})", redact(clickhouse), redact(&state))
@@ -39,7 +39,7 @@ pub fn run(args: MigrateArgs) -> anyhow::Result<()> {
         }
     })
     .context("migrating")?;
-    let after = store::Store::stats(&target)?;
+    let after = target.store().stats()?;
     if after.events != before.events {
         bail!(
             "after the copy the scale-out store holds {} events, the source {}: run migrate again; if it persists, \
@@ -89,13 +89,19 @@ fn state_url(arg: &str) -> anyhow::Result<String> {
 /// into a new SQLite file.
 fn back_to_sqlite(args: &MigrateArgs, clickhouse: &str, path: PathBuf) -> anyhow::Result<()> {
     let state = state_url(&args.state)?;
-    if path.exists() && store::Store::stats(&store::SqliteStore::open(&path)?)?.events > 0 {
+    if path.exists() && {
+        let s = store::SqliteStore::open(&path)?;
+        store::stats(&s, &s)?
+    }
+    .events
+        > 0
+    {
         bail!("--to: {} already holds events; migrate into a new file", path.display());
     }
     let source = store::ScaleOutStore::open(clickhouse, &state).with_context(|| {
         format!("opening the scale-out store (ClickHouse {}, PostgreSQL {})", redact(clickhouse), redact(&state))
     })?;
-    let before = store::Store::stats(&source)?;
+    let before = source.store().stats()?;
     let started = std::time::Instant::now();
     let interactive = args.format == Format::Table;
     let report = store::migrate::scaleout_to_sqlite(&source, &path, &mut |n| {
@@ -104,7 +110,10 @@ fn back_to_sqlite(args: &MigrateArgs, clickhouse: &str, path: PathBuf) -> anyhow
         }
     })
     .context("migrating")?;
-    let after = store::Store::stats(&store::SqliteStore::open(&path)?)?;
+    let after = {
+        let s = store::SqliteStore::open(&path)?;
+        store::stats(&s, &s)?
+    };
     if after.events != before.events {
         bail!("after the copy {} holds {} events, the scale-out store {}", path.display(), after.events, before.events);
     }

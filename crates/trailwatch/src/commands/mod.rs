@@ -67,7 +67,7 @@ pub fn selected_config(args: &StoreArgs) -> anyhow::Result<Option<Config>> {
     })
 }
 
-pub fn open_store(args: &StoreArgs, mode: Open) -> anyhow::Result<Arc<dyn Store>> {
+pub fn open_store(args: &StoreArgs, mode: Open) -> anyhow::Result<Store> {
     open_target(&store_target(args)?, mode)
 }
 
@@ -79,9 +79,9 @@ pub fn load_config(path: &std::path::Path) -> anyhow::Result<Config> {
 
 /// Opens the configured store: the SQLite file, or the scale-out servers (bringing their
 /// schemas up to date).
-pub fn open_target(target: &StoreConfig, mode: Open) -> anyhow::Result<Arc<dyn Store>> {
+pub fn open_target(target: &StoreConfig, mode: Open) -> anyhow::Result<Store> {
     match target {
-        StoreConfig::Sqlite { path } => Ok(Arc::new(open_store_at(path, mode)?)),
+        StoreConfig::Sqlite { path } => Ok(open_store_at(path, mode)?.into()),
         StoreConfig::ScaleOut { clickhouse_url, postgres_url } => {
             let store = store::ScaleOutStore::open(clickhouse_url, postgres_url).with_context(|| {
                 format!(
@@ -90,7 +90,7 @@ pub fn open_target(target: &StoreConfig, mode: Open) -> anyhow::Result<Arc<dyn S
                     redact(postgres_url)
                 )
             })?;
-            Ok(Arc::new(store))
+            Ok(store.into())
         }
     }
 }

@@ -8,7 +8,7 @@ use crate::output::{table, tsv_field, Format};
 
 pub fn run(args: QuarantineArgs) -> anyhow::Result<()> {
     let store = open_store(&args.store, Open::Existing)?;
-    let entries = store.quarantined()?;
+    let entries = store.state().quarantined()?;
     match args.format {
         Format::Table => {
             if entries.is_empty() {

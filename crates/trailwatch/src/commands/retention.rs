@@ -35,17 +35,17 @@ pub fn run(args: RetentionArgs) -> anyhow::Result<()> {
         }
     }
     let store = open_store(&args.store, Open::Existing)?;
-    let before = store.storage()?;
+    let before = store.events().storage()?;
     let started = std::time::Instant::now();
     let report = store::retention::run_pass(
-        &*store,
+        store.events(),
         &policy,
         model::timefmt::now_millis(),
         crate::retention::SLICE_BLOCKS,
         crate::retention::SLICE_PAUSE,
         &|| false,
     )?;
-    let after = store.storage()?;
+    let after = store.events().storage()?;
     let json = serde_json::json!({
         "policy": crate::retention::describe(&policy),
         "events_deleted": report.events_deleted,

@@ -44,7 +44,7 @@ fn hits(args: &RulesListArgs) -> std::collections::HashMap<String, u64> {
         }
     }
     super::open_target(&target, super::Open::Existing)
-        .and_then(|s| Ok(s.rule_hits()?))
+        .and_then(|s| Ok(s.state().rule_hits()?))
         .map(|v| v.into_iter().collect())
         .unwrap_or_default()
 }
@@ -446,7 +446,7 @@ pub fn run(args: RulesRunArgs) -> anyhow::Result<()> {
     // Regions are learnt on the way in only: a run over history does not replay them.
     let no_regions = crate::config::DetectionConfig { new_region_learning_ms: None, ..settings.clone() };
     let mut detection = crate::detection::for_pipeline(
-        &*store,
+        &store,
         &no_regions,
         rules.clone(),
         crate::detection::policy(&settings, &sinks),
@@ -455,7 +455,7 @@ pub fn run(args: RulesRunArgs) -> anyhow::Result<()> {
     let mut matched: Vec<(model::ParsedEvent, detect::Scan)> = Vec::new();
     let mut scanned = 0u64;
     let mut failure = None;
-    store.for_each_event(&query, &mut |row| {
+    store.events().for_each_event(&query, &mut |row| {
         scanned += 1;
         let scan = rules.scan(&row.raw, row.event_name.as_deref(), row.event_source.as_deref());
         if !scan.is_empty() {

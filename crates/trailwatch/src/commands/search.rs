@@ -21,7 +21,7 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     let mut out = std::io::BufWriter::new(stdout.lock());
     if args.format == Format::Table {
         // A table needs every row to size its columns.
-        let mut rows = store.search(&query)?;
+        let mut rows = store.events().search(&query)?;
         let truncated = args.limit > 0 && rows.len() > args.limit;
         rows.truncate(if args.limit > 0 { args.limit } else { rows.len() });
         write!(out, "{}", render_table(&rows))?;
@@ -39,7 +39,7 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     if args.format == Format::Json {
         write!(out, "[")?;
     }
-    store.for_each_event(&query, &mut |r| {
+    store.events().for_each_event(&query, &mut |r| {
         if args.limit > 0 && printed == args.limit {
             return false; // the extra row only told us there is more
         }

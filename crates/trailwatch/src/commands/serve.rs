@@ -12,7 +12,7 @@ use crate::output::Format;
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = load_config(&args.config)?;
     let store = open_target(&config.store, Open::Create)?;
-    let board = Arc::new(aws::StatusBoard::load(&*store).context("reading the stored integration status")?);
+    let board = Arc::new(aws::StatusBoard::load(store.state()).context("reading the stored integration status")?);
     if config.accounts.is_empty() {
         tracing::warn!("no [[accounts]] configured: nothing to consume");
     }
@@ -36,7 +36,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some((cert, key)) = &config.web.tls {
         web::tls::acceptor(cert, key).context("web.tls_cert / web.tls_key")?;
     }
-    crate::dashboard::ensure_admin(&*store, None)?;
+    crate::dashboard::ensure_admin(&store, None)?;
     let (rules, rule_errors) = crate::detection::load_rules_reporting(&config.detection);
     let site = crate::dashboard::site_info(
         config.accounts.clone(),
@@ -49,7 +49,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut site = site;
     site.retention = config.retention.as_ref().map(|r| crate::retention::describe(&r.policy));
     site.forwarders = config.forward.iter().map(|f| f.name.clone()).collect();
-    let detection = crate::detection::for_config(&*store, &config, rules)?;
+    let detection = crate::detection::for_config(&store, &config, rules)?;
     let live = detection.live.clone();
     let web_state = web::WebState::new(store.clone(), site);
     // Accounts configured with import_history_days that have none yet: pulled beside ingest.

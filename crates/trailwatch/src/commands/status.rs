@@ -13,7 +13,7 @@ fn time(ms: Option<i64>) -> String {
 
 pub fn run(args: StatusArgs) -> anyhow::Result<()> {
     let store = open_store(&args.store, Open::Existing)?;
-    let mut rows = store.integration_status()?;
+    let mut rows = store.state().integration_status()?;
     // Configured accounts that never reported: say so rather than show nothing.
     if let Some(path) = &args.store.config {
         aws::status::with_unreported(&mut rows, &load_config(path)?.accounts);
@@ -21,11 +21,11 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
     let now = now_millis();
     let verdicts: Vec<(IntegrationStatus, aws::Verdict)> =
         rows.iter().map(|r| (r.clone(), aws::status::verdict_among(&rows, r, now))).collect();
-    let problems = store.message_problems()?;
-    let findings = store.findings()?;
-    let chains = store.integrity_chains()?;
-    let integrity_findings = store.integrity_findings()?;
-    let silences = store.silences()?;
+    let problems = store.state().message_problems()?;
+    let findings = store.state().findings()?;
+    let chains = store.state().integrity_chains()?;
+    let integrity_findings = store.state().integrity_findings()?;
+    let silences = store.state().silences()?;
     let silent = |c: &store::IntegrityChain| -> Vec<&str> {
         silences
             .iter()

@@ -29,12 +29,12 @@ pub fn add(args: UserAddArgs) -> anyhow::Result<()> {
     } else {
         (web::auth::generate_password(), true)
     };
-    let existing = store.user(name)?;
+    let existing = store.state().user(name)?;
     let mut user = web::auth::new_user(name, role, &password, now_millis())?;
     if let Some(old) = &existing {
         user.created_at = old.created_at;
     }
-    store.put_user(&user)?;
+    store.state().put_user(&user)?;
     let what = if existing.is_some() { "reset" } else { "created" };
     if generated {
         println!("user {name} ({}) {what}; password: {password}", role.as_str());
@@ -44,12 +44,12 @@ pub fn add(args: UserAddArgs) -> anyhow::Result<()> {
     // Whoever knew the old password may have made tokens: a reset ends them with the sessions.
     if existing.is_some() {
         if args.keep_tokens {
-            let kept = store.api_tokens(Some(name))?.len();
+            let kept = store.state().api_tokens(Some(name))?.len();
             if kept > 0 {
                 eprintln!("kept {kept} API token(s) of {name} (--keep-tokens)");
             }
         } else {
-            let revoked = store.revoke_api_tokens(name)?;
+            let revoked = store.state().revoke_api_tokens(name)?;
             if revoked > 0 {
                 eprintln!("revoked {revoked} API token(s) of {name} (--keep-tokens keeps them)");
             }
@@ -60,8 +60,8 @@ pub fn add(args: UserAddArgs) -> anyhow::Result<()> {
 
 pub fn list(args: UserListArgs) -> anyhow::Result<()> {
     let store = open_store(&args.store, Open::Existing)?;
-    let users = store.users()?;
-    let tokens = store.api_tokens(None)?;
+    let users = store.state().users()?;
+    let tokens = store.state().api_tokens(None)?;
     let time = model::timefmt::format_millis;
     match args.format {
         Format::Json | Format::Jsonl => {
@@ -101,10 +101,10 @@ fn create_token(args: TokenCreateArgs) -> anyhow::Result<()> {
     let expires_at = web::auth::token_expiry(args.expires_in.as_deref(), now_millis())
         .map_err(|e| anyhow::anyhow!("--expires-in: {e}"))?;
     let store = open_store(&args.store, Open::Existing)?;
-    if store.user(&user)?.is_none() {
+    if store.state().user(&user)?.is_none() {
         anyhow::bail!("no user {user:?}: create it with `trailwatch user add`");
     }
-    let (token, id) = web::auth::create_api_token_until(&*store, &user, &args.name, expires_at)?;
+    let (token, id) = web::auth::create_api_token_until(&store, &user, &args.name, expires_at)?;
     let until = expires_at.map(|t| format!(", expires {}", model::timefmt::format_millis(t))).unwrap_or_default();
     eprintln!("API token #{id} for {user}{until} (shown once; send it as `Authorization: Bearer <token>`):");
     println!("{token}");
@@ -113,7 +113,7 @@ fn create_token(args: TokenCreateArgs) -> anyhow::Result<()> {
 
 fn list_tokens(args: TokenListArgs) -> anyhow::Result<()> {
     let store = open_store(&args.store, Open::Existing)?;
-    let tokens = store.api_tokens(args.user.as_deref())?;
+    let tokens = store.state().api_tokens(args.user.as_deref())?;
     let now = now_millis();
     let time = model::timefmt::format_millis;
     let state = |t: &store::ApiToken| match t.expires_at {
@@ -155,13 +155,13 @@ fn revoke_tokens(args: TokenRevokeArgs) -> anyhow::Result<()> {
     let store = open_store(&args.store, Open::Existing)?;
     match (args.id, &args.user) {
         (Some(id), _) => {
-            if !store.delete_api_token(id)? {
+            if !store.state().delete_api_token(id)? {
                 anyhow::bail!("no API token #{id} (see `trailwatch user token list`)");
             }
             println!("revoked API token #{id}");
         }
         (None, Some(user)) => {
-            let n = store.revoke_api_tokens(user)?;
+            let n = store.state().revoke_api_tokens(user)?;
             println!("revoked {n} API token(s) of {user}");
         }
         (None, None) => anyhow::bail!("say which: a token id, or --user NAME"),

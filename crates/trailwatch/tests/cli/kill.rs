@@ -3,8 +3,9 @@
 
 use std::collections::BTreeSet;
 use std::time::Instant;
+use store::StateStore;
 
-use store::{SqliteStore, Store};
+use store::SqliteStore;
 
 use crate::util::{bin, records_in, run, run_json, s, simulate, tsv_ids};
 

@@ -99,7 +99,7 @@ pub async fn list(
 ) -> PageResult {
     let filter = params.filter()?;
     let limit = filter.limit;
-    let alerts = blocking(&state, move |s| Ok(s.store.alerts(&filter)?)).await?;
+    let alerts = blocking(&state, move |s| Ok(s.store.state().alerts(&filter)?)).await?;
     let next = next_cursor(&alerts, limit).map(|cursor| {
         let mut q = vec![("before", cursor), ("limit", limit.to_string())];
         for (k, v) in [("state", &params.state), ("level", &params.level), ("rule", &params.rule)] {
@@ -142,8 +142,8 @@ pub async fn detail(
     Path(id): Path<i64>,
 ) -> PageResult {
     let (alert, events, total, findings, deliveries, names) = blocking(&state, move |s| {
-        let alert = s.store.alert(id)?.ok_or_else(|| PageError::not_found(format!("no alert #{id}")))?;
-        let all = s.store.alert_event_ids(id)?;
+        let alert = s.store.state().alert(id)?.ok_or_else(|| PageError::not_found(format!("no alert #{id}")))?;
+        let all = s.store.state().alert_event_ids(id)?;
         // Integrity alerts are about objects, not events: their "events" are findings,
         // `integrity:<KIND>:<key>`, or silences, `silence:<account>/<region>/<what>/<since>`.
         let (findings, ids): (Vec<String>, Vec<String>) =
@@ -157,12 +157,12 @@ pub async fn detail(
             .collect();
         let mut events: Vec<EventRow> = Vec::new();
         for e in ids.iter().take(200) {
-            if let Some(row) = s.store.event(e)? {
+            if let Some(row) = s.store.events().event(e)? {
                 events.push(row);
             }
         }
         events.sort_by_key(|e| std::cmp::Reverse(e.event_time));
-        Ok((alert, events, ids.len(), findings, s.store.deliveries(id)?, s.info.load().account_names.clone()))
+        Ok((alert, events, ids.len(), findings, s.store.state().deliveries(id)?, s.info.load().account_names.clone()))
     })
     .await?;
     let s = &alert.subject;
@@ -261,7 +261,7 @@ pub async fn change_state(
     let who = user.name.clone();
     let changed = blocking(&state, move |s| {
         let comment = comment.map(|c| format!("{c} — {who}"));
-        Ok(s.store.set_alert_state(id, new_state, comment.as_deref())?)
+        Ok(s.store.state().set_alert_state(id, new_state, comment.as_deref())?)
     })
     .await?;
     if !changed {

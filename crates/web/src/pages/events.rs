@@ -161,7 +161,7 @@ pub async fn search(
     let q = filters.to_query(now)?;
     let limit = filters.limit()?;
     let (rows, names) =
-        blocking(&state, move |s| Ok((s.store.search(&q)?, s.info.load().account_names.clone()))).await?;
+        blocking(&state, move |s| Ok((s.store.events().search(&q)?, s.info.load().account_names.clone()))).await?;
     if filters.fragment.as_deref() == Some("rows") {
         let body = html! { @for r in &rows { (event_row(r, &names)) } @if rows.is_empty() { tr { td colspan="6" .empty { "No events match." } } } };
         return Ok(Html(body.into_string()).into_response());
@@ -230,7 +230,7 @@ fn related(state: &WebState, row: &EventRow, record: &serde_json::Value) -> Resu
     let q =
         EventQuery { since: Some(row.event_time - window), until: Some(row.event_time + window), ..Default::default() };
     let mut found = Vec::new();
-    state.store.for_each_event(&q, &mut |r| {
+    state.store.events().for_each_event(&q, &mut |r| {
         if r.event_id != row.event_id {
             for (k, v) in &keys {
                 if r.raw.contains(v.as_str()) {
@@ -291,7 +291,7 @@ pub async fn raw(
     use axum::response::IntoResponse;
     let id = event_id.clone();
     let row = blocking(&state, move |s| {
-        s.store.event(&id)?.ok_or_else(|| PageError::not_found(format!("no event with eventID {id:?}")))
+        s.store.events().event(&id)?.ok_or_else(|| PageError::not_found(format!("no event with eventID {id:?}")))
     })
     .await?;
     // The file name comes from the record: only characters that cannot break the header.
@@ -314,7 +314,11 @@ pub async fn detail(
 ) -> PageResult {
     let id = event_id.clone();
     let (row, (record, cut), related, names) = blocking(&state, move |s| {
-        let row = s.store.event(&id)?.ok_or_else(|| PageError::not_found(format!("no event with eventID {id:?}")))?;
+        let row = s
+            .store
+            .events()
+            .event(&id)?
+            .ok_or_else(|| PageError::not_found(format!("no event with eventID {id:?}")))?;
         let shown = shown_record(&row.raw);
         let related = related(s, &row, &shown.0)?;
         Ok((row, shown, related, s.info.load().account_names.clone()))
@@ -398,11 +402,11 @@ pub async fn principal(
 ) -> PageResult {
     let p = principal.clone();
     let (infos, summary, recent, names) = blocking(&state, move |s| {
-        let infos = s.store.principals_related(&p, 50)?;
+        let infos = s.store.events().principals_related(&p, 50)?;
         let q = EventQuery { principal: Some(p.clone()), ..Default::default() };
         let spec = principal_spec(86_400_000, 10);
-        let summary = s.store.summarize(&q, &spec)?;
-        let recent = s.store.search(&EventQuery { limit: Some(25), ..q })?;
+        let summary = s.store.events().summarize(&q, &spec)?;
+        let recent = s.store.events().search(&EventQuery { limit: Some(25), ..q })?;
         Ok((infos, summary, recent, s.info.load().account_names.clone()))
     })
     .await?;
@@ -522,7 +526,7 @@ pub struct ResourceParams {
 pub fn resource_events(state: &WebState, resource: &str, since: i64, limit: usize) -> Result<Vec<EventRow>, PageError> {
     let mut found = Vec::new();
     let q = EventQuery { since: Some(since), ..Default::default() };
-    state.store.for_each_event(&q, &mut |r| {
+    state.store.events().for_each_event(&q, &mut |r| {
         if model::resources::touches(&r.raw, resource) {
             found.push(r);
         }

@@ -96,8 +96,8 @@ pub fn overview_data(state: &WebState, params: &OverviewParams, now: i64) -> Res
         tops: vec![Dimension::EventName, Dimension::Principal, Dimension::ErrorCode, Dimension::SourceIp],
         top_n: 10,
     };
-    let summary = state.store.summarize(&q, &spec)?;
-    let alerts = state.store.alerts(&AlertFilter { state: Some(AlertState::Open), ..Default::default() })?;
+    let summary = state.store.events().summarize(&q, &spec)?;
+    let alerts = state.store.state().alerts(&AlertFilter { state: Some(AlertState::Open), ..Default::default() })?;
     let mut open_alerts: Vec<(String, u64)> = store::alerts::LEVELS.iter().rev().map(|l| (l.to_string(), 0)).collect();
     for a in &alerts {
         if let Some(slot) = open_alerts.iter_mut().find(|(l, _)| l.eq_ignore_ascii_case(&a.level)) {
@@ -105,7 +105,7 @@ pub fn overview_data(state: &WebState, params: &OverviewParams, now: i64) -> Res
         }
     }
     let integrations = crate::pages::status::integration_rows(state, now)?;
-    let (stats, space) = (state.store.stats()?, state.store.storage()?);
+    let (stats, space) = (state.store.stats()?, state.store.events().storage()?);
     let storage = StorageFigures {
         bytes: space.bytes,
         free_bytes: space.free_bytes,
@@ -134,8 +134,8 @@ pub fn overview_data(state: &WebState, params: &OverviewParams, now: i64) -> Res
         top_source_ips: summary.top(Dimension::SourceIp).to_vec(),
         open_alerts,
         integrations,
-        integrity_findings: state.store.integrity_findings()?.len(),
-        silent_regions: state.store.silences()?.len(),
+        integrity_findings: state.store.state().integrity_findings()?.len(),
+        silent_regions: state.store.state().silences()?.len(),
         summary,
         bounds: range,
     })

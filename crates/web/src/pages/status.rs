@@ -38,7 +38,7 @@ pub struct IntegrationRow {
 pub fn integration_rows(state: &WebState, now: i64) -> Result<Vec<IntegrationRow>, PageError> {
     let mut rows = match &state.consumer {
         Some(c) => c.board().snapshot(),
-        None => state.store.integration_status()?,
+        None => state.store.state().integration_status()?,
     };
     aws::status::with_unreported(&mut rows, &state.info.load().accounts);
     let time = |t: Option<i64>| t.map(model::timefmt::format_millis);
@@ -111,9 +111,10 @@ pub fn is_warning(kind: &str) -> bool {
 
 pub async fn integrity(State(state): State<WebState>, Extension(user): Extension<CurrentUser>) -> PageResult {
     let now = model::timefmt::now_millis();
-    let (chains, findings, silences) =
-        blocking(&state, |s| Ok((s.store.integrity_chains()?, s.store.integrity_findings()?, s.store.silences()?)))
-            .await?;
+    let (chains, findings, silences) = blocking(&state, |s| {
+        Ok((s.store.state().integrity_chains()?, s.store.state().integrity_findings()?, s.store.state().silences()?))
+    })
+    .await?;
     let serious = findings.iter().filter(|f| !is_warning(&f.kind)).count();
     let mut kinds: Vec<(String, usize)> = Vec::new();
     for f in &findings {
@@ -204,9 +205,10 @@ pub async fn integrity(State(state): State<WebState>, Extension(user): Extension
 
 pub async fn accounts(State(state): State<WebState>, Extension(user): Extension<CurrentUser>) -> PageResult {
     let now = model::timefmt::now_millis();
-    let (rows, problems, findings) =
-        blocking(&state, move |s| Ok((integration_rows(s, now)?, s.store.message_problems()?, s.store.findings()?)))
-            .await?;
+    let (rows, problems, findings) = blocking(&state, move |s| {
+        Ok((integration_rows(s, now)?, s.store.state().message_problems()?, s.store.state().findings()?))
+    })
+    .await?;
     let doctor = state.doctor.lock().await.clone();
     let csrf = user.csrf.clone().unwrap_or_default();
     let configured = &state.info.load().accounts;
@@ -325,7 +327,7 @@ pub fn doctor_report(accounts: Vec<(aws::AccountSpec, Vec<aws::doctor::Check>)>,
 }
 
 pub async fn rules(State(state): State<WebState>, Extension(user): Extension<CurrentUser>) -> PageResult {
-    let hits = blocking(&state, |s| Ok(s.store.rule_hits()?)).await?;
+    let hits = blocking(&state, |s| Ok(s.store.state().rule_hits()?)).await?;
     let info = state.info.load_full();
     let hit = |id: &str| hits.iter().find(|(r, _)| r == id).map_or(0, |(_, n)| *n);
     let mut rules: Vec<&crate::RuleInfo> = info.rules.iter().collect();
