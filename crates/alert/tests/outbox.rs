@@ -2,10 +2,10 @@
 //! a restart of trailwatch and the receiver's recovery every alert arrives, signed, none lost.
 
 use std::sync::{Arc, Mutex};
-use store::EventStore;
 
 use alert::{Outbox, Sink, SinkKind};
 use axum::http::HeaderMap;
+use store::EventStore;
 use store::{AlertHit, AlertPolicy, AlertSubject, SinkRoute, SqliteStore, Store};
 
 type Received = Arc<Mutex<Vec<(String, Option<String>, String)>>>;

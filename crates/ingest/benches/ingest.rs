@@ -9,11 +9,11 @@
 //! `cargo bench -p trailwatch-ingest` (set `TRAILWATCH_BENCH_EVENTS` for a larger tree).
 
 use std::io::Read;
-use store::EventStore;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use ingest::sources::local::{discover, ingest_files};
 use ingest::{DiscardWriter, PipelineConfig};
+use store::EventStore;
 use store::{EventBatch, SqliteStore};
 
 struct Tree {

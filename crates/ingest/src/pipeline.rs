@@ -609,6 +609,9 @@ impl EventWriter for DiscardWriter {
     fn pending_events(&self) -> u64 {
         0
     }
+}
+
+impl store::StateWriter for DiscardWriter {
     fn record_alerts(&mut self, hits: &[store::AlertHit], _: &store::AlertPolicy) -> Result<Vec<i64>, StoreError> {
         Ok((0..hits.len() as i64).collect())
     }
@@ -663,6 +666,9 @@ mod tests {
         fn pending_events(&self) -> u64 {
             0
         }
+    }
+
+    impl store::StateWriter for CommitFails {
         fn record_alerts(&mut self, h: &[store::AlertHit], p: &store::AlertPolicy) -> Result<Vec<i64>, StoreError> {
             self.0.record_alerts(h, p)
         }

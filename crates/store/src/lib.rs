@@ -54,7 +54,7 @@ pub use ops::{DigestSeen, IngestFinding, IntegrationStatus, MessageProblem};
 pub use query::{is_access_denied, Dimension, EventQuery, EventRow, HistogramPoint, Page, Summary, SummarySpec};
 pub use redact::redact_urls;
 pub use retention::{RetentionPolicy, RetentionReport, StorageStats};
-pub use scaleout::ScaleOutStore;
+pub use scaleout::{ClickHouseEvents, ScaleOutStore};
 pub use sqlite::{PlanChoice, SqliteStore};
 
 use std::sync::Arc;
@@ -388,7 +388,7 @@ pub struct PrincipalInfo {
 }
 
 /// Writes objects' events and ledger rows. See the crate documentation for the protocol.
-pub trait EventWriter: Send {
+pub trait EventWriter: StateWriter + Send {
     /// Starts `object`; its events go in with [`insert`](Self::insert). Opens a transaction
     /// when none is open.
     fn begin_object(&mut self, object: &ObjectMeta) -> Result<(), StoreError>;
@@ -422,7 +422,13 @@ pub trait EventWriter: Send {
 
     /// Events inserted since the last commit (callers commit in groups of this size).
     fn pending_events(&self) -> u64;
+}
 
+/// What detection records in a writer's open transaction, beside the objects' events: hits
+/// and the alerts they open, correlation windows, regions seen. Recorded between objects,
+/// it becomes durable with the events it is about (see the scale-out module for how that
+/// holds across two databases).
+pub trait StateWriter {
     /// Records detection hits in the open transaction (opening one if needed), with the
     /// outbox rows of the alerts they open; returns those alerts' ids. Call between objects,
     /// after the hits' events were inserted: hits and events become durable together.

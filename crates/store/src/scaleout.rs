@@ -604,13 +604,6 @@ impl ScaleOutWriter {
 }
 
 impl EventWriter for ScaleOutWriter {
-    fn shared_correlation_windows(
-        &mut self,
-        keys: &[(String, String)],
-    ) -> Result<Option<Vec<crate::CorrelationWindow>>, StoreError> {
-        postgres::off_runtime(|| self.do_shared_correlation_windows(keys).inspect_err(|e| self.release_on(e)))
-    }
-
     fn begin_object(&mut self, object: &ObjectMeta) -> Result<(), StoreError> {
         postgres::off_runtime(|| self.do_begin_object(object).inspect_err(|e| self.release_on(e)))
     }
@@ -637,6 +630,15 @@ impl EventWriter for ScaleOutWriter {
 
     fn pending_events(&self) -> u64 {
         self.do_pending_events()
+    }
+}
+
+impl crate::StateWriter for ScaleOutWriter {
+    fn shared_correlation_windows(
+        &mut self,
+        keys: &[(String, String)],
+    ) -> Result<Option<Vec<crate::CorrelationWindow>>, StoreError> {
+        postgres::off_runtime(|| self.do_shared_correlation_windows(keys).inspect_err(|e| self.release_on(e)))
     }
 
     fn record_alerts(&mut self, hits: &[crate::AlertHit], policy: &crate::AlertPolicy) -> Result<Vec<i64>, StoreError> {

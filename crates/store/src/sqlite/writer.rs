@@ -426,7 +426,9 @@ impl EventWriter for SqliteWriter {
     fn pending_events(&self) -> u64 {
         self.pending_events
     }
+}
 
+impl crate::StateWriter for SqliteWriter {
     fn record_alerts(&mut self, hits: &[crate::AlertHit], policy: &crate::AlertPolicy) -> Result<Vec<i64>, StoreError> {
         if self.object.is_some() {
             return Err(StoreError::ObjectInProgress("record_alerts".into()));

@@ -3,9 +3,9 @@
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use store::{EventStore, StateStore};
 
 use store::{EventQuery, ObjectMeta, ObjectTotals, SqliteStore};
+use store::{EventStore, StateStore};
 
 use crate::event;
 

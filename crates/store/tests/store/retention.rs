@@ -3,9 +3,9 @@
 //! steady feed stops growing.
 
 use std::collections::BTreeSet;
-use store::EventStore;
 
 use model::{timefmt, ParsedEvent};
+use store::EventStore;
 use store::{AlertHit, AlertPolicy, AlertSubject, EventQuery, ObjectMeta, ObjectTotals, RetentionPolicy};
 
 const DAY: i64 = 86_400_000;

@@ -8,12 +8,12 @@
 //! `search` (rows materialised) instead of `summarize`.
 
 use std::time::{Duration, Instant};
-use store::StateStore;
 
 use anyhow::Context;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use serde_json::json;
+use store::StateStore;
 use store::{Dimension, EventQuery, PlanChoice, SqliteStore, Store, SummarySpec};
 use tower::ServiceExt;
 

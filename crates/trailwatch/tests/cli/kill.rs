@@ -3,9 +3,9 @@
 
 use std::collections::BTreeSet;
 use std::time::Instant;
-use store::StateStore;
 
 use store::SqliteStore;
+use store::StateStore;
 
 use crate::util::{bin, records_in, run, run_json, s, simulate, tsv_ids};
 
