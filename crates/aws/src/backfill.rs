@@ -132,12 +132,12 @@ pub async fn backfill(
         }
     }
 
-    let pipeline = Arc::new(Pipeline::<Ticket>::from_spec(store.writer()?, pipeline));
+    let pipeline = Pipeline::<Ticket>::from_spec(store.writer()?, pipeline);
     let limit = Arc::new(tokio::sync::Semaphore::new(request.fetch_concurrency.max(1)));
     let mut tasks = JoinSet::new();
     for (key, region) in todo {
         let (s3, bucket, pipeline, limit, account) =
-            (clients.s3.clone(), bucket.clone(), pipeline.clone(), limit.clone(), spec.name.clone());
+            (clients.s3.clone(), bucket.clone(), pipeline.submitter(), limit.clone(), spec.name.clone());
         // Each task ends in Ok, or in the key and why it was not ingested.
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await.expect("never closed");
@@ -157,7 +157,6 @@ pub async fn backfill(
             Err(e) => report.failed.push((String::new(), format!("fetch task failed: {e}"))),
         }
     }
-    let pipeline = Arc::into_inner(pipeline).expect("every fetch task has finished");
     let settled =
         tokio::task::spawn_blocking(move || pipeline.finish()).await.expect("pipeline finish does not panic")?;
     for s in settled {

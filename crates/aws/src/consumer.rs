@@ -30,11 +30,14 @@ use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, MessageSystemAttributeName,
 };
-use ingest::{ObjectJob, Outcome, Pipeline, Settled};
+use ingest::{ObjectJob, Outcome, Pipeline, Settled, Submitter};
 use model::timefmt::now_millis;
 use model::{Message, Notification, ObjectKind, TrailKey};
 use store::{DigestSeen, IngestFinding, MessageProblem, ObjectMeta, Store};
-use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
+use telemetry::Counter;
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::account::{self, AccountClients, AccountSpec, AwsSettings};
 use crate::fetch;
@@ -85,51 +88,106 @@ pub struct Ticket {
     pub region: String,
 }
 
-/// Counters of one run (also what tests and benchmarks read).
+/// Counters of one run (also what tests and benchmarks read); `serve` registers them into
+/// the metrics registry with [`Counters::register`].
 #[derive(Debug, Default)]
 pub struct Counters {
-    pub messages: AtomicU64,
-    pub deleted: AtomicU64,
-    pub problems: AtomicU64,
-    pub validations: AtomicU64,
-    pub objects_committed: AtomicU64,
-    pub objects_quarantined: AtomicU64,
-    pub objects_known: AtomicU64,
-    pub other_keys: AtomicU64,
-    pub digests: AtomicU64,
-    pub eventbridge: AtomicU64,
-    pub events_new: AtomicU64,
-    pub events_duplicate: AtomicU64,
+    pub messages: Counter,
+    pub deleted: Counter,
+    pub problems: Counter,
+    pub validations: Counter,
+    pub objects_committed: Counter,
+    pub objects_quarantined: Counter,
+    pub objects_known: Counter,
+    pub other_keys: Counter,
+    pub digests: Counter,
+    pub eventbridge: Counter,
+    pub events_new: Counter,
+    pub events_duplicate: Counter,
     /// Records the ingest filters dropped.
-    pub events_filtered: AtomicU64,
+    pub events_filtered: Counter,
     /// Where time goes (summed over concurrent tasks): long polls, S3 GETs, and waiting for
     /// the pipeline to take an object (backpressure: parse or store is the slower stage).
-    pub receive_calls: AtomicU64,
-    pub receive_micros: AtomicU64,
-    pub fetch_micros: AtomicU64,
-    pub fetch_bytes: AtomicU64,
-    pub submit_wait_micros: AtomicU64,
+    pub receive_calls: Counter,
+    pub receive_micros: Counter,
+    pub fetch_micros: Counter,
+    pub fetch_bytes: Counter,
+    pub submit_wait_micros: Counter,
 }
 
 impl Counters {
     pub fn to_json(&self) -> serde_json::Value {
-        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         serde_json::json!({
-            "messages": g(&self.messages), "deleted": g(&self.deleted), "problems": g(&self.problems),
-            "validations": g(&self.validations), "objects": g(&self.objects_committed),
-            "quarantined": g(&self.objects_quarantined), "already_ingested": g(&self.objects_known),
-            "other_keys": g(&self.other_keys), "digests": g(&self.digests), "eventbridge": g(&self.eventbridge),
-            "new": g(&self.events_new), "duplicates": g(&self.events_duplicate),
-            "filtered": g(&self.events_filtered),
-            "receive_calls": g(&self.receive_calls), "receive_seconds": g(&self.receive_micros) as f64 / 1e6,
-            "fetch_seconds": g(&self.fetch_micros) as f64 / 1e6, "fetch_bytes": g(&self.fetch_bytes),
-            "submit_wait_seconds": g(&self.submit_wait_micros) as f64 / 1e6,
+            "messages": self.messages.get(), "deleted": self.deleted.get(), "problems": self.problems.get(),
+            "validations": self.validations.get(), "objects": self.objects_committed.get(),
+            "quarantined": self.objects_quarantined.get(), "already_ingested": self.objects_known.get(),
+            "other_keys": self.other_keys.get(), "digests": self.digests.get(), "eventbridge": self.eventbridge.get(),
+            "new": self.events_new.get(), "duplicates": self.events_duplicate.get(),
+            "filtered": self.events_filtered.get(),
+            "receive_calls": self.receive_calls.get(), "receive_seconds": self.receive_micros.get() as f64 / 1e6,
+            "fetch_seconds": self.fetch_micros.get() as f64 / 1e6, "fetch_bytes": self.fetch_bytes.get(),
+            "submit_wait_seconds": self.submit_wait_micros.get() as f64 / 1e6,
         })
     }
-}
 
-fn bump(c: &AtomicU64, n: u64) {
-    c.fetch_add(n, Ordering::Relaxed);
+    /// Registers the counters `/metrics` shows.
+    pub fn register(&self, registry: &telemetry::Registry) {
+        let counters: [(&'static str, &'static str, &Counter); 14] = [
+            (
+                "trailwatch_messages_received_total",
+                "Notifications received (SQS messages and SNS pushes).",
+                &self.messages,
+            ),
+            (
+                "trailwatch_messages_deleted_total",
+                "SQS messages deleted after their objects were committed.",
+                &self.deleted,
+            ),
+            (
+                "trailwatch_message_problems_total",
+                "Messages left on their queue (or refused to SNS) with a reason.",
+                &self.problems,
+            ),
+            (
+                "trailwatch_validation_messages_total",
+                "CloudTrail validation messages and S3 test events.",
+                &self.validations,
+            ),
+            ("trailwatch_objects_committed_total", "Log objects committed.", &self.objects_committed),
+            (
+                "trailwatch_objects_quarantined_total",
+                "Log objects quarantined for bad content.",
+                &self.objects_quarantined,
+            ),
+            (
+                "trailwatch_objects_already_ingested_total",
+                "Objects named again that the ledger already had.",
+                &self.objects_known,
+            ),
+            (
+                "trailwatch_other_keys_total",
+                "Announced keys that are not CloudTrail log files (skipped).",
+                &self.other_keys,
+            ),
+            ("trailwatch_digests_seen_total", "Digest files announced.", &self.digests),
+            ("trailwatch_events_new_total", "Events stored.", &self.events_new),
+            (
+                "trailwatch_events_duplicate_total",
+                "Events delivered again (same eventID), not stored twice.",
+                &self.events_duplicate,
+            ),
+            (
+                "trailwatch_events_filtered_total",
+                "Records dropped by the ingest filters before storage.",
+                &self.events_filtered,
+            ),
+            ("trailwatch_queue_receives_total", "SQS ReceiveMessage calls.", &self.receive_calls),
+            ("trailwatch_s3_fetched_bytes_total", "Bytes of log objects fetched from S3.", &self.fetch_bytes),
+        ];
+        for (name, help, counter) in counters {
+            registry.counter(name, help, &[], counter);
+        }
+    }
 }
 
 /// An SQS message: acknowledged by deleting it.
@@ -179,13 +237,27 @@ pub enum PushError {
     Timeout,
 }
 
+/// What the consumer has done so far (it changes whenever a message arrives or an object
+/// settles).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Activity {
+    pub messages: u64,
+    /// Objects committed or quarantined.
+    pub objects: u64,
+    pub deleted: u64,
+    pub problems: u64,
+}
+
 /// Shared state of the running consumer.
 pub struct Consumer {
     accounts: Vec<AccountSpec>,
     /// Connected accounts' clients, by account name.
     clients: Mutex<HashMap<String, AccountClients>>,
     store: Store,
-    pipeline: Mutex<Option<Arc<Pipeline<Ticket>>>>,
+    /// Where fetched objects go; refuses them once the pipeline has finished.
+    submitter: Submitter<Ticket>,
+    /// Taken (and finished) at shutdown.
+    pipeline: Mutex<Option<Pipeline<Ticket>>>,
     board: Arc<StatusBoard>,
     inflight: Mutex<HashMap<u64, InFlight>>,
     next_seq: AtomicU64,
@@ -198,26 +270,41 @@ pub struct Consumer {
     pub counters: Counters,
 }
 
-/// Runs the consumer for `accounts` until `shutdown` resolves; returns its counters.
-pub async fn run<F>(
+/// A running consumer: its tasks, and the steps that stop it in order (see [`start`]).
+pub struct Handle {
+    consumer: Arc<Consumer>,
+    /// Cancelled to stop receiving: the receive loops, the visibility extender and the
+    /// status flusher end on it.
+    stop: CancellationToken,
+    receivers: Vec<JoinHandle<()>>,
+    extender: JoinHandle<()>,
+    flusher: JoinHandle<()>,
+    /// Takes settled objects from the pipeline (through a thread) into [`Consumer::settle`].
+    settler: JoinHandle<()>,
+    /// Deletes acknowledged messages in batches.
+    deleter: JoinHandle<()>,
+}
+
+/// Starts consuming the queues of `accounts`: one receive loop per queue (times
+/// `receivers_per_queue`), the pipeline that parses and commits their objects, and the tasks
+/// around it. Stop it with the [`Handle`]'s steps, in their order.
+pub async fn start(
     accounts: Vec<AccountSpec>,
     settings: AwsSettings,
     store: Store,
     pipeline: ingest::PipelineSpec,
     config: ConsumerConfig,
     board: Arc<StatusBoard>,
-    shutdown: impl FnOnce(Arc<Consumer>) -> F,
-) -> Result<Arc<Consumer>, store::StoreError>
-where
-    F: std::future::Future<Output = ()>,
-{
-    let pipeline = Arc::new(Pipeline::<Ticket>::from_spec(store.writer()?, pipeline));
+) -> Result<Handle, store::StoreError> {
+    let pipeline = Pipeline::<Ticket>::from_spec(store.writer()?, pipeline);
+    let settled_source = pipeline.settled().clone();
     let (ack_tx, ack_rx) = mpsc::unbounded_channel();
     let consumer = Arc::new(Consumer {
         accounts: accounts.clone(),
         clients: Mutex::new(HashMap::new()),
         store: store.clone(),
-        pipeline: Mutex::new(Some(pipeline.clone())),
+        submitter: pipeline.submitter(),
+        pipeline: Mutex::new(Some(pipeline)),
         board: board.clone(),
         inflight: Mutex::new(HashMap::new()),
         next_seq: AtomicU64::new(1),
@@ -231,8 +318,6 @@ where
 
     // Settled objects: a blocking thread forwards them into the runtime.
     let (settled_tx, mut settled_rx) = mpsc::unbounded_channel::<Settled<Ticket>>();
-    let settled_source = pipeline.settled().clone();
-    drop(pipeline);
     std::thread::Builder::new()
         .name("settled-forward".into())
         .spawn(move || {
@@ -252,15 +337,15 @@ where
         })
     };
     let deleter = tokio::spawn(delete_acks(ack_rx, consumer.clone()));
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let extender = tokio::spawn(extend_visibility(consumer.clone(), stop_rx.clone()));
+    let stop = CancellationToken::new();
+    let extender = tokio::spawn(extend_visibility(consumer.clone(), stop.clone()));
     let flusher = {
-        let (c, mut stop) = (consumer.clone(), stop_rx.clone());
+        let (c, stop) = (consumer.clone(), stop.clone());
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(c.config.status_flush) => {}
-                    _ = stop.changed() => return,
+                    _ = stop.cancelled() => return,
                 }
                 let (board, store) = (c.board.clone(), c.store.clone());
                 let flushed = tokio::task::spawn_blocking(move || board.flush(store.state())).await;
@@ -272,70 +357,88 @@ where
     };
 
     let base = account::base_config(&settings).await;
-    let mut loops = Vec::new();
-    for spec in accounts {
-        let (c, base, settings, stop) = (consumer.clone(), base.clone(), settings.clone(), stop_rx.clone());
-        loops.push(tokio::spawn(async move { c.run_account(spec, base, settings, stop).await }));
-    }
-
-    shutdown(consumer.clone()).await;
-    tracing::info!("shutting down: no new messages; waiting for those in flight");
-    let _ = stop_tx.send(true);
-    for l in loops {
-        let _ = l.await;
-    }
-    let deadline = Instant::now() + consumer.config.shutdown_grace;
-    while !consumer.inflight.lock().unwrap_or_else(|p| p.into_inner()).is_empty() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    consumer.release_inflight().await;
-    let _ = extender.await;
-    // Close the pipeline: what it holds is committed (its messages were released or are
-    // already settled), then the last settled objects are processed.
-    let pipeline = consumer.pipeline.lock().unwrap_or_else(|p| p.into_inner()).take();
-    if let Some(p) = pipeline {
-        let p = wait_unique(p).await;
-        match tokio::task::spawn_blocking(move || p.map(|p| p.finish())).await {
-            // Outcomes the forwarder did not take: counted like the others (their messages,
-            // if any, were released above and will find the objects in the ledger).
-            Ok(Some(Ok(rest))) => rest.into_iter().for_each(|s| consumer.settle(s)),
-            Ok(Some(Err(e))) => tracing::error!(error = %e, "ingest pipeline failed"),
-            _ => tracing::warn!("objects still being fetched at shutdown were not committed; their messages return"),
-        }
-    }
-    // The forwarder ends with the pipeline's writer; a fetch still stuck at this point must
-    // not hold the exit up.
-    let _ = tokio::time::timeout(Duration::from_secs(5), settler).await;
-    let _ = flusher.await;
-    consumer.board.flush(consumer.store.state())?;
-    let _ = tokio::time::timeout(Duration::from_secs(10), async {
-        while consumer.acks_pending() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-    deleter.abort();
-    Ok(consumer)
+    let receivers = accounts
+        .into_iter()
+        .map(|spec| {
+            let (c, base, settings, stop) = (consumer.clone(), base.clone(), settings.clone(), stop.clone());
+            tokio::spawn(async move { c.run_account(spec, base, settings, stop).await })
+        })
+        .collect();
+    Ok(Handle { consumer, stop, receivers, extender, flusher, settler, deleter })
 }
 
-/// Waits (briefly) until fetch tasks have let go of the pipeline; `None` if they do not.
-async fn wait_unique(mut p: Arc<Pipeline<Ticket>>) -> Option<Pipeline<Ticket>> {
-    for _ in 0..200 {
-        match Arc::try_unwrap(p) {
-            Ok(p) => return Some(p),
-            Err(shared) => p = shared,
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
+impl Handle {
+    pub fn consumer(&self) -> &Arc<Consumer> {
+        &self.consumer
     }
-    None
+
+    /// Shutdown, step 1: no new long polls. A poll under way is let finish (SQS would hand
+    /// an abandoned poll's messages to nobody until their visibility timed out) and what it
+    /// returns is released at once.
+    pub async fn stop_receiving(&mut self) {
+        self.stop.cancel();
+        for r in self.receivers.drain(..) {
+            let _ = r.await;
+        }
+    }
+
+    /// Step 2: waits up to `grace` for the messages in flight to be handled.
+    pub async fn drain(&self, grace: Duration) {
+        let deadline = Instant::now() + grace;
+        while self.consumer.in_flight() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Step 3: messages still in flight go back to their queue at once (pushes are answered
+    /// with an error, so SNS retries them).
+    pub async fn release_in_flight(&mut self) {
+        self.consumer.release_inflight().await;
+        let _ = (&mut self.extender).await;
+    }
+
+    /// Step 4: commits what the pipeline holds and settles it, writes the status board, and
+    /// waits (briefly) for acknowledged messages to be deleted. Returns the consumer, whose
+    /// counters tell what this run did.
+    pub async fn flush(self) -> Result<Arc<Consumer>, store::StoreError> {
+        let Handle { consumer, settler, flusher, deleter, .. } = self;
+        // What the pipeline holds is committed: its messages were released above or are
+        // already settled, so nothing is acknowledged that was not handled.
+        let pipeline = consumer.pipeline.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(p) = pipeline {
+            match tokio::task::spawn_blocking(move || p.finish()).await {
+                // Outcomes the forwarder did not take: counted like the others (their
+                // messages, if any, were released and will find the objects in the ledger).
+                Ok(Ok(rest)) => rest.into_iter().for_each(|s| consumer.settle(s)),
+                Ok(Err(e)) => tracing::error!(error = %e, "ingest pipeline failed"),
+                Err(e) => tracing::error!(error = %e, "ingest pipeline panicked"),
+            }
+        }
+        // The forwarder ends with the pipeline's writer.
+        let _ = tokio::time::timeout(Duration::from_secs(5), settler).await;
+        let _ = flusher.await;
+        consumer.board.flush(consumer.store.state())?;
+        let _ = tokio::time::timeout(Duration::from_secs(10), async {
+            while consumer.acks_pending() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        deleter.abort();
+        Ok(consumer)
+    }
 }
 
 impl Consumer {
     /// Changes whenever a message arrives or an object settles (idle detection).
-    pub fn activity(&self) -> (u64, u64, u64, u64) {
-        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    pub fn activity(&self) -> Activity {
         let c = &self.counters;
-        (g(&c.messages), g(&c.objects_committed) + g(&c.objects_quarantined), g(&c.deleted), g(&c.problems))
+        Activity {
+            messages: c.messages.get(),
+            objects: c.objects_committed.get() + c.objects_quarantined.get(),
+            deleted: c.deleted.get(),
+            problems: c.problems.get(),
+        }
     }
 
     /// The live integration status board.
@@ -348,10 +451,6 @@ impl Consumer {
         self.inflight.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
-    fn pipeline(&self) -> Option<Arc<Pipeline<Ticket>>> {
-        self.pipeline.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
     fn acks_pending(&self) -> bool {
         self.acks_queued.load(Ordering::Relaxed) > 0
     }
@@ -361,7 +460,7 @@ impl Consumer {
         spec: AccountSpec,
         base: aws_config::SdkConfig,
         settings: AwsSettings,
-        mut stop: watch::Receiver<bool>,
+        stop: CancellationToken,
     ) {
         let mut delay = Duration::from_secs(1);
         let clients = loop {
@@ -372,7 +471,7 @@ impl Consumer {
                     self.board.error(&spec.name, "", &e.to_string(), now_millis());
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
-                        _ = stop.changed() => return,
+                        _ = stop.cancelled() => return,
                     }
                     delay = (delay * 2).min(Duration::from_secs(300));
                 }
@@ -396,14 +495,14 @@ impl Consumer {
         }
     }
 
-    async fn receive_loop(self: Arc<Self>, clients: AccountClients, queue: String, mut stop: watch::Receiver<bool>) {
+    async fn receive_loop(self: Arc<Self>, clients: AccountClients, queue: String, stop: CancellationToken) {
         let name = clients.spec.name.clone();
         let mut delay = Duration::from_millis(500);
         let mut failing = false;
-        while !*stop.borrow() {
+        while !stop.is_cancelled() {
             let permits = tokio::select! {
                 p = self.message_permits.clone().acquire_many_owned(10) => p.expect("semaphore never closed"),
-                _ = stop.changed() => return,
+                _ = stop.cancelled() => return,
             };
             let receive = clients
                 .sqs
@@ -418,9 +517,9 @@ impl Consumer {
             // poll to it, and they would stay invisible for the whole visibility timeout.
             let started = Instant::now();
             let out = receive.await;
-            bump(&self.counters.receive_calls, 1);
-            bump(&self.counters.receive_micros, started.elapsed().as_micros() as u64);
-            if *stop.borrow() {
+            self.counters.receive_calls.add(1);
+            self.counters.receive_micros.add(started.elapsed().as_micros() as u64);
+            if stop.is_cancelled() {
                 if let Ok(out) = out {
                     for m in out.messages.unwrap_or_default() {
                         if let Some(h) = m.receipt_handle {
@@ -439,7 +538,7 @@ impl Consumer {
                     drop(permits);
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
-                        _ = stop.changed() => return,
+                        _ = stop.cancelled() => return,
                     }
                     delay = (delay * 2).min(Duration::from_secs(60));
                 }
@@ -468,7 +567,7 @@ impl Consumer {
         m: aws_sdk_sqs::types::Message,
         permit: OwnedSemaphorePermit,
     ) {
-        bump(&self.counters.messages, 1);
+        self.counters.messages.add(1);
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let body = m.body.unwrap_or_default();
         let receive_count = m
@@ -511,7 +610,7 @@ impl Consumer {
         match message.notification {
             Notification::Validation | Notification::S3Test { .. } => {
                 tracing::info!(account = %spec.name, "validation message received: the trail's notifications reach this queue");
-                bump(&self.counters.validations, 1);
+                self.counters.validations.add(1);
                 self.board.validation(&spec.name, now);
                 None
             }
@@ -531,7 +630,7 @@ impl Consumer {
                 }
                 let region = region.unwrap_or_default();
                 self.board.notification(&spec.name, &region, now);
-                bump(&self.counters.eventbridge, 1);
+                self.counters.eventbridge.add(1);
                 let file = format!("{{\"Records\":[{record}]}}").into_bytes();
                 let meta = ObjectMeta {
                     source: "eventbridge".into(),
@@ -545,7 +644,7 @@ impl Consumer {
                 None
             }
             Notification::Objects { objects, skipped, .. } => {
-                bump(&self.counters.other_keys, skipped as u64);
+                self.counters.other_keys.add(skipped as u64);
                 let mut logs = Vec::new();
                 let mut digests = Vec::new();
                 for o in objects {
@@ -556,7 +655,7 @@ impl Consumer {
                         ));
                     }
                     match TrailKey::parse(&o.key) {
-                        Err(_) => bump(&self.counters.other_keys, 1),
+                        Err(_) => self.counters.other_keys.add(1),
                         Ok(k) if !spec.owns(&k) => {
                             return Some((
                                 "foreign_account".into(),
@@ -579,14 +678,14 @@ impl Consumer {
                     if let Err(e) = on_store(&self.store, move |s| s.state().record_digest(&d)).await {
                         return Some(("store_failed".into(), e.to_string()));
                     }
-                    bump(&self.counters.digests, 1);
+                    self.counters.digests.add(1);
                 }
                 for (o, k) in logs {
                     self.board.notification(&spec.name, &k.region, now);
                     let (bucket, key) = (o.bucket.clone(), o.key.clone());
                     match on_store(&self.store, move |s| s.state().ledger_entry(&bucket, &key)).await {
                         Ok(Some(_)) => {
-                            bump(&self.counters.objects_known, 1);
+                            self.counters.objects_known.add(1);
                             continue;
                         }
                         Ok(None) => {}
@@ -617,10 +716,10 @@ impl Consumer {
         let permit = self.fetch_permits.clone().acquire_owned().await.expect("semaphore never closed");
         let started = Instant::now();
         let fetched = fetch::get_object(&clients.s3, &o.bucket, &o.key).await;
-        bump(&self.counters.fetch_micros, started.elapsed().as_micros() as u64);
+        self.counters.fetch_micros.add(started.elapsed().as_micros() as u64);
         match fetched {
             Ok(bytes) => {
-                bump(&self.counters.fetch_bytes, bytes.len() as u64);
+                self.counters.fetch_bytes.add(bytes.len() as u64);
                 let meta = ObjectMeta { source: "sqs".into(), bucket: o.bucket, key: o.key, size: bytes.len() as u64 };
                 let result = self.submit(seq, spec, region, meta, bytes).await;
                 drop(permit);
@@ -668,13 +767,10 @@ impl Consumer {
         meta: ObjectMeta,
         bytes: Vec<u8>,
     ) -> Option<(String, String)> {
-        let Some(pipeline) = self.pipeline() else {
-            return Some(("shutting_down".into(), "the ingest pipeline has stopped".into()));
-        };
         let job = ObjectJob::in_memory(meta, bytes, Ticket { message: Some(seq), account: spec.name.clone(), region });
         let started = Instant::now();
-        let submitted = submit_blocking(pipeline, job).await;
-        bump(&self.counters.submit_wait_micros, started.elapsed().as_micros() as u64);
+        let submitted = submit_blocking(self.submitter.clone(), job).await;
+        self.counters.submit_wait_micros.add(started.elapsed().as_micros() as u64);
         submitted.err().map(|detail| ("pipeline_stopped".into(), detail))
     }
 
@@ -695,7 +791,7 @@ impl Consumer {
         let spec = self.account_for_topic(topic_arn).ok_or_else(|| PushError::UnknownTopic(topic_arn.to_owned()))?;
         let clients = self.clients.lock().unwrap_or_else(|p| p.into_inner()).get(&spec.name).cloned();
         let clients = clients.ok_or_else(|| PushError::AccountUnavailable(spec.name.clone()))?;
-        bump(&self.counters.messages, 1);
+        self.counters.messages.add(1);
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let (reply, outcome) = oneshot::channel();
         self.track(seq, Origin::Push(reply), None);
@@ -732,7 +828,7 @@ impl Consumer {
         let done = match done.origin {
             Origin::Push(reply) => {
                 if !problems.is_empty() {
-                    bump(&self.counters.problems, 1);
+                    self.counters.problems.add(1);
                 }
                 let detail = problems.iter().map(|(r, d)| format!("{r}: {d}")).collect::<Vec<_>>().join("; ");
                 let _ = reply.send(if problems.is_empty() { Ok(()) } else { Err(detail) });
@@ -751,7 +847,7 @@ impl Consumer {
             });
             return;
         }
-        bump(&self.counters.problems, 1);
+        self.counters.problems.add(1);
         let (reason, _) = problems[0].clone();
         let detail = problems.iter().map(|(r, d)| format!("{r}: {d}")).collect::<Vec<_>>().join("; ");
         tracing::warn!(queue = %done.queue, message_id = %done.message_id, reason = %reason, detail = %detail,
@@ -793,10 +889,10 @@ impl Consumer {
         let t = &s.receipt;
         let problem = match s.outcome {
             Outcome::Committed { counts, newest_event, filtered, .. } => {
-                bump(&self.counters.objects_committed, 1);
-                bump(&self.counters.events_filtered, filtered);
-                bump(&self.counters.events_new, counts.new);
-                bump(&self.counters.events_duplicate, counts.duplicates);
+                self.counters.objects_committed.add(1);
+                self.counters.events_filtered.add(filtered);
+                self.counters.events_new.add(counts.new);
+                self.counters.events_duplicate.add(counts.duplicates);
                 self.board.object(&t.account, &t.region, counts.new, newest_event, now);
                 tracing::debug!(account = %t.account, region = %t.region, bucket = %s.meta.bucket, key = %s.meta.key,
                     new = counts.new, duplicates = counts.duplicates, filtered, "object committed");
@@ -804,7 +900,7 @@ impl Consumer {
             }
             Outcome::Quarantined { reason, detail } => {
                 // Bad content is recorded in the ledger: the message has done its job.
-                bump(&self.counters.objects_quarantined, 1);
+                self.counters.objects_quarantined.add(1);
                 tracing::warn!(account = %t.account, region = %t.region, bucket = %s.meta.bucket, key = %s.meta.key,
                     reason, detail = %detail, "object quarantined");
                 let what = format!("s3://{}/{} quarantined: {reason}: {detail}", s.meta.bucket, s.meta.key);
@@ -852,7 +948,7 @@ async fn release(sqs: &aws_sdk_sqs::Client, queue: &str, receipt_handle: &str) {
 
 /// Hands a job to the pipeline from async code: `submit` blocks while the pipeline is full
 /// (backpressure), so it runs on a blocking thread.
-pub(crate) async fn submit_blocking(pipeline: Arc<Pipeline<Ticket>>, job: ObjectJob<Ticket>) -> Result<(), String> {
+pub(crate) async fn submit_blocking(pipeline: Submitter<Ticket>, job: ObjectJob<Ticket>) -> Result<(), String> {
     match tokio::task::spawn_blocking(move || pipeline.submit(job)).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(e.to_string()),
@@ -924,7 +1020,7 @@ async fn delete_batch(consumer: &Consumer, queue: &str, acks: Vec<Ack>) {
         if failed.contains(&i) {
             continue;
         }
-        bump(&consumer.counters.deleted, 1);
+        consumer.counters.deleted.add(1);
         if a.was_problem {
             let (queue, id) = (queue.to_owned(), a.message_id.clone());
             if let Err(e) = on_store(&consumer.store, move |s| s.state().clear_message_problem(&queue, &id)).await {
@@ -936,13 +1032,13 @@ async fn delete_batch(consumer: &Consumer, queue: &str, acks: Vec<Ack>) {
 }
 
 /// Renews the visibility of messages still in flight a third of the way into their timeout.
-async fn extend_visibility(consumer: Arc<Consumer>, mut stop: watch::Receiver<bool>) {
+async fn extend_visibility(consumer: Arc<Consumer>, stop: CancellationToken) {
     let timeout = consumer.config.visibility_timeout_secs.max(3);
     let every = Duration::from_secs(timeout as u64 / 3);
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
-            _ = stop.changed() => return,
+            _ = stop.cancelled() => return,
         }
         let due: Vec<(aws_sdk_sqs::Client, String, String)> = consumer
             .inflight

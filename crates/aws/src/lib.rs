@@ -23,9 +23,10 @@ pub mod fetch;
 pub mod history;
 pub mod integrity;
 pub mod permissions;
+pub mod push;
 pub mod setup;
 pub mod sns;
 pub mod status;
 
 pub use account::{AccountClients, AccountError, AccountSpec, AwsSettings};
-pub use status::{StatusBoard, Verdict};
+pub use status::StatusBoard;

@@ -9,7 +9,7 @@
 //!   correlations in event-time order and records the hits and the changed correlation
 //!   windows in the same transaction. A quarantined or failed object leaves nothing behind.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use arc_swap::ArcSwap;
 
@@ -17,6 +17,7 @@ use detect::correlation::{Keyed, State};
 use detect::{RuleSet, Scan};
 use model::ParsedEvent;
 use store::{AlertHit, AlertPolicy, AlertSubject, CorrelationWindow, EventBatch, EventWriter, StoreError};
+use telemetry::Counter;
 
 /// What the pipeline detects with.
 pub struct Detection {
@@ -45,8 +46,8 @@ pub const NEW_REGION_TITLE: &str = "Activity in a region never used before";
 pub const INCOMPLETE_SCAN_RULE_ID: &str = "8e5b1f0a-3c2d-5e7f-9a1b-4c6d8e0f2a3b";
 pub const INCOMPLETE_SCAN_TITLE: &str = "Record too deeply nested for detection to read whole";
 
-/// Records whose scan was incomplete, process-wide (for `/metrics`).
-pub static INCOMPLETE_SCANS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Records whose scan was incomplete, process-wide (see [`register_metrics`]).
+pub static INCOMPLETE_SCANS: LazyLock<Counter> = LazyLock::new(Counter::default);
 
 /// Per account: when it was first seen, and its regions with their first event.
 #[derive(Debug, Clone, Default)]
@@ -234,7 +235,7 @@ impl ObjectHits {
     pub fn add_event(&mut self, detection: &Detection, e: &ParsedEvent, scan: Scan) {
         let (rules, window) = (&detection.rules, detection.policy.suppression_ms);
         if scan.incomplete {
-            INCOMPLETE_SCANS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            INCOMPLETE_SCANS.inc();
             tracing::warn!(
                 event_id = %e.event_id,
                 event_name = ?e.event_name,
@@ -370,10 +371,32 @@ pub struct RecordedAlerts {
     pub opened: u64,
 }
 
-/// Rule evaluation on the parse threads, process-wide (for `/metrics`): records scanned and
-/// the time `RuleSet::scan` took, in nanoseconds.
-pub static SCANNED_RECORDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-pub static SCAN_NANOS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Rule evaluation on the parse threads, process-wide (see [`register_metrics`]): records
+/// scanned and the time `RuleSet::scan` took, in nanoseconds.
+pub static SCANNED_RECORDS: LazyLock<Counter> = LazyLock::new(Counter::default);
+pub static SCAN_NANOS: LazyLock<Counter> = LazyLock::new(Counter::default);
+
+/// Registers detection's counters.
+pub fn register_metrics(registry: &telemetry::Registry) {
+    registry.counter(
+        "trailwatch_rule_evaluated_records_total",
+        "Records scanned by the detection rules.",
+        &[],
+        &SCANNED_RECORDS,
+    );
+    registry.scaled_counter(
+        "trailwatch_rule_evaluation_seconds_total",
+        "Time spent evaluating rules on records.",
+        1e-9,
+        &SCAN_NANOS,
+    );
+    registry.counter(
+        "trailwatch_rule_incomplete_records_total",
+        "Records the rules could not read whole (values nested too deep); each raises an alert.",
+        &[],
+        &INCOMPLETE_SCANS,
+    );
+}
 
 /// Sums one object's scan times and adds them to the process-wide counters once, when the
 /// object is done (however it ends), so parse threads do not contend per record.
@@ -392,10 +415,9 @@ impl ScanTimer {
 
 impl Drop for ScanTimer {
     fn drop(&mut self) {
-        use std::sync::atomic::Ordering::Relaxed;
         if self.records > 0 {
-            SCANNED_RECORDS.fetch_add(self.records, Relaxed);
-            SCAN_NANOS.fetch_add(self.nanos, Relaxed);
+            SCANNED_RECORDS.add(self.records);
+            SCAN_NANOS.add(self.nanos);
         }
     }
 }

@@ -10,7 +10,7 @@
 //! A dropped record is gone for good — not stored, not scanned by rules — so every rule
 //! counts what it decided, for `/metrics` and the ingest report.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use telemetry::Counter;
 
 use detect::pattern::{parse, Pattern};
 use model::ParsedEvent;
@@ -56,7 +56,7 @@ struct Rule {
     account: Vec<Pattern>,
     region: Vec<Pattern>,
     read_only: Option<bool>,
-    matched: AtomicU64,
+    matched: Counter,
 }
 
 /// Compiled filter rules with their counters.
@@ -102,7 +102,7 @@ impl EventFilter {
                 account: patterns(&s.account),
                 region: patterns(&s.region),
                 read_only: s.read_only,
-                matched: AtomicU64::new(0),
+                matched: Counter::default(),
             });
         }
         Ok(EventFilter { rules, specs: specs.to_vec() })
@@ -120,7 +120,7 @@ impl EventFilter {
                 && any(&r.region, e.aws_region.as_deref())
                 && r.read_only.is_none_or(|want| e.read_only == Some(want));
             if hit {
-                r.matched.fetch_add(1, Ordering::Relaxed);
+                r.matched.inc();
                 return r.action == FilterAction::Keep;
             }
         }
@@ -129,7 +129,20 @@ impl EventFilter {
 
     /// (rule name, action, records it decided) since the filter was built.
     pub fn counts(&self) -> Vec<(String, FilterAction, u64)> {
-        self.rules.iter().map(|r| (r.name.clone(), r.action, r.matched.load(Ordering::Relaxed))).collect()
+        self.rules.iter().map(|r| (r.name.clone(), r.action, r.matched.get())).collect()
+    }
+
+    /// Registers each rule's count (by filter name and action), replacing the counts of
+    /// the filters this one replaces.
+    pub fn register_metrics(&self, registry: &telemetry::Registry) {
+        for r in &self.rules {
+            registry.counter(
+                "trailwatch_ingest_filter_records_total",
+                "Records each ingest filter rule decided.",
+                &[("filter", &r.name), ("action", r.action.as_str())],
+                &r.matched,
+            );
+        }
     }
 
     /// The rules as configured.

@@ -17,4 +17,6 @@ pub mod pipeline;
 pub mod sources;
 
 pub use detection::{Detection, RecordedAlerts};
-pub use pipeline::{DiscardWriter, ObjectJob, Outcome, Pipeline, PipelineConfig, PipelineError, PipelineSpec, Settled};
+pub use pipeline::{
+    DiscardWriter, ObjectJob, Outcome, Pipeline, PipelineConfig, PipelineError, PipelineSpec, Settled, Submitter,
+};

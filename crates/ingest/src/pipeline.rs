@@ -25,7 +25,7 @@
 
 use std::io::Read;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -182,7 +182,7 @@ enum Ready<R> {
 const STREAM_BUFFER: usize = 4;
 
 pub struct Pipeline<R> {
-    job_tx: Option<Sender<ObjectJob<R>>>,
+    jobs: Submitter<R>,
     workers: Vec<JoinHandle<()>>,
     writer: Option<JoinHandle<Result<(), PipelineError>>>,
     settled_rx: Receiver<Settled<R>>,
@@ -243,12 +243,23 @@ impl<R: Send + 'static> Pipeline<R> {
             .name("store-writer".into())
             .spawn(move || write_objects(writer, ready_rx, settled_tx, &config, detection))
             .expect("spawn store writer");
-        Pipeline { job_tx: Some(job_tx), workers, writer: Some(writer), settled_rx }
+        Pipeline {
+            jobs: Submitter { jobs: Arc::new(Mutex::new(Some(job_tx))) },
+            workers,
+            writer: Some(writer),
+            settled_rx,
+        }
     }
 
     /// Queues an object. Blocks while too many objects are waiting (backpressure).
     pub fn submit(&self, job: ObjectJob<R>) -> Result<(), PipelineError> {
-        self.job_tx.as_ref().expect("open until finish").send(job).map_err(|_| PipelineError::Stopped)
+        self.jobs.submit(job)
+    }
+
+    /// A handle that submits to this pipeline from other threads or tasks, without owning
+    /// it: [`finish`](Self::finish) needs the pipeline itself.
+    pub fn submitter(&self) -> Submitter<R> {
+        self.jobs.clone()
     }
 
     /// Durable outcomes as they are committed.
@@ -259,7 +270,7 @@ impl<R: Send + 'static> Pipeline<R> {
     /// Waits until every submitted object is written and committed; returns the outcomes
     /// not yet taken from [`settled`](Self::settled).
     pub fn finish(mut self) -> Result<Vec<Settled<R>>, PipelineError> {
-        self.job_tx.take();
+        self.jobs.close();
         for w in self.workers.drain(..) {
             let _ = w.join();
         }
@@ -273,7 +284,33 @@ impl<R> Drop for Pipeline<R> {
     fn drop(&mut self) {
         // Dropping without `finish`: stop taking work; the writer rolls back what it has not
         // committed, which is safe because nothing uncommitted was ever settled.
-        self.job_tx.take();
+        self.jobs.close();
+    }
+}
+
+/// Submits objects to a [`Pipeline`] (clones share it). Once the pipeline finishes, it
+/// refuses them with [`PipelineError::Stopped`].
+pub struct Submitter<R> {
+    /// Taken when the pipeline finishes: the workers stop once the submits in progress
+    /// (each holds a clone of the sender while it waits for room) have been taken.
+    jobs: Arc<Mutex<Option<Sender<ObjectJob<R>>>>>,
+}
+
+impl<R> Clone for Submitter<R> {
+    fn clone(&self) -> Self {
+        Submitter { jobs: self.jobs.clone() }
+    }
+}
+
+impl<R> Submitter<R> {
+    /// Queues an object. Blocks while too many objects are waiting (backpressure).
+    pub fn submit(&self, job: ObjectJob<R>) -> Result<(), PipelineError> {
+        let sender = self.jobs.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        sender.ok_or(PipelineError::Stopped)?.send(job).map_err(|_| PipelineError::Stopped)
+    }
+
+    fn close(&self) {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 }
 

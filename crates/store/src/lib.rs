@@ -30,6 +30,7 @@ pub mod alerts;
 pub mod auth;
 mod batch;
 mod clickhouse;
+pub mod integration;
 pub mod integrity;
 pub mod migrate;
 mod ops;
@@ -49,7 +50,8 @@ pub use alerts::{
 pub use auth::{ApiToken, Role, Session, User};
 pub use batch::{EventBatch, PackedRaw, RawFramer, UnpackError};
 pub use clickhouse::{ClickHouse, ClickHouseConfig};
-pub use integrity::{IntegrityChain, IntegrityFinding, Silence};
+pub use integration::Verdict;
+pub use integrity::{FindingKind, IntegrityChain, IntegrityFinding, Silence};
 pub use ops::{DigestSeen, IngestFinding, IntegrationStatus, MessageProblem};
 pub use query::{is_access_denied, Dimension, EventQuery, EventRow, HistogramPoint, Page, Summary, SummarySpec};
 pub use redact::redact_urls;

@@ -8,9 +8,10 @@
 //! what raised it.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::LazyLock;
 
 use model::EpochMillis;
+use telemetry::Counter;
 
 const DAY_MILLIS: i64 = 86_400_000;
 
@@ -101,10 +102,21 @@ pub struct StorageStats {
     pub parts: Vec<(String, u64)>,
 }
 
-/// Events deleted by retention since the process started (for `/metrics`).
-pub static EVENTS_DELETED: AtomicU64 = AtomicU64::new(0);
+/// Events deleted by retention since the process started (see [`register_metrics`]).
+pub static EVENTS_DELETED: LazyLock<Counter> = LazyLock::new(Counter::default);
 /// Completed retention passes since the process started.
-pub static PASSES: AtomicU64 = AtomicU64::new(0);
+pub static PASSES: LazyLock<Counter> = LazyLock::new(Counter::default);
+
+/// Registers retention's counters.
+pub fn register_metrics(registry: &telemetry::Registry) {
+    registry.counter(
+        "trailwatch_retention_deleted_events_total",
+        "Events deleted by the retention policy.",
+        &[],
+        &EVENTS_DELETED,
+    );
+    registry.counter("trailwatch_retention_passes_total", "Completed retention passes.", &[], &PASSES);
+}
 
 /// Applies `policy` fully: slice after slice of `slice` units, pausing `pause` between
 /// slices so ingest gets the write lock in between, until the pass is complete or `stop`
@@ -121,11 +133,11 @@ pub fn run_pass(
     let mut resume = None;
     loop {
         let r = store.apply_retention(policy, now, resume, slice)?;
-        EVENTS_DELETED.fetch_add(r.events_deleted, Ordering::Relaxed);
+        EVENTS_DELETED.add(r.events_deleted);
         resume = r.resume_after;
         total += r;
         if resume.is_none() {
-            PASSES.fetch_add(1, Ordering::Relaxed);
+            PASSES.inc();
             return Ok(total);
         }
         if stop() {

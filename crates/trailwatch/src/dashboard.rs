@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 
@@ -10,21 +11,19 @@ use crate::config::WebConfig;
 
 /// What the dashboard shows besides the store.
 pub fn site_info(
-    accounts: Vec<aws::AccountSpec>,
-    aws: aws::AwsSettings,
+    accounts: &[aws::AccountSpec],
     rules: &detect::RuleSet,
     rule_errors: &[detect::LoadError],
     extra_names: HashMap<String, String>,
     web: &WebConfig,
 ) -> web::SiteInfo {
     let mut account_names = extra_names;
-    for a in &accounts {
+    for a in accounts {
         account_names.insert(a.account_id.clone(), a.name.clone());
     }
     let (rules, rule_errors) = crate::detection::rule_infos(rules, rule_errors);
     web::SiteInfo {
-        accounts,
-        aws,
+        accounts: accounts.iter().map(account_info).collect(),
         account_names,
         rules,
         rule_errors,
@@ -32,6 +31,56 @@ pub fn site_info(
         trusted_proxies: web.trusted_proxies.clone(),
         retention: None,
         forwarders: Vec::new(),
+    }
+}
+
+fn account_info(a: &aws::AccountSpec) -> web::AccountInfo {
+    web::AccountInfo {
+        name: a.name.clone(),
+        account_id: a.account_id.clone(),
+        role_arn: a.role_arn.clone(),
+        regions: a.regions.clone(),
+        bucket: a.bucket.clone(),
+        queue_url: a.queue_url.clone(),
+    }
+}
+
+/// The running consumer's status board, for the accounts page and the overview.
+pub struct LiveBoard(pub Arc<aws::StatusBoard>);
+
+impl web::LiveStatus for LiveBoard {
+    fn snapshot(&self) -> Vec<store::IntegrationStatus> {
+        self.0.snapshot()
+    }
+}
+
+/// `doctor` over the configured accounts, for the accounts page's button.
+pub struct AwsDoctor {
+    pub settings: aws::AwsSettings,
+    pub accounts: Vec<aws::AccountSpec>,
+}
+
+impl web::Doctor for AwsDoctor {
+    fn run(&self) -> web::BoxFuture<'_, Vec<(String, Vec<web::DoctorCheck>)>> {
+        Box::pin(async move {
+            let now = model::timefmt::now_millis();
+            aws::doctor::doctor_all(&self.settings, &self.accounts, now)
+                .await
+                .into_iter()
+                .map(|(spec, checks)| {
+                    let checks = checks
+                        .into_iter()
+                        .map(|c| web::DoctorCheck {
+                            name: c.name.into(),
+                            state: c.state.label().into(),
+                            detail: c.detail,
+                            fix: c.fix,
+                        })
+                        .collect();
+                    (spec.name, checks)
+                })
+                .collect()
+        })
     }
 }
 
@@ -57,6 +106,7 @@ pub async fn bind(listen: &str) -> anyhow::Result<tokio::net::TcpListener> {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: web::WebState,
+    extra_routes: axum::Router,
     tls: Option<&(PathBuf, PathBuf)>,
     max_connections: usize,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -66,7 +116,7 @@ pub async fn serve(
         None => None,
     };
     let limits = web::Limits::with_max_connections(connection_cap(max_connections));
-    web::server::serve(listener, state, acceptor, limits, shutdown).await?;
+    web::server::serve(listener, state, extra_routes, acceptor, limits, shutdown).await?;
     Ok(())
 }
 

@@ -253,8 +253,7 @@ async fn accounts(State(state): State<WebState>) -> ApiResult {
     .await?;
     let doctor = state.doctor.lock().await.clone();
     Ok(Json(json!({
-        "accounts": state.info.load().accounts.iter().map(|a| json!({"name": a.name, "accountId": a.account_id,
-            "roleArn": a.role_arn, "regions": a.regions, "bucket": a.bucket, "queueUrl": a.queue_url})).collect::<Vec<_>>(),
+        "accounts": state.info.load().accounts,
         "integrations": rows,
         "messageProblems": problems.iter().map(|p| json!({"queue": p.queue, "messageId": p.message_id, "reason": p.reason,
             "detail": p.detail, "receiveCount": p.receive_count, "lastSeen": time(p.last_seen)})).collect::<Vec<_>>(),

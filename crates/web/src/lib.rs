@@ -44,8 +44,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws::consumer::{Consumer, PushError};
-use aws::sns::{SnsError, SnsVerifier};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -57,8 +55,7 @@ use serde::Serialize;
 /// What the server shows besides the store: configuration and loaded rules.
 #[derive(Debug, Default, Clone)]
 pub struct SiteInfo {
-    pub accounts: Vec<aws::AccountSpec>,
-    pub aws: aws::AwsSettings,
+    pub accounts: Vec<AccountInfo>,
     /// Account id → the configured (or simulated) account's name, for labels.
     pub account_names: HashMap<String, String>,
     pub rules: Vec<RuleInfo>,
@@ -74,6 +71,32 @@ pub struct SiteInfo {
     /// Names of the configured event forwarders (their positions are in the store).
     pub forwarders: Vec<String>,
 }
+
+/// A configured account, as the accounts page and the API list it.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountInfo {
+    pub name: String,
+    pub account_id: String,
+    pub role_arn: Option<String>,
+    pub regions: Vec<String>,
+    pub bucket: Option<String>,
+    pub queue_url: Option<String>,
+}
+
+/// The integration status of the running consumer, fresher than the store's (which it
+/// writes every few seconds). `serve` provides it; without it pages read the store.
+pub trait LiveStatus: Send + Sync {
+    fn snapshot(&self) -> Vec<store::IntegrationStatus>;
+}
+
+/// Checks every configured account's wiring (the accounts page's "check now"). `serve`
+/// provides it (it knows the AWS side); each account's checks come back by account name.
+pub trait Doctor: Send + Sync {
+    fn run(&self) -> BoxFuture<'_, Vec<(String, Vec<DoctorCheck>)>>;
+}
+
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 /// A loaded detection rule, as the rules page lists it.
 #[derive(Debug, Clone, Serialize)]
@@ -105,10 +128,10 @@ pub struct DoctorCheck {
 #[derive(Clone)]
 pub struct WebState {
     pub store: store::Store,
-    pub consumer: Option<Arc<Consumer>>,
-    /// The ingest filters `serve` runs with (their counters for `/metrics`).
-    pub filter: Option<Arc<ingest::filter::EventFilter>>,
-    pub sns: Option<Arc<SnsVerifier>>,
+    pub live_status: Option<Arc<dyn LiveStatus>>,
+    pub doctor_runner: Option<Arc<dyn Doctor>>,
+    /// Counters `/metrics` shows besides the store's gauges.
+    pub metrics: &'static telemetry::Registry,
     /// Replaced whole when `serve` reloads its configuration (SIGHUP).
     pub info: Arc<arc_swap::ArcSwap<SiteInfo>>,
     pub limiter: Arc<auth::LoginLimiter>,
@@ -121,9 +144,9 @@ impl WebState {
     pub fn new(store: store::Store, info: SiteInfo) -> WebState {
         WebState {
             store,
-            consumer: None,
-            filter: None,
-            sns: None,
+            live_status: None,
+            doctor_runner: None,
+            metrics: telemetry::global(),
             info: Arc::new(arc_swap::ArcSwap::from_pointee(info)),
             limiter: Arc::new(auth::LoginLimiter::default()),
             doctor: Arc::new(tokio::sync::Mutex::new(None)),
@@ -132,15 +155,15 @@ impl WebState {
     }
 }
 
-/// Runs `doctor` for every configured account.
+/// Runs `doctor` for every configured account (none without a [`Doctor`]).
 pub async fn run_doctor(state: &WebState, by: &str) -> DoctorReport {
-    let now = model::timefmt::now_millis();
-    let results = aws::doctor::doctor_all(&state.info.load().aws, &state.info.load().accounts, now).await;
-    pages::status::doctor_report(results, by, now)
+    let at = model::timefmt::now_millis();
+    let accounts = match &state.doctor_runner {
+        Some(d) => d.run().await,
+        None => Vec::new(),
+    };
+    DoctorReport { at, by: by.into(), accounts }
 }
-
-/// How long a push request waits for its objects to be committed (SNS waits 15 s).
-const PUSH_WAIT: Duration = Duration::from_secs(12);
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -164,10 +187,11 @@ impl Default for RouterOptions {
 const LOGIN_BODY_LIMIT: usize = 16 * 1024;
 
 pub fn router(state: WebState) -> Router {
-    router_with(state, RouterOptions::default())
+    router_with(state, RouterOptions::default(), Router::new())
 }
 
-pub fn router_with(state: WebState, options: RouterOptions) -> Router {
+/// The router, with `extra` routes (the binary's: SNS push) behind the same layers.
+pub fn router_with(state: WebState, options: RouterOptions, extra: Router) -> Router {
     let protected = Router::new()
         .route("/", get(pages::overview::page))
         .route("/events", get(pages::events::search))
@@ -194,12 +218,12 @@ pub fn router_with(state: WebState, options: RouterOptions) -> Router {
         .route("/static/style.css", get(|| asset("text/css; charset=utf-8", include_str!("../assets/style.css"))))
         .route("/static/app.js", get(|| asset("text/javascript; charset=utf-8", include_str!("../assets/app.js"))))
         .route("/static/favicon.svg", get(|| asset("image/svg+xml", include_str!("../assets/favicon.svg"))))
-        .route("/sns", post(sns_push))
         .merge(protected)
+        .with_state(state)
+        .merge(extra)
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(options.body_timeout))
         .layer(axum::middleware::from_fn(security_headers))
         .layer(axum::middleware::from_fn_with_state(options.hsts, hsts_header))
-        .with_state(state)
 }
 
 /// `Strict-Transport-Security` when the server itself speaks TLS: a browser that has seen it
@@ -245,57 +269,4 @@ async fn metrics_text(State(state): State<WebState>) -> Response {
     let st = state.clone();
     let body = tokio::task::spawn_blocking(move || metrics::render(&st, now)).await.unwrap_or_default();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
-}
-
-async fn sns_push(State(state): State<WebState>, body: String) -> (StatusCode, String) {
-    let (Some(consumer), Some(verifier)) = (state.consumer, state.sns) else {
-        return (StatusCode::NOT_FOUND, "SNS push is not enabled\n".into());
-    };
-    let now = model::timefmt::now_millis();
-    let message = match verifier.verify(&body, |topic| consumer.account_for_topic(topic).is_some(), now).await {
-        Ok(m) => m,
-        Err(e) => {
-            tracing::warn!(reason = e.reason_code(), error = %e, "SNS push rejected");
-            let status = match e {
-                SnsError::NotSns(_) => StatusCode::BAD_REQUEST,
-                // Could be SNS's side: answer so that SNS retries.
-                SnsError::CertFetch { .. } => StatusCode::SERVICE_UNAVAILABLE,
-                // An unknown topic (never confirmed, never fetched for), a replay, a bad signature.
-                _ => StatusCode::FORBIDDEN,
-            };
-            return (status, format!("rejected: {e}\n"));
-        }
-    };
-    let field = |k: &str| message.get(k).and_then(serde_json::Value::as_str).unwrap_or_default().to_owned();
-    let topic = field("TopicArn");
-    match field("Type").as_str() {
-        "SubscriptionConfirmation" => match verifier.confirm_subscription(&message).await {
-            Ok(()) => {
-                tracing::info!(topic = %topic, "SNS subscription confirmed");
-                (StatusCode::OK, "subscription confirmed\n".into())
-            }
-            Err(e) => {
-                tracing::warn!(topic = %topic, error = %e, "could not confirm the SNS subscription");
-                (StatusCode::BAD_GATEWAY, format!("{e}\n"))
-            }
-        },
-        "UnsubscribeConfirmation" => {
-            tracing::warn!(topic = %topic, "SNS says this endpoint was unsubscribed from the topic");
-            (StatusCode::OK, "noted\n".into())
-        }
-        _ => {
-            let parsed = match model::Message::parse(&body) {
-                Ok(m) => m,
-                Err(e) => return (StatusCode::BAD_REQUEST, format!("{}: {e}\n", e.reason_code())),
-            };
-            match consumer.push(&topic, parsed, PUSH_WAIT).await {
-                Ok(()) => (StatusCode::OK, "ingested\n".into()),
-                Err(e @ PushError::UnknownTopic(_)) => (StatusCode::FORBIDDEN, format!("{e}\n")),
-                Err(e) => {
-                    tracing::warn!(topic = %topic, error = %e, "SNS push not handled; SNS will retry");
-                    (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n"))
-                }
-            }
-        }
-    }
 }

@@ -1,132 +1,22 @@
-//! `/metrics`: Prometheus text exposition. Ingest counters of the running consumer (when
-//! `serve` runs one), rule evaluation time, and gauges read from the store: events,
-//! quarantined objects, alerts by level and state, outbox backlog, integrity findings and
-//! silent regions, integration state and lag per account and region.
+//! `/metrics`: Prometheus text exposition. The counters registered in the process's
+//! registry (ingest, rule evaluation, filters, retention: see `telemetry`), then gauges read
+//! from the store: events, quarantined objects, alerts by level and state, outbox backlog,
+//! integrity findings and silent regions, integration state and lag per account and region.
 
 use std::fmt::Write as _;
-use std::sync::atomic::Ordering;
+
+use telemetry::label_value as label;
 
 use crate::WebState;
-
-/// A label value with `\`, `"` and newlines escaped, as the exposition format requires.
-fn label(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
-}
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
-fn consumer_counters(out: &mut String, consumer: &aws::consumer::Consumer) {
-    let c = &consumer.counters;
-    let counters: [(&str, &str, u64); 14] = [
-        (
-            "trailwatch_messages_received_total",
-            "Notifications received (SQS messages and SNS pushes).",
-            c.messages.load(Ordering::Relaxed),
-        ),
-        (
-            "trailwatch_messages_deleted_total",
-            "SQS messages deleted after their objects were committed.",
-            c.deleted.load(Ordering::Relaxed),
-        ),
-        (
-            "trailwatch_message_problems_total",
-            "Messages left on their queue (or refused to SNS) with a reason.",
-            c.problems.load(Ordering::Relaxed),
-        ),
-        (
-            "trailwatch_validation_messages_total",
-            "CloudTrail validation messages and S3 test events.",
-            c.validations.load(Ordering::Relaxed),
-        ),
-        ("trailwatch_objects_committed_total", "Log objects committed.", c.objects_committed.load(Ordering::Relaxed)),
-        (
-            "trailwatch_objects_quarantined_total",
-            "Log objects quarantined for bad content.",
-            c.objects_quarantined.load(Ordering::Relaxed),
-        ),
-        (
-            "trailwatch_objects_already_ingested_total",
-            "Objects named again that the ledger already had.",
-            c.objects_known.load(Ordering::Relaxed),
-        ),
-        (
-            "trailwatch_other_keys_total",
-            "Announced keys that are not CloudTrail log files (skipped).",
-            c.other_keys.load(Ordering::Relaxed),
-        ),
-        ("trailwatch_digests_seen_total", "Digest files announced.", c.digests.load(Ordering::Relaxed)),
-        ("trailwatch_events_new_total", "Events stored.", c.events_new.load(Ordering::Relaxed)),
-        (
-            "trailwatch_events_duplicate_total",
-            "Events delivered again (same eventID), not stored twice.",
-            c.events_duplicate.load(Ordering::Relaxed),
-        ),
-        (
-            "trailwatch_events_filtered_total",
-            "Records dropped by the ingest filters before storage.",
-            c.events_filtered.load(Ordering::Relaxed),
-        ),
-        ("trailwatch_queue_receives_total", "SQS ReceiveMessage calls.", c.receive_calls.load(Ordering::Relaxed)),
-        (
-            "trailwatch_s3_fetched_bytes_total",
-            "Bytes of log objects fetched from S3.",
-            c.fetch_bytes.load(Ordering::Relaxed),
-        ),
-    ];
-    for (name, help, value) in counters {
-        header(out, name, "counter", help);
-        let _ = writeln!(out, "{name} {value}");
-    }
-    header(out, "trailwatch_messages_in_flight", "gauge", "Messages being handled now.");
-    let _ = writeln!(out, "trailwatch_messages_in_flight {}", consumer.in_flight());
-}
-
 pub fn render(state: &WebState, now_ms: i64) -> String {
     let mut out = String::new();
-    if let Some(consumer) = &state.consumer {
-        consumer_counters(&mut out, consumer);
-    }
-    if let Some(filter) = &state.filter {
-        header(
-            &mut out,
-            "trailwatch_ingest_filter_records_total",
-            "counter",
-            "Records each ingest filter rule decided.",
-        );
-        for (name, action, n) in filter.counts() {
-            let _ = writeln!(
-                out,
-                "trailwatch_ingest_filter_records_total{{filter=\"{}\",action=\"{}\"}} {n}",
-                label(&name),
-                action.as_str()
-            );
-        }
-    }
-    header(&mut out, "trailwatch_rule_evaluated_records_total", "counter", "Records scanned by the detection rules.");
-    let _ = writeln!(
-        out,
-        "trailwatch_rule_evaluated_records_total {}",
-        ingest::detection::SCANNED_RECORDS.load(Ordering::Relaxed)
-    );
-    header(&mut out, "trailwatch_rule_evaluation_seconds_total", "counter", "Time spent evaluating rules on records.");
-    let _ = writeln!(
-        out,
-        "trailwatch_rule_evaluation_seconds_total {:.6}",
-        ingest::detection::SCAN_NANOS.load(Ordering::Relaxed) as f64 / 1e9
-    );
-    header(
-        &mut out,
-        "trailwatch_rule_incomplete_records_total",
-        "counter",
-        "Records the rules could not read whole (values nested too deep); each raises an alert.",
-    );
-    let _ = writeln!(
-        out,
-        "trailwatch_rule_incomplete_records_total {}",
-        ingest::detection::INCOMPLETE_SCANS.load(Ordering::Relaxed)
-    );
+    // The counters the running components registered (ingest, rules, filters, retention).
+    state.metrics.render(&mut out);
     if let Err(e) = store_gauges(&mut out, state, now_ms) {
         tracing::warn!(error = %e, "metrics: reading the store failed");
         header(&mut out, "trailwatch_store_up", "gauge", "1 when the store answered the metrics queries.");
@@ -151,14 +41,6 @@ fn store_gauges(out: &mut String, state: &WebState, now_ms: i64) -> Result<(), B
     let _ = writeln!(out, "trailwatch_store_bytes {}", storage.bytes);
     header(out, "trailwatch_store_free_bytes", "gauge", "Of those, free pages reused by new data.");
     let _ = writeln!(out, "trailwatch_store_free_bytes {}", storage.free_bytes);
-    header(out, "trailwatch_retention_deleted_events_total", "counter", "Events deleted by the retention policy.");
-    let _ = writeln!(
-        out,
-        "trailwatch_retention_deleted_events_total {}",
-        store::retention::EVENTS_DELETED.load(Ordering::Relaxed)
-    );
-    header(out, "trailwatch_retention_passes_total", "counter", "Completed retention passes.");
-    let _ = writeln!(out, "trailwatch_retention_passes_total {}", store::retention::PASSES.load(Ordering::Relaxed));
 
     let info = state.info.load_full();
     if !info.forwarders.is_empty() {

@@ -70,12 +70,14 @@ impl Limits {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: crate::WebState,
+    extra_routes: axum::Router,
     tls: Option<TlsAcceptor>,
     limits: Limits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let hsts = tls.is_some();
-    let app = crate::router_with(state.clone(), crate::RouterOptions { hsts, body_timeout: limits.body_timeout });
+    let options = crate::RouterOptions { hsts, body_timeout: limits.body_timeout };
+    let app = crate::router_with(state.clone(), options, extra_routes);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let per_address = Arc::new(PerAddress::default());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();

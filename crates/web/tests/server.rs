@@ -13,7 +13,7 @@ async fn start(limits: web::Limits) -> (SocketAddr, tokio::sync::oneshot::Sender
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(web::server::serve(listener, state, None, limits, async move {
+    tokio::spawn(web::server::serve(listener, state, axum::Router::new(), None, limits, async move {
         let _ = stopped.await;
     }));
     (addr, stop)

@@ -515,6 +515,7 @@ async fn hsts_only_when_serving_tls() {
     let tls = web::router_with(
         web::WebState::new(store, web::SiteInfo::default()),
         web::RouterOptions { hsts: true, ..Default::default() },
+        Router::new(),
     );
     for path in ["/healthz", "/login", "/static/style.css"] {
         let (_, headers, _) = send(&tls, get(path, None)).await;

@@ -135,8 +135,10 @@ fn serve_dashboard(store: Store, args: &DemoArgs, names: HashMap<String, String>
     let admin = web::auth::new_user("admin", store::Role::Admin, &password, now_millis())?;
     store.state().put_user(&admin)?;
     let (rules, errors) = crate::detection::load_rules_reporting(&crate::config::DetectionConfig::default());
-    let site = crate::dashboard::site_info(Vec::new(), Default::default(), &rules, &errors, names, &Default::default());
-    let store: Store = store;
+    let site = crate::dashboard::site_info(&[], &rules, &errors, names, &Default::default());
+    // The counters of what the demo ran in this process (ingest's rule evaluation).
+    ingest::detection::register_metrics(telemetry::global());
+    store::retention::register_metrics(telemetry::global());
     let listen = format!("{}:{}", args.bind, args.port);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -149,7 +151,7 @@ fn serve_dashboard(store: Store, args: &DemoArgs, names: HashMap<String, String>
         println!("login:     admin / {password}");
         println!("(Ctrl-C stops the server)");
         let state = web::WebState::new(store, site);
-        crate::dashboard::serve(listener, state, None, web::DEFAULT_MAX_CONNECTIONS, async {
+        crate::dashboard::serve(listener, state, axum::Router::new(), None, web::DEFAULT_MAX_CONNECTIONS, async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await

@@ -16,11 +16,11 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
     let mut rows = store.state().integration_status()?;
     // Configured accounts that never reported: say so rather than show nothing.
     if let Some(path) = &args.store.config {
-        aws::status::with_unreported(&mut rows, &load_config(path)?.accounts);
+        store::integration::with_unreported(&mut rows, load_config(path)?.accounts.iter().map(|a| a.name.as_str()));
     }
     let now = now_millis();
-    let verdicts: Vec<(IntegrationStatus, aws::Verdict)> =
-        rows.iter().map(|r| (r.clone(), aws::status::verdict_among(&rows, r, now))).collect();
+    let verdicts: Vec<(IntegrationStatus, store::Verdict)> =
+        rows.iter().map(|r| (r.clone(), store::integration::verdict_among(&rows, r, now))).collect();
     let problems = store.state().message_problems()?;
     let findings = store.state().findings()?;
     let chains = store.state().integrity_chains()?;

@@ -4,6 +4,7 @@
 mod bad_input;
 mod ingest;
 mod kill;
+mod layers;
 mod memory;
 mod ops;
 mod rules;

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{blocking, PageError, PageResult};
 use crate::auth::{check_csrf, CurrentUser};
 use crate::html::{self as h, badge, kpi, thousands};
-use crate::{DoctorReport, WebState};
+use crate::WebState;
 
 /// One account/region's integration, as the overview, `/accounts` and the API show it.
 #[derive(Debug, Clone, Serialize)]
@@ -36,11 +36,11 @@ pub struct IntegrationRow {
 /// Status rows: the running consumer's board when there is one, else what the store holds;
 /// configured accounts that never reported are listed as waiting.
 pub fn integration_rows(state: &WebState, now: i64) -> Result<Vec<IntegrationRow>, PageError> {
-    let mut rows = match &state.consumer {
-        Some(c) => c.board().snapshot(),
+    let mut rows = match &state.live_status {
+        Some(live) => live.snapshot(),
         None => state.store.state().integration_status()?,
     };
-    aws::status::with_unreported(&mut rows, &state.info.load().accounts);
+    store::integration::with_unreported(&mut rows, state.info.load().accounts.iter().map(|a| a.name.as_str()));
     let time = |t: Option<i64>| t.map(model::timefmt::format_millis);
     Ok(rows
         .iter()
@@ -51,7 +51,7 @@ pub fn integration_rows(state: &WebState, now: i64) -> Result<Vec<IntegrationRow
                 || !rows.iter().any(|o| o.account == r.account && !o.region.is_empty())
         })
         .map(|r| {
-            let v = aws::status::verdict_among(&rows, r, now);
+            let v = store::integration::verdict_among(&rows, r, now);
             IntegrationRow {
                 account: r.account.clone(),
                 region: r.region.clone(),
@@ -106,7 +106,7 @@ fn lag(seconds: i64) -> String {
 /// A stored finding kind that is a warning for review (the validator's own rule: chain
 /// restarts and delivery gaps), not a sign of tampering.
 pub fn is_warning(kind: &str) -> bool {
-    integrity::FindingKind::parse(kind).is_some_and(integrity::FindingKind::is_warning)
+    store::FindingKind::parse(kind).is_some_and(store::FindingKind::is_warning)
 }
 
 pub async fn integrity(State(state): State<WebState>, Extension(user): Extension<CurrentUser>) -> PageResult {
@@ -301,29 +301,6 @@ pub async fn run_doctor(
     let report = crate::run_doctor(&state, &user.name).await;
     *state.doctor.lock().await = Some(report);
     Ok(Redirect::to("/accounts").into_response())
-}
-
-/// The doctor's results, kept in memory for the accounts page.
-pub fn doctor_report(accounts: Vec<(aws::AccountSpec, Vec<aws::doctor::Check>)>, by: &str, at: i64) -> DoctorReport {
-    DoctorReport {
-        at,
-        by: by.into(),
-        accounts: accounts
-            .into_iter()
-            .map(|(spec, checks)| {
-                let checks = checks
-                    .into_iter()
-                    .map(|c| crate::DoctorCheck {
-                        name: c.name.into(),
-                        state: c.state.label().into(),
-                        detail: c.detail,
-                        fix: c.fix,
-                    })
-                    .collect();
-                (spec.name, checks)
-            })
-            .collect(),
-    }
 }
 
 pub async fn rules(State(state): State<WebState>, Extension(user): Extension<CurrentUser>) -> PageResult {
