@@ -3,35 +3,37 @@
 use anyhow::Context;
 use aws_sdk_sns::config::Region;
 
-use crate::config::Config;
+use crate::config::{Config, SinkTarget};
 
 /// The `[[sinks]]` of `config` as the outbox sends to them (SNS clients through the named
 /// account's credentials, or trailwatch's own).
 pub async fn sinks(config: &Config) -> anyhow::Result<Vec<alert::Sink>> {
     let mut out = Vec::new();
     for k in &config.sinks {
-        let kind = match k.kind.as_str() {
-            "webhook" => alert::SinkKind::Webhook { url: k.url.clone().unwrap_or_default(), secret: k.secret.clone() },
-            "slack" => alert::SinkKind::Slack { url: k.url.clone().unwrap_or_default() },
-            "email" => alert::SinkKind::Email(alert::EmailSettings {
-                host: k.smtp_host.clone().unwrap_or_default(),
-                port: k.smtp_port,
-                security: k.smtp_security.clone().unwrap_or_else(|| "starttls".into()),
-                username: k.username.clone(),
-                password: k.password.clone(),
-                from: k.from.clone().unwrap_or_default(),
-                to: k.to.clone(),
-                ca_pem: match &k.smtp_ca_file {
-                    Some(p) => {
-                        Some(std::fs::read(p).with_context(|| format!("sinks {}: reading smtp_ca_file {p}", k.name))?)
-                    }
+        let kind = match &k.target {
+            SinkTarget::Webhook { url, secret } => {
+                alert::SinkKind::Webhook { url: url.clone(), secret: secret.clone() }
+            }
+            SinkTarget::Slack { url } => alert::SinkKind::Slack { url: url.clone() },
+            SinkTarget::Email(e) => alert::SinkKind::Email(alert::EmailSettings {
+                host: e.smtp_host.clone(),
+                port: e.smtp_port,
+                security: e.smtp_security.clone(),
+                username: e.username.clone(),
+                password: e.password.clone(),
+                from: e.from.clone(),
+                to: e.to.clone(),
+                ca_pem: match &e.smtp_ca_file {
+                    Some(p) => Some(
+                        std::fs::read(p)
+                            .with_context(|| format!("sinks {}: reading smtp_ca_file {}", k.name, p.display()))?,
+                    ),
                     None => None,
                 },
             }),
-            _ => {
-                let topic_arn = k.topic_arn.clone().unwrap_or_default();
+            SinkTarget::Sns { topic_arn, account } => {
                 let base = aws::account::base_config(&config.aws).await;
-                let sdk = match &k.account {
+                let sdk = match account {
                     Some(name) => match aws::account::connect(&base, &config.aws, config.account(name)?).await {
                         Ok(clients) => clients.config,
                         Err(e) => {
@@ -47,10 +49,10 @@ pub async fn sinks(config: &Config) -> anyhow::Result<Vec<alert::Sink>> {
                 if let Some(region) = topic_arn.split(':').nth(3).filter(|r| !r.is_empty()) {
                     b = b.region(Region::new(region.to_string()));
                 }
-                alert::SinkKind::Sns { client: aws_sdk_sns::Client::from_conf(b.build()), topic_arn }
+                alert::SinkKind::Sns { client: aws_sdk_sns::Client::from_conf(b.build()), topic_arn: topic_arn.clone() }
             }
         };
-        out.push(alert::Sink { name: k.name.clone(), kind, rate_per_minute: k.rate_per_minute.unwrap_or(60) });
+        out.push(alert::Sink { name: k.name.clone(), kind, rate_per_minute: k.rate_per_minute });
     }
     Ok(out)
 }

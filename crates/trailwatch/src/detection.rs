@@ -6,11 +6,11 @@ use detect::{RuleSet, RuleSource};
 use store::{AlertPolicy, SinkRoute, Store};
 
 use crate::cli::StoreArgs;
-use crate::config::{Config, DetectionConfig, RawSink};
+use crate::config::{Config, DetectionConfig, SinkConfig};
 
 /// The detection settings and sinks for commands that take `--config` or `--db`: the
 /// file's when one is given, the defaults (built-in packs, no sinks) otherwise.
-pub fn settings(args: &StoreArgs) -> anyhow::Result<(DetectionConfig, Vec<RawSink>)> {
+pub fn settings(args: &StoreArgs) -> anyhow::Result<(DetectionConfig, Vec<SinkConfig>)> {
     Ok(match crate::commands::selected_config(args)? {
         Some(config) => (config.detection, config.sinks),
         None => (DetectionConfig::default(), Vec::new()),
@@ -79,13 +79,10 @@ pub fn report_load_errors(errors: &[detect::LoadError]) {
     }
 }
 
-pub fn policy(d: &DetectionConfig, sinks: &[RawSink]) -> AlertPolicy {
+pub fn policy(d: &DetectionConfig, sinks: &[SinkConfig]) -> AlertPolicy {
     AlertPolicy {
         suppression_ms: d.suppression_ms,
-        routes: sinks
-            .iter()
-            .map(|k| SinkRoute { sink: k.name.clone(), min_level: k.min_level.clone().unwrap_or_else(|| "low".into()) })
-            .collect(),
+        routes: sinks.iter().map(|k| SinkRoute { sink: k.name.clone(), min_level: k.min_level.clone() }).collect(),
     }
 }
 

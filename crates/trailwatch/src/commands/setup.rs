@@ -41,8 +41,14 @@ pub fn run(args: SetupArgs) -> anyhow::Result<()> {
     // (and publish to the alert topics).
     let roles: Vec<String> =
         accounts.iter().map(|spec| aws::setup::role_arn(spec, &input_for(String::new()))).collect();
-    let alert_topics: Vec<String> =
-        config.sinks.iter().filter(|s| s.kind == "sns").filter_map(|s| s.topic_arn.clone()).collect();
+    let alert_topics: Vec<String> = config
+        .sinks
+        .iter()
+        .filter_map(|s| match &s.target {
+            crate::config::SinkTarget::Sns { topic_arn, .. } => Some(topic_arn.clone()),
+            _ => None,
+        })
+        .collect();
     let caller = aws::setup::caller_policy(&roles, &alert_topics);
     let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
     if let Some(dir) = &args.out {
