@@ -41,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::account::{self, AccountClients, AccountSpec, AwsSettings};
 use crate::fetch;
+use crate::inflight::{Finished, InFlight, Problem};
 use crate::status::StatusBoard;
 
 #[derive(Debug, Clone)]
@@ -208,12 +209,9 @@ enum Origin {
 }
 
 /// A message being handled.
-struct InFlight {
+/// A message being handled: where it came from, and its share of the in-flight limit.
+struct Held {
     origin: Origin,
-    received: Instant,
-    /// Objects not yet settled, plus one while the handler itself runs.
-    pending: usize,
-    problems: Vec<(String, String)>,
     _permit: Option<OwnedSemaphorePermit>,
 }
 
@@ -259,7 +257,7 @@ pub struct Consumer {
     /// Taken (and finished) at shutdown.
     pipeline: Mutex<Option<Pipeline<Ticket>>>,
     board: Arc<StatusBoard>,
-    inflight: Mutex<HashMap<u64, InFlight>>,
+    inflight: Mutex<InFlight<Held>>,
     next_seq: AtomicU64,
     acks: mpsc::UnboundedSender<Ack>,
     /// Acknowledgements sent to the deleter and not yet deleted (shutdown waits for them).
@@ -306,7 +304,7 @@ pub async fn start(
         submitter: pipeline.submitter(),
         pipeline: Mutex::new(Some(pipeline)),
         board: board.clone(),
-        inflight: Mutex::new(HashMap::new()),
+        inflight: Mutex::new(InFlight::default()),
         next_seq: AtomicU64::new(1),
         acks: ack_tx,
         acks_queued: AtomicU64::new(0),
@@ -448,7 +446,7 @@ impl Consumer {
 
     /// Messages being handled now.
     pub fn in_flight(&self) -> usize {
-        self.inflight.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.in_flight_messages().len()
     }
 
     fn acks_pending(&self) -> bool {
@@ -591,7 +589,7 @@ impl Consumer {
         });
         self.track(seq, origin, Some(permit));
         let problem = match parsed {
-            Err(e) => Some((e.reason_code().to_owned(), e.to_string())),
+            Err(e) => Some(Problem::new(e.reason_code(), e.to_string())),
             Ok(message) => self.dispatch(seq, &clients, message).await,
         };
         self.complete(seq, problem);
@@ -599,12 +597,7 @@ impl Consumer {
 
     /// Acts on a parsed message; a message-level problem is returned (objects' problems
     /// arrive through `complete`).
-    async fn dispatch(
-        self: &Arc<Self>,
-        seq: u64,
-        clients: &AccountClients,
-        message: Message,
-    ) -> Option<(String, String)> {
+    async fn dispatch(self: &Arc<Self>, seq: u64, clients: &AccountClients, message: Message) -> Option<Problem> {
         let spec = &clients.spec;
         let now = now_millis();
         match message.notification {
@@ -623,8 +616,8 @@ impl Consumer {
                 if let Some(acct) =
                     account.as_deref().filter(|a| *a != spec.account_id && spec.organization_id.is_none())
                 {
-                    return Some((
-                        "foreign_account".into(),
+                    return Some(Problem::new(
+                        "foreign_account",
                         format!("EventBridge event of account {acct}, not {}", spec.account_id),
                     ));
                 }
@@ -638,9 +631,10 @@ impl Consumer {
                     key: format!("{}/{}/{}", account.unwrap_or_default(), region, id),
                     size: file.len() as u64,
                 };
-                self.add_pending(seq);
-                let problem = self.submit(seq, spec, region, meta, file).await;
-                self.object_failed(seq, problem);
+                self.expect_object(seq);
+                if let Err(problem) = self.submit(seq, spec, region, meta, file).await {
+                    self.complete(seq, Some(problem));
+                }
                 None
             }
             Notification::Objects { objects, skipped, .. } => {
@@ -649,16 +643,16 @@ impl Consumer {
                 let mut digests = Vec::new();
                 for o in objects {
                     if let Some(b) = spec.bucket.as_deref().filter(|b| *b != o.bucket) {
-                        return Some((
-                            "foreign_bucket".into(),
+                        return Some(Problem::new(
+                            "foreign_bucket",
                             format!("object s3://{}/{} is not in {b}", o.bucket, o.key),
                         ));
                     }
                     match TrailKey::parse(&o.key) {
                         Err(_) => self.counters.other_keys.add(1),
                         Ok(k) if !spec.owns(&k) => {
-                            return Some((
-                                "foreign_account".into(),
+                            return Some(Problem::new(
+                                "foreign_account",
                                 format!("key {} belongs to account {}, not {}", o.key, k.account_id, spec.account_id),
                             ))
                         }
@@ -676,7 +670,7 @@ impl Consumer {
                         seen_at: now,
                     };
                     if let Err(e) = on_store(&self.store, move |s| s.state().record_digest(&d)).await {
-                        return Some(("store_failed".into(), e.to_string()));
+                        return Some(Problem::new("store_failed", e.to_string()));
                     }
                     self.counters.digests.add(1);
                 }
@@ -689,13 +683,14 @@ impl Consumer {
                             continue;
                         }
                         Ok(None) => {}
-                        Err(e) => return Some(("store_failed".into(), e.to_string())),
+                        Err(e) => return Some(Problem::new("store_failed", e.to_string())),
                     }
-                    self.add_pending(seq);
+                    self.expect_object(seq);
                     let (c, clients) = (self.clone(), clients.clone());
                     tokio::spawn(async move {
-                        let problem = c.fetch_and_submit(seq, &clients, o, k.region).await;
-                        c.object_failed(seq, problem);
+                        if let Err(problem) = c.fetch_and_submit(seq, &clients, o, k.region).await {
+                            c.complete(seq, Some(problem));
+                        }
                     });
                 }
                 None
@@ -703,15 +698,15 @@ impl Consumer {
         }
     }
 
-    /// Fetches an object and hands it to the pipeline. `Some(problem)` when that failed
-    /// (then the caller completes the object); otherwise the pipeline will settle it.
+    /// Fetches an object and hands it to the pipeline, which settles it; `Err` when it did
+    /// not get there (then the caller completes the object with the problem).
     async fn fetch_and_submit(
         &self,
         seq: u64,
         clients: &AccountClients,
         o: model::ObjectRef,
         region: String,
-    ) -> Option<(String, String)> {
+    ) -> Result<(), Problem> {
         let spec = &clients.spec;
         let permit = self.fetch_permits.clone().acquire_owned().await.expect("semaphore never closed");
         let started = Instant::now();
@@ -745,20 +740,12 @@ impl Consumer {
                     }
                 }
                 self.board.error(&spec.name, &region, &e.to_string(), now);
-                Some((e.reason_code().into(), e.to_string()))
+                Err(Problem::new(e.reason_code(), e.to_string()))
             }
         }
     }
 
-    /// An object of message `seq` that did not reach the pipeline (`Some(problem)`) is done;
-    /// one that did is completed when the pipeline settles it.
-    fn object_failed(&self, seq: u64, problem: Option<(String, String)>) {
-        if problem.is_some() {
-            self.complete(seq, problem);
-        }
-    }
-
-    /// Hands an object's bytes to the pipeline; `Some(problem)` when it could not.
+    /// Hands an object's bytes to the pipeline; `Err` when it could not.
     async fn submit(
         &self,
         seq: u64,
@@ -766,17 +753,16 @@ impl Consumer {
         region: String,
         meta: ObjectMeta,
         bytes: Vec<u8>,
-    ) -> Option<(String, String)> {
+    ) -> Result<(), Problem> {
         let job = ObjectJob::in_memory(meta, bytes, Ticket { message: Some(seq), account: spec.name.clone(), region });
         let started = Instant::now();
         let submitted = submit_blocking(self.submitter.clone(), job).await;
         self.counters.submit_wait_micros.add(started.elapsed().as_micros() as u64);
-        submitted.err().map(|detail| ("pipeline_stopped".into(), detail))
+        submitted.map_err(|detail| Problem::new("pipeline_stopped", detail))
     }
 
     fn track(&self, seq: u64, origin: Origin, permit: Option<OwnedSemaphorePermit>) {
-        let m = InFlight { origin, received: Instant::now(), pending: 1, problems: Vec::new(), _permit: permit };
-        self.inflight.lock().unwrap_or_else(|p| p.into_inner()).insert(seq, m);
+        self.in_flight_messages().track(seq, Held { origin, _permit: permit }, Instant::now());
     }
 
     /// The account whose configured `topic_arn` this is.
@@ -805,32 +791,29 @@ impl Consumer {
         }
     }
 
-    fn add_pending(&self, seq: u64) {
-        if let Some(m) = self.inflight.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&seq) {
-            m.pending += 1;
-        }
+    fn in_flight_messages(&self) -> std::sync::MutexGuard<'_, InFlight<Held>> {
+        self.inflight.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn expect_object(&self, seq: u64) {
+        self.in_flight_messages().expect_object(seq);
     }
 
     /// An object (or the handler) of message `seq` is done; the message is finished when
     /// nothing of it is pending.
-    fn complete(&self, seq: u64, problem: Option<(String, String)>) {
-        let done = {
-            let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
-            let Some(m) = inflight.get_mut(&seq) else { return }; // released at shutdown
-            m.problems.extend(problem);
-            m.pending -= 1;
-            if m.pending > 0 {
-                return;
-            }
-            inflight.remove(&seq).expect("present")
+    fn complete(&self, seq: u64, problem: Option<Problem>) {
+        let finished = self.in_flight_messages().complete(seq, problem);
+        let (held, problems) = match finished {
+            None => return, // more is pending, or it was released at shutdown
+            Some(Finished::Acknowledge(held)) => (held, Vec::new()),
+            Some(Finished::Retry(held, problems)) => (held, problems),
         };
-        let problems = done.problems;
-        let done = match done.origin {
+        let detail = problems.iter().map(Problem::to_string).collect::<Vec<_>>().join("; ");
+        let done = match held.origin {
             Origin::Push(reply) => {
                 if !problems.is_empty() {
                     self.counters.problems.add(1);
                 }
-                let detail = problems.iter().map(|(r, d)| format!("{r}: {d}")).collect::<Vec<_>>().join("; ");
                 let _ = reply.send(if problems.is_empty() { Ok(()) } else { Err(detail) });
                 return;
             }
@@ -848,8 +831,7 @@ impl Consumer {
             return;
         }
         self.counters.problems.add(1);
-        let (reason, _) = problems[0].clone();
-        let detail = problems.iter().map(|(r, d)| format!("{r}: {d}")).collect::<Vec<_>>().join("; ");
+        let reason = problems[0].reason.clone();
         tracing::warn!(queue = %done.queue, message_id = %done.message_id, reason = %reason, detail = %detail,
             receive_count = done.receive_count, "message not handled; left on the queue");
         let now = now_millis();
@@ -907,7 +889,7 @@ impl Consumer {
                 self.board.error(&t.account, &t.region, &what, now);
                 None
             }
-            Outcome::Failed { detail } => Some(("object_read_failed".to_owned(), detail)),
+            Outcome::Failed { detail } => Some(Problem::new("object_read_failed", detail)),
         };
         if let Some(seq) = t.message {
             self.complete(seq, problem);
@@ -916,8 +898,7 @@ impl Consumer {
 
     /// Shutdown: whatever is still in flight goes back to the queue at once.
     async fn release_inflight(&self) {
-        let rest: Vec<InFlight> =
-            self.inflight.lock().unwrap_or_else(|p| p.into_inner()).drain().map(|(_, m)| m).collect();
+        let rest = self.in_flight_messages().release_all();
         if !rest.is_empty() {
             tracing::info!(messages = rest.len(), "releasing unfinished messages to the queue");
         }
@@ -1041,11 +1022,8 @@ async fn extend_visibility(consumer: Arc<Consumer>, stop: CancellationToken) {
             _ = stop.cancelled() => return,
         }
         let due: Vec<(aws_sdk_sqs::Client, String, String)> = consumer
-            .inflight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .filter(|m| m.received.elapsed() >= every)
+            .in_flight_messages()
+            .older_than(every, Instant::now())
             .filter_map(|m| match &m.origin {
                 Origin::Sqs(m) => Some((m.sqs.clone(), m.queue.clone(), m.receipt_handle.clone())),
                 Origin::Push(_) => None,

@@ -21,6 +21,7 @@ pub mod consumer;
 pub mod doctor;
 pub mod fetch;
 pub mod history;
+pub mod inflight;
 pub mod integrity;
 pub mod permissions;
 pub mod push;

@@ -49,13 +49,24 @@ pub(crate) struct SqliteWriter {
     pending_events: u64,
 }
 
+/// How far an open block had been filled at some point (what undoing an object cuts it
+/// back to).
+#[derive(Debug, Clone, Copy)]
+struct BlockMark {
+    id: i64,
+    rows: usize,
+    /// Raw record frames and slots.
+    frames: usize,
+    slots: usize,
+}
+
 struct OpenObject {
     meta: ObjectMeta,
     ledger_id: i64,
     /// Blocks with a larger id were started by this object.
     block_floor: i64,
-    /// The block open when the object began, and its (rows, raw frames, raw slots) then.
-    block_mark: Option<(i64, usize, usize, usize)>,
+    /// The block open when the object began, as it was then.
+    block_mark: Option<BlockMark>,
     /// `event_ids` this object inserted, to delete on undo.
     inserted: Vec<super::EventIdKey<'static>>,
     counts: InsertCounts,
@@ -198,7 +209,12 @@ impl EventWriter for SqliteWriter {
             meta: object.clone(),
             ledger_id,
             block_floor: self.next_block - 1,
-            block_mark: self.block.as_ref().map(|b| (b.id, b.columns.len(), b.frames.len(), b.slots)),
+            block_mark: self.block.as_ref().map(|b| BlockMark {
+                id: b.id,
+                rows: b.columns.len(),
+                frames: b.frames.len(),
+                slots: b.slots,
+            }),
             inserted: Vec::new(),
             counts: InsertCounts::default(),
         });
@@ -381,17 +397,17 @@ impl EventWriter for SqliteWriter {
             .context("remove the blocks of an undone object")?;
         match open.block_mark {
             // The block open when the object began is still open: cut it back in memory.
-            Some((id, rows, frames, slots)) if self.block.as_ref().is_some_and(|b| b.id == id) => {
+            Some(mark) if self.block.as_ref().is_some_and(|b| b.id == mark.id) => {
                 let b = self.block.as_mut().expect("checked");
-                b.columns.truncate(rows);
-                b.frames.truncate(frames);
-                b.slots = slots;
+                b.columns.truncate(mark.rows);
+                b.frames.truncate(mark.frames);
+                b.slots = mark.slots;
                 b.raw_bytes = b.frames.iter().map(Vec::len).sum();
             }
             // It was written during the object: keep only its first rows.
-            Some((id, rows, _, _)) => {
+            Some(mark) => {
                 self.conn
-                    .execute("UPDATE blocks SET rows = ?1 WHERE id = ?2", params![rows as i64, id])
+                    .execute("UPDATE blocks SET rows = ?1 WHERE id = ?2", params![mark.rows as i64, mark.id])
                     .context("cut back a block")?;
                 self.block = None;
             }
