@@ -12,8 +12,6 @@
 //! attacker-chosen text, so it is sent as data (JSON strings, Slack text with its control
 //! characters escaped, a plain-text mail body), never as markup.
 
-pub mod forward;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -327,11 +325,12 @@ impl Outbox {
                 if let Some(secret) = secret {
                     req = req.header("x-trailwatch-signature", signature(secret, &body));
                 }
-                check(req.body(body).send().await).await
+                check_response(req.body(body).send().await).await
             }
             SinkKind::Slack { url } => {
                 let body = serde_json::to_vec(&slack_body(n)).expect("JSON serializes");
-                check(self.http.post(url).header("content-type", "application/json").body(body).send().await).await
+                check_response(self.http.post(url).header("content-type", "application/json").body(body).send().await)
+                    .await
             }
             SinkKind::Sns { client, topic_arn } => client
                 .publish()
@@ -349,7 +348,9 @@ impl Outbox {
     }
 }
 
-async fn check(response: Result<reqwest::Response, reqwest::Error>) -> Result<(), DeliveryError> {
+/// A delivery's HTTP answer: success, or the error to record (the status and the start of
+/// the body). Event forwarding judges its webhook answers the same way.
+pub async fn check_response(response: Result<reqwest::Response, reqwest::Error>) -> Result<(), DeliveryError> {
     let response = response.map_err(|e| DeliveryError::Send(format!("{:#}", e.without_url())))?;
     let status = response.status();
     if status.is_success() {

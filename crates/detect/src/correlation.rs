@@ -11,7 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use serde_json::Value;
 use yaml_rust2::Yaml;
 
-use crate::detection::FieldPath;
+use crate::selection::FieldPath;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -268,7 +268,7 @@ impl State {
 }
 
 fn first_text(path: &FieldPath, record: &Value) -> String {
-    let mut leaves = crate::detection::Leaves::new();
+    let mut leaves = crate::selection::Leaves::new();
     path.leaves(record, &mut leaves);
     leaves
         .iter()

@@ -5,7 +5,7 @@
 //!   line (for YAML errors) and reason, without stopping the others.
 //! * [`RuleSet::matching`] evaluates every rule against one record (its JSON).
 //!
-//! Detection semantics follow the Sigma specification (see `detection.rs` for values and
+//! Detection semantics follow the Sigma specification (see `selection.rs` for values and
 //! modifiers, `condition.rs` for conditions, `pattern.rs` for wildcards).
 //!
 //! ```
@@ -28,10 +28,10 @@
 
 pub mod condition;
 pub mod correlation;
-pub mod detection;
 pub mod pattern;
 pub mod prefilter;
 pub mod projection;
+pub mod selection;
 
 use std::path::{Path, PathBuf};
 
@@ -39,7 +39,7 @@ use serde_json::Value;
 use yaml_rust2::{Yaml, YamlLoader};
 
 use crate::condition::Cond;
-use crate::detection::Search;
+use crate::selection::Search;
 
 mod builtin {
     include!(concat!(env!("OUT_DIR"), "/builtin.rs"));
@@ -620,7 +620,7 @@ fn compile_detection(block: &Yaml, what: &str) -> Result<(Vec<Search>, Vec<Cond>
             "rules" if what == "filter" => {}
             "timeframe" => return Err("`timeframe` belongs to correlation rules".into()),
             _ => {
-                searches.push(detection::compile_search(v).map_err(|e| format!("{what}.{key}: {e}"))?);
+                searches.push(selection::compile_search(v).map_err(|e| format!("{what}.{key}: {e}"))?);
                 names.push(key);
             }
         }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use store::{ForwardCursor, Store};
 
-use crate::{backoff, check, signature, DeliveryError};
+use alert::{backoff, check_response as check, signature, DeliveryError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ForwardSink {

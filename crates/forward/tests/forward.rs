@@ -5,8 +5,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use alert::forward::{ForwardSink, ForwardSpec, Forwarder, Step};
 use axum::http::{HeaderMap, StatusCode};
+use forward::{ForwardSink, ForwardSpec, Forwarder, Step};
 use store::{ObjectMeta, ObjectTotals, SqliteStore, Store};
 
 fn write(store: &Store, object: usize, n: usize) -> Vec<String> {

@@ -11,12 +11,12 @@
 //! println!("{} files, {} new events", report.files, report.counts.new);
 //! ```
 
-pub mod detection;
 pub mod filter;
+pub mod inline_detection;
 pub mod pipeline;
 pub mod sources;
 
-pub use detection::{Detection, RecordedAlerts};
+pub use inline_detection::{Detection, RecordedAlerts};
 pub use pipeline::{
     DiscardWriter, ObjectJob, Outcome, Pipeline, PipelineConfig, PipelineError, PipelineSpec, Settled, Submitter,
 };

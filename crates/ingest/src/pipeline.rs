@@ -34,7 +34,7 @@ use detect::RuleSet;
 use model::{EventReader, FileSummary, LogFileError, ParsedEvent};
 use store::{EventBatch, EventWriter, InsertCounts, ObjectMeta, ObjectTotals, RawFramer, StoreError};
 
-use crate::detection::{BatchScans, Detection, ObjectHits, RecordedAlerts};
+use crate::inline_detection::{BatchScans, Detection, ObjectHits, RecordedAlerts};
 
 /// Opens an object's bytes (a file, an S3 GET body). Runs on a parse worker.
 pub type Opener = Box<dyn FnOnce() -> std::io::Result<Box<dyn Read + Send>> + Send>;
@@ -434,7 +434,7 @@ fn parse_into<R>(
     let mut framer = pack.then(RawFramer::default);
     let mut chunk: Vec<ParsedEvent> = Vec::with_capacity(config.chunk_events);
     let mut scans: BatchScans = Vec::new();
-    let mut timer = crate::detection::ScanTimer::default();
+    let mut timer = crate::inline_detection::ScanTimer::default();
     let mut bytes = 0;
     let mut newest_event = None;
     let filter = config.filter.as_deref().filter(|f| !f.is_empty());

@@ -21,7 +21,7 @@ pub fn site_info(
     for a in accounts {
         account_names.insert(a.account_id.clone(), a.name.clone());
     }
-    let (rules, rule_errors) = crate::detection::rule_infos(rules, rule_errors);
+    let (rules, rule_errors) = crate::detection_setup::rule_infos(rules, rule_errors);
     web::SiteInfo {
         accounts: accounts.iter().map(account_info).collect(),
         account_names,

@@ -96,9 +96,8 @@ pub fn for_pipeline(
 ) -> anyhow::Result<ingest::Detection> {
     let detection = ingest::Detection::new(rules, policy, store.state().correlation_windows()?);
     Ok(match settings.new_region_learning_ms {
-        Some(learning) => {
-            detection.with_regions(ingest::detection::RegionMemory::new(store.state().known_regions()?, learning))
-        }
+        Some(learning) => detection
+            .with_regions(ingest::inline_detection::RegionMemory::new(store.state().known_regions()?, learning)),
         None => detection,
     })
 }

@@ -7,7 +7,7 @@ mod commands;
 mod config;
 mod config_doc;
 mod dashboard;
-mod detection;
+mod detection_setup;
 mod logfmt;
 mod output;
 mod reload;

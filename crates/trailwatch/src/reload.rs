@@ -15,7 +15,7 @@ pub struct Reloadable {
     pub config_path: PathBuf,
     /// The configuration the process started with (to tell what a reload cannot apply).
     pub started_with: crate::config::Config,
-    pub live: Arc<ingest::detection::Live>,
+    pub live: Arc<ingest::inline_detection::Live>,
     pub outbox: Arc<alert::Outbox>,
     pub site: Arc<arc_swap::ArcSwap<web::SiteInfo>>,
 }
@@ -37,13 +37,14 @@ impl Reloadable {
             .context("reading the configuration")?
             .context("the new configuration is invalid; keeping the running one")?;
         let detection = config.detection.clone();
-        let (rules, errors) = tokio::task::spawn_blocking(move || crate::detection::load_rules_reporting(&detection))
-            .await
-            .context("loading rules")?;
+        let (rules, errors) =
+            tokio::task::spawn_blocking(move || crate::detection_setup::load_rules_reporting(&detection))
+                .await
+                .context("loading rules")?;
         let sinks = crate::alerting::sinks(&config).await.context("the new sinks cannot be used")?;
-        let policy = crate::detection::policy(&config.detection, &config.sinks);
+        let policy = crate::detection_setup::policy(&config.detection, &config.sinks);
         let mut site = (**self.site.load()).clone();
-        let (infos, error_lines) = crate::detection::rule_infos(&rules, &errors);
+        let (infos, error_lines) = crate::detection_setup::rule_infos(&rules, &errors);
         site.rules = infos;
         site.rule_errors = error_lines;
         let reloaded = Reloaded {

@@ -194,7 +194,7 @@ mod detection {
 
     fn run_regions(store: &SqliteStore, key: &str, events: &[String]) {
         let rules = Arc::new(RuleSet::from_yaml_text(RULES, "t.yml").unwrap());
-        let memory = ingest::detection::RegionMemory::new(store.known_regions().unwrap(), 7 * 86_400_000);
+        let memory = ingest::inline_detection::RegionMemory::new(store.known_regions().unwrap(), 7 * 86_400_000);
         let detection = Detection::new(rules, AlertPolicy::default(), Vec::new()).with_regions(memory);
         let pipeline: Pipeline<String> =
             Pipeline::start_with_detection(store.writer().unwrap(), PipelineConfig::default(), detection);
@@ -205,7 +205,10 @@ mod detection {
 
     fn region_alerts(store: &SqliteStore) -> Vec<String> {
         let mut v: Vec<String> = store
-            .alerts(&AlertFilter { rule_id: Some(ingest::detection::NEW_REGION_RULE_ID.into()), ..Default::default() })
+            .alerts(&AlertFilter {
+                rule_id: Some(ingest::inline_detection::NEW_REGION_RULE_ID.into()),
+                ..Default::default()
+            })
             .unwrap()
             .into_iter()
             .map(|a| a.group_key)
@@ -262,7 +265,7 @@ mod detection {
         run_regions(&store, "a", &[at("a1", "111122223333", "us-east-1", 1)]);
         // One worker: objects are written in the order they are submitted.
         let rules = Arc::new(RuleSet::from_yaml_text(RULES, "t.yml").unwrap());
-        let memory = ingest::detection::RegionMemory::new(store.known_regions().unwrap(), 7 * 86_400_000);
+        let memory = ingest::inline_detection::RegionMemory::new(store.known_regions().unwrap(), 7 * 86_400_000);
         let detection = Detection::new(rules, AlertPolicy::default(), Vec::new()).with_regions(memory);
         let config = PipelineConfig { workers: 1, ..PipelineConfig::default() };
         let pipeline: Pipeline<String> = Pipeline::start_with_detection(store.writer().unwrap(), config, detection);

@@ -30,7 +30,8 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<()> {
         until,
         fetch_concurrency: config.consumer.fetch_concurrency,
     };
-    let detection = crate::detection::for_config(&store, &config, crate::detection::load_rules(&config.detection))?;
+    let detection =
+        crate::detection_setup::for_config(&store, &config, crate::detection_setup::load_rules(&config.detection))?;
     let started = std::time::Instant::now();
     let report = runtime.block_on(async {
         let base = aws::account::base_config(&config.aws).await;

@@ -43,7 +43,7 @@ pub fn run(args: BenchIngestArgs) -> anyhow::Result<()> {
         new_region_learning_ms: if args.no_builtin { None } else { Some(7 * 86_400_000) },
         ..Default::default()
     };
-    let rules = crate::detection::load_rules(&settings);
+    let rules = crate::detection_setup::load_rules(&settings);
     let mut parse = Vec::new();
     let mut full = Vec::new();
     let mut detecting = Vec::new();
@@ -130,7 +130,7 @@ fn full_ingest(
     let store = Store::from(SqliteStore::open(dir.path().join("bench.db"))?);
     let detection = match rules {
         Some((r, settings)) => {
-            Some(crate::detection::for_pipeline(&store, &settings, r, store::AlertPolicy::default())?)
+            Some(crate::detection_setup::for_pipeline(&store, &settings, r, store::AlertPolicy::default())?)
         }
         None => None,
     };

@@ -58,8 +58,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let store = Store::from(SqliteStore::open(&db).with_context(|| format!("opening {}", db.display()))?);
     let started = Instant::now();
     let settings = crate::config::DetectionConfig::default();
-    let rules = crate::detection::load_rules(&settings);
-    let detection = crate::detection::for_pipeline(&store, &settings, rules, store::AlertPolicy::default())?;
+    let rules = crate::detection_setup::load_rules(&settings);
+    let detection = crate::detection_setup::for_pipeline(&store, &settings, rules, store::AlertPolicy::default())?;
     let report = ingest::sources::local::ingest_dir(
         &bucket,
         &store,
@@ -134,10 +134,10 @@ fn serve_dashboard(store: Store, args: &DemoArgs, names: HashMap<String, String>
     let password = args.admin_password.clone().unwrap_or_else(web::auth::generate_password);
     let admin = web::auth::new_user("admin", store::Role::Admin, &password, now_millis())?;
     store.state().put_user(&admin)?;
-    let (rules, errors) = crate::detection::load_rules_reporting(&crate::config::DetectionConfig::default());
+    let (rules, errors) = crate::detection_setup::load_rules_reporting(&crate::config::DetectionConfig::default());
     let site = crate::dashboard::site_info(&[], &rules, &errors, names, &Default::default());
     // The counters of what the demo ran in this process (ingest's rule evaluation).
-    ingest::detection::register_metrics(telemetry::global());
+    ingest::inline_detection::register_metrics(telemetry::global());
     store::retention::register_metrics(telemetry::global());
     let listen = format!("{}:{}", args.bind, args.port);
     let runtime = tokio::runtime::Builder::new_multi_thread()

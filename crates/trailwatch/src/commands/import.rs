@@ -23,7 +23,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<()> {
     }
     let config = selected_config(&args.store)?;
     let store = open_store(&args.store, Open::Create)?;
-    let detection = crate::detection::for_store_args(&args.store, &store, args.no_detection)?;
+    let detection = crate::detection_setup::for_store_args(&args.store, &store, args.no_detection)?;
     let pipeline = pipeline_config(
         config.as_ref().and_then(|c| c.workers),
         config.as_ref().and_then(|c| c.filter.clone()),
@@ -170,8 +170,11 @@ pub fn import_new_accounts(config: &crate::config::Config, store: store::Store) 
         std::thread::Builder::new()
             .name(format!("history-{name}"))
             .spawn(move || {
-                let detection =
-                    crate::detection::for_config(&store, &config, crate::detection::load_rules(&config.detection));
+                let detection = crate::detection_setup::for_config(
+                    &store,
+                    &config,
+                    crate::detection_setup::load_rules(&config.detection),
+                );
                 let result = detection.and_then(|d| {
                     let pipeline = pipeline_config(config.workers, config.filter.clone(), config.read_limits);
                     event_history(&config, &name, days, &[], &store, pipeline, Some(d))

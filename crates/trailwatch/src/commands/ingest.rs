@@ -15,7 +15,7 @@ pub fn run(args: IngestArgs) -> anyhow::Result<()> {
     }
     let store = open_store(&args.store, Open::Create)?;
     let started = Instant::now();
-    let detection = crate::detection::for_store_args(&args.store, &store, args.no_detection)?;
+    let detection = crate::detection_setup::for_store_args(&args.store, &store, args.no_detection)?;
     let config = super::selected_config(&args.store)?;
     let limits = config.as_ref().map(|c| c.read_limits).unwrap_or_default();
     let filter = config.and_then(|c| c.filter);

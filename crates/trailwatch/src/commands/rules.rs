@@ -18,7 +18,7 @@ fn selected(
 ) -> (detect::RuleSet, Vec<detect::LoadError>) {
     match &args.rules {
         Some(path) => detect::RuleSet::load(path),
-        None => detect::RuleSet::load_sources(&crate::detection::sources(settings)),
+        None => detect::RuleSet::load_sources(&crate::detection_setup::sources(settings)),
     }
 }
 
@@ -62,9 +62,9 @@ fn pack(root: &Path, file: &Path) -> String {
 }
 
 pub fn list(args: RulesListArgs) -> anyhow::Result<()> {
-    let (settings, _) = crate::detection::settings(&args.store)?;
+    let (settings, _) = crate::detection_setup::settings(&args.store)?;
     let (rules, errors) = selected(&args, &settings);
-    crate::detection::report_load_errors(&errors);
+    crate::detection_setup::report_load_errors(&errors);
     let hits = hits(&args);
     // Rules, then correlations (which have no file of their own in the set).
     struct Row {
@@ -91,10 +91,10 @@ pub fn list(args: RulesListArgs) -> anyhow::Result<()> {
         .collect();
     // The built-in detector that is not a Sigma rule, when the configured rules are listed.
     if args.rules.is_none() && settings.new_region_learning_ms.is_some() {
-        let id = ingest::detection::NEW_REGION_RULE_ID;
+        let id = ingest::inline_detection::NEW_REGION_RULE_ID;
         rows.push(Row {
             id: id.into(),
-            title: ingest::detection::NEW_REGION_TITLE.into(),
+            title: ingest::inline_detection::NEW_REGION_TITLE.into(),
             level: "medium".into(),
             status: "detector".into(),
             pack: "builtin/human-error".into(),
@@ -104,10 +104,10 @@ pub fn list(args: RulesListArgs) -> anyhow::Result<()> {
     }
     // Always on: records detection could not read whole.
     if args.rules.is_none() {
-        let id = ingest::detection::INCOMPLETE_SCAN_RULE_ID;
+        let id = ingest::inline_detection::INCOMPLETE_SCAN_RULE_ID;
         rows.push(Row {
             id: id.into(),
-            title: ingest::detection::INCOMPLETE_SCAN_TITLE.into(),
+            title: ingest::inline_detection::INCOMPLETE_SCAN_TITLE.into(),
             level: "medium".into(),
             status: "detector".into(),
             pack: "builtin".into(),
@@ -162,7 +162,7 @@ pub fn list(args: RulesListArgs) -> anyhow::Result<()> {
 }
 
 pub fn lint(args: RulesListArgs) -> anyhow::Result<()> {
-    let (rules, errors) = selected(&args, &crate::detection::settings(&args.store)?.0);
+    let (rules, errors) = selected(&args, &crate::detection_setup::settings(&args.store)?.0);
     let mut findings: Vec<(String, String, &str, String)> = errors
         .iter()
         .map(|e| {
@@ -195,7 +195,7 @@ pub fn lint(args: RulesListArgs) -> anyhow::Result<()> {
 
 pub fn test(args: RulesTestArgs) -> anyhow::Result<()> {
     let (rules, errors) = detect::RuleSet::load(&args.rules);
-    crate::detection::report_load_errors(&errors);
+    crate::detection_setup::report_load_errors(&errors);
     let mut totals = Totals::default();
     let out = std::io::stdout();
     let mut out = std::io::BufWriter::new(out.lock());
@@ -432,10 +432,10 @@ fn first_line_is_a_record(path: &Path) -> anyhow::Result<bool> {
 /// (events already attached to a rule's alerts add nothing, so re-running is harmless).
 pub fn run(args: RulesRunArgs) -> anyhow::Result<()> {
     let store = super::open_store(&args.store, super::Open::Existing)?;
-    let (settings, sinks) = crate::detection::settings(&args.store)?;
+    let (settings, sinks) = crate::detection_setup::settings(&args.store)?;
     let rules = match &args.rules {
-        Some(path) => crate::detection::load(&[detect::RuleSource::Path(path.clone())]),
-        None => crate::detection::load_rules(&settings),
+        Some(path) => crate::detection_setup::load(&[detect::RuleSource::Path(path.clone())]),
+        None => crate::detection_setup::load_rules(&settings),
     };
     let now = super::now_millis();
     let query = store::EventQuery {
@@ -445,11 +445,11 @@ pub fn run(args: RulesRunArgs) -> anyhow::Result<()> {
     };
     // Regions are learnt on the way in only: a run over history does not replay them.
     let no_regions = crate::config::DetectionConfig { new_region_learning_ms: None, ..settings.clone() };
-    let mut detection = crate::detection::for_pipeline(
+    let mut detection = crate::detection_setup::for_pipeline(
         &store,
         &no_regions,
         rules.clone(),
-        crate::detection::policy(&settings, &sinks),
+        crate::detection_setup::policy(&settings, &sinks),
     )?;
     // Matches are gathered first (searches run newest first) and fed oldest first, as ingest would.
     let mut matched: Vec<(model::ParsedEvent, detect::Scan)> = Vec::new();
@@ -473,7 +473,7 @@ pub fn run(args: RulesRunArgs) -> anyhow::Result<()> {
         return Err(e);
     }
     matched.sort_by_key(|(e, _)| e.event_time);
-    let mut hits = ingest::detection::ObjectHits::default();
+    let mut hits = ingest::inline_detection::ObjectHits::default();
     for (e, scan) in matched {
         hits.add_event(&detection, &e, scan);
     }

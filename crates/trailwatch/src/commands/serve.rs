@@ -40,18 +40,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         web::tls::acceptor(cert, key).context("web.tls_cert / web.tls_key")?;
     }
     crate::dashboard::ensure_admin(&store, None)?;
-    let (rules, rule_errors) = crate::detection::load_rules_reporting(&config.detection);
+    let (rules, rule_errors) = crate::detection_setup::load_rules_reporting(&config.detection);
     let mut site = crate::dashboard::site_info(&config.accounts, &rules, &rule_errors, Default::default(), &config.web);
     site.retention = config.retention.as_ref().map(|r| crate::retention::describe(&r.policy));
     site.forwarders = config.forward.iter().map(|f| f.name.clone()).collect();
-    let detection = crate::detection::for_config(&store, &config, rules)?;
+    let detection = crate::detection_setup::for_config(&store, &config, rules)?;
     let live_rules = detection.live.clone();
     let mut web_state = web::WebState::new(store.clone(), site);
     web_state.live_status = Some(Arc::new(crate::dashboard::LiveBoard(board.clone())));
     web_state.doctor_runner =
         Some(Arc::new(crate::dashboard::AwsDoctor { settings: config.aws.clone(), accounts: config.accounts.clone() }));
     let metrics = telemetry::global();
-    ingest::detection::register_metrics(metrics);
+    ingest::inline_detection::register_metrics(metrics);
     store::retention::register_metrics(metrics);
     if let Some(filter) = &config.filter {
         filter.register_metrics(metrics);
@@ -96,12 +96,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         });
         // Event forwarders: each keeps its own position in the store.
         for spec in &config.forward {
-            let forwarder = alert::forward::Forwarder::new(store.clone(), spec.clone());
+            let forwarder = forward::Forwarder::new(store.clone(), spec.clone());
             tasks.spawn("forwarder", |stop| forwarder.run(Duration::from_secs(1), stop.cancelled_owned()));
         }
         // Integrity validation of every account with a bucket, beside ingest.
         if let Some(settings) = config.integrity.clone() {
-            let policy = crate::detection::policy(&config.detection, &config.sinks);
+            let policy = crate::detection_setup::policy(&config.detection, &config.sinks);
             let (accounts, aws, store) = (config.accounts.clone(), config.aws.clone(), store.clone());
             tasks.spawn("integrity", |stop| {
                 aws::integrity::watch(accounts, aws, store, policy, settings, stop.cancelled_owned())

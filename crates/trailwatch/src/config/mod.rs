@@ -38,7 +38,7 @@ pub struct Config {
     /// `None` when no policy is set.
     pub retention: Option<RetentionSettings>,
     /// `[[forward]]`.
-    pub forward: Vec<alert::forward::ForwardSpec>,
+    pub forward: Vec<forward::ForwardSpec>,
     /// (account name, days) of `[[accounts]] import_history_days`.
     pub history_imports: Vec<(String, u32)>,
     /// `[[ingest.filters]]`, compiled; `None` without filters.
@@ -354,10 +354,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.forward.len(), 2);
-        assert!(matches!(&c.forward[0].sink, alert::forward::ForwardSink::Webhook { secret: Some(s), .. } if s == "k"));
+        assert!(matches!(&c.forward[0].sink, forward::ForwardSink::Webhook { secret: Some(s), .. } if s == "k"));
         assert_eq!(c.forward[0].format, export::ExportFormat::Ocsf);
         assert!(c.forward[0].start_at_end && !c.forward[1].start_at_end);
-        assert!(matches!(&c.forward[1].sink, alert::forward::ForwardSink::File { path } if path.is_absolute()));
+        assert!(matches!(&c.forward[1].sink, forward::ForwardSink::File { path } if path.is_absolute()));
         for (text, key) in [
             ("[[forward]]\nname = \"a\"\nkind = \"kafka\"\n", "forward[0].kind"),
             ("[[forward]]\nname = \"a\"\nkind = \"webhook\"\n", "forward[0].url"),

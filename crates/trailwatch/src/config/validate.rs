@@ -207,8 +207,8 @@ pub(super) fn validate(mut raw: RawConfig, base: &Path) -> anyhow::Result<Config
     })
 }
 
-fn forward_specs(raw: Vec<RawForward>, base: &Path) -> anyhow::Result<Vec<alert::forward::ForwardSpec>> {
-    use alert::forward::{ForwardSink, ForwardSpec};
+fn forward_specs(raw: Vec<RawForward>, base: &Path) -> anyhow::Result<Vec<forward::ForwardSpec>> {
+    use forward::{ForwardSink, ForwardSpec};
     let mut out: Vec<ForwardSpec> = Vec::new();
     for (i, f) in raw.into_iter().enumerate() {
         let key = format!("forward[{i}]");

@@ -17,14 +17,29 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("export", &["model", "store"]),
     ("ingest", &["model", "store", "detect", "telemetry"]),
     ("integrity", &["model", "store"]),
-    ("alert", &["model", "store", "export"]),
+    ("alert", &["model", "store"]),
+    // Events out: forwarding uses alert's webhook delivery (signature, backoff, answers).
+    ("forward", &["model", "store", "export", "alert"]),
     // The web server shows the store; it knows nothing of AWS, ingest or validation. What
     // it needs of them (SNS push routes, doctor runs, live status) the binary hands it.
     ("web", &["model", "store", "telemetry"]),
     ("aws", &["model", "store", "ingest", "integrity", "telemetry"]),
     (
         "trailwatch",
-        &["model", "store", "ingest", "detect", "integrity", "export", "alert", "aws", "web", "sim", "telemetry"],
+        &[
+            "model",
+            "store",
+            "ingest",
+            "detect",
+            "integrity",
+            "export",
+            "alert",
+            "forward",
+            "aws",
+            "web",
+            "sim",
+            "telemetry",
+        ],
     ),
 ];
 
