@@ -1,7 +1,9 @@
 //! Where events and the ingest ledger live.
 //!
-//! * [`Store`] — the seam every other crate uses: open an [`EventWriter`], search events,
-//!   read the ledger. Callers pass typed queries ([`EventQuery`]); no SQL crosses this API.
+//! * [`EventStore`] and [`StateStore`] — the two seams: events (written through an
+//!   [`EventWriter`], searched, summarised, kept) and everything beside them (the ledger,
+//!   alerts and their outbox, integrity state, users). [`Store`], one of each, is what every
+//!   other crate holds. Callers pass typed queries ([`EventQuery`]); no SQL crosses this API.
 //! * [`EventWriter`] — the one place events are written. An object's events and its ledger
 //!   row are one unit: [`begin_object`](EventWriter::begin_object), any number of
 //!   [`insert`](EventWriter::insert) calls, then [`finish_object`](EventWriter::finish_object)

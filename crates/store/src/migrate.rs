@@ -134,7 +134,7 @@ pub fn sqlite_to_scaleout(
     progress(report.events);
 
     // State, in one PostgreSQL transaction.
-    let state = target.state();
+    let state = target.pg();
     let tables = &mut report.tables;
     off_runtime(|| -> Result<(), StoreError> {
         let conn = rusqlite::Connection::open_with_flags(source, OpenFlags::SQLITE_OPEN_READ_ONLY)
@@ -215,7 +215,7 @@ pub fn scaleout_to_sqlite(
     let mut report = MigrateReport::default();
 
     // State first, keeping ids: the ledger rows written below for the events come after.
-    let state = source.state();
+    let state = source.pg();
     let tables = &mut report.tables;
     off_runtime(|| -> Result<(), StoreError> {
         let mut conn = rusqlite::Connection::open(target).context("open the target SQLite store")?;

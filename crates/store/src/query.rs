@@ -61,7 +61,7 @@ impl EventRow {
     }
 }
 
-/// Columns that can be counted with [`Store::top`](crate::Store::top).
+/// Columns that can be counted with [`EventStore::top`](crate::EventStore::top).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dimension {
     EventName,
@@ -90,7 +90,7 @@ impl Dimension {
     }
 }
 
-/// What [`Store::summarize`](crate::Store::summarize) computes besides the counts.
+/// What [`EventStore::summarize`](crate::EventStore::summarize) computes besides the counts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SummarySpec {
     /// Histogram bucket width; 0 for no histogram.

@@ -63,7 +63,7 @@ impl RetentionPolicy {
     }
 }
 
-/// What one call of [`Store::apply_retention`](crate::Store::apply_retention) did.
+/// What one call of [`EventStore::apply_retention`](crate::EventStore::apply_retention) did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RetentionReport {
     pub events_deleted: u64,

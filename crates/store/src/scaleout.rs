@@ -30,15 +30,15 @@ use rustc_hash::FxHashSet;
 use crate::clickhouse::{self, ClickHouse, ClickHouseConfig, PendingMark, PendingRows};
 use crate::postgres::{self, Conn, PgState};
 use crate::{
-    EventBatch, EventQuery, EventRow, EventStore, EventWriter, InsertCounts, ObjectMeta, ObjectTotals, Store,
-    StoreError,
+    EventBatch, EventQuery, EventRow, EventStore, EventWriter, InsertCounts, ObjectMeta, ObjectTotals, StateStore,
+    Store, StoreError,
 };
 
 /// Flush buffered events to ClickHouse at the end of an object once this many are waiting
 /// (ClickHouse wants inserts of thousands of rows, not one per object).
 const FLUSH_EVENTS: u64 = 50_000;
 
-/// A scale-out deployment: [`ClickHouseEvents`] for the events, [`PgState`] (PostgreSQL) for
+/// A scale-out deployment: [`ClickHouseEvents`] for the events, `PgState` (PostgreSQL) for
 /// the state.
 pub struct ScaleOutStore {
     events: Arc<ClickHouseEvents>,
@@ -74,7 +74,11 @@ impl ScaleOutStore {
         &self.events
     }
 
-    pub fn state(&self) -> &PgState {
+    pub fn state(&self) -> &dyn StateStore {
+        &*self.state
+    }
+
+    pub(crate) fn pg(&self) -> &PgState {
         &self.state
     }
 

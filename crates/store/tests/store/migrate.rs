@@ -1,12 +1,12 @@
 //! `migrate`: an embedded store copied into the scale-out stores reads back the same through
 //! every `Store` method, twice copied is once copied, and the copy goes on where it left.
 
+use store::EventStore;
 use store::{
     AlertFilter, AlertHit, AlertPolicy, AlertState, AlertSubject, ApiToken, CorrelationWindow, DigestSeen, EventQuery,
     IngestFinding, IntegrationStatus, IntegrityChain, IntegrityFinding, KnownRegion, MessageProblem, ObjectMeta,
     ObjectTotals, Role, Silence, SinkRoute, SqliteStore, Store, User,
 };
-use store::{EventStore, StateStore};
 
 use crate::event;
 
