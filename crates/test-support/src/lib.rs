@@ -1,6 +1,7 @@
 //! Helpers for tests: where the shared sample data is, gzip, and bucket-shaped trees.
 //!
-//! Dev-dependency only. Later suites add moto, ClickHouse and browser helpers here.
+//! Dev-dependency only. (The scale-out test stores are `store::testing`; moto and the browser
+//! are driven from `tests/aws` and `tests/browser`.)
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
