@@ -2,7 +2,7 @@
 # Two builds of trailwatch on the same data in one run, interleaved: `bench ingest` (full
 # ingest and the gunzip+parse baseline), `bench web` (the dashboard's queries) and
 # `rules test` (the built-in packs over published records). For refactors that must not
-# be slower: report NEW/OLD ratios of the medians.
+# be slower: report NEW/OLD ratios of the medians over 5 rounds.
 # Usage: scripts/bench_compare.sh OLD_BINARY NEW_BINARY [WORKDIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,17 +28,18 @@ done
 
 results="$work/results.jsonl"
 : > "$results"
-for round in 1 2 3; do
+for round in 1 2 3 4 5; do
   for bin in old new; do
     b=${!bin}
     for data in tree published; do
       echo "{\"round\":$round,\"bin\":\"$bin\",\"what\":\"ingest-$data\",\"r\":$("$b" bench ingest --local "$work/${data/tree/tree-150k}" --runs 3 --format json)}" >> "$results"
     done
     echo "{\"round\":$round,\"bin\":\"$bin\",\"what\":\"web\",\"r\":$("$b" bench web --db "$work/$bin.db" --runs 5 --format json)}" >> "$results"
-    start=$(date +%s.%N)
-    "$b" rules test --rules rules --events "$work/published.jsonl" >/dev/null
-    end=$(date +%s.%N)
-    echo "{\"round\":$round,\"bin\":\"$bin\",\"what\":\"rules-test\",\"r\":{\"seconds\":$(echo "$end - $start" | bc)}}" >> "$results"
+    seconds=$(python3 -c 'import subprocess, sys, time
+t = time.perf_counter()
+subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)
+print(f"{time.perf_counter() - t:.4f}")' "$b" rules test --rules rules --events "$work/published.jsonl")
+    echo "{\"round\":$round,\"bin\":\"$bin\",\"what\":\"rules-test\",\"r\":{\"seconds\":$seconds}}" >> "$results"
   done
 done
 python3 scripts/bench_compare_report.py "$results"

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Report of scripts/bench_compare.sh: medians per build and NEW/OLD ratios (events/s: higher
-is better; times: lower is better)."""
+"""Report of scripts/bench_compare.sh: medians per build, NEW/OLD ratios (events/s: higher is
+better; times: lower is better) and the noise (the largest deviation of a round from its
+build's median): a slower ratio inside it is "within noise"."""
 import json
 import statistics
 import sys
@@ -13,11 +14,15 @@ def series(what, bin_, pick):
 
 
 def line(label, what, pick, unit, higher_better):
-    old, new = statistics.median(series(what, "old", pick)), statistics.median(series(what, "new", pick))
+    olds, news = series(what, "old", pick), series(what, "new", pick)
+    old, new = statistics.median(olds), statistics.median(news)
     ratio = new / old
+    # The noise: how far one build's rounds stray from their own median (the larger of the two).
+    noise = max(max(abs(v / statistics.median(xs) - 1) for v in xs) for xs in (olds, news))
     better = ratio >= 1 if higher_better else ratio <= 1
-    print(f"{label:<44} old {old:>12,.1f} {unit:<9} new {new:>12,.1f} {unit:<9} new/old {ratio:5.3f}"
-          f"  ({'not worse' if better else 'worse'}; rounds: {len(series(what, 'old', pick))})")
+    verdict = "not worse" if better else ("within noise" if abs(ratio - 1) <= noise else "WORSE")
+    print(f"{label:<46} old {old:>11,.2f} {unit:<8} new {new:>11,.2f} {unit:<8} new/old {ratio:5.3f}"
+          f"  ±{noise * 100:4.1f}% rounds  {verdict} ({len(olds)} rounds)")
 
 
 for data in ("tree", "published"):

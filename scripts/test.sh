@@ -113,7 +113,8 @@ step "fuzzing (bounded)"
 scripts/fuzz.sh
 
 step "scripts"
-python3 -m py_compile scripts/naive_loader.py scripts/make_big_log.py scripts/bench_sqs.py scripts/soak.py scripts/bench_login.py
+python3 -m py_compile scripts/naive_loader.py scripts/make_big_log.py scripts/bench_sqs.py scripts/soak.py scripts/bench_login.py \
+  scripts/pack_published.py scripts/bench_compare_report.py
 bash -n scripts/bench.sh
 bash -n scripts/bench_rules.sh
 bash -n scripts/bench_web.sh
@@ -121,5 +122,6 @@ bash -n scripts/bench_scaleout.sh
 bash -n scripts/services.sh
 bash -n scripts/fuzz.sh
 bash -n scripts/soak.sh
+bash -n scripts/bench_compare.sh
 
 step "all tests passed"
