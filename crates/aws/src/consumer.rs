@@ -439,11 +439,6 @@ impl Consumer {
         }
     }
 
-    /// The live integration status board.
-    pub fn board(&self) -> &StatusBoard {
-        &self.board
-    }
-
     /// Messages being handled now.
     pub fn in_flight(&self) -> usize {
         self.in_flight_messages().len()

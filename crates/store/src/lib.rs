@@ -311,21 +311,19 @@ impl Store {
     }
 }
 
-/// Events and objects, counted (of a store that is not yet a [`Store`], such as a
-/// [`SqliteStore`] being checked before use).
-pub fn stats(events: &dyn EventStore, state: &dyn StateStore) -> Result<StoreStats, StoreError> {
-    {
-        let events = events.event_stats()?;
-        let objects = state.object_counts()?;
-        Ok(StoreStats {
-            events: events.events,
-            objects_committed: objects.committed,
-            objects_quarantined: objects.quarantined,
-            oldest_event: events.oldest_event,
-            newest_event: events.newest_event,
-            principals: events.principals,
-        })
-    }
+/// Events and objects, counted: [`Store::stats`], and [`SqliteStore::stats`] for a file
+/// checked before it becomes a `Store`.
+pub(crate) fn stats(events: &dyn EventStore, state: &dyn StateStore) -> Result<StoreStats, StoreError> {
+    let events = events.event_stats()?;
+    let objects = state.object_counts()?;
+    Ok(StoreStats {
+        events: events.events,
+        objects_committed: objects.committed,
+        objects_quarantined: objects.quarantined,
+        oldest_event: events.oldest_event,
+        newest_event: events.newest_event,
+        principals: events.principals,
+    })
 }
 
 impl From<SqliteStore> for Store {

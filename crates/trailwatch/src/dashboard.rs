@@ -84,6 +84,13 @@ impl web::Doctor for AwsDoctor {
     }
 }
 
+/// Registers the counters of what every process behind a dashboard runs (rule evaluation on
+/// ingest, retention) for `/metrics`; `serve` adds its consumer's and filters'.
+pub fn register_metrics(registry: &telemetry::Registry) {
+    ingest::inline_detection::register_metrics(registry);
+    store::retention::register_metrics(registry);
+}
+
 /// With no user in the store yet, creates `admin` and prints its password (once).
 pub fn ensure_admin(store: &store::Store, password: Option<&str>) -> anyhow::Result<()> {
     if let Some(pw) = web::ensure_first_admin(store, password).context("creating the first dashboard user")? {

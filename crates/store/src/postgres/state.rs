@@ -54,7 +54,7 @@ impl StateStore for PgState {
     fn ledger_entry(&self, bucket: &str, key: &str) -> Result<Option<LedgerEntry>, StoreError> {
         self.with(|c| {
             let sql = format!("SELECT {LEDGER_COLUMNS} FROM objects WHERE bucket = $1 AND key = $2");
-            Ok(all(&mut *c, &sql, &[&bucket, &key], "read the ledger", ledger_row)?.pop())
+            Ok(all(c, &sql, &[&bucket, &key], "read the ledger", ledger_row)?.pop())
         })
     }
 
@@ -63,14 +63,14 @@ impl StateStore for PgState {
             // starts_with, not LIKE: the prefix is data and may hold % or _.
             let sql =
                 format!("SELECT {LEDGER_COLUMNS} FROM objects WHERE bucket = $1 AND starts_with(key, $2) ORDER BY key");
-            all(&mut *c, &sql, &[&bucket, &prefix], "read the ledger", ledger_row)
+            all(c, &sql, &[&bucket, &prefix], "read the ledger", ledger_row)
         })
     }
 
     fn quarantined(&self) -> Result<Vec<LedgerEntry>, StoreError> {
         self.with(|c| {
             let sql = format!("SELECT {LEDGER_COLUMNS} FROM objects WHERE status = 'quarantined' ORDER BY id");
-            all(&mut *c, &sql, &[], "list quarantined objects", ledger_row)
+            all(c, &sql, &[], "list quarantined objects", ledger_row)
         })
     }
 
@@ -116,7 +116,7 @@ impl StateStore for PgState {
         self.with(|c| {
             let sql = "SELECT queue, message_id, reason, detail, body, receive_count, first_seen, last_seen
                        FROM message_problems ORDER BY last_seen DESC, message_id";
-            all(&mut *c, sql, &[], "list message problems", |r| {
+            all(c, sql, &[], "list message problems", |r| {
                 Ok(MessageProblem {
                     queue: r.try_get(0)?,
                     message_id: r.try_get(1)?,
@@ -157,7 +157,7 @@ impl StateStore for PgState {
         self.with(|c| {
             let sql = "SELECT kind, account, bucket, key, detail, first_seen, last_seen, occurrences
                        FROM ingest_findings ORDER BY first_seen, key";
-            all(&mut *c, sql, &[], "list findings", |r| {
+            all(c, sql, &[], "list findings", |r| {
                 Ok(IngestFinding {
                     kind: r.try_get(0)?,
                     account: r.try_get(1)?,
@@ -187,7 +187,7 @@ impl StateStore for PgState {
     fn digests_seen(&self) -> Result<Vec<DigestSeen>, StoreError> {
         self.with(|c| {
             let sql = "SELECT account, bucket, key, size, seen_at FROM digests_seen ORDER BY bucket, key";
-            all(&mut *c, sql, &[], "list digests", digest_row)
+            all(c, sql, &[], "list digests", digest_row)
         })
     }
 
@@ -195,7 +195,7 @@ impl StateStore for PgState {
         self.with(|c| {
             let sql =
                 "SELECT account, bucket, key, size, seen_at FROM digests_seen WHERE seen_at > $1 ORDER BY seen_at";
-            all(&mut *c, sql, &[&seen_at], "list new digests", digest_row)
+            all(c, sql, &[&seen_at], "list new digests", digest_row)
         })
     }
 
@@ -235,7 +235,7 @@ impl StateStore for PgState {
             let sql = "SELECT account, region, last_notification, last_validation, last_object, newest_event,
                          notifications, objects, events, last_error, last_error_at, updated_at
                        FROM integration_status ORDER BY account, region";
-            all(&mut *c, sql, &[], "list integration status", |r| {
+            all(c, sql, &[], "list integration status", |r| {
                 Ok(IntegrationStatus {
                     account: r.try_get(0)?,
                     region: r.try_get(1)?,
@@ -289,7 +289,7 @@ impl StateStore for PgState {
         self.with(|c| {
             let sql = "SELECT account, account_id, region, trail, newest_key, newest_end, newest_log, verified_at
                        FROM integrity_chains ORDER BY account, region, trail";
-            all(&mut *c, sql, &[], "list integrity chains", |r| {
+            all(c, sql, &[], "list integrity chains", |r| {
                 Ok(IntegrityChain {
                     account: r.try_get(0)?,
                     account_id: r.try_get(1)?,
@@ -336,7 +336,7 @@ impl StateStore for PgState {
         self.with(|c| {
             let sql = "SELECT account, kind, key, detail, first_seen, last_seen FROM integrity_findings
                        ORDER BY last_seen DESC, account, key, kind";
-            all(&mut *c, sql, &[], "list integrity findings", |r| {
+            all(c, sql, &[], "list integrity findings", |r| {
                 Ok(IntegrityFinding {
                     account: r.try_get(0)?,
                     kind: r.try_get(1)?,
@@ -353,7 +353,7 @@ impl StateStore for PgState {
         self.with(|c| {
             let sql = "SELECT account, account_id, region, what, since, alert_id FROM integrity_silences
                        ORDER BY account, account_id, region, what";
-            all(&mut *c, sql, &[], "list silences", silence_row)
+            all(c, sql, &[], "list silences", silence_row)
         })
     }
 
@@ -374,7 +374,7 @@ impl StateStore for PgState {
     fn clear_silence(&self, s: &Silence) -> Result<Option<Silence>, StoreError> {
         self.with(|c| {
             Ok(all(
-                &mut *c,
+                c,
                 "DELETE FROM integrity_silences WHERE account = $1 AND account_id = $2 AND region = $3 AND what = $4
                  RETURNING account, account_id, region, what, since, alert_id",
                 &[&s.account, &s.account_id, &s.region, &s.what],
@@ -421,14 +421,14 @@ impl StateStore for PgState {
     fn user(&self, name: &str) -> Result<Option<User>, StoreError> {
         self.with(|c| {
             let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE name = $1");
-            Ok(all(&mut *c, &sql, &[&name], "read user", |r| user_row(r, 0))?.pop())
+            Ok(all(c, &sql, &[&name], "read user", |r| user_row(r, 0))?.pop())
         })
     }
 
     fn users(&self) -> Result<Vec<User>, StoreError> {
         self.with(|c| {
             let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY name");
-            all(&mut *c, &sql, &[], "list users", |r| user_row(r, 0))
+            all(c, &sql, &[], "list users", |r| user_row(r, 0))
         })
     }
 
@@ -448,7 +448,7 @@ impl StateStore for PgState {
     fn session(&self, token_hash: &[u8], now: i64) -> Result<Option<(Session, User)>, StoreError> {
         self.with(|c| {
             Ok(all(
-                &mut *c,
+                c,
                 "SELECT s.token_hash, s.\"user\", s.csrf, s.created_at, s.expires_at,
                         u.name, u.role, u.password_hash, u.created_at, u.updated_at
                  FROM sessions s JOIN users u ON u.name = s.\"user\"
@@ -494,7 +494,7 @@ impl StateStore for PgState {
     fn use_api_token(&self, token_hash: &[u8], now: i64) -> Result<Option<(ApiToken, User)>, StoreError> {
         self.with(|c| {
             let token = all(
-                &mut *c,
+                c,
                 &format!(
                     "UPDATE api_tokens SET last_used = $2
                      WHERE token_hash = $1 AND (expires_at IS NULL OR expires_at > $2)
@@ -513,7 +513,7 @@ impl StateStore for PgState {
     fn api_tokens(&self, user: Option<&str>) -> Result<Vec<ApiToken>, StoreError> {
         self.with(|c| {
             all(
-                &mut *c,
+                c,
                 &format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE $1::text IS NULL OR \"user\" = $1 ORDER BY id"),
                 &[&user],
                 "list API tokens",
@@ -553,7 +553,7 @@ impl StateStore for PgState {
             );
             let (before_seen, before_id) = (f.before.map(|b| b.0), f.before.map(|b| b.1));
             all(
-                &mut *c,
+                c,
                 &sql,
                 &[&f.state.map(AlertState::as_str), &f.rule_id, &all_levels, &levels, &limit, &before_seen, &before_id],
                 "list alerts",
@@ -565,14 +565,14 @@ impl StateStore for PgState {
     fn alert(&self, id: i64) -> Result<Option<Alert>, StoreError> {
         self.with(|c| {
             let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = $1");
-            Ok(all(&mut *c, &sql, &[&id], "read alert", alert_row)?.pop())
+            Ok(all(c, &sql, &[&id], "read alert", alert_row)?.pop())
         })
     }
 
     fn alert_event_ids(&self, id: i64) -> Result<Vec<String>, StoreError> {
         self.with(|c| {
             all(
-                &mut *c,
+                c,
                 "SELECT event_id FROM alert_events WHERE alert = $1 ORDER BY event_id",
                 &[&id],
                 "alert events",
@@ -597,7 +597,7 @@ impl StateStore for PgState {
     fn rule_hits(&self) -> Result<Vec<(String, u64)>, StoreError> {
         self.with(|c| {
             all(
-                &mut *c,
+                c,
                 "SELECT rule_id, count(*) FROM alert_events GROUP BY rule_id ORDER BY rule_id",
                 &[],
                 "rule hits",
@@ -609,7 +609,7 @@ impl StateStore for PgState {
     fn correlation_windows(&self) -> Result<Vec<CorrelationWindow>, StoreError> {
         self.with(|c| {
             all(
-                &mut *c,
+                c,
                 "SELECT correlation, group_key, entries FROM correlation_windows ORDER BY correlation, group_key",
                 &[],
                 "list correlation windows",
@@ -629,7 +629,7 @@ impl StateStore for PgState {
                  UPDATE outbox o SET next_attempt = $3 FROM due WHERE o.id = due.id
                  RETURNING o.id, o.alert_id, o.sink, o.attempts, $1::bigint, o.last_error, o.delivered_at, o.created_at";
             let mut rows = all(
-                &mut *c,
+                c,
                 sql,
                 &[&now, &(limit as i64), &(now + DELIVERY_LEASE_MS)],
                 "claim due deliveries",
@@ -643,7 +643,7 @@ impl StateStore for PgState {
     fn deliveries(&self, alert_id: i64) -> Result<Vec<Delivery>, StoreError> {
         self.with(|c| {
             let sql = format!("SELECT {DELIVERY_COLUMNS} FROM outbox WHERE alert_id = $1 ORDER BY sink");
-            all(&mut *c, &sql, &[&alert_id], "alert deliveries", delivery_row)
+            all(c, &sql, &[&alert_id], "alert deliveries", delivery_row)
         })
     }
 
@@ -672,7 +672,7 @@ impl StateStore for PgState {
     fn outbox_backlog(&self) -> Result<Vec<Backlog>, StoreError> {
         self.with(|c| {
             all(
-                &mut *c,
+                c,
                 "SELECT sink, count(*), count(*) FILTER (WHERE attempts > 0), min(created_at) FROM outbox
                  WHERE delivered_at IS NULL GROUP BY sink ORDER BY sink",
                 &[],
@@ -692,7 +692,7 @@ impl StateStore for PgState {
     fn known_regions(&self) -> Result<Vec<KnownRegion>, StoreError> {
         self.with(|c| {
             all(
-                &mut *c,
+                c,
                 "SELECT account, region, first_seen FROM known_regions ORDER BY account, region",
                 &[],
                 "known regions",

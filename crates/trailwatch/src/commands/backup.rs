@@ -32,7 +32,7 @@ pub fn backup(args: BackupArgs) -> anyhow::Result<()> {
     std::fs::rename(&partial, &args.to)
         .with_context(|| format!("renaming {} to {}", partial.display(), args.to.display()))?;
     let copy = store::SqliteStore::open(&args.to).with_context(|| format!("reading back {}", args.to.display()))?;
-    let stats = store::stats(&copy, &copy)?;
+    let stats = copy.stats()?;
     let seconds = started.elapsed().as_secs_f64();
     match args.format {
         Format::Json | Format::Jsonl => println!(
@@ -56,7 +56,7 @@ pub fn restore(args: RestoreArgs) -> anyhow::Result<()> {
         bail!("no backup at {}", args.from.display());
     }
     let store = open_store_at(&path, Open::Create)?;
-    let existing = store::stats(&store, &store)?;
+    let existing = store.stats()?;
     if existing.events + existing.objects_committed > 0 && !args.force {
         bail!(
             "{} already holds {} events; pass --force to replace them with the backup",
@@ -67,7 +67,7 @@ pub fn restore(args: RestoreArgs) -> anyhow::Result<()> {
     store
         .restore_from(&args.from)
         .with_context(|| format!("restoring {} into {}", args.from.display(), path.display()))?;
-    let stats = store::stats(&store, &store)?;
+    let stats = store.stats()?;
     eprintln!(
         "trailwatch restore: {} now holds the backup: {} events, {} objects",
         path.display(),

@@ -136,9 +136,7 @@ fn serve_dashboard(store: Store, args: &DemoArgs, names: HashMap<String, String>
     store.state().put_user(&admin)?;
     let (rules, errors) = crate::detection_setup::load_rules_reporting(&crate::config::DetectionConfig::default());
     let site = crate::dashboard::site_info(&[], &rules, &errors, names, &Default::default());
-    // The counters of what the demo ran in this process (ingest's rule evaluation).
-    ingest::inline_detection::register_metrics(telemetry::global());
-    store::retention::register_metrics(telemetry::global());
+    crate::dashboard::register_metrics(telemetry::global());
     let listen = format!("{}:{}", args.bind, args.port);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

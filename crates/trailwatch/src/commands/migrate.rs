@@ -26,7 +26,7 @@ pub fn run(args: MigrateArgs) -> anyhow::Result<()> {
         bail!("--from: no SQLite store at {}", path.display());
     }
     let source = store::SqliteStore::open(&path).with_context(|| format!("opening {}", path.display()))?;
-    let before = store::stats(&source, &source)?;
+    let before = source.stats()?;
     drop(source);
     let target = store::ScaleOutStore::open(clickhouse, &state).with_context(|| {
         format!("opening the scale-out store (ClickHouse {}, PostgreSQL {})", redact(clickhouse), redact(&state))
@@ -89,13 +89,7 @@ fn state_url(arg: &str) -> anyhow::Result<String> {
 /// into a new SQLite file.
 fn back_to_sqlite(args: &MigrateArgs, clickhouse: &str, path: PathBuf) -> anyhow::Result<()> {
     let state = state_url(&args.state)?;
-    if path.exists() && {
-        let s = store::SqliteStore::open(&path)?;
-        store::stats(&s, &s)?
-    }
-    .events
-        > 0
-    {
+    if path.exists() && store::SqliteStore::open(&path)?.stats()?.events > 0 {
         bail!("--to: {} already holds events; migrate into a new file", path.display());
     }
     let source = store::ScaleOutStore::open(clickhouse, &state).with_context(|| {
@@ -110,10 +104,7 @@ fn back_to_sqlite(args: &MigrateArgs, clickhouse: &str, path: PathBuf) -> anyhow
         }
     })
     .context("migrating")?;
-    let after = {
-        let s = store::SqliteStore::open(&path)?;
-        store::stats(&s, &s)?
-    };
+    let after = store::SqliteStore::open(&path)?.stats()?;
     if after.events != before.events {
         bail!("after the copy {} holds {} events, the scale-out store {}", path.display(), after.events, before.events);
     }

@@ -51,8 +51,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     web_state.doctor_runner =
         Some(Arc::new(crate::dashboard::AwsDoctor { settings: config.aws.clone(), accounts: config.accounts.clone() }));
     let metrics = telemetry::global();
-    ingest::inline_detection::register_metrics(metrics);
-    store::retention::register_metrics(metrics);
+    crate::dashboard::register_metrics(metrics);
     if let Some(filter) = &config.filter {
         filter.register_metrics(metrics);
     }

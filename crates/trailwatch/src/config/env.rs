@@ -35,8 +35,8 @@ const TEST_VARIABLES: &[&str] = &["TRAILWATCH_TEST_", "TRAILWATCH_BIN", "TRAILWA
 struct Section {
     /// `web`, `sinks`, …
     name: String,
-    /// Keys and their schemas.
-    keys: BTreeMap<String, Value>,
+    /// Keys as variables spell them (`TLS_CERT`), with the key and how its value is read.
+    keys: BTreeMap<String, (String, Kind)>,
     /// `[[section]]` entries addressed by their `name`.
     named: bool,
 }
@@ -53,7 +53,10 @@ fn sections() -> Vec<Section> {
             (None, Some(def)) => (def, true),
             _ => continue,
         };
-        let keys = properties(def, &defs).into_iter().filter(|(_, p)| kind(p, &defs).is_some()).collect();
+        let keys = properties(def, &defs)
+            .into_iter()
+            .filter_map(|(key, p)| Some((upper(&key), (key, kind(&p, &defs)?))))
+            .collect();
         out.push(Section { name, keys, named });
     }
     out
@@ -157,14 +160,12 @@ pub(super) fn apply(mut table: toml::Table, env: &BTreeMap<String, String>) -> a
             continue;
         };
         let rest = &rest[section.name.len() + 1..];
-        let known = |key: &str| section.keys.keys().any(|k| upper(k) == key);
-        let keys = || section.keys.keys().cloned().collect::<Vec<_>>().join(", ");
+        let keys = || section.keys.values().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", ");
         if !section.named {
-            if !known(rest) {
+            let Some((key, kind)) = section.keys.get(rest) else {
                 bail!("{variable}: [{}] has no key {} (keys: {})", section.name, rest.to_ascii_lowercase(), keys());
-            }
-            let (key, schema) = section.keys.iter().find(|(k, _)| upper(k) == rest).expect("known above");
-            let v = value(variable, text, kind(schema, &Value::Null).unwrap_or(Kind::Text))?;
+            };
+            let v = value(variable, text, *kind)?;
             let entry = table.entry(section.name.clone()).or_insert_with(|| toml::Value::Table(Default::default()));
             let Some(t) = entry.as_table_mut() else {
                 bail!("{variable}: {} is not a table in the file", section.name)
@@ -177,16 +178,17 @@ pub(super) fn apply(mut table: toml::Table, env: &BTreeMap<String, String>) -> a
         let mut found = None;
         for entry in entries.into_iter().flatten().filter_map(toml::Value::as_table_mut) {
             let Some(name) = entry.get("name").and_then(toml::Value::as_str).map(upper) else { continue };
-            if let Some(key) = rest.strip_prefix(&name).and_then(|r| r.strip_prefix('_')).filter(|k| known(k)) {
-                found = Some((entry, key.to_owned()));
+            if let Some(key) =
+                rest.strip_prefix(&name).and_then(|r| r.strip_prefix('_')).and_then(|k| section.keys.get(k))
+            {
+                found = Some((entry, key));
                 break;
             }
         }
-        let Some((entry, key)) = found else {
+        let Some((entry, (key, kind))) = found else {
             bail!("{variable}: no [[{}]] entry of that name has such a key (keys: {})", section.name, keys());
         };
-        let (key, schema) = section.keys.iter().find(|(k, _)| upper(k) == key).expect("known above");
-        entry.insert(key.clone(), value(variable, text, kind(schema, &Value::Null).unwrap_or(Kind::Text))?);
+        entry.insert(key.clone(), value(variable, text, *kind)?);
     }
     RawConfig::deserialize(toml::Value::Table(table)).context("applying the TRAILWATCH_* environment variables")
 }
@@ -215,7 +217,7 @@ mod tests {
         assert!(missing.is_empty(), "keys without an environment variable: {missing:?}");
         // The keys the hand-written list of old lacked.
         let all: Vec<String> =
-            sections().iter().flat_map(|s| s.keys.keys().map(move |k| format!("{}.{k}", s.name))).collect();
+            sections().iter().flat_map(|s| s.keys.values().map(move |(k, _)| format!("{}.{k}", s.name))).collect();
         for k in [
             "integrity.poll",
             "detection.new_region",
