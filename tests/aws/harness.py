@@ -188,8 +188,10 @@ def log_file(account, region, when, n):
 
 
 def simulate(out, *args):
-    """`trailwatch simulate --out OUT ARGS...`; returns its manifest."""
-    subprocess.run([str(BIN), "simulate", "--out", str(out), *map(str, args)], check=True, capture_output=True)
+    """`trailwatch simulate --out OUT ARGS...` (the classic profile unless ARGS name one:
+    the tests know its fixed cast by name); returns its manifest."""
+    profile = [] if "--profile" in map(str, args) else ["--profile", "classic"]
+    subprocess.run([str(BIN), "simulate", "--out", str(out), *profile, *map(str, args)], check=True, capture_output=True)
     return json.loads((pathlib.Path(out) / "manifest.json").read_text())
 
 

@@ -7,9 +7,13 @@
 //! same bytes: the generator is our own (see [`rng`]) and every collection that decides an
 //! order is ordered.
 //!
-//! Traffic (see [`traffic`]): several accounts with IAM users, IAM Identity Center and SAML
-//! sessions, CI keys, workload roles, AWS service principals; read-heavy, with S3 data
-//! events, KMS, console sign-ins and a few percent of failures, denser in working hours.
+//! Traffic comes in [`Profile`]s. `classic` (see [`traffic`]): several accounts with a fixed
+//! cast of IAM users, IAM Identity Center and SAML sessions, CI keys, workload roles, AWS
+//! service principals; read-heavy, with S3 data events, KMS, console sign-ins and a few
+//! percent of failures, denser in working hours. `realistic` and `high-cardinality` (see
+//! [`varied`]): the same kinds of callers drawn from heavy-tailed populations whose distinct
+//! counts grow with the trail, as in real trails. Memory stays constant with size: the trail
+//! is written window by window.
 //!
 //! ```no_run
 //! let manifest = sim::simulate(&sim::SimConfig::default(), std::path::Path::new("bucket")).unwrap();
@@ -21,10 +25,12 @@ pub mod record;
 pub mod rng;
 pub mod scenarios;
 pub mod traffic;
+pub mod varied;
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use flate2::{Compression, GzBuilder};
 use model::timefmt::{format_millis, from_civil};
@@ -34,6 +40,7 @@ use sha2::{Digest, Sha256};
 
 pub use digests::Tamper;
 pub use scenarios::Scenario;
+pub use varied::Profile;
 
 use record::SimRecord;
 use rng::Rng;
@@ -64,6 +71,10 @@ pub struct SimConfig {
     pub tampers: Vec<Tamper>,
     /// The bucket name digests name as their own and their logs'.
     pub bucket: String,
+    /// How varied the ordinary traffic is.
+    pub profile: Profile,
+    /// Writer threads (0: one per core). The output does not depend on it.
+    pub threads: usize,
 }
 
 impl Default for SimConfig {
@@ -82,6 +93,8 @@ impl Default for SimConfig {
             digests: false,
             tampers: Vec::new(),
             bucket: "trailwatch-sim-bucket".into(),
+            profile: Profile::Classic,
+            threads: 0,
         }
     }
 }
@@ -152,6 +165,11 @@ pub enum SimError {
 }
 
 /// Writes the simulated bucket into `out` (which must be empty or absent).
+///
+/// The trail is written one five-minute window at a time (windows shared out to
+/// `threads` workers), so memory holds a few windows' records however large the trail:
+/// each window's records come from its own generator stream, which is why the bytes do not
+/// depend on the number of threads.
 pub fn simulate(config: &SimConfig, out: &Path) -> Result<Manifest, SimError> {
     validate(config)?;
     let io = |path: &Path| {
@@ -167,89 +185,46 @@ pub fn simulate(config: &SimConfig, out: &Path) -> Result<Manifest, SimError> {
     let span = i64::from(config.hours) * 3_600_000;
     let end = config.start + span;
 
-    // (kind, account, region, five-minute window) → records.
-    let mut groups: BTreeMap<(u8, usize, usize, i64), Vec<SimRecord>> = BTreeMap::new();
-    let mut place = |kind: u8, a: usize, r: usize, rec: SimRecord| {
-        groups.entry((kind, a, r, rec.time_ms.div_euclid(FIVE_MINUTES))).or_default().push(rec);
+    let extras = extra_records(config, &root, &accounts, span, end);
+    let scenario_entries = extras.scenarios;
+    let plan = Plan {
+        config,
+        out,
+        accounts: &accounts,
+        population: varied::Population::new(config.profile, config.seed, config.events),
+        counts: window_counts(config, span),
+        extras: extras.by_window,
+        root: &root,
     };
-
-    let mut rng = root.fork(1);
-    let account_weights: Vec<(u32, usize)> =
-        (0..accounts.len()).map(|i| ((accounts.len() - i) as u32 * 2 + 1, i)).collect();
-    for _ in 0..config.events {
-        let t = working_hours_time(&mut rng, config.start, span);
-        let a = *rng.weighted(&account_weights);
-        let r = if config.regions.len() == 1 || rng.chance(0.6) { 0 } else { 1 + rng.index(config.regions.len() - 1) };
-        let rec = traffic::ordinary(&mut rng, &accounts[a], &config.regions[r], t);
-        place(0, a, r, rec);
-    }
-
-    let mut scenario_entries = Vec::new();
-    for (k, scenario) in config.scenarios.iter().enumerate() {
-        let mut srng = root.fork(2000 + *scenario as u64);
-        let at = config.start + (span as f64 * (0.5 + 0.04 * k as f64)) as i64 / 1000 * 1000;
-        let records = scenario.records(&mut srng, &accounts[0], &config.regions[0], at);
-        scenario_entries.push(ManifestScenario {
-            name: scenario.name(),
-            description: scenario.description(),
-            account: accounts[0].id.clone(),
-            region: config.regions[0].clone(),
-            event_ids: records.iter().map(|r| r.event_id.clone()).collect(),
-            event_names: records.iter().filter_map(|r| r.event_name.clone()).collect(),
-        });
-        for rec in records {
-            place(0, 0, 0, rec);
+    let next = AtomicUsize::new(0);
+    let threads = if config.threads == 0 {
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    } else {
+        config.threads
+    };
+    let mut files: Vec<ManifestFile> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads.min(plan.counts.len()).max(1))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut written = Vec::new();
+                    loop {
+                        let w = next.fetch_add(1, Ordering::Relaxed);
+                        if w >= plan.counts.len() {
+                            return Ok(written);
+                        }
+                        written.extend(plan.window(w)?);
+                    }
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for worker in workers {
+            all.extend(worker.join().expect("a simulator worker panicked")?);
         }
-    }
-
-    if config.insights {
-        for (a, acct) in accounts.iter().enumerate() {
-            let mut irng = root.fork(3000 + a as u64);
-            let at = config.start + span * 3 / 10 + a as i64 * 60_000;
-            let shared = irng.uuid();
-            for (state, dt) in [("Start", 0), ("End", 7 * 60_000)] {
-                let rec = record::insight(
-                    &mut irng,
-                    &acct.id,
-                    &config.regions[0],
-                    (at + dt).min(end - 1000),
-                    &shared,
-                    state,
-                    "CreateAccessKey",
-                );
-                place(1, a, 0, rec);
-            }
-        }
-    }
-
-    let mut layout = root.fork(4);
-    let mut files = Vec::new();
-    let mut total = 0;
-    for ((kind, a, r, window), mut records) in groups {
-        layout.shuffle(&mut records);
-        let delivered = (window + 1) * FIVE_MINUTES + layout.range(1, 4) as i64 * 60_000;
-        let key = TrailKey {
-            prefix: config.prefix.clone().unwrap_or_default(),
-            org_id: config.organization_id.clone(),
-            account_id: accounts[a].id.clone(),
-            kind: if kind == 0 { ObjectKind::Log } else { ObjectKind::Insight },
-            region: config.regions[r].clone(),
-            time: delivered,
-            trail_name: None,
-            home_region: None,
-            unique: Some(layout.alnum(16)),
-        }
-        .to_key();
-        let file = write_file(out, &key, &records)?;
-        total += file.records;
-        files.push(ManifestFile {
-            kind: if kind == 0 { "log" } else { "insight" },
-            account: accounts[a].id.clone(),
-            region: config.regions[r].clone(),
-            ..file
-        });
-    }
+        Ok::<_, SimError>(all)
+    })?;
     files.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut total = files.iter().map(|f| f.records).sum();
 
     let digests = if config.digests || !config.tampers.is_empty() {
         let written = digests::write(config, &config.tampers, out, &mut files, end, &accounts[0].id)?;
@@ -271,9 +246,188 @@ pub fn simulate(config: &SimConfig, out: &Path) -> Result<Manifest, SimError> {
         digests,
     };
     let path = out.join("manifest.json");
-    let text = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
-    std::fs::write(&path, text).map_err(io(&path))?;
+    let file = std::fs::File::create(&path).map_err(io(&path))?;
+    serde_json::to_writer_pretty(std::io::BufWriter::new(file), &manifest)
+        .map_err(|e| SimError::Io { path: path.clone(), source: e.into() })?;
     Ok(manifest)
+}
+
+/// (kind, account, region) of a file: kind 0 is a log, 1 an Insights file.
+type Group = (u8, usize, usize);
+
+/// Scenario and Insights records, placed by window before the ordinary traffic.
+struct Extras {
+    by_window: BTreeMap<i64, Vec<(Group, SimRecord)>>,
+    scenarios: Vec<ManifestScenario>,
+}
+
+fn extra_records(config: &SimConfig, root: &Rng, accounts: &[Account], span: i64, end: i64) -> Extras {
+    let mut by_window: BTreeMap<i64, Vec<(Group, SimRecord)>> = BTreeMap::new();
+    let mut place = |group: Group, rec: SimRecord| {
+        by_window.entry(rec.time_ms.div_euclid(FIVE_MINUTES)).or_default().push((group, rec));
+    };
+    let mut scenarios = Vec::new();
+    for (k, scenario) in config.scenarios.iter().enumerate() {
+        let mut srng = root.fork(2000 + *scenario as u64);
+        let at = config.start + (span as f64 * (0.5 + 0.04 * k as f64)) as i64 / 1000 * 1000;
+        let records = scenario.records(&mut srng, &accounts[0], &config.regions[0], at);
+        scenarios.push(ManifestScenario {
+            name: scenario.name(),
+            description: scenario.description(),
+            account: accounts[0].id.clone(),
+            region: config.regions[0].clone(),
+            event_ids: records.iter().map(|r| r.event_id.clone()).collect(),
+            event_names: records.iter().filter_map(|r| r.event_name.clone()).collect(),
+        });
+        for rec in records {
+            place((0, 0, 0), rec);
+        }
+    }
+    if config.insights {
+        for (a, acct) in accounts.iter().enumerate() {
+            let mut irng = root.fork(3000 + a as u64);
+            let at = config.start + span * 3 / 10 + a as i64 * 60_000;
+            let shared = irng.uuid();
+            for (state, dt) in [("Start", 0), ("End", 7 * 60_000)] {
+                let rec = record::insight(
+                    &mut irng,
+                    &acct.id,
+                    &config.regions[0],
+                    (at + dt).min(end - 1000),
+                    &shared,
+                    state,
+                    "CreateAccessKey",
+                );
+                place((1, a, 0), rec);
+            }
+        }
+    }
+    Extras { by_window, scenarios }
+}
+
+/// How many ordinary events fall in each five-minute window: working hours (08–18 UTC)
+/// twice as busy as the night, and weekends at a third of a weekday for the varied profiles.
+/// Exact shares of `config.events`, so the total is what was asked for.
+fn window_counts(config: &SimConfig, span: i64) -> Vec<u64> {
+    let first = config.start.div_euclid(FIVE_MINUTES);
+    let last = (config.start + span - 1).div_euclid(FIVE_MINUTES);
+    let weights: Vec<f64> = (first..=last)
+        .map(|w| {
+            let t = w * FIVE_MINUTES;
+            let hour = t.div_euclid(3_600_000).rem_euclid(24);
+            let day = t.div_euclid(86_400_000).rem_euclid(7); // 0 is a Thursday (1970-01-01)
+            let mut weight = if (8..18).contains(&hour) { 1.0 } else { 0.5 };
+            if config.profile != Profile::Classic && matches!(day, 2 | 3) {
+                weight /= 3.0;
+            }
+            // The first and last windows are cut by the window's edges.
+            let inside = (t + FIVE_MINUTES).min(config.start + span) - t.max(config.start);
+            weight * inside as f64 / FIVE_MINUTES as f64
+        })
+        .collect();
+    let total: f64 = weights.iter().sum();
+    let mut counts = Vec::with_capacity(weights.len());
+    let (mut acc, mut given) = (0.0, 0u64);
+    for w in weights {
+        acc += w;
+        let upto = ((acc / total) * config.events as f64).round() as u64;
+        let upto = upto.min(config.events);
+        counts.push(upto - given);
+        given = upto;
+    }
+    if let Some(last) = counts.last_mut() {
+        *last += config.events - given;
+    }
+    counts
+}
+
+/// What every window needs to write itself.
+struct Plan<'a> {
+    config: &'a SimConfig,
+    out: &'a Path,
+    accounts: &'a [Account],
+    population: varied::Population,
+    counts: Vec<u64>,
+    extras: BTreeMap<i64, Vec<(Group, SimRecord)>>,
+    root: &'a Rng,
+}
+
+impl Plan<'_> {
+    /// Generates and writes window `index` (counted from the window holding `start`).
+    fn window(&self, index: usize) -> Result<Vec<ManifestFile>, SimError> {
+        let config = self.config;
+        let window = config.start.div_euclid(FIVE_MINUTES) + index as i64;
+        let (from, to) = (
+            (window * FIVE_MINUTES).max(config.start),
+            ((window + 1) * FIVE_MINUTES).min(config.start + i64::from(config.hours) * 3_600_000),
+        );
+        let mut rng = self.root.fork(0x0057_0000_0000 + index as u64);
+        let mut groups: BTreeMap<Group, Vec<SimRecord>> = BTreeMap::new();
+        let n = self.accounts.len();
+        for _ in 0..self.counts[index] {
+            let t = from + rng.below(((to - from) / 1000).max(1) as u64) as i64 * 1000;
+            let (a, r, rec) = match config.profile {
+                Profile::Classic => {
+                    // Earlier accounts are busier: weights 2n+1, 2n-1, …, 3.
+                    let a = weighted_account(&mut rng, n);
+                    let r = if config.regions.len() == 1 || rng.chance(0.6) {
+                        0
+                    } else {
+                        1 + rng.index(config.regions.len() - 1)
+                    };
+                    (a, r, traffic::ordinary(&mut rng, &self.accounts[a], &config.regions[r], t))
+                }
+                _ => {
+                    let a = (varied::zipf_index(&mut rng, n, 0.8)) as usize;
+                    let r = varied::zipf_index(&mut rng, config.regions.len(), 1.5) as usize;
+                    (a, r, varied::ordinary(&mut rng, &self.population, &self.accounts[a], &config.regions[r], t))
+                }
+            };
+            groups.entry((0, a, r)).or_default().push(rec);
+        }
+        for (group, rec) in self.extras.get(&window).into_iter().flatten() {
+            groups.entry(*group).or_default().push(rec.clone());
+        }
+        let mut layout = self.root.fork(0x004C_0000_0000 + index as u64);
+        let mut files = Vec::with_capacity(groups.len());
+        for ((kind, a, r), mut records) in groups {
+            layout.shuffle(&mut records);
+            let delivered = (window + 1) * FIVE_MINUTES + layout.range(1, 4) as i64 * 60_000;
+            let key = TrailKey {
+                prefix: config.prefix.clone().unwrap_or_default(),
+                org_id: config.organization_id.clone(),
+                account_id: self.accounts[a].id.clone(),
+                kind: if kind == 0 { ObjectKind::Log } else { ObjectKind::Insight },
+                region: config.regions[r].clone(),
+                time: delivered,
+                trail_name: None,
+                home_region: None,
+                unique: Some(layout.alnum(16)),
+            }
+            .to_key();
+            let file = write_file(self.out, &key, &records)?;
+            files.push(ManifestFile {
+                kind: if kind == 0 { "log" } else { "insight" },
+                account: self.accounts[a].id.clone(),
+                region: config.regions[r].clone(),
+                ..file
+            });
+        }
+        Ok(files)
+    }
+}
+
+fn weighted_account(rng: &mut Rng, n: usize) -> usize {
+    let total: u64 = (0..n as u64).map(|i| (n as u64 - i) * 2 + 1).sum();
+    let mut x = rng.below(total);
+    for i in 0..n {
+        let w = (n - i) as u64 * 2 + 1;
+        if x < w {
+            return i;
+        }
+        x -= w;
+    }
+    n - 1
 }
 
 fn validate(config: &SimConfig) -> Result<(), SimError> {
@@ -300,17 +454,6 @@ fn validate(config: &SimConfig) -> Result<(), SimError> {
         return bad(format!("{org:?} is not an organization id (o- and 10 to 32 lowercase letters or digits)"));
     }
     Ok(())
-}
-
-/// A second-precision time in the window, twice as likely in working hours (08–18 UTC).
-fn working_hours_time(rng: &mut Rng, start: EpochMillis, span: i64) -> EpochMillis {
-    loop {
-        let t = start + rng.below((span / 1000) as u64) as i64 * 1000;
-        let hour = t.div_euclid(3_600_000).rem_euclid(24);
-        if (8..18).contains(&hour) || rng.chance(0.5) {
-            return t;
-        }
-    }
 }
 
 fn write_file(out: &Path, key: &str, records: &[SimRecord]) -> Result<ManifestFile, SimError> {

@@ -786,8 +786,23 @@ pub struct SimulateArgs {
     /// The bucket name digests give as their own.
     #[arg(long, default_value = "trailwatch-sim-bucket")]
     pub bucket: String,
+    /// How varied the traffic is: `realistic` (heavy-tailed values whose distinct counts grow
+    /// with size, like public trails), `high-cardinality` (≥ 0.3 distinct user agents and
+    /// ≥ 0.5 distinct source addresses per event), or `classic` (a small fixed cast).
+    #[arg(long, default_value = "realistic", value_parser = parse_profile)]
+    pub profile: sim::Profile,
+    /// Writer threads (default: one per core); the output is the same for any number.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
+}
+
+fn parse_profile(name: &str) -> Result<sim::Profile, String> {
+    sim::Profile::parse(name).ok_or_else(|| {
+        let known: Vec<&str> = sim::Profile::ALL.iter().map(|p| p.name()).collect();
+        format!("unknown profile {name:?}; known: {}", known.join(", "))
+    })
 }
 
 #[derive(Debug, Args)]

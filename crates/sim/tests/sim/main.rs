@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use model::{read_all_events, ObjectKind, TrailKey};
-use sim::{simulate, Scenario, SimConfig};
+use sim::{simulate, Profile, Scenario, SimConfig};
 
 fn small(seed: u64) -> SimConfig {
     SimConfig { accounts: 2, hours: 3, events: 3_000, seed, scenarios: Scenario::ALL.to_vec(), ..Default::default() }
@@ -128,4 +128,80 @@ fn organization_layout_and_refusing_a_used_directory() {
     }
     let err = simulate(&config, dir.path()).unwrap_err();
     assert!(err.to_string().contains("not empty"), "{err}");
+}
+
+/// Distinct values per event of (user agent, source address, principal), over every record.
+fn distinct_per_event(dir: &Path, manifest: &sim::Manifest) -> (f64, f64, f64, u64) {
+    let (mut agents, mut addresses, mut principals, mut n) = (HashSet::new(), HashSet::new(), HashSet::new(), 0u64);
+    for f in &manifest.files {
+        let (events, _) = read_all_events(std::fs::File::open(dir.join(&f.key)).unwrap()).unwrap();
+        for e in events {
+            n += 1;
+            agents.insert(e.user_agent.clone());
+            addresses.insert(e.source_ip.clone());
+            principals.insert(e.actor.principal.clone());
+        }
+    }
+    let per = |c: usize| c as f64 / n as f64;
+    (per(agents.len()), per(addresses.len()), per(principals.len()), n)
+}
+
+#[test]
+fn varied_profiles_have_the_cardinality_they_promise() {
+    let run = |profile, events| {
+        let dir = tempfile::tempdir().unwrap();
+        let config = SimConfig { profile, events, accounts: 5, hours: 48, ..Default::default() };
+        let manifest = simulate(&config, dir.path()).unwrap();
+        distinct_per_event(dir.path(), &manifest)
+    };
+    let (ua, ip, principals, n) = run(Profile::HighCardinality, 20_000);
+    assert!(n >= 20_000);
+    assert!(ua >= 0.3 && ip >= 0.5, "high-cardinality: {ua:.3} agents, {ip:.3} addresses per event");
+    let (ua, ip, p_small, _) = run(Profile::Realistic, 5_000);
+    assert!((0.05..0.3).contains(&ua) && (0.1..0.5).contains(&ip), "realistic: {ua:.3} agents, {ip:.3} addresses");
+    // Distinct counts grow with the trail (a fixed cast would halve the ratio at 4× the size).
+    let (ua4, ip4, p_large, _) = run(Profile::Realistic, 20_000);
+    assert!(ua4 > ua * 0.6 && ip4 > ip * 0.6, "ratios hold at 4×: {ua4:.3} vs {ua:.3}, {ip4:.3} vs {ip:.3}");
+    assert!(p_large * 20_000.0 > p_small * 5_000.0 * 2.0, "principals grow: {p_large:.3} vs {p_small:.3}");
+    let (ua, ip, principals_classic, _) = run(Profile::Classic, 5_000);
+    assert!(ua < 0.01 && ip < 0.01 && principals_classic < principals, "classic: {ua} {ip}");
+}
+
+#[test]
+fn the_bytes_do_not_depend_on_the_number_of_threads() {
+    let config = |threads| SimConfig { profile: Profile::Realistic, threads, events: 4_000, hours: 6, ..small(5) };
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let one = simulate(&config(1), a.path()).unwrap();
+    simulate(&config(3), b.path()).unwrap();
+    assert_eq!(tree_bytes(a.path()), tree_bytes(b.path()));
+    assert_eq!(one.records, 4_000 + one.scenarios.iter().map(|s| s.event_ids.len() as u64).sum::<u64>() + 4);
+}
+
+#[test]
+fn varied_records_are_well_formed_cloudtrail() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = SimConfig { profile: Profile::HighCardinality, events: 3_000, hours: 2, ..Default::default() };
+    let manifest = simulate(&config, dir.path()).unwrap();
+    let (mut kinds, mut endpoints, mut v6, mut errors, mut n) = (BTreeMap::<String, usize>::new(), 0, 0, 0, 0);
+    for f in &manifest.files {
+        let (events, _) = read_all_events(std::fs::File::open(dir.path().join(&f.key)).unwrap()).unwrap();
+        for e in events {
+            n += 1;
+            *kinds.entry(e.actor.kind.as_str().to_string()).or_default() += 1;
+            let Some(ip) = e.source_ip.as_deref() else { continue }; // Insights records
+            let is_ip = ip.parse::<std::net::IpAddr>().is_ok();
+            assert!(is_ip || ip.ends_with(".amazonaws.com"), "{ip}");
+            v6 += usize::from(ip.contains(':'));
+            let raw: serde_json::Value = serde_json::from_str(&e.raw).unwrap();
+            if raw.get("vpcEndpointId").is_some() {
+                endpoints += 1;
+                assert!(ip.starts_with("10."), "an endpoint's caller is private: {ip}");
+            }
+            errors += usize::from(e.error_code.is_some());
+        }
+    }
+    for k in ["IAMUser", "AssumedRole", "AWSService", "SAMLUser", "WebIdentityUser"] {
+        assert!(kinds.get(k).copied().unwrap_or(0) > 10, "{k}: {kinds:?}");
+    }
+    assert!(endpoints > n / 50 && v6 > n / 50 && errors > n / 100, "{endpoints} {v6} {errors} of {n}");
 }

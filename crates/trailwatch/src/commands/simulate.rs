@@ -48,6 +48,8 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         tampers,
         digests: args.digests,
         bucket: args.bucket,
+        profile: args.profile,
+        threads: args.threads,
         organization_id: args.organization_id,
         prefix: args.prefix.map(|p| p.trim_matches('/').to_string()).filter(|p| !p.is_empty()),
         ..Default::default()

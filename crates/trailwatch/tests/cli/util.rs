@@ -32,10 +32,14 @@ pub fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
-/// Simulates a tree with `args` into a fresh directory under `dir`.
+/// Simulates a tree with `args` into a fresh directory under `dir`: the classic profile
+/// unless `args` name one (tests know its fixed cast by name).
 pub fn simulate(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
     let out = dir.join(name);
     let mut all = vec!["simulate", "--out", s(&out)];
+    if !args.contains(&"--profile") {
+        all.extend_from_slice(&["--profile", "classic"]);
+    }
     all.extend_from_slice(args);
     run(&all);
     out

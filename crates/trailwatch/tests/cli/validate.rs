@@ -90,10 +90,21 @@ fn validate_contract_exit_codes_and_json() {
 fn tamper_scenarios_need_digests_and_enough_hours() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("t");
-    let p = output(&["simulate", "--out", s(&out), "--scenario", "log-deleted"]);
+    let p = output(&["simulate", "--out", s(&out), "--profile", "classic", "--scenario", "log-deleted"]);
     assert_eq!(p.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&p.stderr).contains("--digests"));
-    let p = output(&["simulate", "--out", s(&out), "--digests", "--hours", "5", "--scenario", "all-tamper"]);
+    let p = output(&[
+        "simulate",
+        "--out",
+        s(&out),
+        "--profile",
+        "classic",
+        "--digests",
+        "--hours",
+        "5",
+        "--scenario",
+        "all-tamper",
+    ]);
     assert_eq!(p.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&p.stderr).contains("--hours 31"), "{}", String::from_utf8_lossy(&p.stderr));
 }
