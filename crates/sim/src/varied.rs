@@ -91,6 +91,8 @@ pub struct Population {
     instances: Law,
     functions: Law,
     buckets: Law,
+    /// CI runs and web-identity sessions: each makes many calls under one session name.
+    runs: Law,
     calls: Law,
 }
 
@@ -104,6 +106,7 @@ const DIM_INSTANCE: u64 = 7;
 const DIM_FUNCTION: u64 = 8;
 const DIM_BUCKET: u64 = 9;
 const DIM_KEY: u64 = 10;
+const DIM_RUN: u64 = 11;
 
 impl Population {
     pub fn new(profile: Profile, seed: u64, events: u64) -> Population {
@@ -119,6 +122,7 @@ impl Population {
             instances: Law::new(events, if high { 0.05 } else { 0.005 }, 40, 0.9),
             functions: Law::new(events, if high { 0.01 } else { 0.001 }, 20, 1.0),
             buckets: Law::new(events, if high { 0.01 } else { 0.001 }, 10, 1.0),
+            runs: Law::new(events, if high { 0.05 } else { 0.01 }, 20, 0.7),
             calls: Law { size: CALLS.len() as u64, s: 1.2 },
         }
     }
@@ -175,9 +179,32 @@ impl Population {
 
     fn role(&self, rng: &mut Rng) -> (String, u64) {
         let rank = self.roles.draw(rng);
+        self.role_of(rank)
+    }
+
+    /// The role an instance, function or person (`owner`) works through, as a deployment
+    /// gives each one its role: the same for the same owner, heavy-tailed over owners.
+    fn role_for(&self, owner: &str, choice: u64) -> (String, u64) {
+        let h = owner.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        let rank = self.roles.draw(&mut Rng::new(h).fork(choice));
+        self.role_of(rank)
+    }
+
+    fn role_of(&self, rank: u64) -> (String, u64) {
         let mut v = self.value_rng(DIM_ROLE, rank);
         let name = format!("{}-{}-{}", v.pick(APPS), v.pick(PURPOSES), v.pick(&["role", "Role", "exec", "task"]));
         (if rank > 60 { format!("{name}-{rank}") } else { name }, rank)
+    }
+
+    /// A pipeline run's session name, e.g. `GitHubActions-4821337`.
+    fn run(&self, rng: &mut Rng) -> String {
+        let rank = self.runs.draw(rng);
+        let mut v = self.value_rng(DIM_RUN, rank);
+        format!(
+            "{}-{}",
+            v.pick(&["GitHubActions", "gitlab-ci", "codebuild", "jenkins", "atlantis"]),
+            v.range(1_000_000, 9_999_999)
+        )
     }
 
     fn instance(&self, rng: &mut Rng) -> String {
@@ -537,7 +564,7 @@ fn human(rng: &mut Rng, pop: &Population, acct: &Account, time_ms: i64, console:
     let (role, rank) = if rng.chance(0.7) {
         (if rng.chance(0.3) { acct.sso_admin_role.clone() } else { acct.sso_readonly_role.clone() }, 0)
     } else {
-        pop.role(rng)
+        pop.role_for(&person, rng.below(3))
     };
     let agent = if console { pop.browser(rng) } else { pop.agent(rng) };
     let mut c = caller(session(acct, &role, rank, &person, time_ms, rng.chance(0.5)), ip, agent);
@@ -547,12 +574,8 @@ fn human(rng: &mut Rng, pop: &Population, acct: &Account, time_ms: i64, console:
 
 /// CI and infrastructure tooling: a deploy role's session named after a pipeline run.
 fn automation(rng: &mut Rng, pop: &Population, acct: &Account, time_ms: i64) -> (Caller, Option<String>) {
-    let (role, rank) = pop.role(rng);
-    let run = format!(
-        "{}-{}",
-        rng.pick(&["GitHubActions", "gitlab-ci", "codebuild", "jenkins", "atlantis"]),
-        rng.range(1_000_000, 9_999_999)
-    );
+    let run = pop.run(rng);
+    let (role, rank) = pop.role_for(&run, 0);
     let (ip, endpoint) = pop.address(rng, acct);
     (caller(session(acct, &role, rank, &run, time_ms, false), ip, pop.agent(rng)), endpoint)
 }
@@ -577,9 +600,9 @@ fn workload(
     region: &str,
     time_ms: i64,
 ) -> (Caller, Call<'static>, Option<String>) {
-    let (role, rank) = pop.role(rng);
     let (name, ip, endpoint) = if rng.chance(0.5) {
         let instance = pop.instance(rng);
+        let rank = pop.role_for(&instance, 0).1;
         let mut v = Rng::new(acct_seed(acct)).fork(instance.len() as u64 ^ rank);
         let ip = format!("10.{}.{}.{}", v.below(256), rng.below(256), 1 + rng.below(254));
         (instance, ip, Some(format!("vpce-0{}", Rng::new(acct_seed(acct)).fork(rng.below(4)).hex(16))))
@@ -588,6 +611,7 @@ fn workload(
         let (ip, _) = pop.address(rng, acct);
         (function, ip, None)
     };
+    let (role, rank) = pop.role_for(&name, 0);
     let agent = pop.agent(rng);
     let c = caller(session(acct, &role, rank, &name, time_ms, false), ip, agent);
     let bucket = pop.bucket(rng, acct);
@@ -698,7 +722,7 @@ fn assume(rng: &mut Rng, pop: &Population, acct: &Account, time_ms: i64) -> (Cal
         }
         1 => {
             let subject = format!("repo:{}/{}:ref:refs/heads/main", rng.pick(APPS), rng.pick(APPS));
-            let session = format!("GitHubActions-{}", rng.range(1_000_000, 9_999_999));
+            let session = pop.run(rng);
             let identity = json!({"type": "WebIdentityUser", "principalId": format!("arn:aws:iam::{}:oidc-provider/token.actions.githubusercontent.com:sts.amazonaws.com:{subject}", acct.id),
                 "userName": subject, "identityProvider": format!("arn:aws:iam::{}:oidc-provider/token.actions.githubusercontent.com", acct.id)});
             let call = Call::new(
