@@ -143,7 +143,59 @@ pub(crate) fn is_wildcard(value: &str) -> bool {
     value.contains(['*', '?'])
 }
 
+/// Whether `text` matches the shell wildcard `pattern` as SQLite's GLOB matches
+/// [`glob_pattern`]`(pattern)`: `*` any run of characters, `?` one, the rest literally.
+pub(crate) fn glob_matches(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    // The classic greedy matcher with one backtrack point (the last `*`): linear-ish.
+    let (mut i, mut j) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while j < t.len() {
+        if i < p.len() && (p[i] == '?' || p[i] == t[j]) {
+            i += 1;
+            j += 1;
+        } else if i < p.len() && p[i] == '*' {
+            star = Some((i, j));
+            i += 1;
+        } else if let Some((si, sj)) = star {
+            i = si + 1;
+            j = sj + 1;
+            star = Some((si, sj + 1));
+        } else {
+            return false;
+        }
+    }
+    p[i..].iter().all(|&c| c == '*')
+}
+
 /// Shell wildcard → SQLite GLOB pattern (`[` is escaped; GLOB has no other specials).
 pub(crate) fn glob_pattern(value: &str) -> String {
     value.replace('[', "[[]")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// SQLite's GLOB is the reference: searches over dictionary values use it.
+        #[test]
+        fn glob_matches_as_sqlite_does(pattern in "[ab*?\\[.]{0,8}", text in "[ab\\[.]{0,10}") {
+            let conn = rusqlite::Connection::open_in_memory().unwrap();
+            let sqlite: bool = conn
+                .query_row("SELECT ?2 GLOB ?1", [glob_pattern(&pattern), text.clone()], |r| r.get(0))
+                .unwrap();
+            prop_assert_eq!(glob_matches(&pattern, &text), sqlite, "{:?} {:?}", pattern, text);
+        }
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_matches("203.0.113.*", "203.0.113.7"));
+        assert!(!glob_matches("203.0.113.*", "203.0.114.7"));
+        assert!(glob_matches("*:*", "2001:db8::1"));
+        assert!(glob_matches("1?.0.0.1", "10.0.0.1"));
+        assert!(!glob_matches("", "x"));
+    }
 }

@@ -4,8 +4,19 @@
 //! of a column are alike, so they compress well, and a search decodes a block once and then
 //! tests plain integers. Integers are zigzag varints; strings are a varint length and bytes;
 //! the whole is one zstd frame. A version byte leads, so the format can change later.
+//!
+//! User agents and source addresses are not interned in the global dictionary: real trails
+//! have tens of thousands of each per 100 k events, and a global value → id B-tree pays a
+//! random insert (and a dirty page) for every new value, which made ingest slow with
+//! cardinality. Their columns hold a [`text_id`] (a stable 63-bit hash of the text) and the
+//! block carries its distinct texts (`texts`, version 2), so a block is self-contained: a
+//! search for an address looks its hash up in `postings`, and rows show their text from
+//! their own block.
 
+use std::cell::OnceCell;
 use std::io::Read;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::schema::kind;
 
@@ -33,9 +44,41 @@ pub(crate) struct BlockColumns {
     pub object_id: Vec<i64>,
     /// The record's index in the block's raw records.
     pub raw_slot: Vec<i64>,
+    /// The distinct texts `source_ip` and `user_agent` name by [`text_id`] (may hold texts
+    /// no row names any more; only named ones are stored).
+    pub texts: Vec<String>,
+    /// `text_id` → index in `texts`, built on first use.
+    pub text_index: TextIndex,
 }
 
-const VERSION: u8 = 1;
+/// The lazily built lookup of a block's texts; not part of the block's value.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TextIndex(OnceCell<FxHashMap<i64, u32>>);
+
+impl PartialEq for TextIndex {
+    fn eq(&self, _: &TextIndex) -> bool {
+        true
+    }
+}
+impl Eq for TextIndex {}
+
+/// The id a user agent or source address has in a block's columns and in `postings`: a
+/// stable 63-bit hash (FNV-1a, then SplitMix64's finaliser), never 0. Stored on disk, so it
+/// must never change. Two texts share an id with probability 2^-63 per pair.
+pub(crate) fn text_id(text: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^= h >> 31;
+    ((h >> 1) as i64).max(1)
+}
+
+/// Version 1 named user agents and addresses by dictionary ids and had no texts; stores
+/// are upgraded to version 2 by a migration (`schema::inline_texts`).
+const VERSION: u8 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ColumnsError {
@@ -75,6 +118,29 @@ impl BlockColumns {
         .filter(|&(_, value)| value != 0)
     }
 
+    /// The text a `source_ip` or `user_agent` id names in this block.
+    pub fn text(&self, id: i64) -> Option<&str> {
+        if id == 0 {
+            return None;
+        }
+        let index = self
+            .text_index
+            .0
+            .get_or_init(|| self.texts.iter().enumerate().map(|(i, t)| (text_id(t), i as u32)).collect());
+        index.get(&id).map(|&i| self.texts[i as usize].as_str())
+    }
+
+    /// Sets a text column's value for a new row: the id, and the text if the block lacks it.
+    pub fn push_text(&mut self, seen: &mut FxHashSet<i64>, text: Option<&str>) -> i64 {
+        let Some(text) = text else { return 0 };
+        let id = text_id(text);
+        if seen.insert(id) {
+            self.texts.push(text.to_string());
+            self.text_index = TextIndex::default();
+        }
+        id
+    }
+
     /// Keeps the first `n` rows.
     pub fn truncate(&mut self, n: usize) {
         self.for_each_int(|c| c.truncate(n));
@@ -98,6 +164,14 @@ impl BlockColumns {
         self.access_key_id.push(other.access_key_id[i].clone());
         self.object_id.push(other.object_id[i]);
         self.raw_slot.push(raw_slot);
+        for id in [other.source_ip[i], other.user_agent[i]] {
+            if let Some(text) = other.text(id) {
+                if self.text(id).is_none() {
+                    self.texts.push(text.to_string());
+                    self.text_index = TextIndex::default();
+                }
+            }
+        }
     }
 
     /// The integer columns in storage order after `event_time`.
@@ -159,7 +233,25 @@ impl BlockColumns {
             put_varint(&mut out, s.len() as u64);
             out.extend_from_slice(s.as_bytes());
         }
+        // Only the texts some row names, each once.
+        let named: FxHashSet<i64> =
+            self.source_ip.iter().chain(&self.user_agent).copied().filter(|&id| id != 0).collect();
+        let mut written = FxHashSet::default();
+        let texts: Vec<&String> =
+            self.texts.iter().filter(|t| named.contains(&text_id(t)) && written.insert(text_id(t))).collect();
+        put_varint(&mut out, texts.len() as u64);
+        for s in texts {
+            put_varint(&mut out, s.len() as u64);
+            out.extend_from_slice(s.as_bytes());
+        }
         zstd::bulk::compress(&out, 1).expect("compressing into memory cannot fail")
+    }
+
+    /// Whether `bytes` are columns of version 1 (user agents and addresses as dictionary ids).
+    pub fn is_version_1(bytes: &[u8]) -> Result<bool, ColumnsError> {
+        let mut plain = [0u8; 1];
+        zstd::stream::Decoder::new(bytes).and_then(|mut d| d.read_exact(&mut plain)).map_err(ColumnsError::Zstd)?;
+        Ok(plain[0] == 1)
     }
 
     pub fn decode(bytes: &[u8]) -> Result<BlockColumns, ColumnsError> {
@@ -167,7 +259,7 @@ impl BlockColumns {
         zstd::stream::Decoder::new(bytes).and_then(|mut d| d.read_to_end(&mut plain)).map_err(ColumnsError::Zstd)?;
         let mut at = 0;
         let version = *plain.first().ok_or(ColumnsError::Malformed(0))?;
-        if version != VERSION {
+        if version != VERSION && version != 1 {
             return Err(ColumnsError::Version(version));
         }
         at += 1;
@@ -193,11 +285,24 @@ impl BlockColumns {
             return Err(e);
         }
         delta_decode(&mut cols.event_time);
+        let string = |at: &mut usize| -> Result<String, ColumnsError> {
+            let len = get_varint(&plain, at)? as usize;
+            let bytes = plain.get(*at..*at + len).ok_or(ColumnsError::Malformed(*at))?;
+            let s = String::from_utf8(bytes.to_vec()).map_err(|_| ColumnsError::Malformed(*at))?;
+            *at += len;
+            Ok(s)
+        };
         for _ in 0..n {
-            let len = get_varint(&plain, &mut at)? as usize;
-            let bytes = plain.get(at..at + len).ok_or(ColumnsError::Malformed(at))?;
-            cols.access_key_id.push(String::from_utf8(bytes.to_vec()).map_err(|_| ColumnsError::Malformed(at))?);
-            at += len;
+            cols.access_key_id.push(string(&mut at)?);
+        }
+        if version >= 2 {
+            let texts = get_varint(&plain, &mut at)? as usize;
+            if texts > plain.len() {
+                return Err(ColumnsError::Malformed(at));
+            }
+            for _ in 0..texts {
+                cols.texts.push(string(&mut at)?);
+            }
         }
         if at != plain.len() {
             return Err(ColumnsError::Malformed(at));
@@ -253,20 +358,36 @@ mod tests {
     prop_compose! {
         fn columns()(n in 0usize..40)(
             event_time in column(n), event_source in column(n), event_name in column(n), account in column(n),
-            region in column(n), source_ip in column(n), error_code in column(n), event_type in column(n),
-            category in column(n), user_agent in column(n), principal in column(n), flags in column(n),
+            region in column(n), error_code in column(n), event_type in column(n),
+            category in column(n), principal in column(n), flags in column(n),
             object_id in column(n), raw_slot in column(n),
             access_key_id in prop::collection::vec("\\PC{0,20}", n),
+            ips in prop::collection::vec(prop::option::of("[0-9.]{1,3}"), n),
+            agents in prop::collection::vec(prop::option::of("\\PC{0,30}"), n),
         ) -> BlockColumns {
-            BlockColumns { event_time, event_source, event_name, account, region, source_ip, error_code,
-                event_type, category, user_agent, principal, flags, access_key_id, object_id, raw_slot }
+            let mut seen = FxHashSet::default();
+            let mut cols = BlockColumns { event_time, event_source, event_name, account, region, source_ip: Vec::new(), error_code,
+                event_type, category, user_agent: Vec::new(), principal, flags, access_key_id, object_id, raw_slot,
+                texts: Vec::new(), text_index: TextIndex::default() };
+            for (ip, agent) in ips.iter().zip(&agents) {
+                let ip = cols.push_text(&mut seen, ip.as_deref());
+                cols.source_ip.push(ip);
+                let agent = cols.push_text(&mut seen, agent.as_deref());
+                cols.user_agent.push(agent);
+            }
+            cols
         }
     }
 
     proptest! {
         #[test]
         fn round_trips(cols in columns()) {
-            prop_assert_eq!(BlockColumns::decode(&cols.encode()).unwrap(), cols);
+            let back = BlockColumns::decode(&cols.encode()).unwrap();
+            for i in 0..cols.len() {
+                prop_assert_eq!(back.text(back.source_ip[i]), cols.text(cols.source_ip[i]));
+                prop_assert_eq!(back.text(back.user_agent[i]), cols.text(cols.user_agent[i]));
+            }
+            prop_assert_eq!(back, BlockColumns { texts: Vec::new(), ..cols.clone() }.with_texts_of(&cols));
         }
 
         #[test]
@@ -275,6 +396,49 @@ mod tests {
             let plain = zstd::bulk::compress(&bytes, 1).unwrap();
             let _ = BlockColumns::decode(&plain);
         }
+    }
+
+    impl BlockColumns {
+        /// These columns with the texts of `other` its rows name, in `other`'s order, once.
+        fn with_texts_of(mut self, other: &BlockColumns) -> BlockColumns {
+            let mut seen = FxHashSet::default();
+            for t in &other.texts {
+                let id = text_id(t);
+                if (self.source_ip.contains(&id) || self.user_agent.contains(&id)) && seen.insert(id) {
+                    self.texts.push(t.clone());
+                }
+            }
+            self
+        }
+    }
+
+    #[test]
+    fn text_ids_are_pinned_and_never_zero() {
+        // Stored on disk: changing the function would orphan every stored address.
+        assert_eq!(text_id("203.0.113.7"), PINNED);
+        assert!(text_id("") > 0);
+        assert_ne!(text_id("a"), text_id("b"));
+    }
+
+    const PINNED: i64 = 674_752_078_970_948_668;
+
+    #[test]
+    fn unnamed_texts_are_dropped_and_copied_rows_bring_theirs() {
+        let mut c = BlockColumns::default();
+        let mut seen = FxHashSet::default();
+        for ip in ["198.51.100.1", "198.51.100.2", "198.51.100.1"] {
+            c.for_each_int(|col| col.push(0));
+            c.access_key_id.push(String::new());
+            let id = c.push_text(&mut seen, Some(ip));
+            *c.source_ip.last_mut().unwrap() = id;
+        }
+        assert_eq!(c.texts.len(), 2);
+        c.truncate(1);
+        let back = BlockColumns::decode(&c.encode()).unwrap();
+        assert_eq!(back.texts, vec!["198.51.100.1"]);
+        let mut copy = BlockColumns::default();
+        copy.push_row_from(&back, 0, 0);
+        assert_eq!(copy.text(copy.source_ip[0]), Some("198.51.100.1"));
     }
 
     #[test]

@@ -20,10 +20,10 @@ use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Connection, OptionalExtension};
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use super::columns::BlockColumns;
+use super::columns::{text_id, BlockColumns};
 use super::schema::kind;
 use crate::batch::PackedRaw;
-use crate::query::{glob_pattern, is_wildcard};
+use crate::query::{glob_matches, glob_pattern, is_wildcard};
 use crate::{Context, Dimension, EventQuery, EventRow, HistogramPoint, StoreError, Summary, SummarySpec};
 
 /// Which plan to use. `Auto` uses postings when a column filter is selective: when its
@@ -53,7 +53,10 @@ struct Filters {
     event_source: Option<FxHashSet<i64>>,
     account: Option<FxHashSet<i64>>,
     region: Option<FxHashSet<i64>>,
+    /// Text ids (`columns::text_id`) of the address searched for.
     source_ip: Option<FxHashSet<i64>>,
+    /// An address wildcard: tested against each row's text (addresses are not in `dict`).
+    source_ip_glob: Option<String>,
     principal: Option<FxHashSet<i64>>,
     error_code: Option<FxHashSet<i64>>,
     errors: bool,
@@ -82,8 +85,19 @@ impl Filters {
         let event_source = dict(&q.event_source, kind::EVENT_SOURCE)?;
         let account = dict(&q.account, kind::ACCOUNT)?;
         let region = dict(&q.region, kind::REGION)?;
-        let source_ip = dict(&q.source_ip, kind::SOURCE_IP)?;
         let error_code = dict(&q.error_code, kind::ERROR_CODE)?;
+        let (source_ip, source_ip_glob) = match &q.source_ip {
+            None => (None, None),
+            Some(pattern) if is_wildcard(pattern) => (None, Some(pattern.clone())),
+            Some(ip) => {
+                let id = text_id(ip);
+                postings.push((
+                    format!("SELECT block FROM postings WHERE dim = {} AND value = ?", kind::SOURCE_IP),
+                    vec![Value::Integer(id)],
+                ));
+                (Some(FxHashSet::from_iter([id])), None)
+            }
+        };
         let principal = match &q.principal {
             None => None,
             Some(who) => {
@@ -109,6 +123,7 @@ impl Filters {
             account,
             region,
             source_ip,
+            source_ip_glob,
             principal,
             error_code,
             errors: q.errors,
@@ -167,6 +182,7 @@ impl Filters {
             && within(&self.source_ip, c.source_ip[i])
             && within(&self.principal, c.principal[i])
             && within(&self.error_code, c.error_code[i])
+            && self.source_ip_glob.as_deref().is_none_or(|g| c.text(c.source_ip[i]).is_some_and(|t| glob_matches(g, t)))
     }
 
     /// Candidate blocks, newest `max_time` first: (id, max_time, rows, columns).
@@ -373,7 +389,7 @@ fn event_row(conn: &Connection, labels: &mut Labels, block: &Block, row: usize) 
         event_source: labels.dict(conn, c.event_source[row])?,
         event_name: labels.dict(conn, c.event_name[row])?,
         principal: labels.principal(conn, c.principal[row])?,
-        source_ip: labels.dict(conn, c.source_ip[row])?,
+        source_ip: c.text(c.source_ip[row]).map(String::from),
         account: labels.dict(conn, c.account[row])?,
         region: labels.dict(conn, c.region[row])?,
         error_code: labels.dict(conn, c.error_code[row])?,
@@ -489,9 +505,27 @@ fn column(c: &BlockColumns, dimension: Dimension) -> &[i64] {
     }
 }
 
-fn label(conn: &Connection, labels: &mut Labels, dimension: Dimension, id: i64) -> Result<String, StoreError> {
+/// Whether a dimension's column holds text ids (its labels are in the blocks, not `dict`).
+fn is_text(dimension: Dimension) -> bool {
+    matches!(dimension, Dimension::SourceIp | Dimension::UserAgent)
+}
+
+/// The label of value `id` of `dimension`; a text id's label is read from `block`, a block
+/// the value was seen in.
+fn label(
+    conn: &Connection,
+    labels: &mut Labels,
+    dimension: Dimension,
+    id: i64,
+    block: Option<i64>,
+) -> Result<String, StoreError> {
     match dimension {
         Dimension::Principal => labels.principal(conn, id),
+        d if is_text(d) => {
+            let Some(block) = block else { return Ok(String::new()) };
+            let c = decode_block(conn, block, &None)?;
+            Ok(c.text(id).unwrap_or_default().to_string())
+        }
         _ => Ok(labels.dict(conn, id)?.unwrap_or_default()),
     }
 }
@@ -516,6 +550,10 @@ pub(crate) fn summarize(
         let mut stmt = conn.prepare(&sql).context("prepare block search")?;
         let mut candidates = stmt.query(params_from_iter(params)).context("search blocks")?;
         let mut tops: Vec<FxHashMap<i64, u64>> = spec.tops.iter().map(|_| FxHashMap::default()).collect();
+        // A block each text value was seen in, to read its label from at the end.
+        let mut seen_in: FxHashMap<i64, i64> = FxHashMap::default();
+        let text_tops: Vec<bool> = spec.tops.iter().map(|d| is_text(*d)).collect();
+        let text_series = spec.series.is_some_and(is_text);
         let mut histogram: FxHashMap<(i64, i64), u64> = FxHashMap::default();
         let bucket = spec.bucket_ms.max(1);
         let (mut first, mut last) = (i64::MAX, i64::MIN);
@@ -540,11 +578,19 @@ pub(crate) fn summarize(
                 }
                 if spec.bucket_ms > 0 {
                     let start = t.div_euclid(bucket) * bucket;
-                    *histogram.entry((start, series.map_or(0, |s| s[row]))).or_default() += 1;
+                    let value = series.map_or(0, |s| s[row]);
+                    if text_series && value != 0 {
+                        seen_in.entry(value).or_insert(id);
+                    }
+                    *histogram.entry((start, value)).or_default() += 1;
                 }
-                for (counts, column) in tops.iter_mut().zip(&top_columns) {
-                    if column[row] != 0 {
-                        *counts.entry(column[row]).or_default() += 1;
+                for ((counts, column), &text) in tops.iter_mut().zip(&top_columns).zip(&text_tops) {
+                    let value = column[row];
+                    if value != 0 {
+                        *counts.entry(value).or_default() += 1;
+                        if text {
+                            seen_in.entry(value).or_insert(id);
+                        }
                     }
                 }
             }
@@ -560,7 +606,7 @@ pub(crate) fn summarize(
             let cut = counts.get(spec.top_n.saturating_sub(1)).map_or(0, |c| c.1);
             let mut named = Vec::new();
             for (id, n) in counts.into_iter().take_while(|c| c.1 >= cut) {
-                named.push((label(conn, labels, dimension, id)?, n));
+                named.push((label(conn, labels, dimension, id, seen_in.get(&id).copied())?, n));
             }
             named.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
             named.truncate(spec.top_n);
@@ -569,7 +615,7 @@ pub(crate) fn summarize(
         let mut points = Vec::with_capacity(histogram.len());
         for ((start, series), n) in histogram {
             let name = match spec.series {
-                Some(d) if series != 0 => label(conn, labels, d, series)?,
+                Some(d) if series != 0 => label(conn, labels, d, series, seen_in.get(&series).copied())?,
                 _ => String::new(),
             };
             points.push(HistogramPoint { start, series: name, events: n });

@@ -13,7 +13,10 @@
 //!   distinct value per block. A search intersects them to find the blocks that can match and
 //!   then tests those blocks' rows exactly, so postings may over-approximate (entries of
 //!   undone blocks stay) but never miss.
-//! * `dict` and `principals` give text values small integer ids.
+//! * `dict` and `principals` give text values small integer ids. User agents and source
+//!   addresses are not in `dict` (schema 9): there are too many, and a global value → id
+//!   index costs a random B-tree insert per new value; blocks carry their texts
+//!   (`columns.rs`), named by a stable hash that `postings` also uses.
 //! * `objects` is the ingest ledger: one row per object (bucket, key) committed or
 //!   quarantined, written in the same transaction as the object's events.
 //!
@@ -318,7 +321,68 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE api_tokens ADD COLUMN expires_at INTEGER;
     "#,
+    // 9: user agents and source addresses leave `dict` for the blocks (columns version 2);
+    // the work is `inline_texts`, run after this (empty) step.
+    r#"
+    "#,
 ];
+
+/// The migration after which [`inline_texts`] runs.
+const INLINE_TEXTS: usize = 9;
+
+/// Rewrites every version-1 block so its user agents and source addresses are texts in the
+/// block named by `text_id` (not dictionary ids), re-posts addresses under their text ids,
+/// and drops the two kinds from `dict`. Proportional to the store's size, once.
+fn inline_texts(conn: &Connection) -> Result<(), StoreError> {
+    use super::columns::BlockColumns;
+    let mut names: rustc_hash::FxHashMap<i64, String> = rustc_hash::FxHashMap::default();
+    {
+        let mut stmt =
+            conn.prepare("SELECT id, value FROM dict WHERE kind IN (?1, ?2)").context("read texts to move")?;
+        let rows = stmt
+            .query_map([kind::USER_AGENT, kind::SOURCE_IP], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+            .context("read texts to move")?;
+        for row in rows {
+            let (id, value) = row.context("read texts to move")?;
+            names.insert(id, value);
+        }
+    }
+    conn.execute("DELETE FROM postings WHERE dim = ?1", [kind::SOURCE_IP]).context("drop address postings")?;
+    let blocks: Vec<i64> = conn
+        .prepare("SELECT id FROM blocks ORDER BY id")
+        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+        .context("list blocks")?;
+    let corrupt =
+        |block: i64| move |e: super::columns::ColumnsError| StoreError::Corrupt { block, detail: e.to_string() };
+    for block in blocks {
+        let bytes: Vec<u8> = conn
+            .query_row("SELECT columns FROM blocks WHERE id = ?1", [block], |r| r.get(0))
+            .context("read block columns")?;
+        if !BlockColumns::is_version_1(&bytes).map_err(corrupt(block))? {
+            continue;
+        }
+        let mut c = BlockColumns::decode(&bytes).map_err(corrupt(block))?;
+        let mut seen = rustc_hash::FxHashSet::default();
+        for i in 0..c.len() {
+            let ip = names.get(&c.source_ip[i]).cloned();
+            c.source_ip[i] = c.push_text(&mut seen, ip.as_deref());
+            let agent = names.get(&c.user_agent[i]).cloned();
+            c.user_agent[i] = c.push_text(&mut seen, agent.as_deref());
+        }
+        conn.execute("UPDATE blocks SET columns = ?1 WHERE id = ?2", rusqlite::params![c.encode(), block])
+            .context("rewrite block columns")?;
+        let addresses: std::collections::BTreeSet<i64> = c.source_ip.iter().copied().filter(|&v| v != 0).collect();
+        let mut post = conn
+            .prepare_cached("INSERT OR IGNORE INTO postings (dim, value, block) VALUES (?1, ?2, ?3)")
+            .context("prepare postings insert")?;
+        for value in addresses {
+            post.execute(rusqlite::params![kind::SOURCE_IP, value, block]).context("insert posting")?;
+        }
+    }
+    conn.execute("DELETE FROM dict WHERE kind IN (?1, ?2)", [kind::USER_AGENT, kind::SOURCE_IP])
+        .context("drop moved texts from dict")?;
+    Ok(())
+}
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let supported = MIGRATIONS.len() as i64;
@@ -337,6 +401,9 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         tx.execute_batch(sql).context("apply schema migration")?;
+        if i + 1 == INLINE_TEXTS {
+            inline_texts(&tx)?;
+        }
         tx.pragma_update(None, "user_version", i as i64 + 1).context("record schema version")?;
     }
     tx.commit().context("commit schema migration")

@@ -20,7 +20,7 @@
 
 use model::ParsedEvent;
 use rusqlite::{params, Connection, OptionalExtension};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::columns::BlockColumns;
 use super::now_millis;
@@ -87,6 +87,8 @@ struct OpenBlock {
     /// The last value pushed per dimension: consecutive rows mostly repeat values (a file
     /// has one account and region), and a repeat need not be pushed again.
     last_posting: [i64; kind::PRINCIPAL as usize + 1],
+    /// Text ids whose text `columns.texts` holds.
+    texts: FxHashSet<i64>,
 }
 
 impl OpenBlock {
@@ -235,6 +237,7 @@ impl EventWriter for SqliteWriter {
                 raw_bytes: 0,
                 postings: Vec::new(),
                 last_posting: [0; kind::PRINCIPAL as usize + 1],
+                texts: FxHashSet::default(),
             });
             self.next_block += 1;
         }
@@ -265,7 +268,6 @@ impl EventWriter for SqliteWriter {
                     (kind::ACCOUNT, d(kind::ACCOUNT, &e.recipient_account_id)?),
                     (kind::REGION, d(kind::REGION, &e.aws_region)?),
                     (kind::ERROR_CODE, d(kind::ERROR_CODE, &e.error_code)?),
-                    (kind::SOURCE_IP, d(kind::SOURCE_IP, &e.source_ip)?),
                 ];
                 let principal = principal_id(conn, &mut self.principals, e)?;
                 let c = &mut block.columns;
@@ -274,10 +276,13 @@ impl EventWriter for SqliteWriter {
                 c.account.push(ids[2].1.unwrap_or(0));
                 c.region.push(ids[3].1.unwrap_or(0));
                 c.error_code.push(ids[4].1.unwrap_or(0));
-                c.source_ip.push(ids[5].1.unwrap_or(0));
+                // Addresses and user agents are texts of the block, not dictionary values.
+                let ip = c.push_text(&mut block.texts, e.source_ip.as_deref());
+                c.source_ip.push(ip);
                 c.event_type.push(d(kind::EVENT_TYPE, &e.event_type)?.unwrap_or(0));
                 c.category.push(d(kind::CATEGORY, &e.event_category)?.unwrap_or(0));
-                c.user_agent.push(d(kind::USER_AGENT, &e.user_agent)?.unwrap_or(0));
+                let agent = c.push_text(&mut block.texts, e.user_agent.as_deref());
+                c.user_agent.push(agent);
                 c.principal.push(principal);
                 c.event_time.push(e.event_time);
                 c.flags.push(flags(e));
