@@ -20,7 +20,7 @@ use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Connection, OptionalExtension};
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use super::columns::{text_id, BlockColumns};
+use super::columns::{text_id, BlockColumns, SEGMENT_SHIFT, SEGMENT_VALUE_BITS, SEGMENT_VALUE_MASK};
 use super::schema::kind;
 use crate::batch::PackedRaw;
 use crate::query::{glob_matches, glob_pattern, is_wildcard};
@@ -35,6 +35,14 @@ pub enum PlanChoice {
     Auto,
     Time,
     Postings,
+}
+
+/// Every postings segment in use (`columns::posting_value`), as a CTE named `segments(x)`.
+fn segments_cte() -> String {
+    format!(
+        "WITH RECURSIVE segments(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM segments \
+         WHERE x < (SELECT coalesce(max(id), 0) >> {SEGMENT_SHIFT} FROM blocks))"
+    )
 }
 
 /// Row keys: a block id and a row within it. Blocks hold far fewer rows than 2^24.
@@ -70,6 +78,7 @@ struct Filters {
 impl Filters {
     fn resolve(conn: &Connection, q: &EventQuery) -> Result<Filters, StoreError> {
         let mut postings = Vec::new();
+        let segments = segments_cte();
         let mut dict = |value: &Option<String>, k: u8| -> Result<Option<FxHashSet<i64>>, StoreError> {
             let Some(value) = value else { return Ok(None) };
             let (op, v) = if is_wildcard(value) { ("GLOB", glob_pattern(value)) } else { ("=", value.clone()) };
@@ -92,8 +101,12 @@ impl Filters {
             Some(ip) => {
                 let id = text_id(ip);
                 postings.push((
-                    format!("SELECT block FROM postings WHERE dim = {} AND value = ?", kind::SOURCE_IP),
-                    vec![Value::Integer(id)],
+                    format!(
+                        "SELECT block FROM postings WHERE dim = {} AND value IN \
+                         ({segments} SELECT (x << {SEGMENT_VALUE_BITS}) | ? FROM segments)",
+                        kind::SOURCE_IP
+                    ),
+                    vec![Value::Integer(id & SEGMENT_VALUE_MASK)],
                 ));
                 (Some(FxHashSet::from_iter([id])), None)
             }
@@ -108,7 +121,11 @@ impl Filters {
                 let four = vec![Value::Text(v); 4];
                 let set = ids(conn, &ids_sql, four.clone())?;
                 postings.push((
-                    format!("SELECT block FROM postings WHERE dim = {} AND value IN ({ids_sql})", kind::PRINCIPAL),
+                    format!(
+                        "SELECT block FROM postings WHERE dim = {} AND value IN \
+                         ({segments} SELECT (x << {SEGMENT_VALUE_BITS}) | p.id FROM segments, ({ids_sql}) p)",
+                        kind::PRINCIPAL
+                    ),
                     four,
                 ));
                 Some(set)
@@ -641,4 +658,63 @@ fn denied_codes(conn: &Connection) -> Result<FxHashSet<i64>, StoreError> {
         }
     }
     Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sqlite::columns::posting_value;
+
+    /// Postings of an address in blocks of several segments are all found, by index seeks.
+    #[test]
+    fn segmented_postings_are_found_in_every_segment() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE blocks (id INTEGER PRIMARY KEY);
+             CREATE TABLE postings (dim INTEGER NOT NULL, value INTEGER NOT NULL, block INTEGER NOT NULL,
+                                    PRIMARY KEY (dim, value, block)) WITHOUT ROWID;",
+        )
+        .unwrap();
+        let ip = text_id("203.0.113.7");
+        let other = text_id("203.0.113.8");
+        let last_block = (5 << SEGMENT_SHIFT) + 3;
+        conn.execute("INSERT INTO blocks (id) VALUES (?1)", [last_block]).unwrap();
+        let with_ip = [1, (1 << SEGMENT_SHIFT) + 7, (3 << SEGMENT_SHIFT), last_block];
+        for block in with_ip {
+            conn.execute(
+                "INSERT INTO postings VALUES (?1, ?2, ?3)",
+                [i64::from(kind::SOURCE_IP), posting_value(kind::SOURCE_IP, ip, block), block],
+            )
+            .unwrap();
+        }
+        for block in [2, (2 << SEGMENT_SHIFT) + 1] {
+            conn.execute(
+                "INSERT INTO postings VALUES (?1, ?2, ?3)",
+                [i64::from(kind::SOURCE_IP), posting_value(kind::SOURCE_IP, other, block), block],
+            )
+            .unwrap();
+        }
+        let q = EventQuery { source_ip: Some("203.0.113.7".into()), ..Default::default() };
+        let filters = Filters::resolve(&conn, &q).unwrap();
+        let (sql, params) = &filters.postings[0];
+        let found: Vec<i64> = conn
+            .prepare(&format!("{sql} ORDER BY block"))
+            .unwrap()
+            .query_map(params_from_iter(params.iter().cloned()), |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(found, with_ip.to_vec());
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap()
+            .query_map(params_from_iter(params.iter().cloned()), |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter().any(|p| p.contains("SEARCH postings USING PRIMARY KEY (dim=? AND value=?)")),
+            "each segment is a seek, not a scan: {plan:?}"
+        );
+    }
 }

@@ -98,7 +98,7 @@ pub(crate) fn apply(
             }
         }
         report.events_deleted += (c.len() - kept) as u64;
-        let old_postings = postings(&c);
+        let old_postings = postings(&c, id);
         if kept == 0 {
             tx.execute("DELETE FROM blocks WHERE id = ?1", [id]).context("delete expired block")?;
             delete_postings(&tx, id, &old_postings)?;
@@ -129,7 +129,7 @@ pub(crate) fn apply(
             params![id, next.len() as i64, min_time, max_time, next.encode(), framer.finish().as_bytes()],
         )
         .context("rewrite block")?;
-        let new_postings = postings(&next);
+        let new_postings = postings(&next, id);
         let gone: Vec<_> = old_postings.difference(&new_postings).copied().collect();
         delete_postings(&tx, id, &gone.into_iter().collect())?;
         report.units_rewritten += 1;
@@ -179,8 +179,8 @@ fn referenced_rows(
 }
 
 /// The postings a block's rows make.
-fn postings(c: &BlockColumns) -> HashSet<(u8, i64)> {
-    (0..c.len()).flat_map(|i| c.posted(i)).collect()
+fn postings(c: &BlockColumns, block: i64) -> HashSet<(u8, i64)> {
+    (0..c.len()).flat_map(|i| c.posted(i, block)).collect()
 }
 
 fn delete_postings(conn: &Connection, block: i64, postings: &HashSet<(u8, i64)>) -> Result<(), StoreError> {

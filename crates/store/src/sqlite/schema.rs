@@ -325,6 +325,16 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // the work is `inline_texts`, run after this (empty) step.
     r#"
     "#,
+    // 10: postings of addresses and principals are segmented by block
+    // (`columns::posting_value`: segment = block >> 10, in the bits above the low 40).
+    r#"
+    CREATE TEMP TABLE segmented AS
+        SELECT dim, ((block >> 10) << 40) | (value & 1099511627775) AS value, block
+        FROM postings WHERE dim IN (9, 10);
+    DELETE FROM postings WHERE dim IN (9, 10);
+    INSERT OR IGNORE INTO postings (dim, value, block) SELECT dim, value, block FROM segmented;
+    DROP TABLE segmented;
+    "#,
 ];
 
 /// The migration after which [`inline_texts`] runs.

@@ -289,7 +289,7 @@ impl EventWriter for SqliteWriter {
                 c.access_key_id.push(e.actor.access_key_id.take().unwrap_or_default());
                 c.object_id.push(ledger_id);
                 c.raw_slot.push((block.slots + i) as i64);
-                for (dim, value) in block.columns.posted(row as usize) {
+                for (dim, value) in block.columns.posted(row as usize, block.id) {
                     block.post(dim, value);
                 }
                 block.min_time = block.min_time.min(e.event_time);
