@@ -17,7 +17,7 @@ use std::collections::BinaryHeap;
 use std::rc::Rc;
 
 use rusqlite::types::Value;
-use rusqlite::{params_from_iter, Connection, OptionalExtension};
+use rusqlite::{params_from_iter, Connection};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::columns::{text_id, BlockColumns, SEGMENT_SHIFT, SEGMENT_VALUE_BITS, SEGMENT_VALUE_MASK};
@@ -456,10 +456,7 @@ impl Labels {
 pub(crate) fn event(conn: &Connection, labels: &mut Labels, event_id: &str) -> Result<Option<EventRow>, StoreError> {
     in_snapshot(conn, |conn| {
         let key = super::event_id_key(event_id);
-        let found: Option<(i64, i64)> = conn
-            .prepare_cached("SELECT block, row FROM event_ids WHERE id = ?1")
-            .and_then(|mut s| s.query_row([&key], |r| Ok((r.get(0)?, r.get(1)?))).optional())
-            .context("look up event")?;
+        let found = super::find_event_id(conn, &key)?;
         let Some((id, row)) = found else { return Ok(None) };
         let (rows, bytes): (i64, Option<Vec<u8>>) = conn
             .prepare_cached("SELECT rows, columns FROM blocks WHERE id = ?1")

@@ -61,24 +61,18 @@ pub(crate) fn apply(
     if let Some(&(last, ..)) = candidates.last() {
         report.resume_after = (candidates.len() == max_blocks).then_some(last);
     }
-    let referenced = referenced_rows(&tx, candidates.first().map(|c| c.0), candidates.last().map(|c| c.0))?;
+    let referenced = referenced_events(&tx)?;
     for (id, rows, columns, raw) in candidates {
         let mut c =
             BlockColumns::decode(&columns).map_err(|e| StoreError::Corrupt { block: id, detail: e.to_string() })?;
         c.truncate(rows as usize);
-        let keep: Vec<bool> = (0..c.len())
+        let expired: Vec<bool> = (0..c.len())
             .map(|i| {
                 let category = categories.get(&c.category[i]).map(String::as_str);
-                let expired = policy.cutoff(category, now).is_some_and(|cut| c.event_time[i] < cut);
-                if expired && referenced.contains(&(id, i as i64)) {
-                    report.events_kept_for_alerts += 1;
-                    return true;
-                }
-                !expired
+                policy.cutoff(category, now).is_some_and(|cut| c.event_time[i] < cut)
             })
             .collect();
-        let kept = keep.iter().filter(|k| **k).count();
-        if kept == c.len() {
+        if !expired.contains(&true) {
             continue;
         }
         let records = PackedRaw::from_bytes(raw)
@@ -89,12 +83,32 @@ pub(crate) fn apply(
                 .get(c.raw_slot[i] as usize)
                 .ok_or_else(|| StoreError::Corrupt { block: id, detail: format!("no raw record {}", c.raw_slot[i]) })
         };
+        let mut keep = Vec::with_capacity(c.len());
+        for (i, &expired) in expired.iter().enumerate() {
+            if !expired {
+                keep.push(true);
+                continue;
+            }
+            // An event an alert refers to stays.
+            let event_id = super::read::event_id_of(record(i)?)
+                .ok_or_else(|| StoreError::Corrupt { block: id, detail: format!("row {i} has no eventID") })?;
+            let referenced = referenced.contains(&event_key_bytes(&super::event_id_key(&event_id)));
+            report.events_kept_for_alerts += u64::from(referenced);
+            keep.push(referenced);
+        }
+        let kept = keep.iter().filter(|k| **k).count();
+        if kept == c.len() {
+            continue;
+        }
         {
-            let mut forget = tx.prepare_cached("DELETE FROM event_ids WHERE id = ?1").context("prepare id delete")?;
+            let mut forget =
+                tx.prepare_cached("DELETE FROM event_ids WHERE hour = ?1 AND id = ?2").context("prepare id delete")?;
             for i in (0..c.len()).filter(|&i| !keep[i]) {
                 let event_id = super::read::event_id_of(record(i)?)
                     .ok_or_else(|| StoreError::Corrupt { block: id, detail: format!("row {i} has no eventID") })?;
-                forget.execute([super::event_id_key(&event_id)]).context("delete expired event id")?;
+                forget
+                    .execute(params![super::event_hour(c.event_time[i]), super::event_id_key(&event_id)])
+                    .context("delete expired event id")?;
             }
         }
         report.events_deleted += (c.len() - kept) as u64;
@@ -109,8 +123,9 @@ pub(crate) fn apply(
         // only moves them within their block.
         let mut next = BlockColumns::with_capacity(kept);
         let mut framer = RawFramer::default();
-        let mut renumber =
-            tx.prepare_cached("UPDATE event_ids SET row = ?2 WHERE id = ?1").context("prepare renumber")?;
+        let mut renumber = tx
+            .prepare_cached("UPDATE event_ids SET row = ?3 WHERE hour = ?1 AND id = ?2")
+            .context("prepare renumber")?;
         for i in (0..c.len()).filter(|&i| keep[i]) {
             let new_row = next.len() as i64;
             next.push_row_from(&c, i, new_row);
@@ -119,7 +134,9 @@ pub(crate) fn apply(
             if new_row != i as i64 {
                 let event_id = super::read::event_id_of(raw)
                     .ok_or_else(|| StoreError::Corrupt { block: id, detail: format!("row {i} has no eventID") })?;
-                renumber.execute(params![super::event_id_key(&event_id), new_row]).context("renumber kept event")?;
+                renumber
+                    .execute(params![super::event_hour(c.event_time[i]), super::event_id_key(&event_id), new_row])
+                    .context("renumber kept event")?;
             }
         }
         let (min_time, max_time) =
@@ -161,21 +178,28 @@ fn categories(conn: &Connection) -> Result<HashMap<i64, String>, StoreError> {
     rows.collect::<Result<_, _>>().context("read categories")
 }
 
-/// (block, row) of the events alerts refer to, within the blocks `first..=last`.
-fn referenced_rows(
-    conn: &Connection,
-    first: Option<i64>,
-    last: Option<i64>,
-) -> Result<HashSet<(i64, i64)>, StoreError> {
-    let (Some(first), Some(last)) = (first, last) else { return Ok(HashSet::new()) };
-    let mut s = conn
-        .prepare_cached(
-            "SELECT e.block, e.row FROM alert_events a JOIN event_ids e ON e.id = a.event
-             WHERE e.block BETWEEN ?1 AND ?2",
-        )
-        .context("read alert events")?;
-    let rows = s.query_map([first, last], |r| Ok((r.get(0)?, r.get(1)?))).context("read alert events")?;
-    rows.collect::<Result<_, _>>().context("read alert events")
+/// The ids of the events alerts refer to (as [`event_key_bytes`]). `event_ids` is keyed by
+/// hour, so the alerts' events are matched by id here rather than joined.
+fn referenced_events(conn: &Connection) -> Result<HashSet<Vec<u8>>, StoreError> {
+    let mut s = conn.prepare_cached("SELECT DISTINCT event FROM alert_events").context("read alert events")?;
+    let rows = s.query_map([], |r| r.get::<_, rusqlite::types::Value>(0)).context("read alert events")?;
+    let mut out = HashSet::new();
+    for value in rows {
+        match value.context("read alert events")? {
+            rusqlite::types::Value::Blob(b) => out.insert([&[0u8][..], &b].concat()),
+            rusqlite::types::Value::Text(t) => out.insert([&[1u8][..], t.as_bytes()].concat()),
+            _ => false,
+        };
+    }
+    Ok(out)
+}
+
+/// An event id key as bytes, tagged by how SQLite stores it (blob or text).
+fn event_key_bytes(key: &super::EventIdKey<'_>) -> Vec<u8> {
+    match key {
+        super::EventIdKey::Uuid(b) => [&[0u8][..], b].concat(),
+        super::EventIdKey::Text(t) => [&[1u8][..], t.as_bytes()].concat(),
+    }
 }
 
 /// The postings a block's rows make.

@@ -2,9 +2,10 @@
 //!
 //! Layout, and why. The writer's cost per event limits ingest, and every per-event B-tree
 //! entry is paid for on every one of billions of events, so there is exactly one:
-//! * `event_ids` maps each `eventID` (a canonical UUID as its 16 bytes, anything else as
-//!   text) to its block and row: the dedupe key (a record delivered again is found here) and
-//!   the lookup by id.
+//! * `event_ids` maps each (hour of eventTime, `eventID`) (a canonical UUID as its 16 bytes,
+//!   anything else as text) to its block and row: the dedupe key (a record delivered again
+//!   is found here) and the lookup by id. Keyed by hour first (schema 11) so that inserts
+//!   stay in the current hours' part of the index (`sqlite::event_hour`, `idfilter.rs`).
 //! * `blocks` hold events a thousand or so at a time, in arrival order: their columns
 //!   (`columns.rs`: times, dictionary ids, principal ids, flags, …) and their verbatim JSON
 //!   (zstd frames), each compressed. `rows` is how many rows are valid (an undone object cuts
@@ -23,7 +24,7 @@
 //! Later features add their tables (alerts, outbox, integrity state, accounts) as new
 //! migrations appended to [`MIGRATIONS`]; existing entries are never edited.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use crate::{Context, StoreError};
 
@@ -335,7 +336,66 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     INSERT OR IGNORE INTO postings (dim, value, block) SELECT dim, value, block FROM segmented;
     DROP TABLE segmented;
     "#,
+    // 11: `event_ids` keyed by (hour of eventTime, eventID) (`sqlite::event_hour`), filled
+    // from the old table by `event_ids_by_hour` after this step; `event_id_generation`
+    // counts the transactions that added ids (the writers' id filters follow it).
+    r#"
+    CREATE TABLE event_ids_by_hour (
+        hour  INTEGER NOT NULL,
+        id    BLOB NOT NULL,
+        block INTEGER NOT NULL,
+        row   INTEGER NOT NULL,
+        PRIMARY KEY (hour, id)
+    ) WITHOUT ROWID;
+    CREATE TABLE event_id_generation (
+        only       INTEGER PRIMARY KEY CHECK (only = 1),
+        generation INTEGER NOT NULL
+    );
+    INSERT INTO event_id_generation (only, generation) VALUES (1, 0);
+    "#,
 ];
+
+/// The migration after which [`event_ids_by_hour`] runs.
+const EVENT_IDS_BY_HOUR: usize = 11;
+
+/// Files every `event_ids` entry under its event's hour (read from its block's columns),
+/// then replaces the old table.
+fn event_ids_by_hour(conn: &Connection) -> Result<(), StoreError> {
+    use super::columns::BlockColumns;
+    {
+        let mut read = conn.prepare("SELECT id, block, row FROM event_ids ORDER BY block").context("read event ids")?;
+        let mut rows = read.query([]).context("read event ids")?;
+        let mut insert = conn
+            .prepare("INSERT OR IGNORE INTO event_ids_by_hour (hour, id, block, row) VALUES (?1, ?2, ?3, ?4)")
+            .context("prepare event id insert")?;
+        let mut current: Option<(i64, BlockColumns)> = None;
+        while let Some(r) = rows.next().context("read event ids")? {
+            let (id, block, row): (rusqlite::types::Value, i64, i64) = (
+                r.get(0).context("read event id")?,
+                r.get(1).context("read event id")?,
+                r.get(2).context("read event id")?,
+            );
+            if current.as_ref().is_none_or(|(b, _)| *b != block) {
+                let bytes: Option<Vec<u8>> = conn
+                    .query_row("SELECT columns FROM blocks WHERE id = ?1", [block], |r| r.get(0))
+                    .optional()
+                    .context("read block columns")?;
+                // An id whose block is gone names nothing.
+                let Some(bytes) = bytes else { continue };
+                let c =
+                    BlockColumns::decode(&bytes).map_err(|e| StoreError::Corrupt { block, detail: e.to_string() })?;
+                current = Some((block, c));
+            }
+            let (_, c) = current.as_ref().expect("read above");
+            let Some(&time) = c.event_time.get(row as usize) else { continue };
+            insert
+                .execute(rusqlite::params![super::event_hour(time), id, block, row])
+                .context("file an event id by hour")?;
+        }
+    }
+    conn.execute_batch("DROP TABLE event_ids; ALTER TABLE event_ids_by_hour RENAME TO event_ids;")
+        .context("replace event_ids")
+}
 
 /// The migration after which [`inline_texts`] runs.
 const INLINE_TEXTS: usize = 9;
@@ -413,6 +473,9 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tx.execute_batch(sql).context("apply schema migration")?;
         if i + 1 == INLINE_TEXTS {
             inline_texts(&tx)?;
+        }
+        if i + 1 == EVENT_IDS_BY_HOUR {
+            event_ids_by_hour(&tx)?;
         }
         tx.pragma_update(None, "user_version", i as i64 + 1).context("record schema version")?;
     }

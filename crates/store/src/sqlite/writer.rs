@@ -23,6 +23,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::columns::BlockColumns;
+use super::idfilter::IdFilter;
 use super::now_millis;
 use super::schema::kind;
 use crate::{Context, EventBatch, EventWriter, InsertCounts, ObjectMeta, ObjectTotals, StoreError};
@@ -47,6 +48,10 @@ pub(crate) struct SqliteWriter {
     dict: Vec<DictCache>,
     principals: PrincipalCache,
     pending_events: u64,
+    /// Every stored eventID, approximately (loaded with the first transaction).
+    ids: Option<IdFilter>,
+    /// This transaction added event ids (so it bumps `event_id_generation`).
+    added_ids: bool,
 }
 
 /// How far an open block had been filled at some point (what undoing an object cuts it
@@ -67,8 +72,8 @@ struct OpenObject {
     block_floor: i64,
     /// The block open when the object began, as it was then.
     block_mark: Option<BlockMark>,
-    /// `event_ids` this object inserted, to delete on undo.
-    inserted: Vec<super::EventIdKey<'static>>,
+    /// `event_ids` (hour, id) this object inserted, to delete on undo.
+    inserted: Vec<(i64, super::EventIdKey<'static>)>,
     counts: InsertCounts,
 }
 
@@ -128,6 +133,8 @@ impl SqliteWriter {
             dict: (0..kind::COUNT).map(|_| DictCache::default()).collect(),
             principals: PrincipalCache::default(),
             pending_events: 0,
+            ids: None,
+            added_ids: false,
         }
     }
 
@@ -147,6 +154,15 @@ impl SqliteWriter {
             };
             self.next_block = max("SELECT max(id) FROM blocks")? + 1;
             self.next_object = max("SELECT max(id) FROM objects")? + 1;
+            // Another connection may have stored ids since the filter was read.
+            let generation: i64 = self
+                .conn
+                .prepare_cached("SELECT generation FROM event_id_generation")
+                .and_then(|mut s| s.query_row([], |r| r.get(0)))
+                .context("read the event id generation")?;
+            if self.ids.as_ref().is_none_or(|f| f.generation != generation || f.is_full()) {
+                self.ids = Some(load_id_filter(&self.conn, generation)?);
+            }
         }
         Ok(())
     }
@@ -248,19 +264,29 @@ impl EventWriter for SqliteWriter {
         {
             // One statement handle for the whole batch: looking it up per row hashes its SQL.
             let mut insert = conn
-                .prepare_cached("INSERT INTO event_ids (id, block, row) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")
+                .prepare_cached(
+                    "INSERT INTO event_ids (hour, id, block, row) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                )
                 .context("prepare event insert")?;
+            let ids = self.ids.as_mut().expect("loaded when the transaction began");
             // The batch is ours to consume: strings move into the block instead of being copied.
             for (i, e) in batch.events.iter_mut().enumerate() {
                 let key = super::event_id_key(&e.event_id).into_owned();
+                let hour = super::event_hour(e.event_time);
                 let row = block.columns.len() as i64;
-                if insert.execute(params![&key, block.id, row]).context("insert event id")? == 0 {
+                // Stored before (possibly under another hour)? Only asked when the filter may
+                // have seen the id; the insert itself catches the same hour.
+                let stored_before = ids.may_contain(&key) && id_stored(conn, hour, &key)?;
+                if stored_before || insert.execute(params![hour, &key, block.id, row]).context("insert event id")? == 0
+                {
                     counts.duplicates += 1;
                     duplicates.push(i as u32);
                     continue;
                 }
                 counts.new += 1;
-                object.inserted.push(key);
+                ids.insert(&key);
+                self.added_ids = true;
+                object.inserted.push((hour, key));
                 let mut d = |k: u8, v: &Option<String>| dict_id(conn, &mut self.dict[k as usize], k, v.as_deref());
                 let ids = [
                     (kind::EVENT_SOURCE, d(kind::EVENT_SOURCE, &e.event_source)?),
@@ -391,10 +417,12 @@ impl EventWriter for SqliteWriter {
         let Some(open) = self.object.take() else { return Ok(()) };
         self.pending_events -= open.counts.new + open.counts.duplicates;
         {
-            let mut delete =
-                self.conn.prepare_cached("DELETE FROM event_ids WHERE id = ?1").context("prepare event id delete")?;
-            for key in &open.inserted {
-                delete.execute([key]).context("remove the events of an undone object")?;
+            let mut delete = self
+                .conn
+                .prepare_cached("DELETE FROM event_ids WHERE hour = ?1 AND id = ?2")
+                .context("prepare event id delete")?;
+            for (hour, key) in &open.inserted {
+                delete.execute(params![hour, key]).context("remove the events of an undone object")?;
             }
         }
         self.conn
@@ -427,7 +455,18 @@ impl EventWriter for SqliteWriter {
             return Err(StoreError::ObjectInProgress("commit".into()));
         }
         if self.in_tx {
-            let result = self.flush_block().and_then(|()| self.conn.execute_batch("COMMIT").context("commit"));
+            let added_ids = std::mem::take(&mut self.added_ids);
+            let bump = |conn: &Connection| -> Result<(), StoreError> {
+                if added_ids {
+                    conn.execute("UPDATE event_id_generation SET generation = generation + 1", [])
+                        .context("count the ids added")?;
+                }
+                Ok(())
+            };
+            let result = self
+                .flush_block()
+                .and_then(|()| bump(&self.conn))
+                .and_then(|()| self.conn.execute_batch("COMMIT").context("commit"));
             if let Err(e) = result {
                 if !self.conn.is_autocommit() {
                     let _ = self.conn.execute_batch("ROLLBACK");
@@ -439,6 +478,9 @@ impl EventWriter for SqliteWriter {
                 return Err(e);
             }
             self.in_tx = false;
+            if let Some(ids) = self.ids.as_mut().filter(|_| added_ids) {
+                ids.generation += 1;
+            }
         }
         self.pending_events = 0;
         Ok(())
@@ -485,6 +527,36 @@ impl Drop for SqliteWriter {
             let _ = self.conn.execute_batch("ROLLBACK");
         }
     }
+}
+
+/// Whether an eventID is stored: in `hour` (where a re-delivered record is), else in any.
+fn id_stored(conn: &Connection, hour: i64, key: &super::EventIdKey<'_>) -> Result<bool, StoreError> {
+    let here = conn
+        .prepare_cached("SELECT 1 FROM event_ids WHERE hour = ?1 AND id = ?2")
+        .and_then(|mut s| s.exists(params![hour, key]))
+        .context("look up an event id")?;
+    Ok(here || super::find_event_id(conn, key)?.is_some())
+}
+
+/// The filter of every stored eventID: sized for the ids there are, then filled with them.
+fn load_id_filter(conn: &Connection, generation: i64) -> Result<IdFilter, StoreError> {
+    let count: i64 = conn.query_row("SELECT count(*) FROM event_ids", [], |r| r.get(0)).context("count event ids")?;
+    // Room to grow before it must be read again.
+    let mut filter = IdFilter::with_capacity(count as usize * 2 + (1 << 20), generation);
+    let mut stmt = conn.prepare("SELECT id FROM event_ids").context("read event ids")?;
+    let mut rows = stmt.query([]).context("read event ids")?;
+    while let Some(r) = rows.next().context("read event ids")? {
+        match r.get_ref(0).context("read event id")? {
+            rusqlite::types::ValueRef::Blob(b) if b.len() == 16 => {
+                filter.insert(&super::EventIdKey::Uuid(b.try_into().expect("16 bytes")))
+            }
+            rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => {
+                filter.insert(&super::EventIdKey::Text(String::from_utf8_lossy(t)))
+            }
+            _ => {}
+        }
+    }
+    Ok(filter)
 }
 
 fn dict_id(conn: &Connection, cache: &mut DictCache, kind: u8, value: Option<&str>) -> Result<Option<i64>, StoreError> {

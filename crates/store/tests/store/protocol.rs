@@ -242,3 +242,33 @@ fn correlation_windows_are_shared_between_writers() {
         assert_eq!(b.join().unwrap(), vec![w]);
     }
 }
+
+/// Dedupe is by eventID alone, whatever the record's time, and holds between two writers
+/// of one store taking turns (each keeps a filter of the ids stored; a turn after the other
+/// writer's must see its ids).
+#[test]
+fn dedupe_by_event_id_across_hours_and_between_writers() {
+    for (backend, store) in store::testing::backends() {
+        eprintln!("backend: {backend}");
+        let mut a = store.writer().unwrap();
+        let mut b = store.clone().writer().unwrap();
+        let put = |w: &mut Box<dyn store::EventWriter>, key: &str, events: Vec<model::ParsedEvent>| {
+            w.begin_object(&ObjectMeta::local(key, 1)).unwrap();
+            let n = events.len() as u64;
+            let counts = w.insert(&mut events.into()).unwrap();
+            w.finish_object(&totals(n)).unwrap();
+            w.commit().unwrap();
+            (counts.new, counts.duplicates)
+        };
+        assert_eq!(put(&mut a, "a1", vec![event("x1", "2024-01-01T00:00:00Z", "A")]), (1, 0));
+        // The same id, a day later (fixtures do this): one event.
+        assert_eq!(put(&mut b, "b1", vec![event("x1", "2024-01-02T05:00:00Z", "A")]), (0, 1));
+        // b has its filter now; a stores a new id; b must see it on its next turn.
+        assert_eq!(put(&mut a, "a2", vec![event("x2", "2024-01-03T00:00:00Z", "B")]), (1, 0));
+        assert_eq!(put(&mut b, "b2", vec![event("x2", "2024-01-03T00:00:00Z", "B")]), (0, 1));
+        assert_eq!(put(&mut b, "b3", vec![event("x2", "2023-06-03T00:00:00Z", "B")]), (0, 1));
+        assert_eq!(store.stats().unwrap().events, 2);
+        let found = store.events().event("x2").unwrap().expect("found by id alone");
+        assert_eq!(found.event_time, model::timefmt::parse_rfc3339_millis("2024-01-03T00:00:00Z").unwrap());
+    }
+}
