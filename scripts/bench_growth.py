@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""Does ingest keep its speed as the store grows? One store, fed a trail day by day.
+
+Each chunk is one simulated day (its own seed, the next date) of `--events` events; it is
+written, ingested into the same store by a whole `trailwatch ingest` process, and deleted
+(so disk holds one chunk at a time). The table gives each chunk's rate, its ratio to the
+first chunk's (the empty-store rate, same run), the process's peak RSS and the store's
+bytes per event. Target: every ratio >= 0.8.
+
+    python3 scripts/bench_growth.py WORKDIR [--chunks 10] [--events 1000000]
+        [--profile realistic] [--accounts 20] [--regions us-east-1,...] [--bin PATH]
+"""
+import argparse
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("work")
+    ap.add_argument("--chunks", type=int, default=10)
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--profile", default="realistic")
+    ap.add_argument("--accounts", type=int, default=20)
+    ap.add_argument("--regions", default="us-east-1,eu-west-1,us-west-2,ap-southeast-2")
+    ap.add_argument("--bin", default="target/release/trailwatch")
+    a = ap.parse_args()
+    os.makedirs(a.work, exist_ok=True)
+    db = os.path.join(a.work, "growth.db")
+    for s in ("", "-wal", "-shm"):
+        if os.path.exists(db + s):
+            os.remove(db + s)
+    start = datetime.date(2026, 1, 5)
+    rows, stored = [], 0
+    for i in range(a.chunks):
+        tree = os.path.join(a.work, "chunk")
+        shutil.rmtree(tree, ignore_errors=True)
+        day = (start + datetime.timedelta(days=i)).isoformat() + "T00:00:00Z"
+        subprocess.run([a.bin, "simulate", "--out", tree, "--profile", a.profile, "--events", str(a.events),
+                        "--hours", "24", "--start", day, "--seed", str(100 + i), "--accounts", str(a.accounts),
+                        "--regions", a.regions], check=True, stdout=subprocess.DEVNULL)
+        log = os.path.join(a.work, "ingest.log")
+        with open(log, "wb") as errors:
+            t0 = time.perf_counter()
+            p = subprocess.Popen([a.bin, "ingest", "--local", tree, "--db", db, "--format", "json"],
+                                 stdout=subprocess.PIPE, stderr=errors)
+            out = p.stdout.read()
+            _, status, usage = os.wait4(p.pid, 0)
+            wall = time.perf_counter() - t0
+        if status != 0:
+            sys.exit(f"ingest failed, see {log}")
+        rss = usage.ru_maxrss / 1024
+        report = json.loads(out)
+        stored += report["new"]
+        size = sum(os.path.getsize(db + s) for s in ("", "-wal") if os.path.exists(db + s))
+        rows.append((i + 1, stored, report["records"] / wall, rss, size / stored))
+        first = rows[0][2]
+        print(f"chunk {i + 1:>3}: store {stored:>12,} events  {report['records'] / wall:>9,.0f} events/s  "
+              f"ratio {report['records'] / wall / first:4.2f}  RSS {rss:>6.0f} MB  {size / stored:5.0f} B/event",
+              flush=True)
+        shutil.rmtree(tree, ignore_errors=True)
+    worst = min(r[2] for r in rows[1:]) / rows[0][2] if len(rows) > 1 else 1.0
+    print(f"worst chunk / first chunk: {worst:.2f} (target >= 0.8)")
+
+
+if __name__ == "__main__":
+    main()
