@@ -13,7 +13,7 @@ tw=target/release/trailwatch
 
 tree="$work/tree-150k"
 if [ ! -f "$tree/manifest.json" ]; then
-  "$tw" simulate --out "$tree" --events 150000 --scenario all >/dev/null
+  "$tw" simulate --out "$tree" --profile classic --events 150000 --scenario all >/dev/null
 fi
 
 echo "== 1. full ingest vs. gunzip+parse alone (same files, alternating, median of 5)"

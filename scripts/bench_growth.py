@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Does ingest keep its speed as the store grows? One store, fed a trail day by day.
 
-Each chunk is one simulated day (its own seed, the next date) of `--events` events; it is
+Each chunk is the next simulated day of one trail (same seed: the same people, agents and
+addresses come back day after day, as in a real trail) of `--events` events; it is
 written, ingested into the same store by a whole `trailwatch ingest` process, and deleted
 (so disk holds one chunk at a time). The table gives each chunk's rate, its ratio to the
 first chunk's (the empty-store rate, same run), the process's peak RSS and the store's
@@ -29,6 +30,7 @@ def main():
     ap.add_argument("--accounts", type=int, default=20)
     ap.add_argument("--regions", default="us-east-1,eu-west-1,us-west-2,ap-southeast-2")
     ap.add_argument("--bin", default="target/release/trailwatch")
+    ap.add_argument("--seed", type=int, default=3)
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
     db = os.path.join(a.work, "growth.db")
@@ -42,7 +44,7 @@ def main():
         shutil.rmtree(tree, ignore_errors=True)
         day = (start + datetime.timedelta(days=i)).isoformat() + "T00:00:00Z"
         subprocess.run([a.bin, "simulate", "--out", tree, "--profile", a.profile, "--events", str(a.events),
-                        "--hours", "24", "--start", day, "--seed", str(100 + i), "--accounts", str(a.accounts),
+                        "--hours", "24", "--start", day, "--seed", str(a.seed), "--accounts", str(a.accounts),
                         "--regions", a.regions], check=True, stdout=subprocess.DEVNULL)
         log = os.path.join(a.work, "ingest.log")
         with open(log, "wb") as errors:

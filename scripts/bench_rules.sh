@@ -15,7 +15,7 @@ cargo build --release --quiet -p trailwatch
 tw=target/release/trailwatch
 events="$work/records-$records.jsonl"
 if [ ! -f "$events" ]; then
-  "$tw" simulate --out "$work/tree" --accounts 3 --hours 48 --events "$records" --scenario all >/dev/null
+  "$tw" simulate --out "$work/tree" --profile classic --accounts 3 --hours 48 --events "$records" --scenario all >/dev/null
   python3 - "$work/tree" "$events" "$records" <<'PY'
 import gzip, json, pathlib, sys
 tree, out, want = pathlib.Path(sys.argv[1]), open(sys.argv[2], "w"), int(sys.argv[3])

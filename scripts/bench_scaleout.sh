@@ -19,7 +19,7 @@ EVENTS=${EVENTS:-1000000}
 work=$(mktemp -d /tmp/tw-bench-scaleout.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
-"$BIN" simulate --out "$work/bucket" --events "$EVENTS" --accounts 5 --hours 72 --seed 11 >/dev/null
+"$BIN" simulate --out "$work/bucket" --profile "${PROFILE:-realistic}" --events "$EVENTS" --accounts 5 --hours 72 --seed 11 >/dev/null
 # Two halves of the files, same layout (hard links).
 (cd "$work/bucket" && find . -name '*.json.gz' | sort) > "$work/files"
 awk 'NR % 2 == 1' "$work/files" > "$work/odd.list"

@@ -97,7 +97,7 @@ def main():
     work = pathlib.Path(tempfile.mkdtemp(prefix="tw-bench-sqs-"))
     sim = work / "sim"
     hours = max(1, round(args.objects / 24 * 1.02))  # two regions, a file every 5 minutes each
-    subprocess.run([args.bin, "simulate", "--out", sim, "--accounts", "1", "--regions", "us-east-1,eu-west-1",
+    subprocess.run([args.bin, "simulate", "--out", sim, "--profile", "classic", "--accounts", "1", "--regions", "us-east-1,eu-west-1",
                     "--hours", str(hours), "--events", str(args.events)], check=True, capture_output=True)
     logs = sorted(p for p in sim.rglob("*.json.gz") if "CloudTrail-Digest" not in str(p))[: args.objects]
     local = work / "local"

@@ -17,7 +17,7 @@ cargo build --release --quiet -p trailwatch
 tw=target/release/trailwatch
 tree="$work/tree"
 if [ ! -d "$tree" ]; then
-  "$tw" simulate --out "$tree" --accounts 5 --regions us-east-1,eu-west-1,us-west-2,ap-southeast-2 \
+  "$tw" simulate --out "$tree" --profile classic --accounts 5 --regions us-east-1,eu-west-1,us-west-2,ap-southeast-2 \
     --hours 48 --events 400000 --digests >/dev/null
 fi
 find "$tree" -path '*/CloudTrail/*' -name '*.json.gz' | sort > "$work/logs.txt"

@@ -16,7 +16,7 @@ cargo build --release --quiet -p trailwatch
 tw=target/release/trailwatch
 db="$work/store-$events.db"
 if [ ! -f "$db" ]; then
-  "$tw" simulate --out "$work/bucket-$events" --events "$events" --hours 168 --start 7d \
+  "$tw" simulate --out "$work/bucket-$events" --profile "${PROFILE:-realistic}" --events "$events" --hours 168 --start 7d \
     --accounts 5 --regions us-east-1,eu-west-1,ap-southeast-2 >/dev/null
   "$tw" ingest --local "$work/bucket-$events" --db "$db" --format json
   rm -rf "$work/bucket-$events"

@@ -109,7 +109,7 @@ def run(args, out, moto):
     # steady state rather than caches still growing with a small store.
     if args.preload:
         tree = out / "preload"
-        tw.run("simulate", "--out", tree, "--accounts", 2, "--hours", 24, "--events", args.preload, "--seed", 9,
+        tw.run("simulate", "--out", tree, "--profile", "classic", "--accounts", 2, "--hours", 24, "--events", args.preload, "--seed", 9,
                timeout=900)
         tw.run("ingest", "--local", tree, "--db", tw.db, "--no-detection", timeout=900)
     forwarded = out / "forwarded.jsonl"

@@ -361,7 +361,10 @@ impl Plan<'_> {
             (window * FIVE_MINUTES).max(config.start),
             ((window + 1) * FIVE_MINUTES).min(config.start + i64::from(config.hours) * 3_600_000),
         );
-        let mut rng = self.root.fork(0x0057_0000_0000 + index as u64);
+        // Streams are named by the window's absolute number, not its place in the run: the
+        // same seed over another time range is the same trail (same people, agents,
+        // addresses) at another time, and a run can be extended day by day.
+        let mut rng = self.root.fork(0x0057_0000_0000 ^ window as u64);
         let mut groups: BTreeMap<Group, Vec<SimRecord>> = BTreeMap::new();
         let n = self.accounts.len();
         for _ in 0..self.counts[index] {
@@ -388,7 +391,7 @@ impl Plan<'_> {
         for (group, rec) in self.extras.get(&window).into_iter().flatten() {
             groups.entry(*group).or_default().push(rec.clone());
         }
-        let mut layout = self.root.fork(0x004C_0000_0000 + index as u64);
+        let mut layout = self.root.fork(0x004C_0000_0000_0000 ^ window as u64);
         let mut files = Vec::with_capacity(groups.len());
         for ((kind, a, r), mut records) in groups {
             layout.shuffle(&mut records);

@@ -205,3 +205,30 @@ fn varied_records_are_well_formed_cloudtrail() {
     }
     assert!(endpoints > n / 50 && v6 > n / 50 && errors > n / 100, "{endpoints} {v6} {errors} of {n}");
 }
+
+/// The same seed over the next day is the same trail a day later: the same people and
+/// addresses come back, and no event repeats.
+#[test]
+fn a_trail_continues_day_by_day() {
+    let day = |start| {
+        let dir = tempfile::tempdir().unwrap();
+        let config =
+            SimConfig { profile: Profile::Realistic, events: 4_000, hours: 24, start, insights: false, ..small(6) };
+        let manifest = simulate(&SimConfig { scenarios: Vec::new(), ..config }, dir.path()).unwrap();
+        let mut principals = HashSet::new();
+        let mut ids = HashSet::new();
+        for f in &manifest.files {
+            for e in read_all_events(std::fs::File::open(dir.path().join(&f.key)).unwrap()).unwrap().0 {
+                principals.insert(e.actor.principal.clone());
+                ids.insert(e.event_id);
+            }
+        }
+        (principals, ids)
+    };
+    let start = SimConfig::default().start;
+    let (p1, i1) = day(start);
+    let (p2, i2) = day(start + 86_400_000);
+    assert!(i1.is_disjoint(&i2), "no event of day 1 is in day 2");
+    let common = p1.intersection(&p2).count();
+    assert!(common * 4 > p1.len(), "most principals come back: {common} of {}", p1.len());
+}

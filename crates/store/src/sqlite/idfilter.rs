@@ -9,10 +9,13 @@
 //! id, 10 probes within one 512-bit block (one cache line: a lookup costs one memory access,
 //! not ten): under one false positive in 1,000 ids.
 //!
-//! The filter is built by reading `event_ids` once when the writer first needs it, rebuilt
-//! larger when it fills, and rebuilt when another connection has added ids since
-//! (`event_id_generation` counts the transactions that added any). Bits of ids that were
-//! undone or deleted stay: a false positive only costs a lookup.
+//! The filter is saved beside the store (`<store>-idfilter`) when a writer closes and read
+//! back by the next one when it is current: `event_id_generation` counts the transactions
+//! that added ids, and holds a random nonce of the store; a file of another generation or
+//! store (a crash, another writer's turn, a restored backup) is ignored and the filter is
+//! built by reading `event_ids` once. It is rebuilt larger when it fills, and rebuilt when
+//! another connection has added ids since. Bits of ids that were undone or deleted stay: a
+//! false positive only costs a lookup.
 
 use super::EventIdKey;
 
@@ -32,6 +35,8 @@ pub(crate) struct IdFilter {
     pub generation: i64,
 }
 
+const MAGIC: &[u8; 8] = b"TWIDF\x01\0\0";
+
 impl IdFilter {
     /// An empty filter for `capacity` ids.
     pub fn with_capacity(capacity: usize, generation: i64) -> IdFilter {
@@ -39,6 +44,43 @@ impl IdFilter {
         let bits = (capacity * BITS_PER_ID).next_power_of_two().max(BLOCK_BITS as usize);
         let blocks = (bits as u64 / BLOCK_BITS) as usize;
         IdFilter { bits: vec![0; bits / 64], mask: blocks as u64 - 1, len: 0, capacity, generation }
+    }
+
+    /// Writes the filter to `path` (through a temporary file and a rename, owner-only).
+    pub fn save(&self, path: &std::path::Path, nonce: i64) -> std::io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let tmp = path.with_extension("idfilter-tmp");
+        let mut f = std::io::BufWriter::new(
+            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?,
+        );
+        f.write_all(MAGIC)?;
+        for v in [nonce as u64, self.generation as u64, self.len as u64, self.capacity as u64, self.mask] {
+            f.write_all(&v.to_le_bytes())?;
+        }
+        for w in &self.bits {
+            f.write_all(&w.to_le_bytes())?;
+        }
+        f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        std::fs::rename(&tmp, path)
+    }
+
+    /// The filter saved at `path` if it is this store's (`nonce`) at `generation`.
+    pub fn load(path: &std::path::Path, nonce: i64, generation: i64) -> Option<IdFilter> {
+        let bytes = std::fs::read(path).ok()?;
+        let word =
+            |i: usize| -> Option<u64> { Some(u64::from_le_bytes(bytes.get(8 + i * 8..16 + i * 8)?.try_into().ok()?)) };
+        if bytes.get(..8)? != MAGIC || word(0)? as i64 != nonce || word(1)? as i64 != generation {
+            return None;
+        }
+        let (len, capacity, mask) = (word(2)? as usize, word(3)? as usize, word(4)?);
+        let words = (mask as usize + 1) * (BLOCK_BITS / 64) as usize;
+        let body = bytes.get(48..)?;
+        if body.len() != words * 8 {
+            return None;
+        }
+        let bits = body.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
+        Some(IdFilter { bits, mask, len, capacity, generation })
     }
 
     pub fn is_full(&self) -> bool {
@@ -110,5 +152,16 @@ mod tests {
         let false_positives = (100_000..200_000).filter(|&i| f.may_contain(&event_id_key(&id(i)))).count();
         assert!(false_positives < 150, "{false_positives} false positives in 100,000");
         assert!(f.is_full());
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db-idfilter");
+        f.generation = 7;
+        f.save(&path, 42).unwrap();
+        let back = IdFilter::load(&path, 42, 7).expect("same store, same generation");
+        assert!((0..100_000).all(|i| back.may_contain(&event_id_key(&id(i)))));
+        assert!(IdFilter::load(&path, 42, 8).is_none(), "another generation");
+        assert!(IdFilter::load(&path, 43, 7).is_none(), "another store");
+        std::fs::write(&path, &std::fs::read(&path).unwrap()[..1000]).unwrap();
+        assert!(IdFilter::load(&path, 42, 7).is_none(), "a truncated file");
     }
 }

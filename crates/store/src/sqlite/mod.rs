@@ -350,7 +350,8 @@ impl EventStore for SqliteStore {
             }
             Target::Memory(_) => None,
         };
-        Ok(Box::new(writer::SqliteWriter::new(conn, checkpointer)))
+        let filter_file = self.path().map(|p| suffixed(p, "-idfilter"));
+        Ok(Box::new(writer::SqliteWriter::new(conn, checkpointer, filter_file)))
     }
 
     fn for_each_event(&self, q: &EventQuery, f: &mut dyn FnMut(EventRow) -> bool) -> Result<(), StoreError> {

@@ -353,6 +353,12 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
     INSERT INTO event_id_generation (only, generation) VALUES (1, 0);
     "#,
+    // 12: a random number naming this store, so a saved id filter (`idfilter.rs`) is only
+    // ever read back into the store it was made for.
+    r#"
+    ALTER TABLE event_id_generation ADD COLUMN nonce INTEGER NOT NULL DEFAULT 0;
+    UPDATE event_id_generation SET nonce = random();
+    "#,
 ];
 
 /// The migration after which [`event_ids_by_hour`] runs.

@@ -52,6 +52,10 @@ pub(crate) struct SqliteWriter {
     ids: Option<IdFilter>,
     /// This transaction added event ids (so it bumps `event_id_generation`).
     added_ids: bool,
+    /// Where the filter is saved when the writer closes (a file store's `<path>-idfilter`),
+    /// and the store's nonce.
+    filter_file: Option<std::path::PathBuf>,
+    nonce: i64,
 }
 
 /// How far an open block had been filled at some point (what undoing an object cuts it
@@ -121,7 +125,11 @@ struct PrincipalCache {
 }
 
 impl SqliteWriter {
-    pub(crate) fn new(conn: Connection, checkpointer: Option<super::Checkpointer>) -> SqliteWriter {
+    pub(crate) fn new(
+        conn: Connection,
+        checkpointer: Option<super::Checkpointer>,
+        filter_file: Option<std::path::PathBuf>,
+    ) -> SqliteWriter {
         SqliteWriter {
             conn,
             _checkpointer: checkpointer,
@@ -135,6 +143,8 @@ impl SqliteWriter {
             pending_events: 0,
             ids: None,
             added_ids: false,
+            filter_file,
+            nonce: 0,
         }
     }
 
@@ -155,13 +165,18 @@ impl SqliteWriter {
             self.next_block = max("SELECT max(id) FROM blocks")? + 1;
             self.next_object = max("SELECT max(id) FROM objects")? + 1;
             // Another connection may have stored ids since the filter was read.
-            let generation: i64 = self
+            let (generation, nonce): (i64, i64) = self
                 .conn
-                .prepare_cached("SELECT generation FROM event_id_generation")
-                .and_then(|mut s| s.query_row([], |r| r.get(0)))
+                .prepare_cached("SELECT generation, nonce FROM event_id_generation")
+                .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
                 .context("read the event id generation")?;
+            self.nonce = nonce;
             if self.ids.as_ref().is_none_or(|f| f.generation != generation || f.is_full()) {
-                self.ids = Some(load_id_filter(&self.conn, generation)?);
+                let saved = self.filter_file.as_deref().and_then(|p| IdFilter::load(p, nonce, generation));
+                self.ids = match saved.filter(|f| !f.is_full()) {
+                    Some(f) => Some(f),
+                    None => Some(load_id_filter(&self.conn, generation)?),
+                };
             }
         }
         Ok(())
@@ -525,6 +540,13 @@ impl Drop for SqliteWriter {
         // Uncommitted work is abandoned on purpose: nothing was acknowledged for it.
         if self.in_tx {
             let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        // The next writer reads the filter back instead of every stored id. Its bits of
+        // ids rolled back just now stay (a false positive costs a lookup, nothing more).
+        if let (Some(ids), Some(path)) = (&self.ids, &self.filter_file) {
+            if let Err(e) = ids.save(path, self.nonce) {
+                tracing::warn!(path = %path.display(), error = %e, "could not save the event id filter; the next writer rebuilds it");
+            }
         }
     }
 }

@@ -272,3 +272,36 @@ fn dedupe_by_event_id_across_hours_and_between_writers() {
         assert_eq!(found.event_time, model::timefmt::parse_rfc3339_millis("2024-01-03T00:00:00Z").unwrap());
     }
 }
+
+/// A writer saves its id filter beside the store when it closes and the next writer reads it
+/// back; a file left behind by a writer that did not close (a crash) is of an older
+/// generation and is not used.
+#[test]
+fn the_id_filter_is_saved_and_a_stale_one_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let store = SqliteStore::open(&path).unwrap();
+    // Re-deliveries in another hour: only the filter can say they are stored.
+    let put = |id: &str, key: &str, time: &str| {
+        let mut w = store.writer().unwrap();
+        w.begin_object(&ObjectMeta::local(key, 1)).unwrap();
+        let counts = w.insert(&mut vec![event(id, time, "A")].into()).unwrap();
+        w.finish_object(&totals(1)).unwrap();
+        w.commit().unwrap();
+        (w, (counts.new, counts.duplicates))
+    };
+    let (w, counts) = put("x1", "k1", "2024-01-01T00:00:00Z");
+    assert_eq!(counts, (1, 0));
+    drop(w);
+    let saved = dir.path().join("s.db-idfilter");
+    assert!(saved.exists(), "the filter is saved when the writer closes");
+    // A writer that stores an id and never closes: the saved filter lacks that id.
+    let (w, counts) = put("x2", "k2", "2024-01-01T00:00:00Z");
+    assert_eq!(counts, (1, 0));
+    std::mem::forget(w);
+    let (_, counts) = put("x2", "k3", "2024-01-01T05:00:00Z");
+    assert_eq!(counts, (0, 1), "the stale filter was not used");
+    let (_, counts) = put("x1", "k4", "2024-01-01T07:00:00Z");
+    assert_eq!(counts, (0, 1));
+    assert_eq!(store.stats().unwrap().events, 2);
+}
