@@ -271,6 +271,9 @@ pub fn owner_only(path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The writer connection's page cache (readers keep SQLite's 64 MiB).
+const WRITER_CACHE_KIB: i64 = 256 * 1024;
+
 fn suffixed(path: &Path, suffix: &str) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
     s.push(suffix);
@@ -350,6 +353,10 @@ impl EventStore for SqliteStore {
             }
             Target::Memory(_) => None,
         };
+        // The writer's pages (the indexes new events land in) are re-read and re-dirtied by
+        // every group; a larger cache than the readers' keeps them (measured on 1 M events
+        // into a 10 M store: 64 MiB read 6.3 GB back, 256 MiB 2.8 GB).
+        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB).context("set the writer's cache size")?;
         let filter_file = self.path().map(|p| suffixed(p, "-idfilter"));
         Ok(Box::new(writer::SqliteWriter::new(conn, checkpointer, filter_file)))
     }
