@@ -120,6 +120,19 @@ pub fn console_login(success: bool, mfa_used: bool) -> Call<'static> {
     call
 }
 
+/// The error of a call `caller` was not allowed to make, worded as each service words it.
+pub fn denied(call: &Call<'_>, caller: &Caller, account: &str) -> (&'static str, String) {
+    if call.source == "ec2.amazonaws.com" {
+        return ("Client.UnauthorizedOperation", "You are not authorized to perform this operation.".into());
+    }
+    let who = caller.identity["arn"].as_str().unwrap_or("unknown");
+    let action = format!("{}:{}", call.source.trim_end_matches(".amazonaws.com"), call.name);
+    (
+        "AccessDenied",
+        format!("User: {who} is not authorized to perform: {action} on resource: arn:aws:iam::{account}:* because no identity-based policy allows the {action} action"),
+    )
+}
+
 pub fn build(rng: &mut Rng, caller: &Caller, call: Call<'_>, account: &str, region: &str, time_ms: i64) -> SimRecord {
     let host = format!("{}.{region}.amazonaws.com", call.source.trim_end_matches(".amazonaws.com"));
     let failed = call.error.is_some();

@@ -259,15 +259,10 @@ fn maybe_fail(rng: &mut Rng, call: &mut Call<'_>, caller: &Caller, acct: &Accoun
     if !rng.chance(p) {
         return;
     }
-    let who = caller.identity["arn"].as_str().unwrap_or("unknown").to_string();
-    let action = format!("{}:{}", call.source.trim_end_matches(".amazonaws.com"), call.name);
     call.error = Some(match (call.source, rng.below(5)) {
-        ("ec2.amazonaws.com", _) => ("Client.UnauthorizedOperation", "You are not authorized to perform this operation.".into()),
+        ("ec2.amazonaws.com", _) => record::denied(call, caller, &acct.id),
         (_, 0) => ("ThrottlingException", "Rate exceeded".into()),
-        _ => (
-            "AccessDenied",
-            format!("User: {who} is not authorized to perform: {action} on resource: arn:aws:iam::{}:* because no identity-based policy allows the {action} action", acct.id),
-        ),
+        _ => record::denied(call, caller, &acct.id),
     });
 }
 
