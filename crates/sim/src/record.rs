@@ -120,6 +120,33 @@ pub fn console_login(success: bool, mfa_used: bool) -> Call<'static> {
     call
 }
 
+/// An S3 object-level data event (`GetObject`, `PutObject`, …) on `bucket`/`key`, with the
+/// request details S3 records in `additionalEventData`.
+pub fn s3_object<'a>(
+    name: &'a str,
+    read_only: bool,
+    bucket: &str,
+    key: &str,
+    region: &str,
+    account: &str,
+    additional: Value,
+) -> Call<'a> {
+    let mut c = Call::new(
+        "s3.amazonaws.com",
+        name,
+        read_only,
+        json!({"bucketName": bucket, "Host": format!("{bucket}.s3.{region}.amazonaws.com"), "key": key}),
+        Value::Null,
+    );
+    c.data = true;
+    c.additional = Some(additional);
+    c.resources = Some(json!([
+        {"type": "AWS::S3::Object", "ARN": format!("arn:aws:s3:::{bucket}/{key}")},
+        {"accountId": account, "type": "AWS::S3::Bucket", "ARN": format!("arn:aws:s3:::{bucket}")}
+    ]));
+    c
+}
+
 /// The error of a call `caller` was not allowed to make, worded as each service words it.
 pub fn denied(call: &Call<'_>, caller: &Caller, account: &str) -> (&'static str, String) {
     if call.source == "ec2.amazonaws.com" {

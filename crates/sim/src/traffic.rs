@@ -330,22 +330,8 @@ fn workload(rng: &mut Rng, acct: &Account, region: &str) -> (Caller, Call<'stati
         0..=4 => {
             let key = format!("orders/{}/{}.json", rng.range(2020, 2026), rng.hex(10));
             let (name, read) = if rng.chance(0.7) { ("GetObject", true) } else { ("PutObject", false) };
-            let mut c = Call::new(
-                "s3.amazonaws.com",
-                name,
-                read,
-                json!({"bucketName": bucket, "Host": format!("{bucket}.s3.{region}.amazonaws.com"), "key": key}),
-                Value::Null,
-            );
-            c.data = true;
-            c.additional = Some(
-                json!({"SignatureVersion": "SigV4", "CipherSuite": "TLS_AES_128_GCM_SHA256", "bytesTransferredIn": 0, "AuthenticationMethod": "AuthHeader", "x-amz-id-2": rng.alnum(40), "bytesTransferredOut": rng.range(200, 90_000)}),
-            );
-            c.resources = Some(json!([
-                {"type": "AWS::S3::Object", "ARN": format!("arn:aws:s3:::{bucket}/{key}")},
-                {"accountId": acct.id, "type": "AWS::S3::Bucket", "ARN": format!("arn:aws:s3:::{bucket}")}
-            ]));
-            c
+            let additional = json!({"SignatureVersion": "SigV4", "CipherSuite": "TLS_AES_128_GCM_SHA256", "bytesTransferredIn": 0, "AuthenticationMethod": "AuthHeader", "x-amz-id-2": rng.alnum(40), "bytesTransferredOut": rng.range(200, 90_000)});
+            record::s3_object(name, read, &bucket, &key, region, &acct.id, additional)
         }
         5..=7 => kms_decrypt(rng, acct),
         8 => Call::new(

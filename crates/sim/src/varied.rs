@@ -625,22 +625,10 @@ fn workload(
                 ("HeadObject", true),
                 ("DeleteObject", false),
             ]);
-            let mut call = Call::new(
-                "s3.amazonaws.com",
-                op,
-                read,
-                json!({"bucketName": bucket, "Host": format!("{bucket}.s3.{region}.amazonaws.com"), "key": key}),
-                Value::Null,
-            );
-            call.data = true;
-            call.additional = Some(json!({"SignatureVersion": "SigV4", "CipherSuite": "TLS_AES_128_GCM_SHA256",
+            let additional = json!({"SignatureVersion": "SigV4", "CipherSuite": "TLS_AES_128_GCM_SHA256",
                 "bytesTransferredIn": if read { 0 } else { rng.range(100, 5_000_000) }, "AuthenticationMethod": "AuthHeader",
-                "x-amz-id-2": rng.alnum(56), "bytesTransferredOut": if read { rng.range(100, 5_000_000) } else { 0 }}));
-            call.resources = Some(json!([
-                {"type": "AWS::S3::Object", "ARN": format!("arn:aws:s3:::{bucket}/{key}")},
-                {"accountId": acct.id, "type": "AWS::S3::Bucket", "ARN": format!("arn:aws:s3:::{bucket}")}
-            ]));
-            call
+                "x-amz-id-2": rng.alnum(56), "bytesTransferredOut": if read { rng.range(100, 5_000_000) } else { 0 }});
+            record::s3_object(op, read, &bucket, &key, region, &acct.id, additional)
         }
         6 | 7 => {
             let mut call = Call::new(
