@@ -703,7 +703,7 @@ impl StateStore for SqliteStore {
 /// `eventID` as stored: a canonical lowercase UUID (what CloudTrail writes) as its 16 bytes,
 /// anything else as text. Halves the key and makes its comparisons `memcmp`s; both forms
 /// read back to the exact original string.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum EventIdKey<'a> {
     Uuid([u8; 16]),
     Text(std::borrow::Cow<'a, str>),
@@ -774,6 +774,20 @@ impl rusqlite::ToSql for EventIdKey<'_> {
             EventIdKey::Uuid(bytes) => ToSqlOutput::Borrowed(ValueRef::Blob(bytes)),
             EventIdKey::Text(text) => ToSqlOutput::Borrowed(ValueRef::Text(text.as_bytes())),
         })
+    }
+}
+
+impl rusqlite::types::FromSql for EventIdKey<'static> {
+    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        use rusqlite::types::{FromSqlError, ValueRef};
+        match v {
+            ValueRef::Blob(b) => b
+                .try_into()
+                .map(EventIdKey::Uuid)
+                .map_err(|_| FromSqlError::InvalidBlobSize { expected_size: 16, blob_size: b.len() }),
+            ValueRef::Text(t) => Ok(EventIdKey::Text(std::borrow::Cow::Owned(String::from_utf8_lossy(t).into_owned()))),
+            _ => Err(FromSqlError::InvalidType),
+        }
     }
 }
 

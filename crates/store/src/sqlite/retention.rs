@@ -83,18 +83,20 @@ pub(crate) fn apply(
                 .get(c.raw_slot[i] as usize)
                 .ok_or_else(|| StoreError::Corrupt { block: id, detail: format!("no raw record {}", c.raw_slot[i]) })
         };
-        let mut keep = Vec::with_capacity(c.len());
-        for (i, &expired) in expired.iter().enumerate() {
-            if !expired {
-                keep.push(true);
-                continue;
-            }
-            // An event an alert refers to stays.
+        // The ids of the expired rows (read once: to keep the ones an alert refers to, and
+        // to forget the others).
+        let mut expired_ids = Vec::new();
+        for i in (0..c.len()).filter(|&i| expired[i]) {
             let event_id = super::read::event_id_of(record(i)?)
                 .ok_or_else(|| StoreError::Corrupt { block: id, detail: format!("row {i} has no eventID") })?;
-            let referenced = referenced.contains(&event_key_bytes(&super::event_id_key(&event_id)));
+            expired_ids.push((i, super::event_id_key(&event_id).into_owned()));
+        }
+        let mut keep = vec![true; c.len()];
+        for (i, key) in &expired_ids {
+            // An event an alert refers to stays.
+            let referenced = referenced.contains(key);
             report.events_kept_for_alerts += u64::from(referenced);
-            keep.push(referenced);
+            keep[*i] = referenced;
         }
         let kept = keep.iter().filter(|k| **k).count();
         if kept == c.len() {
@@ -103,12 +105,8 @@ pub(crate) fn apply(
         {
             let mut forget =
                 tx.prepare_cached("DELETE FROM event_ids WHERE hour = ?1 AND id = ?2").context("prepare id delete")?;
-            for i in (0..c.len()).filter(|&i| !keep[i]) {
-                let event_id = super::read::event_id_of(record(i)?)
-                    .ok_or_else(|| StoreError::Corrupt { block: id, detail: format!("row {i} has no eventID") })?;
-                forget
-                    .execute(params![super::event_hour(c.event_time[i]), super::event_id_key(&event_id)])
-                    .context("delete expired event id")?;
+            for (i, key) in expired_ids.iter().filter(|(i, _)| !keep[*i]) {
+                forget.execute(params![super::event_hour(c.event_time[*i]), key]).context("delete expired event id")?;
             }
         }
         report.events_deleted += (c.len() - kept) as u64;
@@ -178,28 +176,12 @@ fn categories(conn: &Connection) -> Result<HashMap<i64, String>, StoreError> {
     rows.collect::<Result<_, _>>().context("read categories")
 }
 
-/// The ids of the events alerts refer to (as [`event_key_bytes`]). `event_ids` is keyed by
-/// hour, so the alerts' events are matched by id here rather than joined.
-fn referenced_events(conn: &Connection) -> Result<HashSet<Vec<u8>>, StoreError> {
+/// The ids of the events alerts refer to. `event_ids` is keyed by hour, so the alerts'
+/// events are matched by id here rather than joined.
+fn referenced_events(conn: &Connection) -> Result<HashSet<super::EventIdKey<'static>>, StoreError> {
     let mut s = conn.prepare_cached("SELECT DISTINCT event FROM alert_events").context("read alert events")?;
-    let rows = s.query_map([], |r| r.get::<_, rusqlite::types::Value>(0)).context("read alert events")?;
-    let mut out = HashSet::new();
-    for value in rows {
-        match value.context("read alert events")? {
-            rusqlite::types::Value::Blob(b) => out.insert([&[0u8][..], &b].concat()),
-            rusqlite::types::Value::Text(t) => out.insert([&[1u8][..], t.as_bytes()].concat()),
-            _ => false,
-        };
-    }
-    Ok(out)
-}
-
-/// An event id key as bytes, tagged by how SQLite stores it (blob or text).
-fn event_key_bytes(key: &super::EventIdKey<'_>) -> Vec<u8> {
-    match key {
-        super::EventIdKey::Uuid(b) => [&[0u8][..], b].concat(),
-        super::EventIdKey::Text(t) => [&[1u8][..], t.as_bytes()].concat(),
-    }
+    let rows = s.query_map([], |r| r.get(0)).context("read alert events")?;
+    rows.collect::<Result<_, _>>().context("read alert events")
 }
 
 /// The postings a block's rows make.

@@ -566,17 +566,8 @@ fn load_id_filter(conn: &Connection, generation: i64) -> Result<IdFilter, StoreE
     // Room to grow before it must be read again.
     let mut filter = IdFilter::with_capacity(count as usize * 2 + (1 << 20), generation);
     let mut stmt = conn.prepare("SELECT id FROM event_ids").context("read event ids")?;
-    let mut rows = stmt.query([]).context("read event ids")?;
-    while let Some(r) = rows.next().context("read event ids")? {
-        match r.get_ref(0).context("read event id")? {
-            rusqlite::types::ValueRef::Blob(b) if b.len() == 16 => {
-                filter.insert(&super::EventIdKey::Uuid(b.try_into().expect("16 bytes")))
-            }
-            rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => {
-                filter.insert(&super::EventIdKey::Text(String::from_utf8_lossy(t)))
-            }
-            _ => {}
-        }
+    for key in stmt.query_map([], |r| r.get::<_, super::EventIdKey<'static>>(0)).context("read event ids")? {
+        filter.insert(&key.context("read event id")?);
     }
     Ok(filter)
 }
