@@ -66,14 +66,23 @@ impl Eq for TextIndex {}
 /// stable 63-bit hash (FNV-1a, then SplitMix64's finaliser), never 0. Stored on disk, so it
 /// must never change. Two texts share an id with probability 2^-63 per pair.
 pub(crate) fn text_id(text: &str) -> i64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    h ^= h >> 31;
-    ((h >> 1) as i64).max(1)
+    ((mix64(fnv1a(FNV_OFFSET, text.as_bytes())) >> 1) as i64).max(1)
+}
+
+/// FNV-1a's offset basis (where a hash of nothing starts).
+pub(crate) const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a over `bytes`, from `basis`. With [`mix64`], the hashes stored on disk (text ids,
+/// the saved id filter): both must never change.
+pub(crate) fn fnv1a(basis: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(basis, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+/// SplitMix64's finaliser: spreads every input bit over the output.
+pub(crate) fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// Postings of the high-cardinality dimensions (addresses, principals) are segmented by
@@ -191,14 +200,13 @@ impl BlockColumns {
         self.access_key_id.push(other.access_key_id[i].clone());
         self.object_id.push(other.object_id[i]);
         self.raw_slot.push(raw_slot);
-        for id in [other.source_ip[i], other.user_agent[i]] {
-            if let Some(text) = other.text(id) {
-                if self.text(id).is_none() {
-                    self.texts.push(text.to_string());
-                    self.text_index = TextIndex::default();
-                }
-            }
+        // Copied as they come, repeats too: asking `self.text` first would rebuild this
+        // block's index after every row; `encode` writes each text once.
+        let texts = [other.source_ip[i], other.user_agent[i]].map(|id| other.text(id));
+        for text in texts.into_iter().flatten() {
+            self.texts.push(text.to_string());
         }
+        self.text_index = TextIndex::default();
     }
 
     /// The integer columns in storage order after `event_time`.

@@ -17,6 +17,7 @@
 //! another connection has added ids since. Bits of ids that were undone or deleted stay: a
 //! false positive only costs a lookup.
 
+use super::columns::{fnv1a, mix64, FNV_OFFSET};
 use super::EventIdKey;
 
 const BITS_PER_ID: usize = 16;
@@ -119,19 +120,8 @@ fn hashes(key: &EventIdKey<'_>) -> (u64, u64) {
         EventIdKey::Text(t) => t.as_bytes(),
     };
     let tag = u64::from(matches!(key, EventIdKey::Text(_)));
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ tag;
-    for &b in bytes {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    let h1 = mix(h);
-    let h2 = mix(h ^ 0x9e37_79b9_7f4a_7c15) | 1;
-    (h1, h2)
-}
-
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+    let h = fnv1a(FNV_OFFSET ^ tag, bytes);
+    (mix64(h), mix64(h ^ 0x9e37_79b9_7f4a_7c15) | 1)
 }
 
 #[cfg(test)]
