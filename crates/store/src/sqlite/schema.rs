@@ -323,7 +323,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE api_tokens ADD COLUMN expires_at INTEGER;
     "#,
     // 9: user agents and source addresses leave `dict` for the blocks (columns version 2);
-    // the work is `inline_texts`, run after this (empty) step.
+    // the work is `inline_texts` (`RUST_STEPS`), run after this (empty) step.
     r#"
     "#,
     // 10: postings of addresses and principals are segmented by block
@@ -337,7 +337,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     DROP TABLE segmented;
     "#,
     // 11: `event_ids` keyed by (hour of eventTime, eventID) (`sqlite::event_hour`), filled
-    // from the old table by `event_ids_by_hour` after this step; `event_id_generation`
+    // from the old table by `event_ids_by_hour` (`RUST_STEPS`) after this step; `event_id_generation`
     // counts the transactions that added ids (the writers' id filters follow it).
     r#"
     CREATE TABLE event_ids_by_hour (
@@ -361,8 +361,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     "#,
 ];
 
-/// The migration after which [`event_ids_by_hour`] runs.
-const EVENT_IDS_BY_HOUR: usize = 11;
+type RustStep = fn(&Connection) -> Result<(), StoreError>;
+
+/// Migrations whose work is Rust, not SQL: (schema version, what runs right after that
+/// version's SQL, in the same transaction).
+const RUST_STEPS: &[(usize, RustStep)] = &[(9, inline_texts), (11, event_ids_by_hour)];
 
 /// Files every `event_ids` entry under its event's hour (read from its block's columns),
 /// then replaces the old table.
@@ -402,9 +405,6 @@ fn event_ids_by_hour(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch("DROP TABLE event_ids; ALTER TABLE event_ids_by_hour RENAME TO event_ids;")
         .context("replace event_ids")
 }
-
-/// The migration after which [`inline_texts`] runs.
-const INLINE_TEXTS: usize = 9;
 
 /// Rewrites every version-1 block so its user agents and source addresses are texts in the
 /// block named by `text_id` (not dictionary ids), re-posts addresses under their text ids,
@@ -477,11 +477,8 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         tx.execute_batch(sql).context("apply schema migration")?;
-        if i + 1 == INLINE_TEXTS {
-            inline_texts(&tx)?;
-        }
-        if i + 1 == EVENT_IDS_BY_HOUR {
-            event_ids_by_hour(&tx)?;
+        for (_, step) in RUST_STEPS.iter().filter(|(version, _)| *version == i + 1) {
+            step(&tx)?;
         }
         tx.pragma_update(None, "user_version", i as i64 + 1).context("record schema version")?;
     }
