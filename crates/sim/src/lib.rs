@@ -192,6 +192,7 @@ pub fn simulate(config: &SimConfig, out: &Path) -> Result<Manifest, SimError> {
         out,
         accounts: &accounts,
         population: varied::Population::new(config.profile, config.seed, config.events),
+        account_weights: (0..accounts.len()).map(|i| ((accounts.len() - i) as u32 * 2 + 1, i)).collect(),
         counts: window_counts(config, span),
         extras: extras.by_window,
         root: &root,
@@ -347,6 +348,8 @@ struct Plan<'a> {
     out: &'a Path,
     accounts: &'a [Account],
     population: varied::Population,
+    /// Classic traffic's account weights: earlier accounts are busier (2n+1, 2n-1, …, 3).
+    account_weights: Vec<(u32, usize)>,
     counts: Vec<u64>,
     extras: BTreeMap<i64, Vec<(Group, SimRecord)>>,
     root: &'a Rng,
@@ -371,8 +374,7 @@ impl Plan<'_> {
             let t = from + rng.below(((to - from) / 1000).max(1) as u64) as i64 * 1000;
             let (a, r, rec) = match config.profile {
                 Profile::Classic => {
-                    // Earlier accounts are busier: weights 2n+1, 2n-1, …, 3.
-                    let a = weighted_account(&mut rng, n);
+                    let a = *rng.weighted(&self.account_weights);
                     let r = if config.regions.len() == 1 || rng.chance(0.6) {
                         0
                     } else {
@@ -418,19 +420,6 @@ impl Plan<'_> {
         }
         Ok(files)
     }
-}
-
-fn weighted_account(rng: &mut Rng, n: usize) -> usize {
-    let total: u64 = (0..n as u64).map(|i| (n as u64 - i) * 2 + 1).sum();
-    let mut x = rng.below(total);
-    for i in 0..n {
-        let w = (n - i) as u64 * 2 + 1;
-        if x < w {
-            return i;
-        }
-        x -= w;
-    }
-    n - 1
 }
 
 fn validate(config: &SimConfig) -> Result<(), SimError> {

@@ -11,6 +11,11 @@ impl Rng {
         Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
     }
 
+    /// A generator seeded by a text (FNV-1a of its bytes): the same text, the same stream.
+    pub fn from_text(text: &str) -> Rng {
+        Rng::new(text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)))
+    }
+
     /// An independent stream derived from this seed and a label.
     pub fn fork(&self, label: u64) -> Rng {
         let mut r = Rng(self.0 ^ label.wrapping_mul(0xD1B5_4A32_D192_ED03));

@@ -152,7 +152,7 @@ impl Population {
             72..=83 => (public_v6(&mut v), None),
             _ => {
                 let ip = format!("10.{}.{}.{}", v.below(256), v.below(256), 1 + v.below(254));
-                let endpoint = format!("vpce-0{}", Rng::new(acct_seed(acct)).fork(v.below(4)).hex(16));
+                let endpoint = format!("vpce-0{}", acct_rng(acct).fork(v.below(4)).hex(16));
                 (ip, Some(endpoint))
             }
         }
@@ -185,8 +185,7 @@ impl Population {
     /// The role an instance, function or person (`owner`) works through, as a deployment
     /// gives each one its role: the same for the same owner, heavy-tailed over owners.
     fn role_for(&self, owner: &str, choice: u64) -> (String, u64) {
-        let h = owner.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
-        let rank = self.roles.draw(&mut Rng::new(h).fork(choice));
+        let rank = self.roles.draw(&mut Rng::from_text(owner).fork(choice));
         self.role_of(rank)
     }
 
@@ -237,14 +236,14 @@ impl Population {
     }
 }
 
-fn acct_seed(acct: &Account) -> u64 {
-    acct.id.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+/// The account's own stream (its endpoints, its role and user ids).
+fn acct_rng(acct: &Account) -> Rng {
+    Rng::from_text(&acct.id)
 }
 
 /// A key id that stays the same for one principal within one hour, as temporary credentials do.
 fn session_key(principal: &str, time_ms: i64) -> String {
-    let h = principal.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
-    format!("ASIA{}", Rng::new(h).fork(time_ms.div_euclid(3_600_000) as u64).upper(16))
+    format!("ASIA{}", Rng::from_text(principal).fork(time_ms.div_euclid(3_600_000) as u64).upper(16))
 }
 
 fn public_v4(v: &mut Rng) -> String {
@@ -533,7 +532,7 @@ fn role_arn(acct: &Account, role: &str) -> String {
 }
 
 fn role_id(role_rank: u64, acct: &Account) -> String {
-    format!("AROA{}", Rng::new(acct_seed(acct)).fork(role_rank).upper(17))
+    format!("AROA{}", acct_rng(acct).fork(role_rank).upper(17))
 }
 
 fn session(acct: &Account, role: &str, role_rank: u64, name: &str, time_ms: i64, mfa: bool) -> Value {
@@ -582,7 +581,7 @@ fn automation(rng: &mut Rng, pop: &Population, acct: &Account, time_ms: i64) -> 
 
 fn iam_user(rng: &mut Rng, pop: &Population, acct: &Account) -> (Caller, Option<String>) {
     let (user, rank) = pop.user(rng);
-    let mut v = Rng::new(acct_seed(acct)).fork(0x05E7 ^ rank);
+    let mut v = acct_rng(acct).fork(0x05E7 ^ rank);
     let (ip, endpoint) = pop.address(rng, acct);
     let identity = json!({
         "type": "IAMUser", "principalId": format!("AIDA{}", v.upper(17)), "arn": format!("arn:aws:iam::{}:user/{user}", acct.id),
@@ -603,9 +602,9 @@ fn workload(
     let (name, ip, endpoint) = if rng.chance(0.5) {
         let instance = pop.instance(rng);
         let rank = pop.role_for(&instance, 0).1;
-        let mut v = Rng::new(acct_seed(acct)).fork(instance.len() as u64 ^ rank);
+        let mut v = acct_rng(acct).fork(instance.len() as u64 ^ rank);
         let ip = format!("10.{}.{}.{}", v.below(256), rng.below(256), 1 + rng.below(254));
-        (instance, ip, Some(format!("vpce-0{}", Rng::new(acct_seed(acct)).fork(rng.below(4)).hex(16))))
+        (instance, ip, Some(format!("vpce-0{}", acct_rng(acct).fork(rng.below(4)).hex(16))))
     } else {
         let function = pop.function(rng);
         let (ip, _) = pop.address(rng, acct);
@@ -695,7 +694,7 @@ fn assume(rng: &mut Rng, pop: &Population, acct: &Account, time_ms: i64) -> (Cal
         0 => {
             let session = pop.person(rng);
             let (user, _) = pop.user(rng);
-            let mut v = Rng::new(acct_seed(acct)).fork(0x05E7 ^ rank);
+            let mut v = acct_rng(acct).fork(0x05E7 ^ rank);
             let identity = json!({"type": "IAMUser", "principalId": format!("AIDA{}", v.upper(17)),
                 "arn": format!("arn:aws:iam::{}:user/{user}", acct.id), "accountId": acct.id, "accessKeyId": format!("AKIA{}", v.upper(16)), "userName": user});
             let call = Call::new(
@@ -745,7 +744,7 @@ fn assume(rng: &mut Rng, pop: &Population, acct: &Account, time_ms: i64) -> (Cal
 
 fn sign_in(rng: &mut Rng, pop: &Population, acct: &Account) -> (Caller, Call<'static>, Option<String>) {
     let (user, rank) = pop.user(rng);
-    let mut v = Rng::new(acct_seed(acct)).fork(0x05E7 ^ rank);
+    let mut v = acct_rng(acct).fork(0x05E7 ^ rank);
     let (ip, _) = pop.address(rng, acct);
     let identity = json!({"type": "IAMUser", "principalId": format!("AIDA{}", v.upper(17)),
         "arn": format!("arn:aws:iam::{}:user/{user}", acct.id), "accountId": acct.id, "userName": user});
