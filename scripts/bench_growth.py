@@ -17,8 +17,8 @@ import json
 import os
 import shutil
 import subprocess
-import sys
-import time
+
+from bench_profiles import store_bytes, timed
 
 
 def main():
@@ -46,20 +46,10 @@ def main():
         subprocess.run([a.bin, "simulate", "--out", tree, "--profile", a.profile, "--events", str(a.events),
                         "--hours", "24", "--start", day, "--seed", str(a.seed), "--accounts", str(a.accounts),
                         "--regions", a.regions], check=True, stdout=subprocess.DEVNULL)
-        log = os.path.join(a.work, "ingest.log")
-        with open(log, "wb") as errors:
-            t0 = time.perf_counter()
-            p = subprocess.Popen([a.bin, "ingest", "--local", tree, "--db", db, "--format", "json"],
-                                 stdout=subprocess.PIPE, stderr=errors)
-            out = p.stdout.read()
-            _, status, usage = os.wait4(p.pid, 0)
-            wall = time.perf_counter() - t0
-        if status != 0:
-            sys.exit(f"ingest failed, see {log}")
-        rss = usage.ru_maxrss / 1024
+        wall, rss, out = timed([a.bin, "ingest", "--local", tree, "--db", db, "--format", "json"])
         report = json.loads(out)
         stored += report["new"]
-        size = sum(os.path.getsize(db + s) for s in ("", "-wal") if os.path.exists(db + s))
+        size = store_bytes(db)
         rows.append((i + 1, stored, report["records"] / wall, rss, size / stored))
         first = rows[0][2]
         print(f"chunk {i + 1:>3}: store {stored:>12,} events  {report['records'] / wall:>9,.0f} events/s  "

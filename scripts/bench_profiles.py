@@ -18,25 +18,29 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 PROFILES = ["classic", "realistic", "high-cardinality"]
 
 
 def timed(cmd):
-    """Runs cmd; returns (wall seconds, peak RSS in MB, stdout)."""
-    start = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out = p.stdout.read()
-    err = p.stderr.read()
-    _, status, usage = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - start
-    if status != 0:
-        sys.exit(f"{' '.join(cmd)} failed: {err.decode(errors='replace')[-2000:]}")
+    """Runs cmd as a whole process; returns (wall seconds, its peak RSS in MB, stdout).
+    Its stderr goes to a temporary file, so a chatty process cannot block on a full pipe."""
+    with tempfile.TemporaryFile() as errors:
+        start = time.perf_counter()
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors)
+        out = p.stdout.read()
+        _, status, usage = os.wait4(p.pid, 0)
+        wall = time.perf_counter() - start
+        if status != 0:
+            errors.seek(0)
+            sys.exit(f"{' '.join(cmd)} failed: {errors.read().decode(errors='replace')[-2000:]}")
     return wall, usage.ru_maxrss / 1024, out.decode()
 
 
 def store_bytes(db):
+    """The store's bytes on disk: the database and its write-ahead log."""
     return sum(os.path.getsize(db + s) for s in ("", "-wal") if os.path.exists(db + s))
 
 
