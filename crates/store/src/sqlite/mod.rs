@@ -8,6 +8,7 @@ mod integrity;
 mod ops;
 mod read;
 mod retention;
+mod rollups;
 mod schema;
 mod writer;
 

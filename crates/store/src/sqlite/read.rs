@@ -21,6 +21,7 @@ use rusqlite::{params_from_iter, Connection};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::columns::{text_id, BlockColumns, SEGMENT_SHIFT, SEGMENT_VALUE_BITS, SEGMENT_VALUE_MASK};
+use super::rollups::{self, HOUR_MS};
 use super::schema::kind;
 use crate::batch::PackedRaw;
 use crate::query::{glob_matches, glob_pattern, is_wildcard};
@@ -544,8 +545,10 @@ fn label(
     }
 }
 
-/// Counts, a histogram and top values of the events `q` matches, in one pass over the
-/// candidate blocks' columns (the raw records are not read).
+/// Counts, a histogram and top values of the events `q` matches. A query on time alone
+/// (the overview) reads the hourly rollups for its whole hours and the blocks only for the
+/// parts of hours at its ends; anything else reads the candidate blocks' columns (never the
+/// raw records). Both give the same summary (tested).
 pub(crate) fn summarize(
     conn: &Connection,
     labels: &mut Labels,
@@ -553,24 +556,85 @@ pub(crate) fn summarize(
     spec: &SummarySpec,
 ) -> Result<Summary, StoreError> {
     in_snapshot(conn, |conn| {
-        let mut summary = Summary::default();
+        let mut tally = Tally::new(conn, spec)?;
+        match whole_hours(q, spec) {
+            Some((lo, hi)) => tally.add_rollups(conn, q, spec, lo, hi)?,
+            None => tally.scan(conn, q, spec)?,
+        }
+        tally.finish(conn, labels, spec)
+    })
+}
+
+/// The rollups' dimension (`schema::kind`) of a summary dimension, if rollups count it.
+fn rollup_kind(d: Dimension) -> Option<u8> {
+    match d {
+        Dimension::EventName => Some(kind::EVENT_NAME),
+        Dimension::EventSource => Some(kind::EVENT_SOURCE),
+        Dimension::Principal => Some(kind::PRINCIPAL),
+        Dimension::SourceIp => Some(kind::SOURCE_IP),
+        Dimension::Account => Some(kind::ACCOUNT),
+        Dimension::Region => Some(kind::REGION),
+        Dimension::ErrorCode => Some(kind::ERROR_CODE),
+        Dimension::UserAgent => None,
+    }
+}
+
+/// The whole hours `[lo, hi]` a summary can read from the rollups: when it filters on time
+/// alone, counts only what rollups count, its buckets are whole hours, and its range covers
+/// at least one whole hour.
+fn whole_hours(q: &EventQuery, spec: &SummarySpec) -> Option<(i64, i64)> {
+    let only_time = EventQuery { since: q.since, until: q.until, limit: q.limit, ..Default::default() };
+    if *q != only_time
+        || spec.tops.iter().any(|d| rollup_kind(*d).is_none())
+        || spec.series.is_some_and(|d| rollup_kind(d).is_none())
+        || (spec.bucket_ms != 0 && spec.bucket_ms % HOUR_MS != 0)
+    {
+        return None;
+    }
+    let lo = q.since.map_or(i64::MIN / HOUR_MS, |s| s.div_euclid(HOUR_MS) + i64::from(s.rem_euclid(HOUR_MS) != 0));
+    let hi = q.until.map_or(i64::MAX / HOUR_MS - 1, |u| (u + 1).div_euclid(HOUR_MS) - 1);
+    (lo <= hi).then_some((lo, hi))
+}
+
+/// A summary being counted: exact counts by id, labelled at the end.
+struct Tally {
+    summary: Summary,
+    first: i64,
+    last: i64,
+    denied: FxHashSet<i64>,
+    /// Per `spec.tops`: value → events.
+    tops: Vec<FxHashMap<i64, u64>>,
+    /// (bucket start, series value) → events.
+    histogram: FxHashMap<(i64, i64), u64>,
+    /// A block each text value was seen in, to read its label from at the end.
+    seen_in: FxHashMap<i64, i64>,
+}
+
+impl Tally {
+    fn new(conn: &Connection, spec: &SummarySpec) -> Result<Tally, StoreError> {
+        Ok(Tally {
+            summary: Summary::default(),
+            first: i64::MAX,
+            last: i64::MIN,
+            denied: denied_codes(conn)?,
+            tops: spec.tops.iter().map(|_| FxHashMap::default()).collect(),
+            histogram: FxHashMap::default(),
+            seen_in: FxHashMap::default(),
+        })
+    }
+
+    /// Counts the events `q` matches from the candidate blocks' columns.
+    fn scan(&mut self, conn: &Connection, q: &EventQuery, spec: &SummarySpec) -> Result<(), StoreError> {
         let filters = Filters::resolve(conn, q)?;
         if filters.impossible() {
-            summary.tops = spec.tops.iter().map(|d| (*d, Vec::new())).collect();
-            return Ok(summary);
+            return Ok(());
         }
-        let denied = denied_codes(conn)?;
         let (sql, params) = filters.candidates_sql(!filters.postings.is_empty());
         let mut stmt = conn.prepare(&sql).context("prepare block search")?;
         let mut candidates = stmt.query(params_from_iter(params)).context("search blocks")?;
-        let mut tops: Vec<FxHashMap<i64, u64>> = spec.tops.iter().map(|_| FxHashMap::default()).collect();
-        // A block each text value was seen in, to read its label from at the end.
-        let mut seen_in: FxHashMap<i64, i64> = FxHashMap::default();
         let text_tops: Vec<bool> = spec.tops.iter().map(|d| is_text(*d)).collect();
         let text_series = spec.series.is_some_and(is_text);
-        let mut histogram: FxHashMap<(i64, i64), u64> = FxHashMap::default();
         let bucket = spec.bucket_ms.max(1);
-        let (mut first, mut last) = (i64::MAX, i64::MIN);
         while let Some((id, _, rows, bytes)) = next_candidate(&mut candidates)? {
             let c = decode_block(conn, id, &bytes)?;
             let series = spec.series.map(|d| column(&c, d));
@@ -580,56 +644,130 @@ pub(crate) fn summarize(
                     continue;
                 }
                 let t = c.event_time[row];
-                summary.events += 1;
-                first = first.min(t);
-                last = last.max(t);
+                self.summary.events += 1;
+                self.first = self.first.min(t);
+                self.last = self.last.max(t);
                 let code = c.error_code[row];
                 if code != 0 {
-                    summary.errors += 1;
-                    if denied.contains(&code) {
-                        summary.denied += 1;
+                    self.summary.errors += 1;
+                    if self.denied.contains(&code) {
+                        self.summary.denied += 1;
                     }
                 }
                 if spec.bucket_ms > 0 {
                     let start = t.div_euclid(bucket) * bucket;
                     let value = series.map_or(0, |s| s[row]);
                     if text_series && value != 0 {
-                        seen_in.entry(value).or_insert(id);
+                        self.seen_in.entry(value).or_insert(id);
                     }
-                    *histogram.entry((start, value)).or_default() += 1;
+                    *self.histogram.entry((start, value)).or_default() += 1;
                 }
-                for ((counts, column), &text) in tops.iter_mut().zip(&top_columns).zip(&text_tops) {
+                for ((counts, column), &text) in self.tops.iter_mut().zip(&top_columns).zip(&text_tops) {
                     let value = column[row];
                     if value != 0 {
                         *counts.entry(value).or_default() += 1;
                         if text {
-                            seen_in.entry(value).or_insert(id);
+                            self.seen_in.entry(value).or_insert(id);
                         }
                     }
                 }
             }
         }
-        if summary.events > 0 {
-            summary.first = Some(first);
-            summary.last = Some(last);
+        Ok(())
+    }
+
+    /// Counts hours `[lo, hi]` from the rollups and the rest of `q`'s range from the blocks.
+    fn add_rollups(
+        &mut self,
+        conn: &Connection,
+        q: &EventQuery,
+        spec: &SummarySpec,
+        lo: i64,
+        hi: i64,
+    ) -> Result<(), StoreError> {
+        let (start, end) = (lo * HOUR_MS, (hi + 1) * HOUR_MS);
+        if q.since.is_some_and(|s| s < start) {
+            self.scan(conn, &EventQuery { until: Some(start - 1), ..q.clone() }, spec)?;
         }
-        for (&dimension, counts) in spec.tops.iter().zip(tops) {
+        if q.until.is_some_and(|u| u >= end) {
+            self.scan(conn, &EventQuery { since: Some(end), ..q.clone() }, spec)?;
+        }
+        let hours = rollups::hours(conn, lo, hi)?;
+        for &rollups::Hour { hour, events, first, last } in &hours {
+            self.summary.events += events as u64;
+            match (first, last) {
+                (Some(first), Some(last)) => {
+                    self.first = self.first.min(first);
+                    self.last = self.last.max(last);
+                }
+                // Retention took some of this hour's events: its blocks say what is left.
+                _ => {
+                    let hour_only = EventQuery {
+                        since: Some(hour * HOUR_MS),
+                        until: Some((hour + 1) * HOUR_MS - 1),
+                        ..Default::default()
+                    };
+                    let mut t = Tally::new(conn, &SummarySpec::default())?;
+                    t.scan(conn, &hour_only, &SummarySpec::default())?;
+                    self.first = self.first.min(t.first);
+                    self.last = self.last.max(t.last);
+                }
+            }
+        }
+        let (Some(first_hour), Some(last_hour)) = (hours.first().map(|h| h.hour), hours.last().map(|h| h.hour)) else {
+            return Ok(());
+        };
+        for (_, code, n) in rollups::all_counts(conn, kind::ERROR_CODE, first_hour, last_hour)? {
+            self.summary.errors += n;
+            if self.denied.contains(&code) {
+                self.summary.denied += n;
+            }
+        }
+        if spec.bucket_ms > 0 {
+            let bucket = |hour: i64| (hour * HOUR_MS).div_euclid(spec.bucket_ms) * spec.bucket_ms;
+            // Events of each hour not counted under a series value have none.
+            let mut unlabelled: FxHashMap<i64, i64> = hours.iter().map(|h| (h.hour, h.events)).collect();
+            if let Some(d) = spec.series.and_then(rollup_kind) {
+                for (hour, value, n) in rollups::all_counts(conn, d, first_hour, last_hour)? {
+                    *self.histogram.entry((bucket(hour), value)).or_default() += n;
+                    *unlabelled.entry(hour).or_default() -= n as i64;
+                }
+            }
+            for (hour, n) in unlabelled.into_iter().filter(|h| h.1 > 0) {
+                *self.histogram.entry((bucket(hour), 0)).or_default() += n as u64;
+            }
+        }
+        let hour_list: Vec<i64> = hours.iter().map(|h| h.hour).collect();
+        for (counts, d) in self.tops.iter_mut().zip(&spec.tops) {
+            let dim = rollup_kind(*d).expect("whole_hours checked");
+            *counts = rollups::top_values(conn, dim, &hour_list, counts, spec.top_n)?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self, conn: &Connection, labels: &mut Labels, spec: &SummarySpec) -> Result<Summary, StoreError> {
+        let mut summary = std::mem::take(&mut self.summary);
+        if summary.events > 0 {
+            summary.first = Some(self.first);
+            summary.last = Some(self.last);
+        }
+        for (&dimension, counts) in spec.tops.iter().zip(std::mem::take(&mut self.tops)) {
             let mut counts: Vec<(i64, u64)> = counts.into_iter().collect();
             // Labels are read only for the values shown; ties broken by label below.
             counts.sort_unstable_by_key(|c| std::cmp::Reverse(c.1));
             let cut = counts.get(spec.top_n.saturating_sub(1)).map_or(0, |c| c.1);
             let mut named = Vec::new();
             for (id, n) in counts.into_iter().take_while(|c| c.1 >= cut) {
-                named.push((label(conn, labels, dimension, id, seen_in.get(&id).copied())?, n));
+                named.push((self.label(conn, labels, dimension, id)?, n));
             }
             named.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
             named.truncate(spec.top_n);
             summary.tops.push((dimension, named));
         }
-        let mut points = Vec::with_capacity(histogram.len());
-        for ((start, series), n) in histogram {
+        let mut points = Vec::with_capacity(self.histogram.len());
+        for ((start, series), n) in std::mem::take(&mut self.histogram) {
             let name = match spec.series {
-                Some(d) if series != 0 => label(conn, labels, d, series, seen_in.get(&series).copied())?,
+                Some(d) if series != 0 => self.label(conn, labels, d, series)?,
                 _ => String::new(),
             };
             points.push(HistogramPoint { start, series: name, events: n });
@@ -637,7 +775,44 @@ pub(crate) fn summarize(
         points.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.series.cmp(&b.series)));
         summary.histogram = points;
         Ok(summary)
-    })
+    }
+
+    fn label(&mut self, conn: &Connection, labels: &mut Labels, d: Dimension, id: i64) -> Result<String, StoreError> {
+        if is_text(d) && !self.seen_in.contains_key(&id) {
+            if let Some(block) = text_block(conn, d, id)? {
+                self.seen_in.insert(id, block);
+            }
+        }
+        label(conn, labels, d, id, self.seen_in.get(&id).copied())
+    }
+}
+
+/// A block whose texts hold text id `id` of `d` (found through the postings; user agents
+/// have none).
+fn text_block(conn: &Connection, d: Dimension, id: i64) -> Result<Option<i64>, StoreError> {
+    if d != Dimension::SourceIp {
+        return Ok(None);
+    }
+    let sql = format!(
+        "{} SELECT block FROM postings WHERE dim = {} AND value IN \
+         (SELECT (x << {SEGMENT_VALUE_BITS}) | ?1 FROM segments) ORDER BY block DESC",
+        segments_cte(),
+        kind::SOURCE_IP
+    );
+    let mut stmt = conn.prepare_cached(&sql).context("find a block of a text")?;
+    let mut rows = stmt.query([id & SEGMENT_VALUE_MASK]).context("find a block of a text")?;
+    // The low bits of another text may match: the block must really hold this one.
+    while let Some(r) = rows.next().context("find a block of a text")? {
+        let block: i64 = r.get(0).context("find a block of a text")?;
+        let exists = conn
+            .prepare_cached("SELECT 1 FROM blocks WHERE id = ?1")
+            .and_then(|mut s| s.exists([block]))
+            .context("find a block of a text")?;
+        if exists && decode_block(conn, block, &None)?.text(id).is_some() {
+            return Ok(Some(block));
+        }
+    }
+    Ok(None)
 }
 
 /// Dictionary ids of the error codes that mean "not allowed" (AccessDenied,

@@ -62,6 +62,8 @@ pub(crate) fn apply(
         report.resume_after = (candidates.len() == max_blocks).then_some(last);
     }
     let referenced = referenced_events(&tx)?;
+    // The removed rows leave the hourly rollups in the same transaction.
+    let mut removed = super::rollups::RollupDelta::default();
     for (id, rows, columns, raw) in candidates {
         let mut c =
             BlockColumns::decode(&columns).map_err(|e| StoreError::Corrupt { block: id, detail: e.to_string() })?;
@@ -110,6 +112,9 @@ pub(crate) fn apply(
             }
         }
         report.events_deleted += (c.len() - kept) as u64;
+        for i in (0..c.len()).filter(|&i| !keep[i]) {
+            removed.add_row(&c, i, -1);
+        }
         let old_postings = postings(&c, id);
         if kept == 0 {
             tx.execute("DELETE FROM blocks WHERE id = ?1", [id]).context("delete expired block")?;
@@ -149,6 +154,7 @@ pub(crate) fn apply(
         delete_postings(&tx, id, &gone.into_iter().collect())?;
         report.units_rewritten += 1;
     }
+    removed.apply(&tx)?;
     if let Some(cut) = policy.bookkeeping_cutoff(now) {
         // The ledger says which objects were read; an object older than anything kept would
         // only be read again by a backfill over expired time, whose events expire again.

@@ -359,13 +359,31 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE event_id_generation ADD COLUMN nonce INTEGER NOT NULL DEFAULT 0;
     UPDATE event_id_generation SET nonce = random();
     "#,
+    // 13: hourly rollups for summaries of long ranges (`rollups.rs`), filled from the
+    // blocks by `rollups::rebuild` (`RUST_STEPS`). The literal 32 is `rollups::HEAVY`.
+    r#"
+    CREATE TABLE rollup_hours (
+        hour   INTEGER PRIMARY KEY,
+        events INTEGER NOT NULL,
+        first  INTEGER,
+        last   INTEGER
+    );
+    CREATE TABLE rollups (
+        dim    INTEGER NOT NULL,
+        hour   INTEGER NOT NULL,
+        value  INTEGER NOT NULL,
+        events INTEGER NOT NULL,
+        PRIMARY KEY (dim, hour, value)
+    ) WITHOUT ROWID;
+    CREATE INDEX rollups_heavy ON rollups (dim, hour, value, events) WHERE events >= 32;
+    "#,
 ];
 
 type RustStep = fn(&Connection) -> Result<(), StoreError>;
 
 /// Migrations whose work is Rust, not SQL: (schema version, what runs right after that
 /// version's SQL, in the same transaction).
-const RUST_STEPS: &[(usize, RustStep)] = &[(9, inline_texts), (11, event_ids_by_hour)];
+const RUST_STEPS: &[(usize, RustStep)] = &[(9, inline_texts), (11, event_ids_by_hour), (13, super::rollups::rebuild)];
 
 /// Files every `event_ids` entry under its event's hour (read from its block's columns),
 /// then replaces the old table.

@@ -25,6 +25,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use super::columns::BlockColumns;
 use super::idfilter::IdFilter;
 use super::now_millis;
+use super::rollups::RollupDelta;
 use super::schema::kind;
 use crate::{Context, EventBatch, EventWriter, InsertCounts, ObjectMeta, ObjectTotals, StoreError};
 
@@ -56,6 +57,8 @@ pub(crate) struct SqliteWriter {
     /// and the store's nonce.
     filter_file: Option<std::path::PathBuf>,
     nonce: i64,
+    /// The rollups of the transaction's finished objects, written before it commits.
+    rollup: RollupDelta,
 }
 
 /// How far an open block had been filled at some point (what undoing an object cuts it
@@ -78,6 +81,8 @@ struct OpenObject {
     block_mark: Option<BlockMark>,
     /// `event_ids` (hour, id) this object inserted, to delete on undo.
     inserted: Vec<(i64, super::EventIdKey<'static>)>,
+    /// The object's rows in the hourly rollups, added to the transaction's when it ends.
+    rollup: RollupDelta,
     counts: InsertCounts,
 }
 
@@ -145,6 +150,7 @@ impl SqliteWriter {
             added_ids: false,
             filter_file,
             nonce: 0,
+            rollup: RollupDelta::default(),
         }
     }
 
@@ -249,6 +255,7 @@ impl EventWriter for SqliteWriter {
                 slots: b.slots,
             }),
             inserted: Vec::new(),
+            rollup: RollupDelta::default(),
             counts: InsertCounts::default(),
         });
         Ok(())
@@ -333,6 +340,7 @@ impl EventWriter for SqliteWriter {
                 for (dim, value) in block.columns.posted(row as usize, block.id) {
                     block.post(dim, value);
                 }
+                object.rollup.add_row(&block.columns, row as usize, 1);
                 block.min_time = block.min_time.min(e.event_time);
                 block.max_time = block.max_time.max(e.event_time);
             }
@@ -399,6 +407,7 @@ impl EventWriter for SqliteWriter {
             })
             .context("write committed ledger row")?;
         debug_assert_eq!(id, object.ledger_id, "the ledger id was looked up under the write lock");
+        self.rollup.merge(object.rollup);
         Ok(object.counts)
     }
 
@@ -478,8 +487,10 @@ impl EventWriter for SqliteWriter {
                 }
                 Ok(())
             };
+            let rollup = std::mem::take(&mut self.rollup);
             let result = self
                 .flush_block()
+                .and_then(|()| rollup.apply(&self.conn))
                 .and_then(|()| bump(&self.conn))
                 .and_then(|()| self.conn.execute_batch("COMMIT").context("commit"));
             if let Err(e) = result {

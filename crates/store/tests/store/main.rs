@@ -5,6 +5,7 @@ mod migrate;
 mod ops;
 mod protocol;
 mod retention;
+mod rollups;
 mod search;
 
 use model::ParsedEvent;
