@@ -49,6 +49,8 @@ pub struct ParsedEvent {
     pub management_event: Option<bool>,
     pub user_agent: Option<String>,
     pub actor: Actor,
+    /// The resources it names (ARNs, ids, names: [`crate::resources::record_identifiers`]).
+    pub resources: Vec<String>,
     /// The record exactly as it appeared in the log file.
     pub raw: String,
 }
@@ -93,6 +95,7 @@ impl ParsedEvent {
             management_event: record.management_event.and_then(Flag::as_bool),
             user_agent: owned(&record.user_agent),
             actor: Actor::from_record(record),
+            resources: crate::resources::record_identifiers(record),
             raw: text.to_string(),
             event_id,
         })

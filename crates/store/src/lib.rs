@@ -91,6 +91,25 @@ pub trait EventStore: Send + Sync {
     /// The stored event with this `eventID`.
     fn event(&self, event_id: &str) -> Result<Option<EventRow>, StoreError>;
 
+    /// Events whose records name `resource` (an ARN, id or name, as
+    /// [`model::resources::touches`] matches it) at or after `since`, newest first, at most
+    /// `limit`. This default reads every event of the range; a store with a resource index
+    /// reads only the events that may name it.
+    fn resource_events(&self, resource: &str, since: EpochMillis, limit: usize) -> Result<Vec<EventRow>, StoreError> {
+        let mut found = Vec::new();
+        if limit == 0 {
+            return Ok(found);
+        }
+        let q = EventQuery { since: Some(since), ..Default::default() };
+        self.for_each_event(&q, &mut |r| {
+            if model::resources::touches(&r.raw, resource) {
+                found.push(r);
+            }
+            found.len() < limit
+        })?;
+        Ok(found)
+    }
+
     /// Most frequent values of `dimension` among the events matching `query` (a
     /// [`summarize`](Self::summarize) of that one column).
     fn top(&self, dimension: Dimension, query: &EventQuery, limit: usize) -> Result<Vec<(String, u64)>, StoreError> {

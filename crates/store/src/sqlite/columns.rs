@@ -98,7 +98,14 @@ pub(crate) const SEGMENT_VALUE_MASK: i64 = (1 << SEGMENT_VALUE_BITS) - 1;
 
 /// Whether `dim`'s postings are segmented.
 pub(crate) fn segmented(dim: u8) -> bool {
-    dim == kind::SOURCE_IP || dim == kind::PRINCIPAL
+    dim == kind::SOURCE_IP || dim == kind::PRINCIPAL || dim == kind::RESOURCE
+}
+
+/// The postings (dimension, value) of a record's resources in block `block`.
+pub(crate) fn resource_postings(resources: &[String], block: i64) -> impl Iterator<Item = (u8, i64)> + '_ {
+    model::resources::index_keys(resources)
+        .into_iter()
+        .map(move |key| (kind::RESOURCE, posting_value(kind::RESOURCE, text_id(key), block)))
 }
 
 /// The `postings.value` of `value` of dimension `dim` in block `block`.

@@ -370,6 +370,10 @@ impl EventStore for SqliteStore {
         self.with_reader(|c, labels| read::event(c, labels, event_id))
     }
 
+    fn resource_events(&self, resource: &str, since: i64, limit: usize) -> Result<Vec<EventRow>, StoreError> {
+        self.with_reader(|c, labels| read::resource_events(c, labels, resource, since, limit))
+    }
+
     fn summarize(&self, query: &EventQuery, spec: &crate::SummarySpec) -> Result<crate::Summary, StoreError> {
         self.with_reader(|c, labels| read::summarize(c, labels, query, spec))
     }

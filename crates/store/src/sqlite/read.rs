@@ -347,6 +347,81 @@ fn search(
     Ok(())
 }
 
+/// Events whose records name `resource` ([`model::resources::touches`]) at or after `since`,
+/// newest first, at most `limit`: the blocks the resource postings name, newest `max_time`
+/// first, each row confirmed on its record (postings are per block, and keys are hashes).
+pub(crate) fn resource_events(
+    conn: &Connection,
+    labels: &mut Labels,
+    resource: &str,
+    since: i64,
+    limit: usize,
+) -> Result<Vec<EventRow>, StoreError> {
+    in_snapshot(conn, |conn| {
+        if limit == 0 || resource.is_empty() {
+            return Ok(Vec::new());
+        }
+        let key = text_id(model::resources::lookup_key(resource));
+        let sql = format!(
+            "SELECT b.id, b.max_time, b.rows FROM blocks b WHERE b.max_time >= ?1 AND b.id IN \
+             (SELECT block FROM postings WHERE dim = {} AND value IN \
+              ({} SELECT (x << {SEGMENT_VALUE_BITS}) | ?2 FROM segments)) \
+             ORDER BY b.max_time DESC, b.id DESC",
+            kind::RESOURCE,
+            segments_cte(),
+        );
+        let mut stmt = conn.prepare_cached(&sql).context("prepare resource search")?;
+        let mut candidates =
+            stmt.query(rusqlite::params![since, key & SEGMENT_VALUE_MASK]).context("search resource postings")?;
+        let mut found: Vec<EventRow> = Vec::new();
+        // The oldest (time, row) of the newest `limit` found so far.
+        let mut newest: BinaryHeap<std::cmp::Reverse<(i64, i64)>> = BinaryHeap::new();
+        while let Some(r) = candidates.next().context("read resource candidates")? {
+            let (id, max_time, rows): (i64, i64, i64) =
+                (r.get(0).context("read block")?, r.get(1).context("read block")?, r.get(2).context("read block")?);
+            if newest.len() == limit && newest.peek().is_some_and(|o| o.0 .0 > max_time) {
+                break;
+            }
+            let columns = decode_block(conn, id, &None)?;
+            let block = Block { id, columns, raw: OnceCell::new() };
+            let records = raw_records(conn, &block)?;
+            let c = &block.columns;
+            for row in 0..(rows as usize).min(c.len()) {
+                let matched = c.event_time[row] >= since
+                    && records
+                        .get(c.raw_slot[row] as usize)
+                        .is_some_and(|raw| model::resources::touches(raw, resource));
+                if matched {
+                    let e = event_row(conn, labels, &block, row)?;
+                    newest.push(std::cmp::Reverse((e.event_time, e.row)));
+                    if newest.len() > limit {
+                        newest.pop();
+                    }
+                    found.push(e);
+                }
+            }
+        }
+        found.sort_by_key(|e| std::cmp::Reverse((e.event_time, e.row)));
+        found.truncate(limit);
+        Ok(found)
+    })
+}
+
+/// A block's raw records, read and unpacked once.
+fn raw_records<'b>(conn: &Connection, block: &'b Block) -> Result<&'b Vec<String>, StoreError> {
+    if let Some(raw) = block.raw.get() {
+        return Ok(raw);
+    }
+    let bytes: Vec<u8> = conn
+        .prepare_cached("SELECT raw FROM blocks WHERE id = ?1")
+        .and_then(|mut s| s.query_row([block.id], |r| r.get(0)))
+        .context("read raw records")?;
+    let records = PackedRaw::from_bytes(bytes)
+        .unpack()
+        .map_err(|e| StoreError::Corrupt { block: block.id, detail: e.to_string() })?;
+    Ok(block.raw.get_or_init(|| records))
+}
+
 /// (id, max_time, rows, columns): columns are `None` when the query left them to be read
 /// on demand ([`Filters::candidates_sql`]).
 type Candidate = (i64, i64, i64, Option<Vec<u8>>);
@@ -380,19 +455,7 @@ fn next_candidate(rows: &mut rusqlite::Rows<'_>) -> Result<Option<Candidate>, St
 
 fn event_row(conn: &Connection, labels: &mut Labels, block: &Block, row: usize) -> Result<EventRow, StoreError> {
     let c = &block.columns;
-    let raw = match block.raw.get() {
-        Some(raw) => raw,
-        None => {
-            let bytes: Vec<u8> = conn
-                .prepare_cached("SELECT raw FROM blocks WHERE id = ?1")
-                .and_then(|mut s| s.query_row([block.id], |r| r.get(0)))
-                .context("read raw records")?;
-            let records = PackedRaw::from_bytes(bytes)
-                .unpack()
-                .map_err(|e| StoreError::Corrupt { block: block.id, detail: e.to_string() })?;
-            block.raw.get_or_init(|| records)
-        }
-    };
+    let raw = raw_records(conn, block)?;
     let slot = c.raw_slot[row] as usize;
     let raw = raw
         .get(slot)

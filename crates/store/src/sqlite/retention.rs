@@ -115,9 +115,15 @@ pub(crate) fn apply(
         for i in (0..c.len()).filter(|&i| !keep[i]) {
             removed.add_row(&c, i, -1);
         }
-        let old_postings = postings(&c, id);
+        let mut old_postings = postings(&c, id);
+        // Resources are not columns: the removed rows' records say which they named.
+        let mut removed_resources = HashSet::new();
+        for i in (0..c.len()).filter(|&i| !keep[i]) {
+            removed_resources.extend(resource_postings(record(i)?, id));
+        }
         if kept == 0 {
             tx.execute("DELETE FROM blocks WHERE id = ?1", [id]).context("delete expired block")?;
+            old_postings.extend(removed_resources);
             delete_postings(&tx, id, &old_postings)?;
             report.units_dropped += 1;
             continue;
@@ -149,7 +155,11 @@ pub(crate) fn apply(
             params![id, next.len() as i64, min_time, max_time, next.encode(), framer.finish().as_bytes()],
         )
         .context("rewrite block")?;
-        let new_postings = postings(&next, id);
+        let mut new_postings = postings(&next, id);
+        for i in (0..c.len()).filter(|&i| keep[i]) {
+            new_postings.extend(resource_postings(record(i)?, id));
+        }
+        old_postings.extend(removed_resources);
         let gone: Vec<_> = old_postings.difference(&new_postings).copied().collect();
         delete_postings(&tx, id, &gone.into_iter().collect())?;
         report.units_rewritten += 1;
@@ -193,6 +203,18 @@ fn referenced_events(conn: &Connection) -> Result<HashSet<super::EventIdKey<'sta
 /// The postings a block's rows make.
 fn postings(c: &BlockColumns, block: i64) -> HashSet<(u8, i64)> {
     (0..c.len()).flat_map(|i| c.posted(i, block)).collect()
+}
+
+/// The postings of the resources a stored record names.
+fn resource_postings(raw: &str, block: i64) -> HashSet<(u8, i64)> {
+    match model::Record::from_json(raw) {
+        Ok(record) => {
+            let ids = model::resources::record_identifiers(&record);
+            super::columns::resource_postings(&ids, block).collect()
+        }
+        // A stored record parsed when it was written; one that no longer would names nothing.
+        Err(_) => HashSet::new(),
+    }
 }
 
 fn delete_postings(conn: &Connection, block: i64, postings: &HashSet<(u8, i64)>) -> Result<(), StoreError> {

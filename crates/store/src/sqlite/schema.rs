@@ -42,6 +42,9 @@ pub(crate) mod kind {
     pub const COUNT: usize = 10;
     /// Postings dimension of `events.principal` (an id into `principals`, not `dict`).
     pub const PRINCIPAL: u8 = 10;
+    /// Postings dimension of the resources a record names (`text_id` of each of
+    /// `model::resources::index_keys`); not a column: rows are confirmed on their record.
+    pub const RESOURCE: u8 = 11;
 }
 
 pub(crate) const MIGRATIONS: &[&str] = &[
@@ -377,13 +380,49 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX rollups_heavy ON rollups (dim, hour, value, events) WHERE events >= 32;
     "#,
+    // 14: postings of the resources each record names (`kind::RESOURCE`), read from the
+    // stored records by `index_resources` (`RUST_STEPS`).
+    r#"
+    "#,
 ];
 
 type RustStep = fn(&Connection) -> Result<(), StoreError>;
 
 /// Migrations whose work is Rust, not SQL: (schema version, what runs right after that
 /// version's SQL, in the same transaction).
-const RUST_STEPS: &[(usize, RustStep)] = &[(9, inline_texts), (11, event_ids_by_hour), (13, super::rollups::rebuild)];
+const RUST_STEPS: &[(usize, RustStep)] =
+    &[(9, inline_texts), (11, event_ids_by_hour), (13, super::rollups::rebuild), (14, index_resources)];
+
+/// Posts the resources every stored record names (a parse of every record, once).
+fn index_resources(conn: &Connection) -> Result<(), StoreError> {
+    use super::columns::{resource_postings, BlockColumns};
+    let mut stmt = conn.prepare("SELECT id, rows, columns, raw FROM blocks ORDER BY id").context("read blocks")?;
+    let mut rows = stmt.query([]).context("read blocks")?;
+    let mut post = conn
+        .prepare("INSERT OR IGNORE INTO postings (dim, value, block) VALUES (?1, ?2, ?3)")
+        .context("prepare postings insert")?;
+    while let Some(r) = rows.next().context("read blocks")? {
+        let block: i64 = r.get(0).context("read block")?;
+        let n: i64 = r.get(1).context("read block")?;
+        let corrupt = |detail: String| StoreError::Corrupt { block, detail };
+        let c =
+            BlockColumns::decode(&r.get::<_, Vec<u8>>(2).context("read block")?).map_err(|e| corrupt(e.to_string()))?;
+        let records = crate::PackedRaw::from_bytes(r.get::<_, Vec<u8>>(3).context("read block")?)
+            .unpack()
+            .map_err(|e| corrupt(e.to_string()))?;
+        let mut postings = std::collections::BTreeSet::new();
+        for i in 0..(n as usize).min(c.len()) {
+            let Some(raw) = records.get(c.raw_slot[i] as usize) else { continue };
+            if let Ok(record) = model::Record::from_json(raw) {
+                postings.extend(resource_postings(&model::resources::record_identifiers(&record), block));
+            }
+        }
+        for (dim, value) in postings {
+            post.execute(rusqlite::params![dim, value, block]).context("insert posting")?;
+        }
+    }
+    Ok(())
+}
 
 /// Files every `event_ids` entry under its event's hour (read from its block's columns),
 /// then replaces the old table.

@@ -100,7 +100,7 @@ struct OpenBlock {
     postings: Vec<(u8, i64)>,
     /// The last value pushed per dimension: consecutive rows mostly repeat values (a file
     /// has one account and region), and a repeat need not be pushed again.
-    last_posting: [i64; kind::PRINCIPAL as usize + 1],
+    last_posting: [i64; kind::RESOURCE as usize + 1],
     /// Text ids whose text `columns.texts` holds.
     texts: FxHashSet<i64>,
 }
@@ -274,7 +274,7 @@ impl EventWriter for SqliteWriter {
                 slots: 0,
                 raw_bytes: 0,
                 postings: Vec::new(),
-                last_posting: [0; kind::PRINCIPAL as usize + 1],
+                last_posting: [0; kind::RESOURCE as usize + 1],
                 texts: FxHashSet::default(),
             });
             self.next_block += 1;
@@ -341,6 +341,7 @@ impl EventWriter for SqliteWriter {
                     block.post(dim, value);
                 }
                 object.rollup.add_row(&block.columns, row as usize, 1);
+                block.postings.extend(super::columns::resource_postings(&e.resources, block.id));
                 block.min_time = block.min_time.min(e.event_time);
                 block.max_time = block.max_time.max(e.event_time);
             }

@@ -4,6 +4,7 @@ mod backup;
 mod migrate;
 mod ops;
 mod protocol;
+mod resources;
 mod retention;
 mod rollups;
 mod search;

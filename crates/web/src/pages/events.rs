@@ -524,15 +524,7 @@ pub struct ResourceParams {
 
 /// Events that touched `resource` since `since`, newest first, at most `limit`.
 pub fn resource_events(state: &WebState, resource: &str, since: i64, limit: usize) -> Result<Vec<EventRow>, PageError> {
-    let mut found = Vec::new();
-    let q = EventQuery { since: Some(since), ..Default::default() };
-    state.store.events().for_each_event(&q, &mut |r| {
-        if model::resources::touches(&r.raw, resource) {
-            found.push(r);
-        }
-        found.len() < limit
-    })?;
-    Ok(found)
+    Ok(state.store.events().resource_events(resource, since, limit)?)
 }
 
 pub async fn resource(
