@@ -1,7 +1,10 @@
 //! [`EventBatch`]: the unit a writer receives, and the packed form of its raw records.
 //!
-//! Records' verbatim JSON is stored compressed, a batch at a time: one zstd frame holding every
-//! record of the batch, each prefixed with its length (u32, little-endian). Packing is CPU work
+//! Records' verbatim JSON is stored compressed, a batch at a time: zstd frames of at most
+//! [`FRAME_RECORDS`] records each, every record prefixed with its length (u32, little-endian).
+//! A reader that wants one record decompresses its frame, not the batch (a search's page
+//! of a rare value takes one row from each of fifty blocks); the frames are listed in
+//! [`PackedRaw::frames`]. Packing is CPU work
 //! that does not need the database, so the ingest pipeline does it on its parse threads
 //! ([`EventBatch::pack`]) and the single writer thread only stores the bytes.
 
@@ -27,7 +30,14 @@ pub struct EventBatch {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PackedRaw {
     pub(crate) bytes: Vec<u8>,
+    /// Per frame, in order: (records, end offset in `bytes`). Empty when not known (bytes
+    /// read back with [`PackedRaw::from_bytes`]).
+    pub(crate) frames: Vec<(u32, u32)>,
 }
+
+/// Records per zstd frame: small enough that one record costs little to read, large enough
+/// that compression barely suffers (each frame starts without history).
+pub const FRAME_RECORDS: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UnpackError {
@@ -59,9 +69,9 @@ impl EventBatch {
 
     /// The packed raw records' bytes, packing them here if nobody did before; leaves the
     /// batch unpacked.
-    pub fn take_packed(&mut self) -> Vec<u8> {
+    pub fn take_packed(&mut self) -> PackedRaw {
         self.pack();
-        self.packed.take().map(|p| p.bytes).unwrap_or_default()
+        self.packed.take().unwrap_or(PackedRaw { bytes: Vec::new(), frames: Vec::new() })
     }
 
     /// After `insert`: positions (ascending) of the events that were stored before, so
@@ -86,14 +96,21 @@ impl From<Vec<ParsedEvent>> for EventBatch {
 }
 
 /// Collects raw records in the packed framing as they are read, so they never exist as
-/// separate strings; [`finish`](Self::finish) compresses them in one call.
+/// separate strings; [`finish`](Self::finish) compresses them.
 #[derive(Debug, Default)]
 pub struct RawFramer {
     framed: Vec<u8>,
+    /// Where each frame-to-be begins in `framed` (every [`FRAME_RECORDS`] records).
+    cuts: Vec<usize>,
+    records: usize,
 }
 
 impl RawFramer {
     pub fn push(&mut self, raw: &str) {
+        if self.records % FRAME_RECORDS == 0 {
+            self.cuts.push(self.framed.len());
+        }
+        self.records += 1;
         self.framed.extend_from_slice(&(raw.len() as u32).to_le_bytes());
         self.framed.extend_from_slice(raw.as_bytes());
     }
@@ -103,17 +120,36 @@ impl RawFramer {
         self.framed.len()
     }
 
-    /// Compresses what was pushed; the framer is empty again afterwards.
+    /// Compresses what was pushed, a frame per [`FRAME_RECORDS`] records; the framer is
+    /// empty again afterwards.
     pub fn finish(&mut self) -> PackedRaw {
         let mut bytes = Vec::with_capacity(zstd::zstd_safe::compress_bound(self.framed.len()));
+        let mut frames = Vec::with_capacity(self.cuts.len());
         CCTX.with(|cctx| {
             let mut cctx = cctx.borrow_mut();
-            expect_ok(cctx.reset(ResetDirective::SessionOnly));
-            expect_ok(cctx.set_parameter(CParameter::CompressionLevel(LEVEL)));
-            expect_ok(cctx.compress2(&mut bytes, &self.framed));
+            for (i, &start) in self.cuts.iter().enumerate() {
+                let end = self.cuts.get(i + 1).copied().unwrap_or(self.framed.len());
+                let records = if i + 1 < self.cuts.len() { FRAME_RECORDS } else { self.records - i * FRAME_RECORDS };
+                expect_ok(cctx.reset(ResetDirective::SessionOnly));
+                expect_ok(cctx.set_parameter(CParameter::CompressionLevel(LEVEL)));
+                let mut input = InBuffer::around(&self.framed[start..end]);
+                // With room for the bound, one call compresses and ends the frame; the loop
+                // only guards that promise.
+                loop {
+                    bytes.reserve(zstd::zstd_safe::compress_bound(end - start));
+                    let at = bytes.len();
+                    let mut out = OutBuffer::around_pos(&mut bytes, at);
+                    if expect_ok(cctx.compress_stream2(&mut out, &mut input, EndDirective::ZSTD_e_end)) == 0 {
+                        break;
+                    }
+                }
+                frames.push((records as u32, bytes.len() as u32));
+            }
         });
         self.framed.clear();
-        PackedRaw { bytes }
+        self.cuts.clear();
+        self.records = 0;
+        PackedRaw { bytes, frames }
     }
 }
 
@@ -124,43 +160,21 @@ thread_local! {
 
 impl PackedRaw {
     pub fn pack(events: &[ParsedEvent]) -> PackedRaw {
-        let total: usize = events.iter().map(|e| e.raw.len() + 4).sum();
-        // Room for the worst case, so the stream never has to grow the buffer mid-call.
-        let mut bytes = Vec::with_capacity(zstd::zstd_safe::compress_bound(total));
-        CCTX.with(|cctx| {
-            let mut cctx = cctx.borrow_mut();
-            let setup = cctx
-                .reset(ResetDirective::SessionOnly)
-                .and_then(|_| cctx.set_parameter(CParameter::CompressionLevel(LEVEL)))
-                .and_then(|_| cctx.set_pledged_src_size(Some(total as u64)));
-            expect_ok(setup);
-            for e in events {
-                let len = (e.raw.len() as u32).to_le_bytes();
-                for piece in [&len[..], e.raw.as_bytes()] {
-                    let mut input = InBuffer::around(piece);
-                    while input.pos() < piece.len() {
-                        // Continue after what is already written (`around` would start at 0).
-                        let at = bytes.len();
-                        let mut out = OutBuffer::around_pos(&mut bytes, at);
-                        expect_ok(cctx.compress_stream2(&mut out, &mut input, EndDirective::ZSTD_e_continue));
-                    }
-                }
-            }
-            loop {
-                // Continue after what is already written (`around` would start at 0).
-                let at = bytes.len();
-                let mut out = OutBuffer::around_pos(&mut bytes, at);
-                let mut empty = InBuffer::around(&[][..]);
-                if expect_ok(cctx.compress_stream2(&mut out, &mut empty, EndDirective::ZSTD_e_end)) == 0 {
-                    break;
-                }
-            }
-        });
-        PackedRaw { bytes }
+        let mut framer = RawFramer::default();
+        framer.framed.reserve(events.iter().map(|e| e.raw.len() + 4).sum());
+        for e in events {
+            framer.push(&e.raw);
+        }
+        framer.finish()
     }
 
     pub fn from_bytes(bytes: Vec<u8>) -> PackedRaw {
-        PackedRaw { bytes }
+        PackedRaw { bytes, frames: Vec::new() }
+    }
+
+    /// Per frame: (records, end offset in the bytes); empty when not known.
+    pub fn frames(&self) -> &[(u32, u32)] {
+        &self.frames
     }
 
     pub fn as_bytes(&self) -> &[u8] {
@@ -169,7 +183,41 @@ impl PackedRaw {
 
     /// The raw records, in batch order.
     pub fn unpack(&self) -> Result<Vec<String>, UnpackError> {
-        let framed = zstd::stream::decode_all(self.bytes.as_slice()).map_err(UnpackError::Zstd)?;
+        unpack(&self.bytes)
+    }
+}
+
+/// `blocks.frames`: per frame, its first slot and its start in the raw bytes (u32 pairs,
+/// little-endian).
+pub(crate) fn encode_frame_index(frames: &[(u32, u32)]) -> Vec<u8> {
+    frames.iter().flat_map(|&(slot, at)| [slot.to_le_bytes(), at.to_le_bytes()]).flatten().collect()
+}
+
+pub(crate) fn decode_frame_index(bytes: &[u8]) -> Vec<(u32, u32)> {
+    let word = |c: &[u8]| u32::from_le_bytes(c.try_into().expect("4 bytes"));
+    bytes.chunks_exact(8).map(|c| (word(&c[..4]), word(&c[4..]))).collect()
+}
+
+/// The index of `packed`'s frames when its first record is slot `first_slot` and its bytes
+/// start at `start` (`None` when they are not known).
+pub(crate) fn frame_index(packed: &PackedRaw, first_slot: u32, start: u32) -> Option<Vec<(u32, u32)>> {
+    if packed.frames.is_empty() {
+        return None;
+    }
+    let (mut slot, mut at) = (first_slot, start);
+    let mut out = Vec::with_capacity(packed.frames.len());
+    for &(records, end) in &packed.frames {
+        out.push((slot, at));
+        slot += records;
+        at = start + end;
+    }
+    Some(out)
+}
+
+/// The records of zstd frames of length-prefixed records (a whole block's, or one frame's).
+pub(crate) fn unpack(bytes: &[u8]) -> Result<Vec<String>, UnpackError> {
+    {
+        let framed = zstd::stream::decode_all(bytes).map_err(UnpackError::Zstd)?;
         let mut out = Vec::new();
         let mut at = 0;
         while at < framed.len() {
@@ -210,9 +258,19 @@ mod tests {
             })
             .collect();
         let mut batch = EventBatch::new(events.clone());
-        let packed = PackedRaw::from_bytes(batch.take_packed());
+        let packed = batch.take_packed();
         let raws = packed.unpack().unwrap();
         assert_eq!(raws, events.iter().map(|e| e.raw.clone()).collect::<Vec<_>>());
+        // Frames of FRAME_RECORDS records, each readable alone.
+        assert_eq!(packed.frames().len(), 3000usize.div_ceil(FRAME_RECORDS));
+        let index = frame_index(&packed, 10, 0).unwrap();
+        for (k, &(first, start)) in index.iter().enumerate() {
+            let end = index.get(k + 1).map_or(packed.as_bytes().len(), |n| n.1 as usize);
+            let frame = unpack(&packed.as_bytes()[start as usize..end]).unwrap();
+            let first = first as usize - 10;
+            assert_eq!(frame, raws[first..(first + FRAME_RECORDS).min(raws.len())]);
+        }
+        assert_eq!(decode_frame_index(&encode_frame_index(&index)), index);
         assert!(packed.as_bytes().len() * 4 < raws.iter().map(String::len).sum::<usize>());
         assert!(PackedRaw::from_bytes(vec![1, 2, 3]).unpack().is_err());
     }

@@ -881,6 +881,30 @@ pub enum BenchCommand {
     Ingest(BenchIngestArgs),
     /// Server time of the dashboard's overview and searches over an existing store.
     Web(BenchWebArgs),
+    /// What an SQLite store answers and how fast, at its size: the scale table's figures.
+    Store(BenchStoreArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  trailwatch simulate --out /tmp/b --events 1000000 --hours 168 --accounts 20 --regions 4 && \\\n  trailwatch ingest --local /tmp/b --db /tmp/b.db && trailwatch bench store --db /tmp/b.db --copy-dir /tmp"
+)]
+pub struct BenchStoreArgs {
+    /// The SQLite store to measure (read only).
+    #[arg(long, value_name = "PATH")]
+    pub db: PathBuf,
+    /// Runs of each measured query.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Newest events whose resources are counted to pick a frequent, a median and a rare one.
+    #[arg(long, default_value_t = 20_000)]
+    pub resource_sample: usize,
+    /// Also time a backup into this directory and retention of the oldest day on that copy
+    /// (needs free space the size of the store; the copy is deleted).
+    #[arg(long, value_name = "DIR")]
+    pub copy_dir: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]

@@ -102,6 +102,7 @@ fn run(command: cli::Command) -> anyhow::Result<()> {
         }
         Command::Bench(cli::BenchCommand::Ingest(args)) => commands::bench::run(args),
         Command::Bench(cli::BenchCommand::Web(args)) => commands::bench_web::run(args),
+        Command::Bench(cli::BenchCommand::Store(args)) => commands::bench_store::run(args),
         Command::User(cli::UserCommand::Add(args)) => commands::user::add(args),
         Command::User(cli::UserCommand::List(args)) => commands::user::list(args),
         Command::User(cli::UserCommand::Token(args)) => commands::user::token(args),

@@ -249,7 +249,61 @@ fn ids(conn: &Connection, sql: &str, params: Vec<Value>) -> Result<FxHashSet<i64
 struct Block {
     id: i64,
     columns: BlockColumns,
+    /// Every raw record, once something wanted them all.
     raw: OnceCell<Vec<String>>,
+    /// The stored raw bytes and their frame index (`blocks.frames`), read once.
+    stored: OnceCell<StoredRaw>,
+    /// Frames decompressed so far, by their number.
+    frames: std::cell::RefCell<FxHashMap<usize, Rc<Vec<String>>>>,
+}
+
+/// A block's raw bytes and, when stored, its frame index (first slot, start) per frame.
+type StoredRaw = (Vec<u8>, Option<Vec<(u32, u32)>>);
+
+impl Block {
+    fn new(id: i64, columns: BlockColumns) -> Block {
+        Block { id, columns, raw: OnceCell::new(), stored: OnceCell::new(), frames: Default::default() }
+    }
+
+    fn corrupt(&self, detail: impl std::fmt::Display) -> StoreError {
+        StoreError::Corrupt { block: self.id, detail: detail.to_string() }
+    }
+
+    /// The raw record in `slot`: from its frame alone when the block lists its frames.
+    fn record(&self, conn: &Connection, slot: usize) -> Result<String, StoreError> {
+        if let Some(all) = self.raw.get() {
+            return all.get(slot).cloned().ok_or_else(|| self.corrupt(format!("no raw record {slot}")));
+        }
+        if self.stored.get().is_none() {
+            let (bytes, frames): (Vec<u8>, Option<Vec<u8>>) = conn
+                .prepare_cached("SELECT raw, frames FROM blocks WHERE id = ?1")
+                .and_then(|mut s| s.query_row([self.id], |r| Ok((r.get(0)?, r.get(1)?))))
+                .context("read raw records")?;
+            let _ = self.stored.set((bytes, frames.map(|f| crate::batch::decode_frame_index(&f))));
+        }
+        let (bytes, index) = self.stored.get().expect("set above");
+        let Some(index) = index else {
+            let all = crate::batch::unpack(bytes).map_err(|e| self.corrupt(e))?;
+            let all = self.raw.get_or_init(|| all);
+            return all.get(slot).cloned().ok_or_else(|| self.corrupt(format!("no raw record {slot}")));
+        };
+        let k = index.partition_point(|&(first, _)| first as usize <= slot);
+        let Some(k) = k.checked_sub(1) else { return Err(self.corrupt(format!("no frame holds record {slot}"))) };
+        let (first, start) = index[k];
+        let end = index.get(k + 1).map_or(bytes.len(), |next| next.1 as usize);
+        let cached = self.frames.borrow().get(&k).cloned();
+        let frame = match cached {
+            Some(f) => f,
+            None => {
+                let part =
+                    bytes.get(start as usize..end).ok_or_else(|| self.corrupt("frame index past the raw bytes"))?;
+                let records = Rc::new(crate::batch::unpack(part).map_err(|e| self.corrupt(e))?);
+                self.frames.borrow_mut().insert(k, records.clone());
+                records
+            }
+        };
+        frame.get(slot - first as usize).cloned().ok_or_else(|| self.corrupt(format!("no raw record {slot}")))
+    }
 }
 
 /// A matching row waiting in the heap.
@@ -327,7 +381,7 @@ fn search(
                 break;
             }
             let columns = decode_block(conn, id, &bytes)?;
-            let block = Rc::new(Block { id, columns, raw: OnceCell::new() });
+            let block = Rc::new(Block::new(id, columns));
             let valid = (rows as usize).min(block.columns.len());
             for row in 0..valid {
                 let key = id << ROW_BITS | row as i64;
@@ -383,7 +437,7 @@ pub(crate) fn resource_events(
                 break;
             }
             let columns = decode_block(conn, id, &None)?;
-            let block = Block { id, columns, raw: OnceCell::new() };
+            let block = Block::new(id, columns);
             let records = raw_records(conn, &block)?;
             let c = &block.columns;
             for row in 0..(rows as usize).min(c.len()) {
@@ -455,12 +509,8 @@ fn next_candidate(rows: &mut rusqlite::Rows<'_>) -> Result<Option<Candidate>, St
 
 fn event_row(conn: &Connection, labels: &mut Labels, block: &Block, row: usize) -> Result<EventRow, StoreError> {
     let c = &block.columns;
-    let raw = raw_records(conn, block)?;
     let slot = c.raw_slot[row] as usize;
-    let raw = raw
-        .get(slot)
-        .cloned()
-        .ok_or_else(|| StoreError::Corrupt { block: block.id, detail: format!("no raw record {slot}") })?;
+    let raw = block.record(conn, slot)?;
     Ok(EventRow {
         row: block.id << ROW_BITS | row as i64,
         // Not a column: random ids do not compress, and the record carries it.
@@ -530,7 +580,7 @@ pub(crate) fn event(conn: &Connection, labels: &mut Labels, event_id: &str) -> R
         if row >= rows || row as usize >= columns.len() {
             return Err(StoreError::Corrupt { block: id, detail: format!("event row {row} of {rows}") });
         }
-        let block = Block { id, columns, raw: OnceCell::new() };
+        let block = Block::new(id, columns);
         event_row(conn, labels, &block, row as usize).map(Some)
     })
 }
@@ -556,7 +606,7 @@ pub(crate) fn events_after(
             let (id, valid, bytes): (i64, i64, Vec<u8>) =
                 (r.get(0).context("read block")?, r.get(1).context("read block")?, r.get(2).context("read block")?);
             let columns = decode_block(conn, id, &Some(bytes))?;
-            let block = Block { id, columns, raw: OnceCell::new() };
+            let block = Block::new(id, columns);
             for row in 0..(valid as usize).min(block.columns.len()) {
                 if id << ROW_BITS | row as i64 > position {
                     out.push(event_row(conn, labels, &block, row)?);

@@ -150,9 +150,11 @@ pub(crate) fn apply(
         }
         let (min_time, max_time) =
             next.event_time.iter().fold((i64::MAX, i64::MIN), |(lo, hi), &t| (lo.min(t), hi.max(t)));
+        let packed = framer.finish();
+        let frames = crate::batch::frame_index(&packed, 0, 0).map(|f| crate::batch::encode_frame_index(&f));
         tx.execute(
-            "UPDATE blocks SET rows = ?2, min_time = ?3, max_time = ?4, columns = ?5, raw = ?6 WHERE id = ?1",
-            params![id, next.len() as i64, min_time, max_time, next.encode(), framer.finish().as_bytes()],
+            "UPDATE blocks SET rows = ?2, min_time = ?3, max_time = ?4, columns = ?5, raw = ?6, frames = ?7 WHERE id = ?1",
+            params![id, next.len() as i64, min_time, max_time, next.encode(), packed.as_bytes(), frames],
         )
         .context("rewrite block")?;
         let mut new_postings = postings(&next, id);

@@ -8,12 +8,15 @@
 //!   stay in the current hours' part of the index (`sqlite::event_hour`, `idfilter.rs`).
 //! * `blocks` hold events a thousand or so at a time, in arrival order: their columns
 //!   (`columns.rs`: times, dictionary ids, principal ids, flags, …) and their verbatim JSON
-//!   (zstd frames), each compressed. `rows` is how many rows are valid (an undone object cuts
+//!   (zstd frames of at most 64 records, listed in `frames`), each compressed. `rows` is how many rows are valid (an undone object cuts
 //!   a block back); `min_time`/`max_time` bound the rows' event times.
 //! * `postings` say which blocks contain which value of each filter column: one entry per
 //!   distinct value per block. A search intersects them to find the blocks that can match and
 //!   then tests those blocks' rows exactly, so postings may over-approximate (entries of
-//!   undone blocks stay) but never miss.
+//!   undone blocks stay) but never miss. Resources (`kind::RESOURCE`) are posted from the
+//!   records' identifiers; they are no column, so rows are confirmed on their records.
+//! * `rollups` and `rollup_hours` count events per hour and value (`rollups.rs`): one
+//!   upsert per (hour, value) a transaction adds to, in the current hours of each column.
 //! * `dict` and `principals` give text values small integer ids. User agents and source
 //!   addresses are not in `dict` (schema 9): there are too many, and a global value → id
 //!   index costs a random B-tree insert per new value; blocks carry their texts
@@ -383,6 +386,12 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // 14: postings of the resources each record names (`kind::RESOURCE`), read from the
     // stored records by `index_resources` (`RUST_STEPS`).
     r#"
+    "#,
+    // 15: where each zstd frame of a block's raw records starts, and its first slot (pairs
+    // of u32, little-endian), so that one record is read without the others. NULL: read
+    // the block's raw records whole (older blocks, blocks rewritten by retention).
+    r#"
+    ALTER TABLE blocks ADD COLUMN frames BLOB;
     "#,
 ];
 

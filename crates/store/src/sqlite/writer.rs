@@ -67,7 +67,8 @@ pub(crate) struct SqliteWriter {
 struct BlockMark {
     id: i64,
     rows: usize,
-    /// Raw record frames and slots.
+    /// Bytes of raw record frames, entries of their index, and slots.
+    raw_bytes: usize,
     frames: usize,
     slots: usize,
 }
@@ -92,10 +93,13 @@ struct OpenBlock {
     columns: BlockColumns,
     min_time: i64,
     max_time: i64,
-    frames: Vec<Vec<u8>>,
-    /// Raw records in `frames` (a row's `raw_slot` indexes them).
+    /// The batches' zstd frames of raw records, one after another.
+    raw: Vec<u8>,
+    /// Per frame: its first slot and where it starts in `raw` (`blocks.frames`); `None`
+    /// once a batch came without its frames listed (the block is then read whole).
+    frames: Option<Vec<(u32, u32)>>,
+    /// Raw records in `raw` (a row's `raw_slot` indexes them).
     slots: usize,
-    raw_bytes: usize,
     /// (dimension, value) of the rows; sorted and deduplicated when written.
     postings: Vec<(u8, i64)>,
     /// The last value pushed per dimension: consecutive rows mostly repeat values (a file
@@ -197,10 +201,12 @@ impl SqliteWriter {
     /// Writes the open block (columns, raw records and postings), if any.
     fn flush_block(&mut self) -> Result<(), StoreError> {
         let Some(block) = self.block.take() else { return Ok(()) };
-        let raw = block.frames.concat();
+        let raw = block.raw;
+        let frames = block.frames.as_deref().map(crate::batch::encode_frame_index);
         self.conn
             .prepare_cached(
-                "INSERT INTO blocks (id, rows, min_time, max_time, columns, raw) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO blocks (id, rows, min_time, max_time, columns, raw, frames)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -209,7 +215,8 @@ impl SqliteWriter {
                     block.min_time,
                     block.max_time,
                     block.columns.encode(),
-                    raw
+                    raw,
+                    frames
                 ])
             })
             .context("store a block")?;
@@ -251,7 +258,8 @@ impl EventWriter for SqliteWriter {
             block_mark: self.block.as_ref().map(|b| BlockMark {
                 id: b.id,
                 rows: b.columns.len(),
-                frames: b.frames.len(),
+                raw_bytes: b.raw.len(),
+                frames: b.frames.as_ref().map_or(0, Vec::len),
                 slots: b.slots,
             }),
             inserted: Vec::new(),
@@ -270,9 +278,9 @@ impl EventWriter for SqliteWriter {
                 columns: BlockColumns::with_capacity(BLOCK_EVENTS),
                 min_time: i64::MAX,
                 max_time: i64::MIN,
-                frames: Vec::new(),
+                raw: Vec::new(),
+                frames: Some(Vec::new()),
                 slots: 0,
-                raw_bytes: 0,
                 postings: Vec::new(),
                 last_posting: [0; kind::RESOURCE as usize + 1],
                 texts: FxHashSet::default(),
@@ -350,11 +358,14 @@ impl EventWriter for SqliteWriter {
         // A batch whose events were all stored before adds nothing, not even its raw bytes.
         if counts.new > 0 {
             let frame = batch.take_packed();
-            block.raw_bytes += frame.len();
-            block.frames.push(frame);
+            match (&mut block.frames, crate::batch::frame_index(&frame, block.slots as u32, block.raw.len() as u32)) {
+                (Some(index), Some(more)) => index.extend(more),
+                (index, _) => *index = None,
+            }
+            block.raw.extend_from_slice(frame.as_bytes());
             block.slots += batch.len();
         }
-        let (rows, full) = (block.columns.len(), block.columns.len() >= BLOCK_EVENTS || block.raw_bytes >= BLOCK_BYTES);
+        let (rows, full) = (block.columns.len(), block.columns.len() >= BLOCK_EVENTS || block.raw.len() >= BLOCK_BYTES);
         object.counts += counts;
         self.pending_events += batch.len() as u64;
         if rows == 0 {
@@ -458,9 +469,11 @@ impl EventWriter for SqliteWriter {
             Some(mark) if self.block.as_ref().is_some_and(|b| b.id == mark.id) => {
                 let b = self.block.as_mut().expect("checked");
                 b.columns.truncate(mark.rows);
-                b.frames.truncate(mark.frames);
+                b.raw.truncate(mark.raw_bytes);
+                if let Some(f) = b.frames.as_mut() {
+                    f.truncate(mark.frames);
+                }
                 b.slots = mark.slots;
-                b.raw_bytes = b.frames.iter().map(Vec::len).sum();
             }
             // It was written during the object: keep only its first rows.
             Some(mark) => {

@@ -154,7 +154,10 @@ fn an_older_store_gets_resource_postings_on_upgrade() {
     }
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch("DELETE FROM postings WHERE dim = 11; PRAGMA user_version = 13;").unwrap();
+        conn.execute_batch(
+            "DELETE FROM postings WHERE dim = 11; ALTER TABLE blocks DROP COLUMN frames; PRAGMA user_version = 13;",
+        )
+        .unwrap();
     }
     let store = SqliteStore::open(&path).unwrap();
     for probe in probes() {

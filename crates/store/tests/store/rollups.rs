@@ -194,7 +194,10 @@ fn an_older_store_gets_its_rollups_on_upgrade() {
     };
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch("DROP TABLE rollups; DROP TABLE rollup_hours; PRAGMA user_version = 12;").unwrap();
+        conn.execute_batch(
+            "DROP TABLE rollups; DROP TABLE rollup_hours; ALTER TABLE blocks DROP COLUMN frames; PRAGMA user_version = 12;",
+        )
+        .unwrap();
     }
     let store = SqliteStore::open(&path).unwrap();
     let after = store.summarize(&q, &spec).unwrap();

@@ -4,6 +4,7 @@ pub mod alerts;
 pub mod backfill;
 pub mod backup;
 pub mod bench;
+pub mod bench_store;
 pub mod bench_web;
 pub mod demo;
 pub mod docs;

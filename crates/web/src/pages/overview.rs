@@ -19,6 +19,18 @@ pub struct OverviewParams {
     pub by: Option<String>,
 }
 
+/// What the overview counts for `range`, split by `by` (account or region).
+pub fn summary_query(range: &Range, by: Dimension) -> (EventQuery, SummarySpec) {
+    let q = EventQuery { since: Some(range.start), until: Some(range.end - 1), ..Default::default() };
+    let spec = SummarySpec {
+        bucket_ms: range.bucket_ms,
+        series: Some(by),
+        tops: vec![Dimension::EventName, Dimension::Principal, Dimension::ErrorCode, Dimension::SourceIp],
+        top_n: 10,
+    };
+    (q, spec)
+}
+
 /// A chosen range: its start, end, bucket and name.
 #[derive(Debug, Clone, Copy)]
 pub struct Range {
@@ -89,13 +101,7 @@ pub fn overview_data(state: &WebState, params: &OverviewParams, now: i64) -> Res
         "region" => Dimension::Region,
         other => return Err(PageError::bad_request(format!("by must be account or region, not {other:?}"))),
     };
-    let q = EventQuery { since: Some(range.start), until: Some(range.end - 1), ..Default::default() };
-    let spec = SummarySpec {
-        bucket_ms: range.bucket_ms,
-        series: Some(by),
-        tops: vec![Dimension::EventName, Dimension::Principal, Dimension::ErrorCode, Dimension::SourceIp],
-        top_n: 10,
-    };
+    let (q, spec) = summary_query(&range, by);
     let summary = state.store.events().summarize(&q, &spec)?;
     let alerts = state.store.state().alerts(&AlertFilter { state: Some(AlertState::Open), ..Default::default() })?;
     let mut open_alerts: Vec<(String, u64)> = store::alerts::LEVELS.iter().rev().map(|l| (l.to_string(), 0)).collect();
