@@ -887,7 +887,7 @@ pub enum BenchCommand {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example:\n  trailwatch simulate --out /tmp/b --events 1000000 --hours 168 --accounts 20 --regions 4 && \\\n  trailwatch ingest --local /tmp/b --db /tmp/b.db && trailwatch bench store --db /tmp/b.db --copy-dir /tmp"
+    after_help = "Example:\n  trailwatch simulate --out /tmp/b --events 1000000 --hours 168 --accounts 20 --regions us-east-1,eu-west-1,us-west-2,ap-southeast-2 && \\\n  trailwatch ingest --local /tmp/b --db /tmp/b.db && trailwatch bench store --db /tmp/b.db --copy-dir /tmp"
 )]
 pub struct BenchStoreArgs {
     /// The SQLite store to measure (read only).

@@ -79,7 +79,7 @@ pub fn run(args: BenchStoreArgs) -> anyhow::Result<()> {
         })?);
     }
 
-    // Search: a first page (the API's default size) for values of each indexed column.
+    // Search: a first page (the dashboard's) for values of each indexed column.
     let spec = SummarySpec {
         tops: vec![Dimension::EventName, Dimension::Principal, Dimension::SourceIp, Dimension::ErrorCode],
         top_n: 1000,
@@ -89,7 +89,7 @@ pub fn run(args: BenchStoreArgs) -> anyhow::Result<()> {
     let mut search_times = Vec::new();
     for (dim, values) in &all.tops {
         for (label, (value, n)) in picks(values) {
-            let mut q = EventQuery { limit: Some(100), ..Default::default() };
+            let mut q = EventQuery { limit: Some(web::pages::events::PAGE_ROWS), ..Default::default() };
             match dim {
                 Dimension::EventName => q.event_name = Some(value.clone()),
                 Dimension::Principal => q.principal = Some(value.clone()),
