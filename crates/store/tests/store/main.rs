@@ -20,3 +20,15 @@ pub fn event(id: &str, time: &str, name: &str) -> ParsedEvent {
     ))
     .unwrap()
 }
+
+/// Applies `policy` at `now` to the end, `slice` blocks per call (as the retention task does).
+pub fn retain_all(store: &dyn store::EventStore, policy: &store::RetentionPolicy, now: i64, slice: usize) {
+    let mut resume = None;
+    loop {
+        let r = store.apply_retention(policy, now, resume, slice).unwrap();
+        resume = r.resume_after;
+        if resume.is_none() {
+            break;
+        }
+    }
+}

@@ -95,14 +95,7 @@ proptest! {
         fill(&store, &events, undo_every);
         if retention {
             let policy = RetentionPolicy { days: Some(1), ..Default::default() };
-            let mut resume = None;
-            loop {
-                let r = store.apply_retention(&policy, BASE + 2 * DAY, resume, 2).unwrap();
-                resume = r.resume_after;
-                if resume.is_none() {
-                    break;
-                }
-            }
+            crate::retain_all(&store, &policy, BASE + 2 * DAY, 2);
         }
         for probe in probes() {
             let got = store.resource_events(&probe, BASE + since, limit).unwrap();

@@ -127,14 +127,7 @@ proptest! {
             // The cutoff falls inside an hour: that hour's first and last become unknown.
             let cutoff = BASE + (hours * HOUR) / 3 + 1234;
             let policy = RetentionPolicy { days: Some(1), ..Default::default() };
-            let mut resume = None;
-            loop {
-                let r = store.apply_retention(&policy, cutoff + DAY, resume, 3).unwrap();
-                resume = r.resume_after;
-                if resume.is_none() {
-                    break;
-                }
-            }
+            crate::retain_all(&store, &policy, cutoff + DAY, 3);
             stored.retain(|e| e.event_time >= cutoff);
         }
         for (since, until, bucket, by_region, top_n) in queries {
