@@ -4,15 +4,19 @@
 //! [`FRAME_RECORDS`] records each, every record prefixed with its length (u32, little-endian).
 //! A reader that wants one record decompresses its frame, not the batch (a search's page
 //! of a rare value takes one row from each of fifty blocks); the frames are listed in
-//! [`PackedRaw::frames`]. Packing is CPU work
+//! [`PackedRaw::frames`]. Frames are made with the current [`RawDictionary`] when there is
+//! one, and name it in their header; reading them needs that dictionary. Packing is CPU work
 //! that does not need the database, so the ingest pipeline does it on its parse threads
 //! ([`EventBatch::pack`]) and the single writer thread only stores the bytes.
 
 use std::cell::RefCell;
+use std::sync::{Arc, LazyLock, RwLock};
+
+use rustc_hash::FxHashMap;
 
 use model::ParsedEvent;
 use zstd::zstd_safe::zstd_sys::ZSTD_EndDirective as EndDirective;
-use zstd::zstd_safe::{CCtx, CParameter, InBuffer, OutBuffer, ResetDirective};
+use zstd::zstd_safe::{CCtx, CDict, CParameter, DCtx, DDict, InBuffer, OutBuffer, ResetDirective};
 
 /// zstd level: level 1 is ~800 MB/s on CloudTrail JSON with 8–9× compression in 64 KiB+ frames.
 const LEVEL: i32 = 1;
@@ -39,6 +43,61 @@ pub struct PackedRaw {
 /// that compression barely suffers (each frame starts without history).
 pub const FRAME_RECORDS: usize = 64;
 
+/// A zstd dictionary for raw records, trained on a store's own records (`sqlite::dictionary`).
+/// Small frames (a file of seven records) start without history; with a dictionary of the
+/// store's own field names and values they compress about twice as well.
+pub(crate) struct RawDictionary {
+    /// zstd's id of the dictionary, written in the header of every frame made with it.
+    pub id: u32,
+    pub bytes: Vec<u8>,
+    cdict: CDict<'static>,
+    ddict: DDict<'static>,
+}
+
+/// Dictionaries this process knows, by id: frames made here can be read here whatever store
+/// they end up in (the scale-out writer unpacks batches the pipeline packed).
+static DICTIONARIES: LazyLock<RwLock<FxHashMap<u32, Arc<RawDictionary>>>> = LazyLock::new(Default::default);
+/// The dictionary new frames are made with (set by the SQLite writer of the store).
+static CURRENT: RwLock<Option<Arc<RawDictionary>>> = RwLock::new(None);
+
+/// Makes `bytes` (a zstd dictionary) known to this process; `None` if they are not one.
+pub(crate) fn register_dictionary(bytes: Vec<u8>) -> Option<Arc<RawDictionary>> {
+    let id = zstd::zstd_safe::get_dict_id_from_dict(&bytes)?.get();
+    let mut known = DICTIONARIES.write().unwrap_or_else(|e| e.into_inner());
+    if let Some(d) = known.get(&id) {
+        return Some(d.clone());
+    }
+    let cdict = CDict::try_create(&bytes, LEVEL)?;
+    let ddict = DDict::try_create(&bytes)?;
+    let d = Arc::new(RawDictionary { id, bytes, cdict, ddict });
+    known.insert(id, d.clone());
+    Some(d)
+}
+
+pub(crate) fn known_dictionary(id: u32) -> Option<Arc<RawDictionary>> {
+    DICTIONARIES.read().unwrap_or_else(|e| e.into_inner()).get(&id).cloned()
+}
+
+/// New frames are made with `d` from now on (`None`: without a dictionary).
+pub(crate) fn use_dictionary(d: Option<Arc<RawDictionary>>) {
+    *CURRENT.write().unwrap_or_else(|e| e.into_inner()) = d;
+}
+
+pub(crate) fn current_dictionary() -> Option<Arc<RawDictionary>> {
+    CURRENT.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// Forgets every dictionary (tests: a reader must then find them in its store).
+pub fn forget_raw_dictionaries() {
+    use_dictionary(None);
+    DICTIONARIES.write().unwrap_or_else(|e| e.into_inner()).clear();
+}
+
+/// The id of the dictionary `frame` (a zstd frame, or frames) was made with, if any.
+pub(crate) fn frame_dictionary(frame: &[u8]) -> Option<u32> {
+    zstd::zstd_safe::get_dict_id_from_frame(frame).map(|id| id.get())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum UnpackError {
     #[error("raw block does not decompress: {0}")]
@@ -47,6 +106,8 @@ pub enum UnpackError {
     Truncated(usize),
     #[error("raw record {0} is not UTF-8")]
     Utf8(usize),
+    #[error("raw records were compressed with dictionary {0}, which is not in this store")]
+    UnknownDictionary(u32),
 }
 
 impl EventBatch {
@@ -125,11 +186,19 @@ impl RawFramer {
     pub fn finish(&mut self) -> PackedRaw {
         let mut bytes = Vec::with_capacity(zstd::zstd_safe::compress_bound(self.framed.len()));
         let mut frames = Vec::with_capacity(self.cuts.len());
+        let dictionary = current_dictionary();
         CCTX.with(|cctx| {
             let mut cctx = cctx.borrow_mut();
             for (i, &start) in self.cuts.iter().enumerate() {
                 let end = self.cuts.get(i + 1).copied().unwrap_or(self.framed.len());
                 let records = if i + 1 < self.cuts.len() { FRAME_RECORDS } else { self.records - i * FRAME_RECORDS };
+                if let Some(d) = &dictionary {
+                    let mut frame = Vec::with_capacity(zstd::zstd_safe::compress_bound(end - start));
+                    expect_ok(cctx.compress_using_cdict(&mut frame, &self.framed[start..end], &d.cdict));
+                    bytes.extend_from_slice(&frame);
+                    frames.push((records as u32, bytes.len() as u32));
+                    continue;
+                }
                 expect_ok(cctx.reset(ResetDirective::SessionOnly));
                 expect_ok(cctx.set_parameter(CParameter::CompressionLevel(LEVEL)));
                 let mut input = InBuffer::around(&self.framed[start..end]);
@@ -187,6 +256,48 @@ impl PackedRaw {
     }
 }
 
+/// Decompresses zstd frames one after another, each with the dictionary its header names
+/// (looked up with `dictionary`), into `out`.
+pub(crate) fn decompress_frames(
+    bytes: &[u8],
+    dictionary: &mut dyn FnMut(u32) -> Result<Arc<RawDictionary>, UnpackError>,
+) -> Result<Vec<u8>, UnpackError> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let rest = &bytes[at..];
+        let size = zstd::zstd_safe::find_frame_compressed_size(rest).map_err(|_| UnpackError::Truncated(at))?;
+        let frame = &rest[..size];
+        match frame_dictionary(frame) {
+            None => {
+                let plain = zstd::stream::decode_all(frame).map_err(UnpackError::Zstd)?;
+                out.extend_from_slice(&plain);
+            }
+            Some(id) => {
+                let d = dictionary(id)?;
+                let n =
+                    zstd::zstd_safe::get_frame_content_size(frame).ok().flatten().ok_or(UnpackError::Truncated(at))?
+                        as usize;
+                let mut plain = Vec::with_capacity(n);
+                DCTX.with(|dctx| dctx.borrow_mut().decompress_using_ddict(&mut plain, frame, &d.ddict))
+                    .map_err(|code| UnpackError::Zstd(std::io::Error::other(zstd::zstd_safe::get_error_name(code))))?;
+                out.extend_from_slice(&plain);
+            }
+        }
+        at += size;
+    }
+    Ok(out)
+}
+
+thread_local! {
+    static DCTX: RefCell<DCtx<'static>> = RefCell::new(DCtx::create());
+}
+
+/// The records of zstd frames whose dictionaries this process knows.
+pub(crate) fn unpack(bytes: &[u8]) -> Result<Vec<String>, UnpackError> {
+    unpack_with(bytes, &mut |id| known_dictionary(id).ok_or(UnpackError::UnknownDictionary(id)))
+}
+
 /// `blocks.frames`: per frame, its first slot and its start in the raw bytes (u32 pairs,
 /// little-endian).
 pub(crate) fn encode_frame_index(frames: &[(u32, u32)]) -> Vec<u8> {
@@ -215,9 +326,12 @@ pub(crate) fn frame_index(packed: &PackedRaw, first_slot: u32, start: u32) -> Op
 }
 
 /// The records of zstd frames of length-prefixed records (a whole block's, or one frame's).
-pub(crate) fn unpack(bytes: &[u8]) -> Result<Vec<String>, UnpackError> {
+pub(crate) fn unpack_with(
+    bytes: &[u8],
+    dictionary: &mut dyn FnMut(u32) -> Result<Arc<RawDictionary>, UnpackError>,
+) -> Result<Vec<String>, UnpackError> {
     {
-        let framed = zstd::stream::decode_all(bytes).map_err(UnpackError::Zstd)?;
+        let framed = decompress_frames(bytes, dictionary)?;
         let mut out = Vec::new();
         let mut at = 0;
         while at < framed.len() {

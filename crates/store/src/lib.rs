@@ -50,7 +50,7 @@ pub use alerts::{
     KnownRegion, SinkRoute,
 };
 pub use auth::{ApiToken, Role, Session, User};
-pub use batch::{EventBatch, PackedRaw, RawFramer, UnpackError};
+pub use batch::{forget_raw_dictionaries, EventBatch, PackedRaw, RawFramer, UnpackError};
 pub use clickhouse::{ClickHouse, ClickHouseConfig};
 pub use integration::Verdict;
 pub use integrity::{FindingKind, IntegrityChain, IntegrityFinding, Silence};

@@ -731,6 +731,22 @@ impl EventIdKey<'_> {
 /// grew (300 k events: 3.5 s into an empty store, 10 s into one of 2 M). Dedupe stays by
 /// eventID alone (`idfilter.rs` says when an id must be looked for in other hours); a
 /// lookup by id alone asks each hour in the store.
+/// The records of a block's (or a frame's) raw bytes, with the store's dictionaries
+/// (`raw_dictionaries`, read once per process).
+pub(crate) fn unpack_raw(conn: &Connection, bytes: &[u8]) -> Result<Vec<String>, crate::UnpackError> {
+    crate::batch::unpack_with(bytes, &mut |id| {
+        if let Some(d) = crate::batch::known_dictionary(id) {
+            return Ok(d);
+        }
+        let stored: Option<Vec<u8>> = conn
+            .query_row("SELECT dict FROM raw_dictionaries WHERE id = ?1", [id], |r| r.get(0))
+            .optional()
+            .ok()
+            .flatten();
+        stored.and_then(crate::batch::register_dictionary).ok_or(crate::UnpackError::UnknownDictionary(id))
+    })
+}
+
 pub(crate) fn event_hour(event_time: i64) -> i64 {
     event_time.div_euclid(3_600_000)
 }

@@ -23,7 +23,6 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use super::columns::{text_id, BlockColumns, SEGMENT_SHIFT, SEGMENT_VALUE_BITS, SEGMENT_VALUE_MASK};
 use super::rollups::{self, HOUR_MS};
 use super::schema::kind;
-use crate::batch::PackedRaw;
 use crate::query::{glob_matches, glob_pattern, is_wildcard};
 use crate::{Context, Dimension, EventQuery, EventRow, HistogramPoint, StoreError, Summary, SummarySpec};
 
@@ -283,7 +282,7 @@ impl Block {
         }
         let (bytes, index) = self.stored.get().expect("set above");
         let Some(index) = index else {
-            let all = crate::batch::unpack(bytes).map_err(|e| self.corrupt(e))?;
+            let all = super::unpack_raw(conn, bytes).map_err(|e| self.corrupt(e))?;
             let all = self.raw.get_or_init(|| all);
             return all.get(slot).cloned().ok_or_else(|| self.corrupt(format!("no raw record {slot}")));
         };
@@ -297,7 +296,7 @@ impl Block {
             None => {
                 let part =
                     bytes.get(start as usize..end).ok_or_else(|| self.corrupt("frame index past the raw bytes"))?;
-                let records = Rc::new(crate::batch::unpack(part).map_err(|e| self.corrupt(e))?);
+                let records = Rc::new(super::unpack_raw(conn, part).map_err(|e| self.corrupt(e))?);
                 self.frames.borrow_mut().insert(k, records.clone());
                 records
             }
@@ -470,9 +469,8 @@ fn raw_records<'b>(conn: &Connection, block: &'b Block) -> Result<&'b Vec<String
         .prepare_cached("SELECT raw FROM blocks WHERE id = ?1")
         .and_then(|mut s| s.query_row([block.id], |r| r.get(0)))
         .context("read raw records")?;
-    let records = PackedRaw::from_bytes(bytes)
-        .unpack()
-        .map_err(|e| StoreError::Corrupt { block: block.id, detail: e.to_string() })?;
+    let records =
+        super::unpack_raw(conn, &bytes).map_err(|e| StoreError::Corrupt { block: block.id, detail: e.to_string() })?;
     Ok(block.raw.get_or_init(|| records))
 }
 

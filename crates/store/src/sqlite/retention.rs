@@ -16,7 +16,7 @@ use rusqlite::{params, Connection};
 use super::columns::BlockColumns;
 use super::schema::kind;
 use crate::retention::{RetentionPolicy, RetentionReport, StorageStats};
-use crate::{Context, PackedRaw, RawFramer, StoreError};
+use crate::{Context, RawFramer, StoreError};
 
 /// A forwarder whose position has not been saved for this long does not hold retention back.
 const STALE_FORWARDER_MS: i64 = 7 * 86_400_000;
@@ -77,9 +77,8 @@ pub(crate) fn apply(
         if !expired.contains(&true) {
             continue;
         }
-        let records = PackedRaw::from_bytes(raw)
-            .unpack()
-            .map_err(|e| StoreError::Corrupt { block: id, detail: e.to_string() })?;
+        let records =
+            super::unpack_raw(&tx, &raw).map_err(|e| StoreError::Corrupt { block: id, detail: e.to_string() })?;
         let record = |i: usize| -> Result<&String, StoreError> {
             records
                 .get(c.raw_slot[i] as usize)

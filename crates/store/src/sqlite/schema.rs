@@ -8,7 +8,8 @@
 //!   stay in the current hours' part of the index (`sqlite::event_hour`, `idfilter.rs`).
 //! * `blocks` hold events a thousand or so at a time, in arrival order: their columns
 //!   (`columns.rs`: times, dictionary ids, principal ids, flags, …) and their verbatim JSON
-//!   (zstd frames of at most 64 records, listed in `frames`), each compressed. `rows` is how many rows are valid (an undone object cuts
+//!   (zstd frames of at most 64 records, listed in `frames`, made with the store's
+//!   dictionary in `raw_dictionaries` once it has one), each compressed. `rows` is how many rows are valid (an undone object cuts
 //!   a block back); `min_time`/`max_time` bound the rows' event times.
 //! * `postings` say which blocks contain which value of each filter column: one entry per
 //!   distinct value per block. A search intersects them to find the blocks that can match and
@@ -393,6 +394,17 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE blocks ADD COLUMN frames BLOB;
     "#,
+    // 16: zstd dictionaries of raw records (`batch::RawDictionary`), by zstd's id, which
+    // each frame made with one names in its header. Trained by the writer on the store's
+    // own records once it holds some (`writer::train_dictionary`); never deleted while a
+    // frame may name them.
+    r#"
+    CREATE TABLE raw_dictionaries (
+        id         INTEGER PRIMARY KEY,
+        dict       BLOB NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    "#,
 ];
 
 type RustStep = fn(&Connection) -> Result<(), StoreError>;
@@ -416,8 +428,7 @@ fn index_resources(conn: &Connection) -> Result<(), StoreError> {
         let corrupt = |detail: String| StoreError::Corrupt { block, detail };
         let c =
             BlockColumns::decode(&r.get::<_, Vec<u8>>(2).context("read block")?).map_err(|e| corrupt(e.to_string()))?;
-        let records = crate::PackedRaw::from_bytes(r.get::<_, Vec<u8>>(3).context("read block")?)
-            .unpack()
+        let records = super::unpack_raw(conn, &r.get::<_, Vec<u8>>(3).context("read block")?)
             .map_err(|e| corrupt(e.to_string()))?;
         let mut postings = std::collections::BTreeSet::new();
         for i in 0..(n as usize).min(c.len()) {

@@ -59,7 +59,18 @@ pub(crate) struct SqliteWriter {
     nonce: i64,
     /// The rollups of the transaction's finished objects, written before it commits.
     rollup: RollupDelta,
+    /// Ids of the raw-record dictionaries in `raw_dictionaries` (read with the first
+    /// transaction), and whether this writer has tried to train one.
+    dictionaries: Option<FxHashSet<u32>>,
+    training_tried: bool,
 }
+
+/// A store gets a dictionary for its raw records once it holds this many blocks (~16 k
+/// events): trained on up to [`TRAINING_RECORDS`] records of its newest blocks.
+const TRAINING_BLOCKS: i64 = 16;
+const TRAINING_RECORDS: usize = 4096;
+/// zstd's default dictionary size.
+const DICTIONARY_BYTES: usize = 112_640;
 
 /// How far an open block had been filled at some point (what undoing an object cuts it
 /// back to).
@@ -155,6 +166,8 @@ impl SqliteWriter {
             filter_file,
             nonce: 0,
             rollup: RollupDelta::default(),
+            dictionaries: None,
+            training_tried: false,
         }
     }
 
@@ -181,6 +194,9 @@ impl SqliteWriter {
                 .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
                 .context("read the event id generation")?;
             self.nonce = nonce;
+            if self.dictionaries.is_none() {
+                self.load_dictionaries()?;
+            }
             if self.ids.as_ref().is_none_or(|f| f.generation != generation) {
                 let saved = self.filter_file.as_deref().and_then(|p| IdFilter::load(p, nonce, generation));
                 self.ids = match saved {
@@ -196,6 +212,65 @@ impl SqliteWriter {
     fn forget_caches(&mut self) {
         self.dict.iter_mut().for_each(|d| *d = DictCache::default());
         self.principals = PrincipalCache::default();
+    }
+
+    /// Reads which raw-record dictionaries the store has, and makes its newest the one new
+    /// frames are made with (or none).
+    fn load_dictionaries(&mut self) -> Result<(), StoreError> {
+        let stored: Vec<(u32, Vec<u8>)> = self
+            .conn
+            .prepare("SELECT id, dict FROM raw_dictionaries ORDER BY created_at, id")
+            .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+            .context("read raw dictionaries")?;
+        let mut newest = None;
+        for (_, bytes) in &stored {
+            newest = crate::batch::register_dictionary(bytes.clone());
+        }
+        crate::batch::use_dictionary(newest);
+        self.dictionaries = Some(stored.into_iter().map(|(id, _)| id).collect());
+        Ok(())
+    }
+
+    /// Once the store holds enough records and has no dictionary, trains one on its newest
+    /// records; new frames use it from then on. A failure is logged: frames without one are
+    /// only bigger.
+    fn train_dictionary(&mut self) -> Result<(), StoreError> {
+        if self.training_tried
+            || self.next_block <= TRAINING_BLOCKS
+            || self.dictionaries.as_ref().is_some_and(|d| !d.is_empty())
+        {
+            return Ok(());
+        }
+        self.training_tried = true;
+        let raws: Vec<Vec<u8>> = self
+            .conn
+            .prepare("SELECT raw FROM blocks ORDER BY id DESC LIMIT 64")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .context("read records to train a dictionary on")?;
+        let mut samples: Vec<String> = Vec::new();
+        for raw in &raws {
+            samples.extend(
+                super::unpack_raw(&self.conn, raw)
+                    .map_err(|e| StoreError::Corrupt { block: 0, detail: e.to_string() })?,
+            );
+        }
+        // Spread over the blocks read, not the first ones only.
+        let step = samples.len().div_ceil(TRAINING_RECORDS).max(1);
+        let samples: Vec<&[u8]> = samples.iter().step_by(step).map(|s| s.as_bytes()).collect();
+        let trained = zstd::dict::from_samples(&samples, DICTIONARY_BYTES);
+        let Some(d) = trained.ok().and_then(crate::batch::register_dictionary) else {
+            tracing::warn!(samples = samples.len(), "could not train a dictionary for raw records; they stay without");
+            return Ok(());
+        };
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO raw_dictionaries (id, dict, created_at) VALUES (?1, ?2, ?3)",
+                params![d.id, d.bytes, now_millis()],
+            )
+            .context("store a raw dictionary")?;
+        self.dictionaries.get_or_insert_default().insert(d.id);
+        crate::batch::use_dictionary(Some(d));
+        Ok(())
     }
 
     /// Writes the open block (columns, raw records and postings), if any.
@@ -230,7 +305,9 @@ impl SqliteWriter {
         for (dim, value) in postings {
             post.execute(params![dim, value, block.id]).context("insert posting")?;
         }
-        Ok(())
+        drop(post);
+        // As soon as there is enough to learn from: the rest of a long ingest benefits.
+        self.train_dictionary()
     }
 }
 
@@ -358,6 +435,23 @@ impl EventWriter for SqliteWriter {
         // A batch whose events were all stored before adds nothing, not even its raw bytes.
         if counts.new > 0 {
             let frame = batch.take_packed();
+            // A frame names its dictionary; the store must hold it (a frame may have been
+            // made with another store's, in a process that wrote to both).
+            if let Some(id) = crate::batch::frame_dictionary(frame.as_bytes()) {
+                let known = self.dictionaries.get_or_insert_default();
+                if !known.contains(&id) {
+                    let d = crate::batch::known_dictionary(id).ok_or_else(|| StoreError::Corrupt {
+                        block: block.id,
+                        detail: format!("a batch names dictionary {id}, unknown to this process"),
+                    })?;
+                    conn.execute(
+                        "INSERT OR IGNORE INTO raw_dictionaries (id, dict, created_at) VALUES (?1, ?2, ?3)",
+                        params![d.id, d.bytes, now_millis()],
+                    )
+                    .context("store a raw dictionary")?;
+                    known.insert(id);
+                }
+            }
             match (&mut block.frames, crate::batch::frame_index(&frame, block.slots as u32, block.raw.len() as u32)) {
                 (Some(index), Some(more)) => index.extend(more),
                 (index, _) => *index = None,
@@ -514,6 +608,8 @@ impl EventWriter for SqliteWriter {
                 self.in_tx = false;
                 self.block = None;
                 self.forget_caches();
+                // A dictionary stored in the rolled-back transaction is gone: read again.
+                self.dictionaries = None;
                 self.pending_events = 0;
                 return Err(e);
             }

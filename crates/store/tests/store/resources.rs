@@ -148,7 +148,8 @@ fn an_older_store_gets_resource_postings_on_upgrade() {
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(
-            "DELETE FROM postings WHERE dim = 11; ALTER TABLE blocks DROP COLUMN frames; PRAGMA user_version = 13;",
+            "DELETE FROM postings WHERE dim = 11; ALTER TABLE blocks DROP COLUMN frames; DROP TABLE raw_dictionaries;
+             PRAGMA user_version = 13;",
         )
         .unwrap();
     }
