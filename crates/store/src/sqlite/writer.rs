@@ -197,9 +197,9 @@ impl SqliteWriter {
             if self.dictionaries.is_none() {
                 self.load_dictionaries()?;
             }
-            if self.ids.as_ref().is_none_or(|f| f.generation != generation) {
+            if self.ids.as_ref().is_none_or(|f| f.generation != generation || f.is_full()) {
                 let saved = self.filter_file.as_deref().and_then(|p| IdFilter::load(p, nonce, generation));
-                self.ids = match saved {
+                self.ids = match saved.filter(|f| !f.is_full()) {
                     Some(f) => Some(f),
                     None => Some(load_id_filter(&self.conn, generation)?),
                 };
@@ -684,7 +684,7 @@ fn id_stored(conn: &Connection, hour: i64, key: &super::EventIdKey<'_>) -> Resul
 /// The filter of every stored eventID: sized for the ids there are, then filled with them.
 fn load_id_filter(conn: &Connection, generation: i64) -> Result<IdFilter, StoreError> {
     let count: i64 = conn.query_row("SELECT count(*) FROM event_ids", [], |r| r.get(0)).context("count event ids")?;
-    // Room to grow before the first layer fills.
+    // Room to grow before it must be read again.
     let mut filter = IdFilter::with_capacity(count as usize * 2 + (1 << 20), generation);
     let mut stmt = conn.prepare("SELECT id FROM event_ids").context("read event ids")?;
     for key in stmt.query_map([], |r| r.get::<_, super::EventIdKey<'static>>(0)).context("read event ids")? {
