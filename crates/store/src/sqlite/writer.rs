@@ -68,7 +68,7 @@ pub(crate) struct SqliteWriter {
 /// A store gets a dictionary for its raw records once it holds this many blocks (~16 k
 /// events): trained on up to [`TRAINING_RECORDS`] records of its newest blocks.
 const TRAINING_BLOCKS: i64 = 16;
-const TRAINING_RECORDS: usize = 4096;
+const TRAINING_RECORDS: usize = 1024;
 /// zstd's default dictionary size.
 const DICTIONARY_BYTES: usize = 112_640;
 
@@ -244,7 +244,7 @@ impl SqliteWriter {
         self.training_tried = true;
         let raws: Vec<Vec<u8>> = self
             .conn
-            .prepare("SELECT raw FROM blocks ORDER BY id DESC LIMIT 64")
+            .prepare("SELECT raw FROM blocks ORDER BY id DESC LIMIT 16")
             .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
             .context("read records to train a dictionary on")?;
         let mut samples: Vec<String> = Vec::new();
