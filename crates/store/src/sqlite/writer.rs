@@ -10,13 +10,16 @@
 //! its batch's packed raw records, its postings), which is written as one row when it holds
 //! [`BLOCK_EVENTS`] rows or [`BLOCK_BYTES`] of raw records, and before every commit. Block ids
 //! are allocated here (the writer holds the write lock, so ids above the maximum are free).
+//! The hourly rollups (`rollups.rs`) are counted in memory per object and written once per
+//! commit, one upsert per (column, hour, value) the group touched.
 //!
 //! Undoing one object inside the group (quarantine, I/O failure) does not use a SAVEPOINT
 //! (with one open, SQLite copies every page it touches into a sub-journal). Instead the
 //! writer remembers the `event_ids` it inserted for the object and deletes them, deletes the
 //! blocks written since the object began, cuts back the block that was open when it began
 //! (in memory, or with `rows` if it has been written since), and never wrote the object's
-//! ledger row, whose id is reserved in memory and written when the object ends.
+//! ledger row, whose id is reserved in memory and written when the object ends; its rollup
+//! counts are dropped with it.
 
 use model::ParsedEvent;
 use rusqlite::{params, Connection, OptionalExtension};
