@@ -143,10 +143,9 @@ impl BlockColumns {
         self.event_time.len()
     }
 
-    /// The `postings` row `i` of block `block` is indexed under: (dimension, value) of each
-    /// searchable column it has a value for ([`posting_value`]). The writer posts these,
-    /// retention removes them with the block.
-    pub fn posted(&self, i: usize, block: i64) -> impl Iterator<Item = (u8, i64)> + use<> {
+    /// (dimension, id) of each searchable column row `i` has a value for: what it is posted
+    /// under ([`posted`](Self::posted)) and counted by in the hourly rollups.
+    pub fn values(&self, i: usize) -> impl Iterator<Item = (u8, i64)> + use<> {
         [
             (kind::EVENT_SOURCE, self.event_source[i]),
             (kind::EVENT_NAME, self.event_name[i]),
@@ -158,7 +157,13 @@ impl BlockColumns {
         ]
         .into_iter()
         .filter(|&(_, value)| value != 0)
-        .map(move |(dim, value)| (dim, posting_value(dim, value, block)))
+    }
+
+    /// The `postings` row `i` of block `block` is indexed under: (dimension, value) of each
+    /// searchable column it has a value for ([`posting_value`]). The writer posts these,
+    /// retention removes them with the block.
+    pub fn posted(&self, i: usize, block: i64) -> impl Iterator<Item = (u8, i64)> + use<> {
+        self.values(i).map(move |(dim, value)| (dim, posting_value(dim, value, block)))
     }
 
     /// The text a `source_ip` or `user_agent` id names in this block.

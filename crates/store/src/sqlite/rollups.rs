@@ -61,9 +61,7 @@ impl RollupDelta {
         h.events += sign;
         h.first = h.first.min(t);
         h.last = h.last.max(t);
-        // `posted` gives posting values (segmented by block); rollups count the ids.
-        for (dim, value) in c.posted(i, 0) {
-            let value = if super::columns::segmented(dim) { rollup_value(c, dim, i) } else { value };
+        for (dim, value) in c.values(i) {
             *self.values.entry((dim, hour, value)).or_default() += sign;
         }
     }
@@ -102,11 +100,15 @@ impl RollupDelta {
         let mut remove_hour = conn
             .prepare_cached("UPDATE rollup_hours SET events = events + ?2, first = NULL, last = NULL WHERE hour = ?1")
             .context("prepare rollup hour update")?;
+        let mut drop_hour = conn
+            .prepare_cached("DELETE FROM rollup_hours WHERE hour = ?1 AND events <= 0")
+            .context("prepare rollup hour delete")?;
         for (hour, d) in hours {
             if d.events >= 0 {
                 add_hour.execute(params![hour, d.events, d.first, d.last]).context("count an hour")?;
             } else {
                 remove_hour.execute(params![hour, d.events]).context("uncount an hour")?;
+                drop_hour.execute([hour]).context("drop an empty hour")?;
             }
         }
         // Many rows per statement: per row, a statement's step costs as much as the insert.
@@ -117,40 +119,25 @@ impl RollupDelta {
                 vec!["(?, ?, ?, ?)"; rows].join(", ")
             )
         };
-        let mut removed = false;
-        let mut chunks = values.chunks_exact(UPSERT_ROWS);
-        let mut upsert = conn.prepare_cached(&upsert_sql(UPSERT_ROWS)).context("prepare rollup upsert")?;
-        for chunk in &mut chunks {
-            let params: Vec<i64> =
-                chunk.iter().flat_map(|&((dim, hour, value), n)| [i64::from(dim), hour, value, n]).collect();
-            upsert.execute(rusqlite::params_from_iter(params)).context("count values")?;
-            removed |= chunk.iter().any(|v| v.1 < 0);
+        let full = upsert_sql(UPSERT_ROWS);
+        for chunk in values.chunks(UPSERT_ROWS) {
+            let params = chunk.iter().flat_map(|&((dim, hour, value), n)| [i64::from(dim), hour, value, n]);
+            // Only the last chunk is shorter: its statement is not worth a cache slot.
+            let counted = if chunk.len() == UPSERT_ROWS {
+                conn.prepare_cached(&full).and_then(|mut s| s.execute(rusqlite::params_from_iter(params)))
+            } else {
+                conn.prepare(&upsert_sql(chunk.len())).and_then(|mut s| s.execute(rusqlite::params_from_iter(params)))
+            };
+            counted.context("count values")?;
         }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let params: Vec<i64> =
-                rest.iter().flat_map(|&((dim, hour, value), n)| [i64::from(dim), hour, value, n]).collect();
-            conn.prepare(&upsert_sql(rest.len()))
-                .and_then(|mut s| s.execute(rusqlite::params_from_iter(params)))
-                .context("count values")?;
-            removed |= rest.iter().any(|v| v.1 < 0);
-        }
-        if removed {
-            conn.execute("DELETE FROM rollups WHERE events <= 0", []).context("drop zero counts")?;
-            conn.execute("DELETE FROM rollup_hours WHERE events <= 0", []).context("drop empty hours")?;
+        // Counts that retention took to zero go, by key (not by a scan of the table).
+        let mut drop_value = conn
+            .prepare_cached("DELETE FROM rollups WHERE dim = ?1 AND hour = ?2 AND value = ?3 AND events <= 0")
+            .context("prepare rollup delete")?;
+        for ((dim, hour, value), _) in values.iter().filter(|v| v.1 < 0) {
+            drop_value.execute(params![dim, hour, value]).context("drop a zero count")?;
         }
         Ok(())
-    }
-}
-
-/// The id a rollup counts for row `i`'s value of segmented `dim` (the column's id, not its
-/// segmented posting value).
-fn rollup_value(c: &BlockColumns, dim: u8, i: usize) -> i64 {
-    use super::schema::kind;
-    match dim {
-        kind::SOURCE_IP => c.source_ip[i],
-        kind::PRINCIPAL => c.principal[i],
-        _ => unreachable!("only addresses and principals are segmented"),
     }
 }
 
