@@ -268,24 +268,38 @@ impl Block {
         StoreError::Corrupt { block: self.id, detail: detail.to_string() }
     }
 
+    /// The block's raw bytes and frame index, read once.
+    fn stored(&self, conn: &Connection) -> Result<&StoredRaw, StoreError> {
+        if let Some(stored) = self.stored.get() {
+            return Ok(stored);
+        }
+        let (bytes, frames): (Vec<u8>, Option<Vec<u8>>) = conn
+            .prepare_cached("SELECT raw, frames FROM blocks WHERE id = ?1")
+            .and_then(|mut s| s.query_row([self.id], |r| Ok((r.get(0)?, r.get(1)?))))
+            .context("read raw records")?;
+        Ok(self.stored.get_or_init(|| (bytes, frames.map(|f| crate::batch::decode_frame_index(&f)))))
+    }
+
+    /// Every raw record of the block, unpacked once.
+    fn records(&self, conn: &Connection) -> Result<&Vec<String>, StoreError> {
+        if let Some(all) = self.raw.get() {
+            return Ok(all);
+        }
+        let all = super::unpack_raw(conn, &self.stored(conn)?.0).map_err(|e| self.corrupt(e))?;
+        Ok(self.raw.get_or_init(|| all))
+    }
+
     /// The raw record in `slot`: from its frame alone when the block lists its frames.
     fn record(&self, conn: &Connection, slot: usize) -> Result<String, StoreError> {
-        if let Some(all) = self.raw.get() {
-            return all.get(slot).cloned().ok_or_else(|| self.corrupt(format!("no raw record {slot}")));
-        }
-        if self.stored.get().is_none() {
-            let (bytes, frames): (Vec<u8>, Option<Vec<u8>>) = conn
-                .prepare_cached("SELECT raw, frames FROM blocks WHERE id = ?1")
-                .and_then(|mut s| s.query_row([self.id], |r| Ok((r.get(0)?, r.get(1)?))))
-                .context("read raw records")?;
-            let _ = self.stored.set((bytes, frames.map(|f| crate::batch::decode_frame_index(&f))));
-        }
-        let (bytes, index) = self.stored.get().expect("set above");
-        let Some(index) = index else {
-            let all = super::unpack_raw(conn, bytes).map_err(|e| self.corrupt(e))?;
-            let all = self.raw.get_or_init(|| all);
-            return all.get(slot).cloned().ok_or_else(|| self.corrupt(format!("no raw record {slot}")));
+        let missing = || self.corrupt(format!("no raw record {slot}"));
+        let index = match self.raw.get() {
+            Some(_) => None,
+            None => self.stored(conn)?.1.as_ref(),
         };
+        let Some(index) = index else {
+            return self.records(conn)?.get(slot).cloned().ok_or_else(missing);
+        };
+        let bytes = &self.stored(conn)?.0;
         let k = index.partition_point(|&(first, _)| first as usize <= slot);
         let Some(k) = k.checked_sub(1) else { return Err(self.corrupt(format!("no frame holds record {slot}"))) };
         let (first, start) = index[k];
@@ -301,7 +315,7 @@ impl Block {
                 records
             }
         };
-        frame.get(slot - first as usize).cloned().ok_or_else(|| self.corrupt(format!("no raw record {slot}")))
+        frame.get(slot - first as usize).cloned().ok_or_else(missing)
     }
 }
 
@@ -437,7 +451,7 @@ pub(crate) fn resource_events(
             }
             let columns = decode_block(conn, id, &None)?;
             let block = Block::new(id, columns);
-            let records = raw_records(conn, &block)?;
+            let records = block.records(conn)?;
             let c = &block.columns;
             for row in 0..(rows as usize).min(c.len()) {
                 let matched = c.event_time[row] >= since
@@ -458,20 +472,6 @@ pub(crate) fn resource_events(
         found.truncate(limit);
         Ok(found)
     })
-}
-
-/// A block's raw records, read and unpacked once.
-fn raw_records<'b>(conn: &Connection, block: &'b Block) -> Result<&'b Vec<String>, StoreError> {
-    if let Some(raw) = block.raw.get() {
-        return Ok(raw);
-    }
-    let bytes: Vec<u8> = conn
-        .prepare_cached("SELECT raw FROM blocks WHERE id = ?1")
-        .and_then(|mut s| s.query_row([block.id], |r| r.get(0)))
-        .context("read raw records")?;
-    let records =
-        super::unpack_raw(conn, &bytes).map_err(|e| StoreError::Corrupt { block: block.id, detail: e.to_string() })?;
-    Ok(block.raw.get_or_init(|| records))
 }
 
 /// (id, max_time, rows, columns): columns are `None` when the query left them to be read
