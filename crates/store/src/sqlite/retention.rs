@@ -111,18 +111,14 @@ pub(crate) fn apply(
             }
         }
         report.events_deleted += (c.len() - kept) as u64;
+        let mut old_postings = postings(&c, id);
         for i in (0..c.len()).filter(|&i| !keep[i]) {
             removed.add_row(&c, i, -1);
-        }
-        let mut old_postings = postings(&c, id);
-        // Resources are not columns: the removed rows' records say which they named.
-        let mut removed_resources = HashSet::new();
-        for i in (0..c.len()).filter(|&i| !keep[i]) {
-            removed_resources.extend(resource_postings(record(i)?, id));
+            // Resources are not columns: the removed rows' records say which they named.
+            old_postings.extend(resource_postings(record(i)?, id));
         }
         if kept == 0 {
             tx.execute("DELETE FROM blocks WHERE id = ?1", [id]).context("delete expired block")?;
-            old_postings.extend(removed_resources);
             delete_postings(&tx, id, &old_postings)?;
             report.units_dropped += 1;
             continue;
@@ -160,7 +156,6 @@ pub(crate) fn apply(
         for i in (0..c.len()).filter(|&i| keep[i]) {
             new_postings.extend(resource_postings(record(i)?, id));
         }
-        old_postings.extend(removed_resources);
         let gone: Vec<_> = old_postings.difference(&new_postings).copied().collect();
         delete_postings(&tx, id, &gone.into_iter().collect())?;
         report.units_rewritten += 1;
