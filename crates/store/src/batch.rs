@@ -34,8 +34,8 @@ pub struct EventBatch {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PackedRaw {
     pub(crate) bytes: Vec<u8>,
-    /// Per frame, in order: (records, end offset in `bytes`). Empty when not known (bytes
-    /// read back with [`PackedRaw::from_bytes`]).
+    /// Per frame, in order: (its first record, its start in `bytes`). Empty when not known
+    /// (bytes read back with [`PackedRaw::from_bytes`]).
     pub(crate) frames: Vec<(u32, u32)>,
 }
 
@@ -43,9 +43,9 @@ pub struct PackedRaw {
 /// that compression barely suffers (each frame starts without history).
 pub const FRAME_RECORDS: usize = 64;
 
-/// A zstd dictionary for raw records, trained on a store's own records (`sqlite::dictionary`).
-/// Small frames (a file of seven records) start without history; with a dictionary of the
-/// store's own field names and values they compress about twice as well.
+/// A zstd dictionary for raw records, trained on a store's own records (the SQLite writer's
+/// `train_dictionary`). Small frames (a file of seven records) start without history; with
+/// a dictionary of the store's own field names and values they compress about twice as well.
 pub(crate) struct RawDictionary {
     /// zstd's id of the dictionary, written in the header of every frame made with it.
     pub id: u32,
@@ -191,12 +191,11 @@ impl RawFramer {
             let mut cctx = cctx.borrow_mut();
             for (i, &start) in self.cuts.iter().enumerate() {
                 let end = self.cuts.get(i + 1).copied().unwrap_or(self.framed.len());
-                let records = if i + 1 < self.cuts.len() { FRAME_RECORDS } else { self.records - i * FRAME_RECORDS };
+                frames.push(((i * FRAME_RECORDS) as u32, bytes.len() as u32));
                 if let Some(d) = &dictionary {
                     let mut frame = Vec::with_capacity(zstd::zstd_safe::compress_bound(end - start));
                     expect_ok(cctx.compress_using_cdict(&mut frame, &self.framed[start..end], &d.cdict));
                     bytes.extend_from_slice(&frame);
-                    frames.push((records as u32, bytes.len() as u32));
                     continue;
                 }
                 expect_ok(cctx.reset(ResetDirective::SessionOnly));
@@ -212,7 +211,6 @@ impl RawFramer {
                         break;
                     }
                 }
-                frames.push((records as u32, bytes.len() as u32));
             }
         });
         self.framed.clear();
@@ -241,7 +239,7 @@ impl PackedRaw {
         PackedRaw { bytes, frames: Vec::new() }
     }
 
-    /// Per frame: (records, end offset in the bytes); empty when not known.
+    /// Per frame: (its first record, its start in the bytes); empty when not known.
     pub fn frames(&self) -> &[(u32, u32)] {
         &self.frames
     }
@@ -257,7 +255,7 @@ impl PackedRaw {
 }
 
 /// Decompresses zstd frames one after another, each with the dictionary its header names
-/// (looked up with `dictionary`), into `out`.
+/// (looked up with `dictionary`).
 pub(crate) fn decompress_frames(
     bytes: &[u8],
     dictionary: &mut dyn FnMut(u32) -> Result<Arc<RawDictionary>, UnpackError>,
@@ -315,14 +313,7 @@ pub(crate) fn frame_index(packed: &PackedRaw, first_slot: u32, start: u32) -> Op
     if packed.frames.is_empty() {
         return None;
     }
-    let (mut slot, mut at) = (first_slot, start);
-    let mut out = Vec::with_capacity(packed.frames.len());
-    for &(records, end) in &packed.frames {
-        out.push((slot, at));
-        slot += records;
-        at = start + end;
-    }
-    Some(out)
+    Some(packed.frames.iter().map(|&(record, at)| (first_slot + record, start + at)).collect())
 }
 
 /// The records of zstd frames of length-prefixed records (a whole block's, or one frame's).
@@ -330,20 +321,17 @@ pub(crate) fn unpack_with(
     bytes: &[u8],
     dictionary: &mut dyn FnMut(u32) -> Result<Arc<RawDictionary>, UnpackError>,
 ) -> Result<Vec<String>, UnpackError> {
-    {
-        let framed = decompress_frames(bytes, dictionary)?;
-        let mut out = Vec::new();
-        let mut at = 0;
-        while at < framed.len() {
-            let len_bytes: [u8; 4] =
-                framed.get(at..at + 4).ok_or(UnpackError::Truncated(at))?.try_into().expect("4 bytes");
-            let len = u32::from_le_bytes(len_bytes) as usize;
-            let body = framed.get(at + 4..at + 4 + len).ok_or(UnpackError::Truncated(at))?;
-            out.push(String::from_utf8(body.to_vec()).map_err(|_| UnpackError::Utf8(out.len()))?);
-            at += 4 + len;
-        }
-        Ok(out)
+    let framed = decompress_frames(bytes, dictionary)?;
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < framed.len() {
+        let len_bytes: [u8; 4] = framed.get(at..at + 4).ok_or(UnpackError::Truncated(at))?.try_into().expect("4 bytes");
+        let len = u32::from_le_bytes(len_bytes) as usize;
+        let body = framed.get(at + 4..at + 4 + len).ok_or(UnpackError::Truncated(at))?;
+        out.push(String::from_utf8(body.to_vec()).map_err(|_| UnpackError::Utf8(out.len()))?);
+        at += 4 + len;
     }
+    Ok(out)
 }
 
 /// zstd reports errors only for invalid parameters or a too-small output buffer, both ruled

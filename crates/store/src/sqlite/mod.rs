@@ -723,14 +723,6 @@ impl EventIdKey<'_> {
     }
 }
 
-/// The hour (since the epoch) an event's `event_ids` entry is filed under.
-///
-/// `event_ids` is keyed by (hour of eventTime, eventID): a trail's new events fall in the
-/// current hours, so inserts touch a small, cached part of the index instead of random
-/// pages of an index of every event ever stored — what made ingest slow down as the store
-/// grew (300 k events: 3.5 s into an empty store, 10 s into one of 2 M). Dedupe stays by
-/// eventID alone (`idfilter.rs` says when an id must be looked for in other hours); a
-/// lookup by id alone asks each hour in the store.
 /// The records of a block's (or a frame's) raw bytes, with the store's dictionaries
 /// (`raw_dictionaries`, read once per process).
 pub(crate) fn unpack_raw(conn: &Connection, bytes: &[u8]) -> Result<Vec<String>, crate::UnpackError> {
@@ -747,6 +739,14 @@ pub(crate) fn unpack_raw(conn: &Connection, bytes: &[u8]) -> Result<Vec<String>,
     })
 }
 
+/// The hour (since the epoch) an event's `event_ids` entry is filed under.
+///
+/// `event_ids` is keyed by (hour of eventTime, eventID): a trail's new events fall in the
+/// current hours, so inserts touch a small, cached part of the index instead of random
+/// pages of an index of every event ever stored — what made ingest slow down as the store
+/// grew (300 k events: 3.5 s into an empty store, 10 s into one of 2 M). Dedupe stays by
+/// eventID alone (`idfilter.rs` says when an id must be looked for in other hours); a
+/// lookup by id alone asks each hour in the store.
 pub(crate) fn event_hour(event_time: i64) -> i64 {
     event_time.div_euclid(3_600_000)
 }

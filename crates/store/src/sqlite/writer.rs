@@ -265,12 +265,7 @@ impl SqliteWriter {
             tracing::warn!(samples = samples.len(), "could not train a dictionary for raw records; they stay without");
             return Ok(());
         };
-        self.conn
-            .execute(
-                "INSERT OR IGNORE INTO raw_dictionaries (id, dict, created_at) VALUES (?1, ?2, ?3)",
-                params![d.id, d.bytes, now_millis()],
-            )
-            .context("store a raw dictionary")?;
+        store_dictionary(&self.conn, &d)?;
         self.dictionaries.get_or_insert_default().insert(d.id);
         crate::batch::use_dictionary(Some(d));
         Ok(())
@@ -447,11 +442,7 @@ impl EventWriter for SqliteWriter {
                         block: block.id,
                         detail: format!("a batch names dictionary {id}, unknown to this process"),
                     })?;
-                    conn.execute(
-                        "INSERT OR IGNORE INTO raw_dictionaries (id, dict, created_at) VALUES (?1, ?2, ?3)",
-                        params![d.id, d.bytes, now_millis()],
-                    )
-                    .context("store a raw dictionary")?;
+                    store_dictionary(conn, &d)?;
                     known.insert(id);
                 }
             }
@@ -673,6 +664,15 @@ impl Drop for SqliteWriter {
             }
         }
     }
+}
+
+fn store_dictionary(conn: &Connection, d: &crate::batch::RawDictionary) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT OR IGNORE INTO raw_dictionaries (id, dict, created_at) VALUES (?1, ?2, ?3)",
+        params![d.id, d.bytes, now_millis()],
+    )
+    .context("store a raw dictionary")?;
+    Ok(())
 }
 
 /// Whether an eventID is stored: in `hour` (where a re-delivered record is), else in any.
