@@ -24,7 +24,8 @@ struct Measured {
     rows: usize,
 }
 
-fn percentile(times: &[Duration], p: f64) -> f64 {
+/// The `p`-quantile of `times` in milliseconds (nearest rank; `times` must not be empty).
+pub(crate) fn percentile(times: &[Duration], p: f64) -> f64 {
     let mut t: Vec<f64> = times.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
     t.sort_by(f64::total_cmp);
     let i = ((t.len() as f64 * p).ceil() as usize).clamp(1, t.len()) - 1;
@@ -62,7 +63,7 @@ pub fn run(args: BenchStoreArgs) -> anyhow::Result<()> {
     let sqlite = SqliteStore::open(&args.db).with_context(|| format!("opening {}", args.db.display()))?;
     let store = Store::from(sqlite);
     let stats = store.stats()?;
-    let (Some(_oldest), Some(newest)) = (stats.oldest_event, stats.newest_event) else {
+    let (Some(oldest), Some(newest)) = (stats.oldest_event, stats.newest_event) else {
         anyhow::bail!("{} holds no events: ingest some first", args.db.display());
     };
     let events = store.events();
@@ -147,7 +148,7 @@ pub fn run(args: BenchStoreArgs) -> anyhow::Result<()> {
         let bytes = sqlite.backup_to(&copy)?;
         let backup = started.elapsed();
         let copied = SqliteStore::open(&copy)?;
-        let days = ((newest - stats.oldest_event.unwrap_or(newest)) / 86_400_000).max(1) as u32;
+        let days = ((newest - oldest) / 86_400_000).max(1) as u32;
         let policy = RetentionPolicy { days: Some(days), ..Default::default() };
         let started = Instant::now();
         let (mut deleted, mut resume) = (0u64, None);

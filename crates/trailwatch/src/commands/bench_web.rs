@@ -27,10 +27,7 @@ struct Measured {
 
 impl Measured {
     fn pct(&self, p: f64) -> f64 {
-        let mut t: Vec<f64> = self.times.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
-        t.sort_by(f64::total_cmp);
-        let i = ((t.len() as f64 * p).ceil() as usize).clamp(1, t.len()) - 1;
-        t[i]
+        super::bench_store::percentile(&self.times, p)
     }
 }
 
