@@ -61,7 +61,6 @@ pub(crate) fn apply(
     if let Some(&(last, ..)) = candidates.last() {
         report.resume_after = (candidates.len() == max_blocks).then_some(last);
     }
-    let referenced = referenced_events(&tx)?;
     // The removed rows leave the hourly rollups in the same transaction.
     let mut removed = super::rollups::RollupDelta::default();
     for (id, rows, columns, raw) in candidates {
@@ -93,9 +92,12 @@ pub(crate) fn apply(
             expired_ids.push((i, super::event_id_key(&event_id).into_owned()));
         }
         let mut keep = vec![true; c.len()];
+        let mut alerted = tx
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM alert_events WHERE event = ?1)")
+            .context("prepare alerted event lookup")?;
         for (i, key) in &expired_ids {
             // An event an alert refers to stays.
-            let referenced = referenced.contains(key);
+            let referenced: bool = alerted.query_row([key], |r| r.get(0)).context("look up alerted event")?;
             report.events_kept_for_alerts += u64::from(referenced);
             keep[*i] = referenced;
         }
@@ -186,14 +188,6 @@ fn categories(conn: &Connection) -> Result<HashMap<i64, String>, StoreError> {
     let mut s = conn.prepare_cached("SELECT id, value FROM dict WHERE kind = ?1").context("read categories")?;
     let rows = s.query_map([kind::CATEGORY], |r| Ok((r.get(0)?, r.get(1)?))).context("read categories")?;
     rows.collect::<Result<_, _>>().context("read categories")
-}
-
-/// The ids of the events alerts refer to. `event_ids` is keyed by hour, so the alerts'
-/// events are matched by id here rather than joined.
-fn referenced_events(conn: &Connection) -> Result<HashSet<super::EventIdKey<'static>>, StoreError> {
-    let mut s = conn.prepare_cached("SELECT DISTINCT event FROM alert_events").context("read alert events")?;
-    let rows = s.query_map([], |r| r.get(0)).context("read alert events")?;
-    rows.collect::<Result<_, _>>().context("read alert events")
 }
 
 /// The postings a block's rows make.

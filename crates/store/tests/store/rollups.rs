@@ -189,7 +189,7 @@ fn an_older_store_gets_its_rollups_on_upgrade() {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(
             "DROP TABLE rollups; DROP TABLE rollup_hours; ALTER TABLE blocks DROP COLUMN frames;
-             DROP TABLE raw_dictionaries; PRAGMA user_version = 12;",
+             DROP TABLE raw_dictionaries; DROP INDEX alert_events_by_event; PRAGMA user_version = 12;",
         )
         .unwrap();
     }
