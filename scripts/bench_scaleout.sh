@@ -7,9 +7,13 @@
 # Every run starts from a fresh store. On a 2-core machine the servers share the cores with
 # the workers, so (3) measures contention as much as scaling: read the ratio with that in mind.
 #
+# With TABLE=1, `trailwatch bench store` then measures what the SQLite store and the one-worker
+# scale-out store (the same events) answer: the scale table's figures for both, same run.
+#
 # Needs the servers: TRAILWATCH_TEST_CLICKHOUSE_URL and TRAILWATCH_TEST_POSTGRES_URL (as
 # scripts/services.sh exports them), psql, and a release build.
 #   EVENTS=1000000 scripts/bench_scaleout.sh
+#   TABLE=1 ACCOUNTS=20 HOURS=168 REGIONS=us-east-1,eu-west-1,us-west-2,ap-southeast-2 scripts/bench_scaleout.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${TRAILWATCH_BIN:-target/release/trailwatch}
@@ -19,7 +23,8 @@ EVENTS=${EVENTS:-1000000}
 work=$(mktemp -d /tmp/tw-bench-scaleout.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
-"$BIN" simulate --out "$work/bucket" --profile "${PROFILE:-realistic}" --events "$EVENTS" --accounts 5 --hours 72 --seed 11 >/dev/null
+"$BIN" simulate --out "$work/bucket" --profile "${PROFILE:-realistic}" --events "$EVENTS" --accounts "${ACCOUNTS:-5}" \
+  --hours "${HOURS:-72}" --regions "${REGIONS:-us-east-1,eu-west-1}" --seed 11 >/dev/null
 # Two halves of the files, same layout (hard links).
 (cd "$work/bucket" && find . -name '*.json.gz' | sort) > "$work/files"
 awk 'NR % 2 == 1' "$work/files" > "$work/odd.list"
@@ -70,3 +75,9 @@ echo "  SQLite, 1 process:                 $sqlite_rate events/s"
 echo "  ClickHouse+PostgreSQL, 1 worker:   $one_rate events/s"
 echo "  ClickHouse+PostgreSQL, 2 workers:  $two_rate events/s (stored: $stored)"
 python3 -c "import sys; s, o, t = (float(x.replace(',', '')) for x in sys.argv[1:]); print(f'  ratios: 1 worker / SQLite = {o / s:.2f}, 2 workers / 1 worker = {t / o:.2f}')" "$sqlite_rate" "$one_rate" "$two_rate"
+if [ "${TABLE:-0}" = 1 ]; then
+  echo "== bench store, SQLite"
+  "$BIN" bench store --db "$work/sqlite.db" --runs "${RUNS:-3}"
+  echo "== bench store, ClickHouse+PostgreSQL (the one-worker store)"
+  "$BIN" bench store --config "$one" --runs "${RUNS:-3}"
+fi

@@ -881,18 +881,19 @@ pub enum BenchCommand {
     Ingest(BenchIngestArgs),
     /// Server time of the dashboard's overview and searches over an existing store.
     Web(BenchWebArgs),
-    /// What an SQLite store answers and how fast, at its size: the scale table's figures.
+    /// What a store answers and how fast, at its size: the scale table's figures.
     Store(BenchStoreArgs),
 }
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example:\n  trailwatch simulate --out /tmp/b --events 1000000 --hours 168 --accounts 20 --regions us-east-1,eu-west-1,us-west-2,ap-southeast-2 && \\\n  trailwatch ingest --local /tmp/b --db /tmp/b.db && trailwatch bench store --db /tmp/b.db --copy-dir /tmp"
+    after_help = "Example:\n  trailwatch simulate --out /tmp/b --events 1000000 --hours 168 --accounts 20 --regions us-east-1,eu-west-1,us-west-2,ap-southeast-2 && \\\n  trailwatch ingest --local /tmp/b --db /tmp/b.db && trailwatch bench store --db /tmp/b.db --copy-dir /tmp\n\n\
+    With --config, the configuration's store (the scale-out store: the same queries through the same calls)."
 )]
 pub struct BenchStoreArgs {
-    /// The SQLite store to measure (read only).
-    #[arg(long, value_name = "PATH")]
-    pub db: PathBuf,
+    /// The store to measure (read only): `--db` an SQLite file, or `--config`'s store.
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// Runs of each measured query.
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
@@ -900,7 +901,7 @@ pub struct BenchStoreArgs {
     #[arg(long, default_value_t = 20_000)]
     pub resource_sample: usize,
     /// Also time a backup into this directory and retention of the oldest day on that copy
-    /// (needs free space the size of the store; the copy is deleted).
+    /// (SQLite only; needs free space the size of the store; the copy is deleted).
     #[arg(long, value_name = "DIR")]
     pub copy_dir: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t)]

@@ -11,9 +11,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde_json::json;
-use store::{Dimension, EventQuery, RetentionPolicy, SqliteStore, Store, SummarySpec};
+use store::{Dimension, EventQuery, RetentionPolicy, SqliteStore, SummarySpec};
 
 use crate::cli::BenchStoreArgs;
+use crate::commands::{open_target, store_target, Open};
+use crate::config::StoreConfig;
 use crate::output::Format;
 
 /// Milliseconds of each run of one measured query.
@@ -60,11 +62,20 @@ fn picks(values: &[(String, u64)]) -> Vec<(&'static str, &(String, u64))> {
 }
 
 pub fn run(args: BenchStoreArgs) -> anyhow::Result<()> {
-    let sqlite = SqliteStore::open(&args.db).with_context(|| format!("opening {}", args.db.display()))?;
-    let store = Store::from(sqlite);
+    let target = store_target(&args.store)?;
+    let sqlite_path = match &target {
+        StoreConfig::Sqlite { path } => Some(path.clone()),
+        StoreConfig::ScaleOut { .. } => None,
+    };
+    if args.copy_dir.is_some() && sqlite_path.is_none() {
+        anyhow::bail!(
+            "--copy-dir times SQLite's backup and retention: a scale-out store is backed up with its servers' tools"
+        );
+    }
+    let store = open_target(&target, Open::Existing)?;
     let stats = store.stats()?;
     let (Some(oldest), Some(newest)) = (stats.oldest_event, stats.newest_event) else {
-        anyhow::bail!("{} holds no events: ingest some first", args.db.display());
+        anyhow::bail!("the store holds no events: ingest some first");
     };
     let events = store.events();
     let space = events.storage()?;
@@ -141,10 +152,10 @@ pub fn run(args: BenchStoreArgs) -> anyhow::Result<()> {
 
     // Backup, and retention of the oldest day, on the copy.
     let mut copy_figures = serde_json::Value::Null;
-    if let Some(dir) = &args.copy_dir {
+    if let (Some(dir), Some(db)) = (&args.copy_dir, &sqlite_path) {
         let copy = dir.join("bench-store-copy.db");
         let started = Instant::now();
-        let sqlite = SqliteStore::open(&args.db)?;
+        let sqlite = SqliteStore::open(db).with_context(|| format!("opening {}", db.display()))?;
         let bytes = sqlite.backup_to(&copy)?;
         let backup = started.elapsed();
         let copied = SqliteStore::open(&copy)?;

@@ -173,10 +173,9 @@ pub fn run(args: BenchWebArgs) -> anyhow::Result<()> {
             deep.times.push(time_get(&app, &format!("/api/v1/events?limit=50{cursor}"), &token).await?);
         }
         out.push((deep, None));
-        // Resource history has no index: it reads the newest records until it has 500 that
-        // name the resource (or the range ends). Measured for a resource of a recent event.
+        // Resource history (the page's API), for a resource of a recent event.
         if let Some(resource) = recent_resource(&indexed)? {
-            let mut m = Measured { name: "resource history 7d (scan, no index)".into(), times: Vec::new() };
+            let mut m = Measured { name: "resource history 7d".into(), times: Vec::new() };
             let path = format!("/api/v1/resources/{}?since=7d", web::html::url_component(&resource));
             for _ in 0..runs.min(3) {
                 m.times.push(time_get(&app, &path, &token).await?);

@@ -2,6 +2,7 @@
 //! contracts of `design.md`.
 
 mod bad_input;
+mod bench;
 mod ingest;
 mod kill;
 mod layers;
