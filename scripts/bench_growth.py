@@ -1,15 +1,21 @@
 #!/usr/bin/env python3
-"""Does ingest keep its speed as the store grows? One store, fed a trail day by day.
+"""Does ingest keep its speed as the store grows? One store, fed a trail chunk by chunk.
 
-Each chunk is the next simulated day of one trail (same seed: the same people, agents and
-addresses come back day after day, as in a real trail) of `--events` events; it is
+Each chunk is the next `--hours` (default a day) of one simulated trail (same seed: the same
+people, agents and addresses come back chunk after chunk, as in a real trail) of `--events`
+events; it is
 written, ingested into the same store by a whole `trailwatch ingest` process, and deleted
 (so disk holds one chunk at a time). The table gives each chunk's rate, its ratio to the
 first chunk's (the empty-store rate, same run), the process's peak RSS and the store's
-bytes per event. Target: every ratio >= 0.8.
+bytes per event, then the mean ratio per 10 M events stored. Target: every ratio >= 0.8.
 
-    python3 scripts/bench_growth.py WORKDIR [--chunks 10] [--events 1000000]
+    python3 scripts/bench_growth.py WORKDIR [--chunks 10] [--events 1000000] [--hours 24]
         [--profile realistic] [--accounts 20] [--regions us-east-1,...] [--bin PATH]
+
+100 M events over 7 days (the one-machine target), ~40 GB of store:
+
+    python3 scripts/bench_growth.py /big/dir --chunks 84 --events 1190476 --hours 2
+    trailwatch bench store --db /big/dir/growth.db
 """
 import argparse
 import datetime
@@ -30,6 +36,7 @@ def main():
     ap.add_argument("--accounts", type=int, default=20)
     ap.add_argument("--regions", default="us-east-1,eu-west-1,us-west-2,ap-southeast-2")
     ap.add_argument("--bin", default="target/release/trailwatch")
+    ap.add_argument("--hours", type=int, default=24, help="hours of trail per chunk")
     ap.add_argument("--seed", type=int, default=3)
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
@@ -37,14 +44,14 @@ def main():
     for s in ("", "-wal", "-shm"):
         if os.path.exists(db + s):
             os.remove(db + s)
-    start = datetime.date(2026, 1, 5)
+    start = datetime.datetime(2026, 1, 5)
     rows, stored = [], 0
     for i in range(a.chunks):
         tree = os.path.join(a.work, "chunk")
         shutil.rmtree(tree, ignore_errors=True)
-        day = (start + datetime.timedelta(days=i)).isoformat() + "T00:00:00Z"
+        day = (start + datetime.timedelta(hours=i * a.hours)).isoformat() + "Z"
         subprocess.run([a.bin, "simulate", "--out", tree, "--profile", a.profile, "--events", str(a.events),
-                        "--hours", "24", "--start", day, "--seed", str(a.seed), "--accounts", str(a.accounts),
+                        "--hours", str(a.hours), "--start", day, "--seed", str(a.seed), "--accounts", str(a.accounts),
                         "--regions", a.regions], check=True, stdout=subprocess.DEVNULL)
         wall, rss, out = timed([a.bin, "ingest", "--local", tree, "--db", db, "--format", "json"])
         report = json.loads(out)
@@ -56,6 +63,13 @@ def main():
               f"ratio {report['records'] / wall / first:4.2f}  RSS {rss:>6.0f} MB  {size / stored:5.0f} B/event",
               flush=True)
         shutil.rmtree(tree, ignore_errors=True)
+    # Per 10 M events stored (or per chunk when there are fewer): the mean ratio.
+    first = rows[0][2]
+    group = max(1, 10_000_000 // max(a.events, 1))
+    for g in range(0, len(rows), group):
+        part = rows[g:g + group]
+        print(f"events {rows[g - 1][1] if g else 0:>12,} .. {part[-1][1]:>12,}: mean ratio "
+              f"{sum(r[2] for r in part) / len(part) / first:4.2f}, max RSS {max(r[3] for r in part):.0f} MB")
     worst = min(r[2] for r in rows[1:]) / rows[0][2] if len(rows) > 1 else 1.0
     print(f"worst chunk / first chunk: {worst:.2f} (target >= 0.8)")
 

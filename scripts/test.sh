@@ -114,7 +114,7 @@ scripts/fuzz.sh
 
 step "scripts"
 python3 -m py_compile scripts/naive_loader.py scripts/make_big_log.py scripts/bench_sqs.py scripts/soak.py scripts/bench_login.py \
-  scripts/pack_published.py scripts/bench_compare_report.py
+  scripts/pack_published.py scripts/bench_compare_report.py scripts/bench_growth.py scripts/bench_profiles.py
 bash -n scripts/bench.sh
 bash -n scripts/bench_rules.sh
 bash -n scripts/bench_web.sh
