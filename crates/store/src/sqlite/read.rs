@@ -114,11 +114,7 @@ impl Filters {
         let principal = match &q.principal {
             None => None,
             Some(who) => {
-                let (op, v) = if is_wildcard(who) { ("GLOB", glob_pattern(who)) } else { ("=", who.clone()) };
-                let ids_sql = format!(
-                    "SELECT id FROM principals WHERE principal {op} ? OR issuer {op} ? OR name {op} ? OR human {op} ?"
-                );
-                let four = vec![Value::Text(v); 4];
+                let (ids_sql, four) = principal_ids_sql(who);
                 let set = ids(conn, &ids_sql, four.clone())?;
                 postings.push((
                     format!(
@@ -236,6 +232,16 @@ impl Filters {
             params,
         )
     }
+}
+
+/// The ids of the principals a principal filter matches (its ARN, the role or user that
+/// issued it, its name, the person behind it), as a query and its parameters.
+fn principal_ids_sql(who: &str) -> (String, Vec<Value>) {
+    let (op, v) = if is_wildcard(who) { ("GLOB", glob_pattern(who)) } else { ("=", who.to_string()) };
+    (
+        format!("SELECT id FROM principals WHERE principal {op} ? OR issuer {op} ? OR name {op} ? OR human {op} ?"),
+        vec![Value::Text(v); 4],
+    )
 }
 
 fn ids(conn: &Connection, sql: &str, params: Vec<Value>) -> Result<FxHashSet<i64>, StoreError> {
@@ -668,9 +674,12 @@ pub(crate) fn summarize(
 ) -> Result<Summary, StoreError> {
     in_snapshot(conn, |conn| {
         let mut tally = Tally::new(conn, spec)?;
-        match whole_hours(q, spec) {
-            Some((lo, hi)) => tally.add_rollups(conn, q, spec, lo, hi)?,
-            None => tally.scan(conn, q, spec)?,
+        if let Some((lo, hi)) = whole_hours(q, spec) {
+            tally.add_rollups(conn, q, spec, lo, hi)?;
+        } else if by_principal_rollups(q, spec) {
+            tally.add_principal_rollups(conn, q, spec)?;
+        } else {
+            tally.scan(conn, q, spec)?;
         }
         tally.finish(conn, labels, spec)
     })
@@ -707,6 +716,23 @@ fn whole_hours(q: &EventQuery, spec: &SummarySpec) -> Option<(i64, i64)> {
     (lo <= hi).then_some((lo, hi))
 }
 
+/// The `principal_values` dimension of a summary dimension, if it counts it.
+fn principal_kind(d: Dimension) -> Option<u8> {
+    let k = rollup_kind(d).or((d == Dimension::UserAgent).then_some(kind::USER_AGENT))?;
+    rollups::PRINCIPAL_DIMS.contains(&k).then_some(k)
+}
+
+/// Whether a summary can read the principal rollups: one of a principal's whole history
+/// (its page), counting only what they count (and the principals themselves), by days.
+fn by_principal_rollups(q: &EventQuery, spec: &SummarySpec) -> bool {
+    let only = EventQuery { principal: q.principal.clone(), limit: q.limit, ..Default::default() };
+    q.principal.is_some()
+        && *q == only
+        && spec.series.is_none()
+        && spec.tops.iter().all(|d| *d == Dimension::Principal || principal_kind(*d).is_some())
+        && spec.bucket_ms % rollups::DAY_MS == 0
+}
+
 /// A summary being counted: exact counts by id, labelled at the end.
 struct Tally {
     summary: Summary,
@@ -719,6 +745,11 @@ struct Tally {
     histogram: FxHashMap<(i64, i64), u64>,
     /// A block each text value was seen in, to read its label from at the end.
     seen_in: FxHashMap<i64, i64>,
+    /// Where text values counted from the principal rollups were last seen: a hint, since
+    /// retention may have rewritten that block without them; and the query whose blocks
+    /// hold them all.
+    text_hints: FxHashMap<i64, i64>,
+    text_query: Option<EventQuery>,
 }
 
 impl Tally {
@@ -731,6 +762,8 @@ impl Tally {
             tops: spec.tops.iter().map(|_| FxHashMap::default()).collect(),
             histogram: FxHashMap::default(),
             seen_in: FxHashMap::default(),
+            text_hints: FxHashMap::default(),
+            text_query: None,
         })
     }
 
@@ -743,48 +776,60 @@ impl Tally {
         let (sql, params) = filters.candidates_sql(!filters.postings.is_empty());
         let mut stmt = conn.prepare(&sql).context("prepare block search")?;
         let mut candidates = stmt.query(params_from_iter(params)).context("search blocks")?;
+        while let Some((id, _, rows, bytes)) = next_candidate(&mut candidates)? {
+            let c = decode_block(conn, id, &bytes)?;
+            self.count_rows(&c, id, rows, spec, |row| filters.matches(&c, row, id << ROW_BITS | row as i64));
+        }
+        Ok(())
+    }
+
+    /// Counts the rows of block `id` (its columns `c`, `rows` valid) that `matches`.
+    fn count_rows(
+        &mut self,
+        c: &BlockColumns,
+        id: i64,
+        rows: i64,
+        spec: &SummarySpec,
+        matches: impl Fn(usize) -> bool,
+    ) {
         let text_tops: Vec<bool> = spec.tops.iter().map(|d| is_text(*d)).collect();
         let text_series = spec.series.is_some_and(is_text);
         let bucket = spec.bucket_ms.max(1);
-        while let Some((id, _, rows, bytes)) = next_candidate(&mut candidates)? {
-            let c = decode_block(conn, id, &bytes)?;
-            let series = spec.series.map(|d| column(&c, d));
-            let top_columns: Vec<&[i64]> = spec.tops.iter().map(|d| column(&c, *d)).collect();
-            for row in 0..(rows as usize).min(c.len()) {
-                if !filters.matches(&c, row, id << ROW_BITS | row as i64) {
-                    continue;
+        let series = spec.series.map(|d| column(c, d));
+        let top_columns: Vec<&[i64]> = spec.tops.iter().map(|d| column(c, *d)).collect();
+        for row in 0..(rows as usize).min(c.len()) {
+            if !matches(row) {
+                continue;
+            }
+            let t = c.event_time[row];
+            self.summary.events += 1;
+            self.first = self.first.min(t);
+            self.last = self.last.max(t);
+            let code = c.error_code[row];
+            if code != 0 {
+                self.summary.errors += 1;
+                if self.denied.contains(&code) {
+                    self.summary.denied += 1;
                 }
-                let t = c.event_time[row];
-                self.summary.events += 1;
-                self.first = self.first.min(t);
-                self.last = self.last.max(t);
-                let code = c.error_code[row];
-                if code != 0 {
-                    self.summary.errors += 1;
-                    if self.denied.contains(&code) {
-                        self.summary.denied += 1;
-                    }
+            }
+            if spec.bucket_ms > 0 {
+                let start = t.div_euclid(bucket) * bucket;
+                let value = series.map_or(0, |s| s[row]);
+                if text_series && value != 0 {
+                    self.seen_in.entry(value).or_insert(id);
                 }
-                if spec.bucket_ms > 0 {
-                    let start = t.div_euclid(bucket) * bucket;
-                    let value = series.map_or(0, |s| s[row]);
-                    if text_series && value != 0 {
+                *self.histogram.entry((start, value)).or_default() += 1;
+            }
+            for ((counts, column), &text) in self.tops.iter_mut().zip(&top_columns).zip(&text_tops) {
+                let value = column[row];
+                if value != 0 {
+                    *counts.entry(value).or_default() += 1;
+                    if text {
                         self.seen_in.entry(value).or_insert(id);
-                    }
-                    *self.histogram.entry((start, value)).or_default() += 1;
-                }
-                for ((counts, column), &text) in self.tops.iter_mut().zip(&top_columns).zip(&text_tops) {
-                    let value = column[row];
-                    if value != 0 {
-                        *counts.entry(value).or_default() += 1;
-                        if text {
-                            self.seen_in.entry(value).or_insert(id);
-                        }
                     }
                 }
             }
         }
-        Ok(())
     }
 
     /// Counts hours `[lo, hi]` from the rollups and the rest of `q`'s range from the blocks.
@@ -804,26 +849,29 @@ impl Tally {
             self.scan(conn, &EventQuery { since: Some(end), ..q.clone() }, spec)?;
         }
         let hours = rollups::hours(conn, lo, hi)?;
-        for &rollups::Hour { hour, events, first, last } in &hours {
-            self.summary.events += events as u64;
-            match (first, last) {
-                (Some(first), Some(last)) => {
-                    self.first = self.first.min(first);
-                    self.last = self.last.max(last);
-                }
-                // Retention took some of this hour's events: its blocks say what is left.
-                _ => {
-                    let hour_only = EventQuery {
-                        since: Some(hour * HOUR_MS),
-                        until: Some((hour + 1) * HOUR_MS - 1),
-                        ..Default::default()
-                    };
-                    let mut t = Tally::new(conn, &SummarySpec::default())?;
-                    t.scan(conn, &hour_only, &SummarySpec::default())?;
-                    self.first = self.first.min(t.first);
-                    self.last = self.last.max(t.last);
-                }
-            }
+        for h in &hours {
+            self.summary.events += h.events as u64;
+        }
+        // The first event is in the first hour, the last in the last. Retention took some
+        // of an hour's events when its times are unknown: its blocks say what is left.
+        let hour_only = |hour: i64| EventQuery {
+            since: Some(hour * HOUR_MS),
+            until: Some((hour + 1) * HOUR_MS - 1),
+            ..Default::default()
+        };
+        if let Some(h) = hours.first() {
+            let first = match h.first {
+                Some(t) => Some(t),
+                None => edge_time(conn, &hour_only(h.hour), Edge::First)?,
+            };
+            self.first = self.first.min(first.unwrap_or(i64::MAX));
+        }
+        if let Some(h) = hours.last() {
+            let last = match h.last {
+                Some(t) => Some(t),
+                None => edge_time(conn, &hour_only(h.hour), Edge::Last)?,
+            };
+            self.last = self.last.max(last.unwrap_or(i64::MIN));
         }
         let (Some(first_hour), Some(last_hour)) = (hours.first().map(|h| h.hour), hours.last().map(|h| h.hour)) else {
             return Ok(());
@@ -853,6 +901,131 @@ impl Tally {
             let dim = rollup_kind(*d).expect("whole_hours checked");
             *counts = rollups::top_values(conn, dim, &hour_list, counts, spec.top_n)?;
         }
+        Ok(())
+    }
+
+    /// Counts the events of the principals `q` names: a busy principal's from its counts
+    /// (`principal_values`) and the blocks before them, any other's from its blocks.
+    fn add_principal_rollups(
+        &mut self,
+        conn: &Connection,
+        q: &EventQuery,
+        spec: &SummarySpec,
+    ) -> Result<(), StoreError> {
+        use rollups::{DAY_DIM, DAY_MS};
+        let filters = Filters::resolve(conn, q)?;
+        let who = q.principal.as_deref().expect("by_principal_rollups checked");
+        let (ids_sql, ids_params) = principal_ids_sql(who);
+        // Each principal's first counted block (None: not busy).
+        let mut counted_from: FxHashMap<i64, Option<i64>> = FxHashMap::default();
+        {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT p.id, c.rolled_from FROM principals p LEFT JOIN principal_counts c ON c.principal = p.id
+                     WHERE p.id IN ({ids_sql})"
+                ))
+                .context("read principals")?;
+            let rows = stmt
+                .query_map(params_from_iter(ids_params.iter().cloned()), |r| Ok((r.get(0)?, r.get(1)?)))
+                .context("read principals")?;
+            for row in rows {
+                let (id, from) = row.context("read principals")?;
+                counted_from.insert(id, from);
+            }
+        }
+        let principal_top = spec.tops.iter().position(|d| *d == Dimension::Principal);
+        let mut tops_of: FxHashMap<u8, usize> = FxHashMap::default();
+        for (i, d) in spec.tops.iter().enumerate() {
+            if let Some(k) = principal_kind(*d) {
+                tops_of.insert(k, i);
+            }
+        }
+        let bucket = spec.bucket_ms.max(1);
+        let mut busy: Vec<i64> = counted_from.iter().filter(|(_, f)| f.is_some()).map(|(id, _)| *id).collect();
+        busy.sort_unstable();
+        let mut values = conn
+            .prepare_cached("SELECT dim, value, events, block FROM principal_values WHERE principal = ?1")
+            .context("read principal values")?;
+        for id in busy {
+            let mut rows = values.query([id]).context("read principal values")?;
+            while let Some(r) = rows.next().context("read principal values")? {
+                let (dim, value, events, block): (u8, i64, i64, i64) = (
+                    r.get(0).context("read")?,
+                    r.get(1).context("read")?,
+                    r.get(2).context("read")?,
+                    r.get(3).context("read")?,
+                );
+                let events = events as u64;
+                if dim == DAY_DIM {
+                    self.summary.events += events;
+                    if let Some(p) = principal_top {
+                        *self.tops[p].entry(id).or_default() += events;
+                    }
+                    if spec.bucket_ms > 0 {
+                        *self.histogram.entry(((value * DAY_MS).div_euclid(bucket) * bucket, 0)).or_default() += events;
+                    }
+                    continue;
+                }
+                if dim == kind::ERROR_CODE {
+                    self.summary.errors += events;
+                    if self.denied.contains(&value) {
+                        self.summary.denied += events;
+                    }
+                }
+                if let Some(&i) = tops_of.get(&dim) {
+                    *self.tops[i].entry(value).or_default() += events;
+                    if dim == kind::SOURCE_IP || dim == kind::USER_AGENT {
+                        let hint = self.text_hints.entry(value).or_insert(block);
+                        *hint = (*hint).max(block);
+                    }
+                }
+            }
+        }
+        // The events not counted: every event of a principal that is not busy, a busy one's
+        // before its counts begin. Their blocks, from the postings.
+        let sql = format!(
+            "{segments}, s(id, from_block) AS (SELECT p.id, c.rolled_from FROM principals p
+                LEFT JOIN principal_counts c ON c.principal = p.id WHERE p.id IN ({ids_sql}))
+             SELECT DISTINCT po.block FROM segments, s, postings po
+             WHERE po.dim = {dim} AND po.value = (segments.x << {SEGMENT_VALUE_BITS}) | s.id
+               AND (s.from_block IS NULL OR po.block < s.from_block)
+             ORDER BY po.block",
+            segments = segments_cte(),
+            dim = kind::PRINCIPAL,
+        );
+        let blocks: Vec<i64> = {
+            let mut stmt = conn.prepare_cached(&sql).context("find uncounted blocks")?;
+            let rows = stmt.query_map(params_from_iter(ids_params), |r| r.get(0)).context("find uncounted blocks")?;
+            rows.collect::<Result<_, _>>().context("find uncounted blocks")?
+        };
+        let mut read = conn.prepare_cached("SELECT rows, columns FROM blocks WHERE id = ?1").context("read block")?;
+        for block in blocks {
+            use rusqlite::OptionalExtension;
+            // Postings outlive blocks retention dropped.
+            let Some((rows, bytes)) = read
+                .query_row([block], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
+                .optional()
+                .context("read block")?
+            else {
+                continue;
+            };
+            let c = decode_block(conn, block, &Some(bytes))?;
+            let uncounted =
+                |row: usize| counted_from.get(&c.principal[row]).is_some_and(|f| f.is_none_or(|f| block < f));
+            self.count_rows(&c, block, rows, spec, |row| {
+                uncounted(row) && filters.matches(&c, row, block << ROW_BITS | row as i64)
+            });
+        }
+        // First and last: a few blocks at each end.
+        if self.summary.events > 0 {
+            if let Some(t) = edge_time(conn, q, Edge::First)? {
+                self.first = self.first.min(t);
+            }
+            if let Some(t) = edge_time(conn, q, Edge::Last)? {
+                self.last = self.last.max(t);
+            }
+        }
+        self.text_query = Some(q.clone());
         Ok(())
     }
 
@@ -890,11 +1063,118 @@ impl Tally {
 
     fn label(&mut self, conn: &Connection, labels: &mut Labels, d: Dimension, id: i64) -> Result<String, StoreError> {
         if is_text(d) && !self.seen_in.contains_key(&id) {
+            if let Some(block) = self.text_block_of_rollups(conn, id)? {
+                self.seen_in.insert(id, block);
+            }
+        }
+        if is_text(d) && !self.seen_in.contains_key(&id) {
             if let Some(block) = text_block(conn, d, id)? {
                 self.seen_in.insert(id, block);
             }
         }
         label(conn, labels, d, id, self.seen_in.get(&id).copied())
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Edge {
+    First,
+    Last,
+}
+
+/// The time of the first (or last) event `q` matches. Blocks are walked in order of their
+/// earliest (latest) time through an index of the times alone (`blocks_by_min_time`,
+/// `blocks_max_time`: reading a block's row for its times costs a page read each, seconds
+/// for a principal in 70 k blocks), and only those the filters' postings name are read,
+/// until none left can hold an earlier (later) event: a few blocks. Streamed from the
+/// index, unsorted by anything else (ties need no order).
+fn edge_time(conn: &Connection, q: &EventQuery, edge: Edge) -> Result<Option<i64>, StoreError> {
+    let filters = Filters::resolve(conn, q)?;
+    if filters.impossible() {
+        return Ok(None);
+    }
+    let members: Option<FxHashSet<i64>> = if filters.postings.is_empty() {
+        None
+    } else {
+        let parts: Vec<&str> = filters.postings.iter().map(|(sql, _)| sql.as_str()).collect();
+        let params = filters.postings.iter().flat_map(|(_, p)| p.iter().cloned()).collect();
+        Some(ids(conn, &format!("SELECT block FROM ({})", parts.join(" INTERSECT ")), params)?)
+    };
+    let (lo, hi) = (q.since.unwrap_or(i64::MIN), q.until.unwrap_or(i64::MAX));
+    let sql = match edge {
+        Edge::First => {
+            "SELECT id, min_time, max_time FROM blocks INDEXED BY blocks_by_min_time
+             WHERE min_time <= ?1 ORDER BY min_time ASC"
+        }
+        Edge::Last => {
+            "SELECT id, max_time, max_time FROM blocks INDEXED BY blocks_max_time
+             WHERE max_time >= ?1 ORDER BY max_time DESC, id DESC"
+        }
+    };
+    let mut walk = conn.prepare_cached(sql).context("prepare block walk")?;
+    let bound = match edge {
+        Edge::First => hi,
+        Edge::Last => lo,
+    };
+    let mut blocks = walk.query([bound]).context("walk blocks")?;
+    let mut read =
+        conn.prepare_cached("SELECT rows, min_time, columns FROM blocks WHERE id = ?1").context("read block")?;
+    let mut best: Option<i64> = None;
+    while let Some(r) = blocks.next().context("walk blocks")? {
+        let (id, time, max_time): (i64, i64, i64) =
+            (r.get(0).context("read")?, r.get(1).context("read")?, r.get(2).context("read")?);
+        match (edge, best) {
+            (Edge::First, Some(b)) if b <= time => break,
+            (Edge::Last, Some(b)) if b >= time => break,
+            _ => {}
+        }
+        if members.as_ref().is_some_and(|m| !m.contains(&id)) || (edge == Edge::First && max_time < lo) {
+            continue;
+        }
+        let (rows, min_time, bytes): (i64, i64, Vec<u8>) =
+            read.query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).context("read block")?;
+        if min_time > hi {
+            continue;
+        }
+        let c = decode_block(conn, id, &Some(bytes))?;
+        for row in 0..(rows as usize).min(c.len()) {
+            if filters.matches(&c, row, id << ROW_BITS | row as i64) {
+                let t = c.event_time[row];
+                best = Some(match (edge, best) {
+                    (_, None) => t,
+                    (Edge::First, Some(b)) => b.min(t),
+                    (Edge::Last, Some(b)) => b.max(t),
+                });
+            }
+        }
+    }
+    Ok(best)
+}
+
+impl Tally {
+    /// A block holding text id `id` counted from the principal rollups: the block they
+    /// name if it still holds it, else the newest of the query's blocks that does.
+    fn text_block_of_rollups(&self, conn: &Connection, id: i64) -> Result<Option<i64>, StoreError> {
+        let Some(q) = &self.text_query else { return Ok(None) };
+        if let Some(&block) = self.text_hints.get(&id) {
+            let exists = conn
+                .prepare_cached("SELECT 1 FROM blocks WHERE id = ?1")
+                .and_then(|mut s| s.exists([block]))
+                .context("find a block of a text")?;
+            if exists && decode_block(conn, block, &None)?.text(id).is_some() {
+                return Ok(Some(block));
+            }
+        }
+        let filters = Filters::resolve(conn, q)?;
+        let (sql, params) = filters.candidates_sql(!filters.postings.is_empty());
+        let mut stmt = conn.prepare(&sql).context("prepare block search")?;
+        let mut candidates = stmt.query(params_from_iter(params)).context("search blocks")?;
+        while let Some((block, _, _, bytes)) = next_candidate(&mut candidates)? {
+            if decode_block(conn, block, &bytes)?.text(id).is_some() {
+                return Ok(Some(block));
+            }
+        }
+        Ok(None)
     }
 }
 

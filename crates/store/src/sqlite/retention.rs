@@ -115,7 +115,7 @@ pub(crate) fn apply(
         report.events_deleted += (c.len() - kept) as u64;
         let mut old_postings = postings(&c, id);
         for i in (0..c.len()).filter(|&i| !keep[i]) {
-            removed.add_row(&c, i, -1);
+            removed.add_row(&c, i, -1, id, true);
             // Resources are not columns: the removed rows' records say which they named.
             old_postings.extend(resource_postings(record(i)?, id));
         }
@@ -162,7 +162,7 @@ pub(crate) fn apply(
         delete_postings(&tx, id, &gone.into_iter().collect())?;
         report.units_rewritten += 1;
     }
-    removed.apply(&tx)?;
+    removed.apply(&tx, None)?;
     if let Some(cut) = policy.bookkeeping_cutoff(now) {
         // The ledger says which objects were read; an object older than anything kept would
         // only be read again by a backfill over expired time, whose events expire again.

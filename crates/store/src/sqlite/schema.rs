@@ -18,6 +18,7 @@
 //!   records' identifiers; they are no column, so rows are confirmed on their records.
 //! * `rollups` and `rollup_hours` count events per hour and value (`rollups.rs`): one
 //!   upsert per (hour, value) a transaction adds to, in the current hours of each column.
+//!   `principal_values` counts the values of each busy principal, for its page.
 //! * `dict` and `principals` give text values small integer ids. User agents and source
 //!   addresses are not in `dict` (schema 9): there are too many, and a global value → id
 //!   index costs a random B-tree insert per new value; blocks carry their texts
@@ -411,14 +412,47 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX alert_events_by_event ON alert_events (event);
     "#,
+    // 18: rollups per principal (`rollups.rs`), so that a busy principal's page counts its
+    // values instead of every event (at 100 M events the busiest principal's page decoded
+    // nearly every block: 66 s). `principal_counts.events` counts each principal's events
+    // until it is busy (`rollups::BUSY`; a table of its own: updating `principals` rows
+    // dirtied a page per principal per commit); its events in blocks from `rolled_from` on
+    // are counted in `principal_values`, its others are read from the blocks. Filled from
+    // the blocks by `rollups::rebuild_principals` (`RUST_STEPS`). `block` is the newest
+    // block a text value (address, user agent) was counted from: where its label is read.
+    // `principal_counts_busy`: a writer asks at each transaction whether more principals
+    // have become busy. `blocks_by_min_time`: the first event of a principal, or of an hour
+    // retention thinned, is found by walking blocks in time order (`read::edge_time`).
+    r#"
+    CREATE TABLE principal_counts (
+        principal   INTEGER PRIMARY KEY,
+        events      INTEGER NOT NULL,
+        rolled_from INTEGER
+    );
+    CREATE INDEX principal_counts_busy ON principal_counts (rolled_from) WHERE rolled_from IS NOT NULL;
+    CREATE INDEX blocks_by_min_time ON blocks (min_time, max_time);
+    CREATE TABLE principal_values (
+        principal INTEGER NOT NULL,
+        dim       INTEGER NOT NULL,
+        value     INTEGER NOT NULL,
+        events    INTEGER NOT NULL,
+        block     INTEGER NOT NULL,
+        PRIMARY KEY (principal, dim, value)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 type RustStep = fn(&Connection) -> Result<(), StoreError>;
 
 /// Migrations whose work is Rust, not SQL: (schema version, what runs right after that
 /// version's SQL, in the same transaction).
-const RUST_STEPS: &[(usize, RustStep)] =
-    &[(9, inline_texts), (11, event_ids_by_hour), (13, super::rollups::rebuild), (14, index_resources)];
+const RUST_STEPS: &[(usize, RustStep)] = &[
+    (9, inline_texts),
+    (11, event_ids_by_hour),
+    (13, super::rollups::rebuild),
+    (14, index_resources),
+    (18, super::rollups::rebuild_principals),
+];
 
 /// Posts the resources every stored record names (a parse of every record, once).
 fn index_resources(conn: &Connection) -> Result<(), StoreError> {

@@ -62,6 +62,9 @@ pub(crate) struct SqliteWriter {
     nonce: i64,
     /// The rollups of the transaction's finished objects, written before it commits.
     rollup: RollupDelta,
+    /// The busy principals, whose values the rollups count (`rollups::BUSY`); read when a
+    /// transaction begins if more have become busy since.
+    busy: super::rollups::BusyPrincipals,
     /// Ids of the raw-record dictionaries in `raw_dictionaries` (read with the first
     /// transaction), and whether this writer has tried to train one.
     dictionaries: Option<FxHashSet<u32>>,
@@ -163,6 +166,7 @@ impl SqliteWriter {
             block: None,
             dict: (0..kind::COUNT).map(|_| DictCache::default()).collect(),
             principals: PrincipalCache::default(),
+            busy: Default::default(),
             pending_events: 0,
             ids: None,
             added_ids: false,
@@ -197,6 +201,7 @@ impl SqliteWriter {
                 .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
                 .context("read the event id generation")?;
             self.nonce = nonce;
+            self.busy.refresh(&self.conn)?;
             if self.dictionaries.is_none() {
                 self.load_dictionaries()?;
             }
@@ -423,7 +428,7 @@ impl EventWriter for SqliteWriter {
                 for (dim, value) in block.columns.posted(row as usize, block.id) {
                     block.post(dim, value);
                 }
-                object.rollup.add_row(&block.columns, row as usize, 1);
+                object.rollup.add_row(&block.columns, row as usize, 1, block.id, self.busy.contains(principal));
                 block.postings.extend(super::columns::resource_postings(&e.resources, block.id));
                 block.min_time = block.min_time.min(e.event_time);
                 block.max_time = block.max_time.max(e.event_time);
@@ -592,7 +597,7 @@ impl EventWriter for SqliteWriter {
             let rollup = std::mem::take(&mut self.rollup);
             let result = self
                 .flush_block()
-                .and_then(|()| rollup.apply(&self.conn))
+                .and_then(|()| rollup.apply(&self.conn, Some(&mut self.busy)))
                 .and_then(|()| bump(&self.conn))
                 .and_then(|()| self.conn.execute_batch("COMMIT").context("commit"));
             if let Err(e) = result {

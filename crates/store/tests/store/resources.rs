@@ -149,7 +149,8 @@ fn an_older_store_gets_resource_postings_on_upgrade() {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(
             "DELETE FROM postings WHERE dim = 11; ALTER TABLE blocks DROP COLUMN frames; DROP TABLE raw_dictionaries;
-             DROP INDEX alert_events_by_event;
+             DROP INDEX alert_events_by_event; DROP TABLE principal_values;
+             DROP TABLE principal_counts; DROP INDEX blocks_by_min_time;
              PRAGMA user_version = 13;",
         )
         .unwrap();
