@@ -22,10 +22,10 @@
 //! `principal_counts` counts each principal's events; once a principal has [`BUSY`], the
 //! writer counts its values (and events per day) in `principal_values` from the next
 //! commit's blocks on (`rolled_from`). Its page reads those counts, and its earlier events
-//! (about [`BUSY`], at most one commit more) from their blocks. Counting every principal's values would cost
-//! more than the events themselves: real trails are mostly short sessions of a few calls
-//! (191k principals in a week of a million events, 3.3 counts per event: ingest 30%
-//! slower); busy principals' counts are a fraction of an upsert per event.
+//! (about [`BUSY`], at most one commit more) from their blocks. Counting every principal's
+//! values would cost more than the events themselves: real trails are mostly short
+//! sessions of a few calls (191k principals in a week of a million events, 3.3 counts per
+//! event: ingest 30% slower); busy principals' counts are a fraction of an upsert per event.
 
 use rusqlite::{params, Connection};
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -329,15 +329,8 @@ impl PrincipalDelta {
                 vec!["(?, ?)"; rows].join(", ")
             )
         };
-        let full = count_sql(UPSERT_ROWS);
-        for chunk in events.chunks(UPSERT_ROWS) {
+        let mut count = |stmt: &mut rusqlite::Statement<'_>, chunk: &[(i64, i64)]| -> Result<(), StoreError> {
             let params = rusqlite::params_from_iter(chunk.iter().flat_map(|&(p, n)| [p, n]));
-            let mut stmt = if chunk.len() == UPSERT_ROWS {
-                conn.prepare_cached(&full)
-            } else {
-                conn.prepare_cached(&count_sql(chunk.len()))
-            }
-            .context("prepare principal counts")?;
             let mut rows = stmt.query(params).context("count principals' events")?;
             while let Some(r) = rows.next().context("count principals' events")? {
                 let (principal, n, from): (i64, i64, Option<i64>) =
@@ -345,6 +338,16 @@ impl PrincipalDelta {
                 if n >= BUSY && from.is_none() {
                     now_busy.push(principal);
                 }
+            }
+            Ok(())
+        };
+        let full = count_sql(UPSERT_ROWS);
+        for chunk in events.chunks(UPSERT_ROWS) {
+            // Only the last chunk is shorter: its statement is not worth a cache slot.
+            if chunk.len() == UPSERT_ROWS {
+                count(&mut *conn.prepare_cached(&full).context("prepare principal counts")?, chunk)?;
+            } else {
+                count(&mut conn.prepare(&count_sql(chunk.len())).context("prepare principal counts")?, chunk)?;
             }
         }
         if !now_busy.is_empty() {

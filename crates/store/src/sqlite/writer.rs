@@ -609,6 +609,9 @@ impl EventWriter for SqliteWriter {
                 self.forget_caches();
                 // A dictionary stored in the rolled-back transaction is gone: read again.
                 self.dictionaries = None;
+                // So are principals it made busy; and another writer may make as many busy
+                // before this one's next transaction (the same count, another set).
+                self.busy = Default::default();
                 self.pending_events = 0;
                 return Err(e);
             }
