@@ -16,6 +16,10 @@ bytes per event, then the mean ratio per 10 M events stored. Target: every ratio
 
     python3 scripts/bench_growth.py /big/dir --chunks 84 --events 1190476 --hours 2
     trailwatch bench store --db /big/dir/growth.db
+
+With --against OLD_BIN each chunk is also ingested by OLD_BIN into a second store
+(growth-old.db), in alternating order, and each row adds the rate of --bin over OLD_BIN's
+on the same chunk at the same store size: what a change costs as the store grows.
 """
 import argparse
 import datetime
@@ -38,12 +42,16 @@ def main():
     ap.add_argument("--bin", default="target/release/trailwatch")
     ap.add_argument("--hours", type=int, default=24, help="hours of trail per chunk")
     ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--against", help="a baseline build, measured on the same chunks into its own store")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
     db = os.path.join(a.work, "growth.db")
-    for s in ("", "-wal", "-shm"):
-        if os.path.exists(db + s):
-            os.remove(db + s)
+    old_db = os.path.join(a.work, "growth-old.db")
+    for path in (db, old_db):
+        for s in ("", "-wal", "-shm", "-idfilter"):
+            if os.path.exists(path + s):
+                os.remove(path + s)
+    versus = []
     start = datetime.datetime(2026, 1, 5)
     rows, stored = [], 0
     for i in range(a.chunks):
@@ -53,14 +61,24 @@ def main():
         subprocess.run([a.bin, "simulate", "--out", tree, "--profile", a.profile, "--events", str(a.events),
                         "--hours", str(a.hours), "--start", day, "--seed", str(a.seed), "--accounts", str(a.accounts),
                         "--regions", a.regions], check=True, stdout=subprocess.DEVNULL)
-        wall, rss, out = timed([a.bin, "ingest", "--local", tree, "--db", db, "--format", "json"])
+        ingest_new = lambda: timed([a.bin, "ingest", "--local", tree, "--db", db, "--format", "json"])
+        ingest_old = lambda: timed([a.against, "ingest", "--local", tree, "--db", old_db, "--format", "json"])
+        if not a.against:
+            wall, rss, out = ingest_new()
+        elif i % 2 == 0:
+            (wall, rss, out), (old_wall, _, _) = ingest_new(), ingest_old()
+        else:
+            (old_wall, _, _), (wall, rss, out) = ingest_old(), ingest_new()
+        if a.against:
+            versus.append(old_wall / wall)
         report = json.loads(out)
         stored += report["new"]
         size = store_bytes(db)
         rows.append((i + 1, stored, report["records"] / wall, rss, size / stored))
         first = rows[0][2]
         print(f"chunk {i + 1:>3}: store {stored:>12,} events  {report['records'] / wall:>9,.0f} events/s  "
-              f"ratio {report['records'] / wall / first:4.2f}  RSS {rss:>6.0f} MB  {size / stored:5.0f} B/event",
+              f"ratio {report['records'] / wall / first:4.2f}  RSS {rss:>6.0f} MB  {size / stored:5.0f} B/event"
+              + (f"  vs --against {versus[-1]:4.2f}" if versus else ""),
               flush=True)
         shutil.rmtree(tree, ignore_errors=True)
     # Per 10 M events stored (or per chunk when there are fewer): the mean ratio.
@@ -70,6 +88,10 @@ def main():
         part = rows[g:g + group]
         print(f"events {rows[g - 1][1] if g else 0:>12,} .. {part[-1][1]:>12,}: mean ratio "
               f"{sum(r[2] for r in part) / len(part) / first:4.2f}, max RSS {max(r[3] for r in part):.0f} MB")
+    if versus:
+        old_size = store_bytes(old_db)
+        print(f"--bin over --against, per chunk: {' '.join(f'{v:.2f}' for v in versus)}; "
+              f"mean {sum(versus) / len(versus):.2f}; store {store_bytes(db) / old_size:.3f}x the size")
     worst = min(r[2] for r in rows[1:]) / rows[0][2] if len(rows) > 1 else 1.0
     print(f"worst chunk / first chunk: {worst:.2f} (target >= 0.8)")
 
