@@ -1157,11 +1157,7 @@ impl Tally {
     fn text_block_of_rollups(&self, conn: &Connection, id: i64) -> Result<Option<i64>, StoreError> {
         let Some(q) = &self.text_query else { return Ok(None) };
         if let Some(&block) = self.text_hints.get(&id) {
-            let exists = conn
-                .prepare_cached("SELECT 1 FROM blocks WHERE id = ?1")
-                .and_then(|mut s| s.exists([block]))
-                .context("find a block of a text")?;
-            if exists && decode_block(conn, block, &None)?.text(id).is_some() {
+            if holds_text(conn, block, id)? {
                 return Ok(Some(block));
             }
         }
@@ -1195,15 +1191,21 @@ fn text_block(conn: &Connection, d: Dimension, id: i64) -> Result<Option<i64>, S
     // The low bits of another text may match: the block must really hold this one.
     while let Some(r) = rows.next().context("find a block of a text")? {
         let block: i64 = r.get(0).context("find a block of a text")?;
-        let exists = conn
-            .prepare_cached("SELECT 1 FROM blocks WHERE id = ?1")
-            .and_then(|mut s| s.exists([block]))
-            .context("find a block of a text")?;
-        if exists && decode_block(conn, block, &None)?.text(id).is_some() {
+        if holds_text(conn, block, id)? {
             return Ok(Some(block));
         }
     }
     Ok(None)
+}
+
+/// Whether block `block` still exists and its texts hold text id `id` (postings and
+/// rollups outlive what retention removes).
+fn holds_text(conn: &Connection, block: i64, id: i64) -> Result<bool, StoreError> {
+    let exists = conn
+        .prepare_cached("SELECT 1 FROM blocks WHERE id = ?1")
+        .and_then(|mut s| s.exists([block]))
+        .context("find a block of a text")?;
+    Ok(exists && decode_block(conn, block, &None)?.text(id).is_some())
 }
 
 /// Dictionary ids of the error codes that mean "not allowed" (AccessDenied,

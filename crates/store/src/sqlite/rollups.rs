@@ -145,17 +145,13 @@ impl RollupDelta {
                 vec!["(?, ?, ?, ?)"; rows].join(", ")
             )
         };
-        let full = upsert_sql(UPSERT_ROWS);
-        for chunk in values.chunks(UPSERT_ROWS) {
-            let params = chunk.iter().flat_map(|&((dim, hour, value), n)| [i64::from(dim), hour, value, n]);
-            // Only the last chunk is shorter: its statement is not worth a cache slot.
-            let counted = if chunk.len() == UPSERT_ROWS {
-                conn.prepare_cached(&full).and_then(|mut s| s.execute(rusqlite::params_from_iter(params)))
-            } else {
-                conn.prepare(&upsert_sql(chunk.len())).and_then(|mut s| s.execute(rusqlite::params_from_iter(params)))
-            };
-            counted.context("count values")?;
-        }
+        in_chunks(
+            conn,
+            &values,
+            upsert_sql,
+            |&((dim, hour, value), n)| [i64::from(dim), hour, value, n],
+            |s, params| s.execute(rusqlite::params_from_iter(params)).map(drop).context("count values"),
+        )?;
         // Counts that retention took to zero go, by key (not by a scan of the table).
         let mut drop_value = conn
             .prepare_cached("DELETE FROM rollups WHERE dim = ?1 AND hour = ?2 AND value = ?3 AND events <= 0")
@@ -165,6 +161,30 @@ impl RollupDelta {
         }
         Ok(())
     }
+}
+
+/// Runs `statement(n)`, a statement of `n` rows of `W` parameters (`params` of each row),
+/// over `rows` in chunks of [`UPSERT_ROWS`]: `run` gets each prepared statement and its
+/// chunk's parameters. Many rows per statement: per row, a statement's step costs as much
+/// as the insert.
+fn in_chunks<T, const W: usize>(
+    conn: &Connection,
+    rows: &[T],
+    statement: impl Fn(usize) -> String,
+    params: impl Fn(&T) -> [i64; W],
+    mut run: impl FnMut(&mut rusqlite::Statement<'_>, Vec<i64>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let full = statement(UPSERT_ROWS);
+    for chunk in rows.chunks(UPSERT_ROWS) {
+        let values: Vec<i64> = chunk.iter().flat_map(&params).collect();
+        // Only the last chunk is shorter: its statement is not worth a cache slot.
+        if chunk.len() == UPSERT_ROWS {
+            run(&mut *conn.prepare_cached(&full).context("prepare a statement of many rows")?, values)?;
+        } else {
+            run(&mut conn.prepare(&statement(chunk.len())).context("prepare a statement of many rows")?, values)?;
+        }
+    }
+    Ok(())
 }
 
 /// The rollups of every stored event (the migration that adds them).
@@ -320,7 +340,6 @@ impl PrincipalDelta {
         let mut events: Vec<(i64, i64)> = std::mem::take(&mut self.events).into_iter().collect();
         events.sort_unstable();
         let mut now_busy = Vec::new();
-        // Many rows per statement, as the rollups' upserts.
         let count_sql = |rows: usize| {
             format!(
                 "INSERT INTO principal_counts (principal, events) VALUES {}
@@ -329,27 +348,23 @@ impl PrincipalDelta {
                 vec!["(?, ?)"; rows].join(", ")
             )
         };
-        let mut count = |stmt: &mut rusqlite::Statement<'_>, chunk: &[(i64, i64)]| -> Result<(), StoreError> {
-            let params = rusqlite::params_from_iter(chunk.iter().flat_map(|&(p, n)| [p, n]));
-            let mut rows = stmt.query(params).context("count principals' events")?;
-            while let Some(r) = rows.next().context("count principals' events")? {
-                let (principal, n, from): (i64, i64, Option<i64>) =
-                    (r.get(0).context("read")?, r.get(1).context("read")?, r.get(2).context("read")?);
-                if n >= BUSY && from.is_none() {
-                    now_busy.push(principal);
+        in_chunks(
+            conn,
+            &events,
+            count_sql,
+            |&(p, n)| [p, n],
+            |stmt, params| {
+                let mut rows = stmt.query(rusqlite::params_from_iter(params)).context("count principals' events")?;
+                while let Some(r) = rows.next().context("count principals' events")? {
+                    let (principal, n, from): (i64, i64, Option<i64>) =
+                        (r.get(0).context("read")?, r.get(1).context("read")?, r.get(2).context("read")?);
+                    if n >= BUSY && from.is_none() {
+                        now_busy.push(principal);
+                    }
                 }
-            }
-            Ok(())
-        };
-        let full = count_sql(UPSERT_ROWS);
-        for chunk in events.chunks(UPSERT_ROWS) {
-            // Only the last chunk is shorter: its statement is not worth a cache slot.
-            if chunk.len() == UPSERT_ROWS {
-                count(&mut *conn.prepare_cached(&full).context("prepare principal counts")?, chunk)?;
-            } else {
-                count(&mut conn.prepare(&count_sql(chunk.len())).context("prepare principal counts")?, chunk)?;
-            }
-        }
+                Ok(())
+            },
+        )?;
         if !now_busy.is_empty() {
             let max: Option<i64> = conn
                 .prepare_cached("SELECT max(id) FROM blocks")
@@ -411,19 +426,13 @@ impl PrincipalDelta {
                 vec!["(?, ?, ?, ?, ?)"; rows].join(", ")
             )
         };
-        let full = upsert_sql(UPSERT_ROWS);
-        for chunk in values.chunks(UPSERT_ROWS) {
-            let params = chunk
-                .iter()
-                .flat_map(|&((principal, dim, value), (n, block))| [principal, i64::from(dim), value, n, block]);
-            // Only the last chunk is shorter: its statement is not worth a cache slot.
-            let counted = if chunk.len() == UPSERT_ROWS {
-                conn.prepare_cached(&full).and_then(|mut s| s.execute(rusqlite::params_from_iter(params)))
-            } else {
-                conn.prepare(&upsert_sql(chunk.len())).and_then(|mut s| s.execute(rusqlite::params_from_iter(params)))
-            };
-            counted.context("count a principal's values")?;
-        }
+        in_chunks(
+            conn,
+            &values,
+            upsert_sql,
+            |&((principal, dim, value), (n, block))| [principal, i64::from(dim), value, n, block],
+            |s, params| s.execute(rusqlite::params_from_iter(params)).map(drop).context("count a principal's values"),
+        )?;
         let mut drop_value = conn
             .prepare_cached(
                 "DELETE FROM principal_values WHERE principal = ?1 AND dim = ?2 AND value = ?3 AND events <= 0",
