@@ -102,6 +102,29 @@ pub struct SummarySpec {
     pub top_n: usize,
 }
 
+impl SummarySpec {
+    /// What a principal's page (and its API) counts: activity per `bucket_ms`, and the top
+    /// `top_n` source IPs, user agents, regions, calls, error codes, accounts and
+    /// principals (a role's sessions, a person's roles). The SQLite store answers it from
+    /// its per-principal counts for a principal's whole history.
+    pub fn principal_page(bucket_ms: EpochMillis, top_n: usize) -> SummarySpec {
+        SummarySpec {
+            bucket_ms,
+            series: None,
+            tops: vec![
+                Dimension::SourceIp,
+                Dimension::UserAgent,
+                Dimension::Region,
+                Dimension::EventName,
+                Dimension::ErrorCode,
+                Dimension::Account,
+                Dimension::Principal,
+            ],
+            top_n,
+        }
+    }
+}
+
 /// Counts over the events a query matches.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Summary {

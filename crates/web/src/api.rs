@@ -133,7 +133,7 @@ async fn principal(State(state): State<WebState>, Path(p): Path<String>) -> ApiR
     let principal = p.clone();
     let (infos, summary) = blocking(&state, move |s| {
         let q = EventQuery { principal: Some(p.clone()), ..Default::default() };
-        let spec = crate::pages::events::principal_spec(0, 20);
+        let spec = store::SummarySpec::principal_page(0, 20);
         Ok((s.store.events().principals_related(&p, 100)?, s.store.events().summarize(&q, &spec)?))
     })
     .await?;

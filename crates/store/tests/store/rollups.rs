@@ -185,7 +185,7 @@ fn an_older_store_gets_its_rollups_on_upgrade() {
     let (before, user_before) = {
         let store = SqliteStore::open(&path).unwrap();
         fill(&store, &events, &mut rng);
-        (store.summarize(&q, &spec).unwrap(), store.summarize(&user, &principal_spec(1, 5)).unwrap())
+        (store.summarize(&q, &spec).unwrap(), store.summarize(&user, &SummarySpec::principal_page(DAY, 5)).unwrap())
     };
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
@@ -205,7 +205,7 @@ fn an_older_store_gets_its_rollups_on_upgrade() {
     assert_eq!(after, scanned);
     // The principal rollups too (schema 18).
     assert!(user_before.events > 100, "{user_before:?}");
-    assert_eq!(store.summarize(&user, &principal_spec(1, 5)).unwrap(), user_before);
+    assert_eq!(store.summarize(&user, &SummarySpec::principal_page(DAY, 5)).unwrap(), user_before);
 }
 
 /// A record by an IAM user or a role session (some with a `sourceIdentity`: a person behind
@@ -247,24 +247,6 @@ fn session_record(i: usize, rng: &mut Rng, hours: i64) -> ParsedEvent {
     .unwrap()
 }
 
-/// What a principal's page counts (as `web::pages::events::principal_spec`).
-fn principal_spec(bucket_days: i64, top_n: usize) -> SummarySpec {
-    SummarySpec {
-        bucket_ms: bucket_days * DAY,
-        series: None,
-        tops: vec![
-            Dimension::SourceIp,
-            Dimension::UserAgent,
-            Dimension::Region,
-            Dimension::EventName,
-            Dimension::ErrorCode,
-            Dimension::Account,
-            Dimension::Principal,
-        ],
-        top_n,
-    }
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
@@ -301,7 +283,7 @@ proptest! {
         ];
         for (w, bucket_days, top_n) in queries {
             let q = EventQuery { principal: Some(who[w].to_string()), ..Default::default() };
-            let spec = principal_spec(bucket_days, top_n);
+            let spec = SummarySpec::principal_page(bucket_days * DAY, top_n);
             let rolled = store.summarize(&q, &spec).unwrap();
             let scanned = store.summarize(&EventQuery { event_name: Some("*".into()), ..q.clone() }, &spec).unwrap();
             prop_assert_eq!(&rolled, &scanned, "query {:?}", q);
@@ -359,7 +341,7 @@ fn a_second_writer_learns_which_principals_became_busy() {
     one(&mut wb, "b1.json.gz", (1..40).map(|i| user_event(&format!("b{i}"), BASE + 2 * HOUR, "b-agent")).collect());
     drop(wb);
     let q = EventQuery { principal: Some(USER.into()), ..Default::default() };
-    let spec = principal_spec(1, 5);
+    let spec = SummarySpec::principal_page(DAY, 5);
     let rolled = a.summarize(&q, &spec).unwrap();
     assert_eq!(rolled.events, 240);
     assert_eq!(rolled, a.summarize(&EventQuery { event_name: Some("*".into()), ..q }, &spec).unwrap());
@@ -387,7 +369,7 @@ fn a_principal_page_labels_values_whose_newest_block_retention_rewrote() {
     let policy = RetentionPolicy { days: Some(1), ..Default::default() };
     crate::retain_all(&store, &policy, BASE + DAY + 10 * HOUR, 16);
     let q = EventQuery { principal: Some(USER.into()), ..Default::default() };
-    let summary = store.summarize(&q, &principal_spec(1, 5)).unwrap();
+    let summary = store.summarize(&q, &SummarySpec::principal_page(DAY, 5)).unwrap();
     assert_eq!(summary.events, 202);
     assert_eq!(
         summary.top(Dimension::UserAgent),

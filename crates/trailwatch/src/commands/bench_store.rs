@@ -120,7 +120,7 @@ pub fn run(args: BenchStoreArgs) -> anyhow::Result<()> {
     // Principal page: the dashboard's summary of a principal and its newest events.
     for (label, (principal, n)) in picks(all.top(Dimension::Principal)) {
         let q = EventQuery { principal: Some(principal.clone()), ..Default::default() };
-        let spec = web::pages::events::principal_spec(86_400_000, 10);
+        let spec = SummarySpec::principal_page(86_400_000, 10);
         measured.push(measure(&format!("principal page {label}"), &format!("{n} events"), runs, || {
             let summary = events.summarize(&q, &spec)?;
             let recent = events.search(&EventQuery { limit: Some(25), ..q.clone() })?;

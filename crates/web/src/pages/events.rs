@@ -404,7 +404,7 @@ pub async fn principal(
     let (infos, summary, recent, names) = blocking(&state, move |s| {
         let infos = s.store.events().principals_related(&p, 50)?;
         let q = EventQuery { principal: Some(p.clone()), ..Default::default() };
-        let spec = principal_spec(86_400_000, 10);
+        let spec = SummarySpec::principal_page(86_400_000, 10);
         let summary = s.store.events().summarize(&q, &spec)?;
         let recent = s.store.events().search(&EventQuery { limit: Some(25), ..q })?;
         Ok((infos, summary, recent, s.info.load().account_names.clone()))
@@ -470,26 +470,6 @@ pub async fn principal(
         }
     };
     Ok(h::page("Principal", "/events", &user, body))
-}
-
-/// What a principal's page (and its API) counts: activity per `bucket_ms`, and the top
-/// `top_n` source IPs, user agents, regions, calls, error codes, accounts and principals
-/// (a role's sessions, a person's roles).
-pub fn principal_spec(bucket_ms: i64, top_n: usize) -> SummarySpec {
-    SummarySpec {
-        bucket_ms,
-        series: None,
-        tops: vec![
-            Dimension::SourceIp,
-            Dimension::UserAgent,
-            Dimension::Region,
-            Dimension::EventName,
-            Dimension::ErrorCode,
-            Dimension::Account,
-            Dimension::Principal,
-        ],
-        top_n,
-    }
 }
 
 /// A "values of this principal" card: each links to the principal's events with it.
