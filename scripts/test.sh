@@ -24,6 +24,18 @@ fi
 
 step() { printf '\n== %s\n' "$*"; }
 
+# The debug build of every test, the fuzz targets' build and the tools under target/ take
+# several GB. A disk that fills up halfway fails in rustc with "No space left on device"
+# minutes in; say so before starting instead. What target/ already holds counts as room.
+need_mb=$(( ${TRAILWATCH_TEST_DISK_GB:-16} * 1024 ))
+have_mb=$(df -Pm . | awk 'NR == 2 { print $4 }')
+built_mb=$(du -sm target 2>/dev/null | cut -f1 || echo 0)
+if [ -n "$have_mb" ] && [ $(( have_mb + ${built_mb:-0} )) -lt "$need_mb" ]; then
+  echo "test.sh: $(( have_mb / 1024 )) GB free on $(df -P . | awk 'NR == 2 { print $6 }') (target/ holds $(( ${built_mb:-0} / 1024 )) GB);" \
+    "the tests need about $(( need_mb / 1024 )) GB for target/ (TRAILWATCH_TEST_DISK_GB overrides)" >&2
+  exit 2
+fi
+
 step "toolchain"
 cargo --version
 # fmt and clippy come with the usual rustup profile; add them if this machine lacks them.
