@@ -369,7 +369,7 @@ impl ScaleOutWriter {
         self.abandon_tx();
         self.ops.clear();
         self.ledger.clear();
-        self.pending = PendingRows::default();
+        self.pending.clear();
         self.pending_ids.clear();
         self.principals.clear();
         self.object = None;

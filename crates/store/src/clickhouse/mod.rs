@@ -258,21 +258,33 @@ impl PendingRows {
         self.events.is_empty() && self.principals.is_empty()
     }
 
-    /// Inserts everything pending. Principals and the id index go first: an event is never
-    /// visible without them. Re-running after a failure inserts the same rows again, which
-    /// the tables' keys collapse.
+    /// Inserts everything pending: principals, then events, then their ids. An id in
+    /// `event_index` is what makes a writer count a record as already stored, so it goes in
+    /// only after its event: had the events' insert failed after their ids went in, the
+    /// object, delivered again, would have been counted as duplicates and its events lost.
+    /// An event is searchable a moment before its id is (found by search, not yet by id).
+    /// Re-running after a failure inserts the same rows again, which the tables' keys
+    /// collapse. The buffers keep their memory for the next group.
     pub(crate) fn flush(&mut self, ch: &ClickHouse) -> Result<(), StoreError> {
         if !self.principals.is_empty() {
             ch.insert_json_rows("principals", &self.principals, "insert principals into ClickHouse")?;
         }
-        if !self.index.is_empty() {
-            ch.insert_json_rows("event_index", &self.index, "insert event ids into ClickHouse")?;
-        }
         if !self.events.is_empty() {
             ch.insert_json_rows("events", &self.events, "insert events into ClickHouse")?;
         }
-        *self = PendingRows::default();
+        if !self.index.is_empty() {
+            ch.insert_json_rows("event_index", &self.index, "insert event ids into ClickHouse")?;
+        }
+        self.clear();
         Ok(())
+    }
+
+    /// Forgets every pending row, keeping the buffers' memory.
+    pub(crate) fn clear(&mut self) {
+        self.events.clear();
+        self.index.clear();
+        self.principals.clear();
+        self.count = 0;
     }
 
     /// Forgets the rows (the object they belong to was undone before they were sent).

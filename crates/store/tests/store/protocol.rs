@@ -305,3 +305,34 @@ fn the_id_filter_is_saved_and_a_stale_one_is_ignored() {
     assert_eq!(counts, (0, 1));
     assert_eq!(store.stats().unwrap().events, 2);
 }
+
+/// The scale-out writer inserts a group's events into ClickHouse before their ids go into
+/// the id index: an insert of the events that fails after the ids went in would otherwise
+/// leave ids that say "stored" for events that are not, and the object, delivered again,
+/// would be counted as all duplicates and its events lost.
+#[test]
+fn scaleout_events_that_failed_to_insert_are_stored_on_redelivery() {
+    let Some(scaleout) = store::testing::scaleout() else { return };
+    let ch = scaleout.clickhouse().clone();
+    let db = ch.database().to_string();
+    let store: store::Store = scaleout.into();
+    let put = |key: &str| -> Result<(u64, u64), StoreError> {
+        let mut w = store.writer()?;
+        w.begin_object(&ObjectMeta::local(key, 1))?;
+        let counts = w.insert(
+            &mut vec![event("r1", "2024-01-01T00:00:00Z", "A"), event("r2", "2024-01-01T00:00:01Z", "B")].into(),
+        )?;
+        w.finish_object(&totals(2))?;
+        w.commit()?;
+        Ok((counts.new, counts.duplicates))
+    };
+    // The events table is gone for a moment (a server that fails this one insert).
+    ch.execute(&format!("DETACH TABLE {db}.events"), "detach").unwrap();
+    assert!(put("a.json.gz").is_err(), "the commit fails while events cannot be inserted");
+    ch.execute(&format!("ATTACH TABLE {db}.events"), "attach").unwrap();
+    assert!(store.state().ledger_entry("local", "a.json.gz").unwrap().is_none(), "nothing acknowledged");
+    // Delivered again: the events are new, and stored.
+    assert_eq!(put("a.json.gz").unwrap(), (2, 0));
+    assert_eq!(store.stats().unwrap().events, 2);
+    assert!(store.events().event("r2").unwrap().is_some());
+}
