@@ -22,7 +22,7 @@ mod http;
 mod read;
 pub(crate) mod retention;
 
-pub use http::{ClickHouse, ClickHouseConfig, Sql};
+pub use http::{ClickHouse, ClickHouseConfig, IdSet, Sql};
 pub(crate) use read::{event_by_id, for_each_event, principals_related, stats, summarize};
 
 use model::{EpochMillis, ParsedEvent};
@@ -314,28 +314,22 @@ pub(crate) struct PendingMark {
     count: u64,
 }
 
-/// Which of `ids` are already stored (in `event_index`).
+/// Which of `ids` are already stored (in `event_index`): one query, whatever their number.
 pub(crate) fn stored_ids(ch: &ClickHouse, ids: &[&str]) -> Result<rustc_hash::FxHashSet<String>, StoreError> {
-    let mut found = rustc_hash::FxHashSet::default();
-    for chunk in ids.chunks(2000) {
-        let mut q =
-            Sql::new(&format!("SELECT DISTINCT event_id FROM {}.event_index WHERE event_id IN (", ch.database()));
-        for (i, id) in chunk.iter().enumerate() {
-            if i > 0 {
-                q.raw(",");
-            }
-            q.string(id);
-        }
-        q.raw(") FORMAT JSONEachRow");
-        #[derive(serde::Deserialize)]
-        struct Id {
-            event_id: String,
-        }
-        for row in ch.query_rows::<Id>(q.as_str(), "look up stored event ids")? {
-            found.insert(row.event_id);
-        }
+    if ids.is_empty() {
+        return Ok(Default::default());
     }
-    Ok(found)
+    let set: IdSet = ids.iter().copied().collect();
+    #[derive(serde::Deserialize)]
+    struct Id {
+        event_id: String,
+    }
+    let sql = format!(
+        "SELECT DISTINCT event_id FROM {}.event_index WHERE event_id IN {} FORMAT JSONEachRow",
+        ch.database(),
+        IdSet::NAME
+    );
+    Ok(ch.query_rows_with::<Id>(&sql, &set, "look up stored event ids")?.into_iter().map(|r| r.event_id).collect())
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::http::{int64, wildcard_regex, ClickHouse, Sql};
+use super::http::{int64, wildcard_regex, ClickHouse, IdSet, Sql};
 use crate::query::is_wildcard;
 use crate::{Dimension, EventQuery, EventRow, HistogramPoint, PrincipalInfo, StoreError, Summary, SummarySpec};
 
@@ -163,20 +163,14 @@ pub(crate) fn for_each_event(
     let mut q =
         Sql::new(&format!("SELECT {ROW_COLUMNS} FROM {}.events FINAL WHERE event_day >= toDate(", ch.database()));
     q.string(&super::day_of(oldest)).raw(") AND event_day <= toDate(").string(&super::day_of(newest)).raw(")");
-    q.raw(" AND event_time >= ").int(oldest).raw(" AND event_time <= ").int(newest).raw(" AND event_id IN (");
-    for (i, k) in keys.iter().enumerate() {
-        if i > 0 {
-            q.raw(",");
-        }
-        q.string(&k.event_id);
-    }
-    q.raw(") FORMAT JSONEachRow");
+    q.raw(" AND event_time >= ").int(oldest).raw(" AND event_time <= ").int(newest);
+    q.raw(" AND event_id IN ").raw(IdSet::NAME).raw(" FORMAT JSONEachRow");
+    let ids: IdSet = keys.iter().map(|k| k.event_id.as_str()).collect();
     let mut rows: rustc_hash::FxHashMap<(String, i64), EventRow> = rustc_hash::FxHashMap::default();
-    ch.query_lines(q.as_str(), "read searched events from ClickHouse", &mut |line| {
-        let row = event_row(line)?;
+    for row in ch.query_rows_with::<RowIn>(q.as_str(), &ids, "read searched events from ClickHouse")? {
+        let row = EventRow::from(row);
         rows.insert((row.event_id.clone(), row.row), row);
-        Ok(true)
-    })?;
+    }
     for k in keys {
         if let Some(row) = rows.remove(&(k.event_id, k.arrival)) {
             if !f(row) {
