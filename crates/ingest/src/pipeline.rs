@@ -24,6 +24,7 @@
 //! writer only ever waits on the object it is writing, whose worker never waits on the
 //! writer's queue again, so the pipeline cannot deadlock.
 
+use std::collections::VecDeque;
 use std::io::Read;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
@@ -522,11 +523,23 @@ fn write_objects<R>(
 ) -> Result<(), PipelineError> {
     let mut pending: Vec<Settled<R>> = Vec::new();
     let mut last_commit = Instant::now();
+    // Objects taken from the ready queue ahead of their turn, for a writer that wants to
+    // know their events early (see `EventWriter::expect_events`); written in queue order.
+    let mut ahead: VecDeque<Ready<R>> = VecDeque::new();
+    let lookahead = writer.lookahead_events();
     loop {
-        let next = if pending.is_empty() {
-            ready.recv().map_err(|_| RecvTimeoutError::Disconnected)
+        let next = if let Some(r) = ahead.pop_front() {
+            Ok(r)
         } else {
-            ready.recv_timeout(config.commit_interval.saturating_sub(last_commit.elapsed()))
+            let next = if pending.is_empty() {
+                ready.recv().map_err(|_| RecvTimeoutError::Disconnected)
+            } else {
+                ready.recv_timeout(config.commit_interval.saturating_sub(last_commit.elapsed()))
+            };
+            match next {
+                Ok(r) if lookahead > 0 => Ok(look_ahead(&mut *writer, r, &ready, &mut ahead, lookahead)?),
+                other => other,
+            }
         };
         let settled = match next {
             Ok(Ready::Whole { meta, receipt, rules, batches, end }) => {
@@ -553,7 +566,7 @@ fn write_objects<R>(
         pending.push(settled);
         let since = last_commit.elapsed();
         if writer.pending_events() >= config.commit_events
-            || (since >= config.commit_interval && ready.is_empty())
+            || (since >= config.commit_interval && ahead.is_empty() && ready.is_empty())
             || since >= config.commit_interval_busy
         {
             commit_and_settle(&mut *writer, &mut pending, &settled_tx)?;
@@ -561,6 +574,49 @@ fn write_objects<R>(
         }
     }
     commit_and_settle(&mut *writer, &mut pending, &settled_tx)
+}
+
+/// Takes the whole objects already waiting behind `first` (up to about `events` events in
+/// all) into `ahead` and tells the writer every event of them, `first`'s included, in one
+/// call. Stops at an object that streams: its events are not in memory yet.
+fn look_ahead<R>(
+    writer: &mut dyn EventWriter,
+    first: Ready<R>,
+    ready: &Receiver<Ready<R>>,
+    ahead: &mut VecDeque<Ready<R>>,
+    events: usize,
+) -> Result<Ready<R>, StoreError> {
+    fn ids<'a, R>(r: &'a Ready<R>, out: &mut Vec<&'a str>) {
+        if let Ready::Whole { batches, .. } = r {
+            out.extend(batches.iter().flat_map(|(b, _)| b.events.iter().map(|e| e.event_id.as_str())));
+        }
+    }
+    let mut seen = 0;
+    let count = |r: &Ready<R>| match r {
+        Ready::Whole { batches, .. } => batches.iter().map(|(b, _)| b.events.len()).sum(),
+        Ready::Streaming { .. } => 0,
+    };
+    if matches!(first, Ready::Whole { .. }) {
+        seen += count(&first);
+        while seen < events {
+            let Ok(r) = ready.try_recv() else { break };
+            let whole = matches!(r, Ready::Whole { .. });
+            seen += count(&r);
+            ahead.push_back(r);
+            if !whole {
+                break;
+            }
+        }
+    }
+    let mut all = Vec::with_capacity(seen);
+    ids(&first, &mut all);
+    for r in ahead.iter() {
+        ids(r, &mut all);
+    }
+    if !all.is_empty() {
+        writer.expect_events(&all)?;
+    }
+    Ok(first)
 }
 
 /// Detection takes the rules the object was scanned with (see [`Detection::follow`]).
@@ -743,5 +799,93 @@ mod tests {
         let settled_rx = pipeline.settled().clone();
         assert!(matches!(pipeline.finish(), Err(PipelineError::Store(_))));
         assert_eq!(settled_rx.try_iter().count(), 0);
+    }
+
+    /// A writer that wants to know events ahead, and records what it was told and when.
+    #[derive(Default)]
+    struct LooksAhead {
+        log: Arc<Mutex<Vec<String>>>,
+        expected: rustc_hash::FxHashSet<String>,
+    }
+
+    impl EventWriter for LooksAhead {
+        fn lookahead_events(&self) -> usize {
+            // Asked once, as the writer starts: the objects are parsed meanwhile and wait in
+            // the ready queue.
+            std::thread::sleep(Duration::from_millis(300));
+            1000
+        }
+        fn expect_events(&mut self, ids: &[&str]) -> Result<(), StoreError> {
+            self.log.lock().unwrap().push(format!("expect {}", ids.len()));
+            self.expected.extend(ids.iter().map(|s| s.to_string()));
+            Ok(())
+        }
+        fn begin_object(&mut self, o: &ObjectMeta) -> Result<(), StoreError> {
+            self.log.lock().unwrap().push(format!("begin {}", o.key));
+            Ok(())
+        }
+        fn insert(&mut self, b: &mut EventBatch) -> Result<InsertCounts, StoreError> {
+            for e in &b.events {
+                assert!(self.expected.contains(&e.event_id), "{} inserted before it was announced", e.event_id);
+            }
+            Ok(InsertCounts { new: b.len() as u64, duplicates: 0 })
+        }
+        fn finish_object(&mut self, _: &ObjectTotals) -> Result<InsertCounts, StoreError> {
+            Ok(InsertCounts::default())
+        }
+        fn quarantine_object(&mut self, _: &ObjectMeta, _: &str, _: &str) -> Result<(), StoreError> {
+            Ok(())
+        }
+        fn abort_object(&mut self) -> Result<(), StoreError> {
+            Ok(())
+        }
+        fn commit(&mut self) -> Result<(), StoreError> {
+            Ok(())
+        }
+        fn pending_events(&self) -> u64 {
+            0
+        }
+    }
+
+    impl store::StateWriter for LooksAhead {
+        fn record_alerts(&mut self, _: &[store::AlertHit], _: &store::AlertPolicy) -> Result<Vec<i64>, StoreError> {
+            Ok(Vec::new())
+        }
+        fn save_correlation_windows(&mut self, _: &[store::CorrelationWindow]) -> Result<(), StoreError> {
+            Ok(())
+        }
+        fn remember_regions(&mut self, _: &[store::KnownRegion]) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    /// Objects waiting in the ready queue are announced to the writer together, before the
+    /// first of them begins, up to the writer's lookahead; they are still written one at a
+    /// time, in the order they were submitted.
+    #[test]
+    fn waiting_objects_are_announced_together_and_written_in_order() {
+        let writer = LooksAhead::default();
+        let log = writer.log.clone();
+        let pipeline: Pipeline<u32> = Pipeline::start(Box::new(writer), PipelineConfig::default());
+        // Ten objects of 150 events each.
+        for i in 0..10u32 {
+            let records: Vec<String> =
+                (0..150).map(|j| format!(r#"{{"eventID":"e{i}-{j}","eventTime":"2024-01-01T00:00:00Z"}}"#)).collect();
+            let doc = format!(r#"{{"Records":[{}]}}"#, records.join(",")).into_bytes();
+            let open: Opener = Box::new(move || Ok(Box::new(std::io::Cursor::new(doc)) as Box<dyn Read + Send>));
+            pipeline.submit(ObjectJob { meta: ObjectMeta::local(format!("k{i}"), 1), open, receipt: i }).unwrap();
+        }
+        let settled = pipeline.finish().unwrap();
+        assert_eq!(settled.len(), 10);
+        let log = log.lock().unwrap().clone();
+        let begins: Vec<&String> = log.iter().filter(|l| l.starts_with("begin")).collect();
+        let order: Vec<String> = (0..10).map(|i| format!("begin k{i}")).collect();
+        assert_eq!(begins, order.iter().collect::<Vec<_>>(), "written in submission order");
+        let expects: Vec<usize> =
+            log.iter().filter_map(|l| l.strip_prefix("expect ")).map(|n| n.parse().unwrap()).collect();
+        assert_eq!(expects.iter().sum::<usize>(), 1500, "every event announced once: {log:?}");
+        // The first object and the six behind it (the lookahead is reached), then the rest.
+        assert_eq!(expects, [1050, 450], "{log:?}");
+        assert_eq!(log[0], "expect 1050");
     }
 }

@@ -424,6 +424,21 @@ pub trait EventWriter: StateWriter + Send {
         false
     }
 
+    /// How many events ahead this writer would like to be told of with
+    /// [`expect_events`](Self::expect_events); 0 (the default) when that helps it nothing.
+    fn lookahead_events(&self) -> usize {
+        0
+    }
+
+    /// Events of objects that will be inserted soon, in order, before their objects begin.
+    /// A writer whose duplicate check is a round trip to a server (the scale-out store) checks
+    /// them all in one now and answers their `insert` from what it learned, instead of one
+    /// round trip per object. A hint: events never inserted afterwards are forgotten.
+    fn expect_events(&mut self, event_ids: &[&str]) -> Result<(), StoreError> {
+        let _ = event_ids;
+        Ok(())
+    }
+
     /// Ends the current object: writes its ledger row as committed (within the open
     /// transaction) and returns its counts.
     fn finish_object(&mut self, totals: &ObjectTotals) -> Result<InsertCounts, StoreError>;

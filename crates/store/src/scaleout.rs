@@ -25,7 +25,7 @@
 use std::sync::Arc;
 
 use model::ParsedEvent;
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::clickhouse::{self, ClickHouse, ClickHouseConfig, PendingMark, PendingRows};
 use crate::postgres::{self, Conn, PgState};
@@ -37,6 +37,10 @@ use crate::{
 /// Flush buffered events to ClickHouse at the end of an object once this many are waiting
 /// (ClickHouse wants inserts of thousands of rows, not one per object).
 const FLUSH_EVENTS: u64 = 50_000;
+
+/// Events whose duplicate check a writer does in one round trip, ahead of their objects
+/// (a lookup per object is a round trip per object: ~8,650 of them per million events).
+const LOOKAHEAD_EVENTS: usize = 20_000;
 
 /// A scale-out deployment: [`ClickHouseEvents`] for the events, `PgState` (PostgreSQL) for
 /// the state.
@@ -118,6 +122,7 @@ impl EventStore for ClickHouseEvents {
             conn: None,
             pending: PendingRows::default(),
             pending_ids: FxHashSet::default(),
+            looked_up: FxHashMap::default(),
             object: None,
             principals: FxHashSet::default(),
             arrivals: (0, 0),
@@ -209,6 +214,9 @@ pub struct ScaleOutWriter {
     /// Ids of the events in `pending` (a record twice in one group is stored once).
     pending_ids: FxHashSet<String>,
     object: Option<OpenObject>,
+    /// What the last [`expect_events`](EventWriter::expect_events) learned: whether each
+    /// id was stored then. `insert` takes its answers from here (and forgets them).
+    looked_up: FxHashMap<String, bool>,
     /// Principals this writer has inserted (their rows collapse anyway; this saves sending).
     principals: FxHashSet<String>,
     /// The next arrival number and the end of the block taken from PostgreSQL.
@@ -371,6 +379,7 @@ impl ScaleOutWriter {
         self.ledger.clear();
         self.pending.clear();
         self.pending_ids.clear();
+        self.looked_up.clear();
         self.principals.clear();
         self.object = None;
         self.pending_events = 0;
@@ -407,13 +416,19 @@ impl ScaleOutWriter {
             Some(p) => Some(p.unpack().map_err(|e| StoreError::Corrupt { block: 0, detail: e.to_string() })?),
             None => None,
         };
-        let ids: Vec<&str> =
-            batch.events.iter().map(|e| e.event_id.as_str()).filter(|id| !self.pending_ids.contains(*id)).collect();
+        let ids: Vec<&str> = batch
+            .events
+            .iter()
+            .map(|e| e.event_id.as_str())
+            .filter(|id| !self.pending_ids.contains(*id) && !self.looked_up.contains_key(*id))
+            .collect();
         let stored = clickhouse::stored_ids(&self.ch, &ids)?;
         let mut counts = InsertCounts::default();
         batch.duplicates.clear();
         for (i, event) in batch.events.iter().enumerate() {
-            if stored.contains(&event.event_id) || self.pending_ids.contains(&event.event_id) {
+            let was_stored =
+                self.looked_up.remove(&event.event_id).unwrap_or(false) || stored.contains(&event.event_id);
+            if was_stored || self.pending_ids.contains(&event.event_id) {
                 counts.duplicates += 1;
                 batch.duplicates.push(i as u32);
                 continue;
@@ -427,6 +442,17 @@ impl ScaleOutWriter {
         object.counts += counts;
         self.pending_events += counts.new + counts.duplicates;
         Ok(counts)
+    }
+
+    fn do_expect_events(&mut self, ids: &[&str]) -> Result<(), StoreError> {
+        // Answers not taken by now belong to objects that were never inserted.
+        self.looked_up.clear();
+        let unknown: Vec<&str> = ids.iter().copied().filter(|id| !self.pending_ids.contains(*id)).collect();
+        let stored = clickhouse::stored_ids(&self.ch, &unknown)?;
+        for id in unknown {
+            self.looked_up.insert(id.to_string(), stored.contains(id));
+        }
+        Ok(())
     }
 
     fn do_finish_object(&mut self, totals: &ObjectTotals) -> Result<InsertCounts, StoreError> {
@@ -614,6 +640,14 @@ impl EventWriter for ScaleOutWriter {
 
     fn insert(&mut self, batch: &mut EventBatch) -> Result<InsertCounts, StoreError> {
         postgres::off_runtime(|| self.do_insert(batch).inspect_err(|e| self.release_on(e)))
+    }
+
+    fn lookahead_events(&self) -> usize {
+        LOOKAHEAD_EVENTS
+    }
+
+    fn expect_events(&mut self, event_ids: &[&str]) -> Result<(), StoreError> {
+        postgres::off_runtime(|| self.do_expect_events(event_ids).inspect_err(|e| self.release_on(e)))
     }
 
     fn finish_object(&mut self, totals: &ObjectTotals) -> Result<InsertCounts, StoreError> {
