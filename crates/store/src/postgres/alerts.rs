@@ -2,6 +2,7 @@
 //! joining and opening alerts is the SQLite backend's; what differs is what makes it safe
 //! with many writers (see the module documentation of `postgres`).
 
+use postgres::types::Type;
 use postgres::GenericClient;
 
 use super::{pg, LOCK_ALERT_GROUP, LOCK_WINDOW};
@@ -28,13 +29,8 @@ pub(crate) fn record_hits(
     let mut groups: Vec<(&str, &str)> = hits.iter().map(|h| (h.rule_id.as_str(), h.group_key.as_str())).collect();
     groups.sort_unstable();
     groups.dedup();
-    let mut keys: Vec<i32> = groups.iter().map(|(rule, group)| fnv(rule, group)).collect();
-    keys.sort_unstable();
-    keys.dedup();
-    for key in keys {
-        c.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&LOCK_ALERT_GROUP, &key])
-            .map_err(pg("lock an alert group"))?;
-    }
+    let keys: Vec<i32> = groups.iter().map(|(rule, group)| fnv(rule, group)).collect();
+    lock_in_order(c, LOCK_ALERT_GROUP, keys).map_err(pg("lock alert groups"))?;
     crate::alerts::record_hits(&mut PgAlertRows(c), hits, policy, now)
 }
 
@@ -46,11 +42,11 @@ impl<C: GenericClient> AlertRows for PgAlertRows<'_, C> {
     fn newest_unresolved(&mut self, rule_id: &str, group_key: &str) -> Result<Option<AlertSpan>, StoreError> {
         Ok(self
             .0
-            .query_opt(
+            .query_typed_opt(
                 "SELECT id, first_seen, last_seen FROM alerts
                  WHERE rule_id = $1 AND group_key = $2 AND state != 'resolved'
                  ORDER BY last_seen DESC LIMIT 1",
-                &[&rule_id, &group_key],
+                &[(&rule_id, Type::TEXT), (&group_key, Type::TEXT)],
             )
             .map_err(pg("find alert to join"))?
             .map(|r| AlertSpan { id: r.get(0), first_seen: r.get(1), last_seen: r.get(2) }))
@@ -60,25 +56,25 @@ impl<C: GenericClient> AlertRows for PgAlertRows<'_, C> {
         let s = &hit.subject;
         let r = self
             .0
-            .query_one(
+            .query_typed_one(
                 "INSERT INTO alerts (rule_id, title, level, group_key, state, first_seen, last_seen, count,
                     principal, account, region, source_ip, event_source, event_name, error_code, created_at, updated_at)
                  VALUES ($1, $2, $3, $4, 'open', $5, $6, 0, $7, $8, $9, $10, $11, $12, $13, $14, $14) RETURNING id",
                 &[
-                    &hit.rule_id,
-                    &hit.title,
-                    &hit.level,
-                    &hit.group_key,
-                    &hit.first_time,
-                    &hit.last_time,
-                    &s.principal,
-                    &s.account,
-                    &s.region,
-                    &s.source_ip,
-                    &s.event_source,
-                    &s.event_name,
-                    &s.error_code,
-                    &now,
+                    (&hit.rule_id, Type::TEXT),
+                    (&hit.title, Type::TEXT),
+                    (&hit.level, Type::TEXT),
+                    (&hit.group_key, Type::TEXT),
+                    (&hit.first_time, Type::INT8),
+                    (&hit.last_time, Type::INT8),
+                    (&s.principal, Type::TEXT),
+                    (&s.account, Type::TEXT),
+                    (&s.region, Type::TEXT),
+                    (&s.source_ip, Type::TEXT),
+                    (&s.event_source, Type::TEXT),
+                    (&s.event_name, Type::TEXT),
+                    (&s.error_code, Type::TEXT),
+                    (&now, Type::INT8),
                 ],
             )
             .map_err(pg("open alert"))?;
@@ -88,26 +84,34 @@ impl<C: GenericClient> AlertRows for PgAlertRows<'_, C> {
     fn attach_events(&mut self, hit: &AlertHit, alert: i64) -> Result<i64, StoreError> {
         let n = self
             .0
-            .execute(
+            .execute_typed(
                 "INSERT INTO alert_events (rule_id, event_id, alert) SELECT $1, e, $3 FROM unnest($2::text[]) AS e
                  ON CONFLICT DO NOTHING",
-                &[&hit.rule_id, &hit.event_ids, &alert],
+                &[(&hit.rule_id, Type::TEXT), (&hit.event_ids, Type::TEXT_ARRAY), (&alert, Type::INT8)],
             )
             .map_err(pg("attach events"))?;
         Ok(n as i64)
     }
 
     fn delete_alert(&mut self, alert: i64) -> Result<(), StoreError> {
-        self.0.execute("DELETE FROM alerts WHERE id = $1", &[&alert]).map_err(pg("drop empty alert"))?;
+        self.0
+            .execute_typed("DELETE FROM alerts WHERE id = $1", &[(&alert, Type::INT8)])
+            .map_err(pg("drop empty alert"))?;
         Ok(())
     }
 
     fn count_events(&mut self, alert: i64, n: i64, first: i64, last: i64, now: i64) -> Result<(), StoreError> {
         self.0
-            .execute(
+            .execute_typed(
                 "UPDATE alerts SET count = count + $2, first_seen = least(first_seen, $3),
                     last_seen = greatest(last_seen, $4), updated_at = $5 WHERE id = $1",
-                &[&alert, &n, &first, &last, &now],
+                &[
+                    (&alert, Type::INT8),
+                    (&n, Type::INT8),
+                    (&first, Type::INT8),
+                    (&last, Type::INT8),
+                    (&now, Type::INT8),
+                ],
             )
             .map_err(pg("count alert events"))?;
         Ok(())
@@ -115,10 +119,10 @@ impl<C: GenericClient> AlertRows for PgAlertRows<'_, C> {
 
     fn queue_delivery(&mut self, alert: i64, sink: &str, now: i64) -> Result<(), StoreError> {
         self.0
-            .execute(
+            .execute_typed(
                 "INSERT INTO outbox (alert_id, sink, next_attempt, created_at) VALUES ($1, $2, $3, $3)
                  ON CONFLICT DO NOTHING",
-                &[&alert, &sink, &now],
+                &[(&alert, Type::INT8), (&sink, Type::TEXT), (&now, Type::INT8)],
             )
             .map_err(pg("queue alert delivery"))?;
         Ok(())
@@ -128,14 +132,28 @@ impl<C: GenericClient> AlertRows for PgAlertRows<'_, C> {
 /// Locks the windows of `keys` for the rest of the transaction, in one order for every
 /// worker.
 pub(crate) fn lock_windows(c: &mut impl GenericClient, keys: &[(String, String)]) -> Result<(), StoreError> {
-    let mut locks: Vec<i32> = keys.iter().map(|(c, g)| fnv(c, g)).collect();
-    locks.sort_unstable();
-    locks.dedup();
-    for key in locks {
-        c.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&LOCK_WINDOW, &key])
-            .map_err(pg("lock a correlation window"))?;
+    let locks: Vec<i32> = keys.iter().map(|(c, g)| fnv(c, g)).collect();
+    lock_in_order(c, LOCK_WINDOW, locks).map_err(pg("lock correlation windows"))
+}
+
+/// Takes the transaction advisory locks `(class, key)` of every key, in ascending key order
+/// (the one order every worker takes them in, so two never deadlock), in one statement:
+/// `unnest` yields a sorted array's elements in order, and the locks are taken as rows are.
+fn lock_in_order(c: &mut impl GenericClient, class: i32, mut keys: Vec<i32>) -> Result<(), postgres::Error> {
+    keys.sort_unstable();
+    keys.dedup();
+    match keys.len() {
+        0 => Ok(()),
+        1 => c
+            .execute_typed("SELECT pg_advisory_xact_lock($1, $2)", &[(&class, Type::INT4), (&keys[0], Type::INT4)])
+            .map(drop),
+        _ => c
+            .execute_typed(
+                "SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::int4[]) WITH ORDINALITY AS u(k, n) ORDER BY n",
+                &[(&class, Type::INT4), (&keys, Type::INT4_ARRAY)],
+            )
+            .map(drop),
     }
-    Ok(())
 }
 
 /// The stored windows of `keys`.
@@ -145,11 +163,11 @@ pub(crate) fn windows_of(
 ) -> Result<Vec<CorrelationWindow>, StoreError> {
     let (ids, groups): (Vec<String>, Vec<String>) = keys.iter().cloned().unzip();
     let rows = c
-        .query(
+        .query_typed(
             "SELECT w.correlation, w.group_key, w.entries FROM correlation_windows w
              JOIN unnest($1::text[], $2::text[]) AS k(correlation, group_key)
                ON w.correlation = k.correlation AND w.group_key = k.group_key",
-            &[&ids, &groups],
+            &[(&ids, Type::TEXT_ARRAY), (&groups, Type::TEXT_ARRAY)],
         )
         .map_err(pg("read correlation windows"))?;
     Ok(rows.iter().map(|r| CorrelationWindow { correlation: r.get(0), group: r.get(1), entries: r.get(2) }).collect())
@@ -167,16 +185,16 @@ pub(super) fn fnv(a: &str, b: &str) -> i32 {
 pub(crate) fn save_windows(c: &mut impl GenericClient, windows: &[CorrelationWindow]) -> Result<(), StoreError> {
     for w in windows {
         if w.entries == "[]" {
-            c.execute(
+            c.execute_typed(
                 "DELETE FROM correlation_windows WHERE correlation = $1 AND group_key = $2",
-                &[&w.correlation, &w.group],
+                &[(&w.correlation, Type::TEXT), (&w.group, Type::TEXT)],
             )
             .map_err(pg("drop correlation window"))?;
         } else {
-            c.execute(
+            c.execute_typed(
                 "INSERT INTO correlation_windows (correlation, group_key, entries) VALUES ($1, $2, $3)
                  ON CONFLICT (correlation, group_key) DO UPDATE SET entries = excluded.entries",
-                &[&w.correlation, &w.group, &w.entries],
+                &[(&w.correlation, Type::TEXT), (&w.group, Type::TEXT), (&w.entries, Type::TEXT)],
             )
             .map_err(pg("save correlation window"))?;
         }
@@ -186,11 +204,11 @@ pub(crate) fn save_windows(c: &mut impl GenericClient, windows: &[CorrelationWin
 
 pub(crate) fn remember_regions(c: &mut impl GenericClient, rows: &[KnownRegion]) -> Result<(), StoreError> {
     for r in rows {
-        c.execute(
+        c.execute_typed(
             "INSERT INTO known_regions (account, region, first_seen) VALUES ($1, $2, $3)
              ON CONFLICT (account, region) DO UPDATE SET
                 first_seen = least(known_regions.first_seen, excluded.first_seen)",
-            &[&r.account, &r.region, &r.first_seen],
+            &[(&r.account, Type::TEXT), (&r.region, Type::TEXT), (&r.first_seen, Type::INT8)],
         )
         .map_err(pg("remember region"))?;
     }

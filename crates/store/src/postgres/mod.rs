@@ -21,6 +21,7 @@ mod state;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use postgres::types::Type;
 use postgres::{GenericClient, NoTls};
 use r2d2_postgres::PostgresConnectionManager;
 
@@ -389,7 +390,8 @@ pub(crate) fn ledger_committed(
     counts: crate::InsertCounts,
     now: i64,
 ) -> Result<(), StoreError> {
-    c.execute(
+    // Typed: one round trip per ledger row (an untyped statement is prepared first).
+    c.execute_typed(
         "INSERT INTO objects (source, bucket, key, size, status, records, new_events, duplicate_events,
             object_sha256, content_sha256, content_bytes, recorded_at)
          VALUES ($1, $2, $3, $4, 'committed', $5, $6, $7, $8, $9, $10, $11)
@@ -399,17 +401,17 @@ pub(crate) fn ledger_committed(
             content_sha256 = excluded.content_sha256, content_bytes = excluded.content_bytes,
             reason = NULL, detail = NULL, recorded_at = excluded.recorded_at",
         &[
-            &m.source,
-            &m.bucket,
-            &m.key,
-            &(m.size as i64),
-            &(totals.records as i64),
-            &(counts.new as i64),
-            &(counts.duplicates as i64),
-            &totals.object_sha256,
-            &totals.content_sha256,
-            &totals.content_bytes.map(|b| b as i64),
-            &now,
+            (&m.source, Type::TEXT),
+            (&m.bucket, Type::TEXT),
+            (&m.key, Type::TEXT),
+            (&(m.size as i64), Type::INT8),
+            (&(totals.records as i64), Type::INT8),
+            (&(counts.new as i64), Type::INT8),
+            (&(counts.duplicates as i64), Type::INT8),
+            (&totals.object_sha256, Type::TEXT),
+            (&totals.content_sha256, Type::TEXT),
+            (&totals.content_bytes.map(|b| b as i64), Type::INT8),
+            (&now, Type::INT8),
         ],
     )
     .map_err(pg("write the ledger row"))?;
