@@ -22,7 +22,7 @@ mod http;
 mod read;
 pub(crate) mod retention;
 
-pub use http::{ClickHouse, ClickHouseConfig, IdSet, Sql};
+pub use http::{ClickHouse, ClickHouseConfig, ExternalTable, Sql};
 pub(crate) use read::{event_by_id, for_each_event, principals_related, stats, summarize};
 
 use model::{EpochMillis, ParsedEvent};
@@ -319,7 +319,7 @@ pub(crate) fn stored_ids(ch: &ClickHouse, ids: &[&str]) -> Result<rustc_hash::Fx
     if ids.is_empty() {
         return Ok(Default::default());
     }
-    let set: IdSet = ids.iter().copied().collect();
+    let set = ExternalTable::ids(ids.iter().copied());
     #[derive(serde::Deserialize)]
     struct Id {
         event_id: String,
@@ -327,7 +327,7 @@ pub(crate) fn stored_ids(ch: &ClickHouse, ids: &[&str]) -> Result<rustc_hash::Fx
     let sql = format!(
         "SELECT DISTINCT event_id FROM {}.event_index WHERE event_id IN {} FORMAT JSONEachRow",
         ch.database(),
-        IdSet::NAME
+        set.name()
     );
     Ok(ch.query_rows_with::<Id>(&sql, &set, "look up stored event ids")?.into_iter().map(|r| r.event_id).collect())
 }

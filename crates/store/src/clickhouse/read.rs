@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::http::{int64, wildcard_regex, ClickHouse, IdSet, Sql};
+use super::http::{int64, wildcard_regex, ClickHouse, ExternalTable, Sql};
 use crate::query::is_wildcard;
 use crate::{Dimension, EventQuery, EventRow, HistogramPoint, PrincipalInfo, StoreError, Summary, SummarySpec};
 
@@ -153,21 +153,31 @@ pub(crate) fn for_each_event(
     }
     let keys: Vec<Key> =
         ch.query_rows(ordered("event_time, arrival, event_id").as_str(), "search events in ClickHouse")?;
-    let (Some(newest), Some(oldest)) =
-        (keys.iter().map(|k| k.event_time).max(), keys.iter().map(|k| k.event_time).min())
-    else {
+    if keys.is_empty() {
         return Ok(());
-    };
-    // The rows of those keys: bounded by their days and times (the table's order), matched by
-    // id and arrival (a duplicate not yet merged has the same id but another arrival).
-    let mut q =
-        Sql::new(&format!("SELECT {ROW_COLUMNS} FROM {}.events FINAL WHERE event_day >= toDate(", ch.database()));
-    q.string(&super::day_of(oldest)).raw(") AND event_day <= toDate(").string(&super::day_of(newest)).raw(")");
-    q.raw(" AND event_time >= ").int(oldest).raw(" AND event_time <= ").int(newest);
-    q.raw(" AND event_id IN ").raw(IdSet::NAME).raw(" FORMAT JSONEachRow");
-    let ids: IdSet = keys.iter().map(|k| k.event_id.as_str()).collect();
+    }
+    // The rows of those keys, found through the table's primary key: `(event_day, event_time,
+    // event_id)` of each, sent as a table. No FINAL: the page's keys name one arrival each, and
+    // a duplicate not yet merged (same id, another arrival) is left out by the match below.
+    // FINAL with the keys as a filter had read every row of the keys' time range, records and
+    // all: 2.6 s for 50 rare keys across 72 h of 1 M events, against 0.2 s this way.
+    #[derive(serde::Serialize)]
+    struct KeyRow<'a> {
+        event_day: String,
+        event_time: i64,
+        event_id: &'a str,
+    }
+    let mut table = ExternalTable::new("page_keys", "event_day Date, event_time Int64, event_id String");
+    for k in &keys {
+        table.push(&KeyRow { event_day: super::day_of(k.event_time), event_time: k.event_time, event_id: &k.event_id });
+    }
+    let sql = format!(
+        "SELECT {ROW_COLUMNS} FROM {}.events PREWHERE (event_day, event_time, event_id) IN {} FORMAT JSONEachRow",
+        ch.database(),
+        table.name()
+    );
     let mut rows: rustc_hash::FxHashMap<(String, i64), EventRow> = rustc_hash::FxHashMap::default();
-    for row in ch.query_rows_with::<RowIn>(q.as_str(), &ids, "read searched events from ClickHouse")? {
+    for row in ch.query_rows_with::<RowIn>(&sql, &table, "read searched events from ClickHouse")? {
         let row = EventRow::from(row);
         rows.insert((row.event_id.clone(), row.row), row);
     }
