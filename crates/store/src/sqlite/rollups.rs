@@ -187,24 +187,37 @@ fn in_chunks<T, const W: usize>(
     Ok(())
 }
 
-/// The rollups of every stored event (the migration that adds them).
-pub(crate) fn rebuild(conn: &Connection) -> Result<(), StoreError> {
-    conn.execute_batch("DELETE FROM rollups; DELETE FROM rollup_hours;").context("clear rollups")?;
+/// Calls `f` with every stored row: its block's columns, its index, the block's id; blocks
+/// in id order (the migrations that fill rollups from what is stored).
+fn for_each_stored_row(
+    conn: &Connection,
+    f: &mut dyn FnMut(&BlockColumns, usize, i64) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
     let mut stmt = conn.prepare("SELECT id, rows, columns FROM blocks ORDER BY id").context("read blocks")?;
     let mut rows = stmt.query([]).context("read blocks")?;
-    let mut delta = RollupDelta::default();
     while let Some(r) = rows.next().context("read blocks")? {
         let (block, n, bytes): (i64, i64, Vec<u8>) =
             (r.get(0).context("read block")?, r.get(1).context("read block")?, r.get(2).context("read block")?);
         let c = BlockColumns::decode(&bytes).map_err(|e| StoreError::Corrupt { block, detail: e.to_string() })?;
         for i in 0..(n as usize).min(c.len()) {
-            delta.add_hour_row(&c, i, 1);
+            f(&c, i, block)?;
         }
+    }
+    Ok(())
+}
+
+/// The rollups of every stored event (the migration that adds them).
+pub(crate) fn rebuild(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch("DELETE FROM rollups; DELETE FROM rollup_hours;").context("clear rollups")?;
+    let mut delta = RollupDelta::default();
+    for_each_stored_row(conn, &mut |c, i, _| {
+        delta.add_hour_row(c, i, 1);
         // Bounded memory: a delta is written every so many distinct counts.
         if delta.values.len() > 1_000_000 {
             std::mem::take(&mut delta).apply(conn, None)?;
         }
-    }
+        Ok(())
+    })?;
     delta.apply(conn, None)
 }
 
@@ -213,23 +226,10 @@ pub(crate) fn rebuild(conn: &Connection) -> Result<(), StoreError> {
 pub(crate) fn rebuild_principals(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch("DELETE FROM principal_values; DELETE FROM principal_counts;")
         .context("clear principal rollups")?;
-    let each_block = |f: &mut dyn FnMut(&BlockColumns, usize, i64) -> Result<(), StoreError>| {
-        let mut stmt = conn.prepare("SELECT id, rows, columns FROM blocks ORDER BY id").context("read blocks")?;
-        let mut rows = stmt.query([]).context("read blocks")?;
-        while let Some(r) = rows.next().context("read blocks")? {
-            let (block, n, bytes): (i64, i64, Vec<u8>) =
-                (r.get(0).context("read block")?, r.get(1).context("read block")?, r.get(2).context("read block")?);
-            let c = BlockColumns::decode(&bytes).map_err(|e| StoreError::Corrupt { block, detail: e.to_string() })?;
-            for i in 0..(n as usize).min(c.len()) {
-                f(&c, i, block)?;
-            }
-        }
-        Ok(())
-    };
     // Two passes: which principals are busy, then their values (all of every principal's
     // would not fit in memory at a hundred million events).
     let mut events: FxHashMap<i64, i64> = FxHashMap::default();
-    each_block(&mut |c, i, _| {
+    for_each_stored_row(conn, &mut |c, i, _| {
         *events.entry(c.principal[i]).or_default() += 1;
         Ok(())
     })?;
@@ -247,7 +247,7 @@ pub(crate) fn rebuild_principals(conn: &Connection) -> Result<(), StoreError> {
         }
     }
     let mut delta = PrincipalDelta::default();
-    each_block(&mut |c, i, block| {
+    for_each_stored_row(conn, &mut |c, i, block| {
         if events.get(&c.principal[i]).is_some_and(|n| *n >= BUSY) {
             delta.add_values(c, i, 1, block);
         }
