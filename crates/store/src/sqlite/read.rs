@@ -746,10 +746,10 @@ struct Tally {
     /// A block each text value was seen in, to read its label from at the end.
     seen_in: FxHashMap<i64, i64>,
     /// Where text values counted from the principal rollups were last seen: a hint, since
-    /// retention may have rewritten that block without them; and the query whose blocks
-    /// hold them all.
+    /// retention may have rewritten that block without them; and the query (resolved)
+    /// whose blocks hold them all.
     text_hints: FxHashMap<i64, i64>,
-    text_query: Option<EventQuery>,
+    text_filters: Option<Filters>,
 }
 
 impl Tally {
@@ -763,7 +763,7 @@ impl Tally {
             histogram: FxHashMap::default(),
             seen_in: FxHashMap::default(),
             text_hints: FxHashMap::default(),
-            text_query: None,
+            text_filters: None,
         })
     }
 
@@ -862,14 +862,14 @@ impl Tally {
         if let Some(h) = hours.first() {
             let first = match h.first {
                 Some(t) => Some(t),
-                None => edge_time(conn, &hour_only(h.hour), Edge::First)?,
+                None => edge_time(conn, &Filters::resolve(conn, &hour_only(h.hour))?, Edge::First)?,
             };
             self.first = self.first.min(first.unwrap_or(i64::MAX));
         }
         if let Some(h) = hours.last() {
             let last = match h.last {
                 Some(t) => Some(t),
-                None => edge_time(conn, &hour_only(h.hour), Edge::Last)?,
+                None => edge_time(conn, &Filters::resolve(conn, &hour_only(h.hour))?, Edge::Last)?,
             };
             self.last = self.last.max(last.unwrap_or(i64::MIN));
         }
@@ -1018,14 +1018,14 @@ impl Tally {
         }
         // First and last: a few blocks at each end.
         if self.summary.events > 0 {
-            if let Some(t) = edge_time(conn, q, Edge::First)? {
+            if let Some(t) = edge_time(conn, &filters, Edge::First)? {
                 self.first = self.first.min(t);
             }
-            if let Some(t) = edge_time(conn, q, Edge::Last)? {
+            if let Some(t) = edge_time(conn, &filters, Edge::Last)? {
                 self.last = self.last.max(t);
             }
         }
-        self.text_query = Some(q.clone());
+        self.text_filters = Some(filters);
         Ok(())
     }
 
@@ -1082,14 +1082,13 @@ enum Edge {
     Last,
 }
 
-/// The time of the first (or last) event `q` matches. Blocks are walked in order of their
+/// The time of the first (or last) event `filters` match. Blocks are walked in order of their
 /// earliest (latest) time through an index of the times alone (`blocks_by_min_time`,
 /// `blocks_max_time`: reading a block's row for its times costs a page read each, seconds
 /// for a principal in 70 k blocks), and only those the filters' postings name are read,
 /// until none left can hold an earlier (later) event: a few blocks. Streamed from the
 /// index, unsorted by anything else (ties need no order).
-fn edge_time(conn: &Connection, q: &EventQuery, edge: Edge) -> Result<Option<i64>, StoreError> {
-    let filters = Filters::resolve(conn, q)?;
+fn edge_time(conn: &Connection, filters: &Filters, edge: Edge) -> Result<Option<i64>, StoreError> {
     if filters.impossible() {
         return Ok(None);
     }
@@ -1100,7 +1099,7 @@ fn edge_time(conn: &Connection, q: &EventQuery, edge: Edge) -> Result<Option<i64
         let params = filters.postings.iter().flat_map(|(_, p)| p.iter().cloned()).collect();
         Some(ids(conn, &format!("SELECT block FROM ({})", parts.join(" INTERSECT ")), params)?)
     };
-    let (lo, hi) = (q.since.unwrap_or(i64::MIN), q.until.unwrap_or(i64::MAX));
+    let (lo, hi) = (filters.since.unwrap_or(i64::MIN), filters.until.unwrap_or(i64::MAX));
     let sql = match edge {
         Edge::First => {
             "SELECT id, min_time, max_time FROM blocks INDEXED BY blocks_by_min_time
@@ -1155,13 +1154,12 @@ impl Tally {
     /// A block holding text id `id` counted from the principal rollups: the block they
     /// name if it still holds it, else the newest of the query's blocks that does.
     fn text_block_of_rollups(&self, conn: &Connection, id: i64) -> Result<Option<i64>, StoreError> {
-        let Some(q) = &self.text_query else { return Ok(None) };
+        let Some(filters) = &self.text_filters else { return Ok(None) };
         if let Some(&block) = self.text_hints.get(&id) {
             if holds_text(conn, block, id)? {
                 return Ok(Some(block));
             }
         }
-        let filters = Filters::resolve(conn, q)?;
         let (sql, params) = filters.candidates_sql(!filters.postings.is_empty());
         let mut stmt = conn.prepare(&sql).context("prepare block search")?;
         let mut candidates = stmt.query(params_from_iter(params)).context("search blocks")?;
