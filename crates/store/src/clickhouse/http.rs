@@ -120,13 +120,7 @@ impl ClickHouse {
         body.extend_from_slice(&table.rows);
         body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
         let content_type = format!("multipart/form-data; boundary={BOUNDARY}");
-        let reader = self.send(&url, Some(&content_type), &body, context)?;
-        let mut rows = Vec::new();
-        read_lines(reader, context, &mut |line| {
-            rows.push(serde_json::from_str(line).map_err(|e| StoreError::clickhouse(context, format!("{e}: {line}")))?);
-            Ok(true)
-        })?;
-        Ok(rows)
+        read_rows(self.send(&url, Some(&content_type), &body, context)?, context)
     }
 
     /// Rows of `sql` decoded as `T`.
@@ -135,12 +129,7 @@ impl ClickHouse {
         sql: &str,
         context: &'static str,
     ) -> Result<Vec<T>, StoreError> {
-        let mut rows = Vec::new();
-        self.query_lines(sql, context, &mut |line| {
-            rows.push(serde_json::from_str(line).map_err(|e| StoreError::clickhouse(context, format!("{e}: {line}")))?);
-            Ok(true)
-        })?;
-        Ok(rows)
+        read_rows(self.post("", sql.as_bytes(), context)?, context)
     }
 
     /// `INSERT INTO table FORMAT JSONEachRow` with `rows` (one JSON object per line).
@@ -225,6 +214,19 @@ fn read_lines(
             return Ok(());
         }
     }
+}
+
+/// Every line of a JSONEachRow answer decoded as `T`.
+fn read_rows<T: serde::de::DeserializeOwned>(
+    body: Box<dyn Read + Send>,
+    context: &'static str,
+) -> Result<Vec<T>, StoreError> {
+    let mut rows = Vec::new();
+    read_lines(body, context, &mut |line| {
+        rows.push(serde_json::from_str(line).map_err(|e| StoreError::clickhouse(context, format!("{e}: {line}")))?);
+        Ok(true)
+    })?;
+    Ok(rows)
 }
 
 /// Rows sent beside a query as a table of its own (ClickHouse's "external data": a
