@@ -142,18 +142,14 @@ pub(crate) fn lock_windows(c: &mut impl GenericClient, keys: &[(String, String)]
 fn lock_in_order(c: &mut impl GenericClient, class: i32, mut keys: Vec<i32>) -> Result<(), postgres::Error> {
     keys.sort_unstable();
     keys.dedup();
-    match keys.len() {
-        0 => Ok(()),
-        1 => c
-            .execute_typed("SELECT pg_advisory_xact_lock($1, $2)", &[(&class, Type::INT4), (&keys[0], Type::INT4)])
-            .map(drop),
-        _ => c
-            .execute_typed(
-                "SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::int4[]) WITH ORDINALITY AS u(k, n) ORDER BY n",
-                &[(&class, Type::INT4), (&keys, Type::INT4_ARRAY)],
-            )
-            .map(drop),
+    if keys.is_empty() {
+        return Ok(());
     }
+    c.execute_typed(
+        "SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::int4[]) WITH ORDINALITY AS u(k, n) ORDER BY n",
+        &[(&class, Type::INT4), (&keys, Type::INT4_ARRAY)],
+    )
+    .map(drop)
 }
 
 /// The stored windows of `keys`.
