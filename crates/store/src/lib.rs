@@ -127,6 +127,13 @@ pub trait EventStore: Send + Sync {
     /// How many events, from when to when, and how many principals.
     fn event_stats(&self) -> Result<EventStats, StoreError>;
 
+    /// Brings counts kept beside the events up to date ahead of the summaries that would
+    /// otherwise do it (the scale-out store's hour counts); returns the hours counted. The
+    /// SQLite store's writer keeps its rollups current itself: nothing to do.
+    fn refresh_counts(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
     /// Deletes what `policy` says has expired, a bounded slice at a time (at most
     /// `max_units` blocks or partitions), in short transactions beside ingest. Pass
     /// `resume_after` back from the previous report until it is `None`. Events an alert

@@ -129,6 +129,7 @@ impl EventStore for ClickHouseEvents {
             pending_events: 0,
             ops: Vec::new(),
             ledger: Vec::new(),
+            hours: Default::default(),
         }))
     }
 
@@ -141,6 +142,9 @@ impl EventStore for ClickHouseEvents {
     }
 
     fn summarize(&self, query: &EventQuery, spec: &crate::SummarySpec) -> Result<crate::Summary, StoreError> {
+        if let Some(summary) = clickhouse::rollup::summarize(&self.ch, &self.state, query, spec)? {
+            return Ok(summary);
+        }
         clickhouse::summarize(&self.ch, query, spec)
     }
 
@@ -162,7 +166,13 @@ impl EventStore for ClickHouseEvents {
         }
         let kept = self.state.kept_event_ids()?;
         clickhouse::retention::keep_ids(&self.ch, &kept)?;
-        let mut report = clickhouse::retention::apply(&self.ch, policy, now)?;
+        let (mut report, hours) = clickhouse::retention::apply(&self.ch, policy, now)?;
+        // Count the hours events went from again now, rather than at the next summary.
+        if let (Some(&first), Some(&last)) = (hours.first(), hours.last()) {
+            self.state.mark_hours(&hours)?;
+            let marked = self.state.marked_hours(first, last)?;
+            clickhouse::rollup::recount(&self.ch, &self.state, &marked)?;
+        }
         if let Some(cut) = policy.bookkeeping_cutoff(now) {
             report.ledger_rows_deleted = self.state.prune_bookkeeping(cut)?;
         }
@@ -195,6 +205,12 @@ impl EventStore for ClickHouseEvents {
     fn event_stats(&self) -> Result<crate::EventStats, StoreError> {
         clickhouse::stats(&self.ch)
     }
+
+    fn refresh_counts(&self) -> Result<u64, StoreError> {
+        let marked = self.state.marked_hours(i64::MIN, i64::MAX)?;
+        clickhouse::rollup::recount(&self.ch, &self.state, &marked)?;
+        Ok(marked.len() as u64)
+    }
 }
 
 /// The object being written: where its rows begin, its ids and counts.
@@ -203,6 +219,9 @@ struct OpenObject {
     mark: PendingMark,
     ids: Vec<String>,
     counts: InsertCounts,
+    /// The UTC hours of its events, duplicates included: a duplicate may be an event a
+    /// crashed attempt inserted but never counted.
+    hours: FxHashSet<i64>,
 }
 
 pub struct ScaleOutWriter {
@@ -228,6 +247,8 @@ pub struct ScaleOutWriter {
     /// Ledger rows of the group's finished and quarantined objects, written at `commit`
     /// after the events are in ClickHouse.
     ledger: Vec<StateOp>,
+    /// Hours of the group's finished objects' events, marked with the ledger rows.
+    hours: std::collections::BTreeSet<i64>,
 }
 
 /// One change to the state store within a writer's transaction.
@@ -251,6 +272,8 @@ enum StateOp {
     },
     Windows(Vec<crate::CorrelationWindow>),
     Regions(Vec<crate::KnownRegion>),
+    /// Hours whose counts the group's events change (sorted).
+    MarkHours(Vec<i64>),
     /// Locks correlation windows; a replay takes the locks again.
     LockWindows(Vec<(String, String)>),
 }
@@ -267,6 +290,7 @@ impl StateOp {
             StateOp::Hits { hits, policy, now } => postgres::record_hits(&mut **c, hits, policy, *now),
             StateOp::Windows(w) => postgres::save_windows(&mut **c, w).map(|()| Vec::new()),
             StateOp::Regions(r) => postgres::remember_regions(&mut **c, r).map(|()| Vec::new()),
+            StateOp::MarkHours(h) => postgres::mark_hours(&mut **c, h).map(|()| Vec::new()),
             StateOp::LockWindows(keys) => postgres::lock_windows(&mut **c, keys).map(|()| Vec::new()),
         }
     }
@@ -377,6 +401,7 @@ impl ScaleOutWriter {
         self.abandon_tx();
         self.ops.clear();
         self.ledger.clear();
+        self.hours.clear();
         self.pending.clear();
         self.pending_ids.clear();
         self.looked_up.clear();
@@ -404,6 +429,7 @@ impl ScaleOutWriter {
             mark: self.pending.mark(),
             ids: Vec::new(),
             counts: InsertCounts::default(),
+            hours: FxHashSet::default(),
         });
         Ok(())
     }
@@ -425,6 +451,8 @@ impl ScaleOutWriter {
         let stored = clickhouse::stored_ids(&self.ch, &ids)?;
         let mut counts = InsertCounts::default();
         batch.duplicates.clear();
+        let hours = &mut self.object.as_mut().expect("checked above").hours;
+        hours.extend(batch.events.iter().map(|e| clickhouse::rollup::hour_of(e.event_time)));
         for (i, event) in batch.events.iter().enumerate() {
             let was_stored =
                 self.looked_up.remove(&event.event_id).unwrap_or(false) || stored.contains(&event.event_id);
@@ -458,6 +486,7 @@ impl ScaleOutWriter {
     fn do_finish_object(&mut self, totals: &ObjectTotals) -> Result<InsertCounts, StoreError> {
         let object = self.object.take().ok_or(StoreError::NoObject("finish_object"))?;
         let now = model::timefmt::now_millis();
+        self.hours.extend(object.hours);
         self.ledger.push(StateOp::Committed { meta: object.meta, totals: totals.clone(), counts: object.counts, now });
         if self.pending.count >= FLUSH_EVENTS {
             self.pending.flush(&self.ch)?;
@@ -565,6 +594,8 @@ impl ScaleOutWriter {
             _ => Default::default(),
         };
         self.ledger.sort_by_key(key);
+        // After the ledger rows; insert-only, so in no lock order.
+        self.ledger.push(StateOp::MarkHours(std::mem::take(&mut self.hours).into_iter().collect()));
         self.ops = std::mem::take(&mut self.ledger);
         let mut failed = None;
         {

@@ -8,10 +8,20 @@
 //!   time range (the first key columns prune by it), a record delivered twice has the same
 //!   key and collapses to one row when parts merge, and a month is the unit retention drops.
 //!   `keep` is `u64::MAX - arrival`, so the collapse keeps the first arrival, as SQLite does.
-//!   Until parts merge a duplicate is physically present: every read uses `FINAL`, which
-//!   collapses at read time, so answers are exact whatever the merge state.
+//!   Until parts merge a duplicate is physically present: reads of ranges use `FINAL`, which
+//!   collapses at read time, or group by event, so answers are exact whatever the merge state.
 //! * `event_index` — `event_id → event_time`, ordered by `event_id` with small granules: the
 //!   lookup by id, and how a writer tells an already stored record from a new one.
+//! * `event_keys` — a search's way in: one row per (dimension, value) an event can be
+//!   searched by (event name and source, source IP, account, region, error code, principal,
+//!   `failed`), ordered by `(dimension, value, event_time, event_id)`, partitioned as
+//!   `events`. A search with exact values reads only its values' rows in a time window,
+//!   newest windows first, groups them by event (a duplicate not merged yet counts once, by
+//!   its first arrival) and then reads the page's rows from `events` by primary key. No
+//!   `FINAL` over a range. Searches with a wildcard use `events` itself, in the same windows.
+//! * `hour_counts` — per UTC hour, totals and events per value of each dimension, recounted
+//!   whole from `events FINAL` when PostgreSQL's `hour_marks` say an hour changed: what the
+//!   overview reads (see [`rollup`]).
 //! * `principals` — the principal's kind, name, issuer and the human behind it, once per
 //!   principal (`ReplacingMergeTree`, first arrival kept), for the principal filter and page.
 //! * `schema_versions` — which of [`MIGRATIONS`] are applied. Migrations are idempotent
@@ -21,8 +31,9 @@
 mod http;
 mod read;
 pub(crate) mod retention;
+pub(crate) mod rollup;
 
-pub use http::{ClickHouse, ClickHouseConfig, ExternalTable, Sql};
+pub use http::{ClickHouse, ClickHouseConfig, ExternalTable, RowBinary, SearchWindows, Sql};
 pub(crate) use read::{event_by_id, for_each_event, principals_related, stats, summarize};
 
 use model::{EpochMillis, ParsedEvent};
@@ -81,6 +92,47 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ) ENGINE = ReplacingMergeTree
     ORDER BY event_id
     "#,
+    // 3: search keys, one row per (searchable dimension, value) of an event, ordered by
+    // value then time: a search reads the rows of its values in its time window only. The
+    // rows already stored get theirs here (re-running collapses onto the same keys).
+    r#"
+    CREATE TABLE IF NOT EXISTS {db}.event_keys (
+        dimension  String,
+        value      String,
+        event_day  Date,
+        event_time Int64,
+        event_id   String,
+        keep       UInt64
+    ) ENGINE = ReplacingMergeTree(keep)
+    PARTITION BY toYYYYMM(event_day)
+    ORDER BY (dimension, value, event_time, event_id);
+    INSERT INTO {db}.event_keys
+        SELECT dimension, assumeNotNull(value_or_null) AS value, event_day, event_time, event_id, keep
+        FROM {db}.events
+        ARRAY JOIN
+            ['event_name', 'event_source', 'source_ip', 'account', 'region', 'error_code', 'principal', 'failed'] AS dimension,
+            [event_name, event_source, source_ip, account, region, error_code, principal,
+             if(error_code IS NULL, NULL, '')] AS value_or_null
+        WHERE value_or_null IS NOT NULL
+    "#,
+    // 4: hour counts for the overview (see `rollup`), the stored events' counted here.
+    concat!(
+        "
+    CREATE TABLE IF NOT EXISTS {db}.hour_counts (
+        dimension String,
+        hour      Int64,
+        value     String,
+        events    UInt64,
+        errors    UInt64,
+        denied    UInt64,
+        first     Int64,
+        last      Int64,
+        version   Int64
+    ) ENGINE = ReplacingMergeTree(version)
+    ORDER BY (dimension, hour, value);
+    INSERT INTO {db}.hour_counts ",
+        rollup::count_hours_sql!("1", "toInt64(0)")
+    ),
 ];
 
 /// Creates the database and brings its schema up to date. Callers serialise concurrent
@@ -156,35 +208,35 @@ fn column_exists(ch: &ClickHouse, db: &str, table: &str, column: &str) -> Result
 /// (1970-01-01 … 2105-12-31): event times outside are filed under the nearest day, and the
 /// time column stays exact.
 pub(crate) fn day_of(ms: EpochMillis) -> String {
-    let last = model::timefmt::from_civil(2105, 12, 31, 0, 0, 0).expect("a valid date");
-    let (y, m, d, ..) = model::timefmt::civil(ms.clamp(0, last)).unwrap_or((1970, 1, 1, 0, 0, 0));
+    let (y, m, d, ..) = model::timefmt::civil(ms.clamp(0, LAST_DAY_MS)).unwrap_or((1970, 1, 1, 0, 0, 0));
     format!("{y:04}-{m:02}-{d:02}")
 }
 
-#[derive(Serialize)]
-struct EventOut<'a> {
-    event_day: String,
-    event_time: EpochMillis,
-    event_id: &'a str,
-    arrival: i64,
-    keep: u64,
-    event_source: Option<&'a str>,
-    event_name: Option<&'a str>,
-    account: Option<&'a str>,
-    region: Option<&'a str>,
-    source_ip: Option<&'a str>,
-    error_code: Option<&'a str>,
-    user_agent: Option<&'a str>,
-    event_category: Option<&'a str>,
-    principal: &'a str,
-    raw: &'a str,
+/// 2105-12-31, the last day a `Date` holds.
+const LAST_DAY_MS: EpochMillis = 49_672 * 86_400_000;
+
+/// [`day_of`] as a `Date` holds it: days since 1970-01-01.
+pub(crate) fn day_number(ms: EpochMillis) -> u16 {
+    ms.clamp(0, LAST_DAY_MS).div_euclid(86_400_000) as u16
 }
 
-#[derive(Serialize)]
-struct IndexOut<'a> {
-    event_id: &'a str,
-    event_time: EpochMillis,
-    keep: u64,
+/// The `event_keys` dimension of failed calls (value `''`): the `errors` filter.
+pub(crate) const FAILED: &str = "failed";
+
+/// The (dimension, value) search keys of `event`: what migration 3 derives from `events`.
+pub(crate) fn search_keys(event: &ParsedEvent) -> impl Iterator<Item = (&'static str, &str)> {
+    [
+        ("event_name", event.event_name.as_deref()),
+        ("event_source", event.event_source.as_deref()),
+        ("source_ip", event.source_ip.as_deref()),
+        ("account", event.recipient_account_id.as_deref()),
+        ("region", event.aws_region.as_deref()),
+        ("error_code", event.error_code.as_deref()),
+        ("principal", Some(event.actor.principal.as_str())),
+        (FAILED, event.error_code.as_ref().map(|_| "")),
+    ]
+    .into_iter()
+    .filter_map(|(d, v)| Some((d, v?)))
 }
 
 #[derive(Serialize)]
@@ -199,11 +251,19 @@ struct PrincipalOut<'a> {
     keep: u64,
 }
 
-/// Rows waiting to be inserted: inserts are batched (ClickHouse wants few, large inserts).
+/// The columns [`PendingRows::push`] writes, in its order (RowBinary has no names).
+const EVENT_COLUMNS: &str = "event_day, event_time, event_id, arrival, keep, event_source, event_name, account, \
+     region, source_ip, error_code, user_agent, event_category, principal, raw";
+const KEY_COLUMNS: &str = "dimension, value, event_day, event_time, event_id, keep";
+const INDEX_COLUMNS: &str = "event_id, event_time, keep";
+
+/// Rows waiting to be inserted: inserts are batched (ClickHouse wants few, large inserts),
+/// as RowBinary (ClickHouse parsed the JSON of a group's rows several times slower).
 #[derive(Default)]
 pub(crate) struct PendingRows {
-    events: Vec<u8>,
-    index: Vec<u8>,
+    events: RowBinary,
+    keys: RowBinary,
+    index: RowBinary,
     principals: Vec<u8>,
     pub(crate) count: u64,
 }
@@ -212,28 +272,38 @@ impl PendingRows {
     /// Appends `event` (with its verbatim record `raw`) as arrival number `arrival`.
     pub(crate) fn push(&mut self, event: &ParsedEvent, raw: &str, arrival: i64) {
         let keep = u64::MAX - arrival as u64;
-        let row = EventOut {
-            event_day: day_of(event.event_time),
-            event_time: event.event_time,
-            event_id: &event.event_id,
-            arrival,
-            keep,
-            event_source: event.event_source.as_deref(),
-            event_name: event.event_name.as_deref(),
-            account: event.recipient_account_id.as_deref(),
-            region: event.aws_region.as_deref(),
-            source_ip: event.source_ip.as_deref(),
-            error_code: event.error_code.as_deref(),
-            user_agent: event.user_agent.as_deref(),
-            event_category: event.event_category.as_deref(),
-            principal: &event.actor.principal,
-            raw,
-        };
-        serde_json::to_writer(&mut self.events, &row).expect("rows serialize");
-        self.events.push(b'\n');
-        let index = IndexOut { event_id: &event.event_id, event_time: event.event_time, keep };
-        serde_json::to_writer(&mut self.index, &index).expect("rows serialize");
-        self.index.push(b'\n');
+        let day = day_number(event.event_time);
+        for (dimension, value) in search_keys(event) {
+            // KEY_COLUMNS, in order.
+            let k = &mut self.keys;
+            k.string(dimension);
+            k.string(value);
+            k.date(day);
+            k.int64(event.event_time);
+            k.string(&event.event_id);
+            k.uint64(keep);
+        }
+        // EVENT_COLUMNS, in order.
+        let e = &mut self.events;
+        e.date(day);
+        e.int64(event.event_time);
+        e.string(&event.event_id);
+        e.int64(arrival);
+        e.uint64(keep);
+        e.nullable_string(event.event_source.as_deref());
+        e.nullable_string(event.event_name.as_deref());
+        e.nullable_string(event.recipient_account_id.as_deref());
+        e.nullable_string(event.aws_region.as_deref());
+        e.nullable_string(event.source_ip.as_deref());
+        e.nullable_string(event.error_code.as_deref());
+        e.nullable_string(event.user_agent.as_deref());
+        e.nullable_string(event.event_category.as_deref());
+        e.string(&event.actor.principal);
+        e.string(raw);
+        // INDEX_COLUMNS, in order.
+        self.index.string(&event.event_id);
+        self.index.int64(event.event_time);
+        self.index.uint64(keep);
         self.count += 1;
     }
 
@@ -258,7 +328,8 @@ impl PendingRows {
         self.events.is_empty() && self.principals.is_empty()
     }
 
-    /// Inserts everything pending: principals, then events, then their ids. An id in
+    /// Inserts everything pending: principals, then events, their search keys, then their
+    /// ids. An id in
     /// `event_index` is what makes a writer count a record as already stored, so it goes in
     /// only after its event: had the events' insert failed after their ids went in, the
     /// object, delivered again, would have been counted as duplicates and its events lost.
@@ -270,10 +341,13 @@ impl PendingRows {
             ch.insert_json_rows("principals", &self.principals, "insert principals into ClickHouse")?;
         }
         if !self.events.is_empty() {
-            ch.insert_json_rows("events", &self.events, "insert events into ClickHouse")?;
+            ch.insert_row_binary("events", EVENT_COLUMNS, &self.events, "insert events into ClickHouse")?;
+        }
+        if !self.keys.is_empty() {
+            ch.insert_row_binary("event_keys", KEY_COLUMNS, &self.keys, "insert search keys into ClickHouse")?;
         }
         if !self.index.is_empty() {
-            ch.insert_json_rows("event_index", &self.index, "insert event ids into ClickHouse")?;
+            ch.insert_row_binary("event_index", INDEX_COLUMNS, &self.index, "insert event ids into ClickHouse")?;
         }
         self.clear();
         Ok(())
@@ -282,6 +356,7 @@ impl PendingRows {
     /// Forgets every pending row, keeping the buffers' memory.
     pub(crate) fn clear(&mut self) {
         self.events.clear();
+        self.keys.clear();
         self.index.clear();
         self.principals.clear();
         self.count = 0;
@@ -290,6 +365,7 @@ impl PendingRows {
     /// Forgets the rows (the object they belong to was undone before they were sent).
     pub(crate) fn truncate_to(&mut self, mark: &PendingMark) {
         self.events.truncate(mark.events);
+        self.keys.truncate(mark.keys);
         self.index.truncate(mark.index);
         self.principals.truncate(mark.principals);
         self.count = mark.count;
@@ -298,6 +374,7 @@ impl PendingRows {
     pub(crate) fn mark(&self) -> PendingMark {
         PendingMark {
             events: self.events.len(),
+            keys: self.keys.len(),
             index: self.index.len(),
             principals: self.principals.len(),
             count: self.count,
@@ -309,6 +386,7 @@ impl PendingRows {
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct PendingMark {
     events: usize,
+    keys: usize,
     index: usize,
     principals: usize,
     count: u64,
@@ -342,5 +420,8 @@ mod tests {
         assert_eq!(day_of(1_705_315_523_000), "2024-01-15");
         assert_eq!(day_of(-5), "1970-01-01");
         assert_eq!(day_of(i64::MAX / 4), "2105-12-31");
+        assert_eq!(LAST_DAY_MS, model::timefmt::from_civil(2105, 12, 31, 0, 0, 0).unwrap());
+        assert_eq!(day_number(1_705_315_523_000), 19_737);
+        assert_eq!((day_number(-5), day_number(i64::MAX / 4)), (0, 49_672));
     }
 }

@@ -59,32 +59,30 @@ fn matches(q: &mut Sql, column: &str, value: &str) {
     }
 }
 
-/// ` WHERE …` for every filter of `query` (paging excluded).
-fn where_clause(ch: &ClickHouse, query: &EventQuery) -> Sql {
-    let mut q = Sql::new(" WHERE 1");
-    let text = [
+/// The text filters of `query`, each with its column (and `event_keys` dimension).
+fn text_filters(query: &EventQuery) -> [(&'static str, &Option<String>); 6] {
+    [
         ("event_name", &query.event_name),
         ("event_source", &query.event_source),
         ("source_ip", &query.source_ip),
         ("account", &query.account),
         ("region", &query.region),
         ("error_code", &query.error_code),
-    ];
-    for (column, value) in text {
+    ]
+}
+
+/// ` WHERE …` for every filter of `query` (paging excluded).
+fn where_clause(ch: &ClickHouse, query: &EventQuery) -> Sql {
+    let mut q = Sql::new(" WHERE 1");
+    for (column, value) in text_filters(query) {
         if let Some(v) = value {
             q.raw(" AND ");
             matches(&mut q, column, v);
         }
     }
     if let Some(who) = &query.principal {
-        q.raw(&format!(" AND principal IN (SELECT principal FROM {}.principals FINAL WHERE ", ch.database()));
-        for (i, column) in ["principal", "issuer", "name", "human"].iter().enumerate() {
-            if i > 0 {
-                q.raw(" OR ");
-            }
-            matches(&mut q, column, who);
-        }
-        q.raw(")");
+        q.raw(" AND principal IN ");
+        principal_set(&mut q, ch, who);
     }
     if query.errors {
         q.raw(" AND error_code IS NOT NULL");
@@ -109,50 +107,226 @@ fn event_row(line: &str) -> Result<EventRow, StoreError> {
 /// Pages of at most this many rows are read in two steps (see [`for_each_event`]).
 const TWO_STEP_LIMIT: usize = 10_000;
 
+/// Each window a page is looked for in is this many times longer than the one before;
+/// after [`WINDOWS`] of them the rest of the range is read at once.
+const WINDOW_GROWTH: i64 = 8;
+const WINDOWS: usize = 4;
+
+/// Where a search finds its page's keys.
+enum KeySource {
+    /// `event_keys`: every filter is an exact value of a dimension it holds. `terms` are the
+    /// `(dimension, value)` conditions, OR-ed; an event matches when it has a row for each.
+    Keys { terms: Vec<Sql> },
+    /// `events` itself (`FINAL`): a wildcard filter, or none at all.
+    Events,
+}
+
+impl KeySource {
+    fn of(ch: &ClickHouse, query: &EventQuery) -> KeySource {
+        let mut terms = Vec::new();
+        for (dimension, value) in text_filters(query) {
+            let Some(v) = value else { continue };
+            if is_wildcard(v) {
+                return KeySource::Events;
+            }
+            let mut t = Sql::new("(dimension = '");
+            t.raw(dimension).raw("' AND value = ").string(v).raw(")");
+            terms.push(t);
+        }
+        if let Some(who) = &query.principal {
+            let mut t = Sql::new("(dimension = 'principal' AND value IN ");
+            principal_set(&mut t, ch, who);
+            t.raw(")");
+            terms.push(t);
+        }
+        // `errors` adds nothing to an error code filter (every row with a code failed).
+        if query.errors && query.error_code.is_none() {
+            terms.push(Sql::new(&format!("(dimension = '{}' AND value = '')", super::FAILED)));
+        }
+        if terms.is_empty() {
+            KeySource::Events
+        } else {
+            KeySource::Keys { terms }
+        }
+    }
+}
+
+/// `(SELECT principal FROM principals FINAL WHERE …)`: the principals `who` names.
+fn principal_set(q: &mut Sql, ch: &ClickHouse, who: &str) {
+    q.raw(&format!("(SELECT principal FROM {}.principals FINAL WHERE ", ch.database()));
+    for (i, column) in ["principal", "issuer", "name", "human"].iter().enumerate() {
+        if i > 0 {
+            q.raw(" OR ");
+        }
+        matches(q, column, who);
+    }
+    q.raw(")");
+}
+
+/// ` AND` the time bounds `[lo, hi]` (inclusive, either open): the day bounds let
+/// ClickHouse skip partitions and granules, the time bounds are exact.
+fn time_bounds(q: &mut Sql, lo: Option<i64>, hi: Option<i64>) {
+    if let Some(lo) = lo {
+        q.raw(" AND event_day >= toDate(").string(&super::day_of(lo)).raw(") AND event_time >= ").int(lo);
+    }
+    if let Some(hi) = hi {
+        q.raw(" AND event_day <= toDate(").string(&super::day_of(hi)).raw(") AND event_time <= ").int(hi);
+    }
+}
+
+#[derive(Deserialize)]
+struct Key {
+    #[serde(with = "int64")]
+    event_time: i64,
+    #[serde(with = "int64")]
+    arrival: i64,
+    event_id: String,
+}
+
+/// The keys of the newest `limit` events matching `query`. ClickHouse 18.16 cannot stop
+/// reading early in key order: it reads every matching row, then sorts. So the page is
+/// looked for in time windows, newest first, each longer than the last, until it is full:
+/// a frequent value fills it from its last hour, a rare one is read whole (its rows are few).
+fn page_keys(ch: &ClickHouse, query: &EventQuery, limit: usize) -> Result<Vec<Key>, StoreError> {
+    let source = KeySource::of(ch, query);
+    let lo = query.since;
+    let hi = match (query.until, query.after) {
+        (Some(u), Some(a)) => Some(u.min(a.event_time)),
+        (u, a) => u.or(a.map(|a| a.event_time)),
+    };
+    if matches!((lo, hi), (Some(lo), Some(hi)) if lo > hi) {
+        return Ok(Vec::new());
+    }
+    // Where the windows start: the newest candidate row, and how many candidates there are.
+    #[derive(Deserialize)]
+    struct Newest {
+        #[serde(with = "int64")]
+        n: i64,
+        #[serde(with = "int64")]
+        t: i64,
+    }
+    let db = ch.database();
+    let mut q = match &source {
+        KeySource::Keys { terms } => {
+            let mut q = Sql::new(&format!(
+                "SELECT toInt64(count()) AS n, toInt64(max(event_time)) AS t FROM {db}.event_keys WHERE "
+            ));
+            q.raw(terms[0].as_str());
+            q
+        }
+        KeySource::Events => {
+            Sql::new(&format!("SELECT toInt64(count()) AS n, toInt64(max(event_time)) AS t FROM {db}.events WHERE 1"))
+        }
+    };
+    time_bounds(&mut q, lo, hi);
+    q.raw(" FORMAT JSONEachRow");
+    let newest = ch.query_rows::<Newest>(q.as_str(), "find the newest matching events in ClickHouse")?;
+    let Some(newest) = newest.into_iter().next().filter(|n| n.n > 0) else {
+        return Ok(Vec::new());
+    };
+    let tuning = ch.search_windows();
+    let mut keys = Vec::with_capacity(limit);
+    let mut top = newest.t;
+    let mut span = tuning.first_ms.max(1);
+    for window in 0.. {
+        let whole = window >= WINDOWS || newest.n <= tuning.one_query_rows;
+        let bottom = if whole { lo } else { Some(top.saturating_sub(span - 1)) };
+        let bottom = match (bottom, lo) {
+            (Some(b), Some(lo)) => Some(b.max(lo)),
+            (b, _) => b,
+        };
+        let found = window_keys(ch, query, &source, bottom, top, limit - keys.len())?;
+        keys.extend(found);
+        let reached_lo = match (bottom, lo) {
+            (None, _) => true,
+            (Some(b), Some(lo)) => b <= lo,
+            (Some(_), None) => false,
+        };
+        if keys.len() >= limit || reached_lo {
+            break;
+        }
+        top = bottom.expect("not the whole range") - 1;
+        span = span.saturating_mul(WINDOW_GROWTH);
+    }
+    Ok(keys)
+}
+
+/// The keys of the newest `limit` events matching `query` in `[bottom, top]`.
+fn window_keys(
+    ch: &ClickHouse,
+    query: &EventQuery,
+    source: &KeySource,
+    bottom: Option<i64>,
+    top: i64,
+    limit: usize,
+) -> Result<Vec<Key>, StoreError> {
+    let db = ch.database();
+    let mut q = match source {
+        KeySource::Keys { terms } => {
+            // A record delivered twice and not merged yet has its rows twice: grouped by
+            // event, its first arrival (the one `events` keeps: the largest `keep`, which is
+            // `u64::MAX - arrival`) names it.
+            let mut q = Sql::new(&format!(
+                "SELECT event_time, event_id, toInt64(18446744073709551615 - max(keep)) AS first
+                 FROM {db}.event_keys WHERE ("
+            ));
+            for (i, t) in terms.iter().enumerate() {
+                if i > 0 {
+                    q.raw(" OR ");
+                }
+                q.raw(t.as_str());
+            }
+            q.raw(")");
+            time_bounds(&mut q, bottom, Some(top));
+            q.raw(" GROUP BY event_time, event_id");
+            q.raw(&format!(" HAVING uniqExact(dimension) = {}", terms.len()));
+            if let Some(after) = query.after {
+                q.raw(" AND (event_time < ").int(after.event_time).raw(" OR first < ").int(after.row).raw(")");
+            }
+            q.raw(" ORDER BY event_time DESC, first DESC");
+            q
+        }
+        KeySource::Events => {
+            let mut q = Sql::new(&format!("SELECT event_time, arrival AS first, event_id FROM {db}.events FINAL"));
+            q.raw(where_clause(ch, query).as_str());
+            time_bounds(&mut q, bottom, Some(top));
+            if let Some(after) = query.after {
+                q.raw(" AND (event_time < ").int(after.event_time);
+                q.raw(" OR (event_time = ").int(after.event_time).raw(" AND arrival < ").int(after.row).raw("))");
+            }
+            q.raw(" ORDER BY event_time DESC, arrival DESC");
+            q
+        }
+    };
+    q.raw(" LIMIT ").int(limit as i64).raw(" FORMAT JSONEachRow");
+    #[derive(Deserialize)]
+    struct Found {
+        #[serde(with = "int64")]
+        event_time: i64,
+        #[serde(with = "int64")]
+        first: i64,
+        event_id: String,
+    }
+    let found = ch.query_rows::<Found>(q.as_str(), "search events in ClickHouse")?;
+    Ok(found.into_iter().map(|f| Key { event_time: f.event_time, arrival: f.first, event_id: f.event_id }).collect())
+}
+
 /// Events matching `query`, newest first. A page (a `limit`) is read in two steps: the keys
-/// of the page first — small columns only, so the sort reads little — then the rows of just
-/// those keys. ClickHouse 18.16 cannot stop reading early in key order, and reading the
-/// verbatim records of every matching row before the sort made a search over millions of
-/// events take seconds. Without a limit the rows stream in one query.
+/// of the page first ([`page_keys`]: small rows, in time windows), then the rows of just
+/// those keys. Reading the verbatim records of every matching row before the sort made a
+/// search over millions of events take seconds. Without a limit the rows stream in one
+/// query.
 pub(crate) fn for_each_event(
     ch: &ClickHouse,
     query: &EventQuery,
     f: &mut dyn FnMut(EventRow) -> bool,
 ) -> Result<(), StoreError> {
-    if query.limit == Some(0) {
-        return Ok(());
-    }
-    let ordered = |columns: &str| {
-        let mut q = Sql::new(&format!("SELECT {columns} FROM {}.events FINAL", ch.database()));
-        let filter = where_clause(ch, query);
-        q.raw(filter.as_str());
-        if let Some(after) = query.after {
-            q.raw(" AND event_day <= toDate(").string(&super::day_of(after.event_time)).raw(")");
-            q.raw(" AND (event_time < ").int(after.event_time);
-            q.raw(" OR (event_time = ").int(after.event_time).raw(" AND arrival < ").int(after.row).raw("))");
-        }
-        q.raw(" ORDER BY event_time DESC, arrival DESC");
-        if let Some(limit) = query.limit {
-            q.raw(" LIMIT ").int(limit as i64);
-        }
-        q.raw(" FORMAT JSONEachRow");
-        q
+    let limit = match query.limit {
+        Some(0) => return Ok(()),
+        Some(l) if l <= TWO_STEP_LIMIT => l,
+        _ => return stream_events(ch, query, f),
     };
-    if query.limit.is_none_or(|l| l > TWO_STEP_LIMIT) {
-        return ch.query_lines(ordered(ROW_COLUMNS).as_str(), "search events in ClickHouse", &mut |line| {
-            Ok(f(event_row(line)?))
-        });
-    }
-    #[derive(Deserialize)]
-    struct Key {
-        #[serde(with = "int64")]
-        event_time: i64,
-        #[serde(with = "int64")]
-        arrival: i64,
-        event_id: String,
-    }
-    let keys: Vec<Key> =
-        ch.query_rows(ordered("event_time, arrival, event_id").as_str(), "search events in ClickHouse")?;
+    let keys = page_keys(ch, query, limit)?;
     if keys.is_empty() {
         return Ok(());
     }
@@ -191,6 +365,24 @@ pub(crate) fn for_each_event(
     Ok(())
 }
 
+/// Every event matching `query` (up to a limit too large for a page), newest first, in one
+/// query whose rows stream.
+fn stream_events(ch: &ClickHouse, query: &EventQuery, f: &mut dyn FnMut(EventRow) -> bool) -> Result<(), StoreError> {
+    let mut q = Sql::new(&format!("SELECT {ROW_COLUMNS} FROM {}.events FINAL", ch.database()));
+    q.raw(where_clause(ch, query).as_str());
+    if let Some(after) = query.after {
+        q.raw(" AND event_day <= toDate(").string(&super::day_of(after.event_time)).raw(")");
+        q.raw(" AND (event_time < ").int(after.event_time);
+        q.raw(" OR (event_time = ").int(after.event_time).raw(" AND arrival < ").int(after.row).raw("))");
+    }
+    q.raw(" ORDER BY event_time DESC, arrival DESC");
+    if let Some(limit) = query.limit {
+        q.raw(" LIMIT ").int(limit as i64);
+    }
+    q.raw(" FORMAT JSONEachRow");
+    ch.query_lines(q.as_str(), "search events in ClickHouse", &mut |line| Ok(f(event_row(line)?)))
+}
+
 pub(crate) fn event_by_id(ch: &ClickHouse, event_id: &str) -> Result<Option<EventRow>, StoreError> {
     #[derive(Deserialize)]
     struct At {
@@ -209,69 +401,87 @@ pub(crate) fn event_by_id(ch: &ClickHouse, event_id: &str) -> Result<Option<Even
     Ok(ch.query_rows::<RowIn>(q.as_str(), "read an event")?.into_iter().next().map(EventRow::from))
 }
 
+/// A summary's totals, as both the direct query and the hour counts answer them (aliases
+/// distinct from the columns they sum).
+#[derive(Deserialize)]
+pub(super) struct Totals {
+    #[serde(with = "int64", rename = "all_events")]
+    events: i64,
+    #[serde(with = "int64", rename = "all_errors")]
+    errors: i64,
+    #[serde(with = "int64", rename = "all_denied")]
+    denied: i64,
+    #[serde(with = "int64", rename = "all_first")]
+    first: i64,
+    #[serde(with = "int64", rename = "all_last")]
+    last: i64,
+}
+
+/// A histogram bucket's count.
+#[derive(Deserialize)]
+pub(super) struct Bucket {
+    #[serde(with = "int64")]
+    start: i64,
+    series: String,
+    #[serde(with = "int64")]
+    total: i64,
+}
+
+impl Bucket {
+    /// The histogram of `buckets`, sorted by start, then series.
+    pub(super) fn histogram(buckets: Vec<Bucket>) -> Vec<HistogramPoint> {
+        let mut points: Vec<HistogramPoint> = buckets
+            .into_iter()
+            .map(|p| HistogramPoint { start: p.start, series: p.series, events: p.total as u64 })
+            .collect();
+        points.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.series.cmp(&b.series)));
+        points
+    }
+}
+
+impl Totals {
+    /// The summary of `rows` (one row, or none): its counts, and when it counts no events,
+    /// empty tops for `spec` (nothing more to ask).
+    pub(super) fn summary(rows: Vec<Totals>, spec: &SummarySpec) -> Summary {
+        let mut summary = Summary::default();
+        if let Some(c) = rows.into_iter().next().filter(|c| c.events > 0) {
+            summary.events = c.events as u64;
+            summary.errors = c.errors as u64;
+            summary.denied = c.denied as u64;
+            summary.first = Some(c.first);
+            summary.last = Some(c.last);
+        } else {
+            summary.tops = spec.tops.iter().map(|&d| (d, Vec::new())).collect();
+        }
+        summary
+    }
+}
+
 pub(crate) fn summarize(ch: &ClickHouse, query: &EventQuery, spec: &SummarySpec) -> Result<Summary, StoreError> {
     let db = ch.database();
     let filter = where_clause(ch, query);
-    #[derive(Deserialize)]
-    struct Counts {
-        #[serde(with = "int64")]
-        events: i64,
-        #[serde(with = "int64")]
-        errors: i64,
-        #[serde(with = "int64")]
-        denied: i64,
-        #[serde(with = "int64")]
-        first: i64,
-        #[serde(with = "int64")]
-        last: i64,
-    }
-    // Spellings of "not allowed", as `is_access_denied` has them.
-    let denied = "(position(error_code, 'AccessDenied') > 0 OR position(error_code, 'Unauthorized') > 0
-        OR position(error_code, 'Forbidden') > 0)";
+    let denied = super::rollup::DENIED;
     let mut q = Sql::new(&format!(
-        "SELECT toInt64(count()) AS events, toInt64(countIf(error_code IS NOT NULL)) AS errors,
-            toInt64(countIf(ifNull({denied}, 0))) AS denied,
-            toInt64(ifNull(min(event_time), 0)) AS first, toInt64(ifNull(max(event_time), 0)) AS last
+        "SELECT toInt64(count()) AS all_events, toInt64(countIf(error_code IS NOT NULL)) AS all_errors,
+            toInt64(countIf(ifNull({denied}, 0))) AS all_denied,
+            toInt64(ifNull(min(event_time), 0)) AS all_first, toInt64(ifNull(max(event_time), 0)) AS all_last
          FROM {db}.events FINAL"
     ));
     q.raw(filter.as_str()).raw(" FORMAT JSONEachRow");
-    let counts = ch.query_rows::<Counts>(q.as_str(), "count events in ClickHouse")?;
-    let mut summary = Summary::default();
-    if let Some(c) = counts.into_iter().next().filter(|c| c.events > 0) {
-        summary.events = c.events as u64;
-        summary.errors = c.errors as u64;
-        summary.denied = c.denied as u64;
-        summary.first = Some(c.first);
-        summary.last = Some(c.last);
-    }
+    let mut summary = Totals::summary(ch.query_rows(q.as_str(), "count events in ClickHouse")?, spec);
     if summary.events == 0 {
-        summary.tops = spec.tops.iter().map(|&d| (d, Vec::new())).collect();
         return Ok(summary);
     }
     if spec.bucket_ms > 0 {
-        #[derive(Deserialize)]
-        struct Point {
-            #[serde(with = "int64")]
-            start: i64,
-            series: String,
-            #[serde(with = "int64")]
-            n: i64,
-        }
         let series = spec.series.map_or("''".to_string(), |d| format!("ifNull({}, '')", column(d)));
         // Floor division, as the SQLite backend buckets (times before 1970 included).
         let b = spec.bucket_ms.max(1);
         let mut q = Sql::new(&format!(
             "SELECT toInt64((intDiv(event_time, {b}) - (event_time % {b} < 0)) * {b}) AS start, {series} AS series,
-                toInt64(count()) AS n FROM {db}.events FINAL"
+                toInt64(count()) AS total FROM {db}.events FINAL"
         ));
         q.raw(filter.as_str()).raw(" GROUP BY start, series ORDER BY start, series FORMAT JSONEachRow");
-        let mut points: Vec<HistogramPoint> = ch
-            .query_rows::<Point>(q.as_str(), "count events per time bucket in ClickHouse")?
-            .into_iter()
-            .map(|p| HistogramPoint { start: p.start, series: p.series, events: p.n as u64 })
-            .collect();
-        points.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.series.cmp(&b.series)));
-        summary.histogram = points;
+        summary.histogram = Bucket::histogram(ch.query_rows(q.as_str(), "count events per time bucket in ClickHouse")?);
     }
     for &d in &spec.tops {
         #[derive(Deserialize)]

@@ -81,10 +81,33 @@ pub(crate) fn keep_ids(ch: &ClickHouse, ids: &[String]) -> Result<(), StoreError
     Ok(())
 }
 
-pub(crate) fn apply(ch: &ClickHouse, policy: &RetentionPolicy, now: i64) -> Result<RetentionReport, StoreError> {
+/// Deletes what `policy` expires; returns the report and the UTC hours events were deleted
+/// from (whose hour counts are now out of date).
+pub(crate) fn apply(
+    ch: &ClickHouse,
+    policy: &RetentionPolicy,
+    now: i64,
+) -> Result<(RetentionReport, Vec<i64>), StoreError> {
     let mut report = RetentionReport::default();
     let db = ch.database().to_string();
     let kept = format!("(SELECT event_id FROM {db}.kept_events)");
+    // Every event the passes below delete is expired and not kept: their hours, first.
+    let hours = match expired_condition(policy, now) {
+        Some(condition) => {
+            #[derive(serde::Deserialize)]
+            struct Hour {
+                #[serde(with = "super::http::int64")]
+                hour: i64,
+            }
+            let sql = format!(
+                "SELECT DISTINCT (intDiv(event_time, 3600000) - (event_time % 3600000 < 0)) * 3600000 AS hour
+                 FROM {db}.events WHERE {} AND event_id NOT IN {kept} ORDER BY hour FORMAT JSONEachRow",
+                condition.as_str()
+            );
+            ch.query_rows::<Hour>(&sql, "find hours with expired events")?.into_iter().map(|h| h.hour).collect()
+        }
+        None => Vec::new(),
+    };
     if let Some(earliest) = policy.earliest_cutoff(now) {
         #[derive(serde::Deserialize)]
         struct Partition {
@@ -120,6 +143,8 @@ pub(crate) fn apply(ch: &ClickHouse, policy: &RetentionPolicy, now: i64) -> Resu
                     "count partition",
                 )? as u64;
                 ch.execute(&format!("ALTER TABLE {db}.events DROP PARTITION {month}"), "drop expired partition")?;
+                // The month's search keys go with it (the same partitioning).
+                ch.execute(&format!("ALTER TABLE {db}.event_keys DROP PARTITION {month}"), "drop expired search keys")?;
                 report.units_dropped += 1;
             }
         }
@@ -146,19 +171,20 @@ pub(crate) fn apply(ch: &ClickHouse, policy: &RetentionPolicy, now: i64) -> Resu
         }
     }
     if let Some(latest) = policy.latest_cutoff(now) {
-        // Index rows of events that are gone (the index has no category: compare with the
-        // old events that stayed).
-        let stale = format!(
-            "{db}.event_index WHERE event_time < {latest} AND event_id NOT IN \
-             (SELECT event_id FROM {db}.events WHERE event_time < {latest})"
-        );
-        if count(ch, &Sql::new(&format!("SELECT count() AS n FROM {stale}")), "count stale index rows")? > 0 {
-            let cond = stale.split_once(" WHERE ").expect("has WHERE").1;
-            ch.execute(&format!("ALTER TABLE {db}.event_index DELETE WHERE {cond}"), "delete stale index rows")?;
+        // Id index and search key rows of events that are gone (they have no category:
+        // compare with the old events that stayed).
+        for table in ["event_index", "event_keys"] {
+            let cond = format!(
+                "event_time < {latest} AND event_id NOT IN (SELECT event_id FROM {db}.events WHERE event_time < {latest})"
+            );
+            let stale = Sql::new(&format!("SELECT count() AS n FROM {db}.{table} WHERE {cond}"));
+            if count(ch, &stale, "count rows of deleted events")? > 0 {
+                ch.execute(&format!("ALTER TABLE {db}.{table} DELETE WHERE {cond}"), "delete rows of deleted events")?;
+            }
         }
     }
     wait_for_mutations(ch, &db)?;
-    Ok(report)
+    Ok((report, hours))
 }
 
 fn wait_for_mutations(ch: &ClickHouse, db: &str) -> Result<(), StoreError> {

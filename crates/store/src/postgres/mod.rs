@@ -225,6 +225,15 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE api_tokens ADD COLUMN expires_at BIGINT;
     "#,
+    // 3: hours of events whose ClickHouse hour counts are out of date (see
+    // `clickhouse::rollup`): written with the ledger rows, cleared when recounted.
+    r#"
+    CREATE TABLE hour_marks (
+        seq  BIGSERIAL PRIMARY KEY,
+        hour BIGINT NOT NULL
+    );
+    CREATE INDEX hour_marks_by_hour ON hour_marks (hour, seq);
+    "#,
 ];
 
 /// A pool of connections to the state database.
@@ -415,6 +424,17 @@ pub(crate) fn ledger_committed(
         ],
     )
     .map_err(pg("write the ledger row"))?;
+    Ok(())
+}
+
+/// Marks `hours` (UTC hour starts, sorted) as holding events committed now: their counts
+/// in ClickHouse must be taken again. Insert-only, so workers never wait for each other here.
+pub(crate) fn mark_hours(c: &mut impl GenericClient, hours: &[i64]) -> Result<(), StoreError> {
+    if hours.is_empty() {
+        return Ok(());
+    }
+    c.execute_typed("INSERT INTO hour_marks (hour) SELECT unnest($1::BIGINT[])", &[(&hours, Type::INT8_ARRAY)])
+        .map_err(pg("mark hours to recount"))?;
     Ok(())
 }
 

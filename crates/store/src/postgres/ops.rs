@@ -57,6 +57,35 @@ pub(super) const USER_COLUMNS: &str = "name, role, password_hash, created_at, up
 
 impl PgState {
     /// Every event id an alert refers to (retention keeps these events).
+    /// Hours in `[from, to]` marked since they were last counted, each with its newest
+    /// mark, oldest hour first.
+    pub(crate) fn marked_hours(&self, from: i64, to: i64) -> Result<Vec<(i64, i64)>, StoreError> {
+        self.with(|c| {
+            all(
+                c,
+                "SELECT hour, max(seq) FROM hour_marks WHERE hour >= $1 AND hour <= $2 GROUP BY hour ORDER BY hour",
+                &[&from, &to],
+                "read hours to recount",
+                |r| Ok((r.try_get(0)?, r.try_get(1)?)),
+            )
+        })
+    }
+
+    /// Marks `hours` to be counted again (retention deleted events from them).
+    pub(crate) fn mark_hours(&self, hours: &[i64]) -> Result<(), StoreError> {
+        self.with(|c| super::mark_hours(c, hours))
+    }
+
+    /// Clears the marks of `hour` up to `seq` (those its counts now include). A mark added
+    /// meanwhile stays, and the hour is counted again.
+    pub(crate) fn clear_hour_marks(&self, hour: i64, seq: i64) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute("DELETE FROM hour_marks WHERE hour = $1 AND seq <= $2", &[&hour, &seq])
+                .map_err(pg("clear hours recounted"))?;
+            Ok(())
+        })
+    }
+
     pub fn kept_event_ids(&self) -> Result<Vec<String>, StoreError> {
         self.with(|c| all(c, "SELECT DISTINCT event_id FROM alert_events", &[], "read alert events", |r| r.try_get(0)))
     }

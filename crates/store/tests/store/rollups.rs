@@ -114,40 +114,106 @@ proptest! {
         n in 50usize..1500,
         hours in 1i64..8,
         retention in any::<bool>(),
-        queries in prop::collection::vec(
-            (proptest::option::of(0i64..9 * 60), proptest::option::of(0i64..9 * 60), 1i64..4, any::<bool>(), 1usize..12),
-            1..6,
-        ),
+        queries in time_queries(),
     ) {
         let mut rng = Rng(seed);
         let events: Vec<ParsedEvent> = (0..n).map(|i| record(i, &mut rng, hours)).collect();
         let store = SqliteStore::open_in_memory().unwrap();
         let mut stored = fill(&store, &events, &mut rng);
         if retention {
-            // The cutoff falls inside an hour: that hour's first and last become unknown.
-            let cutoff = BASE + (hours * HOUR) / 3 + 1234;
-            let policy = RetentionPolicy { days: Some(1), ..Default::default() };
-            crate::retain_all(&store, &policy, cutoff + DAY, 3);
-            stored.retain(|e| e.event_time >= cutoff);
+            retain_a_third(&store, &mut stored, hours);
         }
-        for (since, until, bucket, by_region, top_n) in queries {
-            let q = EventQuery {
-                since: since.map(|m| BASE + m * 60_000 + 17),
-                until: until.map(|m| BASE + m * 60_000 + 29_999),
-                ..Default::default()
-            };
-            let series = if by_region { Dimension::Region } else { Dimension::Account };
-            let spec = spec(bucket, series, top_n);
-            let rolled = store.summarize(&q, &spec).unwrap();
-            let scanned = store.summarize(&EventQuery { event_name: Some("*".into()), ..q.clone() }, &spec).unwrap();
-            prop_assert_eq!(&rolled, &scanned, "query {:?}", q);
-            let expected = stored
-                .iter()
-                .filter(|e| q.since.is_none_or(|s| e.event_time >= s) && q.until.is_none_or(|u| e.event_time <= u))
-                .count();
-            prop_assert_eq!(rolled.events, expected as u64);
-        }
+        check_time_summaries(&store, &stored, &queries)?;
     }
+}
+
+proptest! {
+    // Each case creates databases on the servers: fewer cases, the same property.
+    #![proptest_config(ProptestConfig::with_cases(8))]
+
+    /// The scale-out store's hour counts say what reading its events says: after undone
+    /// objects, duplicates, events arriving after an hour was counted, and retention.
+    #[test]
+    fn scaleout_hour_counts_summarize_as_the_events_do(
+        seed in any::<u64>(),
+        n in 50usize..1500,
+        hours in 1i64..8,
+        retention in any::<bool>(),
+        queries in time_queries(),
+    ) {
+        let Some(scaleout) = store::testing::scaleout() else { return Ok(()) };
+        let store = scaleout.events();
+        let mut rng = Rng(seed);
+        let events: Vec<ParsedEvent> = (0..n).map(|i| record(i, &mut rng, hours)).collect();
+        let whole = EventQuery { since: Some(BASE), until: Some(BASE + 9 * HOUR - 1), ..Default::default() };
+        // Half, counted; then the rest arrives in hours already counted.
+        let mut stored = fill(store, &events[..n / 2], &mut rng);
+        let counted = store.summarize(&whole, &spec(1, Dimension::Account, 3)).unwrap();
+        prop_assert_eq!(counted.events, stored.len() as u64);
+        stored.extend(fill(store, &events[n / 2..], &mut rng));
+        if seed % 2 == 0 {
+            // As serve's task does: every marked hour counted ahead of the summaries.
+            prop_assert!(store.refresh_counts().unwrap() > 0, "the new events' hours were marked");
+            prop_assert_eq!(store.refresh_counts().unwrap(), 0, "and are counted");
+        }
+        let counted = store.summarize(&whole, &spec(1, Dimension::Region, 3)).unwrap();
+        prop_assert_eq!(counted.events, stored.len() as u64);
+        if retention {
+            retain_a_third(store, &mut stored, hours);
+        }
+        check_time_summaries(store, &stored, &queries)?;
+    }
+}
+
+/// (since, until) in minutes after `BASE`, the bucket in hours, by region or account (no
+/// series when `top_n` is a multiple of 3), `top_n`.
+type TimeQuery = (Option<i64>, Option<i64>, i64, bool, usize);
+
+fn time_queries() -> impl Strategy<Value = Vec<TimeQuery>> {
+    prop::collection::vec(
+        (proptest::option::of(0i64..9 * 60), proptest::option::of(0i64..9 * 60), 1i64..4, any::<bool>(), 1usize..12),
+        1..6,
+    )
+}
+
+/// Applies retention with a cutoff a third into `hours` (inside an hour: that hour's first
+/// and last become unknown) and forgets the events it deletes from `stored`.
+fn retain_a_third(store: &dyn EventStore, stored: &mut Vec<ParsedEvent>, hours: i64) {
+    let cutoff = BASE + (hours * HOUR) / 3 + 1234;
+    let policy = RetentionPolicy { days: Some(1), ..Default::default() };
+    crate::retain_all(store, &policy, cutoff + DAY, 3);
+    stored.retain(|e| e.event_time >= cutoff);
+}
+
+/// Summaries on time alone (`store`'s counts kept beside the events) equal the same
+/// summaries through a filter every event matches (read from the events), and count the
+/// events stored.
+fn check_time_summaries(
+    store: &dyn EventStore,
+    stored: &[ParsedEvent],
+    queries: &[TimeQuery],
+) -> Result<(), TestCaseError> {
+    for &(since, until, bucket, by_region, top_n) in queries {
+        let q = EventQuery {
+            since: since.map(|m| BASE + m * 60_000 + 17),
+            until: until.map(|m| BASE + m * 60_000 + 29_999),
+            ..Default::default()
+        };
+        let series = if by_region { Dimension::Region } else { Dimension::Account };
+        let mut spec = spec(bucket, series, top_n);
+        if top_n % 3 == 0 {
+            spec.series = None;
+        }
+        let rolled = store.summarize(&q, &spec).unwrap();
+        let scanned = store.summarize(&EventQuery { event_name: Some("*".into()), ..q.clone() }, &spec).unwrap();
+        prop_assert_eq!(&rolled, &scanned, "query {:?}", q);
+        let expected = stored
+            .iter()
+            .filter(|e| q.since.is_none_or(|s| e.event_time >= s) && q.until.is_none_or(|u| e.event_time <= u))
+            .count();
+        prop_assert_eq!(rolled.events, expected as u64);
+    }
+    Ok(())
 }
 
 /// Values far above the heavy threshold in every hour: the top is found from the heavy

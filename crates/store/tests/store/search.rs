@@ -213,6 +213,9 @@ proptest! {
                     let i: usize = r.event_id[3..].parse().unwrap();
                     prop_assert_eq!(&r.raw, &events[i].raw, "raw JSON comes back verbatim");
                 }
+                // Pages of a few rows: each found in time windows, newest first.
+                let page = 1 + got.len() % 5;
+                prop_assert_eq!(walk(store.events(), q, page, events.len()), got, "{} backend, pages of {}, query {:?}", backend, page, q);
             }
         }
     }
@@ -293,6 +296,21 @@ fn check_summary(
     Ok(())
 }
 
+/// Every hit of `q`, read in pages of `page` rows with keyset paging.
+fn walk(store: &dyn EventStore, q: &EventQuery, page: usize, events: usize) -> Vec<String> {
+    let mut q = EventQuery { limit: Some(page), ..q.clone() };
+    let mut seen = Vec::new();
+    for _ in 0..=events {
+        let rows = store.search(&q).unwrap();
+        assert!(rows.len() <= page, "a page holds at most its limit");
+        let Some(last) = rows.last() else { break };
+        q.after = Some(last.page());
+        seen.extend(rows.into_iter().map(|r| r.event_id));
+    }
+    assert!(store.search(&q).unwrap().is_empty(), "paging ends after at most one page per event");
+    seen
+}
+
 fn check_paging(
     store: &dyn EventStore,
     events: &[ParsedEvent],
@@ -311,6 +329,134 @@ fn check_paging(
         prop_assert_eq!(seen, scan(events, &EventQuery { errors, ..Default::default() }));
     }
     Ok(())
+}
+
+/// `n` events of `spec(i)`, event `i` at minute `i`.
+fn minute_by_minute(n: usize, spec: impl Fn(usize) -> Spec) -> Vec<ParsedEvent> {
+    (0..n).map(|i| build(i, &Spec { time: i as i64, ..spec(i) })).collect()
+}
+
+/// A page larger than the newest window holds is gathered from several windows: each row
+/// once, in order, whatever the filter (search keys or the events table).
+#[test]
+fn pages_gather_rows_across_time_windows() {
+    // One event a minute for two hours, the names alternating.
+    let events = minute_by_minute(120, |i| Spec {
+        name: i % 2,
+        source: 0,
+        ip: i % 3,
+        account: 0,
+        region: 0,
+        error: i % 4,
+        who: i % 4,
+        time: 0,
+    });
+    let queries = [
+        EventQuery::default(),
+        EventQuery { event_name: Some(NAMES[0].into()), ..Default::default() },
+        EventQuery { event_name: Some(NAMES[1].into()), source_ip: Some(IPS[0].into()), ..Default::default() },
+        EventQuery { errors: true, until: Some(1_700_000_000_000 + 100 * 60_000), ..Default::default() },
+        EventQuery {
+            principal: Some("alice".into()),
+            since: Some(1_700_000_000_000 + 7 * 60_000),
+            ..Default::default()
+        },
+        EventQuery {
+            since: Some(1_700_000_000_000 + 3 * 60_000),
+            until: Some(1_700_000_000_000 + 90 * 60_000),
+            ..Default::default()
+        },
+    ];
+    for (backend, store) in other_backends(&events) {
+        for q in &queries {
+            let want = scan(&events, q);
+            for page in [7, 13, 50, 200] {
+                assert_eq!(walk(store.events(), q, page, events.len()), want, "{backend}, pages of {page}, {q:?}");
+                let first = store.events().search(&EventQuery { limit: Some(page), ..q.clone() }).unwrap();
+                let first: Vec<String> = first.into_iter().map(|r| r.event_id).collect();
+                assert_eq!(first, want[..page.min(want.len())], "{backend}, first page of {page}, {q:?}");
+            }
+        }
+    }
+}
+
+/// A scale-out store from before search keys and hour counts (schema 2) gets both for the
+/// events it holds when this version opens it: searches find the old events and the new ones
+/// alike, and a summary from hour counts says what one reading the events says.
+#[test]
+fn an_older_scaleout_store_gets_search_keys_on_upgrade() {
+    let Some(urls) = store::testing::scaleout_urls() else { return };
+    let (ch_url, pg_url) = store::testing::create_databases(&urls, &store::testing::fresh_name());
+    let events = minute_by_minute(80, |i| Spec {
+        name: i % 3,
+        source: i % 2,
+        ip: i % 4,
+        account: i % 2,
+        region: 0,
+        error: i % 4,
+        who: i % 4,
+        time: 0,
+    });
+    {
+        let old = store::ScaleOutStore::open(&ch_url, &pg_url).unwrap();
+        fill(old.events(), &events[..40]);
+        // As schema version 2 left the store: no search keys, no hour counts.
+        let ch = old.clickhouse();
+        let db = ch.database().to_string();
+        ch.execute(&format!("DROP TABLE {db}.event_keys"), "drop").unwrap();
+        ch.execute(&format!("DROP TABLE {db}.hour_counts"), "drop").unwrap();
+        ch.execute(&format!("ALTER TABLE {db}.schema_versions DELETE WHERE version >= 3"), "forget").unwrap();
+        // Nor had a writer marked hours to count.
+        let mut pg = postgres::Client::connect(&pg_url, postgres::NoTls).unwrap();
+        pg.execute("DELETE FROM hour_marks", &[]).unwrap();
+        #[derive(serde::Deserialize)]
+        struct V {
+            v: u32,
+        }
+        let version = || -> u32 {
+            let sql = format!("SELECT max(version) AS v FROM {db}.schema_versions FORMAT JSONEachRow");
+            ch.query_rows::<V>(&sql, "version").unwrap()[0].v
+        };
+        let started = std::time::Instant::now();
+        while version() != 2 {
+            assert!(started.elapsed().as_secs() < 60, "the mutation finishes");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    let upgraded = store::ScaleOutStore::open(&ch_url, &pg_url).unwrap();
+    let q = EventQuery {
+        since: Some(1_700_000_000_000 - 3_600_000),
+        until: Some(1_700_000_000_000 + 3 * 3_600_000),
+        ..Default::default()
+    };
+    let spec = SummarySpec {
+        bucket_ms: 3_600_000,
+        series: Some(Dimension::Account),
+        tops: vec![Dimension::EventName, Dimension::SourceIp],
+        top_n: 3,
+    };
+    let summaries = || {
+        let counted = upgraded.events().summarize(&q, &spec).unwrap();
+        let read = upgraded.events().summarize(&EventQuery { event_name: Some("*".into()), ..q.clone() }, &spec);
+        (counted, read.unwrap())
+    };
+    // The old events, counted by the migration (no writer has marked their hours).
+    let (counted, read) = summaries();
+    assert_eq!(counted.events, 40);
+    assert_eq!(counted, read);
+    fill(upgraded.events(), &events[40..]);
+    for q in [
+        EventQuery { event_name: Some(NAMES[1].into()), ..Default::default() },
+        EventQuery { errors: true, account: Some(ACCOUNTS[0].into()), ..Default::default() },
+        EventQuery { principal: Some("bob@example.com".into()), ..Default::default() },
+    ] {
+        let want = scan(&events, &q);
+        assert!(want.iter().any(|id| id["ev-".len()..].parse::<usize>().unwrap() < 40), "old events match {q:?}");
+        assert_eq!(walk(upgraded.events(), &q, 6, events.len()), want, "{q:?}");
+    }
+    let (counted, read) = summaries();
+    assert_eq!(counted.events, 80);
+    assert_eq!(counted, read);
 }
 
 #[test]

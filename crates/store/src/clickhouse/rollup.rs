@@ -1,0 +1,301 @@
+//! Hour counts: what the overview shows (totals, a histogram, top values) without reading
+//! every event of its range.
+//!
+//! `hour_counts` holds, per UTC hour, the hour's totals (dimension `''`) and the events per
+//! value of each dimension (`'~dimension'` counts the events without one), all tagged with
+//! the version they were counted at. An hour is counted again, as a whole, from `events
+//! FINAL` — so a record stored twice counts once, and the counts are exact whatever the merge
+//! state — never incremented. Which hours need it is PostgreSQL's to say: a writer marks the
+//! hours of a committed group's events with its ledger rows (`hour_marks`, a sequence number
+//! each), and retention the hours it deleted from. A summary recounts the marked hours of its
+//! range first (the newest [`RECOUNT_LIMIT`]), then reads the counts of the hours' newest
+//! versions, and the events of the partial hours at the range's ends directly. While a backfill
+//! leaves more hours marked than that, it reads events directly, as before.
+//!
+//! A recount tags its rows with the hour's newest mark and clears marks up to it: a group
+//! committed meanwhile leaves a newer mark, and the hour is counted again. Every recount
+//! writes a marker row (dimension `''`, value `'#'`), so an hour retention emptied gets a
+//! newer version with no counts.
+
+use serde::Deserialize;
+
+use super::http::{int64, ClickHouse, Sql};
+use super::read::{Bucket, Totals};
+use crate::postgres::PgState;
+use crate::{EventQuery, StoreError, Summary, SummarySpec};
+
+pub(crate) const HOUR_MS: i64 = 3_600_000;
+
+/// The start of the UTC hour holding `t`.
+pub(crate) fn hour_of(t: i64) -> i64 {
+    t.div_euclid(HOUR_MS) * HOUR_MS
+}
+
+/// Marked hours a summary recounts before it answers; with more marked in its range (a
+/// backfill under way), it reads events directly.
+const RECOUNT_LIMIT: usize = 48;
+
+/// Hours recounted in one query.
+const RECOUNT_BATCH: usize = 24;
+
+/// "The call was refused", as `is_access_denied` spells it, over `error_code` (spelled out
+/// again in [`count_hours_sql`], which must be a literal).
+pub(crate) const DENIED: &str = "(position(error_code, 'AccessDenied') > 0 OR position(error_code, 'Unauthorized') > 0
+        OR position(error_code, 'Forbidden') > 0)";
+
+/// The rows of `hour_counts` for the events of `{db}.events FINAL WHERE $filter`, tagged
+/// `$version` (an expression of `hour`). A macro so migration 4 can use it as a literal.
+macro_rules! count_hours_sql {
+    ($filter:literal, $version:literal) => {
+        concat!(
+            "SELECT if(value_or_null IS NULL, concat('~', dim), dim) AS dimension, hour,
+                ifNull(value_or_null, '') AS value, count() AS events, countIf(failed) AS errors,
+                countIf(refused) AS denied, min(event_time) AS first, max(event_time) AS last, ",
+            $version,
+            " AS version
+            FROM (SELECT event_time, (intDiv(event_time, 3600000) - (event_time % 3600000 < 0)) * 3600000 AS hour,
+                    error_code IS NOT NULL AS failed,
+                    ifNull(position(error_code, 'AccessDenied') > 0 OR position(error_code, 'Unauthorized') > 0
+                        OR position(error_code, 'Forbidden') > 0, 0) AS refused,
+                    event_name, event_source, principal, source_ip, account, region, error_code, user_agent
+                  FROM {db}.events FINAL WHERE ",
+            $filter,
+            ")
+            ARRAY JOIN
+                ['', 'event_name', 'event_source', 'principal', 'source_ip', 'account', 'region', 'error_code',
+                 'user_agent'] AS dim,
+                [toNullable(''), event_name, event_source, toNullable(principal), source_ip, account, region,
+                 error_code, user_agent] AS value_or_null
+            GROUP BY dim, value_or_null, hour"
+        )
+    };
+}
+pub(crate) use count_hours_sql;
+
+/// Counts `hours` (hour, newest mark) again and clears their marks.
+pub(crate) fn recount(ch: &ClickHouse, state: &PgState, hours: &[(i64, i64)]) -> Result<(), StoreError> {
+    let db = ch.database();
+    for batch in hours.chunks(RECOUNT_BATCH) {
+        let list = |f: fn(&(i64, i64)) -> i64| batch.iter().map(|h| f(h).to_string()).collect::<Vec<_>>().join(", ");
+        let (hour_list, version_list) = (list(|h| h.0), list(|h| h.1));
+        let (first, last) = (batch[0].0, batch[batch.len() - 1].0);
+        let mut filter = Sql::new("event_day >= toDate(");
+        filter.string(&super::day_of(first)).raw(") AND event_day <= toDate(");
+        filter.string(&super::day_of(last + HOUR_MS - 1)).raw(")");
+        filter.raw(&format!(
+            " AND (intDiv(event_time, 3600000) - (event_time % 3600000 < 0)) * 3600000 IN ({hour_list})"
+        ));
+        let version = format!("transform(hour, [{hour_list}], [{version_list}], toInt64(0))");
+        let select = count_hours_sql!("{filter}", "{version}")
+            .replace("{version}", &version)
+            .replace("{db}", db)
+            .replace("{filter}", filter.as_str());
+        ch.execute(&format!("INSERT INTO {db}.hour_counts {select}"), "count events per hour")?;
+        // The markers: this version of each hour exists even when the hour has no events.
+        let mut markers = Vec::new();
+        for &(hour, version) in batch {
+            let row = serde_json::json!({
+                "dimension": "", "hour": hour, "value": "#", "events": 0, "errors": 0, "denied": 0,
+                "first": i64::MAX, "last": i64::MIN, "version": version,
+            });
+            serde_json::to_writer(&mut markers, &row).expect("rows serialize");
+            markers.push(b'\n');
+        }
+        ch.insert_json_rows("hour_counts", &markers, "record hours counted")?;
+        for &(hour, version) in batch {
+            state.clear_hour_marks(hour, version)?;
+        }
+    }
+    Ok(())
+}
+
+/// The range's whole hours `[from, to)` and the partial hours at its ends, each `[lo, hi]`.
+struct Split {
+    from: i64,
+    to: i64,
+    edges: Vec<(i64, i64)>,
+}
+
+fn split(since: Option<i64>, until: Option<i64>) -> Option<Split> {
+    let from = since.map_or(i64::MIN / 2, |s| hour_of(s.saturating_add(HOUR_MS - 1)));
+    let to = until.map_or(i64::MAX / 2, |u| hour_of(u.saturating_add(1)));
+    if from >= to {
+        return None;
+    }
+    let mut edges = Vec::new();
+    if let Some(s) = since.filter(|&s| s < from) {
+        edges.push((s, from - 1));
+    }
+    if let Some(u) = until.filter(|&u| u >= to) {
+        edges.push((to, u));
+    }
+    Some(Split { from, to, edges })
+}
+
+/// Whether `query` is one hour counts answer: a time range and nothing else.
+fn answerable(query: &EventQuery, spec: &SummarySpec) -> bool {
+    let EventQuery {
+        event_name,
+        event_source,
+        principal,
+        source_ip,
+        account,
+        region,
+        since: _,
+        until: _,
+        errors,
+        error_code,
+        limit: _,
+        after: _,
+    } = query;
+    let unfiltered =
+        [event_name, event_source, principal, source_ip, account, region, error_code].iter().all(|f| f.is_none())
+            && !errors;
+    unfiltered && (spec.bucket_ms == 0 || spec.bucket_ms % HOUR_MS == 0)
+}
+
+/// The summary of `query` from hour counts, or `None` when they cannot answer it (a filter,
+/// a bucket that is not whole hours, a backfill's many hours not counted yet).
+pub(crate) fn summarize(
+    ch: &ClickHouse,
+    state: &PgState,
+    query: &EventQuery,
+    spec: &SummarySpec,
+) -> Result<Option<Summary>, StoreError> {
+    if !answerable(query, spec) {
+        return Ok(None);
+    }
+    let Some(range) = split(query.since, query.until) else { return Ok(None) };
+    let mut marked = state.marked_hours(range.from, range.to - 1)?;
+    let behind = marked.len() > RECOUNT_LIMIT;
+    let newest = marked.split_off(marked.len().saturating_sub(RECOUNT_LIMIT));
+    recount(ch, state, &newest)?;
+    if behind {
+        return Ok(None);
+    }
+    let db = ch.database();
+    // Rows of `dimensions` at each counted hour's newest version.
+    let counted = |dimensions: &[&str]| {
+        let mut q = Sql::new(&format!("SELECT hour, value, events, errors, denied, first, last FROM {db}.hour_counts"));
+        q.raw(" WHERE dimension IN (");
+        for (i, d) in dimensions.iter().enumerate() {
+            if i > 0 {
+                q.raw(", ");
+            }
+            q.string(d);
+        }
+        q.raw(")");
+        q.raw(&format!(
+            " AND hour >= {f} AND hour < {t} AND (hour, version) IN (SELECT hour, max(version) FROM {db}.hour_counts
+               WHERE dimension = '' AND hour >= {f} AND hour < {t} GROUP BY hour)",
+            f = range.from,
+            t = range.to
+        ));
+        q
+    };
+    // The events of the partial hours, read directly.
+    let edges = |columns: &str, extra: &str| -> Option<Sql> {
+        if range.edges.is_empty() {
+            return None;
+        }
+        let mut q = Sql::new(&format!("SELECT {columns} FROM {db}.events FINAL WHERE ("));
+        for (i, &(lo, hi)) in range.edges.iter().enumerate() {
+            if i > 0 {
+                q.raw(" OR ");
+            }
+            q.raw("(event_day >= toDate(").string(&super::day_of(lo)).raw(") AND event_day <= toDate(");
+            q.string(&super::day_of(hi)).raw(") AND event_time >= ").int(lo).raw(" AND event_time <= ").int(hi);
+            q.raw(")");
+        }
+        q.raw(")").raw(extra);
+        Some(q)
+    };
+    let union = |a: Sql, b: Option<Sql>| -> Sql {
+        let mut q = Sql::new("(");
+        q.raw(a.as_str());
+        if let Some(b) = b {
+            q.raw(" UNION ALL ").raw(b.as_str());
+        }
+        q.raw(")");
+        q
+    };
+
+    let totals_sql = format!(
+        "SELECT toInt64(sum(events)) AS all_events, toInt64(sum(errors)) AS all_errors,
+            toInt64(sum(denied)) AS all_denied, toInt64(min(first)) AS all_first, toInt64(max(last)) AS all_last
+         FROM {} FORMAT JSONEachRow",
+        union(
+            counted(&[""]),
+            edges(
+                &format!(
+                    "toInt64(0) AS hour, '' AS value, toUInt64(1) AS events, toUInt64(error_code IS NOT NULL) AS errors,
+                     toUInt64(ifNull({DENIED}, 0)) AS denied, event_time AS first, event_time AS last"
+                ),
+                ""
+            )
+        )
+        .as_str()
+    );
+    let mut summary = Totals::summary(ch.query_rows(&totals_sql, "count events from hour counts")?, spec);
+    if summary.events == 0 {
+        return Ok(Some(summary));
+    }
+    if spec.bucket_ms > 0 {
+        let b = spec.bucket_ms;
+        let floor = |t: &str| format!("toInt64((intDiv({t}, {b}) - ({t} % {b} < 0)) * {b})");
+        let (counted_rows, live_series) = match spec.series {
+            // The totals rows, the marker (no events) included: it adds nothing.
+            None => (counted(&[""]), "''".to_string()),
+            // Events without a value are the series `''`, as the direct query has it.
+            Some(d) => (counted(&[d.as_str(), &format!("~{}", d.as_str())]), format!("ifNull({}, '')", d.as_str())),
+        };
+        let mut pre = Sql::new(&format!("SELECT {} AS start, value AS series, events AS n FROM ", floor("hour")));
+        pre.raw(&format!("({})", counted_rows.as_str()));
+        let live = edges(&format!("{} AS start, {live_series} AS series, toUInt64(1) AS n", floor("event_time")), "");
+        let sql = format!(
+            "SELECT start, series, toInt64(sum(n)) AS total FROM {} GROUP BY start, series HAVING total > 0
+             ORDER BY start, series FORMAT JSONEachRow",
+            union(pre, live).as_str()
+        );
+        summary.histogram = Bucket::histogram(ch.query_rows(&sql, "count events per time bucket from hour counts")?);
+    }
+    for &d in &spec.tops {
+        #[derive(Deserialize)]
+        struct Top {
+            v: String,
+            #[serde(with = "int64")]
+            total: i64,
+        }
+        let col = d.as_str();
+        let mut pre = Sql::new("SELECT value AS v, events AS n FROM ");
+        pre.raw(&format!("({})", counted(&[col]).as_str()));
+        let live = edges(&format!("assumeNotNull({col}) AS v, toUInt64(1) AS n"), &format!(" AND {col} IS NOT NULL"));
+        let mut sql = Sql::new(&format!(
+            "SELECT v, toInt64(sum(n)) AS total FROM {} GROUP BY v ORDER BY total DESC, v LIMIT ",
+            union(pre, live).as_str()
+        ));
+        sql.int(spec.top_n as i64).raw(" FORMAT JSONEachRow");
+        let top = ch.query_rows::<Top>(sql.as_str(), "count top values from hour counts")?;
+        summary.tops.push((d, top.into_iter().map(|t| (t.v, t.total as u64)).collect()));
+    }
+    Ok(Some(summary))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_split_into_whole_hours_and_edges() {
+        let h = HOUR_MS;
+        let s = split(Some(10 * h + 5), Some(13 * h + 7)).unwrap();
+        assert_eq!((s.from, s.to), (11 * h, 13 * h));
+        assert_eq!(s.edges, vec![(10 * h + 5, 11 * h - 1), (13 * h, 13 * h + 7)]);
+        let s = split(Some(10 * h), Some(12 * h - 1)).unwrap();
+        assert_eq!((s.from, s.to, s.edges.len()), (10 * h, 12 * h, 0));
+        assert!(split(Some(10 * h + 1), Some(11 * h + 5)).is_none(), "no whole hour");
+        assert_eq!(hour_of(-1), -h);
+        let s = split(None, None).unwrap();
+        assert!(s.edges.is_empty() && s.from < -h * 1_000_000 && s.to > h * 1_000_000);
+    }
+}
