@@ -891,7 +891,8 @@ pub enum BenchCommand {
     With --config, the configuration's store (the scale-out store: the same queries through the same calls)."
 )]
 pub struct BenchStoreArgs {
-    /// The store to measure (read only): `--db` an SQLite file, or `--config`'s store.
+    /// The store to measure (its events are only read; counts kept beside them may be brought
+    /// up to date first, as `serve` does): `--db` an SQLite file, or `--config`'s store.
     #[command(flatten)]
     pub store: StoreArgs,
     /// Runs of each measured query.

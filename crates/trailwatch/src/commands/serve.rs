@@ -78,6 +78,24 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let sinks = crate::alerting::sinks(&config).await?;
         let outbox = Arc::new(alert::Outbox::new(store.clone(), sinks, config.detection.public_url.clone()));
         tasks.spawn("outbox", |stop| outbox.clone().run(Duration::from_secs(1), stop.cancelled_owned()));
+        // Counts kept beside the events (the scale-out store's hour counts) brought up to
+        // date every few seconds, so an overview after a burst of ingest need not count.
+        let counted = store.clone();
+        tasks.spawn("counts", move |stop| async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+                }
+                let store = counted.clone();
+                match tokio::task::spawn_blocking(move || store.events().refresh_counts()).await {
+                    Ok(Ok(0)) => {}
+                    Ok(Ok(hours)) => tracing::debug!(hours, "hour counts brought up to date"),
+                    Ok(Err(e)) => tracing::warn!(error = %e, "cannot bring hour counts up to date; trying again"),
+                    Err(e) => tracing::error!(error = %e, "hour counts task failed"),
+                }
+            }
+        });
         tasks.spawn("reload", |stop| {
             let reloadable = crate::reload::Reloadable {
                 config_path: args.config.clone(),
