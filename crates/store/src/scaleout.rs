@@ -168,11 +168,8 @@ impl EventStore for ClickHouseEvents {
         clickhouse::retention::keep_ids(&self.ch, &kept)?;
         let (mut report, hours) = clickhouse::retention::apply(&self.ch, policy, now)?;
         // Count the hours events went from again now, rather than at the next summary.
-        if let (Some(&first), Some(&last)) = (hours.first(), hours.last()) {
-            self.state.mark_hours(&hours)?;
-            let marked = self.state.marked_hours(first, last)?;
-            clickhouse::rollup::recount(&self.ch, &self.state, &marked)?;
-        }
+        self.state.mark_hours(&hours)?;
+        clickhouse::rollup::recount(&self.ch, &self.state, &hours)?;
         if let Some(cut) = policy.bookkeeping_cutoff(now) {
             report.ledger_rows_deleted = self.state.prune_bookkeeping(cut)?;
         }
@@ -207,7 +204,7 @@ impl EventStore for ClickHouseEvents {
     }
 
     fn refresh_counts(&self) -> Result<u64, StoreError> {
-        let marked = self.state.marked_hours(i64::MIN, i64::MAX)?;
+        let marked: Vec<i64> = self.state.marked_hours(i64::MIN, i64::MAX)?.into_iter().map(|m| m.0).collect();
         clickhouse::rollup::recount(&self.ch, &self.state, &marked)?;
         Ok(marked.len() as u64)
     }

@@ -131,7 +131,12 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ) ENGINE = ReplacingMergeTree(version)
     ORDER BY (dimension, hour, value);
     INSERT INTO {db}.hour_counts ",
-        rollup::count_hours_sql!("1", "toInt64(0)")
+        rollup::count_hours_sql!("1", "toInt64(0)"),
+        ";
+    INSERT INTO {db}.hour_counts
+        SELECT '', hour, '#', 0, 0, 0, 9223372036854775807, -9223372036854775807, 0
+        FROM (SELECT DISTINCT (intDiv(event_time, 3600000) - (event_time % 3600000 < 0)) * 3600000 AS hour
+              FROM {db}.events)"
     ),
 ];
 

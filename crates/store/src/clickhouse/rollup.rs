@@ -12,10 +12,12 @@
 //! versions, and the events of the partial hours at the range's ends directly. While a backfill
 //! leaves more hours marked than that, it reads events directly, as before.
 //!
-//! A recount tags its rows with the hour's newest mark and clears marks up to it: a group
-//! committed meanwhile leaves a newer mark, and the hour is counted again. Every recount
-//! writes a marker row (dimension `''`, value `'#'`), so an hour retention emptied gets a
-//! newer version with no counts.
+//! Recounts of an hour take turns (a PostgreSQL advisory lock per hour), each tags its rows
+//! with a version of its own and clears the marks it covered: a group committed meanwhile
+//! leaves a newer mark, and the hour is counted again. A recount ends with a marker row per
+//! hour (dimension `''`, value `'#'`); reads take each hour's newest version that has its
+//! marker, so a recount cut short is never read, and an hour retention emptied gets a newer
+//! version with no counts.
 
 use serde::Deserialize;
 
@@ -72,41 +74,41 @@ macro_rules! count_hours_sql {
 }
 pub(crate) use count_hours_sql;
 
-/// Counts `hours` (hour, newest mark) again and clears their marks.
-pub(crate) fn recount(ch: &ClickHouse, state: &PgState, hours: &[(i64, i64)]) -> Result<(), StoreError> {
-    let db = ch.database();
+/// Counts `hours` again and clears their marks (see [`PgState::recount_hours`]: one
+/// recount of an hour at a time, each with a version of its own).
+pub(crate) fn recount(ch: &ClickHouse, state: &PgState, hours: &[i64]) -> Result<(), StoreError> {
     for batch in hours.chunks(RECOUNT_BATCH) {
-        let list = |f: fn(&(i64, i64)) -> i64| batch.iter().map(|h| f(h).to_string()).collect::<Vec<_>>().join(", ");
-        let (hour_list, version_list) = (list(|h| h.0), list(|h| h.1));
-        let (first, last) = (batch[0].0, batch[batch.len() - 1].0);
-        let mut filter = Sql::new("event_day >= toDate(");
-        filter.string(&super::day_of(first)).raw(") AND event_day <= toDate(");
-        filter.string(&super::day_of(last + HOUR_MS - 1)).raw(")");
-        filter.raw(&format!(
-            " AND (intDiv(event_time, 3600000) - (event_time % 3600000 < 0)) * 3600000 IN ({hour_list})"
-        ));
-        let version = format!("transform(hour, [{hour_list}], [{version_list}], toInt64(0))");
-        let select = count_hours_sql!("{filter}", "{version}")
-            .replace("{version}", &version)
-            .replace("{db}", db)
-            .replace("{filter}", filter.as_str());
-        ch.execute(&format!("INSERT INTO {db}.hour_counts {select}"), "count events per hour")?;
-        // The markers: this version of each hour exists even when the hour has no events.
-        let mut markers = Vec::new();
-        for &(hour, version) in batch {
-            let row = serde_json::json!({
-                "dimension": "", "hour": hour, "value": "#", "events": 0, "errors": 0, "denied": 0,
-                "first": i64::MAX, "last": i64::MIN, "version": version,
-            });
-            serde_json::to_writer(&mut markers, &row).expect("rows serialize");
-            markers.push(b'\n');
-        }
-        ch.insert_json_rows("hour_counts", &markers, "record hours counted")?;
-        for &(hour, version) in batch {
-            state.clear_hour_marks(hour, version)?;
-        }
+        state.recount_hours(batch, |todo, version| count_hours(ch, todo, version))?;
     }
     Ok(())
+}
+
+/// Writes the counts of `hours` as `version`, then each hour's marker row: a version is
+/// read only once its marker is there, so a recount cut short (a crash, a failed insert)
+/// is never half read.
+fn count_hours(ch: &ClickHouse, hours: &[i64], version: i64) -> Result<(), StoreError> {
+    let (Some(&first), Some(&last)) = (hours.first(), hours.last()) else { return Ok(()) };
+    let db = ch.database();
+    let list = hours.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+    let mut filter = Sql::new("event_day >= toDate(");
+    filter.string(&super::day_of(first)).raw(") AND event_day <= toDate(");
+    filter.string(&super::day_of(last + HOUR_MS - 1)).raw(")");
+    filter.raw(&format!(" AND (intDiv(event_time, 3600000) - (event_time % 3600000 < 0)) * 3600000 IN ({list})"));
+    let select = count_hours_sql!("{filter}", "{version}")
+        .replace("{version}", &format!("toInt64({version})"))
+        .replace("{db}", db)
+        .replace("{filter}", filter.as_str());
+    ch.execute(&format!("INSERT INTO {db}.hour_counts {select}"), "count events per hour")?;
+    let mut markers = Vec::new();
+    for &hour in hours {
+        let row = serde_json::json!({
+            "dimension": "", "hour": hour, "value": "#", "events": 0, "errors": 0, "denied": 0,
+            "first": i64::MAX, "last": i64::MIN, "version": version,
+        });
+        serde_json::to_writer(&mut markers, &row).expect("rows serialize");
+        markers.push(b'\n');
+    }
+    ch.insert_json_rows("hour_counts", &markers, "record hours counted")
 }
 
 /// The range's whole hours `[from, to)` and the partial hours at its ends, each `[lo, hi]`.
@@ -166,15 +168,16 @@ pub(crate) fn summarize(
         return Ok(None);
     }
     let Some(range) = split(query.since, query.until) else { return Ok(None) };
-    let mut marked = state.marked_hours(range.from, range.to - 1)?;
+    let marked = state.marked_hours(range.from, range.to - 1)?;
     let behind = marked.len() > RECOUNT_LIMIT;
-    let newest = marked.split_off(marked.len().saturating_sub(RECOUNT_LIMIT));
+    let newest: Vec<i64> = marked[marked.len().saturating_sub(RECOUNT_LIMIT)..].iter().map(|m| m.0).collect();
     recount(ch, state, &newest)?;
     if behind {
         return Ok(None);
     }
     let db = ch.database();
-    // Rows of `dimensions` at each counted hour's newest version.
+    // Rows of `dimensions` at each counted hour's newest complete version (one with its
+    // marker).
     let counted = |dimensions: &[&str]| {
         let mut q = Sql::new(&format!("SELECT hour, value, events, errors, denied, first, last FROM {db}.hour_counts"));
         q.raw(" WHERE dimension IN (");
@@ -187,7 +190,7 @@ pub(crate) fn summarize(
         q.raw(")");
         q.raw(&format!(
             " AND hour >= {f} AND hour < {t} AND (hour, version) IN (SELECT hour, max(version) FROM {db}.hour_counts
-               WHERE dimension = '' AND hour >= {f} AND hour < {t} GROUP BY hour)",
+               WHERE dimension = '' AND value = '#' AND hour >= {f} AND hour < {t} GROUP BY hour)",
             f = range.from,
             t = range.to
         ));

@@ -139,7 +139,7 @@ pub(crate) fn lock_windows(c: &mut impl GenericClient, keys: &[(String, String)]
 /// Takes the transaction advisory locks `(class, key)` of every key, in ascending key order
 /// (the one order every worker takes them in, so two never deadlock), in one statement:
 /// `unnest` yields a sorted array's elements in order, and the locks are taken as rows are.
-fn lock_in_order(c: &mut impl GenericClient, class: i32, mut keys: Vec<i32>) -> Result<(), postgres::Error> {
+pub(crate) fn lock_in_order(c: &mut impl GenericClient, class: i32, mut keys: Vec<i32>) -> Result<(), postgres::Error> {
     keys.sort_unstable();
     keys.dedup();
     if keys.is_empty() {

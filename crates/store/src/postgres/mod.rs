@@ -37,6 +37,7 @@ pub(crate) const LOCK_SPACE: i32 = 0x7477; // "tw"
 pub(crate) const LOCK_MIGRATE: i32 = 1;
 pub(crate) const LOCK_ALERT_GROUP: i32 = 0x7478;
 pub(crate) const LOCK_WINDOW: i32 = 0x7479;
+pub(crate) const LOCK_HOUR_COUNT: i32 = 0x747a;
 
 /// PostgreSQL schema migrations; existing entries are never edited.
 const MIGRATIONS: &[&str] = &[
@@ -233,6 +234,7 @@ const MIGRATIONS: &[&str] = &[
         hour BIGINT NOT NULL
     );
     CREATE INDEX hour_marks_by_hour ON hour_marks (hour, seq);
+    CREATE SEQUENCE hour_count_versions;
     "#,
 ];
 

@@ -60,15 +60,7 @@ impl PgState {
     /// Hours in `[from, to]` marked since they were last counted, each with its newest
     /// mark, oldest hour first.
     pub(crate) fn marked_hours(&self, from: i64, to: i64) -> Result<Vec<(i64, i64)>, StoreError> {
-        self.with(|c| {
-            all(
-                c,
-                "SELECT hour, max(seq) FROM hour_marks WHERE hour >= $1 AND hour <= $2 GROUP BY hour ORDER BY hour",
-                &[&from, &to],
-                "read hours to recount",
-                |r| Ok((r.try_get(0)?, r.try_get(1)?)),
-            )
-        })
+        self.with(|c| marked_hours(c, from, to))
     }
 
     /// Marks `hours` to be counted again (retention deleted events from them).
@@ -76,13 +68,39 @@ impl PgState {
         self.with(|c| super::mark_hours(c, hours))
     }
 
-    /// Clears the marks of `hour` up to `seq` (those its counts now include). A mark added
-    /// meanwhile stays, and the hour is counted again.
-    pub(crate) fn clear_hour_marks(&self, hour: i64, seq: i64) -> Result<(), StoreError> {
+    /// Counts `hours` again with `count(hours, version)`, one recount of an hour at a time
+    /// whichever process asks: under an advisory lock per hour, the hours' marks are read
+    /// again (an hour another process counted meanwhile is left out), `count` runs with a
+    /// version no recount had, and the marks it covered are cleared when it has returned.
+    /// A mark added meanwhile stays, and its hour is counted again.
+    pub(crate) fn recount_hours(
+        &self,
+        hours: &[i64],
+        count: impl FnOnce(&[i64], i64) -> Result<(), StoreError> + Send,
+    ) -> Result<(), StoreError> {
+        let (Some(&first), Some(&last)) = (hours.first(), hours.last()) else { return Ok(()) };
         self.with(|c| {
-            c.execute("DELETE FROM hour_marks WHERE hour = $1 AND seq <= $2", &[&hour, &seq])
-                .map_err(pg("clear hours recounted"))?;
-            Ok(())
+            let mut tx = c.transaction().map_err(pg("begin a recount"))?;
+            // Hour numbers fit an int4 lock key until the year 245,000.
+            let keys: Vec<i32> = hours.iter().map(|h| (h / 3_600_000) as i32).collect();
+            super::alerts::lock_in_order(&mut tx, super::LOCK_HOUR_COUNT, keys).map_err(pg("lock hours to count"))?;
+            let marked: Vec<(i64, i64)> =
+                marked_hours(&mut tx, first, last)?.into_iter().filter(|(h, _)| hours.contains(h)).collect();
+            if marked.is_empty() {
+                return Ok(());
+            }
+            let version: i64 =
+                tx.query_one("SELECT nextval('hour_count_versions')", &[]).map_err(pg("take a count version"))?.get(0);
+            let todo: Vec<i64> = marked.iter().map(|m| m.0).collect();
+            count(&todo, version)?;
+            let (h, seq): (Vec<i64>, Vec<i64>) = marked.into_iter().unzip();
+            tx.execute(
+                "DELETE FROM hour_marks m USING unnest($1::bigint[], $2::bigint[]) AS d(hour, seq)
+                 WHERE m.hour = d.hour AND m.seq <= d.seq",
+                &[&h, &seq],
+            )
+            .map_err(pg("clear hours counted"))?;
+            tx.commit().map_err(pg("commit a recount"))
         })
     }
 
@@ -109,4 +127,14 @@ impl PgState {
             Ok(r.try_get::<_, i64>(0).map_err(pg("read database size"))? as u64)
         })
     }
+}
+
+fn marked_hours(c: &mut impl postgres::GenericClient, from: i64, to: i64) -> Result<Vec<(i64, i64)>, StoreError> {
+    let rows = c
+        .query(
+            "SELECT hour, max(seq) FROM hour_marks WHERE hour >= $1 AND hour <= $2 GROUP BY hour ORDER BY hour",
+            &[&from, &to],
+        )
+        .map_err(pg("read hours to count"))?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }

@@ -442,3 +442,37 @@ fn a_principal_page_labels_values_whose_newest_block_retention_rewrote() {
         [("filler".to_string(), 200), ("kept-agent".to_string(), 1), ("other-agent".to_string(), 1)]
     );
 }
+
+/// Hour counts stay exact when several processes bring them up to date at once (each serve
+/// worker's task, a summary), and a recount cut short before its marker row (a crash, a
+/// failed insert) is never read.
+#[test]
+fn scaleout_recounts_take_turns_and_half_ones_are_not_read() {
+    let Some(scaleout) = store::testing::scaleout() else { return };
+    let ch = scaleout.clickhouse().clone();
+    let store: store::Store = scaleout.into();
+    let mut rng = Rng(5);
+    let events: Vec<ParsedEvent> = (0..3000).map(|i| record(i, &mut rng, 6)).collect();
+    let stored = fill(store.events(), &events, &mut rng);
+    let counted: Vec<u64> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..3).map(|_| s.spawn(|| store.events().refresh_counts().unwrap())).collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    assert!(counted.iter().sum::<u64>() >= 6, "every hour counted: {counted:?}");
+    let q = EventQuery { since: Some(BASE - HOUR), until: Some(BASE + 8 * HOUR), ..Default::default() };
+    let spec = spec(1, Dimension::Account, 5);
+    let read = store.events().summarize(&EventQuery { event_name: Some("*".into()), ..q.clone() }, &spec).unwrap();
+    assert_eq!(read.events, stored.len() as u64);
+    assert_eq!(store.events().summarize(&q, &spec).unwrap(), read);
+    // A newer version of every hour's counts, all wrong, without its marker.
+    let db = ch.database();
+    ch.execute(
+        &format!(
+            "INSERT INTO {db}.hour_counts SELECT dimension, hour, value, events * 7, errors, denied, first, last,
+                 version + 1000000 FROM {db}.hour_counts WHERE value != '#'"
+        ),
+        "a recount cut short",
+    )
+    .unwrap();
+    assert_eq!(store.events().summarize(&q, &spec).unwrap(), read, "the half recount is not read");
+}
