@@ -103,6 +103,8 @@ pub fn sqlite_to_scaleout(
     let mut pending = PendingRows::default();
     let mut principals: FxHashSet<String> = FxHashSet::default();
     let mut max_row = 0i64;
+    // The hours the events fall in: their counts are taken once the events are in.
+    let mut hours = std::collections::BTreeSet::new();
     let mut failure: Option<StoreError> = None;
     sqlite.for_each_event(&EventQuery::default(), &mut |row| {
         let event = match model::ParsedEvent::from_json(&row.raw) {
@@ -116,6 +118,7 @@ pub fn sqlite_to_scaleout(
             pending.push_principal(&event, row.row);
         }
         pending.push(&event, &row.raw, row.row);
+        hours.insert(crate::clickhouse::rollup::hour_of(event.event_time));
         max_row = max_row.max(row.row);
         report.events += 1;
         if pending.count >= 50_000 {
@@ -132,6 +135,7 @@ pub fn sqlite_to_scaleout(
     }
     pending.flush(&ch)?;
     progress(report.events);
+    target.pg().mark_hours(&hours.into_iter().collect::<Vec<_>>())?;
 
     // State, in one PostgreSQL transaction.
     let state = target.pg();

@@ -75,7 +75,9 @@ fn open_named(urls: &(String, String), name: &str) -> ScaleOutStore {
     let mut config = crate::clickhouse::ClickHouseConfig::from_url(&ch).expect("a valid ClickHouse URL");
     // Test data spans minutes: windows of minutes, and never one query for the whole
     // range, so searches go through the window walk a large store takes. The first window
-    // ends exactly on a whole minute, where test events sit.
-    config.search_windows = crate::clickhouse::SearchWindows { first_ms: 5 * 60_000 + 1, one_query_rows: 0 };
+    // ends exactly on a whole minute, where test events sit. Reads of every match go
+    // through windows of ~7 events.
+    config.search_windows =
+        crate::clickhouse::SearchWindows { first_ms: 5 * 60_000 + 1, one_query_rows: 0, stream_rows: 7 };
     ScaleOutStore::open_with(config, &pg).expect("open a scale-out test store")
 }

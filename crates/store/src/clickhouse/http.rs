@@ -24,18 +24,22 @@ pub struct ClickHouseConfig {
 
 /// A search looks for its page in time windows, newest first: the first `first_ms` long,
 /// each next one 8 times longer. When the whole range holds at most `one_query_rows`
-/// candidate rows, it is read in one query instead.
+/// candidate rows, it is read in one query instead. Reads of every match (no page) go
+/// through windows holding about `stream_rows` events each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SearchWindows {
     pub first_ms: i64,
     pub one_query_rows: i64,
+    pub stream_rows: i64,
 }
 
 impl Default for SearchWindows {
     fn default() -> SearchWindows {
         // An hour of a busy trail's most frequent value is tens of thousands of rows; below
         // 200,000 candidates one query costs less than the round trips windows add.
-        SearchWindows { first_ms: 3_600_000, one_query_rows: 200_000 }
+        // The server sorts a streamed window's rows, records included, in memory: 50,000
+        // rows of ~1.5 kB each.
+        SearchWindows { first_ms: 3_600_000, one_query_rows: 200_000, stream_rows: 50_000 }
     }
 }
 

@@ -34,7 +34,7 @@ pub(crate) mod retention;
 pub(crate) mod rollup;
 
 pub use http::{ClickHouse, ClickHouseConfig, ExternalTable, RowBinary, SearchWindows, Sql};
-pub(crate) use read::{event_by_id, for_each_event, principals_related, stats, summarize};
+pub(crate) use read::{event_by_id, for_each_event, principal_count, principals_related, stats, summarize};
 
 use model::{EpochMillis, ParsedEvent};
 use serde::Serialize;

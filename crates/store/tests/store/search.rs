@@ -459,6 +459,31 @@ fn an_older_scaleout_store_gets_search_keys_on_upgrade() {
     assert_eq!(counted, read);
 }
 
+/// Reading every match streams in time windows of a few events (see `testing`): each
+/// event once, newest first, with events on every window boundary (one a millisecond).
+#[test]
+fn every_match_streams_once_across_windows() {
+    let events: Vec<ParsedEvent> = (0..300)
+        .map(|i| {
+            let second = format_millis(1_700_000_000_000).replace('Z', "");
+            crate::event(&format!("s-{i}"), &format!("{second}.{i:03}Z"), NAMES[i as usize % 2])
+        })
+        .collect();
+    assert_eq!(events[299].event_time - events[0].event_time, 299, "a millisecond apart");
+    for (backend, store) in other_backends(&events) {
+        for q in [EventQuery::default(), EventQuery { event_name: Some(NAMES[1].into()), ..Default::default() }] {
+            let got: Vec<String> = store.events().search(&q).unwrap().into_iter().map(|r| r.event_id).collect();
+            let want: Vec<String> = events
+                .iter()
+                .rev()
+                .filter(|e| q.event_name.as_ref().is_none_or(|n| e.event_name.as_ref() == Some(n)))
+                .map(|e| e.event_id.clone())
+                .collect();
+            assert_eq!(got, want, "{backend}: {q:?}");
+        }
+    }
+}
+
 #[test]
 fn wildcards_and_top_values() {
     let events: Vec<ParsedEvent> = (0..12)
