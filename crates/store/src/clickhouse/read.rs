@@ -151,16 +151,23 @@ impl KeySource {
     }
 }
 
-/// `(SELECT principal FROM principals FINAL WHERE …)`: the principals `who` names.
+/// `(SELECT principal FROM principals FINAL WHERE …)`: the principals `who` names. The
+/// candidates are found without `FINAL` first (0.1 s over 1.7 M principals, against 0.6 s
+/// with it), then checked on their merged rows, which their keys find at once.
 fn principal_set(q: &mut Sql, ch: &ClickHouse, who: &str) {
-    q.raw(&format!("(SELECT principal FROM {}.principals FINAL WHERE ", ch.database()));
+    let mut names = Sql::new("(");
     for (i, column) in ["principal", "issuer", "name", "human"].iter().enumerate() {
         if i > 0 {
-            q.raw(" OR ");
+            names.raw(" OR ");
         }
-        matches(q, column, who);
+        matches(&mut names, column, who);
     }
-    q.raw(")");
+    names.raw(")");
+    let db = ch.database();
+    q.raw(&format!(
+        "(SELECT principal FROM {db}.principals FINAL WHERE principal IN (SELECT principal FROM {db}.principals WHERE {n}) AND {n})",
+        n = names.as_str()
+    ));
 }
 
 /// ` AND` the time bounds `[lo, hi]` (inclusive, either open): the day bounds let
