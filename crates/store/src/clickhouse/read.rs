@@ -170,9 +170,31 @@ fn principal_set(q: &mut Sql, ch: &ClickHouse, who: &str) {
     ));
 }
 
+/// The newest time `query` can match: its `until`, or its paging cursor's time.
+fn upper_bound(query: &EventQuery) -> Option<i64> {
+    match (query.until, query.after) {
+        (Some(u), Some(a)) => Some(u.min(a.event_time)),
+        (u, a) => u.or(a.map(|a| a.event_time)),
+    }
+}
+
+/// ` AND` the rows of `events` after the paging cursor `after` in the newest-first order.
+fn after_cursor(q: &mut Sql, after: Option<crate::Page>) {
+    if let Some(after) = after {
+        q.raw(" AND (event_time < ").int(after.event_time);
+        q.raw(" OR (event_time = ").int(after.event_time).raw(" AND arrival < ").int(after.row).raw("))");
+    }
+}
+
+/// `expr` (milliseconds) rounded down to a multiple of `step`, times before 1970 included,
+/// as the SQLite backend buckets.
+pub(super) fn floor_to(expr: &str, step: i64) -> String {
+    format!("toInt64((intDiv({expr}, {step}) - ({expr} % {step} < 0)) * {step})")
+}
+
 /// ` AND` the time bounds `[lo, hi]` (inclusive, either open): the day bounds let
 /// ClickHouse skip partitions and granules, the time bounds are exact.
-fn time_bounds(q: &mut Sql, lo: Option<i64>, hi: Option<i64>) {
+pub(super) fn time_bounds(q: &mut Sql, lo: Option<i64>, hi: Option<i64>) {
     if let Some(lo) = lo {
         q.raw(" AND event_day >= toDate(").string(&super::day_of(lo)).raw(") AND event_time >= ").int(lo);
     }
@@ -181,11 +203,12 @@ fn time_bounds(q: &mut Sql, lo: Option<i64>, hi: Option<i64>) {
     }
 }
 
+/// A page row's key: its time, id and (first) arrival.
 #[derive(Deserialize)]
 struct Key {
     #[serde(with = "int64")]
     event_time: i64,
-    #[serde(with = "int64")]
+    #[serde(with = "int64", rename = "first")]
     arrival: i64,
     event_id: String,
 }
@@ -197,10 +220,7 @@ struct Key {
 fn page_keys(ch: &ClickHouse, query: &EventQuery, limit: usize) -> Result<Vec<Key>, StoreError> {
     let source = KeySource::of(ch, query);
     let lo = query.since;
-    let hi = match (query.until, query.after) {
-        (Some(u), Some(a)) => Some(u.min(a.event_time)),
-        (u, a) => u.or(a.map(|a| a.event_time)),
-    };
+    let hi = upper_bound(query);
     if matches!((lo, hi), (Some(lo), Some(hi)) if lo > hi) {
         return Ok(Vec::new());
     }
@@ -297,32 +317,20 @@ fn window_keys(
             let mut q = Sql::new(&format!("SELECT event_time, arrival AS first, event_id FROM {db}.events FINAL"));
             q.raw(where_clause(ch, query).as_str());
             time_bounds(&mut q, bottom, Some(top));
-            if let Some(after) = query.after {
-                q.raw(" AND (event_time < ").int(after.event_time);
-                q.raw(" OR (event_time = ").int(after.event_time).raw(" AND arrival < ").int(after.row).raw("))");
-            }
+            after_cursor(&mut q, query.after);
             q.raw(" ORDER BY event_time DESC, arrival DESC");
             q
         }
     };
     q.raw(" LIMIT ").int(limit as i64).raw(" FORMAT JSONEachRow");
-    #[derive(Deserialize)]
-    struct Found {
-        #[serde(with = "int64")]
-        event_time: i64,
-        #[serde(with = "int64")]
-        first: i64,
-        event_id: String,
-    }
-    let found = ch.query_rows::<Found>(q.as_str(), "search events in ClickHouse")?;
-    Ok(found.into_iter().map(|f| Key { event_time: f.event_time, arrival: f.first, event_id: f.event_id }).collect())
+    ch.query_rows(q.as_str(), "search events in ClickHouse")
 }
 
 /// Events matching `query`, newest first. A page (a `limit`) is read in two steps: the keys
 /// of the page first ([`page_keys`]: small rows, in time windows), then the rows of just
 /// those keys. Reading the verbatim records of every matching row before the sort made a
-/// search over millions of events take seconds. Without a limit the rows stream in one
-/// query.
+/// search over millions of events take seconds. Without a limit (or a larger one) the rows
+/// stream ([`stream_events`]).
 pub(crate) fn for_each_event(
     ch: &ClickHouse,
     query: &EventQuery,
@@ -379,10 +387,7 @@ pub(crate) fn for_each_event(
 /// windows.
 fn stream_events(ch: &ClickHouse, query: &EventQuery, f: &mut dyn FnMut(EventRow) -> bool) -> Result<(), StoreError> {
     let db = ch.database();
-    let hi = match (query.until, query.after) {
-        (Some(u), Some(a)) => Some(u.min(a.event_time)),
-        (u, a) => u.or(a.map(|a| a.event_time)),
-    };
+    let hi = upper_bound(query);
     #[derive(Deserialize)]
     struct Span {
         #[serde(with = "int64")]
@@ -411,10 +416,7 @@ fn stream_events(ch: &ClickHouse, query: &EventQuery, f: &mut dyn FnMut(EventRow
         let mut q = Sql::new(&format!("SELECT {ROW_COLUMNS} FROM {db}.events FINAL"));
         q.raw(where_clause(ch, query).as_str());
         time_bounds(&mut q, Some(bottom), Some(top));
-        if let Some(after) = query.after {
-            q.raw(" AND (event_time < ").int(after.event_time);
-            q.raw(" OR (event_time = ").int(after.event_time).raw(" AND arrival < ").int(after.row).raw("))");
-        }
+        after_cursor(&mut q, query.after);
         q.raw(" ORDER BY event_time DESC, arrival DESC");
         if let Some(n) = left {
             q.raw(" LIMIT ").int(n as i64);
@@ -526,11 +528,9 @@ pub(crate) fn summarize(ch: &ClickHouse, query: &EventQuery, spec: &SummarySpec)
     }
     if spec.bucket_ms > 0 {
         let series = spec.series.map_or("''".to_string(), |d| format!("ifNull({}, '')", column(d)));
-        // Floor division, as the SQLite backend buckets (times before 1970 included).
-        let b = spec.bucket_ms.max(1);
         let mut q = Sql::new(&format!(
-            "SELECT toInt64((intDiv(event_time, {b}) - (event_time % {b} < 0)) * {b}) AS start, {series} AS series,
-                toInt64(count()) AS total FROM {db}.events FINAL"
+            "SELECT {} AS start, {series} AS series, toInt64(count()) AS total FROM {db}.events FINAL",
+            floor_to("event_time", spec.bucket_ms.max(1))
         ));
         q.raw(filter.as_str()).raw(" GROUP BY start, series ORDER BY start, series FORMAT JSONEachRow");
         summary.histogram = Bucket::histogram(ch.query_rows(q.as_str(), "count events per time bucket in ClickHouse")?);

@@ -100,8 +100,9 @@ pub(crate) fn apply(
                 hour: i64,
             }
             let sql = format!(
-                "SELECT DISTINCT (intDiv(event_time, 3600000) - (event_time % 3600000 < 0)) * 3600000 AS hour
-                 FROM {db}.events WHERE {} AND event_id NOT IN {kept} ORDER BY hour FORMAT JSONEachRow",
+                "SELECT DISTINCT {} AS hour FROM {db}.events WHERE {} AND event_id NOT IN {kept}
+                 ORDER BY hour FORMAT JSONEachRow",
+                super::read::floor_to("event_time", super::rollup::HOUR_MS),
                 condition.as_str()
             );
             ch.query_rows::<Hour>(&sql, "find hours with expired events")?.into_iter().map(|h| h.hour).collect()

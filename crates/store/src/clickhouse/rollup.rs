@@ -22,7 +22,7 @@
 use serde::Deserialize;
 
 use super::http::{int64, ClickHouse, Sql};
-use super::read::{Bucket, Totals};
+use super::read::{floor_to, time_bounds, Bucket, Totals};
 use crate::postgres::PgState;
 use crate::{EventQuery, StoreError, Summary, SummarySpec};
 
@@ -93,7 +93,7 @@ fn count_hours(ch: &ClickHouse, hours: &[i64], version: i64) -> Result<(), Store
     let mut filter = Sql::new("event_day >= toDate(");
     filter.string(&super::day_of(first)).raw(") AND event_day <= toDate(");
     filter.string(&super::day_of(last + HOUR_MS - 1)).raw(")");
-    filter.raw(&format!(" AND (intDiv(event_time, 3600000) - (event_time % 3600000 < 0)) * 3600000 IN ({list})"));
+    filter.raw(&format!(" AND {} IN ({list})", floor_to("event_time", HOUR_MS)));
     let select = count_hours_sql!("{filter}", "{version}")
         .replace("{version}", &format!("toInt64({version})"))
         .replace("{db}", db)
@@ -206,8 +206,8 @@ pub(crate) fn summarize(
             if i > 0 {
                 q.raw(" OR ");
             }
-            q.raw("(event_day >= toDate(").string(&super::day_of(lo)).raw(") AND event_day <= toDate(");
-            q.string(&super::day_of(hi)).raw(") AND event_time >= ").int(lo).raw(" AND event_time <= ").int(hi);
+            q.raw("(1");
+            time_bounds(&mut q, Some(lo), Some(hi));
             q.raw(")");
         }
         q.raw(")").raw(extra);
@@ -244,8 +244,7 @@ pub(crate) fn summarize(
         return Ok(Some(summary));
     }
     if spec.bucket_ms > 0 {
-        let b = spec.bucket_ms;
-        let floor = |t: &str| format!("toInt64((intDiv({t}, {b}) - ({t} % {b} < 0)) * {b})");
+        let floor = |t: &str| floor_to(t, spec.bucket_ms);
         let (counted_rows, live_series) = match spec.series {
             // The totals rows, the marker (no events) included: it adds nothing.
             None => (counted(&[""]), "''".to_string()),
