@@ -10,6 +10,10 @@
 # With TABLE=1, `trailwatch bench store` then measures what the SQLite store and the one-worker
 # scale-out store (the same events) answer: the scale table's figures for both, same run.
 #
+# With CLUSTER=1, one worker also ingests the same files into a store on the replicated
+# cluster (2 shards x 2 replicas, TRAILWATCH_TEST_CLUSTER_URL from services.sh's
+# start_cluster, all on the same machine), and TABLE=1 measures that store too.
+#
 # Needs the servers: TRAILWATCH_TEST_CLICKHOUSE_URL and TRAILWATCH_TEST_POSTGRES_URL (as
 # scripts/services.sh exports them), psql, and a release build.
 #   EVENTS=1000000 scripts/bench_scaleout.sh
@@ -37,12 +41,13 @@ done
 records=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["records"])' "$work/bucket/manifest.json")
 
 fresh() { # a config file for a fresh scale-out store named $1
-  local name=$1
+  local name=$1 url="${TRAILWATCH_TEST_CLICKHOUSE_URL%/}/$1"
+  if [ "${2:-}" = cluster ]; then url="${TRAILWATCH_TEST_CLUSTER_URL%/}/$name?cluster=trailwatch"; fi
   psql "$TRAILWATCH_TEST_POSTGRES_URL" -qc "CREATE DATABASE $name" >/dev/null
   cat > "$work/$name.toml" <<CONF
 [store]
 kind = "clickhouse"
-url = "${TRAILWATCH_TEST_CLICKHOUSE_URL%/}/$name"
+url = "$url"
 [state]
 kind = "postgres"
 url = "${TRAILWATCH_TEST_POSTGRES_URL%/*}/$name"
@@ -79,9 +84,21 @@ if [ "${TWO:-1}" = 1 ]; then
   echo "  ClickHouse+PostgreSQL, 2 workers:  $two_rate events/s (stored: $stored)"
   python3 -c "import sys; o, t = (float(x.replace(',', '')) for x in sys.argv[1:]); print(f'  ratio: 2 workers / 1 worker = {t / o:.2f}')" "$one_rate" "$two_rate"
 fi
+if [ "${CLUSTER:-0}" = 1 ]; then
+  : "${TRAILWATCH_TEST_CLUSTER_URL:?start the cluster first (source scripts/services.sh; start_cluster DIR)}"
+  clustered=$(fresh "tw_bench_cluster_$$" cluster)
+  t0=$(seconds); "$BIN" ingest --config "$clustered" --local "$work/bucket" >/dev/null; t1=$(seconds)
+  cluster_rate=$(rate "$records" "$t0" "$t1")
+  echo "  ClickHouse cluster 2x2, 1 worker:  $cluster_rate events/s"
+  python3 -c "import sys; s, o = (float(x.replace(',', '')) for x in sys.argv[1:]); print(f'  ratio: cluster / SQLite = {o / s:.2f}')" "$sqlite_rate" "$cluster_rate"
+fi
 if [ "${TABLE:-0}" = 1 ]; then
   echo "== bench store, SQLite"
   "$BIN" bench store --db "$work/sqlite.db" --runs "${RUNS:-3}"
   echo "== bench store, ClickHouse+PostgreSQL (the one-worker store)"
   "$BIN" bench store --config "$one" --runs "${RUNS:-3}"
+  if [ "${CLUSTER:-0}" = 1 ]; then
+    echo "== bench store, ClickHouse cluster 2x2 (bytes: every replica's)"
+    "$BIN" bench store --config "$clustered" --runs "${RUNS:-3}"
+  fi
 fi

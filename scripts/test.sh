@@ -77,18 +77,25 @@ step "cargo install"
 CARGO_TARGET_DIR="$PWD/target" cargo install --quiet --debug --locked --path crates/trailwatch --root target/install
 target/install/bin/trailwatch --version
 
-step "services (ClickHouse, PostgreSQL)"
+step "services (ClickHouse, PostgreSQL, a 2x2 ClickHouse cluster)"
 # The scale-out backend's servers: the store, web and CLI tests run against them as well
-# as against SQLite (TRAILWATCH_TEST_SCALEOUT=require makes their absence an error).
+# as against SQLite (TRAILWATCH_TEST_SCALEOUT=require makes their absence an error). The
+# cluster (ZooKeeper and four servers: 2 shards x 2 replicas) takes the store's suite
+# again and the AWS suite's three-worker test with a server killed.
 # shellcheck source=scripts/services.sh
 source scripts/services.sh
 services_dir=$(mktemp -d /tmp/tw-services.XXXXXX)
 chmod 755 "$services_dir"
 trap 'stop_services; rm -rf "$services_dir"' EXIT
 start_services "$services_dir"
+start_cluster "$services_dir/cluster"
 
 step "tests"
 cargo test --workspace --locked
+
+step "store tests on the ClickHouse cluster"
+TRAILWATCH_TEST_CLICKHOUSE_URL=$TRAILWATCH_TEST_CLUSTER_URL TRAILWATCH_TEST_CLICKHOUSE_CLUSTER=trailwatch \
+  cargo test --locked -p trailwatch-store --test store
 
 step "AWS suite (moto)"
 # A virtualenv of pinned versions, rebuilt only when requirements.txt changes.

@@ -278,26 +278,35 @@ class Trailwatch:
         return json.loads(self.run("status", "--config", self.config, "--format", "json").stdout)
 
 
-def scaleout_store():
+def scaleout_store(cluster=False):
     """URLs of a fresh scale-out store on the servers scripts/services.sh started: a new
     PostgreSQL database (made with psql) and a ClickHouse database name (trailwatch creates
-    it). `None` when no servers are configured, unless TRAILWATCH_TEST_SCALEOUT=require."""
-    ch, pg = os.environ.get("TRAILWATCH_TEST_CLICKHOUSE_URL"), os.environ.get("TRAILWATCH_TEST_POSTGRES_URL")
+    it), on the single ClickHouse server or, with `cluster`, on the replicated cluster of
+    `start_cluster`. `None` when no servers are configured, unless
+    TRAILWATCH_TEST_SCALEOUT=require."""
+    ch = os.environ.get("TRAILWATCH_TEST_CLUSTER_URL" if cluster else "TRAILWATCH_TEST_CLICKHOUSE_URL")
+    pg = os.environ.get("TRAILWATCH_TEST_POSTGRES_URL")
     if not (ch and pg):
         assert os.environ.get("TRAILWATCH_TEST_SCALEOUT") != "require", "scale-out servers required but not configured"
         return None
     name = "tw_py_" + uuid.uuid4().hex[:12]
     subprocess.run(["psql", pg, "-qc", f"CREATE DATABASE {name}"], check=True, capture_output=True)
-    return f"{ch.rstrip('/')}/{name}", pg.rsplit("/", 1)[0] + "/" + name
+    return f"{ch.rstrip('/')}/{name}" + ("?cluster=trailwatch" if cluster else ""), pg.rsplit("/", 1)[0] + "/" + name
+
+
+def clickhouse_query(scale, sql, url=None):
+    """The text answer of `sql` from the store's ClickHouse server (or from `url`), where
+    `{db}` names the store's database."""
+    base, db = scale[0].split("?")[0].rsplit("/", 1)
+    # POST: over GET the server runs read-only statements only.
+    with urllib.request.urlopen(f"{url or base}/", data=sql.replace("{db}", db).encode(), timeout=60) as r:
+        return r.read().decode()
 
 
 def stored_events(scale):
     """Events in a scale-out store, asked of ClickHouse directly (cheap enough to poll)."""
-    base, db = scale[0].rsplit("/", 1)
-    query = urllib.parse.quote(f"SELECT count() FROM {db}.events FINAL")
     try:
-        with urllib.request.urlopen(f"{base}/?query={query}", timeout=10) as r:
-            return int(r.read().decode().strip() or 0)
+        return int(clickhouse_query(scale, "SELECT count() FROM {db}.events FINAL").strip() or 0)
     except urllib.error.HTTPError:
         return 0  # not created yet
 

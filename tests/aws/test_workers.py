@@ -3,7 +3,12 @@
 SIGKILLed mid-run. The final state must be exactly what one process on SQLite makes of the
 same records: every event once, one alert per rule and group with the same events, and every
 alert delivered once to the webhook. Any worker serves the dashboard with the same session
-store."""
+store.
+
+On the replicated cluster (2 shards x 2 replicas, scripts/services.sh's start_cluster) one
+ClickHouse server is SIGKILLed mid-ingest as well, and started again later: the replica the
+workers' reads and writes of its shard go to. Both replicas of each shard must then hold the
+same events, and the shards between them every event once."""
 
 import gzip
 import json
@@ -11,12 +16,15 @@ import os
 import random
 import subprocess
 import time
+import urllib.error
+import urllib.request
 import uuid
 from datetime import datetime, timezone
 
 import pytest
 
-from harness import BIN, Aws, Trailwatch, free_port, kill, log_file, log_key, scaleout_store, stored_events, wait_for
+from harness import (BIN, Aws, Trailwatch, clickhouse_query, free_port, kill, log_file, log_key, scaleout_store,
+                     stored_events, wait_for)
 from test_alerts import Receiver
 
 OBJECTS = 2000
@@ -53,8 +61,51 @@ def alert_set(tw_or_args, run):
     return out
 
 
-def test_three_workers_share_a_queue_and_a_kill_changes_nothing(endpoint, tmp_path):
-    scale = scaleout_store()
+class ClusterNode:
+    """Server `n` (1–4) of the cluster scripts/services.sh's start_cluster made."""
+
+    def __init__(self, n):
+        self.dir = os.path.join(os.environ["TRAILWATCH_TEST_CLUSTER_DIR"], f"clickhouse-{n}")
+        self.url = "http://127.0.0.1:" + open(os.path.join(self.dir, "http")).read().strip()
+
+    def kill(self):
+        os.kill(int(open(os.path.join(self.dir, "pid")).read()), 9)
+
+    def start(self):
+        out = open(os.path.join(self.dir, "stdout.log"), "ab")
+        p = subprocess.Popen(["clickhouse-server", f"--config-file={self.dir}/config.xml"], stdout=out, stderr=out,
+                             start_new_session=True)
+        # stop_services stops the server by this file.
+        open(os.path.join(self.dir, "pid"), "w").write(str(p.pid))
+        wait_for(lambda: self.answers(), timeout=120, every=0.5, what=f"{self.dir} to start")
+
+    def sync(self, scale):
+        """Waits until this replica has fetched every part its shard's log names."""
+        errors = []
+
+        def synced():
+            try:
+                clickhouse_query(scale, "SYSTEM SYNC REPLICA {db}.events_local", url=self.url)
+                return True
+            except urllib.error.HTTPError as e:
+                errors.append(e.read().decode(errors="replace")[:500])
+                return False
+        try:
+            wait_for(synced, timeout=120, every=1, what=f"{self.dir} to sync")
+        except AssertionError:
+            raise AssertionError(f"{self.dir} did not sync: {errors[-1]}") from None
+
+    def answers(self):
+        try:
+            return urllib.request.urlopen(self.url + "/?query=SELECT%201", timeout=5).read().strip() == b"1"
+        except OSError:
+            return False
+
+
+@pytest.mark.parametrize("deployment", ["server", "cluster"])
+def test_three_workers_share_a_queue_and_a_kill_changes_nothing(endpoint, tmp_path, deployment):
+    cluster = deployment == "cluster"
+    scale = scaleout_store(cluster=cluster)
     if scale is None:
         pytest.skip("no scale-out servers configured (scripts/services.sh)")
     rng = random.Random(int(time.time()))
@@ -112,6 +163,15 @@ min_level = "informational"
         # Let all three work, then kill one in the middle of it.
         wait_for(lambda: stored_events(scale) > len(expected) // 10, timeout=180, what="a tenth of the events")
         kill(workers[0])
+        if cluster:
+            # Shard 2's first replica: under load_balancing=in_order every read and write
+            # of shard 2 goes to it until it dies, then to server 4.
+            down = ClusterNode(3)
+            down.kill()
+            at_kill = stored_events(scale)
+            wait_for(lambda: stored_events(scale) > at_kill + len(expected) // 5, timeout=300, every=1,
+                     what="ingest to go on with a replica down")
+            down.start()
         wait_for(lambda: aws.queue_depth(queue) == 0, timeout=600, every=1, what="the queue to drain")
         wait_for(lambda: stored_events(scale) >= len(expected), timeout=120, every=1, what="every event")
         print(f"three workers (one killed) ingested everything in {time.time() - started:.1f}s")
@@ -119,6 +179,18 @@ min_level = "informational"
         ids = tw.event_ids()
         assert len(ids) == len(set(ids)), "a search answered an event twice"
         assert sorted(ids) == sorted(expected)
+        if cluster:
+            # Each shard's replicas hold the same events (the restarted one caught up), and
+            # the shards every event once between them.
+            per_server = []
+            for n in (1, 2, 3, 4):
+                node = ClusterNode(n)
+                node.sync(scale)
+                per_server.append(sorted(clickhouse_query(
+                    scale, "SELECT event_id FROM {db}.events_local FINAL FORMAT TSV", url=node.url).split()))
+            assert per_server[0] == per_server[1] and per_server[2] == per_server[3]
+            assert per_server[0] and per_server[2], "both shards hold events"
+            assert sorted(per_server[0] + per_server[2]) == sorted(expected)
         assert aws.queue_depth(dlq) == 0
 
         # The same records through one process into SQLite: the reference alerts.

@@ -314,7 +314,9 @@ pub fn scaleout_to_sqlite(
     let db = ch.database().to_string();
     ch.query_lines(
         &format!(
-            "SELECT raw FROM {db}.events FINAL ORDER BY arrival \
+            // FINAL in a subquery: on a cluster, 18.16 orders a Distributed table's FINAL
+            // rows only with its sort key and version among the columns.
+            "SELECT raw FROM (SELECT raw, arrival FROM {db}.events FINAL) ORDER BY arrival \
              SETTINGS max_bytes_before_external_sort = 1000000000 FORMAT JSONEachRow"
         ),
         "read events to migrate back",

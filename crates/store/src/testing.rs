@@ -67,7 +67,12 @@ pub fn create_databases(urls: &(String, String), name: &str) -> (String, String)
     };
     let port = config.get_ports().first().copied().unwrap_or(5432);
     let user = config.get_user().unwrap_or("postgres");
-    (format!("{}/{name}", ch.trim_end_matches('/')), format!("postgres://{user}@{host}:{port}/{name}"))
+    // On a cluster (scripts/services.sh's `start_cluster`) every store is made on all of it.
+    let cluster = match std::env::var("TRAILWATCH_TEST_CLICKHOUSE_CLUSTER") {
+        Ok(c) if !c.is_empty() => format!("?cluster={c}"),
+        _ => String::new(),
+    };
+    (format!("{}/{name}{cluster}", ch.trim_end_matches('/')), format!("postgres://{user}@{host}:{port}/{name}"))
 }
 
 fn open_named(urls: &(String, String), name: &str) -> ScaleOutStore {

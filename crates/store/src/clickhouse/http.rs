@@ -20,6 +20,10 @@ pub struct ClickHouseConfig {
     pub password: Option<String>,
     /// How searches look for a page (see `read::page_keys`); tests make the windows small.
     pub search_windows: SearchWindows,
+    /// A cluster of the servers' `remote_servers` (`?cluster=NAME` in the URL): the tables
+    /// are created on every server of it, replicated within a shard and read and written
+    /// through `Distributed` tables (see [`super::cluster`]). `None`: one server.
+    pub cluster: Option<String>,
 }
 
 /// A search looks for its page in time windows, newest first: the first `first_ms` long,
@@ -48,8 +52,8 @@ fn decode(s: &str) -> String {
 }
 
 impl ClickHouseConfig {
-    /// Parses `http://[user[:password]@]host:port[/database]`; the database defaults to
-    /// `trailwatch`.
+    /// Parses `http://[user[:password]@]host:port[/database][?cluster=NAME]`; the database
+    /// defaults to `trailwatch`.
     pub fn from_url(url: &str) -> Result<ClickHouseConfig, String> {
         let rest = url
             .strip_prefix("http://")
@@ -69,10 +73,22 @@ impl ClickHouseConfig {
             },
             None => (None, None),
         };
-        let database = path.split(['?', '#']).next().unwrap_or("").trim_matches('/');
+        let path = path.split('#').next().unwrap_or("");
+        let (database, query) = path.split_once('?').unwrap_or((path, ""));
+        let database = database.trim_matches('/');
         let database = if database.is_empty() { "trailwatch".to_string() } else { database.to_string() };
-        if !database.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        if !is_identifier(&database) {
             return Err(format!("ClickHouse database name {database:?} may only hold letters, digits and _"));
+        }
+        let mut cluster = None;
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("cluster", name)) if is_identifier(&decode(name)) => cluster = Some(decode(name)),
+                Some(("cluster", name)) => {
+                    return Err(format!("ClickHouse cluster name {name:?} may only hold letters, digits and _"))
+                }
+                _ => return Err(format!("ClickHouse URL {url:?}: unknown parameter {pair:?} (only cluster=NAME)")),
+            }
         }
         Ok(ClickHouseConfig {
             url: format!("http://{host}"),
@@ -80,8 +96,13 @@ impl ClickHouseConfig {
             user,
             password,
             search_windows: SearchWindows::default(),
+            cluster,
         })
     }
+}
+
+fn is_identifier(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// A connection-pooling HTTP client for one server and database.
@@ -109,6 +130,11 @@ impl ClickHouse {
 
     pub fn search_windows(&self) -> SearchWindows {
         self.config.search_windows
+    }
+
+    /// The cluster the tables live on, if not one server.
+    pub fn cluster(&self) -> Option<&str> {
+        self.config.cluster.as_deref()
     }
 
     /// Runs a statement that returns nothing (DDL, `INSERT … SELECT`).
@@ -201,7 +227,8 @@ impl ClickHouse {
         body: &[u8],
         context: &'static str,
     ) -> Result<Box<dyn Read + Send>, StoreError> {
-        let mut request = self.agent.post(url);
+        let url = self.with_settings(url);
+        let mut request = self.agent.post(&url);
         if let Some(t) = content_type {
             request = request.header("Content-Type", t);
         }
@@ -220,6 +247,15 @@ impl ClickHouse {
             return Err(StoreError::clickhouse(context, format!("HTTP {status}: {}", text.trim())));
         }
         Ok(Box::new(body.into_reader()))
+    }
+
+    /// `url` with the settings every request of a cluster needs (see [`super::cluster`]).
+    fn with_settings(&self, url: &str) -> String {
+        if self.config.cluster.is_none() {
+            return url.to_string();
+        }
+        let separator = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{separator}{}", super::cluster::SETTINGS)
     }
 
     /// Checks that the server answers; returns its version.
@@ -479,6 +515,11 @@ mod tests {
         assert_eq!((c.database.as_str(), c.user), ("trailwatch", None));
         assert!(ClickHouseConfig::from_url("https://h").is_err());
         assert!(ClickHouseConfig::from_url("http://h/db;drop").is_err());
+        let c = ClickHouseConfig::from_url("http://h:8123/tw?cluster=prod_2x2").unwrap();
+        assert_eq!((c.database.as_str(), c.cluster.as_deref()), ("tw", Some("prod_2x2")));
+        assert_eq!(ClickHouseConfig::from_url("http://h:8123/tw").unwrap().cluster, None);
+        assert!(ClickHouseConfig::from_url("http://h/tw?cluster=a'b").is_err());
+        assert!(ClickHouseConfig::from_url("http://h/tw?replicas=2").is_err());
     }
 
     #[test]

@@ -27,7 +27,11 @@
 //! * `schema_versions` — which of [`MIGRATIONS`] are applied. Migrations are idempotent
 //!   (`IF NOT EXISTS`) and the scale-out store runs them under a PostgreSQL advisory lock, so
 //!   workers starting together apply each once.
+//!
+//! On a cluster each of these is a replicated table on every server and a `Distributed`
+//! table of the same name over them, sharded so that rows which must meet do ([`cluster`]).
 
+pub(crate) mod cluster;
 mod http;
 mod read;
 pub(crate) mod retention;
@@ -144,14 +148,15 @@ pub(crate) const MIGRATIONS: &[&str] = &[
 /// calls (the scale-out store holds a PostgreSQL advisory lock around it).
 pub(crate) fn migrate(ch: &ClickHouse) -> Result<(), StoreError> {
     let db = ch.database();
-    ch.execute(&format!("CREATE DATABASE IF NOT EXISTS {db}"), "create ClickHouse database")?;
-    ch.execute(
-        &format!(
-            "CREATE TABLE IF NOT EXISTS {db}.schema_versions (version UInt32, applied_at UInt64)
-             ENGINE = ReplacingMergeTree ORDER BY version"
-        ),
-        "create ClickHouse schema version table",
-    )?;
+    let on_cluster = ch.cluster().map(|c| format!(" ON CLUSTER {c}")).unwrap_or_default();
+    ch.execute(&format!("CREATE DATABASE IF NOT EXISTS {db}{on_cluster}"), "create ClickHouse database")?;
+    for statement in statements_for(
+        ch,
+        "CREATE TABLE IF NOT EXISTS {db}.schema_versions (version UInt32, applied_at UInt64)
+             ENGINE = ReplacingMergeTree ORDER BY version",
+    )? {
+        ch.execute(&statement.replace("{db}", db), "create ClickHouse schema version table")?;
+    }
     #[derive(serde::Deserialize)]
     struct V {
         v: u32,
@@ -166,14 +171,16 @@ pub(crate) fn migrate(ch: &ClickHouse) -> Result<(), StoreError> {
     }
     for (i, migration) in MIGRATIONS.iter().enumerate().skip(current) {
         for statement in migration.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-            // 18.16 has no ADD COLUMN IF NOT EXISTS: a migration interrupted after this
-            // statement must not fail on its second run.
-            if let Some(column) = added_column(statement) {
-                if column_exists(ch, db, column.0, column.1)? {
-                    continue;
+            for statement in statements_for(ch, statement)? {
+                // 18.16 has no ADD COLUMN IF NOT EXISTS: a migration interrupted after this
+                // statement must not fail on its second run.
+                if let Some(column) = added_column(&statement) {
+                    if column_exists(ch, db, column.0, column.1)? {
+                        continue;
+                    }
                 }
+                ch.execute(&statement.replace("{db}", db), "apply ClickHouse schema migration")?;
             }
-            ch.execute(&statement.replace("{db}", db), "apply ClickHouse schema migration")?;
         }
         let row = format!("{{\"version\":{},\"applied_at\":{}}}\n", i + 1, model::timefmt::now_millis());
         ch.insert_json_rows("schema_versions", row.as_bytes(), "record ClickHouse schema version")?;
@@ -181,10 +188,22 @@ pub(crate) fn migrate(ch: &ClickHouse) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// `(table, column)` of an `ALTER TABLE {db}.T ADD COLUMN C …` statement.
+/// The statements applying `statement` on this deployment: itself on one server, the
+/// replicated and distributed tables' on a cluster.
+fn statements_for(ch: &ClickHouse, statement: &str) -> Result<Vec<String>, StoreError> {
+    match ch.cluster() {
+        Some(c) => cluster::statements(statement, c),
+        None => Ok(vec![statement.to_string()]),
+    }
+}
+
+/// `(table, column)` of an `ALTER TABLE {db}.T [ON CLUSTER C] ADD COLUMN C …` statement.
 fn added_column(statement: &str) -> Option<(&str, &str)> {
     let rest = statement.strip_prefix("ALTER TABLE {db}.")?;
-    let (table, rest) = rest.split_once(' ')?;
+    let (table, mut rest) = rest.split_once(' ')?;
+    if let Some(after) = rest.strip_prefix("ON CLUSTER ") {
+        rest = after.split_once(' ')?.1;
+    }
     let column = rest.strip_prefix("ADD COLUMN ")?.split_whitespace().next()?;
     Some((table, column))
 }

@@ -12,8 +12,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::day_of;
 use super::http::{ClickHouse, Sql};
+use super::{cluster, day_of};
 use crate::retention::{RetentionPolicy, RetentionReport};
 use crate::StoreError;
 
@@ -116,11 +116,16 @@ pub(crate) fn apply(
             last: String,
         }
         let parts: Vec<Partition> = ch.query_rows(
-            Sql::new(
-                "SELECT partition, toString(max(max_date)) AS last FROM system.parts WHERE active AND database = ",
-            )
+            Sql::new(&format!(
+                "SELECT partition, toString(max(max_date)) AS last FROM {} WHERE active AND database = ",
+                cluster::system_table(ch, "parts")?
+            ))
             .string(&db)
-            .raw(" AND table = 'events' GROUP BY partition ORDER BY partition FORMAT JSONEachRow")
+            .raw(" AND table = ")
+            .string(&cluster::stored_table(ch, "events"))
+            .raw(" GROUP BY partition ORDER BY partition")
+            .raw(cluster::system_settings(ch))
+            .raw(" FORMAT JSONEachRow")
             .as_str(),
             "list event partitions",
         )?;
@@ -143,9 +148,10 @@ pub(crate) fn apply(
                     )),
                     "count partition",
                 )? as u64;
-                ch.execute(&format!("ALTER TABLE {db}.events DROP PARTITION {month}"), "drop expired partition")?;
+                let (events, keys) = (cluster::alter_target(ch, "events"), cluster::alter_target(ch, "event_keys"));
+                ch.execute(&format!("ALTER TABLE {events} DROP PARTITION {month}"), "drop expired partition")?;
                 // The month's search keys go with it (the same partitioning).
-                ch.execute(&format!("ALTER TABLE {db}.event_keys DROP PARTITION {month}"), "drop expired search keys")?;
+                ch.execute(&format!("ALTER TABLE {keys} DROP PARTITION {month}"), "drop expired search keys")?;
                 report.units_dropped += 1;
             }
         }
@@ -166,7 +172,8 @@ pub(crate) fn apply(
             "count kept events",
         )? as u64;
         if n > 0 {
-            ch.execute(&format!("ALTER TABLE {db}.events DELETE WHERE {cond}"), "delete expired events")?;
+            let events = cluster::alter_target(ch, "events");
+            ch.execute(&format!("ALTER TABLE {events} DELETE WHERE {cond}"), "delete expired events")?;
             report.events_deleted += n as u64;
             report.units_rewritten += 1;
         }
@@ -180,7 +187,8 @@ pub(crate) fn apply(
             );
             let stale = Sql::new(&format!("SELECT count() AS n FROM {db}.{table} WHERE {cond}"));
             if count(ch, &stale, "count rows of deleted events")? > 0 {
-                ch.execute(&format!("ALTER TABLE {db}.{table} DELETE WHERE {cond}"), "delete rows of deleted events")?;
+                let target = cluster::alter_target(ch, table);
+                ch.execute(&format!("ALTER TABLE {target} DELETE WHERE {cond}"), "delete rows of deleted events")?;
             }
         }
     }
@@ -190,8 +198,13 @@ pub(crate) fn apply(
 
 fn wait_for_mutations(ch: &ClickHouse, db: &str) -> Result<(), StoreError> {
     let started = Instant::now();
-    let pending =
-        Sql::new("SELECT count() AS n FROM system.mutations WHERE is_done = 0 AND database = ").string(db).clone();
+    let pending = Sql::new(&format!(
+        "SELECT count() AS n FROM {} WHERE is_done = 0 AND database = ",
+        cluster::system_table(ch, "mutations")?
+    ))
+    .string(db)
+    .raw(cluster::system_settings(ch))
+    .clone();
     while count(ch, &pending, "read mutation progress")? > 0 {
         if started.elapsed() > MUTATION_WAIT {
             tracing::warn!(database = db, "retention deletes are still running in ClickHouse; continuing");
@@ -206,15 +219,22 @@ fn wait_for_mutations(ch: &ClickHouse, db: &str) -> Result<(), StoreError> {
 pub(crate) fn table_bytes(ch: &ClickHouse) -> Result<Vec<(String, u64)>, StoreError> {
     #[derive(serde::Deserialize)]
     struct T {
+        #[serde(rename = "table_name")]
         table: String,
         #[serde(with = "super::http::int64")]
         bytes: i64,
     }
     let rows: Vec<T> = ch.query_rows(
-        Sql::new("SELECT table, sum(bytes_on_disk) AS bytes FROM system.parts WHERE active AND database = ")
-            .string(ch.database())
-            .raw(" GROUP BY table ORDER BY bytes DESC FORMAT JSONEachRow")
-            .as_str(),
+        Sql::new(&format!(
+            "SELECT replaceRegexpOne(table, '_local$', '') AS table_name, sum(bytes_on_disk) AS bytes FROM {} \
+             WHERE active AND database = ",
+            cluster::system_table(ch, "parts")?
+        ))
+        .string(ch.database())
+        .raw(" GROUP BY table_name ORDER BY bytes DESC")
+        .raw(cluster::system_settings(ch))
+        .raw(" FORMAT JSONEachRow")
+        .as_str(),
         "read table sizes",
     )?;
     Ok(rows.into_iter().map(|t| (t.table, t.bytes as u64)).collect())

@@ -382,3 +382,34 @@ fn ids_that_look_like_request_framing_are_only_ids() {
         assert_eq!(found, want);
     }
 }
+
+/// Two scale-out writers that both pass the duplicate check before either commits (two
+/// workers given the org trail's and the member trail's copy of a file at once) both insert
+/// the records. The copies must still count once: `events` collapses them, and on a cluster
+/// only if they land on one shard (the sharding key). With copies on two shards, each shard's
+/// `FINAL` keeps one and every figure below counts about half of them twice.
+#[test]
+fn copies_stored_by_racing_writers_count_once() {
+    let Some(store) = store::testing::scaleout() else { return };
+    let store = store::Store::from(store);
+    let records: Vec<_> = (0..40).map(|i| event(&format!("race-{i}"), "2024-01-01T00:00:00Z", "Race")).collect();
+    let (mut a, mut b) = (store.writer().unwrap(), store.clone().writer().unwrap());
+    for (w, key) in [(&mut a, "member/a.json.gz"), (&mut b, "org/a.json.gz")] {
+        w.begin_object(&ObjectMeta::local(key, 1)).unwrap();
+        let counts = w.insert(&mut records.clone().into()).unwrap();
+        assert_eq!((counts.new, counts.duplicates), (40, 0), "neither has committed yet");
+        w.finish_object(&totals(40)).unwrap();
+    }
+    a.commit().unwrap();
+    b.commit().unwrap();
+    let ids: Vec<String> =
+        store.events().search(&EventQuery::default()).unwrap().into_iter().map(|r| r.event_id).collect();
+    assert_eq!(ids.len(), 40, "{ids:?}");
+    let named = EventQuery { event_name: Some("Race".into()), ..Default::default() };
+    assert_eq!(store.events().search(&named).unwrap().len(), 40, "through the search keys");
+    assert_eq!(store.stats().unwrap().events, 40);
+    let spec = store::SummarySpec { tops: vec![store::Dimension::EventName], top_n: 3, ..Default::default() };
+    let summary = store.events().summarize(&EventQuery::default(), &spec).unwrap();
+    assert_eq!(summary.events, 40);
+    assert_eq!(summary.top(store::Dimension::EventName), [("Race".to_string(), 40)]);
+}

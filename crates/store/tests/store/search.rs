@@ -403,9 +403,18 @@ fn an_older_scaleout_store_gets_search_keys_on_upgrade() {
         // As schema version 2 left the store: no search keys, no hour counts.
         let ch = old.clickhouse();
         let db = ch.database().to_string();
-        ch.execute(&format!("DROP TABLE {db}.event_keys"), "drop").unwrap();
-        ch.execute(&format!("DROP TABLE {db}.hour_counts"), "drop").unwrap();
-        ch.execute(&format!("ALTER TABLE {db}.schema_versions DELETE WHERE version >= 3"), "forget").unwrap();
+        // On a cluster: the Distributed tables, then the replicas' tables they read.
+        let (on_cluster, tables): (String, &[&str]) = match ch.cluster() {
+            Some(c) => (format!(" ON CLUSTER {c}"), &["", "_local"]),
+            None => (String::new(), &[""]),
+        };
+        for suffix in tables {
+            for table in ["event_keys", "hour_counts"] {
+                ch.execute(&format!("DROP TABLE {db}.{table}{suffix}{on_cluster}"), "drop").unwrap();
+            }
+        }
+        let versions = format!("{db}.schema_versions{}{on_cluster}", tables.last().unwrap());
+        ch.execute(&format!("ALTER TABLE {versions} DELETE WHERE version >= 3"), "forget").unwrap();
         // Nor had a writer marked hours to count.
         let mut pg = postgres::Client::connect(&pg_url, postgres::NoTls).unwrap();
         pg.execute("DELETE FROM hour_marks", &[]).unwrap();
