@@ -19,6 +19,7 @@
 #   EVENTS=1000000 scripts/bench_scaleout.sh
 #   TABLE=1 ACCOUNTS=20 HOURS=168 REGIONS=us-east-1,eu-west-1,us-west-2,ap-southeast-2 scripts/bench_scaleout.sh
 #   TABLE=1 TWO=0 RUNS=2 EVENTS=10000000 scripts/bench_scaleout.sh   (10 M: ~16 GB of disk)
+#   TABLE=1 ONE=0 CLUSTER=1 RUNS=2 EVENTS=10000000 scripts/bench_scaleout.sh   (~25 GB)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${TRAILWATCH_BIN:-target/release/trailwatch}
@@ -63,16 +64,18 @@ rate() { python3 -c "import sys; n, a, b = map(float, sys.argv[1:]); print(f'{n 
 t0=$(seconds); "$BIN" ingest --db "$work/sqlite.db" --local "$work/bucket" >/dev/null; t1=$(seconds)
 sqlite_rate=$(rate "$records" "$t0" "$t1")
 
-one=$(fresh "tw_bench_one_$$")
-t0=$(seconds); "$BIN" ingest --config "$one" --local "$work/bucket" >/dev/null; t1=$(seconds)
-one_rate=$(rate "$records" "$t0" "$t1")
-
 echo "$records events ($(wc -l < "$work/files") files), $(nproc) cores"
 echo "  SQLite, 1 process:                 $sqlite_rate events/s"
-echo "  ClickHouse+PostgreSQL, 1 worker:   $one_rate events/s"
-python3 -c "import sys; s, o = (float(x.replace(',', '')) for x in sys.argv[1:]); print(f'  ratio: 1 worker / SQLite = {o / s:.2f}')" "$sqlite_rate" "$one_rate"
+# ONE=0 skips the single server (with CLUSTER=1: the cluster against SQLite alone).
+if [ "${ONE:-1}" = 1 ]; then
+  one=$(fresh "tw_bench_one_$$")
+  t0=$(seconds); "$BIN" ingest --config "$one" --local "$work/bucket" >/dev/null; t1=$(seconds)
+  one_rate=$(rate "$records" "$t0" "$t1")
+  echo "  ClickHouse+PostgreSQL, 1 worker:   $one_rate events/s"
+  python3 -c "import sys; s, o = (float(x.replace(',', '')) for x in sys.argv[1:]); print(f'  ratio: 1 worker / SQLite = {o / s:.2f}')" "$sqlite_rate" "$one_rate"
+fi
 # TWO=0 skips the two-worker run (a second copy of the events: at 10 M, 9 GB and a quarter hour).
-if [ "${TWO:-1}" = 1 ]; then
+if [ "${ONE:-1}" = 1 ] && [ "${TWO:-1}" = 1 ]; then
   two=$(fresh "tw_bench_two_$$")
   t0=$(seconds)
   "$BIN" ingest --config "$two" --local "$work/odd" >/dev/null &
@@ -95,8 +98,10 @@ fi
 if [ "${TABLE:-0}" = 1 ]; then
   echo "== bench store, SQLite"
   "$BIN" bench store --db "$work/sqlite.db" --runs "${RUNS:-3}"
-  echo "== bench store, ClickHouse+PostgreSQL (the one-worker store)"
-  "$BIN" bench store --config "$one" --runs "${RUNS:-3}"
+  if [ "${ONE:-1}" = 1 ]; then
+    echo "== bench store, ClickHouse+PostgreSQL (the one-worker store)"
+    "$BIN" bench store --config "$one" --runs "${RUNS:-3}"
+  fi
   if [ "${CLUSTER:-0}" = 1 ]; then
     echo "== bench store, ClickHouse cluster 2x2 (bytes: every replica's)"
     "$BIN" bench store --config "$clustered" --runs "${RUNS:-3}"
