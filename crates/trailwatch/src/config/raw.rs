@@ -322,7 +322,10 @@ pub struct RawStore {
     pub kind: Option<String>,
     /// SQLite file; relative paths are relative to the configuration file.
     pub path: Option<String>,
-    /// ClickHouse HTTP URL.
+    /// ClickHouse HTTP URL, `http://[user[:password]@]host:8123[/database][?cluster=NAME]`
+    /// (database `trailwatch` by default). With `cluster`, the tables are created on every
+    /// server of that cluster of the servers' `remote_servers`, replicated within each shard
+    /// and read and written through `Distributed` tables (README, *A replicated cluster*).
     pub url: Option<String>,
 }
 
@@ -332,7 +335,9 @@ pub struct RawStore {
 pub struct RawState {
     /// `postgres` (the only kind).
     pub kind: Option<String>,
-    /// `postgres://user@host:5432/database` (the password from `PGPASSWORD`).
+    /// `postgres://user@host:5432/database` (the password from `PGPASSWORD`). A primary and
+    /// its standby: `postgres://user@pg1:5432,pg2:5432/database?target_session_attrs=read-write`
+    /// (connections go to whichever is writable).
     pub url: Option<String>,
 }
 
