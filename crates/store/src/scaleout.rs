@@ -141,6 +141,10 @@ impl EventStore for ClickHouseEvents {
         clickhouse::event_by_id(&self.ch, event_id)
     }
 
+    fn resource_events(&self, resource: &str, since: i64, limit: usize) -> Result<Vec<EventRow>, StoreError> {
+        clickhouse::resource_events(&self.ch, resource, since, limit)
+    }
+
     fn summarize(&self, query: &EventQuery, spec: &crate::SummarySpec) -> Result<crate::Summary, StoreError> {
         if let Some(summary) = clickhouse::rollup::summarize(&self.ch, &self.state, query, spec)? {
             return Ok(summary);

@@ -46,7 +46,7 @@ pub(crate) const SETTINGS: &str = "insert_distributed_sync=1&load_balancing=in_o
 /// have the same key.
 fn sharding_key(table: &str) -> &'static str {
     match table {
-        "principals" => "cityHash64(principal)",
+        "principals" | "principal_names" => "cityHash64(principal)",
         "hour_counts" => "intHash64(hour)",
         "schema_versions" => "version",
         // events, event_keys, event_index, kept_events: a record's copies meet.

@@ -29,12 +29,16 @@ pub struct ClickHouseConfig {
 /// A search looks for its page in time windows, newest first: the first `first_ms` long,
 /// each next one 8 times longer. When the whole range holds at most `one_query_rows`
 /// candidate rows, it is read in one query instead. Reads of every match (no page) go
-/// through windows holding about `stream_rows` events each.
+/// through windows holding about `stream_rows` events each. A principal filter naming at
+/// most `listed_principals` principals sends them as a list, more as a subquery. A summary's
+/// top values take the `edge_values` most frequent of its partial hours as candidates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SearchWindows {
     pub first_ms: i64,
     pub one_query_rows: i64,
     pub stream_rows: i64,
+    pub listed_principals: usize,
+    pub edge_values: usize,
 }
 
 impl Default for SearchWindows {
@@ -43,7 +47,14 @@ impl Default for SearchWindows {
         // 200,000 candidates one query costs less than the round trips windows add.
         // The server sorts a streamed window's rows, records included, in memory: 50,000
         // rows of ~1.5 kB each.
-        SearchWindows { first_ms: 3_600_000, one_query_rows: 200_000, stream_rows: 50_000 }
+        // A list of 1,000 principals is a query of ~100 kB.
+        SearchWindows {
+            first_ms: 3_600_000,
+            one_query_rows: 200_000,
+            stream_rows: 50_000,
+            listed_principals: 1000,
+            edge_values: 256,
+        }
     }
 }
 

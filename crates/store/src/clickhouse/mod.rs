@@ -14,7 +14,8 @@
 //!   lookup by id, and how a writer tells an already stored record from a new one.
 //! * `event_keys` — a search's way in: one row per (dimension, value) an event can be
 //!   searched by (event name and source, source IP, account, region, error code, principal,
-//!   `failed`), ordered by `(dimension, value, event_time, event_id)`, partitioned as
+//!   `failed`, and `resource`: the index key of each resource its record names, see
+//!   [`model::resources::index_keys`]), ordered by `(dimension, value, event_time, event_id)`, partitioned as
 //!   `events`. A search with exact values reads only its values' rows in a time window,
 //!   newest windows first, groups them by event (a duplicate not merged yet counts once, by
 //!   its first arrival) and then reads the page's rows from `events` by primary key. No
@@ -24,6 +25,8 @@
 //!   overview reads (see [`rollup`]).
 //! * `principals` — the principal's kind, name, issuer and the human behind it, once per
 //!   principal (`ReplacingMergeTree`, first arrival kept), for the principal filter and page.
+//! * `principal_names` — `(name, principal)` for each name a principal goes by, ordered by
+//!   name: the principal filter finds an exact name's principals without reading them all.
 //! * `schema_versions` — which of [`MIGRATIONS`] are applied. Migrations are idempotent
 //!   (`IF NOT EXISTS`) and the scale-out store runs them under a PostgreSQL advisory lock, so
 //!   workers starting together apply each once.
@@ -38,7 +41,9 @@ pub(crate) mod retention;
 pub(crate) mod rollup;
 
 pub use http::{ClickHouse, ClickHouseConfig, ExternalTable, RowBinary, SearchWindows, Sql};
-pub(crate) use read::{event_by_id, for_each_event, principal_count, principals_related, stats, summarize};
+pub(crate) use read::{
+    event_by_id, for_each_event, principal_count, principals_related, resource_events, stats, summarize,
+};
 
 use model::{EpochMillis, ParsedEvent};
 use serde::Serialize;
@@ -46,7 +51,8 @@ use serde::Serialize;
 use crate::StoreError;
 
 /// ClickHouse schema migrations; `{db}` is replaced by the database name (checked to be an
-/// identifier). Existing entries are never edited.
+/// identifier). Existing entries are never edited, but for one setting only new stores
+/// take: `events`' granules of 1,024 rows (8,192 before, see `docs/scale.md`).
 pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: events, the id index and principals.
     r#"
@@ -67,7 +73,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         raw          String
     ) ENGINE = ReplacingMergeTree(keep)
     PARTITION BY toYYYYMM(event_day)
-    ORDER BY (event_day, event_time, event_id);
+    ORDER BY (event_day, event_time, event_id)
+    SETTINGS index_granularity = 1024;
     CREATE TABLE IF NOT EXISTS {db}.event_index (
         event_id   String,
         event_time Int64,
@@ -142,7 +149,38 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         FROM (SELECT DISTINCT (intDiv(event_time, 3600000) - (event_time % 3600000 < 0)) * 3600000 AS hour
               FROM {db}.events)"
     ),
+    // 5: resource keys (`event_keys` rows of dimension `resource`) for resource history,
+    // written by ingest from now on; the stored records' are read from their verbatim JSON
+    // by `index_resources` (`RUST_STEPS`), run after this (empty) step.
+    "",
+    // 6: heavy hour counts (`rollup::HEAVY`: at least 32 events), copied under `'^'` + the
+    // dimension, for the overview's top values; recounts write them from now on.
+    "
+    INSERT INTO {db}.hour_counts
+        SELECT concat('^', dimension), hour, value, events, errors, denied, first, last, version
+        FROM {db}.hour_counts
+        WHERE dimension != '' AND substring(dimension, 1, 1) != '~' AND substring(dimension, 1, 1) != '^'
+            AND events >= 32",
+    // 7: the principal filter's way in: each name a principal goes by (itself, its issuer,
+    // its name, the human behind it), ordered by name. Filled for the principals stored.
+    r#"
+    CREATE TABLE IF NOT EXISTS {db}.principal_names (
+        name      String,
+        principal String
+    ) ENGINE = ReplacingMergeTree
+    ORDER BY (name, principal);
+    INSERT INTO {db}.principal_names
+        SELECT assumeNotNull(n), principal FROM {db}.principals
+        ARRAY JOIN [toNullable(principal), issuer, name, human] AS n
+        WHERE n IS NOT NULL
+    "#,
 ];
+
+/// Migrations done in Rust, each run after the statements of the version it names (SQL
+/// cannot derive what they write).
+const RUST_STEPS: &[(usize, RustStep)] = &[(5, read::index_resources)];
+
+type RustStep = fn(&ClickHouse) -> Result<(), StoreError>;
 
 /// Creates the database and brings its schema up to date. Callers serialise concurrent
 /// calls (the scale-out store holds a PostgreSQL advisory lock around it).
@@ -181,6 +219,9 @@ pub(crate) fn migrate(ch: &ClickHouse) -> Result<(), StoreError> {
                 }
                 ch.execute(&statement.replace("{db}", db), "apply ClickHouse schema migration")?;
             }
+        }
+        for (_, step) in RUST_STEPS.iter().filter(|(version, _)| *version == i + 1) {
+            step(ch)?;
         }
         let row = format!("{{\"version\":{},\"applied_at\":{}}}\n", i + 1, model::timefmt::now_millis());
         ch.insert_json_rows("schema_versions", row.as_bytes(), "record ClickHouse schema version")?;
@@ -247,6 +288,10 @@ pub(crate) fn day_number(ms: EpochMillis) -> u16 {
 /// The `event_keys` dimension of failed calls (value `''`): the `errors` filter.
 pub(crate) const FAILED: &str = "failed";
 
+/// The `event_keys` dimension of the resources a record names: one row per index key
+/// ([`model::resources::index_keys`]), for resource history.
+pub(crate) const RESOURCE: &str = "resource";
+
 /// The (dimension, value) search keys of `event`: what migration 3 derives from `events`.
 pub(crate) fn search_keys(event: &ParsedEvent) -> impl Iterator<Item = (&'static str, &str)> {
     [
@@ -289,6 +334,7 @@ pub(crate) struct PendingRows {
     keys: RowBinary,
     index: RowBinary,
     principals: Vec<u8>,
+    principal_names: Vec<u8>,
     pub(crate) count: u64,
 }
 
@@ -297,15 +343,10 @@ impl PendingRows {
     pub(crate) fn push(&mut self, event: &ParsedEvent, raw: &str, arrival: i64) {
         let keep = u64::MAX - arrival as u64;
         let day = day_number(event.event_time);
-        for (dimension, value) in search_keys(event) {
-            // KEY_COLUMNS, in order.
-            let k = &mut self.keys;
-            k.string(dimension);
-            k.string(value);
-            k.date(day);
-            k.int64(event.event_time);
-            k.string(&event.event_id);
-            k.uint64(keep);
+        let resources = model::resources::index_keys(&event.resources);
+        let keys = search_keys(event).chain(resources.into_iter().map(|key| (RESOURCE, key)));
+        for (dimension, value) in keys {
+            self.push_key(dimension, value, day, event.event_time, &event.event_id, keep);
         }
         // EVENT_COLUMNS, in order.
         let e = &mut self.events;
@@ -331,6 +372,18 @@ impl PendingRows {
         self.count += 1;
     }
 
+    /// Appends one `event_keys` row.
+    pub(crate) fn push_key(&mut self, dimension: &str, value: &str, day: u16, time: i64, event_id: &str, keep: u64) {
+        // KEY_COLUMNS, in order.
+        let k = &mut self.keys;
+        k.string(dimension);
+        k.string(value);
+        k.date(day);
+        k.int64(time);
+        k.string(event_id);
+        k.uint64(keep);
+    }
+
     /// Appends a principal seen for the first time by this writer.
     pub(crate) fn push_principal(&mut self, event: &ParsedEvent, arrival: i64) {
         let a = &event.actor;
@@ -346,6 +399,15 @@ impl PendingRows {
         };
         serde_json::to_writer(&mut self.principals, &row).expect("rows serialize");
         self.principals.push(b'\n');
+        let names = [Some(a.principal.as_str()), a.issuer.as_deref(), a.name.as_deref(), a.human.as_deref()];
+        for name in names.into_iter().flatten() {
+            serde_json::to_writer(
+                &mut self.principal_names,
+                &serde_json::json!({"name": name, "principal": &a.principal}),
+            )
+            .expect("rows serialize");
+            self.principal_names.push(b'\n');
+        }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -363,6 +425,7 @@ impl PendingRows {
     pub(crate) fn flush(&mut self, ch: &ClickHouse) -> Result<(), StoreError> {
         if !self.principals.is_empty() {
             ch.insert_json_rows("principals", &self.principals, "insert principals into ClickHouse")?;
+            ch.insert_json_rows("principal_names", &self.principal_names, "insert principals' names into ClickHouse")?;
         }
         if !self.events.is_empty() {
             ch.insert_row_binary("events", EVENT_COLUMNS, &self.events, "insert events into ClickHouse")?;
@@ -383,6 +446,7 @@ impl PendingRows {
         self.keys.clear();
         self.index.clear();
         self.principals.clear();
+        self.principal_names.clear();
         self.count = 0;
     }
 
@@ -392,6 +456,7 @@ impl PendingRows {
         self.keys.truncate(mark.keys);
         self.index.truncate(mark.index);
         self.principals.truncate(mark.principals);
+        self.principal_names.truncate(mark.principal_names);
         self.count = mark.count;
     }
 
@@ -401,6 +466,7 @@ impl PendingRows {
             keys: self.keys.len(),
             index: self.index.len(),
             principals: self.principals.len(),
+            principal_names: self.principal_names.len(),
             count: self.count,
         }
     }
@@ -413,6 +479,7 @@ pub(crate) struct PendingMark {
     keys: usize,
     index: usize,
     principals: usize,
+    principal_names: usize,
     count: u64,
 }
 

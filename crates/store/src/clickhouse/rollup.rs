@@ -18,6 +18,15 @@
 //! hour (dimension `''`, value `'#'`); reads take each hour's newest version that has its
 //! marker, so a recount cut short is never read, and an hour retention emptied gets a newer
 //! version with no counts.
+//!
+//! A range's most frequent values of a column with millions of distinct values (addresses,
+//! principals, user agents: tens of thousands per hour) must not read every (hour, value)
+//! count. A recount copies the counts of at least [`HEAVY`] under dimension `'^'` + the
+//! dimension (the same versions, so read as the counts are); any value absent from those in
+//! an hour counted fewer there. [`top_values`] sums the heavy counts, bounds every other
+//! value from above, and sums the exact counts of only the values that may still be among the
+//! top; when the bounds do not separate the top from the rest (a flat distribution), it reads
+//! every count. Either way the result is exact (as the SQLite store's rollups do).
 
 use serde::Deserialize;
 
@@ -39,6 +48,16 @@ const RECOUNT_LIMIT: usize = 48;
 
 /// Hours recounted in one query.
 const RECOUNT_BATCH: usize = 24;
+
+/// Counts of at least this many events in an hour are copied as heavy (`'^'` + dimension).
+/// The literal is in migration 6 too.
+pub(crate) const HEAVY: u64 = 32;
+
+/// Candidates whose exact totals one query sums.
+const LOOKUP_BATCH: usize = 64;
+
+/// Exact totals [`top_values`] sums before it reads every count instead.
+const MAX_LOOKUPS: usize = 1024;
 
 /// "The call was refused", as `is_access_denied` spells it, over `error_code` (spelled out
 /// again in [`count_hours_sql`], which must be a literal).
@@ -99,6 +118,15 @@ fn count_hours(ch: &ClickHouse, hours: &[i64], version: i64) -> Result<(), Store
         .replace("{db}", db)
         .replace("{filter}", filter.as_str());
     ch.execute(&format!("INSERT INTO {db}.hour_counts {select}"), "count events per hour")?;
+    ch.execute(
+        &format!(
+            "INSERT INTO {db}.hour_counts SELECT concat('^', dimension), hour, value, events, errors, denied, first,
+                last, version
+             FROM {db}.hour_counts WHERE dimension != '' AND substring(dimension, 1, 1) != '~'
+                AND substring(dimension, 1, 1) != '^' AND hour IN ({list}) AND version = {version} AND events >= {HEAVY}"
+        ),
+        "copy heavy hour counts",
+    )?;
     let mut markers = Vec::new();
     for &hour in hours {
         let row = serde_json::json!({
@@ -175,61 +203,14 @@ pub(crate) fn summarize(
     if behind {
         return Ok(None);
     }
-    let db = ch.database();
-    // Rows of `dimensions` at each counted hour's newest complete version (one with its
-    // marker).
-    let counted = |dimensions: &[&str]| {
-        let mut q = Sql::new(&format!("SELECT hour, value, events, errors, denied, first, last FROM {db}.hour_counts"));
-        q.raw(" WHERE dimension IN (");
-        for (i, d) in dimensions.iter().enumerate() {
-            if i > 0 {
-                q.raw(", ");
-            }
-            q.string(d);
-        }
-        q.raw(")");
-        q.raw(&format!(
-            " AND hour >= {f} AND hour < {t} AND (hour, version) IN (SELECT hour, max(version) FROM {db}.hour_counts
-               WHERE dimension = '' AND value = '#' AND hour >= {f} AND hour < {t} GROUP BY hour)",
-            f = range.from,
-            t = range.to
-        ));
-        q
-    };
-    // The events of the partial hours, read directly.
-    let edges = |columns: &str, extra: &str| -> Option<Sql> {
-        if range.edges.is_empty() {
-            return None;
-        }
-        let mut q = Sql::new(&format!("SELECT {columns} FROM {db}.events FINAL WHERE ("));
-        for (i, &(lo, hi)) in range.edges.iter().enumerate() {
-            if i > 0 {
-                q.raw(" OR ");
-            }
-            q.raw("(1");
-            time_bounds(&mut q, Some(lo), Some(hi));
-            q.raw(")");
-        }
-        q.raw(")").raw(extra);
-        Some(q)
-    };
-    let union = |a: Sql, b: Option<Sql>| -> Sql {
-        let mut q = Sql::new("(");
-        q.raw(a.as_str());
-        if let Some(b) = b {
-            q.raw(" UNION ALL ").raw(b.as_str());
-        }
-        q.raw(")");
-        q
-    };
-
+    let counts = Counts { ch, db: ch.database(), range };
     let totals_sql = format!(
         "SELECT toInt64(sum(events)) AS all_events, toInt64(sum(errors)) AS all_errors,
             toInt64(sum(denied)) AS all_denied, toInt64(min(first)) AS all_first, toInt64(max(last)) AS all_last
          FROM {} FORMAT JSONEachRow",
         union(
-            counted(&[""]),
-            edges(
+            counts.counted(&[""]),
+            counts.edges(
                 &format!(
                     "toInt64(0) AS hour, '' AS value, toUInt64(1) AS events, toUInt64(error_code IS NOT NULL) AS errors,
                      toUInt64(ifNull({DENIED}, 0)) AS denied, event_time AS first, event_time AS last"
@@ -247,13 +228,16 @@ pub(crate) fn summarize(
         let floor = |t: &str| floor_to(t, spec.bucket_ms);
         let (counted_rows, live_series) = match spec.series {
             // The totals rows, the marker (no events) included: it adds nothing.
-            None => (counted(&[""]), "''".to_string()),
+            None => (counts.counted(&[""]), "''".to_string()),
             // Events without a value are the series `''`, as the direct query has it.
-            Some(d) => (counted(&[d.as_str(), &format!("~{}", d.as_str())]), format!("ifNull({}, '')", d.as_str())),
+            Some(d) => {
+                (counts.counted(&[d.as_str(), &format!("~{}", d.as_str())]), format!("ifNull({}, '')", d.as_str()))
+            }
         };
         let mut pre = Sql::new(&format!("SELECT {} AS start, value AS series, events AS n FROM ", floor("hour")));
         pre.raw(&format!("({})", counted_rows.as_str()));
-        let live = edges(&format!("{} AS start, {live_series} AS series, toUInt64(1) AS n", floor("event_time")), "");
+        let live =
+            counts.edges(&format!("{} AS start, {live_series} AS series, toUInt64(1) AS n", floor("event_time")), "");
         let sql = format!(
             "SELECT start, series, toInt64(sum(n)) AS total FROM {} GROUP BY start, series HAVING total > 0
              ORDER BY start, series FORMAT JSONEachRow",
@@ -261,26 +245,224 @@ pub(crate) fn summarize(
         );
         summary.histogram = Bucket::histogram(ch.query_rows(&sql, "count events per time bucket from hour counts")?);
     }
+    let mut hours = None;
     for &d in &spec.tops {
-        #[derive(Deserialize)]
-        struct Top {
-            v: String,
-            #[serde(with = "int64")]
-            total: i64,
-        }
-        let col = d.as_str();
-        let mut pre = Sql::new("SELECT value AS v, events AS n FROM ");
-        pre.raw(&format!("({})", counted(&[col]).as_str()));
-        let live = edges(&format!("assumeNotNull({col}) AS v, toUInt64(1) AS n"), &format!(" AND {col} IS NOT NULL"));
-        let mut sql = Sql::new(&format!(
-            "SELECT v, toInt64(sum(n)) AS total FROM {} GROUP BY v ORDER BY total DESC, v LIMIT ",
-            union(pre, live).as_str()
-        ));
-        sql.int(spec.top_n as i64).raw(" FORMAT JSONEachRow");
-        let top = ch.query_rows::<Top>(sql.as_str(), "count top values from hour counts")?;
-        summary.tops.push((d, top.into_iter().map(|t| (t.v, t.total as u64)).collect()));
+        let hours = match hours {
+            Some(h) => h,
+            None => *hours.insert(counts.hours()?),
+        };
+        let top = top_values(&counts, d.as_str(), hours, spec.top_n)?;
+        summary.tops.push((d, top));
     }
     Ok(Some(summary))
+}
+
+/// `(a UNION ALL b)`, or `(a)`.
+fn union(a: Sql, b: Option<Sql>) -> Sql {
+    let mut q = Sql::new("(");
+    q.raw(a.as_str());
+    if let Some(b) = b {
+        q.raw(" UNION ALL ").raw(b.as_str());
+    }
+    q.raw(")");
+    q
+}
+
+/// The counts of a summary's range: its whole hours' from `hour_counts`, its partial
+/// hours' from the events.
+struct Counts<'a> {
+    ch: &'a ClickHouse,
+    db: &'a str,
+    range: Split,
+}
+
+impl Counts<'_> {
+    /// Rows of `dimensions` at each counted hour's newest complete version (one with its
+    /// marker).
+    fn counted(&self, dimensions: &[&str]) -> Sql {
+        let db = self.db;
+        let mut q = Sql::new(&format!("SELECT hour, value, events, errors, denied, first, last FROM {db}.hour_counts"));
+        q.raw(" WHERE dimension IN (");
+        for (i, d) in dimensions.iter().enumerate() {
+            if i > 0 {
+                q.raw(", ");
+            }
+            q.string(d);
+        }
+        q.raw(")");
+        q.raw(&format!(
+            " AND hour >= {f} AND hour < {t} AND (hour, version) IN (SELECT hour, max(version) FROM {db}.hour_counts
+               WHERE dimension = '' AND value = '#' AND hour >= {f} AND hour < {t} GROUP BY hour)",
+            f = self.range.from,
+            t = self.range.to
+        ));
+        q
+    }
+
+    /// How many of the range's whole hours are counted (have a complete version).
+    fn hours(&self) -> Result<u64, StoreError> {
+        #[derive(Deserialize)]
+        struct N {
+            #[serde(with = "int64")]
+            n: i64,
+        }
+        let sql = format!(
+            "SELECT toInt64(uniqExact(hour)) AS n FROM {}.hour_counts
+             WHERE dimension = '' AND value = '#' AND hour >= {} AND hour < {} FORMAT JSONEachRow",
+            self.db, self.range.from, self.range.to
+        );
+        Ok(self.ch.query_rows::<N>(&sql, "count counted hours")?.first().map_or(0, |n| n.n as u64))
+    }
+
+    /// `SELECT columns` of the events of the partial hours (`AND extra`), read directly.
+    fn edges(&self, columns: &str, extra: &str) -> Option<Sql> {
+        if self.range.edges.is_empty() {
+            return None;
+        }
+        let mut q = Sql::new(&format!("SELECT {columns} FROM {}.events FINAL WHERE (", self.db));
+        for (i, &(lo, hi)) in self.range.edges.iter().enumerate() {
+            if i > 0 {
+                q.raw(" OR ");
+            }
+            q.raw("(1");
+            time_bounds(&mut q, Some(lo), Some(hi));
+            q.raw(")");
+        }
+        q.raw(")").raw(extra);
+        Some(q)
+    }
+
+    /// Every (value, count) of `column` in the range: the whole hours' counts and the
+    /// partial hours' events, restricted to `values` when given.
+    fn values(&self, column: &str, values: Option<&[String]>) -> Sql {
+        let list = |q: &mut Sql, expr: &str| {
+            if let Some(values) = values {
+                q.raw(" AND ").raw(expr).raw(" IN (");
+                for (i, v) in values.iter().enumerate() {
+                    if i > 0 {
+                        q.raw(", ");
+                    }
+                    q.string(v);
+                }
+                q.raw(")");
+            }
+        };
+        let mut pre = Sql::new("SELECT value AS v, events AS n FROM (");
+        let mut counted = self.counted(&[column]);
+        list(&mut counted, "value");
+        pre.raw(counted.as_str()).raw(")");
+        let mut extra = format!(" AND {column} IS NOT NULL");
+        if values.is_some() {
+            let mut l = Sql::new("");
+            list(&mut l, &format!("assumeNotNull({column})"));
+            extra.push_str(l.as_str());
+        }
+        let live = self.edges(&format!("assumeNotNull({column}) AS v, toUInt64(1) AS n"), &extra);
+        union(pre, live)
+    }
+}
+
+#[derive(Deserialize)]
+struct Top {
+    v: String,
+    #[serde(with = "int64")]
+    total: i64,
+}
+
+/// The `k` most frequent values of `column` in the range (`hours` of them counted), most
+/// frequent first, ties by value: exact, from the heavy counts and a few exact sums where
+/// the bounds allow (see the module documentation), from every count otherwise.
+fn top_values(counts: &Counts, column: &str, hours: u64, k: usize) -> Result<Vec<(String, u64)>, StoreError> {
+    if k == 0 {
+        return Ok(Vec::new());
+    }
+    let ch = counts.ch;
+    let light = HEAVY - 1;
+    // Heavy counts: partial sums, and in how many hours each value was heavy. The partial
+    // hours' most frequent values are candidates too; any other value counted there at most
+    // as often as the last of those.
+    #[derive(Deserialize)]
+    struct Heavy {
+        v: String,
+        #[serde(with = "int64")]
+        total: i64,
+        #[serde(with = "int64")]
+        hours: i64,
+    }
+    let heavy_sql = format!(
+        "SELECT value AS v, toInt64(sum(events)) AS total, toInt64(uniqExact(hour)) AS hours FROM ({}) GROUP BY v
+         FORMAT JSONEachRow",
+        counts.counted(&[&format!("^{column}")]).as_str()
+    );
+    let mut bound: rustc_hash::FxHashMap<String, u64> = rustc_hash::FxHashMap::default();
+    for h in ch.query_rows::<Heavy>(&heavy_sql, "read heavy hour counts")? {
+        let unseen_hours = hours.saturating_sub(h.hours as u64);
+        bound.insert(h.v, h.total as u64 + light * unseen_hours);
+    }
+    let mut edge_floor = 0u64;
+    if let Some(edges) = counts.edges(&format!("assumeNotNull({column}) AS v"), &format!(" AND {column} IS NOT NULL")) {
+        let most = ch.search_windows().edge_values.max(1);
+        let sql = format!(
+            "SELECT v, toInt64(count()) AS total FROM ({}) GROUP BY v ORDER BY total DESC, v LIMIT {most}
+             FORMAT JSONEachRow",
+            edges.as_str()
+        );
+        let edge = ch.query_rows::<Top>(&sql, "count the partial hours' top values")?;
+        if edge.len() == most {
+            edge_floor = edge.last().map_or(0, |t| t.total as u64);
+        }
+        let listed: rustc_hash::FxHashMap<&str, u64> = edge.iter().map(|t| (t.v.as_str(), t.total as u64)).collect();
+        for b in bound.iter_mut().filter(|(v, _)| !listed.contains_key(v.as_str())) {
+            *b.1 += edge_floor;
+        }
+        for (v, n) in listed {
+            *bound.entry(v.to_string()).or_insert(light * hours) += n;
+        }
+    }
+    // Any value never heavy and not among the partial hours' top: at most `light` in each
+    // counted hour, and `edge_floor` in the partial hours.
+    let unseen = light * hours + edge_floor;
+    let mut candidates: Vec<(String, u64)> = bound.into_iter().collect();
+    candidates.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let mut exact: Vec<(String, u64)> = Vec::new();
+    let mut looked = 0;
+    while looked < candidates.len() && looked < MAX_LOOKUPS {
+        // Done once the k-th best exact total beats every value not summed yet.
+        if exact.len() >= k {
+            let kth = exact[k - 1].1;
+            let next = candidates[looked].1;
+            if kth > next && kth > unseen {
+                break;
+            }
+        }
+        let batch: Vec<String> =
+            candidates[looked..(looked + LOOKUP_BATCH).min(candidates.len())].iter().map(|c| c.0.clone()).collect();
+        looked += batch.len();
+        let sql = format!(
+            "SELECT v, toInt64(sum(n)) AS total FROM {} GROUP BY v FORMAT JSONEachRow",
+            counts.values(column, Some(&batch)).as_str()
+        );
+        exact.extend(
+            ch.query_rows::<Top>(&sql, "sum candidate values' counts")?.into_iter().map(|t| (t.v, t.total as u64)),
+        );
+        exact.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    }
+    let settled = exact.len() >= k && {
+        let kth = exact[k - 1].1;
+        kth > unseen && candidates.get(looked).is_none_or(|next| kth > next.1)
+    };
+    if settled {
+        exact.truncate(k);
+        return Ok(exact);
+    }
+    // The bounds did not settle it (a flat distribution, few hours): every count.
+    let mut sql = Sql::new(&format!(
+        "SELECT v, toInt64(sum(n)) AS total FROM {} GROUP BY v ORDER BY total DESC, v LIMIT ",
+        counts.values(column, None).as_str()
+    ));
+    sql.int(k as i64).raw(" FORMAT JSONEachRow");
+    let top = ch.query_rows::<Top>(sql.as_str(), "count top values from hour counts")?;
+    Ok(top.into_iter().map(|t| (t.v, t.total as u64)).collect())
 }
 
 #[cfg(test)]

@@ -409,7 +409,11 @@ fn copies_stored_by_racing_writers_count_once() {
     assert_eq!(store.events().search(&named).unwrap().len(), 40, "through the search keys");
     assert_eq!(store.stats().unwrap().events, 40);
     let spec = store::SummarySpec { tops: vec![store::Dimension::EventName], top_n: 3, ..Default::default() };
-    let summary = store.events().summarize(&EventQuery::default(), &spec).unwrap();
-    assert_eq!(summary.events, 40);
-    assert_eq!(summary.top(store::Dimension::EventName), [("Race".to_string(), 40)]);
+    // Unfiltered (merged at read time), and filtered (the matching rows grouped by event).
+    let alice = EventQuery { principal: Some("alice".into()), ..Default::default() };
+    for q in [EventQuery::default(), named, alice] {
+        let summary = store.events().summarize(&q, &spec).unwrap();
+        assert_eq!(summary.events, 40, "{q:?}");
+        assert_eq!(summary.top(store::Dimension::EventName), [("Race".to_string(), 40)]);
+    }
 }

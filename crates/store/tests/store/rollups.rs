@@ -476,3 +476,51 @@ fn scaleout_recounts_take_turns_and_half_ones_are_not_read() {
     .unwrap();
     assert_eq!(store.events().summarize(&q, &spec).unwrap(), read, "the half recount is not read");
 }
+
+/// The scale-out store's top values from heavy counts and bounds, where the bounds decide:
+/// `A` is heavy in both whole hours (80 events); `Z` never is (31 an hour) and is not among
+/// the partial hour's listed values (the test store lists three: `E1`–`E3`, 50 events each),
+/// yet with its 45 there it is the most frequent (107). Every value not looked up must be
+/// bounded by the partial hour's last listed count, or `A` would be taken for the top.
+#[test]
+fn scaleout_tops_bound_the_values_the_partial_hours_do_not_list() {
+    let Some(scaleout) = store::testing::scaleout() else { return };
+    let sqlite = SqliteStore::open_in_memory().unwrap();
+    let mut events = Vec::new();
+    let mut add = |ip: &str, n: usize, start: i64| {
+        for j in 0..n {
+            let i = events.len();
+            let time = start + j as i64 * 1000;
+            events.push(
+                ParsedEvent::from_json(&format!(
+                    r#"{{"eventID":"ev-{i}","eventTime":"{}","eventName":"Call","eventSource":"svc.amazonaws.com",
+                    "sourceIPAddress":"{ip}","recipientAccountId":"111122223333","awsRegion":"us-east-1",
+                    "userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/u","userName":"u"}}}}"#,
+                    format_millis(time)
+                ))
+                .unwrap(),
+            );
+        }
+    };
+    let edge = BASE - 20 * 60_000;
+    for ip in ["E1", "E2", "E3"] {
+        add(ip, 50, edge);
+    }
+    add("Z", 45, edge + 100_000);
+    for hour in 0..2 {
+        add("A", 40, BASE + hour * HOUR);
+        add("Z", 31, BASE + hour * HOUR + 100_000);
+    }
+    let q = EventQuery { since: Some(BASE - 30 * 60_000), until: Some(BASE + 2 * HOUR - 1), ..Default::default() };
+    let spec = SummarySpec { tops: vec![Dimension::SourceIp], top_n: 1, ..Default::default() };
+    for store in [scaleout.events() as &dyn EventStore, &sqlite] {
+        let mut w = store.writer().unwrap();
+        let meta = ObjectMeta::local("f.json.gz".to_string(), 1);
+        w.begin_object(&meta).unwrap();
+        w.insert(&mut events.clone().into()).unwrap();
+        w.finish_object(&ObjectTotals { records: events.len() as u64, ..Default::default() }).unwrap();
+        w.commit().unwrap();
+        let top = store.summarize(&q, &spec).unwrap().tops.pop().unwrap().1;
+        assert_eq!(top, vec![("Z".to_string(), 107)]);
+    }
+}

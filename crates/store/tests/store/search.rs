@@ -32,7 +32,7 @@ fn spec() -> impl Strategy<Value = Spec> {
         0..ACCOUNTS.len(),
         0..REGIONS.len(),
         0..ERRORS.len(),
-        0..4usize,
+        0..5usize,
         0..50i64,
     )
         .prop_map(|(name, source, ip, account, region, error, who, time)| Spec {
@@ -57,6 +57,11 @@ fn identity(who: usize, account: &str) -> String {
             "sessionContext":{{"sessionIssuer":{{"type":"Role","arn":"arn:aws:iam::{account}:role/Admin","userName":"Admin"}}}}}}"#
         ),
         2 => r#"{"type":"AWSService","invokedBy":"config.amazonaws.com"}"#.to_string(),
+        // The human is named by neither the principal nor the session.
+        3 => format!(
+            r#"{{"type":"AssumedRole","arn":"arn:aws:sts::{account}:assumed-role/Deploy/ci-run-7","accountId":"{account}",
+            "sessionContext":{{"sourceIdentity":"carol","sessionIssuer":{{"type":"Role","arn":"arn:aws:iam::{account}:role/Deploy","userName":"Deploy"}}}}}}"#
+        ),
         _ => format!(r#"{{"type":"Root","arn":"arn:aws:iam::{account}:root","accountId":"{account}"}}"#),
     }
 }
@@ -118,6 +123,7 @@ fn query() -> impl Strategy<Value = EventQuery> {
         "config.amazonaws.com",
         "alice",
         "arn:aws:iam::111122223333:root",
+        "carol",
     ];
     (
         pick(NAMES),
@@ -380,9 +386,10 @@ fn pages_gather_rows_across_time_windows() {
     }
 }
 
-/// A scale-out store from before search keys and hour counts (schema 2) gets both for the
-/// events it holds when this version opens it: searches find the old events and the new ones
-/// alike, and a summary from hour counts says what one reading the events says.
+/// A scale-out store from before search keys, hour counts and principals' names (schema 2)
+/// gets them for the events it holds when this version opens it: searches find the old
+/// events and the new ones alike, and a summary from hour counts says what one reading the
+/// events says.
 #[test]
 fn an_older_scaleout_store_gets_search_keys_on_upgrade() {
     let Some(urls) = store::testing::scaleout_urls() else { return };
@@ -400,7 +407,8 @@ fn an_older_scaleout_store_gets_search_keys_on_upgrade() {
     {
         let old = store::ScaleOutStore::open(&ch_url, &pg_url).unwrap();
         fill(old.events(), &events[..40]);
-        // As schema version 2 left the store: no search keys, no hour counts.
+        // As schema version 2 left the store: no search keys, no hour counts, no
+        // principals' names.
         let ch = old.clickhouse();
         let db = ch.database().to_string();
         // On a cluster: the Distributed tables, then the replicas' tables they read.
@@ -409,7 +417,7 @@ fn an_older_scaleout_store_gets_search_keys_on_upgrade() {
             None => (String::new(), &[""]),
         };
         for suffix in tables {
-            for table in ["event_keys", "hour_counts"] {
+            for table in ["event_keys", "hour_counts", "principal_names"] {
                 ch.execute(&format!("DROP TABLE {db}.{table}{suffix}{on_cluster}"), "drop").unwrap();
             }
         }
@@ -453,11 +461,17 @@ fn an_older_scaleout_store_gets_search_keys_on_upgrade() {
     let (counted, read) = summaries();
     assert_eq!(counted.events, 40);
     assert_eq!(counted, read);
+    // The old principals' names, before a writer sees any of them again.
+    let carol = EventQuery { principal: Some("carol".into()), ..Default::default() };
+    let want = scan(&events[..40], &carol);
+    assert!(!want.is_empty());
+    assert_eq!(walk(upgraded.events(), &carol, 6, 40), want);
     fill(upgraded.events(), &events[40..]);
     for q in [
         EventQuery { event_name: Some(NAMES[1].into()), ..Default::default() },
         EventQuery { errors: true, account: Some(ACCOUNTS[0].into()), ..Default::default() },
         EventQuery { principal: Some("bob@example.com".into()), ..Default::default() },
+        EventQuery { principal: Some("carol".into()), ..Default::default() },
     ] {
         let want = scan(&events, &q);
         assert!(want.iter().any(|id| id["ev-".len()..].parse::<usize>().unwrap() < 40), "old events match {q:?}");
