@@ -502,23 +502,7 @@ pub(crate) fn resource_events(
 /// twice and not merged yet gets its keys twice, which the table's key collapses.
 pub(crate) fn index_resources(ch: &ClickHouse) -> Result<(), StoreError> {
     let db = ch.database();
-    #[derive(Deserialize)]
-    struct Span {
-        #[serde(with = "int64")]
-        n: i64,
-        #[serde(with = "int64")]
-        oldest: i64,
-        #[serde(with = "int64")]
-        newest: i64,
-    }
-    let sql = format!(
-        "SELECT toInt64(count()) AS n, toInt64(min(event_time)) AS oldest, toInt64(max(event_time)) AS newest
-         FROM {db}.events FORMAT JSONEachRow"
-    );
-    let Some(span) = ch.query_rows::<Span>(&sql, "size the stored events")?.into_iter().next().filter(|s| s.n > 0)
-    else {
-        return Ok(());
-    };
+    let Some(span) = Span::of(ch, None, None)? else { return Ok(()) };
     #[derive(Deserialize)]
     struct Stored {
         #[serde(with = "int64")]
@@ -528,8 +512,7 @@ pub(crate) fn index_resources(ch: &ClickHouse) -> Result<(), StoreError> {
         keep: i64,
         raw: String,
     }
-    let rows = ch.search_windows().stream_rows.max(1);
-    let width = ((span.newest - span.oldest + 1) as i128 * rows as i128 / span.n as i128).max(1) as i64;
+    let width = span.window_width(ch);
     let mut pending = super::PendingRows::default();
     let mut bottom = span.oldest;
     while bottom <= span.newest {
@@ -557,36 +540,47 @@ pub(crate) fn index_resources(ch: &ClickHouse) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The stored rows of a time range: how many, the oldest and newest time.
+#[derive(Deserialize)]
+struct Span {
+    #[serde(with = "int64")]
+    n: i64,
+    #[serde(with = "int64")]
+    oldest: i64,
+    #[serde(with = "int64")]
+    newest: i64,
+}
+
+impl Span {
+    /// The rows of `events` in `[lo, hi]` (either open), or `None` when there are none.
+    fn of(ch: &ClickHouse, lo: Option<i64>, hi: Option<i64>) -> Result<Option<Span>, StoreError> {
+        let mut q = Sql::new(&format!(
+            "SELECT toInt64(count()) AS n, toInt64(min(event_time)) AS oldest, toInt64(max(event_time)) AS newest
+             FROM {}.events WHERE 1",
+            ch.database()
+        ));
+        time_bounds(&mut q, lo, hi);
+        q.raw(" FORMAT JSONEachRow");
+        Ok(ch.query_rows::<Span>(q.as_str(), "size a range of events")?.into_iter().next().filter(|s| s.n > 0))
+    }
+
+    /// The width of windows holding about `stream_rows` rows each at the range's average
+    /// density (the count includes rows a filter drops).
+    fn window_width(&self, ch: &ClickHouse) -> i64 {
+        let rows = ch.search_windows().stream_rows.max(1);
+        ((self.newest - self.oldest + 1) as i128 * rows as i128 / self.n as i128).max(1) as i64
+    }
+}
+
 /// Every event matching `query` (up to a limit too large for a page), newest first, read in
-/// consecutive time windows sized to hold about `stream_rows` events each: one
-/// query over the whole range made the server sort every record of it at once (over 3.7 GB
-/// for 10 M events), and a caller that stops early (resource history) reads only the newest
-/// windows.
+/// consecutive time windows sized to hold about `stream_rows` events each: one query over
+/// the whole range made the server sort every record of it at once (over 3.7 GB for 10 M
+/// events), and a caller that stops early reads only the newest windows.
 fn stream_events(ch: &ClickHouse, query: &EventQuery, f: &mut dyn FnMut(EventRow) -> bool) -> Result<(), StoreError> {
     let Some(principals) = Principals::resolve(ch, query)? else { return Ok(()) };
     let db = ch.database();
-    let hi = upper_bound(query);
-    #[derive(Deserialize)]
-    struct Span {
-        #[serde(with = "int64")]
-        n: i64,
-        #[serde(with = "int64")]
-        oldest: i64,
-        #[serde(with = "int64")]
-        newest: i64,
-    }
-    let mut q = Sql::new(&format!(
-        "SELECT toInt64(count()) AS n, toInt64(min(event_time)) AS oldest, toInt64(max(event_time)) AS newest
-         FROM {db}.events WHERE 1"
-    ));
-    time_bounds(&mut q, query.since, hi);
-    q.raw(" FORMAT JSONEachRow");
-    let Some(span) = ch.query_rows::<Span>(q.as_str(), "size a search")?.into_iter().next().filter(|s| s.n > 0) else {
-        return Ok(());
-    };
-    // Windows of the range's average density; the count includes rows the filter drops.
-    let rows = ch.search_windows().stream_rows.max(1);
-    let width = ((span.newest - span.oldest + 1) as i128 * rows as i128 / span.n as i128).max(1) as i64;
+    let Some(span) = Span::of(ch, query.since, upper_bound(query))? else { return Ok(()) };
+    let width = span.window_width(ch);
     let mut left = query.limit;
     let mut top = span.newest;
     loop {
