@@ -179,6 +179,11 @@ pub(crate) fn apply(
         }
     }
     if let Some(latest) = policy.latest_cutoff(now) {
+        // The events' DELETE is a mutation ClickHouse applies in the background: until it
+        // is done the deleted events still look stored, their rows below would not count as
+        // stale, and their search keys would outlive them (a search page then came back
+        // short, its keys naming no row: seen one run in six).
+        wait_for_mutations(ch, &db)?;
         // Id index and search key rows of events that are gone (they have no category:
         // compare with the old events that stayed).
         for table in ["event_index", "event_keys"] {
