@@ -400,6 +400,19 @@ impl Sql {
         self
     }
 
+    /// `(v1, v2, …)`: string values (each as [`string`](Sql::string) writes it), for `IN`.
+    pub fn strings<'a>(&mut self, values: impl IntoIterator<Item = &'a str>) -> &mut Sql {
+        self.0.push('(');
+        for (i, value) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.0.push_str(", ");
+            }
+            self.string(value);
+        }
+        self.0.push(')');
+        self
+    }
+
     pub fn int(&mut self, value: i64) -> &mut Sql {
         self.0.push_str(&value.to_string());
         self

@@ -187,14 +187,7 @@ impl Principals {
         match self {
             Principals::Any => {}
             Principals::Listed(names) => {
-                q.raw(" AND ").raw(column).raw(" IN (");
-                for (i, name) in names.iter().enumerate() {
-                    if i > 0 {
-                        q.raw(", ");
-                    }
-                    q.string(name);
-                }
-                q.raw(")");
+                q.raw(" AND ").raw(column).raw(" IN ").strings(names.iter().map(String::as_str));
             }
             Principals::Many(set) => {
                 q.raw(" AND ").raw(column).raw(" IN ").raw(set.as_str());

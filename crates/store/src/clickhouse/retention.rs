@@ -45,14 +45,8 @@ fn expired_condition(policy: &RetentionPolicy, now: i64) -> Option<Sql> {
     if let Some(cut) = policy.default_cutoff(now) {
         let mut t = Sql::new("(");
         if !policy.categories.is_empty() {
-            t.raw(&format!("{CATEGORY} NOT IN ("));
-            for (i, name) in policy.categories.keys().enumerate() {
-                if i > 0 {
-                    t.raw(", ");
-                }
-                t.string(name);
-            }
-            t.raw(") AND ");
+            t.raw(&format!("{CATEGORY} NOT IN ")).strings(policy.categories.keys().map(String::as_str));
+            t.raw(" AND ");
         }
         t.raw("event_time < ").int(cut).raw(")");
         terms.push(t);

@@ -282,14 +282,7 @@ impl Counts<'_> {
     fn counted(&self, dimensions: &[&str]) -> Sql {
         let db = self.db;
         let mut q = Sql::new(&format!("SELECT hour, value, events, errors, denied, first, last FROM {db}.hour_counts"));
-        q.raw(" WHERE dimension IN (");
-        for (i, d) in dimensions.iter().enumerate() {
-            if i > 0 {
-                q.raw(", ");
-            }
-            q.string(d);
-        }
-        q.raw(")");
+        q.raw(" WHERE dimension IN ").strings(dimensions.iter().copied());
         q.raw(&format!(
             " AND hour >= {f} AND hour < {t} AND (hour, version) IN (SELECT hour, max(version) FROM {db}.hour_counts
                WHERE dimension = '' AND value = '#' AND hour >= {f} AND hour < {t} GROUP BY hour)",
@@ -335,29 +328,15 @@ impl Counts<'_> {
     /// Every (value, count) of `column` in the range: the whole hours' counts and the
     /// partial hours' events, restricted to `values` when given.
     fn values(&self, column: &str, values: Option<&[String]>) -> Sql {
-        let list = |q: &mut Sql, expr: &str| {
-            if let Some(values) = values {
-                q.raw(" AND ").raw(expr).raw(" IN (");
-                for (i, v) in values.iter().enumerate() {
-                    if i > 0 {
-                        q.raw(", ");
-                    }
-                    q.string(v);
-                }
-                q.raw(")");
-            }
-        };
-        let mut pre = Sql::new("SELECT value AS v, events AS n FROM (");
         let mut counted = self.counted(&[column]);
-        list(&mut counted, "value");
-        pre.raw(counted.as_str()).raw(")");
-        let mut extra = format!(" AND {column} IS NOT NULL");
-        if values.is_some() {
-            let mut l = Sql::new("");
-            list(&mut l, &format!("assumeNotNull({column})"));
-            extra.push_str(l.as_str());
+        let mut extra = Sql::new(&format!(" AND {column} IS NOT NULL"));
+        if let Some(values) = values {
+            counted.raw(" AND value IN ").strings(values.iter().map(String::as_str));
+            extra.raw(&format!(" AND assumeNotNull({column}) IN ")).strings(values.iter().map(String::as_str));
         }
-        let live = self.edges(&format!("assumeNotNull({column}) AS v, toUInt64(1) AS n"), &extra);
+        let mut pre = Sql::new("SELECT value AS v, events AS n FROM (");
+        pre.raw(counted.as_str()).raw(")");
+        let live = self.edges(&format!("assumeNotNull({column}) AS v, toUInt64(1) AS n"), extra.as_str());
         union(pre, live)
     }
 }
