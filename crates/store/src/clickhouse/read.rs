@@ -456,26 +456,18 @@ pub(crate) fn resource_events(
     if limit == 0 || resource.is_empty() {
         return Ok(found);
     }
-    let db = ch.database();
     // Candidates read at a time: twice what is asked for, as most are confirmed.
     let batch = limit.saturating_mul(2).clamp(16, TWO_STEP_LIMIT);
-    let mut after: Option<(i64, i64)> = None;
+    let mut term = Sql::new(&format!("(dimension = '{}' AND value = ", super::RESOURCE));
+    term.string(model::resources::lookup_key(resource)).raw(")");
+    let source = KeySource::Keys { terms: vec![term] };
+    // The keys after the last batch's, as a search's next page.
+    let mut next = EventQuery::default();
     loop {
-        let mut q = Sql::new(&format!(
-            "SELECT event_time, event_id, toInt64(18446744073709551615 - max(keep)) AS first
-             FROM {db}.event_keys WHERE dimension = '{}' AND value = ",
-            super::RESOURCE
-        ));
-        q.string(model::resources::lookup_key(resource));
-        time_bounds(&mut q, Some(since), after.map(|a| a.0));
-        q.raw(" GROUP BY event_time, event_id");
-        if let Some((time, first)) = after {
-            q.raw(" HAVING event_time < ").int(time).raw(" OR first < ").int(first);
-        }
-        q.raw(" ORDER BY event_time DESC, first DESC LIMIT ").int(batch as i64).raw(" FORMAT JSONEachRow");
-        let keys: Vec<Key> = ch.query_rows(q.as_str(), "find a resource's events in ClickHouse")?;
+        let top = next.after.map_or(i64::MAX, |a| a.event_time);
+        let keys = window_keys(ch, &next, &Principals::Any, &source, Some(since), top, batch)?;
         let full = keys.len() == batch;
-        after = keys.last().map(|k| (k.event_time, k.arrival));
+        next.after = keys.last().map(|k| crate::Page { event_time: k.event_time, row: k.arrival });
         for row in rows_of_keys(ch, keys)? {
             if model::resources::touches(&row.raw, resource) {
                 found.push(row);
