@@ -155,12 +155,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     "",
     // 6: heavy hour counts (`rollup::HEAVY`: at least 32 events), copied under `'^'` + the
     // dimension, for the overview's top values; recounts write them from now on.
-    "
-    INSERT INTO {db}.hour_counts
-        SELECT concat('^', dimension), hour, value, events, errors, denied, first, last, version
-        FROM {db}.hour_counts
-        WHERE dimension != '' AND substring(dimension, 1, 1) != '~' AND substring(dimension, 1, 1) != '^'
-            AND events >= 32",
+    concat!("INSERT INTO {db}.hour_counts ", rollup::heavy_copy_sql!("1")),
     // 7: the principal filter's way in: each name a principal goes by (itself, its issuer,
     // its name, the human behind it), ordered by name. Filled for the principals stored.
     r#"

@@ -50,7 +50,7 @@ const RECOUNT_LIMIT: usize = 48;
 const RECOUNT_BATCH: usize = 24;
 
 /// Counts of at least this many events in an hour are copied as heavy (`'^'` + dimension).
-/// The literal is in migration 6 too.
+/// The literal is in [`heavy_copy_sql`] too.
 pub(crate) const HEAVY: u64 = 32;
 
 /// Candidates whose exact totals one query sums.
@@ -93,6 +93,22 @@ macro_rules! count_hours_sql {
 }
 pub(crate) use count_hours_sql;
 
+/// The heavy copies (at least [`HEAVY`] events) of the value counts of `{db}.hour_counts
+/// WHERE $filter`, for `INSERT INTO hour_counts`. A macro so migration 6 can use it as a
+/// literal.
+macro_rules! heavy_copy_sql {
+    ($filter:literal) => {
+        concat!(
+            "SELECT concat('^', dimension), hour, value, events, errors, denied, first, last, version
+            FROM {db}.hour_counts
+            WHERE dimension != '' AND substring(dimension, 1, 1) != '~' AND substring(dimension, 1, 1) != '^'
+                AND events >= 32 AND ",
+            $filter
+        )
+    };
+}
+pub(crate) use heavy_copy_sql;
+
 /// Counts `hours` again and clears their marks (see [`PgState::recount_hours`]: one
 /// recount of an hour at a time, each with a version of its own).
 pub(crate) fn recount(ch: &ClickHouse, state: &PgState, hours: &[i64]) -> Result<(), StoreError> {
@@ -118,15 +134,11 @@ fn count_hours(ch: &ClickHouse, hours: &[i64], version: i64) -> Result<(), Store
         .replace("{db}", db)
         .replace("{filter}", filter.as_str());
     ch.execute(&format!("INSERT INTO {db}.hour_counts {select}"), "count events per hour")?;
-    ch.execute(
-        &format!(
-            "INSERT INTO {db}.hour_counts SELECT concat('^', dimension), hour, value, events, errors, denied, first,
-                last, version
-             FROM {db}.hour_counts WHERE dimension != '' AND substring(dimension, 1, 1) != '~'
-                AND substring(dimension, 1, 1) != '^' AND hour IN ({list}) AND version = {version} AND events >= {HEAVY}"
-        ),
-        "copy heavy hour counts",
-    )?;
+    let heavy = heavy_copy_sql!("hour IN ({list}) AND version = {version}")
+        .replace("{db}", db)
+        .replace("{list}", &list)
+        .replace("{version}", &version.to_string());
+    ch.execute(&format!("INSERT INTO {db}.hour_counts {heavy}"), "copy heavy hour counts")?;
     let mut markers = Vec::new();
     for &hour in hours {
         let row = serde_json::json!({
@@ -447,6 +459,11 @@ fn top_values(counts: &Counts, column: &str, hours: u64, k: usize) -> Result<Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_heavy_copy_uses_the_heavy_threshold() {
+        assert!(heavy_copy_sql!("1").contains(&format!("events >= {HEAVY} AND")));
+    }
 
     #[test]
     fn ranges_split_into_whole_hours_and_edges() {
